@@ -1,0 +1,201 @@
+//! Stable error codes (the spec's `StandardErrorCode`) and the domain error type.
+//!
+//! Every surface (REST, GraphQL, CLI) maps [`ErrorCode`] to its own status in one
+//! place; the code strings here are part of the public protocol and never change.
+
+use std::fmt;
+
+/// A stable, protocol-level error code (snake_case on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    ValidationError,
+    InvalidField,
+    MissingRequiredField,
+    InvalidFormat,
+    ValueTooLong,
+    ValueTooShort,
+    ValueOutOfRange,
+    InvalidReference,
+    DuplicateValue,
+    InvalidQuery,
+    InvalidFilter,
+    InvalidSort,
+    MaxRecordsExceeded,
+    ObjectNotFound,
+    RecordNotFound,
+    FieldNotFound,
+    ResourceConflict,
+    ConcurrentModification,
+    DeleteRestricted,
+    DuplicateRecord,
+    InternalError,
+    DatabaseError,
+    Timeout,
+    ServiceUnavailable,
+    NotImplemented,
+}
+
+/// Who must act on an error, which is what an HTTP status expresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCategory {
+    Validation,
+    NotFound,
+    Conflict,
+    Server,
+    Maintenance,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ValidationError => "validation_error",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::MissingRequiredField => "missing_required_field",
+            ErrorCode::InvalidFormat => "invalid_format",
+            ErrorCode::ValueTooLong => "value_too_long",
+            ErrorCode::ValueTooShort => "value_too_short",
+            ErrorCode::ValueOutOfRange => "value_out_of_range",
+            ErrorCode::InvalidReference => "invalid_reference",
+            ErrorCode::DuplicateValue => "duplicate_value",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidFilter => "invalid_filter",
+            ErrorCode::InvalidSort => "invalid_sort",
+            ErrorCode::MaxRecordsExceeded => "max_records_exceeded",
+            ErrorCode::ObjectNotFound => "object_not_found",
+            ErrorCode::RecordNotFound => "record_not_found",
+            ErrorCode::FieldNotFound => "field_not_found",
+            ErrorCode::ResourceConflict => "resource_conflict",
+            ErrorCode::ConcurrentModification => "concurrent_modification",
+            ErrorCode::DeleteRestricted => "delete_restricted",
+            ErrorCode::DuplicateRecord => "duplicate_record",
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::DatabaseError => "database_error",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::NotImplemented => "not_implemented",
+        }
+    }
+
+    pub fn category(self) -> ErrorCategory {
+        use ErrorCode::*;
+        match self {
+            ValidationError | InvalidField | MissingRequiredField | InvalidFormat
+            | ValueTooLong | ValueTooShort | ValueOutOfRange | InvalidReference
+            | DuplicateValue | InvalidQuery | InvalidFilter | InvalidSort | MaxRecordsExceeded => {
+                ErrorCategory::Validation
+            }
+            ObjectNotFound | RecordNotFound | FieldNotFound => ErrorCategory::NotFound,
+            ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => {
+                ErrorCategory::Conflict
+            }
+            InternalError | DatabaseError | Timeout | NotImplemented => ErrorCategory::Server,
+            ServiceUnavailable => ErrorCategory::Maintenance,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem with one field of a write or a definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors raised by pure domain rules. Each carries a stable code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DomainError {
+    /// A write broke one or more field or record rules.
+    #[error("{message}")]
+    Validation {
+        message: String,
+        errors: Vec<FieldError>,
+    },
+    /// An app or object definition is invalid.
+    #[error("invalid definition: {0}")]
+    InvalidDefinition(String),
+    #[error("object '{0}' not found")]
+    ObjectNotFound(String),
+    #[error("record {id} not found in {object}")]
+    RecordNotFound { object: String, id: String },
+    #[error("record {id} already exists in {object}")]
+    RecordExists { object: String, id: String },
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidFilter(String),
+    #[error("{0}")]
+    InvalidSort(String),
+    #[error("{message}")]
+    Duplicate {
+        message: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("cannot delete {object} {id}: {reason}")]
+    DeleteRestricted {
+        object: String,
+        id: String,
+        reason: String,
+    },
+    /// A stored event could not be decoded (unknown type or schema version, corrupt bytes).
+    #[error("cannot decode event: {0}")]
+    Decode(String),
+}
+
+impl DomainError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DomainError::Validation { errors, .. } => match errors.as_slice() {
+                [one] => one.code,
+                _ => ErrorCode::ValidationError,
+            },
+            DomainError::InvalidDefinition(_) => ErrorCode::ValidationError,
+            DomainError::ObjectNotFound(_) => ErrorCode::ObjectNotFound,
+            DomainError::RecordNotFound { .. } => ErrorCode::RecordNotFound,
+            DomainError::RecordExists { .. } => ErrorCode::DuplicateRecord,
+            DomainError::InvalidQuery(_) => ErrorCode::InvalidQuery,
+            DomainError::InvalidFilter(_) => ErrorCode::InvalidFilter,
+            DomainError::InvalidSort(_) => ErrorCode::InvalidSort,
+            DomainError::Duplicate { .. } => ErrorCode::DuplicateValue,
+            DomainError::DeleteRestricted { .. } => ErrorCode::DeleteRestricted,
+            DomainError::Decode(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// Per-field errors, when the error is about fields.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            DomainError::Validation { errors, .. } | DomainError::Duplicate { errors, .. } => {
+                errors
+            }
+            _ => &[],
+        }
+    }
+
+    /// A validation error built from field errors; the message names them all.
+    pub fn validation(object: &str, errors: Vec<FieldError>) -> DomainError {
+        let parts: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        DomainError::Validation {
+            message: format!("validation failed for {object}: {}", parts.join("; ")),
+            errors,
+        }
+    }
+}
+
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;

@@ -1,0 +1,206 @@
+//! Encoding of payloads and envelopes with bincode 2, with a schema version.
+//!
+//! bincode is not self-describing, so every payload is stored with its event
+//! type and schema version, and decoding goes through the upcasters.
+
+use bincode::config::{standard, Configuration};
+
+use super::payload::*;
+use super::{EventEnvelope, Upcasters};
+use crate::error::DomainError;
+
+const CONFIG: Configuration = standard();
+
+/// The schema version every payload type is written at today.
+pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+
+/// The version byte in front of an encoded envelope (embedded log frames).
+pub const ENVELOPE_FORMAT: u8 = 1;
+
+fn encode<T: bincode::Encode>(value: &T) -> Vec<u8> {
+    bincode::encode_to_vec(value, CONFIG).expect("encoding into a Vec cannot fail")
+}
+
+fn decode<T: bincode::Decode<()>>(bytes: &[u8], event_type: &str) -> Result<T, DomainError> {
+    let (value, read) = bincode::decode_from_slice::<T, _>(bytes, CONFIG)
+        .map_err(|e| DomainError::Decode(format!("{event_type}: {e}")))?;
+    if read != bytes.len() {
+        return Err(DomainError::Decode(format!(
+            "{event_type}: {} trailing bytes",
+            bytes.len() - read
+        )));
+    }
+    Ok(value)
+}
+
+/// Encodes a payload: `(event_type, schema_version, bytes)`.
+pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
+    let bytes = match payload {
+        EventPayload::RecordCreated(e) => encode(e),
+        EventPayload::RecordUpdated(e) => encode(e),
+        EventPayload::RecordDeleted(e) => encode(e),
+        EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => encode(e),
+        EventPayload::ObjectRemoved(e) => encode(e),
+    };
+    (payload.event_type(), CURRENT_SCHEMA_VERSION, bytes)
+}
+
+/// Decodes a payload, upcasting older versions first.
+pub fn decode_payload(
+    event_type: &str,
+    schema_version: u16,
+    bytes: &[u8],
+    upcasters: &Upcasters,
+) -> Result<EventPayload, DomainError> {
+    if schema_version > CURRENT_SCHEMA_VERSION {
+        return Err(DomainError::Decode(format!(
+            "{event_type} v{schema_version} was written by a newer server"
+        )));
+    }
+    let upgraded;
+    let bytes = if schema_version < CURRENT_SCHEMA_VERSION {
+        upgraded = upcasters.upgrade(event_type, schema_version, CURRENT_SCHEMA_VERSION, bytes)?;
+        &upgraded[..]
+    } else {
+        bytes
+    };
+    Ok(match event_type {
+        "record.created" => EventPayload::RecordCreated(decode(bytes, event_type)?),
+        "record.updated" => EventPayload::RecordUpdated(decode(bytes, event_type)?),
+        "record.deleted" => EventPayload::RecordDeleted(decode(bytes, event_type)?),
+        "object.defined" => EventPayload::ObjectDefined(decode(bytes, event_type)?),
+        "object.altered" => EventPayload::ObjectAltered(decode(bytes, event_type)?),
+        "object.removed" => EventPayload::ObjectRemoved(decode(bytes, event_type)?),
+        other => return Err(DomainError::Decode(format!("unknown event type '{other}'"))),
+    })
+}
+
+/// Decodes the payload of a stored envelope.
+pub fn decode_envelope_payload(
+    envelope: &EventEnvelope,
+    upcasters: &Upcasters,
+) -> Result<EventPayload, DomainError> {
+    decode_payload(
+        &envelope.event_type,
+        envelope.schema_version,
+        &envelope.payload,
+        upcasters,
+    )
+}
+
+/// Encodes a whole envelope: one format byte, then bincode.
+pub fn encode_envelope(envelope: &EventEnvelope) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + envelope.payload.len());
+    out.push(ENVELOPE_FORMAT);
+    bincode::encode_into_std_write(envelope, &mut out, CONFIG)
+        .expect("encoding into a Vec cannot fail");
+    out
+}
+
+pub fn decode_envelope(bytes: &[u8]) -> Result<EventEnvelope, DomainError> {
+    match bytes.first() {
+        Some(&ENVELOPE_FORMAT) => decode(&bytes[1..], "envelope"),
+        Some(other) => Err(DomainError::Decode(format!(
+            "unknown envelope format {other}"
+        ))),
+        None => Err(DomainError::Decode("empty envelope".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{Record, Value};
+
+    fn created() -> EventPayload {
+        let mut record = Record::new();
+        record.insert("subject".into(), Value::Text("hello".into()));
+        record.insert("n".into(), Value::Float(1.5));
+        record.insert("tags".into(), Value::List(vec![Value::Text("a".into())]));
+        EventPayload::RecordCreated(RecordCreated {
+            object: "task".into(),
+            id: "t1".into(),
+            record,
+        })
+    }
+
+    #[test]
+    fn payload_round_trip() {
+        let payload = created();
+        let (event_type, version, bytes) = encode_payload(&payload);
+        assert_eq!(
+            decode_payload(event_type, version, &bytes, &Upcasters::default()).unwrap(),
+            payload
+        );
+    }
+
+    #[test]
+    fn newer_and_unknown_versions_are_refused() {
+        let (event_type, _, bytes) = encode_payload(&created());
+        let err = decode_payload(event_type, 9, &bytes, &Upcasters::default()).unwrap_err();
+        assert!(err.to_string().contains("newer server"));
+        assert!(decode_payload("record.exploded", 1, &bytes, &Upcasters::default()).is_err());
+        assert!(decode_payload("object.removed", 1, &bytes, &Upcasters::default()).is_err());
+    }
+
+    /// A v0 `object.removed` carried the name in upper case; the upcaster lowers it.
+    struct LowerName;
+    impl crate::event::Upcaster for LowerName {
+        fn event_type(&self) -> &str {
+            "object.removed"
+        }
+        fn source_version(&self) -> u16 {
+            0
+        }
+        fn upcast(&self, bytes: &[u8]) -> Result<Vec<u8>, DomainError> {
+            let old: ObjectRemoved = decode(bytes, "object.removed")?;
+            Ok(encode(&ObjectRemoved {
+                name: old.name.to_lowercase(),
+            }))
+        }
+    }
+
+    #[test]
+    fn older_versions_go_through_the_upcaster() {
+        let old = encode(&ObjectRemoved {
+            name: "TASK".into(),
+        });
+        assert!(
+            decode_payload("object.removed", 0, &old, &Upcasters::default())
+                .unwrap_err()
+                .to_string()
+                .contains("no upcaster")
+        );
+        let mut upcasters = Upcasters::default();
+        upcasters.register(Box::new(LowerName));
+        assert_eq!(
+            decode_payload("object.removed", 0, &old, &upcasters).unwrap(),
+            EventPayload::ObjectRemoved(ObjectRemoved {
+                name: "task".into()
+            })
+        );
+    }
+
+    #[test]
+    fn envelope_round_trip() {
+        let (event_type, schema_version, payload) = encode_payload(&created());
+        let envelope = EventEnvelope {
+            position: 7,
+            stream: "task/t1".into(),
+            stream_version: 1,
+            event_id: [1; 16],
+            event_type: event_type.into(),
+            schema_version,
+            occurred_at: 1_700_000_000_000_000,
+            actor: "system".into(),
+            tenant: "default".into(),
+            correlation_id: [2; 16],
+            causation_id: None,
+            idempotency_key: Some("k".into()),
+            payload,
+        };
+        let bytes = encode_envelope(&envelope);
+        assert_eq!(decode_envelope(&bytes).unwrap(), envelope);
+        assert!(decode_envelope(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

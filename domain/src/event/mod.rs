@@ -1,0 +1,17 @@
+//! Events: the envelope every stored event has, the payloads, and the codec.
+//!
+//! **Stability boundary**: payload encodings are part of the stored log. A change
+//! to a payload's shape bumps its schema version and registers an [`Upcaster`]
+//! from the old version; old bytes are never rewritten.
+
+pub mod codec;
+mod envelope;
+mod payload;
+mod upcast;
+
+pub use envelope::{EventEnvelope, EventId, StreamId};
+pub use payload::{
+    EventPayload, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted,
+    RecordUpdated,
+};
+pub use upcast::{Upcaster, Upcasters};

@@ -1,0 +1,31 @@
+//! Pure domain model of objectstack-rs.
+//!
+//! No IO, no async, no clock: time, ids and lookups of other records come in as
+//! parameters. Everything here is deterministic and tested without a runtime.
+//!
+//! Layout:
+//! - [`metadata`]: apps, objects, fields, validation rules, loading the protocol's JSON form.
+//! - [`value`]: the record value model and its JSON mapping.
+//! - [`validate`]: value rules per field type and the object-level validation rules.
+//! - [`formula`]: the formula language used by script rules, conditions and defaults.
+//! - [`event`]: the event envelope, payloads, the bincode codec and the upcaster path.
+//! - [`record`]: record and metadata commands, `decide` and `evolve`.
+//! - [`query`]: the query AST and the parsers of every accepted filter/sort/URL form.
+//! - [`error`]: the stable error codes shared by every surface.
+//!
+//! Entry points: [`metadata::load_app`], [`record::decide`], [`record::evolve`],
+//! [`metadata::decide_metadata`], [`query::parse_query`], [`event::codec`].
+
+pub mod error;
+pub mod event;
+pub mod formula;
+pub mod metadata;
+pub mod query;
+pub mod record;
+pub mod time;
+pub mod validate;
+pub mod value;
+
+pub use error::{DomainError, ErrorCode, FieldError};
+pub use time::Timestamp;
+pub use value::{Record, Value};

@@ -1,0 +1,109 @@
+//! The catalog: every object currently defined, folded from metadata events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::naming::fully_qualified_name;
+use super::object::ObjectDef;
+use crate::error::DomainError;
+
+/// Objects by short name, plus fully qualified aliases (`todo__task` → `task`).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    objects: BTreeMap<String, Arc<ObjectDef>>,
+    namespaces: BTreeMap<String, Option<String>>,
+}
+
+/// Objects every server has: `user`, the target of `owner` lookups (apps
+/// reference it without defining it; it comes from the auth plugin upstream).
+pub fn builtin_objects() -> Vec<serde_json::Value> {
+    vec![json!({
+        "name": "user",
+        "label": "User",
+        "pluralLabel": "Users",
+        "isSystem": true,
+        "fields": {
+            "name": {"type": "text", "label": "Name", "required": true, "searchable": true},
+            "email": {"type": "email", "label": "Email", "unique": true},
+            "active": {"type": "boolean", "label": "Active", "defaultValue": true}
+        }
+    })]
+}
+
+impl Catalog {
+    /// Resolves a short or fully qualified object name.
+    pub fn get(&self, name: &str) -> Option<&Arc<ObjectDef>> {
+        if let Some(object) = self.objects.get(name) {
+            return Some(object);
+        }
+        let (namespace, short) = name.split_once("__")?;
+        match self.namespaces.get(short) {
+            Some(Some(ns)) if ns == namespace => self.objects.get(short),
+            _ => None,
+        }
+    }
+
+    pub fn require(&self, name: &str) -> Result<&Arc<ObjectDef>, DomainError> {
+        self.get(name)
+            .ok_or_else(|| DomainError::ObjectNotFound(name.to_string()))
+    }
+
+    pub fn objects(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
+        self.objects.values()
+    }
+
+    pub fn namespace_of(&self, name: &str) -> Option<&str> {
+        self.namespaces.get(name).and_then(|n| n.as_deref())
+    }
+
+    pub fn fully_qualified_name(&self, name: &str) -> String {
+        fully_qualified_name(self.namespace_of(name), name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    pub(crate) fn insert(&mut self, object: ObjectDef, namespace: Option<String>) {
+        self.namespaces.insert(object.name.clone(), namespace);
+        self.objects.insert(object.name.clone(), Arc::new(object));
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.objects.remove(name);
+        self.namespaces.remove(name);
+    }
+
+    /// Every reference field of `object` must target a known object (or itself).
+    pub fn check_references(&self, object: &ObjectDef) -> Result<(), DomainError> {
+        for field in object.fields.iter().filter(|f| f.field_type.is_reference()) {
+            let target = field.reference.as_deref().unwrap_or_default();
+            if target != object.name && self.get(target).is_none() {
+                return Err(DomainError::InvalidDefinition(format!(
+                    "object '{}': field '{}': reference to unknown object '{target}'",
+                    object.name, field.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reference fields elsewhere that point at `name`: `(object, field)`.
+    pub fn referrers(&self, name: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for object in self.objects.values().filter(|o| o.name != name) {
+            for field in object.fields.iter().filter(|f| f.field_type.is_reference()) {
+                if field.reference.as_deref() == Some(name) {
+                    out.push((object.name.clone(), field.name.clone()));
+                }
+            }
+        }
+        out
+    }
+}
