@@ -1,1 +1,12 @@
-fn main() {}
+//! Cross-crate integration tests, one binary (see STYLE.md): the event store
+//! suite run against both stores, store-specific crash and ordering tests,
+//! and command handling end to end.
+//!
+//! PostgreSQL tests are not optional: they need the server that `ops/test`
+//! makes sure is running, and fail with a message naming it otherwise.
+
+mod common;
+mod embedded_recovery;
+mod postgres_ordering;
+mod service;
+mod store_suite;

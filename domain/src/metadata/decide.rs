@@ -10,14 +10,33 @@ use crate::event::{EventPayload, ObjectDefined, ObjectRemoved};
 
 #[derive(Debug, Clone)]
 pub enum MetadataCommand {
-    /// Define the object, or alter it when its definition differs. A no-op when equal.
-    PutObject {
-        definition: Json,
-        namespace: Option<String>,
+    /// Define each object, or alter it when its definition differs (no-op when
+    /// equal). The objects are checked together, so they may reference each other.
+    PutObjects {
+        objects: Vec<ObjectSpec>,
     },
     RemoveObject {
         name: String,
     },
+}
+
+impl MetadataCommand {
+    /// Puts one object.
+    pub fn put_one(definition: Json, namespace: Option<String>) -> MetadataCommand {
+        MetadataCommand::PutObjects {
+            objects: vec![ObjectSpec {
+                definition,
+                namespace,
+            }],
+        }
+    }
+}
+
+/// One object definition as written, with the namespace of the app it comes from.
+#[derive(Debug, Clone)]
+pub struct ObjectSpec {
+    pub definition: Json,
+    pub namespace: Option<String>,
 }
 
 /// Decides the metadata events for a command against the current catalog.
@@ -26,38 +45,49 @@ pub fn decide_metadata(
     command: &MetadataCommand,
 ) -> Result<Vec<EventPayload>, DomainError> {
     match command {
-        MetadataCommand::PutObject {
-            definition,
-            namespace,
-        } => {
-            if let Some(ns) = namespace {
-                check_namespace(ns).map_err(DomainError::InvalidDefinition)?;
-            }
-            let object = ObjectDef::from_json(definition)?;
+        MetadataCommand::PutObjects { objects } => {
             let mut next = catalog.clone();
-            next.insert(object.clone(), namespace.clone());
-            next.check_references(&object)?;
-            let event = ObjectDefined {
-                name: object.name.clone(),
-                namespace: namespace.clone(),
-                definition: definition.to_string(),
-            };
-            match catalog.get(&object.name) {
-                None => Ok(vec![EventPayload::ObjectDefined(event)]),
-                Some(existing)
-                    if existing.raw == *definition
-                        && catalog.namespace_of(&object.name) == namespace.as_deref() =>
+            let mut parsed = Vec::with_capacity(objects.len());
+            for spec in objects {
+                if let Some(ns) = &spec.namespace {
+                    check_namespace(ns).map_err(DomainError::InvalidDefinition)?;
+                }
+                let object = ObjectDef::from_json(&spec.definition)?;
+                if parsed
+                    .iter()
+                    .any(|(o, _): &(ObjectDef, &ObjectSpec)| o.name == object.name)
                 {
-                    Ok(vec![])
-                }
-                Some(existing) if existing.is_system && !object.is_system => {
-                    Err(DomainError::InvalidDefinition(format!(
-                        "object '{}' is a system object and cannot lose isSystem",
+                    return Err(DomainError::InvalidDefinition(format!(
+                        "object '{}' is given twice",
                         object.name
-                    )))
+                    )));
                 }
-                Some(_) => Ok(vec![EventPayload::ObjectAltered(event)]),
+                next.insert(object.clone(), spec.namespace.clone());
+                parsed.push((object, spec));
             }
+            let mut events = Vec::new();
+            for (object, spec) in parsed {
+                next.check_references(&object)?;
+                let event = ObjectDefined {
+                    name: object.name.clone(),
+                    namespace: spec.namespace.clone(),
+                    definition: spec.definition.to_string(),
+                };
+                match catalog.get(&object.name) {
+                    None => events.push(EventPayload::ObjectDefined(event)),
+                    Some(existing)
+                        if existing.raw == spec.definition
+                            && catalog.namespace_of(&object.name) == spec.namespace.as_deref() => {}
+                    Some(existing) if existing.is_system && !object.is_system => {
+                        return Err(DomainError::InvalidDefinition(format!(
+                            "object '{}' is a system object and cannot lose isSystem",
+                            object.name
+                        )))
+                    }
+                    Some(_) => events.push(EventPayload::ObjectAltered(event)),
+                }
+            }
+            Ok(events)
         }
         MetadataCommand::RemoveObject { name } => {
             let object = catalog.require(name)?;

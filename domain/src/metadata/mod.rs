@@ -16,7 +16,7 @@ mod rule;
 
 pub use app::{load_app, AppDef, Manifest, SeedSet};
 pub use catalog::{builtin_objects, Catalog};
-pub use decide::{decide_metadata, evolve_catalog, MetadataCommand};
+pub use decide::{decide_metadata, evolve_catalog, MetadataCommand, ObjectSpec};
 pub use field::{DeleteBehavior, FieldDef, SelectOption};
 pub use field_type::FieldType;
 pub use naming::{check_machine_name, check_option_value, fully_qualified_name, SYSTEM_FIELDS};

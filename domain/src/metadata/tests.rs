@@ -118,10 +118,7 @@ fn namespaces_qualify_names() {
     let mut catalog = Catalog::default();
     let events = decide_metadata(
         &catalog,
-        &MetadataCommand::PutObject {
-            definition: app.objects[0].clone(),
-            namespace: app.manifest.namespace.clone(),
-        },
+        &MetadataCommand::put_one(app.objects[0].clone(), app.manifest.namespace.clone()),
     )
     .unwrap();
     for event in &events {
@@ -151,10 +148,7 @@ fn object_extensions_merge_in_priority_order() {
 #[test]
 fn metadata_commands_given_when_then() {
     let definition = json!({"name": "thing", "fields": {"a": {"type": "text"}}});
-    let put = MetadataCommand::PutObject {
-        definition: definition.clone(),
-        namespace: None,
-    };
+    let put = MetadataCommand::put_one(definition.clone(), None);
     // given nothing, when put, then defined
     let mut catalog = Catalog::default();
     let events = decide_metadata(&catalog, &put).unwrap();
@@ -163,10 +157,10 @@ fn metadata_commands_given_when_then() {
     // given defined, when the same put, then nothing
     assert!(decide_metadata(&catalog, &put).unwrap().is_empty());
     // given defined, when changed, then altered
-    let changed = MetadataCommand::PutObject {
-        definition: json!({"name": "thing", "fields": {"a": {"type": "text"}, "b": {"type": "number"}}}),
-        namespace: None,
-    };
+    let changed = MetadataCommand::put_one(
+        json!({"name": "thing", "fields": {"a": {"type": "text"}, "b": {"type": "number"}}}),
+        None,
+    );
     let events = decide_metadata(&catalog, &changed).unwrap();
     assert!(matches!(
         events.as_slice(),
@@ -175,10 +169,10 @@ fn metadata_commands_given_when_then() {
     evolve_catalog(&mut catalog, &events[0]).unwrap();
     assert!(catalog.get("thing").unwrap().field("b").is_some());
     // given a referrer, when removing the target, then restricted
-    let child = MetadataCommand::PutObject {
-        definition: json!({"name": "child", "fields": {"t": {"type": "lookup", "reference": "thing"}}}),
-        namespace: None,
-    };
+    let child = MetadataCommand::put_one(
+        json!({"name": "child", "fields": {"t": {"type": "lookup", "reference": "thing"}}}),
+        None,
+    );
     for event in decide_metadata(&catalog, &child).unwrap() {
         evolve_catalog(&mut catalog, &event).unwrap();
     }

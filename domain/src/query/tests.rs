@@ -23,14 +23,7 @@ fn catalog() -> Catalog {
             "account": {"type": "lookup", "reference": "account"}, "close": {"type": "date"}, "open": {"type": "date"}, "won": {"type": "boolean"}}}),
     ];
     for definition in defs {
-        for event in decide_metadata(
-            &catalog,
-            &MetadataCommand::PutObject {
-                definition,
-                namespace: None,
-            },
-        )
-        .unwrap()
+        for event in decide_metadata(&catalog, &MetadataCommand::put_one(definition, None)).unwrap()
         {
             evolve_catalog(&mut catalog, &event).unwrap();
         }

@@ -26,6 +26,10 @@ pub struct DecideContext<'a> {
     pub now: Timestamp,
     pub actor: &'a str,
     pub lookups: &'a dyn Lookups,
+    /// Skip the object-level validation rules (value rules, required fields and
+    /// references still apply). Only for trusted imports such as an app's seed
+    /// data, whose hooks (which would fill fields the rules ask for) cannot run here.
+    pub skip_rules: bool,
 }
 
 /// The events to append, and warnings from rules of severity warning/info.

@@ -9,7 +9,7 @@ use crate::error::{DomainError, ErrorCode, FieldError};
 use crate::event::{EventPayload, FieldChange, RecordCreated, RecordDeleted, RecordUpdated};
 use crate::formula::{self, eval, truthy, RecordContext};
 use crate::metadata::{DeleteBehavior, FieldDef, FieldType, ObjectDef, RuleEvent, SYSTEM_FIELDS};
-use crate::validate::{check_rules, check_value};
+use crate::validate::{check_rules, check_value, RuleOutcome};
 use crate::value::{Record, Value};
 
 /// Longest record id accepted.
@@ -240,6 +240,20 @@ fn check_unique_sets(
     }
 }
 
+/// The object-level rules, unless the context says to skip them.
+fn run_rules(
+    object: &ObjectDef,
+    record: &Record,
+    previous: Option<&Record>,
+    event: RuleEvent,
+    ctx: &DecideContext,
+) -> RuleOutcome {
+    if ctx.skip_rules {
+        return RuleOutcome::default();
+    }
+    check_rules(object, record, previous, event, ctx.now, ctx.lookups)
+}
+
 fn reject_if_errors(object: &ObjectDef, errors: Vec<FieldError>) -> Result<(), DomainError> {
     if errors.is_empty() {
         return Ok(());
@@ -306,14 +320,7 @@ fn create(
     check_presence_and_references(object, &record, None, &|_| true, ctx, &mut errors);
     check_unique_sets(object, &record, &|_| true, ctx, &mut errors);
     reject_if_errors(object, errors)?;
-    let outcome = check_rules(
-        object,
-        &record,
-        None,
-        RuleEvent::Insert,
-        ctx.now,
-        ctx.lookups,
-    );
+    let outcome = run_rules(object, &record, None, RuleEvent::Insert, ctx);
     reject_if_errors(object, outcome.errors)?;
     Ok(Decision {
         events: vec![EventPayload::RecordCreated(RecordCreated {
@@ -365,14 +372,7 @@ fn update(
     }
     record.insert("updated_at".into(), Value::Text(ctx.now.to_rfc3339()));
     record.insert("modified_by".into(), Value::Text(ctx.actor.to_string()));
-    let outcome = check_rules(
-        object,
-        &record,
-        Some(current),
-        RuleEvent::Update,
-        ctx.now,
-        ctx.lookups,
-    );
+    let outcome = run_rules(object, &record, Some(current), RuleEvent::Update, ctx);
     reject_if_errors(object, outcome.errors)?;
 
     let mut changes: Vec<FieldChange> = changed_fields
@@ -429,14 +429,7 @@ fn delete(
             ),
         });
     }
-    let outcome = check_rules(
-        object,
-        current,
-        Some(current),
-        RuleEvent::Delete,
-        ctx.now,
-        ctx.lookups,
-    );
+    let outcome = run_rules(object, current, Some(current), RuleEvent::Delete, ctx);
     reject_if_errors(object, outcome.errors)?;
     Ok(Decision {
         events: vec![EventPayload::RecordDeleted(RecordDeleted {

@@ -110,6 +110,7 @@ impl Given {
             now: now(),
             actor: "alice",
             lookups: &self.lookups,
+            skip_rules: false,
         };
         decide(&object(), &self.state, "t1", &command, &ctx)
     }

@@ -265,6 +265,12 @@ fn check_single(field: &FieldDef, json: &JsonValue) -> Result<Value, FieldError>
         Number | Currency | Percent | Rating | Slider | Progress => check_number(field, json),
         Date => {
             let s = text(field, json)?;
+            // A full ISO datetime is accepted too and stored as its UTC date.
+            if parse_date(s).is_none() && s.len() > 10 {
+                if let Some(t) = Timestamp::parse(s) {
+                    return Ok(Value::Text(t.to_date_string()));
+                }
+            }
             match parse_date(s) {
                 Some(_) => Ok(Value::Text(s.to_string())),
                 None => Err(err(

@@ -1,0 +1,336 @@
+//! Turning a command into an append: decide against the write model, cascade
+//! deletes, build envelopes, reserve unique values.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use domain::event::codec::encode_payload;
+use domain::event::{EventEnvelope, EventId, EventPayload, StreamId};
+use domain::metadata::{decide_metadata, DeleteBehavior};
+use domain::record::{decide, evolve, DecideContext, Lookups, RecordCommand};
+use domain::{DomainError, Timestamp};
+use serde_json::{Map, Value as Json};
+
+use super::command::{Command, CommandMeta, Outcome};
+use super::write_model::{Reservation, WriteModel};
+use crate::error::CommandError;
+use crate::store::{AppendRequest, ExpectedVersion, StreamAppend};
+
+/// How deep deletes cascade through master_detail chains.
+const MAX_CASCADE_DEPTH: usize = 8;
+
+pub(crate) struct Planned {
+    /// `None`: nothing to write (a no-op update, an unchanged definition).
+    pub request: Option<AppendRequest>,
+    pub reservation: Reservation,
+    pub outcome: Outcome,
+}
+
+fn expected(version: u64) -> ExpectedVersion {
+    ExpectedVersion::Exact(version)
+}
+
+pub(crate) fn now() -> Timestamp {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    Timestamp::from_micros(micros)
+}
+
+fn new_id() -> EventId {
+    uuid::Uuid::now_v7().into_bytes()
+}
+
+fn envelope(
+    payload: &EventPayload,
+    meta: &CommandMeta,
+    now: Timestamp,
+    correlation: EventId,
+) -> EventEnvelope {
+    let (event_type, schema_version, bytes) = encode_payload(payload);
+    EventEnvelope {
+        position: 0,
+        stream: String::new(),
+        stream_version: 0,
+        event_id: new_id(),
+        event_type: event_type.to_string(),
+        schema_version,
+        occurred_at: now.micros(),
+        actor: meta.actor.clone(),
+        tenant: meta.tenant.clone(),
+        correlation_id: correlation,
+        causation_id: meta.causation_id,
+        idempotency_key: None,
+        payload: bytes,
+    }
+}
+
+pub(crate) fn plan(
+    model: &mut WriteModel,
+    command: &Command,
+    meta: &CommandMeta,
+) -> Result<Planned, CommandError> {
+    let now = now();
+    let correlation = meta.correlation_id.unwrap_or_else(new_id);
+    match command {
+        Command::Metadata(metadata) => {
+            let payloads = decide_metadata(&model.catalog, metadata)?;
+            let first_object = payloads
+                .first()
+                .map(|p| p.object().to_string())
+                .unwrap_or_default();
+            let streams: Vec<StreamAppend> = payloads
+                .iter()
+                .map(|p| StreamAppend {
+                    stream: StreamId::metadata(p.object()).0,
+                    expected: expected(model.meta_versions.get(p.object()).copied().unwrap_or(0)),
+                    events: vec![envelope(p, meta, now, correlation)],
+                })
+                .collect();
+            let outcome = Outcome {
+                position: 0,
+                stream: StreamId::metadata(&first_object).0,
+                object: first_object,
+                id: String::new(),
+                version: 0,
+                record: None,
+                events: Vec::new(),
+                warnings: Vec::new(),
+                replayed: false,
+            };
+            let request = (!streams.is_empty()).then(|| AppendRequest {
+                streams,
+                idempotency_key: meta.idempotency_key.clone(),
+            });
+            Ok(Planned {
+                request,
+                reservation: Reservation::default(),
+                outcome,
+            })
+        }
+        Command::Create { object, id, data } => {
+            let id = id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            plan_record(
+                model,
+                object,
+                &id,
+                RecordCommand::Create { data: data.clone() },
+                None,
+                meta,
+                now,
+                correlation,
+            )
+        }
+        Command::Update {
+            object,
+            id,
+            patch,
+            expected_version,
+        } => plan_record(
+            model,
+            object,
+            id,
+            RecordCommand::Update {
+                patch: patch.clone(),
+            },
+            *expected_version,
+            meta,
+            now,
+            correlation,
+        ),
+        Command::Delete {
+            object,
+            id,
+            expected_version,
+        } => plan_record(
+            model,
+            object,
+            id,
+            RecordCommand::Delete,
+            *expected_version,
+            meta,
+            now,
+            correlation,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_record(
+    model: &mut WriteModel,
+    object_name: &str,
+    id: &str,
+    command: RecordCommand,
+    expected_version: Option<u64>,
+    meta: &CommandMeta,
+    now: Timestamp,
+    correlation: EventId,
+) -> Result<Planned, CommandError> {
+    let object = model.catalog.require(object_name)?.clone();
+    let stream = StreamId::record(&object.name, id).0;
+    let state = model.record(&object.name, id);
+    if let Some(expected_version) = expected_version {
+        if !state.exists() {
+            return Err(DomainError::RecordNotFound {
+                object: object.name.clone(),
+                id: id.to_string(),
+            }
+            .into());
+        }
+        if expected_version != state.version {
+            return Err(CommandError::Conflict {
+                expected: expected_version,
+                actual: state.version,
+            });
+        }
+    }
+    let ctx = DecideContext {
+        now,
+        actor: &meta.actor,
+        lookups: &*model,
+        skip_rules: meta.skip_rules,
+    };
+    let decision = decide(&object, &state, id, &command, &ctx)?;
+    let mut outcome = Outcome {
+        position: 0,
+        stream: stream.clone(),
+        object: object.name.clone(),
+        id: id.to_string(),
+        version: state.version,
+        record: state.record.clone(),
+        events: Vec::new(),
+        warnings: decision.warnings.clone(),
+        replayed: false,
+    };
+    if decision.events.is_empty() {
+        return Ok(Planned {
+            request: None,
+            reservation: Reservation::default(),
+            outcome,
+        });
+    }
+    let mut streams = vec![StreamAppend {
+        stream: stream.clone(),
+        expected: expected(state.version),
+        events: decision
+            .events
+            .iter()
+            .map(|p| envelope(p, meta, now, correlation))
+            .collect(),
+    }];
+    if matches!(command, RecordCommand::Delete) {
+        let mut visited = vec![stream.clone()];
+        cascade(
+            model,
+            &object.name,
+            id,
+            meta,
+            now,
+            correlation,
+            0,
+            &mut visited,
+            &mut streams,
+        )?;
+    }
+    let after = decision.events.iter().fold(state, |s, e| evolve(s, e));
+    let reservation = match &after.record {
+        Some(record) => model.reserve(&object.name, id, record),
+        None => Reservation::default(),
+    };
+    outcome.record = after.record;
+    Ok(Planned {
+        request: Some(AppendRequest {
+            streams,
+            idempotency_key: meta.idempotency_key.clone(),
+        }),
+        reservation,
+        outcome,
+    })
+}
+
+/// Applies `deleteBehavior` of the records referencing a deleted record:
+/// cascade deletes them (recursively), set_null clears the reference.
+#[allow(clippy::too_many_arguments)]
+fn cascade(
+    model: &WriteModel,
+    object: &str,
+    id: &str,
+    meta: &CommandMeta,
+    now: Timestamp,
+    correlation: EventId,
+    depth: usize,
+    visited: &mut Vec<String>,
+    streams: &mut Vec<StreamAppend>,
+) -> Result<(), CommandError> {
+    if depth >= MAX_CASCADE_DEPTH {
+        return Err(DomainError::DeleteRestricted {
+            object: object.into(),
+            id: id.into(),
+            reason: "the cascade is deeper than 8 levels".into(),
+        }
+        .into());
+    }
+    for referrer in model.referrers(object, id) {
+        let child_stream = StreamId::record(&referrer.object, &referrer.id).0;
+        if visited.contains(&child_stream) {
+            continue;
+        }
+        let child = model.catalog.require(&referrer.object)?.clone();
+        let state = model.record(&referrer.object, &referrer.id);
+        let command = match referrer.behavior {
+            DeleteBehavior::Cascade => RecordCommand::Delete,
+            DeleteBehavior::SetNull => {
+                let mut patch = Map::new();
+                patch.insert(referrer.field.clone(), Json::Null);
+                RecordCommand::Update { patch }
+            }
+            DeleteBehavior::Restrict => {
+                unreachable!("decide refuses deletes with restricting referrers")
+            }
+        };
+        let ctx = DecideContext {
+            now,
+            actor: &meta.actor,
+            lookups: model,
+            skip_rules: meta.skip_rules,
+        };
+        let decision = decide(&child, &state, &referrer.id, &command, &ctx).map_err(|e| {
+            DomainError::DeleteRestricted {
+                object: object.into(),
+                id: id.into(),
+                reason: format!(
+                    "{} {} could not follow ({:?}): {e}",
+                    referrer.object, referrer.id, referrer.behavior
+                ),
+            }
+        })?;
+        visited.push(child_stream.clone());
+        if !decision.events.is_empty() {
+            streams.push(StreamAppend {
+                stream: child_stream,
+                expected: expected(state.version),
+                events: decision
+                    .events
+                    .iter()
+                    .map(|p| envelope(p, meta, now, correlation))
+                    .collect(),
+            });
+        }
+        if referrer.behavior == DeleteBehavior::Cascade {
+            cascade(
+                model,
+                &referrer.object,
+                &referrer.id,
+                meta,
+                now,
+                correlation,
+                depth + 1,
+                visited,
+                streams,
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! The write model: what commands must know to decide, folded from the log.
+//!
+//! The catalog, every record stream's state, unique-value indexes, a reverse
+//! index of references, and autonumber counters. It answers `domain`'s
+//! [`Lookups`]. Unique values of appends in flight are held as reservations
+//! so two concurrent writes cannot both claim one value.
+
+use std::collections::{HashMap, HashSet};
+
+use domain::event::EventPayload;
+use domain::metadata::{evolve_catalog, Catalog, DeleteBehavior, ObjectDef, RuleKind};
+use domain::record::{evolve, Lookups, RecordState, Referrer};
+use domain::value::{Record, Value};
+use domain::DomainError;
+
+/// A set of fields whose combined values are unique within an object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct UniqueSet {
+    object: String,
+    fields: Vec<String>,
+    case_sensitive: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct WriteModel {
+    pub catalog: Catalog,
+    /// Versions of metadata streams (`$meta/{object}`).
+    pub meta_versions: HashMap<String, u64>,
+    /// Record streams by object, then id.
+    records: HashMap<String, HashMap<String, RecordState>>,
+    /// Creates per object: the autonumber sequence.
+    created: HashMap<String, u64>,
+    /// Unique sets per object, derived from metadata.
+    unique_sets: HashMap<String, Vec<UniqueSet>>,
+    /// Committed unique values: set -> value key -> record id.
+    unique: HashMap<UniqueSet, HashMap<String, String>>,
+    /// In-flight unique values: set -> value key -> record id.
+    reserved: HashMap<UniqueSet, HashMap<String, String>>,
+    /// `(target object, target id)` -> records referencing it.
+    referrers: HashMap<(String, String), HashSet<(String, String, String)>>,
+}
+
+/// A reservation of unique values, released when the append is done.
+#[derive(Debug, Default)]
+pub(crate) struct Reservation {
+    entries: Vec<(UniqueSet, String)>,
+}
+
+fn value_key(values: &[Value], case_sensitive: bool) -> String {
+    let mut key = String::new();
+    for value in values {
+        let text = match value {
+            Value::Text(s) if !case_sensitive => s.to_lowercase(),
+            Value::Text(s) => s.clone(),
+            other => other.to_json().to_string(),
+        };
+        key.push_str(&text);
+        key.push('\u{1f}');
+    }
+    key
+}
+
+fn sets_of(object: &ObjectDef) -> Vec<UniqueSet> {
+    let mut sets: Vec<UniqueSet> = object
+        .unique_sets()
+        .into_iter()
+        .map(|fields| {
+            let case_sensitive = fields.iter().all(|f| {
+                object
+                    .field(f)
+                    .and_then(|d| d.case_sensitive)
+                    .unwrap_or(true)
+            });
+            UniqueSet {
+                object: object.name.clone(),
+                fields,
+                case_sensitive,
+            }
+        })
+        .collect();
+    for rule in &object.validations {
+        if let RuleKind::Unique {
+            fields,
+            case_sensitive,
+        } = &rule.kind
+        {
+            let set = UniqueSet {
+                object: object.name.clone(),
+                fields: fields.clone(),
+                case_sensitive: *case_sensitive,
+            };
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+    }
+    sets
+}
+
+impl WriteModel {
+    pub fn record(&self, object: &str, id: &str) -> RecordState {
+        self.records
+            .get(object)
+            .and_then(|m| m.get(id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The id of a live record whose `field` equals `value` (seed data look-ups).
+    pub fn find_by_field(&self, object: &str, field: &str, value: &Value) -> Option<String> {
+        let records = self.records.get(object)?;
+        let mut ids: Vec<&String> = records
+            .iter()
+            .filter(|(_, s)| {
+                s.record
+                    .as_ref()
+                    .and_then(|r| r.get(field))
+                    .is_some_and(|v| v.loose_eq(value))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        ids.first().map(|id| id.to_string())
+    }
+
+    /// Applies one committed event. Events at or below a stream's version are skipped.
+    pub fn apply(
+        &mut self,
+        stream: &str,
+        stream_version: u64,
+        payload: &EventPayload,
+    ) -> Result<(), DomainError> {
+        match payload {
+            EventPayload::ObjectDefined(_)
+            | EventPayload::ObjectAltered(_)
+            | EventPayload::ObjectRemoved(_) => {
+                let version = self
+                    .meta_versions
+                    .entry(payload.object().to_string())
+                    .or_default();
+                if stream_version <= *version {
+                    return Ok(());
+                }
+                *version = stream_version;
+                evolve_catalog(&mut self.catalog, payload)?;
+                self.reindex_object(payload.object());
+            }
+            EventPayload::RecordCreated(_)
+            | EventPayload::RecordUpdated(_)
+            | EventPayload::RecordDeleted(_) => {
+                let object = payload.object().to_string();
+                let id = stream
+                    .split_once('/')
+                    .map(|(_, id)| id)
+                    .unwrap_or_default()
+                    .to_string();
+                let state = self.record(&object, &id);
+                if stream_version <= state.version {
+                    return Ok(());
+                }
+                if matches!(payload, EventPayload::RecordCreated(_)) {
+                    *self.created.entry(object.clone()).or_default() += 1;
+                }
+                let before = state.record.clone();
+                let after = evolve(state, payload);
+                self.index_record(&object, &id, before.as_ref(), after.record.as_ref());
+                self.records.entry(object).or_default().insert(id, after);
+            }
+        }
+        Ok(())
+    }
+
+    /// Metadata changed: rebuild the unique indexes of the object from its records.
+    fn reindex_object(&mut self, object: &str) {
+        for set in self.unique_sets.remove(object).unwrap_or_default() {
+            self.unique.remove(&set);
+        }
+        let Some(definition) = self.catalog.get(object).cloned() else {
+            return;
+        };
+        let sets = sets_of(&definition);
+        self.unique_sets.insert(object.to_string(), sets.clone());
+        let records: Vec<(String, Record)> = self
+            .records
+            .get(object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, s)| s.record.clone().map(|r| (id.clone(), r)))
+            .collect();
+        for set in sets {
+            let index = self.unique.entry(set.clone()).or_default();
+            for (id, record) in &records {
+                if let Some(key) = Self::key_of(&set, record) {
+                    index.insert(key, id.clone());
+                }
+            }
+        }
+    }
+
+    fn key_of(set: &UniqueSet, record: &Record) -> Option<String> {
+        let values: Vec<Value> = set
+            .fields
+            .iter()
+            .map(|f| record.get(f).cloned().unwrap_or_default())
+            .collect();
+        if values.iter().all(Value::is_blank) {
+            return None;
+        }
+        Some(value_key(&values, set.case_sensitive))
+    }
+
+    fn references_of(&self, object: &str, record: &Record) -> Vec<(String, String, String)> {
+        let Some(definition) = self.catalog.get(object) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for field in definition
+            .fields
+            .iter()
+            .filter(|f| f.field_type.is_reference())
+        {
+            let target = field.reference.clone().unwrap_or_default();
+            match record.get(&field.name) {
+                Some(Value::Text(id)) => out.push((target, id.clone(), field.name.clone())),
+                Some(Value::List(ids)) => out.extend(
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(|id| (target.clone(), id.to_string(), field.name.clone())),
+                ),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn index_record(
+        &mut self,
+        object: &str,
+        id: &str,
+        before: Option<&Record>,
+        after: Option<&Record>,
+    ) {
+        let sets = self.unique_sets.get(object).cloned().unwrap_or_default();
+        for set in &sets {
+            let index = self.unique.entry(set.clone()).or_default();
+            if let Some(key) = before.and_then(|r| Self::key_of(set, r)) {
+                if index.get(&key).is_some_and(|owner| owner == id) {
+                    index.remove(&key);
+                }
+            }
+            if let Some(key) = after.and_then(|r| Self::key_of(set, r)) {
+                index.insert(key, id.to_string());
+            }
+        }
+        for (target, target_id, field) in before
+            .map(|r| self.references_of(object, r))
+            .unwrap_or_default()
+        {
+            if let Some(set) = self.referrers.get_mut(&(target, target_id)) {
+                set.remove(&(object.to_string(), id.to_string(), field));
+            }
+        }
+        for (target, target_id, field) in after
+            .map(|r| self.references_of(object, r))
+            .unwrap_or_default()
+        {
+            self.referrers
+                .entry((target, target_id))
+                .or_default()
+                .insert((object.to_string(), id.to_string(), field));
+        }
+    }
+
+    /// Reserves the unique values of `record` (after a write) for `id`.
+    pub fn reserve(&mut self, object: &str, id: &str, record: &Record) -> Reservation {
+        let mut reservation = Reservation::default();
+        for set in self.unique_sets.get(object).cloned().unwrap_or_default() {
+            if let Some(key) = Self::key_of(&set, record) {
+                self.reserved
+                    .entry(set.clone())
+                    .or_default()
+                    .insert(key.clone(), id.to_string());
+                reservation.entries.push((set, key));
+            }
+        }
+        reservation
+    }
+
+    pub fn release(&mut self, reservation: Reservation) {
+        for (set, key) in reservation.entries {
+            if let Some(index) = self.reserved.get_mut(&set) {
+                index.remove(&key);
+            }
+        }
+    }
+}
+
+impl Lookups for WriteModel {
+    fn record_exists(&self, object: &str, id: &str) -> bool {
+        self.records
+            .get(object)
+            .and_then(|m| m.get(id))
+            .is_some_and(RecordState::exists)
+    }
+
+    fn find_duplicate(
+        &self,
+        object: &str,
+        fields: &[String],
+        values: &[Value],
+        case_sensitive: bool,
+        except_id: &str,
+    ) -> Option<String> {
+        let set = UniqueSet {
+            object: object.to_string(),
+            fields: fields.to_vec(),
+            case_sensitive,
+        };
+        let key = value_key(values, case_sensitive);
+        let committed = self.unique.get(&set).and_then(|index| index.get(&key));
+        let reserved = self.reserved.get(&set).and_then(|index| index.get(&key));
+        committed
+            .or(reserved)
+            .filter(|owner| owner.as_str() != except_id)
+            .cloned()
+    }
+
+    fn next_autonumber(&self, object: &str, _field: &str) -> u64 {
+        self.created.get(object).copied().unwrap_or(0) + 1
+    }
+
+    fn referrers(&self, object: &str, id: &str) -> Vec<Referrer> {
+        let Some(set) = self.referrers.get(&(object.to_string(), id.to_string())) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Referrer> = set
+            .iter()
+            .map(|(other, other_id, field)| {
+                let behavior = self
+                    .catalog
+                    .get(other)
+                    .and_then(|o| o.field(field).map(|f| f.on_delete()))
+                    .unwrap_or(DeleteBehavior::SetNull);
+                Referrer {
+                    object: other.clone(),
+                    id: other_id.clone(),
+                    field: field.clone(),
+                    behavior,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.object, &a.id, &a.field).cmp(&(&b.object, &b.id, &b.field)));
+        out
+    }
+}

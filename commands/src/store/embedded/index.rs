@@ -1,0 +1,57 @@
+//! The in-memory index of the log file: where each position is, which
+//! positions each stream has, and which positions each idempotency key wrote.
+
+use std::collections::HashMap;
+
+use domain::event::EventEnvelope;
+
+#[derive(Default)]
+pub(crate) struct Index {
+    /// `offsets[p - 1]` is the file offset of the frame at position `p`.
+    pub offsets: Vec<u64>,
+    /// Length of the committed (fsynced) part of the file.
+    pub end: u64,
+    /// Positions of each stream, in stream-version order.
+    pub streams: HashMap<String, Vec<u64>>,
+    /// Positions written under each idempotency key.
+    pub keys: HashMap<String, Vec<u64>>,
+}
+
+impl Index {
+    pub fn head(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+
+    pub fn stream_version(&self, stream: &str) -> u64 {
+        self.streams.get(stream).map_or(0, |p| p.len() as u64)
+    }
+
+    /// Records one committed event at `offset`.
+    pub fn add(&mut self, envelope: &EventEnvelope, offset: u64) {
+        self.offsets.push(offset);
+        match self.streams.get_mut(envelope.stream.as_str()) {
+            Some(list) => list.push(envelope.position),
+            None => {
+                self.streams
+                    .insert(envelope.stream.clone(), vec![envelope.position]);
+            }
+        }
+        if let Some(key) = &envelope.idempotency_key {
+            self.keys
+                .entry(key.clone())
+                .or_default()
+                .push(envelope.position);
+        }
+    }
+
+    /// `(start, end)` byte range of positions `first..=last`.
+    pub fn range(&self, first: u64, last: u64) -> (u64, u64) {
+        let start = self.offsets[(first - 1) as usize];
+        let end = if (last as usize) < self.offsets.len() {
+            self.offsets[last as usize]
+        } else {
+            self.end
+        };
+        (start, end)
+    }
+}

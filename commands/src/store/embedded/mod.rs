@@ -1,0 +1,226 @@
+//! The embedded event store: one append-only log file, fsynced before an
+//! append is acknowledged, with group commit and torn-tail recovery.
+//!
+//! Layout of a data directory: `events.log` (frames, see [`frame`]) and `LOCK`
+//! (held while open, so two processes never write one log). The index (offsets,
+//! streams, idempotency keys) is rebuilt by scanning the file on open.
+
+mod frame;
+mod index;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use domain::event::codec::decode_envelope;
+use domain::event::EventEnvelope;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use self::frame::read_frame;
+use self::index::Index;
+use self::writer::Job;
+use super::{check_request, AppendRequest, Committed, EventStore};
+use crate::error::StoreError;
+
+/// Appends queued for the writer before callers wait for room.
+const QUEUE: usize = 65_536;
+
+pub(crate) struct Shared {
+    index: RwLock<Index>,
+    /// A read-only handle for positional reads, shared by readers.
+    reader: File,
+}
+
+pub struct EmbeddedStore {
+    jobs_tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    head_rx: watch::Receiver<u64>,
+    /// Held for the store's lifetime: the data directory's lock.
+    _lock: File,
+}
+
+/// Opens (or creates) the log in `dir`, recovering a torn tail: a frame cut
+/// short or failing its checksum at the end is truncated away (it was never
+/// acknowledged, since acknowledgement follows fsync). Damage followed by valid
+/// frames is corruption and fails the open.
+pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+    std::fs::create_dir_all(dir)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    lock.try_lock().map_err(|_| {
+        StoreError::Unavailable(format!("{} is in use by another process", dir.display()))
+    })?;
+    let path = dir.join("events.log");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .append(true)
+        .open(&path)?;
+    let mut index = Index::default();
+    let scan = frame::scan(&mut file, |offset, body| {
+        let envelope = decode_envelope(body).map_err(|e| format!("frame at {offset}: {e}"))?;
+        if envelope.position != index.head() + 1 {
+            return Err(format!(
+                "frame at {offset} has position {} after {}",
+                envelope.position,
+                index.head()
+            ));
+        }
+        index.add(&envelope, offset);
+        Ok(())
+    })
+    .map_err(StoreError::Corrupt)?;
+    if scan.torn_bytes > 0 {
+        tracing::warn!(path = %path.display(), bytes = scan.torn_bytes, at = scan.valid_end, "truncating torn tail of the log");
+        file.set_len(scan.valid_end)?;
+        file.sync_all()?;
+    }
+    index.end = scan.valid_end;
+    let head = index.head();
+    let reader = File::open(&path)?;
+    let shared = Arc::new(Shared {
+        index: RwLock::new(index),
+        reader,
+    });
+    let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE);
+    let (head_tx, head_rx) = watch::channel(head);
+    let writer_shared = shared.clone();
+    std::thread::Builder::new()
+        .name("objectstack-log-writer".into())
+        .spawn(move || writer::run(file, writer_shared, jobs_rx, head_tx))?;
+    Ok(EmbeddedStore {
+        jobs_tx,
+        shared,
+        head_rx,
+        _lock: lock,
+    })
+}
+
+impl Shared {
+    /// Reads and decodes the frames in `[start, end)`.
+    fn read_range(&self, start: u64, end: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.reader.read_exact_at(&mut buf, start)?;
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        while cursor < buf.len() {
+            match read_frame(&buf[cursor..]) {
+                Ok(Some((body, len))) => {
+                    out.push(
+                        decode_envelope(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    );
+                    cursor += len;
+                }
+                Ok(None) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "short frame at {}",
+                        start + cursor as u64
+                    )))
+                }
+                Err(e) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "frame at {}: {e}",
+                        start + cursor as u64
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
+        let ranges: Vec<(u64, u64)> = {
+            let index = self.index.read().expect("index lock");
+            positions.iter().map(|p| index.range(*p, *p)).collect()
+        };
+        let mut out = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            out.extend(self.read_range(start, end)?);
+        }
+        Ok(out)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        check_request(&request)?;
+        let (reply, answer) = oneshot::channel();
+        self.jobs_tx
+            .send(Job { request, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let positions: Vec<u64> = {
+            let index = self.shared.index.read().expect("index lock");
+            let all = index
+                .streams
+                .get(stream)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let skip = from_version.saturating_sub(1) as usize;
+            all.iter().skip(skip).copied().collect()
+        };
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shared = self.shared.clone();
+        blocking(move || shared.read_positions(&positions)).await
+    }
+
+    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
+        let range = {
+            let index = self.shared.index.read().expect("index lock");
+            let head = index.head();
+            if after >= head || max == 0 {
+                return Ok(Vec::new());
+            }
+            let last = head.min(after + max as u64);
+            index.range(after + 1, last)
+        };
+        let shared = self.shared.clone();
+        blocking(move || shared.read_range(range.0, range.1)).await
+    }
+
+    async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+        let positions = {
+            let index = self.shared.index.read().expect("index lock");
+            match index.keys.get(key) {
+                Some(p) => p.clone(),
+                None => return Ok(None),
+            }
+        };
+        let shared = self.shared.clone();
+        blocking(move || shared.read_positions(&positions))
+            .await
+            .map(Some)
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head_rx.clone()
+    }
+}

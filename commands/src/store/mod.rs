@@ -1,0 +1,96 @@
+//! The event store contract and its implementations.
+//!
+//! **Architecture invariant**: positions are dense (1, 2, 3, ...) and a reader
+//! following the log from a position never skips an event that commits later
+//! with a smaller position: both stores assign positions in commit order.
+//! An acknowledged append is durable (fsynced, or committed in PostgreSQL).
+
+mod embedded;
+mod plan;
+mod postgres;
+
+use async_trait::async_trait;
+use domain::event::EventEnvelope;
+use tokio::sync::watch;
+
+pub use embedded::{open_embedded, EmbeddedStore};
+pub use postgres::{open_postgres, PostgresSettings, PostgresStore, MIGRATIONS};
+
+use crate::error::StoreError;
+
+/// What the caller expects a stream's version to be before the append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream has exactly this many events (0: it does not exist yet).
+    Exact(u64),
+}
+
+/// Events for one stream. `position` and `stream_version` of the envelopes are
+/// filled in by the store.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<EventEnvelope>,
+}
+
+/// One atomic append: every stream or none.
+#[derive(Debug, Clone, Default)]
+pub struct AppendRequest {
+    pub streams: Vec<StreamAppend>,
+    /// When set, a second append with the same key fails with [`StoreError::KeyUsed`].
+    pub idempotency_key: Option<String>,
+}
+
+/// The stored events of a committed append, in position order.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub events: Vec<EventEnvelope>,
+}
+
+impl Committed {
+    /// The position of the last event (the log position to wait for to read this write).
+    pub fn last_position(&self) -> u64 {
+        self.events.last().map(|e| e.position).unwrap_or(0)
+    }
+}
+
+/// An append-only, totally ordered event log with per-stream optimistic concurrency.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically after checking every stream's expected version and the
+    /// idempotency key. Returns once the events are durable.
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError>;
+    /// The events of one stream with `stream_version >= from_version`, in order.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError>;
+    /// Up to `max` events with `position > after`, in position order (catch-up).
+    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError>;
+    /// The events committed under an idempotency key, if it was used.
+    async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError>;
+    /// The last position this process knows to be committed; changes are
+    /// published on the receiver (the append path wakes followers with it).
+    fn head(&self) -> watch::Receiver<u64>;
+}
+
+/// Checks a request's shape before any IO (both stores).
+pub(crate) fn check_request(request: &AppendRequest) -> Result<(), StoreError> {
+    if request.streams.is_empty() || request.streams.iter().any(|s| s.events.is_empty()) {
+        return Err(StoreError::InvalidAppend(
+            "an append needs at least one event per stream".into(),
+        ));
+    }
+    let mut names: Vec<&str> = request.streams.iter().map(|s| s.stream.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::InvalidAppend(
+            "a stream appears twice in one append".into(),
+        ));
+    }
+    Ok(())
+}

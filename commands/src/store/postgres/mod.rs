@@ -1,0 +1,210 @@
+//! The PostgreSQL event store (deadpool-postgres).
+//!
+//! Writes go through one writer task per process that batches queued appends
+//! into one transaction (group commit). Each transaction first takes a
+//! transaction-scoped advisory lock, then reads the head position, checks
+//! versions and keys, inserts with binary COPY and commits; the lock is
+//! released only after the commit is visible. Positions are therefore dense and
+//! assigned in commit order, across processes too: a follower reading
+//! `position > checkpoint` can never see position n+1 before n.
+
+mod migrate;
+mod rows;
+mod writer;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use domain::event::EventEnvelope;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::NoTls;
+
+pub use self::migrate::MIGRATIONS;
+use self::rows::{envelope_from_row, SELECT_EVENTS};
+use self::writer::Job;
+use super::{check_request, AppendRequest, Committed, EventStore};
+use crate::error::StoreError;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// `postgres://user@host:port/db`.
+    pub url: String,
+    /// A schema to create and use instead of `public` (tests use one each).
+    pub schema: Option<String>,
+    pub pool_size: usize,
+    /// Fault injection for tests: sleep this long inside each write
+    /// transaction, holding its lock, before committing.
+    pub commit_delay: Option<Duration>,
+}
+
+impl PostgresSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresSettings {
+            url: url.into(),
+            schema: None,
+            pool_size: 16,
+            commit_delay: None,
+        }
+    }
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    jobs_tx: mpsc::Sender<Job>,
+    head_rx: watch::Receiver<u64>,
+}
+
+pub(crate) fn pg_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Postgres(e.to_string())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Opens a pool, applies the migrations, and starts the writer task.
+pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
+    let mut config: tokio_postgres::Config = settings.url.parse().map_err(pg_error)?;
+    if let Some(schema) = &settings.schema {
+        let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+        let task = tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote_ident(schema)
+            ))
+            .await
+            .map_err(pg_error)?;
+        drop(client);
+        let _ = task.await;
+        config.options(format!("-c search_path={schema}"));
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(settings.pool_size.max(2))
+        .build()
+        .map_err(pg_error)?;
+    let lock_key = lock_key(settings.schema.as_deref().unwrap_or("public"));
+    {
+        let mut client = pool.get().await.map_err(pg_error)?;
+        migrate::apply(&mut client, lock_key).await?;
+    }
+    let head = {
+        let client = pool.get().await.map_err(pg_error)?;
+        let row = client
+            .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+            .await
+            .map_err(pg_error)?;
+        row.get::<_, i64>(0) as u64
+    };
+    let (jobs_tx, jobs_rx) = mpsc::channel(65_536);
+    let (head_tx, head_rx) = watch::channel(head);
+    tokio::spawn(writer::run(
+        pool.clone(),
+        jobs_rx,
+        head_tx,
+        lock_key,
+        settings.commit_delay,
+    ));
+    Ok(PostgresStore {
+        pool,
+        jobs_tx,
+        head_rx,
+    })
+}
+
+/// The advisory lock that serialises position assignment, one per schema.
+fn lock_key(schema: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in format!("objectstack-events:{schema}").bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+impl PostgresStore {
+    /// The connection pool, for read models that live in the same database.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    async fn query_events(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let client = self.pool.get().await.map_err(pg_error)?;
+        let rows = client.query(sql, params).await.map_err(pg_error)?;
+        rows.iter().map(envelope_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        check_request(&request)?;
+        let (reply, answer) = oneshot::channel();
+        self.jobs_tx
+            .send(Job { request, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the postgres writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the postgres writer has stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let sql = format!(
+            "{SELECT_EVENTS} WHERE stream = $1 AND stream_version >= $2 ORDER BY stream_version"
+        );
+        self.query_events(&sql, &[&stream, &(from_version as i64)])
+            .await
+    }
+
+    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
+        let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
+        self.query_events(&sql, &[&(after as i64), &(max as i64)])
+            .await
+    }
+
+    async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+        let client = self.pool.get().await.map_err(pg_error)?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT first_position, last_position FROM idempotency_keys WHERE key = $1",
+                &[&key],
+            )
+            .await
+            .map_err(pg_error)?
+        else {
+            return Ok(None);
+        };
+        let (first, last): (i64, i64) = (row.get(0), row.get(1));
+        let sql = format!("{SELECT_EVENTS} WHERE position BETWEEN $1 AND $2 ORDER BY position");
+        let rows = client
+            .query(&sql, &[&first, &last])
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(envelope_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head_rx.clone()
+    }
+}

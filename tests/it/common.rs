@@ -1,0 +1,57 @@
+//! Helpers: fresh stores for tests, envelopes, PostgreSQL settings.
+
+use std::sync::Arc;
+
+use commands::store::{open_embedded, open_postgres, EventStore, PostgresSettings};
+use domain::event::EventEnvelope;
+
+/// The database tests use; `ops/test` makes sure it is up.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Settings for a fresh schema of its own, so tests run in parallel.
+pub fn pg_settings() -> PostgresSettings {
+    let mut settings = PostgresSettings::new(database_url());
+    settings.schema = Some(format!("t_{}", uuid::Uuid::new_v4().simple()));
+    settings.pool_size = 8;
+    settings
+}
+
+pub async fn postgres(settings: &PostgresSettings) -> Arc<dyn EventStore> {
+    match open_postgres(settings).await {
+        Ok(store) => Arc::new(store),
+        Err(e) => panic!(
+            "PostgreSQL is needed at {} (run the tests through ops/test, which starts it): {e}",
+            settings.url
+        ),
+    }
+}
+
+pub fn embedded(dir: &std::path::Path) -> Arc<dyn EventStore> {
+    Arc::new(open_embedded(dir).expect("open embedded store"))
+}
+
+/// An event with a small opaque payload; the store fills position and version.
+pub fn event(tag: &str) -> EventEnvelope {
+    EventEnvelope {
+        position: 0,
+        stream: String::new(),
+        stream_version: 0,
+        event_id: *uuid::Uuid::new_v4().as_bytes(),
+        event_type: "test.event".into(),
+        schema_version: 1,
+        occurred_at: 1_700_000_000_000_000,
+        actor: "tester".into(),
+        tenant: "default".into(),
+        correlation_id: [7; 16],
+        causation_id: None,
+        idempotency_key: None,
+        payload: tag.as_bytes().to_vec(),
+    }
+}
+
+pub fn tag(e: &EventEnvelope) -> String {
+    String::from_utf8_lossy(&e.payload).into_owned()
+}
