@@ -25,7 +25,11 @@ pub fn check_query(query: &mut Query, catalog: &Catalog) -> Result<(), DomainErr
     if let Some(having) = query.having.as_mut() {
         normalise_ids(having);
     }
+    let aliases: Vec<String> = query.aggregations.iter().map(|a| a.alias.clone()).collect();
     for sort in query.order_by.iter_mut() {
+        if aliases.contains(&sort.field) {
+            continue;
+        }
         sort.field =
             resolve_path(&sort.field, &object, catalog).map_err(DomainError::InvalidSort)?;
     }

@@ -1,0 +1,320 @@
+//! The in-process query read model: one table per object, answering the
+//! whole query AST (filters, sort, paging with true totals, select, expand,
+//! count, group-by aggregates). Formula fields are computed on read.
+//!
+//! Reads go through [`QueryModel::execute`] and [`QueryModel::get`] with a
+//! [`Viewer`]: the one place where row- and field-level security will filter.
+
+mod aggregate;
+mod matcher;
+mod table;
+mod values;
+
+use std::collections::HashMap;
+
+use domain::event::{EventEnvelope, EventPayload};
+use domain::metadata::{evolve_catalog, Catalog};
+use domain::query::{check_query, Query, SortOrder};
+use domain::value::{Record, Value};
+use domain::DomainError;
+
+use self::matcher::Matcher;
+use self::table::Table;
+use self::values::Resolver;
+use crate::runner::Projection;
+
+/// Who is reading. Today every viewer sees every row of their tenant; row-
+/// and field-level rules will hook in here.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub actor: String,
+    pub tenant: String,
+}
+
+impl Viewer {
+    pub fn system() -> Viewer {
+        Viewer {
+            actor: "system".into(),
+            tenant: "default".into(),
+        }
+    }
+}
+
+/// The answer to a query: records (or aggregate rows), the true total and whether more follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub records: Vec<Record>,
+    /// Matches before paging (`None` when the query asked for no count).
+    pub total: Option<u64>,
+    pub has_more: bool,
+}
+
+/// Page size when a query names none.
+pub const DEFAULT_LIMIT: u64 = 100;
+
+#[derive(Default)]
+pub struct QueryModel {
+    catalog: Catalog,
+    tables: HashMap<String, Table>,
+    checkpoint: u64,
+}
+
+impl Projection for QueryModel {
+    fn name(&self) -> &str {
+        "query"
+    }
+
+    fn checkpoint(&self) -> u64 {
+        self.checkpoint
+    }
+
+    fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.checkpoint = envelope.position;
+        match payload {
+            EventPayload::RecordCreated(e) => {
+                self.tables
+                    .entry(e.object.clone())
+                    .or_default()
+                    .put(e.id.clone(), e.record.clone());
+            }
+            EventPayload::RecordUpdated(e) => {
+                if let Some(record) = self
+                    .tables
+                    .get_mut(&e.object)
+                    .and_then(|t| t.get_mut(&e.id))
+                {
+                    for change in &e.changes {
+                        match &change.new {
+                            Value::Null => record.remove(&change.field),
+                            value => record.insert(change.field.clone(), value.clone()),
+                        };
+                    }
+                }
+            }
+            EventPayload::RecordDeleted(e) => {
+                if let Some(table) = self.tables.get_mut(&e.object) {
+                    table.remove(&e.id);
+                }
+            }
+            EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) => {
+                if let Err(error) = evolve_catalog(&mut self.catalog, payload) {
+                    tracing::error!(%error, "query model cannot apply a definition");
+                }
+            }
+            EventPayload::ObjectRemoved(e) => {
+                let _ = evolve_catalog(&mut self.catalog, payload);
+                self.tables.remove(&e.name);
+            }
+        }
+    }
+}
+
+impl QueryModel {
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// One record with its formula fields computed, or `None`.
+    pub fn get(
+        &self,
+        _viewer: &Viewer,
+        object: &str,
+        id: &str,
+    ) -> Result<Option<Record>, DomainError> {
+        let definition = self.catalog.require(object)?;
+        let resolver = Resolver {
+            catalog: &self.catalog,
+            tables: &self.tables,
+        };
+        Ok(self
+            .tables
+            .get(&definition.name)
+            .and_then(|t| t.get(id))
+            .map(|r| resolver.with_formulas(definition, r)))
+    }
+
+    /// Runs a parsed query: checks it against the catalog, then evaluates it.
+    pub fn execute(&self, viewer: &Viewer, mut query: Query) -> Result<QueryOutput, DomainError> {
+        check_query(&mut query, &self.catalog)?;
+        self.run(viewer, &query)
+    }
+
+    fn run(&self, viewer: &Viewer, query: &Query) -> Result<QueryOutput, DomainError> {
+        let definition = self.catalog.require(&query.object)?;
+        let resolver = Resolver {
+            catalog: &self.catalog,
+            tables: &self.tables,
+        };
+        let matcher = query
+            .filter
+            .as_ref()
+            .map(|f| Matcher::compile(f))
+            .transpose()?;
+        let empty = Table::default();
+        let table = self.tables.get(&definition.name).unwrap_or(&empty);
+        let mut matches: Vec<&Record> = table
+            .rows()
+            .filter(|r| {
+                matcher
+                    .as_ref()
+                    .is_none_or(|m| m.matches(&resolver, definition, r))
+            })
+            .collect();
+
+        if !query.group_by.is_empty() || !query.aggregations.is_empty() {
+            let rows = aggregate::aggregate(&resolver, definition, &matches, query)?;
+            return Ok(page(rows, query));
+        }
+        if !query.order_by.is_empty() {
+            let keys: Vec<Vec<Value>> = matches
+                .iter()
+                .map(|r| {
+                    query
+                        .order_by
+                        .iter()
+                        .map(|s| resolver.value(definition, r, &s.field))
+                        .collect()
+                })
+                .collect();
+            let mut order: Vec<usize> = (0..matches.len()).collect();
+            order.sort_by(|a, b| {
+                for (i, sort) in query.order_by.iter().enumerate() {
+                    let ord = compare_for_sort(&keys[*a][i], &keys[*b][i], sort.order);
+                    if ord != std::cmp::Ordering::Equal {
+                        return ord;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            matches = order.into_iter().map(|i| matches[i]).collect();
+        }
+        let total = matches.len() as u64;
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        let start = (query.offset as usize).min(matches.len());
+        let end = start.saturating_add(limit as usize).min(matches.len());
+        let mut records: Vec<Record> = matches[start..end]
+            .iter()
+            .map(|r| resolver.with_formulas(definition, r))
+            .collect();
+        for (relation, sub) in &query.expand {
+            self.expand(viewer, &resolver, relation, sub, &mut records)?;
+        }
+        if let Some(fields) = &query.fields {
+            for record in records.iter_mut() {
+                select(record, fields, query.expand.keys());
+            }
+        }
+        Ok(QueryOutput {
+            records,
+            total: query.count.then_some(total),
+            has_more: (end as u64) < total,
+        })
+    }
+
+    /// Replaces each lookup id of the page by the related record, one batched
+    /// look-up per relation (never one query per row).
+    fn expand(
+        &self,
+        viewer: &Viewer,
+        resolver: &Resolver,
+        relation: &str,
+        sub: &Query,
+        records: &mut [Record],
+    ) -> Result<(), DomainError> {
+        let target = self.catalog.require(&sub.object)?;
+        let table = self.tables.get(&target.name);
+        let mut related: HashMap<String, Option<Record>> = HashMap::new();
+        for record in records.iter() {
+            for id in ids_of(record.get(relation)) {
+                related.entry(id.clone()).or_insert_with(|| {
+                    table
+                        .and_then(|t| t.get(&id))
+                        .map(|r| resolver.with_formulas(target, r))
+                });
+            }
+        }
+        let _ = viewer;
+        for loaded in related.values_mut().flatten() {
+            if let Some(fields) = &sub.fields {
+                select(loaded, fields, sub.expand.keys());
+            }
+        }
+        for record in records.iter_mut() {
+            let replaced = match record.get(relation) {
+                Some(Value::Text(id)) => related.get(id).cloned().flatten().map(Value::Map),
+                Some(Value::List(items)) => Some(Value::List(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|id| related.get(id).cloned().flatten().map(Value::Map))
+                        .collect(),
+                )),
+                _ => None,
+            };
+            if let Some(value) = replaced {
+                record.insert(relation.to_string(), value);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ids_of(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Text(id)) => vec![id.clone()],
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Keeps `id`, the selected fields and expanded relations.
+fn select<'a>(record: &mut Record, fields: &[String], expanded: impl Iterator<Item = &'a String>) {
+    let mut keep: Vec<&str> = fields
+        .iter()
+        .map(|f| f.split('.').next().unwrap_or(f))
+        .collect();
+    keep.push("id");
+    let expanded: Vec<&String> = expanded.collect();
+    record.retain(|k, _| keep.contains(&k.as_str()) || expanded.iter().any(|e| *e == k));
+}
+
+/// Nulls sort last ascending and first descending (as PostgreSQL does).
+fn compare_for_sort(a: &Value, b: &Value, order: SortOrder) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    let ord = match (a.is_null(), b.is_null()) {
+        (true, true) => Equal,
+        (true, false) => Greater,
+        (false, true) => Less,
+        _ => match (a, b) {
+            // Text sorts case-insensitively, ties broken by the exact bytes.
+            (Value::Text(x), Value::Text(y)) => x
+                .to_lowercase()
+                .cmp(&y.to_lowercase())
+                .then_with(|| x.cmp(y)),
+            _ => a.total_cmp(b),
+        },
+    };
+    match order {
+        SortOrder::Asc => ord,
+        SortOrder::Desc => ord.reverse(),
+    }
+}
+
+fn page(rows: Vec<Record>, query: &Query) -> QueryOutput {
+    let total = rows.len() as u64;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT) as usize;
+    let start = (query.offset as usize).min(rows.len());
+    let end = start.saturating_add(limit).min(rows.len());
+    QueryOutput {
+        records: rows[start..end].to_vec(),
+        total: query.count.then_some(total),
+        has_more: end < rows.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

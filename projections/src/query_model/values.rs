@@ -1,0 +1,89 @@
+//! Reading a field path of a record: declared and system fields, keys inside
+//! composite fields, paths through lookups, and computed formula fields.
+
+use std::collections::HashMap;
+
+use domain::formula::{eval, RecordContext};
+use domain::metadata::{Catalog, FieldType, ObjectDef};
+use domain::value::{Record, Value};
+use domain::Timestamp;
+
+use super::table::Table;
+
+pub(crate) struct Resolver<'a> {
+    pub catalog: &'a Catalog,
+    pub tables: &'a HashMap<String, Table>,
+}
+
+fn now() -> Timestamp {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    Timestamp::from_micros(micros)
+}
+
+impl Resolver<'_> {
+    /// The value at `path` (`name`, `address.city`, `account.industry`, a formula field).
+    pub fn value(&self, object: &ObjectDef, record: &Record, path: &str) -> Value {
+        let (first, rest) = match path.split_once('.') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (path, None),
+        };
+        let field = object.field(first);
+        let own = match field {
+            Some(f) if f.field_type == FieldType::Formula => match &f.compiled_expression {
+                Some(expr) => eval(
+                    expr,
+                    &RecordContext {
+                        record,
+                        previous: None,
+                        now: now(),
+                    },
+                ),
+                None => Value::Null,
+            },
+            _ => record.get(first).cloned().unwrap_or_default(),
+        };
+        let Some(rest) = rest else { return own };
+        match (field, own) {
+            (Some(f), Value::Text(id)) if f.field_type.is_reference() => {
+                let target_name = f.reference.as_deref().unwrap_or_default();
+                let Some(target) = self.catalog.get(target_name) else {
+                    return Value::Null;
+                };
+                match self.tables.get(&target.name).and_then(|t| t.get(&id)) {
+                    Some(related) => self.value(target, related, rest),
+                    None => Value::Null,
+                }
+            }
+            (_, Value::Map(map)) => {
+                let mut current = Value::Map(map);
+                for part in rest.split('.') {
+                    current = match current {
+                        Value::Map(m) => m.get(part).cloned().unwrap_or_default(),
+                        _ => Value::Null,
+                    };
+                }
+                current
+            }
+            _ => Value::Null,
+        }
+    }
+
+    /// A copy of the record with its formula fields computed.
+    pub fn with_formulas(&self, object: &ObjectDef, record: &Record) -> Record {
+        let mut out = record.clone();
+        for field in object
+            .fields
+            .iter()
+            .filter(|f| f.field_type == FieldType::Formula)
+        {
+            let value = self.value(object, record, &field.name);
+            if !value.is_null() {
+                out.insert(field.name.clone(), value);
+            }
+        }
+        out
+    }
+}
