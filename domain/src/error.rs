@@ -24,6 +24,7 @@ pub enum ErrorCode {
     ObjectNotFound,
     RecordNotFound,
     FieldNotFound,
+    EndpointNotFound,
     ResourceConflict,
     ConcurrentModification,
     DeleteRestricted,
@@ -64,6 +65,7 @@ impl ErrorCode {
             ErrorCode::ObjectNotFound => "object_not_found",
             ErrorCode::RecordNotFound => "record_not_found",
             ErrorCode::FieldNotFound => "field_not_found",
+            ErrorCode::EndpointNotFound => "endpoint_not_found",
             ErrorCode::ResourceConflict => "resource_conflict",
             ErrorCode::ConcurrentModification => "concurrent_modification",
             ErrorCode::DeleteRestricted => "delete_restricted",
@@ -84,7 +86,9 @@ impl ErrorCode {
             | DuplicateValue | InvalidQuery | InvalidFilter | InvalidSort | MaxRecordsExceeded => {
                 ErrorCategory::Validation
             }
-            ObjectNotFound | RecordNotFound | FieldNotFound => ErrorCategory::NotFound,
+            ObjectNotFound | RecordNotFound | FieldNotFound | EndpointNotFound => {
+                ErrorCategory::NotFound
+            }
             ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => {
                 ErrorCategory::Conflict
             }

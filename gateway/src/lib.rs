@@ -1,1 +1,17 @@
-//! gateway
+//! The gateway: HTTP (REST) over the command service and the read models,
+//! configuration, and the `objectstack` binary.
+//!
+//! No business rules live here: each handler extracts, calls `commands` or
+//! `projections`, and maps errors through [`error::ApiError`], the one place
+//! where error codes become HTTP statuses.
+//!
+//! Entry points: [`app::start`] builds the running system from [`config::Settings`];
+//! [`server::serve`] serves it on a listener the caller owns until the caller's
+//! shutdown future resolves.
+
+pub mod app;
+pub mod config;
+pub mod error;
+mod extract;
+mod routes;
+pub mod server;

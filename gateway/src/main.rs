@@ -1,1 +1,118 @@
-fn main() {}
+//! The `objectstack` binary: `serve` and `migrate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gateway::config::{Settings, Storage};
+
+#[derive(Parser)]
+#[command(
+    name = "objectstack",
+    version,
+    about = "An event-sourced ObjectStack server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the REST API for an app.
+    Serve {
+        /// The app to load: a JSON file, or a folder of JSON files, in the protocol's form
+        /// (manifest, objects, data). Default: the bundled todo example.
+        #[arg(long, env = "OBJECTSTACK_APP")]
+        app: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, env = "OBJECTSTACK_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Directory of the embedded event log (used when no database URL is given).
+        #[arg(long, env = "OBJECTSTACK_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// PostgreSQL URL (postgres://user@host:port/db). When given, events are stored there.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// How long a read waits for the read model to reach a requested log position (ms).
+        #[arg(long, env = "OBJECTSTACK_READ_WAIT_MS", default_value_t = 5000)]
+        read_wait_ms: u64,
+    },
+    /// Apply the PostgreSQL migrations (also done by `serve` at start) and exit.
+    Migrate {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Commands::Serve {
+            app,
+            listen,
+            data_dir,
+            database_url,
+            read_wait_ms,
+        } => {
+            let storage = match database_url {
+                Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
+                None => Storage::Embedded(data_dir),
+            };
+            let settings = Settings {
+                listen,
+                storage,
+                app,
+                read_wait: Duration::from_millis(read_wait_ms),
+            };
+            let system = gateway::app::start(&settings).await?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            tracing::info!(address = %listener.local_addr()?, "serving");
+            gateway::server::serve(listener, system.clone(), shutdown_signal()).await?;
+            system.query.stop();
+            drop(system);
+            // Let the log writer finish what it has (every acknowledged append is already durable).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tracing::info!("stopped");
+        }
+        Commands::Migrate { database_url } => {
+            commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url))
+                .await
+                .context("applying migrations")?;
+            println!("migrations applied: {}", commands::store::MIGRATIONS.len());
+        }
+    }
+    Ok(())
+}

@@ -8,5 +8,7 @@
 mod common;
 mod embedded_recovery;
 mod postgres_ordering;
+mod rest;
 mod service;
 mod store_suite;
+mod tidy;

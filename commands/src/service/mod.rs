@@ -19,11 +19,12 @@ use domain::event::{EventEnvelope, StreamId, Upcasters};
 use domain::metadata::Catalog;
 use domain::record::{evolve, RecordState};
 use domain::value::Value;
+use domain::DomainError;
 
 pub use self::command::{Command, CommandMeta, Outcome};
-use self::write_model::WriteModel;
+use self::write_model::{Reservation, WriteModel};
 use crate::error::{CommandError, StoreError};
-use crate::store::EventStore;
+use crate::store::{AppendRequest, EventStore, StreamAppend};
 
 /// How often a command without an explicit expected version is re-decided after a conflict.
 const MAX_ATTEMPTS: usize = 5;
@@ -95,63 +96,179 @@ impl CommandService {
         command: Command,
         meta: CommandMeta,
     ) -> Result<Outcome, CommandError> {
+        let mut outcomes = self
+            .execute_all(vec![command], meta)
+            .await
+            .map_err(|(_, e)| e)?;
+        Ok(outcomes.pop().expect("one outcome per command"))
+    }
+
+    /// Executes commands as one atomic append: all take effect or none does.
+    /// Each command is decided against the state before the batch, so one
+    /// record may appear only once. On failure, returns the index of the
+    /// command at fault (or 0 when the store failed) and the error.
+    pub async fn execute_all(
+        &self,
+        commands: Vec<Command>,
+        meta: CommandMeta,
+    ) -> Result<Vec<Outcome>, (usize, CommandError)> {
         if let Some(key) = &meta.idempotency_key {
-            if let Some(events) = self.store.read_idempotent(key).await? {
-                return self.replay_outcome(events).await;
+            if let Some(events) = self
+                .store
+                .read_idempotent(key)
+                .await
+                .map_err(|e| (0, e.into()))?
+            {
+                return self
+                    .replay_outcomes(events, commands.len())
+                    .await
+                    .map_err(|e| (0, e));
             }
         }
+        let explicit_version = commands.iter().any(|c| c.expected_version().is_some());
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let planned = {
-                let mut model = self.model.lock().expect("write model lock");
-                plan::plan(&mut model, &command, &meta)?
+            let planned = self.plan_all(&commands, &meta)?;
+            let (request, reservations, mut outcomes) = planned;
+            let Some(request) = request else {
+                return Ok(outcomes);
             };
-            let Some(request) = planned.request else {
-                return Ok(planned.outcome);
-            };
-            let explicit_version = command.expected_version().is_some();
             let result = self.store.append(request).await;
+            {
+                let mut model = self.model.lock().expect("write model lock");
+                for reservation in reservations {
+                    model.release(reservation);
+                }
+            }
             let committed = match result {
                 Ok(committed) => committed,
-                Err(error) => {
-                    self.model
-                        .lock()
-                        .expect("write model lock")
-                        .release(planned.reservation);
-                    match error {
-                        StoreError::Conflict { .. }
-                            if !explicit_version && attempt < MAX_ATTEMPTS =>
-                        {
-                            continue
-                        }
-                        StoreError::KeyUsed { key } => {
-                            let events =
-                                self.store.read_idempotent(&key).await?.unwrap_or_default();
-                            return self.replay_outcome(events).await;
-                        }
-                        other => return Err(other.into()),
-                    }
+                Err(StoreError::Conflict { .. }) if !explicit_version && attempt < MAX_ATTEMPTS => {
+                    continue
                 }
+                Err(StoreError::KeyUsed { key }) => {
+                    let events = self
+                        .store
+                        .read_idempotent(&key)
+                        .await
+                        .map_err(|e| (0, e.into()))?
+                        .unwrap_or_default();
+                    return self
+                        .replay_outcomes(events, commands.len())
+                        .await
+                        .map_err(|e| (0, e));
+                }
+                Err(other) => return Err((0, other.into())),
             };
-            let mut model = self.model.lock().expect("write model lock");
-            model.release(planned.reservation);
-            drop(model);
-            self.apply(&committed.events)?;
-            let mut outcome = planned.outcome;
-            let state = self.record_state(&outcome.object, &outcome.id);
-            outcome.position = committed.last_position();
-            outcome.version = committed
-                .events
-                .iter()
-                .rev()
-                .find(|e| e.stream == outcome.stream)
-                .map(|e| e.stream_version)
-                .unwrap_or(state.version);
-            outcome.record = state.record;
-            outcome.events = committed.events;
-            return Ok(outcome);
+            self.apply(&committed.events).map_err(|e| (0, e))?;
+            let position = committed.last_position();
+            for outcome in outcomes.iter_mut() {
+                let state = self.record_state(&outcome.object, &outcome.id);
+                let own: Vec<_> = committed
+                    .events
+                    .iter()
+                    .filter(|e| e.stream == outcome.stream)
+                    .cloned()
+                    .collect();
+                if let Some(last) = own.last() {
+                    outcome.version = last.stream_version;
+                }
+                outcome.position = position;
+                if !outcome.id.is_empty() {
+                    outcome.record = state.record;
+                }
+                outcome.events = own;
+            }
+            if outcomes.len() == 1 {
+                // A single command owns every event it caused (cascades included).
+                outcomes[0].events = committed.events;
+            }
+            return Ok(outcomes);
         }
+    }
+
+    /// Plans every command under one lock; merges their appends.
+    #[allow(clippy::type_complexity)]
+    fn plan_all(
+        &self,
+        commands: &[Command],
+        meta: &CommandMeta,
+    ) -> Result<(Option<AppendRequest>, Vec<Reservation>, Vec<Outcome>), (usize, CommandError)>
+    {
+        let mut model = self.model.lock().expect("write model lock");
+        let mut streams: Vec<StreamAppend> = Vec::new();
+        let mut reservations = Vec::new();
+        let mut outcomes = Vec::with_capacity(commands.len());
+        for (index, command) in commands.iter().enumerate() {
+            match plan::plan(&mut model, command, meta) {
+                Ok(planned) => {
+                    reservations.push(planned.reservation);
+                    for stream in planned.request.map(|r| r.streams).unwrap_or_default() {
+                        if streams.iter().any(|s| s.stream == stream.stream) {
+                            for reservation in reservations.drain(..) {
+                                model.release(reservation);
+                            }
+                            let message =
+                                format!("{} is changed twice in one atomic batch", stream.stream);
+                            return Err((index, DomainError::InvalidQuery(message).into()));
+                        }
+                        streams.push(stream);
+                    }
+                    outcomes.push(planned.outcome);
+                }
+                Err(error) => {
+                    for reservation in reservations.drain(..) {
+                        model.release(reservation);
+                    }
+                    return Err((index, error));
+                }
+            }
+        }
+        let request = (!streams.is_empty()).then(|| AppendRequest {
+            streams,
+            idempotency_key: meta.idempotency_key.clone(),
+        });
+        Ok((request, reservations, outcomes))
+    }
+
+    /// Checks commands without writing anything (batch `validateOnly`).
+    pub fn validate_only(
+        &self,
+        commands: &[Command],
+        meta: &CommandMeta,
+    ) -> Result<(), (usize, CommandError)> {
+        let (_, reservations, _) = self.plan_all(commands, meta)?;
+        let mut model = self.model.lock().expect("write model lock");
+        for reservation in reservations {
+            model.release(reservation);
+        }
+        Ok(())
+    }
+
+    async fn replay_outcomes(
+        &self,
+        events: Vec<EventEnvelope>,
+        expected: usize,
+    ) -> Result<Vec<Outcome>, CommandError> {
+        if expected == 1 {
+            return Ok(vec![self.replay_outcome(events).await?]);
+        }
+        let mut streams: Vec<String> = Vec::new();
+        for e in &events {
+            if !streams.contains(&e.stream) {
+                streams.push(e.stream.clone());
+            }
+        }
+        let mut outcomes = Vec::new();
+        for stream in streams {
+            let own: Vec<EventEnvelope> = events
+                .iter()
+                .filter(|e| e.stream == stream)
+                .cloned()
+                .collect();
+            outcomes.push(self.replay_outcome(own).await?);
+        }
+        Ok(outcomes)
     }
 
     /// The result of a command that already ran under the same idempotency key:

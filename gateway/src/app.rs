@@ -1,0 +1,86 @@
+//! Building the running system: store, command service, app, projections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use commands::seed;
+use commands::service::CommandService;
+use commands::store::{open_embedded, open_postgres, EventStore};
+use domain::metadata::examples::TODO_APP;
+use domain::Timestamp;
+use projections::runner::{self, ProjectionHandle};
+use projections::QueryModel;
+
+use crate::config::{read_app, Settings, Storage};
+
+/// Everything a request handler needs.
+pub struct System {
+    pub commands: Arc<CommandService>,
+    pub query: ProjectionHandle<QueryModel>,
+    pub read_wait: Duration,
+    /// The loaded app's display name.
+    pub app_name: String,
+}
+
+pub async fn open_store(storage: &Storage) -> anyhow::Result<Arc<dyn EventStore>> {
+    Ok(match storage {
+        Storage::Embedded(dir) => Arc::new(
+            open_embedded(dir)
+                .with_context(|| format!("opening the event log in {}", dir.display()))?,
+        ),
+        Storage::Postgres(settings) => Arc::new(
+            open_postgres(settings)
+                .await
+                .context("opening the PostgreSQL event store")?,
+        ),
+    })
+}
+
+fn now() -> Timestamp {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    Timestamp::from_micros(micros)
+}
+
+/// Opens the store, folds the log, loads the app (definitions and seed data
+/// through commands), starts the query projection and waits until it has
+/// caught up with the log.
+pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
+    let store = open_store(&settings.storage).await?;
+    let commands = Arc::new(
+        CommandService::start(store.clone())
+            .await
+            .context("folding the event log")?,
+    );
+    let app_json = match &settings.app {
+        Some(path) => read_app(path)?,
+        None => serde_json::from_str(TODO_APP).context("the bundled todo app")?,
+    };
+    let app = domain::metadata::load_app(&app_json).context("loading the app")?;
+    let report = seed::load_app(&commands, &app, now())
+        .await
+        .context("loading the app's definitions and seed data")?;
+    for skipped in &report.skipped {
+        tracing::warn!(%skipped, "seed record skipped");
+    }
+    let app_name = app
+        .manifest
+        .name
+        .clone()
+        .unwrap_or_else(|| "ObjectStack".into());
+    tracing::info!(app = %app_name, objects = app.objects.len(), changed = report.objects_changed, seeded = report.records_written, "app loaded");
+    let query = runner::spawn(store.clone(), QueryModel::default());
+    let head = *store.head().borrow();
+    if !query.wait_for(head, Duration::from_secs(600)).await {
+        anyhow::bail!("the query projection did not catch up with the log");
+    }
+    Ok(Arc::new(System {
+        commands,
+        query,
+        read_wait: settings.read_wait,
+        app_name,
+    }))
+}

@@ -1,0 +1,141 @@
+//! The one table from error codes to HTTP statuses, and the error envelope:
+//! `{success: false, error: {code, message, category, httpStatus, retryable,
+//! fieldErrors?, details?}, code, message}` (top-level `code`/`message` too,
+//! which clients read).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use commands::{CommandError, StoreError};
+use domain::error::ErrorCategory;
+use domain::{DomainError, ErrorCode, FieldError};
+use serde_json::{json, Value as Json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field_errors: Vec<FieldError>,
+    pub details: Option<Json>,
+    /// Overrides the status the code maps to (413, 415, 405 for transport errors).
+    pub status: Option<StatusCode>,
+}
+
+/// The HTTP status of an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::ObjectNotFound | ErrorCode::RecordNotFound | ErrorCode::FieldNotFound => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        other => match other.category() {
+            ErrorCategory::Validation => StatusCode::BAD_REQUEST,
+            ErrorCategory::NotFound => StatusCode::NOT_FOUND,
+            ErrorCategory::Conflict => StatusCode::CONFLICT,
+            ErrorCategory::Server => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCategory::Maintenance => StatusCode::SERVICE_UNAVAILABLE,
+        },
+    }
+}
+
+fn category_name(code: ErrorCode) -> &'static str {
+    match code.category() {
+        ErrorCategory::Validation => "validation",
+        ErrorCategory::NotFound => "not_found",
+        ErrorCategory::Conflict => "conflict",
+        ErrorCategory::Server => "server",
+        ErrorCategory::Maintenance => "maintenance",
+    }
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            field_errors: Vec::new(),
+            details: None,
+            status: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| status_of(self.code))
+    }
+
+    /// The error object (`error` in the envelope), also used inside batch results.
+    pub fn body(&self) -> Json {
+        let mut error = json!({
+            "code": self.code.as_str(),
+            "message": self.message,
+            "category": category_name(self.code),
+            "httpStatus": self.status().as_u16(),
+            "retryable": matches!(self.code, ErrorCode::ConcurrentModification | ErrorCode::ServiceUnavailable | ErrorCode::Timeout),
+        });
+        if !self.field_errors.is_empty() {
+            error["fieldErrors"] = Json::Array(
+                self.field_errors.iter().map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message})).collect(),
+            );
+        }
+        if let Some(details) = &self.details {
+            error["details"] = details.clone();
+        }
+        error
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError {
+            code: e.code(),
+            message: e.to_string(),
+            field_errors: e.field_errors().to_vec(),
+            details: None,
+            status: None,
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Rejected(domain) => domain.into(),
+            CommandError::Conflict { expected, actual } => ApiError {
+                code: ErrorCode::ConcurrentModification,
+                message: format!(
+                    "the record changed: expected version {expected}, current version {actual}"
+                ),
+                field_errors: Vec::new(),
+                details: Some(json!({"expectedVersion": expected, "currentVersion": actual})),
+                status: None,
+            },
+            CommandError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        let code = match e {
+            StoreError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            StoreError::Postgres(_) => ErrorCode::DatabaseError,
+            _ => ErrorCode::InternalError,
+        };
+        // Internals (SQL, paths) stay in the log.
+        ApiError::new(code, "the event store failed; nothing was written")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = json!({"success": false, "error": self.body(), "code": self.code.as_str(), "message": self.message});
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,302 @@
+//! Data routes: list, query, get, create, update, delete.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json as JsonResponse;
+use commands::service::{Command, CommandMeta, Outcome};
+use domain::query::{parse_query, parse_url_params, Condition, Filter, Op, Operand, Query};
+use domain::value::{record_to_json, Value};
+use domain::ErrorCode;
+use projections::QueryOutput;
+use serde_json::{json, Map, Value as Json};
+
+use super::support::{
+    actor, expected_version, min_position, ok, position_headers, viewer, wait_for,
+};
+use crate::app::System;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryPairs};
+
+fn list_payload(object: &str, output: QueryOutput) -> Json {
+    let records: Vec<Json> = output.records.iter().map(record_to_json).collect();
+    let mut payload =
+        json!({"object": object, "records": records, "value": records, "hasMore": output.has_more});
+    if let Some(total) = output.total {
+        payload["total"] = json!(total);
+    }
+    payload
+}
+
+/// Headers of a read: the position the read model had reached.
+fn reading(system: &System) -> HeaderMap {
+    position_headers(system.query.checkpoint())
+}
+
+fn run_query(system: &System, headers: &HeaderMap, query: Query) -> Result<QueryOutput, ApiError> {
+    let model = system.query.state.read().expect("query model lock");
+    Ok(model.execute(&viewer(headers), query)?)
+}
+
+pub(crate) async fn list(
+    State(system): State<Arc<System>>,
+    Path(object): Path<String>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<Response, ApiError> {
+    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    let query = {
+        let model = system.query.state.read().expect("query model lock");
+        let definition = model.catalog().require(&object)?.clone();
+        parse_url_params(&definition, &params.0)?
+    };
+    let output = run_query(&system, &headers, query)?;
+    Ok((
+        reading(&system),
+        JsonResponse(ok(list_payload(&object, output))),
+    )
+        .into_response())
+}
+
+pub(crate) async fn query(
+    State(system): State<Arc<System>>,
+    Path(object): Path<String>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    let query = parse_query(&object, &body)?;
+    let output = run_query(&system, &headers, query)?;
+    Ok((
+        reading(&system),
+        JsonResponse(ok(list_payload(&object, output))),
+    )
+        .into_response())
+}
+
+pub(crate) async fn get_one(
+    State(system): State<Arc<System>>,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<Response, ApiError> {
+    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    let mut body = Map::new();
+    for (key, value) in params.0 {
+        match key.as_str() {
+            "select" | "fields" | "$select" | "expand" | "populate" | "$expand" => {
+                body.insert(key, Json::String(value));
+            }
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!(
+                        "unsupported query parameter '{other}' on a record (use select or expand)"
+                    ),
+                ))
+            }
+        }
+    }
+    let mut query = parse_query(&object, &Json::Object(body))?;
+    query.filter = Some(Filter::Cond(Condition {
+        field: "id".into(),
+        op: Op::Eq,
+        value: Operand::Value(Value::Text(id.clone())),
+    }));
+    query.limit = Some(1);
+    let output = run_query(&system, &headers, query)?;
+    let Some(record) = output.records.first() else {
+        return Err(ApiError::new(
+            ErrorCode::RecordNotFound,
+            format!("Record {id} not found in {object}"),
+        ));
+    };
+    let version = system.commands.record_state(&object, &id).version;
+    let mut response_headers = reading(&system);
+    response_headers.insert(
+        axum::http::header::ETAG,
+        HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"),
+    );
+    Ok((
+        response_headers,
+        JsonResponse(ok(
+            json!({"object": object, "id": id, "record": record_to_json(record)}),
+        )),
+    )
+        .into_response())
+}
+
+fn object_body(body: Json) -> Result<Map<String, Json>, ApiError> {
+    match body {
+        Json::Object(map) => Ok(map),
+        other => Err(ApiError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "the body must be a JSON object of fields, got {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+pub(crate) fn kind(json: &Json) -> &'static str {
+    match json {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// Takes the record id out of a create body (`id`, or `_id` as an alias).
+pub(crate) fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, ApiError> {
+    let mut id = None;
+    for key in ["id", "_id"] {
+        match data.remove(key) {
+            None | Some(Json::Null) => {}
+            Some(Json::String(s)) => id = Some(s),
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("{key} must be a string, got {}", kind(&other)),
+                ))
+            }
+        }
+    }
+    Ok(id)
+}
+
+/// The record to return after a write: from the read model once it has the
+/// write (formulas computed), else from the command's outcome.
+pub(crate) async fn written_record(
+    system: &System,
+    headers: &HeaderMap,
+    outcome: &Outcome,
+) -> Result<Json, ApiError> {
+    wait_for(system, Some(outcome.position)).await?;
+    let model = system.query.state.read().expect("query model lock");
+    let record = model
+        .get(&viewer(headers), &outcome.object, &outcome.id)?
+        .or_else(|| outcome.record.clone());
+    Ok(record.as_ref().map(record_to_json).unwrap_or(Json::Null))
+}
+
+pub(crate) fn meta_for(headers: &HeaderMap) -> Result<CommandMeta, ApiError> {
+    let mut meta = CommandMeta::actor(&actor(headers));
+    if let Some(key) = headers.get("idempotency-key") {
+        let key = key
+            .to_str()
+            .map_err(|_| ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must be text"))?;
+        if key.is_empty() || key.len() > 255 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "Idempotency-Key must have 1 to 255 characters",
+            ));
+        }
+        meta = meta.with_key(key);
+    }
+    Ok(meta)
+}
+
+fn write_response(status: StatusCode, outcome: &Outcome, payload: Json) -> Response {
+    let mut headers = position_headers(outcome.position);
+    headers.insert(
+        axum::http::header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("digits"),
+    );
+    (status, headers, JsonResponse(ok(payload))).into_response()
+}
+
+pub(crate) async fn create(
+    State(system): State<Arc<System>>,
+    Path(object): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let mut data = object_body(body)?;
+    let id = take_id(&mut data)?;
+    let outcome = system
+        .commands
+        .execute(
+            Command::Create {
+                object: object.clone(),
+                id,
+                data,
+            },
+            meta_for(&headers)?,
+        )
+        .await?;
+    let record = written_record(&system, &headers, &outcome).await?;
+    Ok(write_response(
+        StatusCode::CREATED,
+        &outcome,
+        json!({"object": outcome.object, "id": outcome.id, "record": record}),
+    ))
+}
+
+pub(crate) async fn update(
+    State(system): State<Arc<System>>,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let mut patch = object_body(body)?;
+    let explicit = patch.remove("expectedVersion");
+    let expected_version = expected_version(&headers, explicit.as_ref())?;
+    let outcome = system
+        .commands
+        .execute(
+            Command::Update {
+                object,
+                id,
+                patch,
+                expected_version,
+            },
+            meta_for(&headers)?,
+        )
+        .await?;
+    let record = written_record(&system, &headers, &outcome).await?;
+    Ok(write_response(
+        StatusCode::OK,
+        &outcome,
+        json!({"object": outcome.object, "id": outcome.id, "record": record}),
+    ))
+}
+
+pub(crate) async fn delete(
+    State(system): State<Arc<System>>,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<Response, ApiError> {
+    let explicit = params.take("expectedVersion").map(Json::String);
+    if let Some((key, _)) = params.0.first() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("unsupported query parameter '{key}' on delete"),
+        ));
+    }
+    let expected_version = expected_version(&headers, explicit.as_ref())?;
+    let outcome = system
+        .commands
+        .execute(
+            Command::Delete {
+                object,
+                id,
+                expected_version,
+            },
+            meta_for(&headers)?,
+        )
+        .await?;
+    wait_for(&system, Some(outcome.position)).await?;
+    Ok(write_response(
+        StatusCode::OK,
+        &outcome,
+        json!({"object": outcome.object, "id": outcome.id, "success": true, "deleted": true}),
+    ))
+}

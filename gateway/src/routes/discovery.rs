@@ -1,0 +1,42 @@
+//! Discovery (`/.well-known/objectstack`, `/api/v1`, `/api/v1/discovery`) and health.
+//! Only services that exist are advertised.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json as JsonResponse;
+use serde_json::{json, Value as Json};
+
+use super::support::ok;
+use crate::app::System;
+
+pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
+    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta"});
+    let unavailable = |what: &str| json!({"enabled": false, "status": "unavailable", "message": format!("{what} is not available on this server yet")});
+    JsonResponse(ok(json!({
+        "name": system.app_name,
+        "apiName": "ObjectStack API",
+        "version": "v1",
+        "environment": "development",
+        "routes": routes,
+        "endpoints": routes,
+        "features": {"graphql": false, "search": false, "websockets": false, "files": false, "analytics": false,
+                     "ai": false, "workflow": false, "notifications": false, "i18n": false},
+        "services": {
+            "data": {"enabled": true, "status": "available", "route": "/api/v1/data", "provider": "objectstack-rs"},
+            "metadata": {"enabled": true, "status": "available", "route": "/api/v1/meta", "provider": "objectstack-rs"},
+            "graphql": unavailable("graphql"),
+            "realtime": unavailable("realtime"),
+            "search": unavailable("search"),
+            "analytics": unavailable("analytics"),
+            "auth": unavailable("auth"),
+        },
+        "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}
+    })))
+}
+
+pub(crate) async fn health(State(system): State<Arc<System>>) -> JsonResponse<Json> {
+    JsonResponse(ok(
+        json!({"status": "ok", "position": system.query.checkpoint()}),
+    ))
+}

@@ -1,0 +1,144 @@
+//! Metadata routes: types, items, one item (strong ETag, 304), and PUT.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json as JsonResponse;
+use commands::service::Command;
+use domain::metadata::{MetadataCommand, ObjectSpec};
+use domain::ErrorCode;
+use serde_json::{json, Value as Json};
+
+use super::data::{kind, meta_for};
+use super::support::{min_position, ok, position_headers, wait_for};
+use crate::app::System;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryPairs};
+
+fn check_kind(kind: &str) -> Result<(), ApiError> {
+    match kind {
+        "object" | "objects" => Ok(()),
+        other => Err(ApiError::new(
+            ErrorCode::EndpointNotFound,
+            format!("unknown metadata type '{other}' (known: object)"),
+        )),
+    }
+}
+
+/// A strong ETag: a hash of the definition's JSON text.
+fn etag_of(definition: &Json) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in definition.to_string().bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{hash:016x}\"")
+}
+
+pub(crate) async fn types() -> JsonResponse<Json> {
+    JsonResponse(ok(json!({"types": ["object"]})))
+}
+
+pub(crate) async fn items(
+    State(system): State<Arc<System>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<JsonResponse<Json>, ApiError> {
+    check_kind(&kind)?;
+    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    let model = system.query.state.read().expect("query model lock");
+    let items: Vec<Json> = model.catalog().objects().map(|o| o.raw.clone()).collect();
+    Ok(JsonResponse(ok(json!({"type": "object", "items": items}))))
+}
+
+pub(crate) async fn item(
+    State(system): State<Arc<System>>,
+    Path((kind, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<Response, ApiError> {
+    check_kind(&kind)?;
+    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    let definition = {
+        let model = system.query.state.read().expect("query model lock");
+        model.catalog().require(&name)?.raw.clone()
+    };
+    let etag = etag_of(&definition);
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|tag| {
+                tag.trim().trim_start_matches("W/").trim_matches('"') == etag.trim_matches('"')
+                    || tag.trim() == "*"
+            })
+        });
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+    }
+    // The bare definition: what the client's getCached reads as-is, and getItem takes when there is no envelope.
+    Ok((response_headers, JsonResponse(definition)).into_response())
+}
+
+pub(crate) async fn put_item(
+    State(system): State<Arc<System>>,
+    Path((kind, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    check_kind(&kind)?;
+    let Json::Object(mut definition) = body else {
+        return Err(ApiError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "an object definition is a JSON object, got {}",
+                kind_of(&body)
+            ),
+        ));
+    };
+    match definition.get("name") {
+        None => {
+            definition.insert("name".into(), Json::String(name.clone()));
+        }
+        Some(Json::String(given)) if *given == name => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("the definition names {other} but the path names '{name}'"),
+            ))
+        }
+    }
+    let namespace = system
+        .commands
+        .catalog()
+        .namespace_of(&name)
+        .map(str::to_string);
+    let command = Command::Metadata(MetadataCommand::PutObjects {
+        objects: vec![ObjectSpec {
+            definition: Json::Object(definition),
+            namespace,
+        }],
+    });
+    let outcome = system
+        .commands
+        .execute(command, meta_for(&headers)?)
+        .await?;
+    wait_for(&system, Some(outcome.position)).await?;
+    let changed = !outcome.events.is_empty();
+    let message = if changed {
+        format!("object '{name}' saved")
+    } else {
+        format!("object '{name}' unchanged")
+    };
+    Ok((position_headers(outcome.position), JsonResponse(json!({"success": true, "message": message, "data": {"name": name, "changed": changed, "position": outcome.position}}))).into_response())
+}
+
+fn kind_of(json: &Json) -> &'static str {
+    kind(json)
+}

@@ -1,0 +1,50 @@
+//! Routes of the REST API (spec rest.md), grouped by concern.
+
+mod batch;
+mod data;
+mod discovery;
+mod meta;
+mod support;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use domain::ErrorCode;
+
+use crate::app::System;
+use crate::error::ApiError;
+
+pub(crate) fn router() -> Router<Arc<System>> {
+    Router::new()
+        .route("/.well-known/objectstack", get(discovery::discovery))
+        .route("/api/v1", get(discovery::discovery))
+        .route("/api/v1/discovery", get(discovery::discovery))
+        .route("/api/v1/health", get(discovery::health))
+        .route("/api/v1/meta", get(meta::types))
+        .route("/api/v1/meta/types", get(meta::types))
+        .route("/api/v1/meta/{kind}", get(meta::items))
+        .route(
+            "/api/v1/meta/{kind}/{name}",
+            get(meta::item).put(meta::put_item),
+        )
+        .route("/api/v1/data/{object}", get(data::list).post(data::create))
+        .route("/api/v1/data/{object}/query", post(data::query))
+        .route("/api/v1/data/{object}/batch", post(batch::batch))
+        .route("/api/v1/data/{object}/createMany", post(batch::create_many))
+        .route("/api/v1/data/{object}/updateMany", post(batch::update_many))
+        .route("/api/v1/data/{object}/deleteMany", post(batch::delete_many))
+        .route(
+            "/api/v1/data/{object}/{id}",
+            get(data::get_one).patch(data::update).delete(data::delete),
+        )
+        .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::ValidationError,
+                "method not allowed on this route",
+            )
+            .with_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
+}

@@ -1,0 +1,31 @@
+//! The HTTP server: the router and serving on a caller-owned listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::app::System;
+use crate::routes;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 8 << 20;
+
+pub fn router(system: Arc<System>) -> Router {
+    routes::router()
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(system)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    system: Arc<System>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(system))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
