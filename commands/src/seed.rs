@@ -123,6 +123,10 @@ pub async fn load_app(
         })?;
         for (index, raw) in set.records.iter().enumerate() {
             let mut data = raw.clone();
+            let given_id = match data.remove("id").or_else(|| data.remove("_id")) {
+                Some(Json::String(id)) => Some(id),
+                _ => None,
+            };
             for field in &object.fields {
                 let value = data.get(&field.name).cloned();
                 match value {
@@ -175,7 +179,7 @@ pub async fn load_app(
                 },
                 None => Command::Create {
                     object: object.name.clone(),
-                    id: None,
+                    id: given_id,
                     data,
                 },
             };
