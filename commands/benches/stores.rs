@@ -9,10 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::store::{
-    open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings,
-    StreamAppend,
-};
+use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
 use domain::event::EventEnvelope;
 
 fn event(n: u64) -> EventEnvelope {
@@ -46,13 +43,7 @@ fn request(stream: &str, expected: u64, events: u64, first: u64) -> AppendReques
 }
 
 /// `writers` tasks each append `appends` requests of `batch` events to their own stream.
-async fn appends(
-    store: &Arc<dyn EventStore>,
-    label: &str,
-    writers: u64,
-    appends: u64,
-    batch: u64,
-) -> f64 {
+async fn appends(store: &Arc<dyn EventStore>, label: &str, writers: u64, appends: u64, batch: u64) -> f64 {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
@@ -60,10 +51,7 @@ async fn appends(
         let stream = format!("{label}-{w}/{}", uuid::Uuid::now_v7().simple());
         tasks.push(tokio::spawn(async move {
             for a in 0..appends {
-                store
-                    .append(request(&stream, a * batch, batch, a * batch))
-                    .await
-                    .expect("append");
+                store.append(request(&stream, a * batch, batch, a * batch)).await.expect("append");
             }
         }));
     }
@@ -87,18 +75,12 @@ async fn replay(store: &Arc<dyn EventStore>) -> f64 {
         count += batch.len() as u64;
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "  {:<34} {count:>9} events  {rate:>12.0} events/s",
-        "replay (read_all, batches of 10k)"
-    );
+    println!("  {:<34} {count:>9} events  {rate:>12.0} events/s", "replay (read_all, batches of 10k)");
     rate
 }
 
 fn scaled(n: u64) -> u64 {
-    let scale: f64 = std::env::var("BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+    let scale: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     ((n as f64 * scale) as u64).max(1)
 }
 
@@ -120,15 +102,9 @@ async fn raw_copy(settings: &PostgresSettings, rows: u64) -> f64 {
     if let Some(schema) = &settings.schema {
         config.options(format!("-c search_path={schema}"));
     }
-    let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
+    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
-    client
-        .batch_execute("CREATE TABLE IF NOT EXISTS copy_baseline (LIKE events INCLUDING ALL)")
-        .await
-        .expect("table");
+    client.batch_execute("CREATE TABLE IF NOT EXISTS copy_baseline (LIKE events INCLUDING ALL)").await.expect("table");
     let events: Vec<EventEnvelope> = (0..rows).map(event).collect();
     let started = Instant::now();
     let tx = client.transaction().await.expect("tx");
@@ -183,10 +159,7 @@ async fn raw_copy(settings: &PostgresSettings, rows: u64) -> f64 {
     writer.finish().await.expect("finish");
     tx.commit().await.expect("commit");
     let rate = rows as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "  {:<34} {rows:>9} events  {rate:>12.0} events/s",
-        "raw binary COPY (baseline)"
-    );
+    println!("  {:<34} {rows:>9} events  {rate:>12.0} events/s", "raw binary COPY (baseline)");
     rate
 }
 
@@ -196,32 +169,16 @@ async fn main() {
     println!("embedded log ({}):", dir.path().display());
     let store: Arc<dyn EventStore> = Arc::new(open_embedded(dir.path()).expect("open"));
     let (batched, replayed) = suite(store).await;
-    println!(
-        "  targets: batched >= 100000 events/s: {}; replay >= 1000000 events/s: {}",
-        verdict(batched >= 100_000.0),
-        verdict(replayed >= 1_000_000.0)
-    );
+    println!("  targets: batched >= 100000 events/s: {}; replay >= 1000000 events/s: {}", verdict(batched >= 100_000.0), verdict(replayed >= 1_000_000.0));
 
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut settings = PostgresSettings::new(url);
     settings.schema = Some(format!("bench_{}", uuid::Uuid::now_v7().simple()));
-    println!(
-        "postgres ({}):",
-        settings.schema.as_deref().unwrap_or_default()
-    );
-    let store: Arc<dyn EventStore> = Arc::new(
-        open_postgres(&settings)
-            .await
-            .expect("postgres (is it running? ops/test starts it)"),
-    );
+    println!("postgres ({}):", settings.schema.as_deref().unwrap_or_default());
+    let store: Arc<dyn EventStore> = Arc::new(open_postgres(&settings).await.expect("postgres (is it running? ops/test starts it)"));
     let (batched, _) = suite(store).await;
     let baseline = raw_copy(&settings, scaled(200_000)).await;
-    println!(
-        "  target: batched appends >= 50% of raw COPY: {:.0}% {}",
-        100.0 * batched / baseline,
-        verdict(batched >= 0.5 * baseline)
-    );
+    println!("  target: batched appends >= 50% of raw COPY: {:.0}% {}", 100.0 * batched / baseline, verdict(batched >= 0.5 * baseline));
     drop_schema(&settings).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
@@ -235,13 +192,9 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 async fn drop_schema(settings: &PostgresSettings) {
-    let (client, connection) = tokio_postgres::connect(&settings.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
+    let (client, connection) = tokio_postgres::connect(&settings.url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
     if let Some(schema) = &settings.schema {
-        let _ = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await;
+        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
     }
 }

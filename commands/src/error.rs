@@ -7,11 +7,7 @@ use domain::{DomainError, ErrorCode};
 pub enum StoreError {
     /// The stream is not at the expected version: someone else wrote first.
     #[error("stream {stream} is at version {actual}, expected {expected}")]
-    Conflict {
-        stream: String,
-        expected: u64,
-        actual: u64,
-    },
+    Conflict { stream: String, expected: u64, actual: u64 },
     /// The idempotency key was already used by a committed append.
     #[error("idempotency key {key} was already used")]
     KeyUsed { key: String },
@@ -53,9 +49,7 @@ pub enum CommandError {
 impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict {
-                expected, actual, ..
-            } => CommandError::Conflict { expected, actual },
+            StoreError::Conflict { expected, actual, .. } => CommandError::Conflict { expected, actual },
             other => CommandError::Store(other),
         }
     }

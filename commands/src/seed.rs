@@ -45,11 +45,7 @@ pub struct SeedError {
 
 fn wrap(object: &str, index: usize) -> impl FnOnce(CommandError) -> SeedError {
     let object = object.to_string();
-    move |source| SeedError {
-        object,
-        index,
-        source,
-    }
+    move |source| SeedError { object, index, source }
 }
 
 fn content_key(object: &str, record: &Map<String, Json>) -> String {
@@ -72,45 +68,16 @@ fn placeholder(text: &str, now: Timestamp) -> Option<Timestamp> {
 }
 
 /// Loads `app` into the service. Idempotent: a second load writes nothing new.
-pub async fn load_app(
-    service: &CommandService,
-    app: &AppDef,
-    now: Timestamp,
-) -> Result<SeedReport, SeedError> {
-    let mut objects: Vec<ObjectSpec> = builtin_objects()
-        .into_iter()
-        .map(|definition| ObjectSpec {
-            definition,
-            namespace: Some("system".into()),
-        })
-        .collect();
-    objects.extend(app.objects.iter().map(|definition| ObjectSpec {
-        definition: definition.clone(),
-        namespace: app.manifest.namespace.clone(),
-    }));
-    let outcome = service
-        .execute(
-            Command::Metadata(MetadataCommand::PutObjects { objects }),
-            CommandMeta::system(),
-        )
-        .await
-        .map_err(wrap("app", 0))?;
-    let mut report = SeedReport {
-        objects_changed: outcome.events.len(),
-        ..SeedReport::default()
-    };
+pub async fn load_app(service: &CommandService, app: &AppDef, now: Timestamp) -> Result<SeedReport, SeedError> {
+    let mut objects: Vec<ObjectSpec> = builtin_objects().into_iter().map(|definition| ObjectSpec { definition, namespace: Some("system".into()) }).collect();
+    objects.extend(app.objects.iter().map(|definition| ObjectSpec { definition: definition.clone(), namespace: app.manifest.namespace.clone() }));
+    let outcome = service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.map_err(wrap("app", 0))?;
+    let mut report = SeedReport { objects_changed: outcome.events.len(), ..SeedReport::default() };
 
     let mut system_user = Map::new();
     system_user.insert("name".into(), Json::String("System".into()));
-    let user = Command::Create {
-        object: "user".into(),
-        id: Some(SYSTEM_USER.into()),
-        data: system_user,
-    };
-    match service
-        .execute(user, CommandMeta::system().with_key("seed:user:system"))
-        .await
-    {
+    let user = Command::Create { object: "user".into(), id: Some(SYSTEM_USER.into()), data: system_user };
+    match service.execute(user, CommandMeta::system().with_key("seed:user:system")).await {
         Ok(outcome) => report.records_written += usize::from(!outcome.replayed),
         Err(CommandError::Rejected(domain::DomainError::RecordExists { .. })) => {}
         Err(e) => return Err(wrap("user", 0)(e)),
@@ -118,9 +85,7 @@ pub async fn load_app(
 
     let catalog = service.catalog();
     for set in &app.seed {
-        let object = catalog.get(&set.object).cloned().ok_or_else(|| {
-            wrap(&set.object, 0)(domain::DomainError::ObjectNotFound(set.object.clone()).into())
-        })?;
+        let object = catalog.get(&set.object).cloned().ok_or_else(|| wrap(&set.object, 0)(domain::DomainError::ObjectNotFound(set.object.clone()).into()))?;
         for (index, raw) in set.records.iter().enumerate() {
             let mut data = raw.clone();
             let given_id = match data.remove("id").or_else(|| data.remove("_id")) {
@@ -132,64 +97,37 @@ pub async fn load_app(
                 match value {
                     Some(Json::String(text)) => {
                         if let Some(moment) = placeholder(&text, now) {
-                            let resolved = if field.field_type == FieldType::Date {
-                                moment.to_date_string()
-                            } else {
-                                moment.to_rfc3339()
-                            };
+                            let resolved = if field.field_type == FieldType::Date { moment.to_date_string() } else { moment.to_rfc3339() };
                             data.insert(field.name.clone(), Json::String(resolved));
                         } else if field.field_type.is_reference() {
                             let target = field.reference.as_deref().unwrap_or_default();
                             if service.record_state(target, &text).record.is_none() {
-                                let by = app
-                                    .seed
-                                    .iter()
-                                    .find(|s| s.object == target)
-                                    .and_then(|s| s.external_id.clone());
-                                if let Some(id) = by.and_then(|f| {
-                                    service.find_by_field(target, &f, &Value::Text(text.clone()))
-                                }) {
+                                let by = app.seed.iter().find(|s| s.object == target).and_then(|s| s.external_id.clone());
+                                if let Some(id) = by.and_then(|f| service.find_by_field(target, &f, &Value::Text(text.clone()))) {
                                     data.insert(field.name.clone(), Json::String(id));
                                 }
                             }
                         }
                     }
-                    None if field.required
-                        && field.field_type.is_reference()
-                        && field.reference.as_deref() == Some("user") =>
-                    {
+                    None if field.required && field.field_type.is_reference() && field.reference.as_deref() == Some("user") => {
                         data.insert(field.name.clone(), Json::String(SYSTEM_USER.into()));
                     }
                     _ => {}
                 }
             }
             let existing = match (&set.external_id, set.mode.as_str()) {
-                (Some(key), "upsert" | "replace" | "ignore") => data
-                    .get(key)
-                    .and_then(|v| service.find_by_field(&object.name, key, &Value::from_json(v))),
+                (Some(key), "upsert" | "replace" | "ignore") => data.get(key).and_then(|v| service.find_by_field(&object.name, key, &Value::from_json(v))),
                 _ => None,
             };
             let command = match existing {
                 Some(_) if set.mode == "ignore" => continue,
-                Some(id) => Command::Update {
-                    object: object.name.clone(),
-                    id,
-                    patch: data,
-                    expected_version: None,
-                },
-                None => Command::Create {
-                    object: object.name.clone(),
-                    id: given_id,
-                    data,
-                },
+                Some(id) => Command::Update { object: object.name.clone(), id, patch: data, expected_version: None },
+                None => Command::Create { object: object.name.clone(), id: given_id, data },
             };
             let mut meta = CommandMeta::system().with_key(content_key(&object.name, raw));
             meta.skip_rules = true;
             match service.execute(command, meta).await {
-                Ok(outcome) => {
-                    report.records_written +=
-                        usize::from(!outcome.replayed && !outcome.events.is_empty())
-                }
+                Ok(outcome) => report.records_written += usize::from(!outcome.replayed && !outcome.events.is_empty()),
                 Err(CommandError::Rejected(rejection)) => {
                     let reason = format!("seed record {index} of '{}': {rejection}", object.name);
                     tracing::warn!(object = %object.name, index, error = %rejection, "skipping invalid seed record");

@@ -81,17 +81,10 @@ impl ErrorCode {
     pub fn category(self) -> ErrorCategory {
         use ErrorCode::*;
         match self {
-            ValidationError | InvalidField | MissingRequiredField | InvalidFormat
-            | ValueTooLong | ValueTooShort | ValueOutOfRange | InvalidReference
-            | DuplicateValue | InvalidQuery | InvalidFilter | InvalidSort | MaxRecordsExceeded => {
-                ErrorCategory::Validation
-            }
-            ObjectNotFound | RecordNotFound | FieldNotFound | EndpointNotFound => {
-                ErrorCategory::NotFound
-            }
-            ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => {
-                ErrorCategory::Conflict
-            }
+            ValidationError | InvalidField | MissingRequiredField | InvalidFormat | ValueTooLong | ValueTooShort | ValueOutOfRange | InvalidReference
+            | DuplicateValue | InvalidQuery | InvalidFilter | InvalidSort | MaxRecordsExceeded => ErrorCategory::Validation,
+            ObjectNotFound | RecordNotFound | FieldNotFound | EndpointNotFound => ErrorCategory::NotFound,
+            ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => ErrorCategory::Conflict,
             InternalError | DatabaseError | Timeout | NotImplemented => ErrorCategory::Server,
             ServiceUnavailable => ErrorCategory::Maintenance,
         }
@@ -114,11 +107,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        FieldError { field: field.into(), code, message: message.into() }
     }
 }
 
@@ -127,10 +116,7 @@ impl FieldError {
 pub enum DomainError {
     /// A write broke one or more field or record rules.
     #[error("{message}")]
-    Validation {
-        message: String,
-        errors: Vec<FieldError>,
-    },
+    Validation { message: String, errors: Vec<FieldError> },
     /// An app or object definition is invalid.
     #[error("invalid definition: {0}")]
     InvalidDefinition(String),
@@ -147,16 +133,9 @@ pub enum DomainError {
     #[error("{0}")]
     InvalidSort(String),
     #[error("{message}")]
-    Duplicate {
-        message: String,
-        errors: Vec<FieldError>,
-    },
+    Duplicate { message: String, errors: Vec<FieldError> },
     #[error("cannot delete {object} {id}: {reason}")]
-    DeleteRestricted {
-        object: String,
-        id: String,
-        reason: String,
-    },
+    DeleteRestricted { object: String, id: String, reason: String },
     /// A stored event could not be decoded (unknown type or schema version, corrupt bytes).
     #[error("cannot decode event: {0}")]
     Decode(String),
@@ -185,9 +164,7 @@ impl DomainError {
     /// Per-field errors, when the error is about fields.
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            DomainError::Validation { errors, .. } | DomainError::Duplicate { errors, .. } => {
-                errors
-            }
+            DomainError::Validation { errors, .. } | DomainError::Duplicate { errors, .. } => errors,
             _ => &[],
         }
     }
@@ -195,10 +172,7 @@ impl DomainError {
     /// A validation error built from field errors; the message names them all.
     pub fn validation(object: &str, errors: Vec<FieldError>) -> DomainError {
         let parts: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
-        DomainError::Validation {
-            message: format!("validation failed for {object}: {}", parts.join("; ")),
-            errors,
-        }
+        DomainError::Validation { message: format!("validation failed for {object}: {}", parts.join("; ")), errors }
     }
 }
 

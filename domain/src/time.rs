@@ -23,16 +23,12 @@ impl Timestamp {
 
     /// `2026-11-24T11:17:03.123Z`: the form every datetime value takes in records.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime()
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     /// The calendar date (UTC) as `YYYY-MM-DD`.
     pub fn to_date_string(self) -> String {
-        self.to_datetime()
-            .date_naive()
-            .format("%Y-%m-%d")
-            .to_string()
+        self.to_datetime().date_naive().format("%Y-%m-%d").to_string()
     }
 
     /// Parses an ISO-8601 datetime; a value without an offset is taken as UTC,
@@ -41,20 +37,13 @@ impl Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
             return Some(Timestamp(dt.with_timezone(&Utc).timestamp_micros()));
         }
-        for format in [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M",
-        ] {
+        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
             if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
                 return Some(Timestamp(naive.and_utc().timestamp_micros()));
             }
         }
         if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            return Some(Timestamp(
-                date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros(),
-            ));
+            return Some(Timestamp(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros()));
         }
         None
     }
@@ -83,10 +72,7 @@ mod tests {
         assert_eq!(t.to_date_string(), "2026-11-24");
         let local = Timestamp::parse("2026-11-24T12:17:03.123+01:00").unwrap();
         assert_eq!(local, t);
-        assert_eq!(
-            Timestamp::parse("2026-11-24").unwrap().to_rfc3339(),
-            "2026-11-24T00:00:00.000Z"
-        );
+        assert_eq!(Timestamp::parse("2026-11-24").unwrap().to_rfc3339(), "2026-11-24T00:00:00.000Z");
         assert!(Timestamp::parse("yesterday").is_none());
         assert!(parse_date("2026-02-30").is_none());
     }

@@ -32,14 +32,8 @@ impl Value {
                 None => Value::Float(n.as_f64().unwrap_or(0.0)),
             },
             serde_json::Value::String(s) => Value::Text(s.clone()),
-            serde_json::Value::Array(items) => {
-                Value::List(items.iter().map(Value::from_json).collect())
-            }
-            serde_json::Value::Object(map) => Value::Map(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
-                    .collect(),
-            ),
+            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Object(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
         }
     }
 
@@ -48,16 +42,10 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
             Value::Text(s) => serde_json::Value::String(s.clone()),
-            Value::List(items) => {
-                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
-            }
-            Value::Map(map) => serde_json::Value::Object(
-                map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            ),
+            Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
         }
     }
 
@@ -94,11 +82,8 @@ impl Value {
     /// equals its decimal text (`"1" == 1`), as the reference engine does.
     pub fn loose_eq(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-                self.as_f64() == other.as_f64()
-            }
-            (Value::Text(s), n @ (Value::Int(_) | Value::Float(_)))
-            | (n @ (Value::Int(_) | Value::Float(_)), Value::Text(s)) => {
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => self.as_f64() == other.as_f64(),
+            (Value::Text(s), n @ (Value::Int(_) | Value::Float(_))) | (n @ (Value::Int(_) | Value::Float(_)), Value::Text(s)) => {
                 s.trim().parse::<f64>().ok() == n.as_f64()
             }
             _ => self == other,
@@ -121,10 +106,7 @@ impl Value {
         match (self, other) {
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (Value::Int(a), Value::Int(b)) => a.cmp(b),
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => self
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&other.as_f64().unwrap_or(0.0)),
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => self.as_f64().unwrap_or(0.0).total_cmp(&other.as_f64().unwrap_or(0.0)),
             (Value::Text(a), Value::Text(b)) => a.cmp(b),
             (Value::List(a), Value::List(b)) => {
                 for (x, y) in a.iter().zip(b) {
@@ -143,21 +125,11 @@ impl Value {
     pub fn partial_compare(&self, other: &Value) -> Option<Ordering> {
         match (self, other) {
             (Value::Null, _) | (_, Value::Null) => None,
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-                Some(self.total_cmp(other))
-            }
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => Some(self.total_cmp(other)),
             (Value::Text(a), Value::Text(b)) => Some(a.cmp(b)),
             (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
-            (Value::Text(s), n @ (Value::Int(_) | Value::Float(_))) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .map(|x| x.total_cmp(&n.as_f64().unwrap_or(0.0))),
-            (n @ (Value::Int(_) | Value::Float(_)), Value::Text(s)) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .map(|x| n.as_f64().unwrap_or(0.0).total_cmp(&x)),
+            (Value::Text(s), n @ (Value::Int(_) | Value::Float(_))) => s.trim().parse::<f64>().ok().map(|x| x.total_cmp(&n.as_f64().unwrap_or(0.0))),
+            (n @ (Value::Int(_) | Value::Float(_)), Value::Text(s)) => s.trim().parse::<f64>().ok().map(|x| n.as_f64().unwrap_or(0.0).total_cmp(&x)),
             _ => None,
         }
     }
@@ -177,12 +149,7 @@ impl Value {
 
 /// Converts a whole record to a JSON object.
 pub fn record_to_json(record: &Record) -> serde_json::Value {
-    serde_json::Value::Object(
-        record
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
-    )
+    serde_json::Value::Object(record.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
 #[cfg(test)]
@@ -202,10 +169,7 @@ mod tests {
         assert!(Value::Int(2).loose_eq(&Value::Float(2.0)));
         assert!(!Value::Text("a".into()).loose_eq(&Value::Int(1)));
         assert_eq!(Value::Null.total_cmp(&Value::Int(0)), Ordering::Less);
-        assert_eq!(
-            Value::Int(3).total_cmp(&Value::Float(2.5)),
-            Ordering::Greater
-        );
+        assert_eq!(Value::Int(3).total_cmp(&Value::Float(2.5)), Ordering::Greater);
         assert_eq!(Value::Null.partial_compare(&Value::Int(1)), None);
     }
 }

@@ -10,38 +10,36 @@ use commands::store::{open_embedded, open_postgres, EventStore};
 use domain::metadata::examples::TODO_APP;
 use domain::Timestamp;
 use projections::runner::{self, ProjectionHandle};
-use projections::QueryModel;
+use projections::{memory_projection, pg_model, QueryReader};
 
 use crate::config::{read_app, Settings, Storage};
 
 /// Everything a request handler needs.
 pub struct System {
     pub commands: Arc<CommandService>,
-    pub query: ProjectionHandle<QueryModel>,
+    /// The query projection (its checkpoint is what reads wait on).
+    pub query: ProjectionHandle,
+    /// The one read path over the query read model.
+    pub reader: QueryReader,
     pub read_wait: Duration,
     /// The loaded app's display name.
     pub app_name: String,
 }
 
-pub async fn open_store(storage: &Storage) -> anyhow::Result<Arc<dyn EventStore>> {
+/// Opens the event store, and the pool of its database for stored read models.
+pub async fn open_store(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore>, Option<deadpool_postgres::Pool>)> {
     Ok(match storage {
-        Storage::Embedded(dir) => Arc::new(
-            open_embedded(dir)
-                .with_context(|| format!("opening the event log in {}", dir.display()))?,
-        ),
-        Storage::Postgres(settings) => Arc::new(
-            open_postgres(settings)
-                .await
-                .context("opening the PostgreSQL event store")?,
-        ),
+        Storage::Embedded(dir) => (Arc::new(open_embedded(dir).with_context(|| format!("opening the event log in {}", dir.display()))?), None),
+        Storage::Postgres(settings) => {
+            let store = open_postgres(settings).await.context("opening the PostgreSQL event store")?;
+            let pool = store.pool().clone();
+            (Arc::new(store), Some(pool))
+        }
     })
 }
 
 fn now() -> Timestamp {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
     Timestamp::from_micros(micros)
 }
 
@@ -49,38 +47,34 @@ fn now() -> Timestamp {
 /// through commands), starts the query projection and waits until it has
 /// caught up with the log.
 pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
-    let store = open_store(&settings.storage).await?;
-    let commands = Arc::new(
-        CommandService::start(store.clone())
-            .await
-            .context("folding the event log")?,
-    );
+    let (store, pool) = open_store(&settings.storage).await?;
+    let commands = Arc::new(CommandService::start(store.clone()).await.context("folding the event log")?);
     let app_json = match &settings.app {
         Some(path) => read_app(path)?,
         None => serde_json::from_str(TODO_APP).context("the bundled todo app")?,
     };
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
-    let report = seed::load_app(&commands, &app, now())
-        .await
-        .context("loading the app's definitions and seed data")?;
+    let report = seed::load_app(&commands, &app, now()).await.context("loading the app's definitions and seed data")?;
     for skipped in &report.skipped {
         tracing::warn!(%skipped, "seed record skipped");
     }
-    let app_name = app
-        .manifest
-        .name
-        .clone()
-        .unwrap_or_else(|| "ObjectStack".into());
+    let app_name = app.manifest.name.clone().unwrap_or_else(|| "ObjectStack".into());
     tracing::info!(app = %app_name, objects = app.objects.len(), changed = report.objects_changed, seeded = report.records_written, "app loaded");
-    let query = runner::spawn(store.clone(), QueryModel::default());
+    // The read model lives where the events do: in process for the embedded
+    // log, in PostgreSQL tables for PostgreSQL.
+    let (query, reader) = match pool {
+        None => {
+            let (projection, reader) = memory_projection();
+            (runner::spawn(store.clone(), projection).await?, reader)
+        }
+        Some(pool) => {
+            let (projection, reader) = pg_model::open(pool).await?;
+            (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader))
+        }
+    };
     let head = *store.head().borrow();
     if !query.wait_for(head, Duration::from_secs(600)).await {
         anyhow::bail!("the query projection did not catch up with the log");
     }
-    Ok(Arc::new(System {
-        commands,
-        query,
-        read_wait: settings.read_wait,
-        app_name,
-    }))
+    Ok(Arc::new(System { commands, query, reader, read_wait: settings.read_wait, app_name }))
 }

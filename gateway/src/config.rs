@@ -32,10 +32,8 @@ pub struct Settings {
 /// file holding one object definition (`name` + `fields`) is added to `objects`.
 pub fn read_app(path: &Path) -> anyhow::Result<Json> {
     if path.is_file() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", path.display()));
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()));
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("reading app folder {}", path.display()))?
@@ -47,10 +45,8 @@ pub fn read_app(path: &Path) -> anyhow::Result<Json> {
     let mut objects = Vec::new();
     let mut data = Vec::new();
     for file in entries {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let json: Json = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", file.display()))?;
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let json: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
         if json.get("name").is_some() && json.get("fields").is_some() {
             objects.push(json);
             continue;
@@ -58,18 +54,8 @@ pub fn read_app(path: &Path) -> anyhow::Result<Json> {
         if let Some(manifest) = json.get("manifest") {
             app.insert("manifest".into(), manifest.clone());
         }
-        objects.extend(
-            json.get("objects")
-                .and_then(Json::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        );
-        data.extend(
-            json.get("data")
-                .and_then(Json::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        );
+        objects.extend(json.get("objects").and_then(Json::as_array).cloned().unwrap_or_default());
+        data.extend(json.get("data").and_then(Json::as_array).cloned().unwrap_or_default());
     }
     app.insert("objects".into(), Json::Array(objects));
     app.insert("data".into(), Json::Array(data));

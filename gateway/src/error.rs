@@ -23,9 +23,7 @@ pub struct ApiError {
 /// The HTTP status of an error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::ObjectNotFound | ErrorCode::RecordNotFound | ErrorCode::FieldNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        ErrorCode::ObjectNotFound | ErrorCode::RecordNotFound | ErrorCode::FieldNotFound => StatusCode::NOT_FOUND,
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         other => match other.category() {
@@ -50,13 +48,7 @@ fn category_name(code: ErrorCode) -> &'static str {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-            field_errors: Vec::new(),
-            details: None,
-            status: None,
-        }
+        ApiError { code, message: message.into(), field_errors: Vec::new(), details: None, status: None }
     }
 
     pub fn with_status(mut self, status: StatusCode) -> ApiError {
@@ -78,9 +70,8 @@ impl ApiError {
             "retryable": matches!(self.code, ErrorCode::ConcurrentModification | ErrorCode::ServiceUnavailable | ErrorCode::Timeout),
         });
         if !self.field_errors.is_empty() {
-            error["fieldErrors"] = Json::Array(
-                self.field_errors.iter().map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message})).collect(),
-            );
+            error["fieldErrors"] =
+                Json::Array(self.field_errors.iter().map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message})).collect());
         }
         if let Some(details) = &self.details {
             error["details"] = details.clone();
@@ -91,13 +82,7 @@ impl ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        ApiError {
-            code: e.code(),
-            message: e.to_string(),
-            field_errors: e.field_errors().to_vec(),
-            details: None,
-            status: None,
-        }
+        ApiError { code: e.code(), message: e.to_string(), field_errors: e.field_errors().to_vec(), details: None, status: None }
     }
 }
 
@@ -107,15 +92,32 @@ impl From<CommandError> for ApiError {
             CommandError::Rejected(domain) => domain.into(),
             CommandError::Conflict { expected, actual } => ApiError {
                 code: ErrorCode::ConcurrentModification,
-                message: format!(
-                    "the record changed: expected version {expected}, current version {actual}"
-                ),
+                message: format!("the record changed: expected version {expected}, current version {actual}"),
                 field_errors: Vec::new(),
                 details: Some(json!({"expectedVersion": expected, "currentVersion": actual})),
                 status: None,
             },
             CommandError::Store(store) => store.into(),
         }
+    }
+}
+
+impl From<projections::ReadError> for ApiError {
+    fn from(e: projections::ReadError) -> Self {
+        match e {
+            projections::ReadError::Rejected(domain) => domain.into(),
+            projections::ReadError::Store(message) => {
+                tracing::error!(error = %message, "read model store error");
+                ApiError::new(ErrorCode::DatabaseError, "the read model failed to answer")
+            }
+        }
+    }
+}
+
+impl From<projections::ProjectionError> for ApiError {
+    fn from(e: projections::ProjectionError) -> Self {
+        tracing::error!(error = %e, "projection error");
+        ApiError::new(ErrorCode::DatabaseError, "the read model failed")
     }
 }
 

@@ -16,37 +16,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorCode::MaxRecordsExceeded
-            } else {
-                ErrorCode::ValidationError
-            };
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::MaxRecordsExceeded } else { ErrorCode::ValidationError };
             ApiError::new(code, format!("cannot read the request body: {e}")).with_status(status)
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::ValidationError,
-                "the request body is empty; send a JSON document",
-            ));
+            return Err(ApiError::new(ErrorCode::ValidationError, "the request body is empty; send a JSON document"));
         }
         if !content_type.is_empty() && !content_type.contains("json") {
-            return Err(ApiError::new(
-                ErrorCode::ValidationError,
-                format!("unsupported content type '{content_type}': send application/json"),
-            )
-            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            return Err(ApiError::new(ErrorCode::ValidationError, format!("unsupported content type '{content_type}': send application/json"))
+                .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("malformed JSON: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("malformed JSON: {e}")))
     }
 }
 
@@ -60,12 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
         let raw = parts.uri.query().unwrap_or("");
         serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
             .map(QueryPairs)
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    format!("cannot read the query string: {e}"),
-                )
-            })
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("cannot read the query string: {e}")))
     }
 }
 

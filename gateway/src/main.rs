@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 use gateway::config::{Settings, Storage};
 
 #[derive(Parser)]
-#[command(
-    name = "objectstack",
-    version,
-    about = "An event-sourced ObjectStack server"
-)]
+#[command(name = "objectstack", version, about = "An event-sourced ObjectStack server")]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -72,33 +68,16 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
     match Cli::parse().command {
-        Commands::Serve {
-            app,
-            listen,
-            data_dir,
-            database_url,
-            read_wait_ms,
-        } => {
+        Commands::Serve { app, listen, data_dir, database_url, read_wait_ms } => {
             let storage = match database_url {
                 Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
                 None => Storage::Embedded(data_dir),
             };
-            let settings = Settings {
-                listen,
-                storage,
-                app,
-                read_wait: Duration::from_millis(read_wait_ms),
-            };
+            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms) };
             let system = gateway::app::start(&settings).await?;
-            let listener = tokio::net::TcpListener::bind(settings.listen)
-                .await
-                .with_context(|| format!("listening on {}", settings.listen))?;
+            let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
             tracing::info!(address = %listener.local_addr()?, "serving");
             gateway::server::serve(listener, system.clone(), shutdown_signal()).await?;
             system.query.stop();
@@ -108,9 +87,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("stopped");
         }
         Commands::Migrate { database_url } => {
-            commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url))
-                .await
-                .context("applying migrations")?;
+            commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;
             println!("migrations applied: {}", commands::store::MIGRATIONS.len());
         }
     }

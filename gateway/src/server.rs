@@ -14,18 +14,10 @@ use crate::routes;
 pub const MAX_BODY: usize = 8 << 20;
 
 pub fn router(system: Arc<System>) -> Router {
-    routes::router()
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(system)
+    routes::router().layer(DefaultBodyLimit::max(MAX_BODY)).with_state(system)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    system: Arc<System>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(system))
-        .with_graceful_shutdown(shutdown)
-        .await
+pub async fn serve(listener: TcpListener, system: Arc<System>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(system)).with_graceful_shutdown(shutdown).await
 }

@@ -41,11 +41,7 @@ fn install_clients() {
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(client_dir())
         .status()
-        .unwrap_or_else(|e| {
-            panic!(
-                "npm is needed for the client compatibility test (ops/test installs Node.js): {e}"
-            )
-        });
+        .unwrap_or_else(|e| panic!("npm is needed for the client compatibility test (ops/test installs Node.js): {e}"));
     assert!(status.success(), "npm ci failed in tests/client");
     *done = true;
 }
@@ -55,12 +51,7 @@ async fn drive(storage: Storage) {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage,
-        app: Some(app_path),
-        read_wait: Duration::from_secs(5),
-    };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5) };
     let system = start(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -71,22 +62,13 @@ async fn drive(storage: Storage) {
     for version in ["3.0.6", "4.0.4"] {
         let base = base.clone();
         let output = tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg("compat.mjs")
-                .arg(&base)
-                .arg(version)
-                .current_dir(client_dir())
-                .output()
-                .expect("node is needed (ops/test installs it)")
+            Command::new("node").arg("compat.mjs").arg(&base).arg(version).current_dir(client_dir()).output().expect("node is needed (ops/test installs it)")
         })
         .await
         .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "client {version} failed:\n{stdout}\n{stderr}"
-        );
+        assert!(output.status.success(), "client {version} failed:\n{stdout}\n{stderr}");
         assert!(stdout.contains("all checks passed"), "{stdout}");
     }
     let _ = stop_tx.send(());

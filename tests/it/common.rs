@@ -7,8 +7,7 @@ use domain::event::EventEnvelope;
 
 /// The database tests use; `ops/test` makes sure it is up.
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Settings for a fresh schema of its own, so tests run in parallel.
@@ -22,10 +21,7 @@ pub fn pg_settings() -> PostgresSettings {
 pub async fn postgres(settings: &PostgresSettings) -> Arc<dyn EventStore> {
     match open_postgres(settings).await {
         Ok(store) => Arc::new(store),
-        Err(e) => panic!(
-            "PostgreSQL is needed at {} (run the tests through ops/test, which starts it): {e}",
-            settings.url
-        ),
+        Err(e) => panic!("PostgreSQL is needed at {} (run the tests through ops/test, which starts it): {e}", settings.url),
     }
 }
 

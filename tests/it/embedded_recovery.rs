@@ -10,11 +10,7 @@ use crate::common::{event, tag};
 
 fn append_one(n: u64) -> AppendRequest {
     AppendRequest {
-        streams: vec![StreamAppend {
-            stream: "log/1".into(),
-            expected: ExpectedVersion::Exact(n),
-            events: vec![event(&format!("e{n}"))],
-        }],
+        streams: vec![StreamAppend { stream: "log/1".into(), expected: ExpectedVersion::Exact(n), events: vec![event(&format!("e{n}"))] }],
         idempotency_key: None,
     }
 }
@@ -42,31 +38,15 @@ async fn a_torn_tail_is_truncated_and_every_complete_event_survives() {
     // Cut the file at every byte offset inside the last two frames.
     for cut in boundaries[4]..total {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(
-            source.path().join("events.log"),
-            dir.path().join("events.log"),
-        )
-        .unwrap();
-        OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("events.log"))
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        std::fs::copy(source.path().join("events.log"), dir.path().join("events.log")).unwrap();
+        OpenOptions::new().write(true).open(dir.path().join("events.log")).unwrap().set_len(cut).unwrap();
         let complete = boundaries.iter().filter(|b| **b <= cut).count() as u64 - 1;
 
         let store = open_embedded(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         let events = store.read_all(0, 100).await.unwrap();
         assert_eq!(events.len() as u64, complete, "cut at {cut}");
-        assert_eq!(
-            events.iter().map(tag).collect::<Vec<_>>(),
-            (0..complete).map(|i| format!("e{i}")).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            log_len(dir.path()),
-            boundaries[complete as usize],
-            "the torn bytes are gone"
-        );
+        assert_eq!(events.iter().map(tag).collect::<Vec<_>>(), (0..complete).map(|i| format!("e{i}")).collect::<Vec<_>>());
+        assert_eq!(log_len(dir.path()), boundaries[complete as usize], "the torn bytes are gone");
         // The log keeps working after recovery.
         let next = store.append(append_one(complete)).await.unwrap();
         assert_eq!(next.last_position(), complete + 1);
@@ -77,10 +57,7 @@ async fn a_torn_tail_is_truncated_and_every_complete_event_survives() {
 async fn garbage_after_the_last_frame_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), 3).await;
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(dir.path().join("events.log"))
-        .unwrap();
+    let mut file = OpenOptions::new().append(true).open(dir.path().join("events.log")).unwrap();
     std::io::Write::write_all(&mut file, &[0xff; 5]).unwrap();
     let store = open_embedded(dir.path()).unwrap();
     assert_eq!(store.read_all(0, 10).await.unwrap().len(), 3);
@@ -102,19 +79,12 @@ async fn damage_in_the_middle_is_corruption_not_a_torn_tail() {
         Err(other) => panic!("expected corruption, got {other}"),
         Ok(_) => panic!("a damaged log must not open silently"),
     }
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
-        *boundaries.last().unwrap(),
-        "nothing was truncated"
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), *boundaries.last().unwrap(), "nothing was truncated");
 }
 
 #[tokio::test]
 async fn one_process_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open_embedded(dir.path()).unwrap();
-    assert!(matches!(
-        open_embedded(dir.path()),
-        Err(commands::StoreError::Unavailable(_))
-    ));
+    assert!(matches!(open_embedded(dir.path()), Err(commands::StoreError::Unavailable(_))));
 }

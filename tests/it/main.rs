@@ -9,6 +9,7 @@ mod client_compat;
 mod common;
 mod embedded_recovery;
 mod postgres_ordering;
+mod read_models;
 mod rest;
 mod service;
 mod store_suite;

@@ -46,17 +46,10 @@ async fn a_follower_never_skips_a_late_commit() {
         let mut checkpoint = 0u64;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while checkpoint < total {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "follower stuck at {checkpoint}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "follower stuck at {checkpoint}");
             let batch = follower_store.read_all(checkpoint, 7).await.unwrap();
             for event in batch {
-                assert_eq!(
-                    event.position,
-                    checkpoint + 1,
-                    "the follower skipped a position"
-                );
+                assert_eq!(event.position, checkpoint + 1, "the follower skipped a position");
                 checkpoint = event.position;
             }
             tokio::task::yield_now().await;

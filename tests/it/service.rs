@@ -74,20 +74,8 @@ fn app(text: &str) -> domain::metadata::AppDef {
 }
 
 async fn define(service: &CommandService, definitions: Vec<Json>) {
-    let objects = definitions
-        .into_iter()
-        .map(|definition| domain::metadata::ObjectSpec {
-            definition,
-            namespace: None,
-        })
-        .collect();
-    service
-        .execute(
-            Command::Metadata(MetadataCommand::PutObjects { objects }),
-            CommandMeta::system(),
-        )
-        .await
-        .unwrap();
+    let objects = definitions.into_iter().map(|definition| domain::metadata::ObjectSpec { definition, namespace: None }).collect();
+    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
 }
 
 fn code(result: Result<commands::service::Outcome, CommandError>) -> ErrorCode {
@@ -103,47 +91,19 @@ async fn example_apps_load_and_seed_once(backend: Backend) {
         assert!(crm.records_written > 20, "{crm:?}");
         // The CRM fixture's leads name lead sources that are not options ('website', 'trade_show').
         assert_eq!(crm.skipped.len(), 2, "{:?}", crm.skipped);
-        assert!(
-            crm.skipped
-                .iter()
-                .all(|s| s.contains("'lead'") && s.contains("lead_source")),
-            "{:?}",
-            crm.skipped
-        );
+        assert!(crm.skipped.iter().all(|s| s.contains("'lead'") && s.contains("lead_source")), "{:?}", crm.skipped);
         let catalog = service.catalog();
-        assert!(
-            catalog.get("todo__task").is_none(),
-            "the CRM app redefined task without a namespace"
-        );
+        assert!(catalog.get("todo__task").is_none(), "the CRM app redefined task without a namespace");
         assert!(catalog.get("opportunity").is_some());
-        let acme = service
-            .find_by_field("account", "name", &Value::Text("Acme Corporation".into()))
-            .unwrap();
-        let john = service
-            .find_by_field(
-                "contact",
-                "email",
-                &Value::Text("john.smith@acme.example.com".into()),
-            )
-            .unwrap();
+        let acme = service.find_by_field("account", "name", &Value::Text("Acme Corporation".into())).unwrap();
+        let john = service.find_by_field("contact", "email", &Value::Text("john.smith@acme.example.com".into())).unwrap();
         let contact = service.record_state("contact", &john).record.unwrap();
-        assert_eq!(
-            contact["account"],
-            Value::Text(acme),
-            "lookups by external id are resolved"
-        );
-        assert_eq!(
-            contact["owner"],
-            Value::Text(SYSTEM_USER.into()),
-            "a missing required owner is the system user"
-        );
+        assert_eq!(contact["account"], Value::Text(acme), "lookups by external id are resolved");
+        assert_eq!(contact["owner"], Value::Text(SYSTEM_USER.into()), "a missing required owner is the system user");
     }
     let service = backend.service().await;
     let again = load_app(&service, &app(CRM_APP), now()).await.unwrap();
-    assert_eq!(
-        again.records_written, 0,
-        "a restart writes no seed record twice"
-    );
+    assert_eq!(again.records_written, 0, "a restart writes no seed record twice");
     assert_eq!(again.objects_changed, 0);
 }
 on_both_stores!(example_apps_load_and_seed_once);
@@ -152,14 +112,7 @@ async fn crud_with_versions_and_errors(backend: Backend) {
     let service = backend.service().await;
     define(&service, vec![json!({"name": "note", "fields": {"title": {"type": "text", "required": true, "maxLength": 10}, "n": {"type": "number"}}})]).await;
     let created = service
-        .execute(
-            Command::Create {
-                object: "note".into(),
-                id: Some("n1".into()),
-                data: data(json!({"title": "hi"})),
-            },
-            CommandMeta::actor("ann"),
-        )
+        .execute(Command::Create { object: "note".into(), id: Some("n1".into()), data: data(json!({"title": "hi"})) }, CommandMeta::actor("ann"))
         .await
         .unwrap();
     assert_eq!((created.id.as_str(), created.version), ("n1", 1));
@@ -169,148 +122,48 @@ async fn crud_with_versions_and_errors(backend: Backend) {
     assert_eq!(record["created_by"], Value::Text("ann".into()));
 
     let updated = service
-        .execute(
-            Command::Update {
-                object: "note".into(),
-                id: "n1".into(),
-                patch: data(json!({"n": 3})),
-                expected_version: Some(1),
-            },
-            CommandMeta::actor("bob"),
-        )
+        .execute(Command::Update { object: "note".into(), id: "n1".into(), patch: data(json!({"n": 3})), expected_version: Some(1) }, CommandMeta::actor("bob"))
         .await
         .unwrap();
     assert_eq!(updated.version, 2);
-    assert_eq!(
-        updated.record.as_ref().unwrap()["modified_by"],
-        Value::Text("bob".into())
-    );
+    assert_eq!(updated.record.as_ref().unwrap()["modified_by"], Value::Text("bob".into()));
     assert!(updated.position > created.position);
 
     let stale = service
-        .execute(
-            Command::Update {
-                object: "note".into(),
-                id: "n1".into(),
-                patch: data(json!({"n": 4})),
-                expected_version: Some(1),
-            },
-            CommandMeta::system(),
-        )
+        .execute(Command::Update { object: "note".into(), id: "n1".into(), patch: data(json!({"n": 4})), expected_version: Some(1) }, CommandMeta::system())
         .await;
-    assert!(matches!(
-        stale,
-        Err(CommandError::Conflict {
-            expected: 1,
-            actual: 2
-        })
-    ));
+    assert!(matches!(stale, Err(CommandError::Conflict { expected: 1, actual: 2 })));
     let noop = service
-        .execute(
-            Command::Update {
-                object: "note".into(),
-                id: "n1".into(),
-                patch: data(json!({"n": 3})),
-                expected_version: None,
-            },
-            CommandMeta::system(),
-        )
+        .execute(Command::Update { object: "note".into(), id: "n1".into(), patch: data(json!({"n": 3})), expected_version: None }, CommandMeta::system())
         .await
         .unwrap();
-    assert_eq!(
-        (noop.version, noop.position, noop.events.len()),
-        (2, 0, 0),
-        "an update that changes nothing writes nothing"
-    );
+    assert_eq!((noop.version, noop.position, noop.events.len()), (2, 0, 0), "an update that changes nothing writes nothing");
 
     assert_eq!(
         code(
             service
-                .execute(
-                    Command::Create {
-                        object: "note".into(),
-                        id: None,
-                        data: data(json!({"title": "far too long a title"}))
-                    },
-                    CommandMeta::system()
-                )
+                .execute(Command::Create { object: "note".into(), id: None, data: data(json!({"title": "far too long a title"})) }, CommandMeta::system())
                 .await
         ),
         ErrorCode::ValueTooLong
     );
     assert_eq!(
-        code(
-            service
-                .execute(
-                    Command::Create {
-                        object: "ghost".into(),
-                        id: None,
-                        data: Map::new()
-                    },
-                    CommandMeta::system()
-                )
-                .await
-        ),
+        code(service.execute(Command::Create { object: "ghost".into(), id: None, data: Map::new() }, CommandMeta::system()).await),
         ErrorCode::ObjectNotFound
     );
     assert_eq!(
-        code(
-            service
-                .execute(
-                    Command::Create {
-                        object: "note".into(),
-                        id: Some("n1".into()),
-                        data: data(json!({"title": "x"}))
-                    },
-                    CommandMeta::system()
-                )
-                .await
-        ),
+        code(service.execute(Command::Create { object: "note".into(), id: Some("n1".into()), data: data(json!({"title": "x"})) }, CommandMeta::system()).await),
         ErrorCode::DuplicateRecord
     );
     assert_eq!(
-        code(
-            service
-                .execute(
-                    Command::Delete {
-                        object: "note".into(),
-                        id: "nope".into(),
-                        expected_version: None
-                    },
-                    CommandMeta::system()
-                )
-                .await
-        ),
+        code(service.execute(Command::Delete { object: "note".into(), id: "nope".into(), expected_version: None }, CommandMeta::system()).await),
         ErrorCode::RecordNotFound
     );
     let head_before = *service.store().head().borrow();
-    let _ = service
-        .execute(
-            Command::Create {
-                object: "note".into(),
-                id: None,
-                data: data(json!({"n": "not a number"})),
-            },
-            CommandMeta::system(),
-        )
-        .await;
-    assert_eq!(
-        *service.store().head().borrow(),
-        head_before,
-        "a rejected command writes nothing"
-    );
+    let _ = service.execute(Command::Create { object: "note".into(), id: None, data: data(json!({"n": "not a number"})) }, CommandMeta::system()).await;
+    assert_eq!(*service.store().head().borrow(), head_before, "a rejected command writes nothing");
 
-    let deleted = service
-        .execute(
-            Command::Delete {
-                object: "note".into(),
-                id: "n1".into(),
-                expected_version: Some(2),
-            },
-            CommandMeta::system(),
-        )
-        .await
-        .unwrap();
+    let deleted = service.execute(Command::Delete { object: "note".into(), id: "n1".into(), expected_version: Some(2) }, CommandMeta::system()).await.unwrap();
     assert_eq!(deleted.version, 3);
     assert!(deleted.record.is_none());
     assert!(!service.record_state("note", "n1").exists());
@@ -320,87 +173,35 @@ on_both_stores!(crud_with_versions_and_errors);
 async fn idempotency_survives_a_restart(backend: Backend) {
     let first = {
         let service = backend.service().await;
-        define(
-            &service,
-            vec![json!({"name": "note", "fields": {"title": {"type": "text"}}})],
-        )
-        .await;
+        define(&service, vec![json!({"name": "note", "fields": {"title": {"type": "text"}}})]).await;
         let meta = CommandMeta::actor("ann").with_key("create-note-1");
-        let first = service
-            .execute(
-                Command::Create {
-                    object: "note".into(),
-                    id: None,
-                    data: data(json!({"title": "once"})),
-                },
-                meta.clone(),
-            )
-            .await
-            .unwrap();
-        let repeat = service
-            .execute(
-                Command::Create {
-                    object: "note".into(),
-                    id: None,
-                    data: data(json!({"title": "once"})),
-                },
-                meta,
-            )
-            .await
-            .unwrap();
+        let first = service.execute(Command::Create { object: "note".into(), id: None, data: data(json!({"title": "once"})) }, meta.clone()).await.unwrap();
+        let repeat = service.execute(Command::Create { object: "note".into(), id: None, data: data(json!({"title": "once"})) }, meta).await.unwrap();
         assert!(repeat.replayed);
-        assert_eq!(
-            (repeat.id.clone(), repeat.position),
-            (first.id.clone(), first.position)
-        );
+        assert_eq!((repeat.id.clone(), repeat.position), (first.id.clone(), first.position));
         first
     };
     let service = backend.service().await;
     let meta = CommandMeta::actor("ann").with_key("create-note-1");
-    let after_restart = service
-        .execute(
-            Command::Create {
-                object: "note".into(),
-                id: None,
-                data: data(json!({"title": "once"})),
-            },
-            meta,
-        )
-        .await
-        .unwrap();
+    let after_restart = service.execute(Command::Create { object: "note".into(), id: None, data: data(json!({"title": "once"})) }, meta).await.unwrap();
     assert!(after_restart.replayed);
     assert_eq!(after_restart.id, first.id);
     assert_eq!(after_restart.position, first.position);
-    assert_eq!(
-        after_restart.record.as_ref().unwrap()["title"],
-        Value::Text("once".into())
-    );
-    assert_eq!(
-        *service.store().head().borrow(),
-        first.position,
-        "nothing was written twice"
-    );
+    assert_eq!(after_restart.record.as_ref().unwrap()["title"], Value::Text("once".into()));
+    assert_eq!(*service.store().head().borrow(), first.position, "nothing was written twice");
 }
 on_both_stores!(idempotency_survives_a_restart);
 
 async fn unique_values_hold_under_concurrency(backend: Backend) {
     let service = Arc::new(backend.service().await);
-    define(
-        &service,
-        vec![json!({"name": "member", "fields": {"email": {"type": "email", "unique": true}}})],
-    )
-    .await;
+    define(&service, vec![json!({"name": "member", "fields": {"email": {"type": "email", "unique": true}}})]).await;
     let mut tasks = Vec::new();
     for n in 0..20 {
         let service = service.clone();
         tasks.push(tokio::spawn(async move {
             service
                 .execute(
-                    Command::Create {
-                        object: "member".into(),
-                        id: Some(format!("m{n}")),
-                        data: data(json!({"email": "same@example.com"})),
-                    },
+                    Command::Create { object: "member".into(), id: Some(format!("m{n}")), data: data(json!({"email": "same@example.com"})) },
                     CommandMeta::system(),
                 )
                 .await
@@ -419,18 +220,17 @@ on_both_stores!(unique_values_hold_under_concurrency);
 
 async fn deletes_follow_delete_behaviour(backend: Backend) {
     let service = backend.service().await;
-    define(&service, vec![
-        json!({"name": "account", "fields": {"name": {"type": "text"}}}),
-        json!({"name": "contact", "fields": {"account": {"type": "master_detail", "reference": "account", "required": true}}}),
-        json!({"name": "note", "fields": {"about": {"type": "lookup", "reference": "contact"}}}),
-        json!({"name": "invoice", "fields": {"account": {"type": "lookup", "reference": "account", "deleteBehavior": "restrict"}}}),
-    ])
+    define(
+        &service,
+        vec![
+            json!({"name": "account", "fields": {"name": {"type": "text"}}}),
+            json!({"name": "contact", "fields": {"account": {"type": "master_detail", "reference": "account", "required": true}}}),
+            json!({"name": "note", "fields": {"about": {"type": "lookup", "reference": "contact"}}}),
+            json!({"name": "invoice", "fields": {"account": {"type": "lookup", "reference": "account", "deleteBehavior": "restrict"}}}),
+        ],
+    )
     .await;
-    let create = |object: &str, id: &str, body: Json| Command::Create {
-        object: object.into(),
-        id: Some(id.into()),
-        data: data(body),
-    };
+    let create = |object: &str, id: &str, body: Json| Command::Create { object: object.into(), id: Some(id.into()), data: data(body) };
     for command in [
         create("account", "a1", json!({"name": "Acme"})),
         create("account", "a2", json!({"name": "Globex"})),
@@ -439,64 +239,20 @@ async fn deletes_follow_delete_behaviour(backend: Backend) {
         create("note", "n1", json!({"about": "c1"})),
         create("invoice", "i1", json!({"account": "a2"})),
     ] {
-        service
-            .execute(command, CommandMeta::system())
-            .await
-            .unwrap();
+        service.execute(command, CommandMeta::system()).await.unwrap();
     }
-    assert_eq!(
-        code(
-            service
-                .execute(
-                    create("contact", "c3", json!({"account": "nope"})),
-                    CommandMeta::system()
-                )
-                .await
-        ),
-        ErrorCode::InvalidReference
-    );
+    assert_eq!(code(service.execute(create("contact", "c3", json!({"account": "nope"})), CommandMeta::system()).await), ErrorCode::InvalidReference);
 
-    let deleted = service
-        .execute(
-            Command::Delete {
-                object: "account".into(),
-                id: "a1".into(),
-                expected_version: None,
-            },
-            CommandMeta::system(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        deleted.events.len(),
-        4,
-        "account, two contacts (cascade), one note cleared (set_null)"
-    );
-    assert!(
-        deleted
-            .events
-            .windows(2)
-            .all(|w| w[1].position == w[0].position + 1),
-        "one atomic append"
-    );
+    let deleted = service.execute(Command::Delete { object: "account".into(), id: "a1".into(), expected_version: None }, CommandMeta::system()).await.unwrap();
+    assert_eq!(deleted.events.len(), 4, "account, two contacts (cascade), one note cleared (set_null)");
+    assert!(deleted.events.windows(2).all(|w| w[1].position == w[0].position + 1), "one atomic append");
     assert!(!service.record_state("contact", "c1").exists());
     assert!(!service.record_state("contact", "c2").exists());
     let note = service.record_state("note", "n1").record.unwrap();
     assert!(!note.contains_key("about"));
 
     assert_eq!(
-        code(
-            service
-                .execute(
-                    Command::Delete {
-                        object: "account".into(),
-                        id: "a2".into(),
-                        expected_version: None
-                    },
-                    CommandMeta::system()
-                )
-                .await
-        ),
+        code(service.execute(Command::Delete { object: "account".into(), id: "a2".into(), expected_version: None }, CommandMeta::system()).await),
         ErrorCode::DeleteRestricted
     );
     assert!(service.record_state("account", "a2").exists());

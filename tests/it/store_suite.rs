@@ -9,153 +9,61 @@ use commands::StoreError;
 use crate::common::{self, event, tag};
 
 fn one(stream: &str, expected: ExpectedVersion, tags: &[&str]) -> AppendRequest {
-    AppendRequest {
-        streams: vec![StreamAppend {
-            stream: stream.into(),
-            expected,
-            events: tags.iter().map(|t| event(t)).collect(),
-        }],
-        idempotency_key: None,
-    }
+    AppendRequest { streams: vec![StreamAppend { stream: stream.into(), expected, events: tags.iter().map(|t| event(t)).collect() }], idempotency_key: None }
 }
 
 async fn append_and_read(store: &dyn EventStore) {
-    let first = store
-        .append(one("a/1", ExpectedVersion::Exact(0), &["a1", "a2"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        first
-            .events
-            .iter()
-            .map(|e| (e.position, e.stream_version))
-            .collect::<Vec<_>>(),
-        vec![(1, 1), (2, 2)]
-    );
-    let second = store
-        .append(one("b/1", ExpectedVersion::Any, &["b1"]))
-        .await
-        .unwrap();
+    let first = store.append(one("a/1", ExpectedVersion::Exact(0), &["a1", "a2"])).await.unwrap();
+    assert_eq!(first.events.iter().map(|e| (e.position, e.stream_version)).collect::<Vec<_>>(), vec![(1, 1), (2, 2)]);
+    let second = store.append(one("b/1", ExpectedVersion::Any, &["b1"])).await.unwrap();
     assert_eq!(second.last_position(), 3);
-    store
-        .append(one("a/1", ExpectedVersion::Exact(2), &["a3"]))
-        .await
-        .unwrap();
+    store.append(one("a/1", ExpectedVersion::Exact(2), &["a3"])).await.unwrap();
     assert_eq!(*store.head().borrow(), 4);
 
-    let stream: Vec<String> = store
-        .read_stream("a/1", 1)
-        .await
-        .unwrap()
-        .iter()
-        .map(tag)
-        .collect();
+    let stream: Vec<String> = store.read_stream("a/1", 1).await.unwrap().iter().map(tag).collect();
     assert_eq!(stream, ["a1", "a2", "a3"]);
-    let tail: Vec<u64> = store
-        .read_stream("a/1", 2)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.stream_version)
-        .collect();
+    let tail: Vec<u64> = store.read_stream("a/1", 2).await.unwrap().iter().map(|e| e.stream_version).collect();
     assert_eq!(tail, [2, 3]);
     assert!(store.read_stream("nobody/1", 1).await.unwrap().is_empty());
 
     let all = store.read_all(0, 100).await.unwrap();
-    assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
-        [1, 2, 3, 4]
-    );
+    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(all[3].stream, "a/1");
     assert_eq!(all[0].actor, "tester");
     assert_eq!(all[0].correlation_id, [7; 16]);
-    assert_eq!(
-        store
-            .read_all(1, 2)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.position)
-            .collect::<Vec<_>>(),
-        [2, 3]
-    );
+    assert_eq!(store.read_all(1, 2).await.unwrap().iter().map(|e| e.position).collect::<Vec<_>>(), [2, 3]);
     assert!(store.read_all(4, 10).await.unwrap().is_empty());
 }
 
 async fn conflicts_and_atomicity(store: &dyn EventStore) {
-    store
-        .append(one("c/1", ExpectedVersion::Exact(0), &["c1"]))
-        .await
-        .unwrap();
-    match store
-        .append(one("c/1", ExpectedVersion::Exact(0), &["again"]))
-        .await
-    {
-        Err(StoreError::Conflict {
-            stream,
-            expected,
-            actual,
-        }) => assert_eq!((stream.as_str(), expected, actual), ("c/1", 0, 1)),
+    store.append(one("c/1", ExpectedVersion::Exact(0), &["c1"])).await.unwrap();
+    match store.append(one("c/1", ExpectedVersion::Exact(0), &["again"])).await {
+        Err(StoreError::Conflict { stream, expected, actual }) => assert_eq!((stream.as_str(), expected, actual), ("c/1", 0, 1)),
         other => panic!("expected a conflict, got {other:?}"),
     }
     let head = *store.head().borrow();
     let both = AppendRequest {
         streams: vec![
-            StreamAppend {
-                stream: "d/1".into(),
-                expected: ExpectedVersion::Exact(0),
-                events: vec![event("d1")],
-            },
-            StreamAppend {
-                stream: "c/1".into(),
-                expected: ExpectedVersion::Exact(5),
-                events: vec![event("c-bad")],
-            },
+            StreamAppend { stream: "d/1".into(), expected: ExpectedVersion::Exact(0), events: vec![event("d1")] },
+            StreamAppend { stream: "c/1".into(), expected: ExpectedVersion::Exact(5), events: vec![event("c-bad")] },
         ],
         idempotency_key: None,
     };
-    assert!(matches!(
-        store.append(both).await,
-        Err(StoreError::Conflict { .. })
-    ));
-    assert!(
-        store.read_stream("d/1", 1).await.unwrap().is_empty(),
-        "all or nothing"
-    );
+    assert!(matches!(store.append(both).await, Err(StoreError::Conflict { .. })));
+    assert!(store.read_stream("d/1", 1).await.unwrap().is_empty(), "all or nothing");
     assert_eq!(*store.head().borrow(), head);
-    let empty = AppendRequest {
-        streams: vec![],
-        idempotency_key: None,
-    };
-    assert!(matches!(
-        store.append(empty).await,
-        Err(StoreError::InvalidAppend(_))
-    ));
+    let empty = AppendRequest { streams: vec![], idempotency_key: None };
+    assert!(matches!(store.append(empty).await, Err(StoreError::InvalidAppend(_))));
 }
 
 async fn idempotency_keys(store: &dyn EventStore) {
     let mut request = one("k/1", ExpectedVersion::Any, &["k1", "k2"]);
     request.idempotency_key = Some("key-1".into());
     let committed = store.append(request.clone()).await.unwrap();
-    assert!(
-        matches!(store.append(request).await, Err(StoreError::KeyUsed { key }) if key == "key-1")
-    );
-    let stored = store
-        .read_idempotent("key-1")
-        .await
-        .unwrap()
-        .expect("key is known");
-    assert_eq!(
-        stored.iter().map(|e| e.position).collect::<Vec<_>>(),
-        committed
-            .events
-            .iter()
-            .map(|e| e.position)
-            .collect::<Vec<_>>()
-    );
-    assert!(stored
-        .iter()
-        .all(|e| e.idempotency_key.as_deref() == Some("key-1")));
+    assert!(matches!(store.append(request).await, Err(StoreError::KeyUsed { key }) if key == "key-1"));
+    let stored = store.read_idempotent("key-1").await.unwrap().expect("key is known");
+    assert_eq!(stored.iter().map(|e| e.position).collect::<Vec<_>>(), committed.events.iter().map(|e| e.position).collect::<Vec<_>>());
+    assert!(stored.iter().all(|e| e.idempotency_key.as_deref() == Some("key-1")));
     assert!(store.read_idempotent("key-2").await.unwrap().is_none());
 }
 
@@ -170,22 +78,13 @@ async fn racing_writers(store: Arc<dyn EventStore>) {
             let mut won = Vec::new();
             for version in 0..VERSIONS {
                 let label = format!("t{task}-v{version}");
-                match store
-                    .append(one("race/1", ExpectedVersion::Exact(version), &[&label]))
-                    .await
-                {
+                match store.append(one("race/1", ExpectedVersion::Exact(version), &[&label])).await {
                     Ok(committed) => won.push((version, label, committed.last_position())),
                     Err(StoreError::Conflict { .. }) => {}
                     Err(e) => panic!("unexpected error: {e}"),
                 }
                 // Wait until this version is taken before trying the next one.
-                while (store
-                    .read_stream("race/1", version + 1)
-                    .await
-                    .unwrap()
-                    .len() as u64)
-                    < 1
-                {
+                while (store.read_stream("race/1", version + 1).await.unwrap().len() as u64) < 1 {
                     tokio::task::yield_now().await;
                 }
             }
@@ -195,10 +94,7 @@ async fn racing_writers(store: Arc<dyn EventStore>) {
     let mut winners: HashMap<u64, (String, u64)> = HashMap::new();
     for task in tasks {
         for (version, label, position) in task.await.unwrap() {
-            assert!(
-                winners.insert(version, (label, position)).is_none(),
-                "two winners for version {version}"
-            );
+            assert!(winners.insert(version, (label, position)).is_none(), "two winners for version {version}");
         }
     }
     assert_eq!(winners.len() as u64, VERSIONS, "one winner per version");
@@ -219,14 +115,7 @@ async fn concurrent_appends_are_dense(store: Arc<dyn EventStore>) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0..10 {
-                store
-                    .append(one(
-                        &format!("dense/{task}"),
-                        ExpectedVersion::Exact(n),
-                        &["x"],
-                    ))
-                    .await
-                    .unwrap();
+                store.append(one(&format!("dense/{task}"), ExpectedVersion::Exact(n), &["x"])).await.unwrap();
             }
         }));
     }
@@ -274,42 +163,14 @@ async fn stores_keep_events_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::pg_settings();
     for reopen_twice in 0..2 {
-        let store = if reopen_twice == 0 {
-            common::embedded(dir.path())
-        } else {
-            common::postgres(&settings).await
-        };
-        store
-            .append(one("r/1", ExpectedVersion::Exact(0), &["r1", "r2"]))
-            .await
-            .unwrap();
+        let store = if reopen_twice == 0 { common::embedded(dir.path()) } else { common::postgres(&settings).await };
+        store.append(one("r/1", ExpectedVersion::Exact(0), &["r1", "r2"])).await.unwrap();
         drop(store);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let again = if reopen_twice == 0 {
-            common::embedded(dir.path())
-        } else {
-            common::postgres(&settings).await
-        };
+        let again = if reopen_twice == 0 { common::embedded(dir.path()) } else { common::postgres(&settings).await };
         assert_eq!(*again.head().borrow(), 2);
-        assert_eq!(
-            again
-                .read_stream("r/1", 1)
-                .await
-                .unwrap()
-                .iter()
-                .map(tag)
-                .collect::<Vec<_>>(),
-            ["r1", "r2"]
-        );
-        assert!(matches!(
-            again
-                .append(one("r/1", ExpectedVersion::Exact(0), &["r3"]))
-                .await,
-            Err(StoreError::Conflict { .. })
-        ));
-        again
-            .append(one("r/1", ExpectedVersion::Exact(2), &["r3"]))
-            .await
-            .unwrap();
+        assert_eq!(again.read_stream("r/1", 1).await.unwrap().iter().map(tag).collect::<Vec<_>>(), ["r1", "r2"]);
+        assert!(matches!(again.append(one("r/1", ExpectedVersion::Exact(0), &["r3"])).await, Err(StoreError::Conflict { .. })));
+        again.append(one("r/1", ExpectedVersion::Exact(2), &["r3"])).await.unwrap();
     }
 }

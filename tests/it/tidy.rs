@@ -25,16 +25,8 @@ fn every_module_has_a_doc_comment() {
     assert!(files.len() > 40, "found only {} files", files.len());
     let missing: Vec<String> = files
         .iter()
-        .filter(|f| {
-            !std::fs::read_to_string(f)
-                .unwrap()
-                .trim_start()
-                .starts_with("//!")
-        })
+        .filter(|f| !std::fs::read_to_string(f).unwrap().trim_start().starts_with("//!"))
         .map(|f| f.strip_prefix(root).unwrap().display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a //! module doc: {missing:?}"
-    );
+    assert!(missing.is_empty(), "files without a //! module doc: {missing:?}");
 }

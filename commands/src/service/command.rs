@@ -34,12 +34,7 @@ impl Command {
     /// The stream version the caller named, if any (optimistic concurrency).
     pub fn expected_version(&self) -> Option<u64> {
         match self {
-            Command::Update {
-                expected_version, ..
-            }
-            | Command::Delete {
-                expected_version, ..
-            } => *expected_version,
+            Command::Update { expected_version, .. } | Command::Delete { expected_version, .. } => *expected_version,
             _ => None,
         }
     }
@@ -64,14 +59,7 @@ impl CommandMeta {
     }
 
     pub fn actor(actor: &str) -> CommandMeta {
-        CommandMeta {
-            actor: actor.to_string(),
-            tenant: "default".into(),
-            idempotency_key: None,
-            correlation_id: None,
-            causation_id: None,
-            skip_rules: false,
-        }
+        CommandMeta { actor: actor.to_string(), tenant: "default".into(), idempotency_key: None, correlation_id: None, causation_id: None, skip_rules: false }
     }
 
     pub fn with_key(mut self, key: impl Into<String>) -> CommandMeta {

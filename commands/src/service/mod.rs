@@ -41,11 +41,7 @@ pub struct CommandService {
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        let service = CommandService {
-            store,
-            model: Mutex::new(WriteModel::default()),
-            upcasters: Upcasters::default(),
-        };
+        let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: Upcasters::default() };
         let mut after = 0;
         loop {
             let batch = service.store.read_all(after, CATCH_UP_BATCH).await?;
@@ -67,18 +63,12 @@ impl CommandService {
 
     /// The current state of a record stream, as the write side knows it.
     pub fn record_state(&self, object: &str, id: &str) -> RecordState {
-        self.model
-            .lock()
-            .expect("write model lock")
-            .record(object, id)
+        self.model.lock().expect("write model lock").record(object, id)
     }
 
     /// The id of a live record whose `field` equals `value`.
     pub fn find_by_field(&self, object: &str, field: &str, value: &Value) -> Option<String> {
-        self.model
-            .lock()
-            .expect("write model lock")
-            .find_by_field(object, field, value)
+        self.model.lock().expect("write model lock").find_by_field(object, field, value)
     }
 
     fn apply(&self, events: &[EventEnvelope]) -> Result<(), CommandError> {
@@ -91,15 +81,8 @@ impl CommandService {
     }
 
     /// Executes one command.
-    pub async fn execute(
-        &self,
-        command: Command,
-        meta: CommandMeta,
-    ) -> Result<Outcome, CommandError> {
-        let mut outcomes = self
-            .execute_all(vec![command], meta)
-            .await
-            .map_err(|(_, e)| e)?;
+    pub async fn execute(&self, command: Command, meta: CommandMeta) -> Result<Outcome, CommandError> {
+        let mut outcomes = self.execute_all(vec![command], meta).await.map_err(|(_, e)| e)?;
         Ok(outcomes.pop().expect("one outcome per command"))
     }
 
@@ -107,22 +90,10 @@ impl CommandService {
     /// Each command is decided against the state before the batch, so one
     /// record may appear only once. On failure, returns the index of the
     /// command at fault (or 0 when the store failed) and the error.
-    pub async fn execute_all(
-        &self,
-        commands: Vec<Command>,
-        meta: CommandMeta,
-    ) -> Result<Vec<Outcome>, (usize, CommandError)> {
+    pub async fn execute_all(&self, commands: Vec<Command>, meta: CommandMeta) -> Result<Vec<Outcome>, (usize, CommandError)> {
         if let Some(key) = &meta.idempotency_key {
-            if let Some(events) = self
-                .store
-                .read_idempotent(key)
-                .await
-                .map_err(|e| (0, e.into()))?
-            {
-                return self
-                    .replay_outcomes(events, commands.len())
-                    .await
-                    .map_err(|e| (0, e));
+            if let Some(events) = self.store.read_idempotent(key).await.map_err(|e| (0, e.into()))? {
+                return self.replay_outcomes(events, commands.len()).await.map_err(|e| (0, e));
             }
         }
         let explicit_version = commands.iter().any(|c| c.expected_version().is_some());
@@ -143,20 +114,10 @@ impl CommandService {
             }
             let committed = match result {
                 Ok(committed) => committed,
-                Err(StoreError::Conflict { .. }) if !explicit_version && attempt < MAX_ATTEMPTS => {
-                    continue
-                }
+                Err(StoreError::Conflict { .. }) if !explicit_version && attempt < MAX_ATTEMPTS => continue,
                 Err(StoreError::KeyUsed { key }) => {
-                    let events = self
-                        .store
-                        .read_idempotent(&key)
-                        .await
-                        .map_err(|e| (0, e.into()))?
-                        .unwrap_or_default();
-                    return self
-                        .replay_outcomes(events, commands.len())
-                        .await
-                        .map_err(|e| (0, e));
+                    let events = self.store.read_idempotent(&key).await.map_err(|e| (0, e.into()))?.unwrap_or_default();
+                    return self.replay_outcomes(events, commands.len()).await.map_err(|e| (0, e));
                 }
                 Err(other) => return Err((0, other.into())),
             };
@@ -164,12 +125,7 @@ impl CommandService {
             let position = committed.last_position();
             for outcome in outcomes.iter_mut() {
                 let state = self.record_state(&outcome.object, &outcome.id);
-                let own: Vec<_> = committed
-                    .events
-                    .iter()
-                    .filter(|e| e.stream == outcome.stream)
-                    .cloned()
-                    .collect();
+                let own: Vec<_> = committed.events.iter().filter(|e| e.stream == outcome.stream).cloned().collect();
                 if let Some(last) = own.last() {
                     outcome.version = last.stream_version;
                 }
@@ -189,12 +145,7 @@ impl CommandService {
 
     /// Plans every command under one lock; merges their appends.
     #[allow(clippy::type_complexity)]
-    fn plan_all(
-        &self,
-        commands: &[Command],
-        meta: &CommandMeta,
-    ) -> Result<(Option<AppendRequest>, Vec<Reservation>, Vec<Outcome>), (usize, CommandError)>
-    {
+    fn plan_all(&self, commands: &[Command], meta: &CommandMeta) -> Result<(Option<AppendRequest>, Vec<Reservation>, Vec<Outcome>), (usize, CommandError)> {
         let mut model = self.model.lock().expect("write model lock");
         let mut streams: Vec<StreamAppend> = Vec::new();
         let mut reservations = Vec::new();
@@ -208,8 +159,7 @@ impl CommandService {
                             for reservation in reservations.drain(..) {
                                 model.release(reservation);
                             }
-                            let message =
-                                format!("{} is changed twice in one atomic batch", stream.stream);
+                            let message = format!("{} is changed twice in one atomic batch", stream.stream);
                             return Err((index, DomainError::InvalidQuery(message).into()));
                         }
                         streams.push(stream);
@@ -224,19 +174,12 @@ impl CommandService {
                 }
             }
         }
-        let request = (!streams.is_empty()).then(|| AppendRequest {
-            streams,
-            idempotency_key: meta.idempotency_key.clone(),
-        });
+        let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() });
         Ok((request, reservations, outcomes))
     }
 
     /// Checks commands without writing anything (batch `validateOnly`).
-    pub fn validate_only(
-        &self,
-        commands: &[Command],
-        meta: &CommandMeta,
-    ) -> Result<(), (usize, CommandError)> {
+    pub fn validate_only(&self, commands: &[Command], meta: &CommandMeta) -> Result<(), (usize, CommandError)> {
         let (_, reservations, _) = self.plan_all(commands, meta)?;
         let mut model = self.model.lock().expect("write model lock");
         for reservation in reservations {
@@ -245,11 +188,7 @@ impl CommandService {
         Ok(())
     }
 
-    async fn replay_outcomes(
-        &self,
-        events: Vec<EventEnvelope>,
-        expected: usize,
-    ) -> Result<Vec<Outcome>, CommandError> {
+    async fn replay_outcomes(&self, events: Vec<EventEnvelope>, expected: usize) -> Result<Vec<Outcome>, CommandError> {
         if expected == 1 {
             return Ok(vec![self.replay_outcome(events).await?]);
         }
@@ -261,11 +200,7 @@ impl CommandService {
         }
         let mut outcomes = Vec::new();
         for stream in streams {
-            let own: Vec<EventEnvelope> = events
-                .iter()
-                .filter(|e| e.stream == stream)
-                .cloned()
-                .collect();
+            let own: Vec<EventEnvelope> = events.iter().filter(|e| e.stream == stream).cloned().collect();
             outcomes.push(self.replay_outcome(own).await?);
         }
         Ok(outcomes)
@@ -275,23 +210,13 @@ impl CommandService {
     /// the record as of its last event.
     async fn replay_outcome(&self, events: Vec<EventEnvelope>) -> Result<Outcome, CommandError> {
         let Some(first) = events.first() else {
-            return Err(CommandError::Store(StoreError::Corrupt(
-                "an idempotency key without events".into(),
-            )));
+            return Err(CommandError::Store(StoreError::Corrupt("an idempotency key without events".into())));
         };
         let stream = StreamId(first.stream.clone());
-        let last_version = events
-            .iter()
-            .filter(|e| e.stream == first.stream)
-            .map(|e| e.stream_version)
-            .max()
-            .unwrap_or(0);
+        let last_version = events.iter().filter(|e| e.stream == first.stream).map(|e| e.stream_version).max().unwrap_or(0);
         let (object, id) = match stream.record_parts() {
             Some((object, id)) => (object.to_string(), id.to_string()),
-            None => (
-                first.stream.trim_start_matches("$meta/").to_string(),
-                String::new(),
-            ),
+            None => (first.stream.trim_start_matches("$meta/").to_string(), String::new()),
         };
         let mut state = RecordState::default();
         if !id.is_empty() {

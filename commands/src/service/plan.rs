@@ -30,10 +30,7 @@ fn expected(version: u64) -> ExpectedVersion {
 }
 
 pub(crate) fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let micros = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
     Timestamp::from_micros(micros)
 }
 
@@ -41,12 +38,7 @@ fn new_id() -> EventId {
     uuid::Uuid::now_v7().into_bytes()
 }
 
-fn envelope(
-    payload: &EventPayload,
-    meta: &CommandMeta,
-    now: Timestamp,
-    correlation: EventId,
-) -> EventEnvelope {
+fn envelope(payload: &EventPayload, meta: &CommandMeta, now: Timestamp, correlation: EventId) -> EventEnvelope {
     let (event_type, schema_version, bytes) = encode_payload(payload);
     EventEnvelope {
         position: 0,
@@ -65,20 +57,13 @@ fn envelope(
     }
 }
 
-pub(crate) fn plan(
-    model: &mut WriteModel,
-    command: &Command,
-    meta: &CommandMeta,
-) -> Result<Planned, CommandError> {
+pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta) -> Result<Planned, CommandError> {
     let now = now();
     let correlation = meta.correlation_id.unwrap_or_else(new_id);
     match command {
         Command::Metadata(metadata) => {
             let payloads = decide_metadata(&model.catalog, metadata)?;
-            let first_object = payloads
-                .first()
-                .map(|p| p.object().to_string())
-                .unwrap_or_default();
+            let first_object = payloads.first().map(|p| p.object().to_string()).unwrap_or_default();
             let streams: Vec<StreamAppend> = payloads
                 .iter()
                 .map(|p| StreamAppend {
@@ -98,62 +83,17 @@ pub(crate) fn plan(
                 warnings: Vec::new(),
                 replayed: false,
             };
-            let request = (!streams.is_empty()).then(|| AppendRequest {
-                streams,
-                idempotency_key: meta.idempotency_key.clone(),
-            });
-            Ok(Planned {
-                request,
-                reservation: Reservation::default(),
-                outcome,
-            })
+            let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() });
+            Ok(Planned { request, reservation: Reservation::default(), outcome })
         }
         Command::Create { object, id, data } => {
-            let id = id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-            plan_record(
-                model,
-                object,
-                &id,
-                RecordCommand::Create { data: data.clone() },
-                None,
-                meta,
-                now,
-                correlation,
-            )
+            let id = id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            plan_record(model, object, &id, RecordCommand::Create { data: data.clone() }, None, meta, now, correlation)
         }
-        Command::Update {
-            object,
-            id,
-            patch,
-            expected_version,
-        } => plan_record(
-            model,
-            object,
-            id,
-            RecordCommand::Update {
-                patch: patch.clone(),
-            },
-            *expected_version,
-            meta,
-            now,
-            correlation,
-        ),
-        Command::Delete {
-            object,
-            id,
-            expected_version,
-        } => plan_record(
-            model,
-            object,
-            id,
-            RecordCommand::Delete,
-            *expected_version,
-            meta,
-            now,
-            correlation,
-        ),
+        Command::Update { object, id, patch, expected_version } => {
+            plan_record(model, object, id, RecordCommand::Update { patch: patch.clone() }, *expected_version, meta, now, correlation)
+        }
+        Command::Delete { object, id, expected_version } => plan_record(model, object, id, RecordCommand::Delete, *expected_version, meta, now, correlation),
     }
 }
 
@@ -173,25 +113,13 @@ fn plan_record(
     let state = model.record(&object.name, id);
     if let Some(expected_version) = expected_version {
         if !state.exists() {
-            return Err(DomainError::RecordNotFound {
-                object: object.name.clone(),
-                id: id.to_string(),
-            }
-            .into());
+            return Err(DomainError::RecordNotFound { object: object.name.clone(), id: id.to_string() }.into());
         }
         if expected_version != state.version {
-            return Err(CommandError::Conflict {
-                expected: expected_version,
-                actual: state.version,
-            });
+            return Err(CommandError::Conflict { expected: expected_version, actual: state.version });
         }
     }
-    let ctx = DecideContext {
-        now,
-        actor: &meta.actor,
-        lookups: &*model,
-        skip_rules: meta.skip_rules,
-    };
+    let ctx = DecideContext { now, actor: &meta.actor, lookups: &*model, skip_rules: meta.skip_rules };
     let decision = decide(&object, &state, id, &command, &ctx)?;
     let mut outcome = Outcome {
         position: 0,
@@ -205,49 +133,24 @@ fn plan_record(
         replayed: false,
     };
     if decision.events.is_empty() {
-        return Ok(Planned {
-            request: None,
-            reservation: Reservation::default(),
-            outcome,
-        });
+        return Ok(Planned { request: None, reservation: Reservation::default(), outcome });
     }
     let mut streams = vec![StreamAppend {
         stream: stream.clone(),
         expected: expected(state.version),
-        events: decision
-            .events
-            .iter()
-            .map(|p| envelope(p, meta, now, correlation))
-            .collect(),
+        events: decision.events.iter().map(|p| envelope(p, meta, now, correlation)).collect(),
     }];
     if matches!(command, RecordCommand::Delete) {
         let mut visited = vec![stream.clone()];
-        cascade(
-            model,
-            &object.name,
-            id,
-            meta,
-            now,
-            correlation,
-            0,
-            &mut visited,
-            &mut streams,
-        )?;
+        cascade(model, &object.name, id, meta, now, correlation, 0, &mut visited, &mut streams)?;
     }
-    let after = decision.events.iter().fold(state, |s, e| evolve(s, e));
+    let after = decision.events.iter().fold(state, evolve);
     let reservation = match &after.record {
         Some(record) => model.reserve(&object.name, id, record),
         None => Reservation::default(),
     };
     outcome.record = after.record;
-    Ok(Planned {
-        request: Some(AppendRequest {
-            streams,
-            idempotency_key: meta.idempotency_key.clone(),
-        }),
-        reservation,
-        outcome,
-    })
+    Ok(Planned { request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() }), reservation, outcome })
 }
 
 /// Applies `deleteBehavior` of the records referencing a deleted record:
@@ -265,12 +168,7 @@ fn cascade(
     streams: &mut Vec<StreamAppend>,
 ) -> Result<(), CommandError> {
     if depth >= MAX_CASCADE_DEPTH {
-        return Err(DomainError::DeleteRestricted {
-            object: object.into(),
-            id: id.into(),
-            reason: "the cascade is deeper than 8 levels".into(),
-        }
-        .into());
+        return Err(DomainError::DeleteRestricted { object: object.into(), id: id.into(), reason: "the cascade is deeper than 8 levels".into() }.into());
     }
     for referrer in model.referrers(object, id) {
         let child_stream = StreamId::record(&referrer.object, &referrer.id).0;
@@ -290,46 +188,22 @@ fn cascade(
                 unreachable!("decide refuses deletes with restricting referrers")
             }
         };
-        let ctx = DecideContext {
-            now,
-            actor: &meta.actor,
-            lookups: model,
-            skip_rules: meta.skip_rules,
-        };
-        let decision = decide(&child, &state, &referrer.id, &command, &ctx).map_err(|e| {
-            DomainError::DeleteRestricted {
-                object: object.into(),
-                id: id.into(),
-                reason: format!(
-                    "{} {} could not follow ({:?}): {e}",
-                    referrer.object, referrer.id, referrer.behavior
-                ),
-            }
+        let ctx = DecideContext { now, actor: &meta.actor, lookups: model, skip_rules: meta.skip_rules };
+        let decision = decide(&child, &state, &referrer.id, &command, &ctx).map_err(|e| DomainError::DeleteRestricted {
+            object: object.into(),
+            id: id.into(),
+            reason: format!("{} {} could not follow ({:?}): {e}", referrer.object, referrer.id, referrer.behavior),
         })?;
         visited.push(child_stream.clone());
         if !decision.events.is_empty() {
             streams.push(StreamAppend {
                 stream: child_stream,
                 expected: expected(state.version),
-                events: decision
-                    .events
-                    .iter()
-                    .map(|p| envelope(p, meta, now, correlation))
-                    .collect(),
+                events: decision.events.iter().map(|p| envelope(p, meta, now, correlation)).collect(),
             });
         }
         if referrer.behavior == DeleteBehavior::Cascade {
-            cascade(
-                model,
-                &referrer.object,
-                &referrer.id,
-                meta,
-                now,
-                correlation,
-                depth + 1,
-                visited,
-                streams,
-            )?;
+            cascade(model, &referrer.object, &referrer.id, meta, now, correlation, depth + 1, visited, streams)?;
         }
     }
     Ok(())

@@ -65,30 +65,13 @@ fn sets_of(object: &ObjectDef) -> Vec<UniqueSet> {
         .unique_sets()
         .into_iter()
         .map(|fields| {
-            let case_sensitive = fields.iter().all(|f| {
-                object
-                    .field(f)
-                    .and_then(|d| d.case_sensitive)
-                    .unwrap_or(true)
-            });
-            UniqueSet {
-                object: object.name.clone(),
-                fields,
-                case_sensitive,
-            }
+            let case_sensitive = fields.iter().all(|f| object.field(f).and_then(|d| d.case_sensitive).unwrap_or(true));
+            UniqueSet { object: object.name.clone(), fields, case_sensitive }
         })
         .collect();
     for rule in &object.validations {
-        if let RuleKind::Unique {
-            fields,
-            case_sensitive,
-        } = &rule.kind
-        {
-            let set = UniqueSet {
-                object: object.name.clone(),
-                fields: fields.clone(),
-                case_sensitive: *case_sensitive,
-            };
+        if let RuleKind::Unique { fields, case_sensitive } = &rule.kind {
+            let set = UniqueSet { object: object.name.clone(), fields: fields.clone(), case_sensitive: *case_sensitive };
             if !sets.contains(&set) {
                 sets.push(set);
             }
@@ -99,45 +82,23 @@ fn sets_of(object: &ObjectDef) -> Vec<UniqueSet> {
 
 impl WriteModel {
     pub fn record(&self, object: &str, id: &str) -> RecordState {
-        self.records
-            .get(object)
-            .and_then(|m| m.get(id))
-            .cloned()
-            .unwrap_or_default()
+        self.records.get(object).and_then(|m| m.get(id)).cloned().unwrap_or_default()
     }
 
     /// The id of a live record whose `field` equals `value` (seed data look-ups).
     pub fn find_by_field(&self, object: &str, field: &str, value: &Value) -> Option<String> {
         let records = self.records.get(object)?;
-        let mut ids: Vec<&String> = records
-            .iter()
-            .filter(|(_, s)| {
-                s.record
-                    .as_ref()
-                    .and_then(|r| r.get(field))
-                    .is_some_and(|v| v.loose_eq(value))
-            })
-            .map(|(id, _)| id)
-            .collect();
+        let mut ids: Vec<&String> =
+            records.iter().filter(|(_, s)| s.record.as_ref().and_then(|r| r.get(field)).is_some_and(|v| v.loose_eq(value))).map(|(id, _)| id).collect();
         ids.sort();
         ids.first().map(|id| id.to_string())
     }
 
     /// Applies one committed event. Events at or below a stream's version are skipped.
-    pub fn apply(
-        &mut self,
-        stream: &str,
-        stream_version: u64,
-        payload: &EventPayload,
-    ) -> Result<(), DomainError> {
+    pub fn apply(&mut self, stream: &str, stream_version: u64, payload: &EventPayload) -> Result<(), DomainError> {
         match payload {
-            EventPayload::ObjectDefined(_)
-            | EventPayload::ObjectAltered(_)
-            | EventPayload::ObjectRemoved(_) => {
-                let version = self
-                    .meta_versions
-                    .entry(payload.object().to_string())
-                    .or_default();
+            EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_) => {
+                let version = self.meta_versions.entry(payload.object().to_string()).or_default();
                 if stream_version <= *version {
                     return Ok(());
                 }
@@ -145,15 +106,9 @@ impl WriteModel {
                 evolve_catalog(&mut self.catalog, payload)?;
                 self.reindex_object(payload.object());
             }
-            EventPayload::RecordCreated(_)
-            | EventPayload::RecordUpdated(_)
-            | EventPayload::RecordDeleted(_) => {
+            EventPayload::RecordCreated(_) | EventPayload::RecordUpdated(_) | EventPayload::RecordDeleted(_) => {
                 let object = payload.object().to_string();
-                let id = stream
-                    .split_once('/')
-                    .map(|(_, id)| id)
-                    .unwrap_or_default()
-                    .to_string();
+                let id = stream.split_once('/').map(|(_, id)| id).unwrap_or_default().to_string();
                 let state = self.record(&object, &id);
                 if stream_version <= state.version {
                     return Ok(());
@@ -180,13 +135,8 @@ impl WriteModel {
         };
         let sets = sets_of(&definition);
         self.unique_sets.insert(object.to_string(), sets.clone());
-        let records: Vec<(String, Record)> = self
-            .records
-            .get(object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(id, s)| s.record.clone().map(|r| (id.clone(), r)))
-            .collect();
+        let records: Vec<(String, Record)> =
+            self.records.get(object).into_iter().flatten().filter_map(|(id, s)| s.record.clone().map(|r| (id.clone(), r))).collect();
         for set in sets {
             let index = self.unique.entry(set.clone()).or_default();
             for (id, record) in &records {
@@ -198,11 +148,7 @@ impl WriteModel {
     }
 
     fn key_of(set: &UniqueSet, record: &Record) -> Option<String> {
-        let values: Vec<Value> = set
-            .fields
-            .iter()
-            .map(|f| record.get(f).cloned().unwrap_or_default())
-            .collect();
+        let values: Vec<Value> = set.fields.iter().map(|f| record.get(f).cloned().unwrap_or_default()).collect();
         if values.iter().all(Value::is_blank) {
             return None;
         }
@@ -214,32 +160,18 @@ impl WriteModel {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for field in definition
-            .fields
-            .iter()
-            .filter(|f| f.field_type.is_reference())
-        {
+        for field in definition.fields.iter().filter(|f| f.field_type.is_reference()) {
             let target = field.reference.clone().unwrap_or_default();
             match record.get(&field.name) {
                 Some(Value::Text(id)) => out.push((target, id.clone(), field.name.clone())),
-                Some(Value::List(ids)) => out.extend(
-                    ids.iter()
-                        .filter_map(Value::as_str)
-                        .map(|id| (target.clone(), id.to_string(), field.name.clone())),
-                ),
+                Some(Value::List(ids)) => out.extend(ids.iter().filter_map(Value::as_str).map(|id| (target.clone(), id.to_string(), field.name.clone()))),
                 _ => {}
             }
         }
         out
     }
 
-    fn index_record(
-        &mut self,
-        object: &str,
-        id: &str,
-        before: Option<&Record>,
-        after: Option<&Record>,
-    ) {
+    fn index_record(&mut self, object: &str, id: &str, before: Option<&Record>, after: Option<&Record>) {
         let sets = self.unique_sets.get(object).cloned().unwrap_or_default();
         for set in &sets {
             let index = self.unique.entry(set.clone()).or_default();
@@ -252,22 +184,13 @@ impl WriteModel {
                 index.insert(key, id.to_string());
             }
         }
-        for (target, target_id, field) in before
-            .map(|r| self.references_of(object, r))
-            .unwrap_or_default()
-        {
+        for (target, target_id, field) in before.map(|r| self.references_of(object, r)).unwrap_or_default() {
             if let Some(set) = self.referrers.get_mut(&(target, target_id)) {
                 set.remove(&(object.to_string(), id.to_string(), field));
             }
         }
-        for (target, target_id, field) in after
-            .map(|r| self.references_of(object, r))
-            .unwrap_or_default()
-        {
-            self.referrers
-                .entry((target, target_id))
-                .or_default()
-                .insert((object.to_string(), id.to_string(), field));
+        for (target, target_id, field) in after.map(|r| self.references_of(object, r)).unwrap_or_default() {
+            self.referrers.entry((target, target_id)).or_default().insert((object.to_string(), id.to_string(), field));
         }
     }
 
@@ -276,10 +199,7 @@ impl WriteModel {
         let mut reservation = Reservation::default();
         for set in self.unique_sets.get(object).cloned().unwrap_or_default() {
             if let Some(key) = Self::key_of(&set, record) {
-                self.reserved
-                    .entry(set.clone())
-                    .or_default()
-                    .insert(key.clone(), id.to_string());
+                self.reserved.entry(set.clone()).or_default().insert(key.clone(), id.to_string());
                 reservation.entries.push((set, key));
             }
         }
@@ -297,32 +217,15 @@ impl WriteModel {
 
 impl Lookups for WriteModel {
     fn record_exists(&self, object: &str, id: &str) -> bool {
-        self.records
-            .get(object)
-            .and_then(|m| m.get(id))
-            .is_some_and(RecordState::exists)
+        self.records.get(object).and_then(|m| m.get(id)).is_some_and(RecordState::exists)
     }
 
-    fn find_duplicate(
-        &self,
-        object: &str,
-        fields: &[String],
-        values: &[Value],
-        case_sensitive: bool,
-        except_id: &str,
-    ) -> Option<String> {
-        let set = UniqueSet {
-            object: object.to_string(),
-            fields: fields.to_vec(),
-            case_sensitive,
-        };
+    fn find_duplicate(&self, object: &str, fields: &[String], values: &[Value], case_sensitive: bool, except_id: &str) -> Option<String> {
+        let set = UniqueSet { object: object.to_string(), fields: fields.to_vec(), case_sensitive };
         let key = value_key(values, case_sensitive);
         let committed = self.unique.get(&set).and_then(|index| index.get(&key));
         let reserved = self.reserved.get(&set).and_then(|index| index.get(&key));
-        committed
-            .or(reserved)
-            .filter(|owner| owner.as_str() != except_id)
-            .cloned()
+        committed.or(reserved).filter(|owner| owner.as_str() != except_id).cloned()
     }
 
     fn next_autonumber(&self, object: &str, _field: &str) -> u64 {
@@ -336,17 +239,8 @@ impl Lookups for WriteModel {
         let mut out: Vec<Referrer> = set
             .iter()
             .map(|(other, other_id, field)| {
-                let behavior = self
-                    .catalog
-                    .get(other)
-                    .and_then(|o| o.field(field).map(|f| f.on_delete()))
-                    .unwrap_or(DeleteBehavior::SetNull);
-                Referrer {
-                    object: other.clone(),
-                    id: other_id.clone(),
-                    field: field.clone(),
-                    behavior,
-                }
+                let behavior = self.catalog.get(other).and_then(|o| o.field(field).map(|f| f.on_delete())).unwrap_or(DeleteBehavior::SetNull);
+                Referrer { object: other.clone(), id: other_id.clone(), field: field.clone(), behavior }
             })
             .collect();
         out.sort_by(|a, b| (&a.object, &a.id, &a.field).cmp(&(&b.object, &b.id, &b.field)));

@@ -64,11 +64,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// idempotency key. Returns once the events are durable.
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError>;
     /// The events of one stream with `stream_version >= from_version`, in order.
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-    ) -> Result<Vec<EventEnvelope>, StoreError>;
+    async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError>;
     /// Up to `max` events with `position > after`, in position order (catch-up).
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError>;
     /// The events committed under an idempotency key, if it was used.
@@ -81,16 +77,12 @@ pub trait EventStore: Send + Sync + 'static {
 /// Checks a request's shape before any IO (both stores).
 pub(crate) fn check_request(request: &AppendRequest) -> Result<(), StoreError> {
     if request.streams.is_empty() || request.streams.iter().any(|s| s.events.is_empty()) {
-        return Err(StoreError::InvalidAppend(
-            "an append needs at least one event per stream".into(),
-        ));
+        return Err(StoreError::InvalidAppend("an append needs at least one event per stream".into()));
     }
     let mut names: Vec<&str> = request.streams.iter().map(|s| s.stream.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
-        return Err(StoreError::InvalidAppend(
-            "a stream appears twice in one append".into(),
-        ));
+        return Err(StoreError::InvalidAppend("a stream appears twice in one append".into()));
     }
     Ok(())
 }

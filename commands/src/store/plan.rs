@@ -19,18 +19,8 @@ pub(crate) struct BatchPlanner<'a> {
 }
 
 impl<'a> BatchPlanner<'a> {
-    pub fn new(
-        head: u64,
-        committed_version: &'a dyn Fn(&str) -> u64,
-        committed_key: &'a dyn Fn(&str) -> bool,
-    ) -> Self {
-        BatchPlanner {
-            head,
-            versions: HashMap::new(),
-            keys: HashSet::new(),
-            committed_version,
-            committed_key,
-        }
+    pub fn new(head: u64, committed_version: &'a dyn Fn(&str) -> u64, committed_key: &'a dyn Fn(&str) -> bool) -> Self {
+        BatchPlanner { head, versions: HashMap::new(), keys: HashSet::new(), committed_version, committed_key }
     }
 
     pub fn head(&self) -> u64 {
@@ -38,10 +28,7 @@ impl<'a> BatchPlanner<'a> {
     }
 
     fn version(&self, stream: &str) -> u64 {
-        self.versions
-            .get(stream)
-            .copied()
-            .unwrap_or_else(|| (self.committed_version)(stream))
+        self.versions.get(stream).copied().unwrap_or_else(|| (self.committed_version)(stream))
     }
 
     /// Checks one append and, if it passes, assigns its positions and versions.
@@ -55,11 +42,7 @@ impl<'a> BatchPlanner<'a> {
             let actual = self.version(&stream.stream);
             if let ExpectedVersion::Exact(expected) = stream.expected {
                 if expected != actual {
-                    return Err(StoreError::Conflict {
-                        stream: stream.stream.clone(),
-                        expected,
-                        actual,
-                    });
+                    return Err(StoreError::Conflict { stream: stream.stream.clone(), expected, actual });
                 }
             }
         }

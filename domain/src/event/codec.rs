@@ -22,13 +22,9 @@ fn encode<T: bincode::Encode>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: bincode::Decode<()>>(bytes: &[u8], event_type: &str) -> Result<T, DomainError> {
-    let (value, read) = bincode::decode_from_slice::<T, _>(bytes, CONFIG)
-        .map_err(|e| DomainError::Decode(format!("{event_type}: {e}")))?;
+    let (value, read) = bincode::decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| DomainError::Decode(format!("{event_type}: {e}")))?;
     if read != bytes.len() {
-        return Err(DomainError::Decode(format!(
-            "{event_type}: {} trailing bytes",
-            bytes.len() - read
-        )));
+        return Err(DomainError::Decode(format!("{event_type}: {} trailing bytes", bytes.len() - read)));
     }
     Ok(value)
 }
@@ -46,16 +42,9 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
 }
 
 /// Decodes a payload, upcasting older versions first.
-pub fn decode_payload(
-    event_type: &str,
-    schema_version: u16,
-    bytes: &[u8],
-    upcasters: &Upcasters,
-) -> Result<EventPayload, DomainError> {
+pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcasters: &Upcasters) -> Result<EventPayload, DomainError> {
     if schema_version > CURRENT_SCHEMA_VERSION {
-        return Err(DomainError::Decode(format!(
-            "{event_type} v{schema_version} was written by a newer server"
-        )));
+        return Err(DomainError::Decode(format!("{event_type} v{schema_version} was written by a newer server")));
     }
     let upgraded;
     let bytes = if schema_version < CURRENT_SCHEMA_VERSION {
@@ -76,33 +65,22 @@ pub fn decode_payload(
 }
 
 /// Decodes the payload of a stored envelope.
-pub fn decode_envelope_payload(
-    envelope: &EventEnvelope,
-    upcasters: &Upcasters,
-) -> Result<EventPayload, DomainError> {
-    decode_payload(
-        &envelope.event_type,
-        envelope.schema_version,
-        &envelope.payload,
-        upcasters,
-    )
+pub fn decode_envelope_payload(envelope: &EventEnvelope, upcasters: &Upcasters) -> Result<EventPayload, DomainError> {
+    decode_payload(&envelope.event_type, envelope.schema_version, &envelope.payload, upcasters)
 }
 
 /// Encodes a whole envelope: one format byte, then bincode.
 pub fn encode_envelope(envelope: &EventEnvelope) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + envelope.payload.len());
     out.push(ENVELOPE_FORMAT);
-    bincode::encode_into_std_write(envelope, &mut out, CONFIG)
-        .expect("encoding into a Vec cannot fail");
+    bincode::encode_into_std_write(envelope, &mut out, CONFIG).expect("encoding into a Vec cannot fail");
     out
 }
 
 pub fn decode_envelope(bytes: &[u8]) -> Result<EventEnvelope, DomainError> {
     match bytes.first() {
         Some(&ENVELOPE_FORMAT) => decode(&bytes[1..], "envelope"),
-        Some(other) => Err(DomainError::Decode(format!(
-            "unknown envelope format {other}"
-        ))),
+        Some(other) => Err(DomainError::Decode(format!("unknown envelope format {other}"))),
         None => Err(DomainError::Decode("empty envelope".into())),
     }
 }
@@ -117,21 +95,14 @@ mod tests {
         record.insert("subject".into(), Value::Text("hello".into()));
         record.insert("n".into(), Value::Float(1.5));
         record.insert("tags".into(), Value::List(vec![Value::Text("a".into())]));
-        EventPayload::RecordCreated(RecordCreated {
-            object: "task".into(),
-            id: "t1".into(),
-            record,
-        })
+        EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record })
     }
 
     #[test]
     fn payload_round_trip() {
         let payload = created();
         let (event_type, version, bytes) = encode_payload(&payload);
-        assert_eq!(
-            decode_payload(event_type, version, &bytes, &Upcasters::default()).unwrap(),
-            payload
-        );
+        assert_eq!(decode_payload(event_type, version, &bytes, &Upcasters::default()).unwrap(), payload);
     }
 
     #[test]
@@ -154,31 +125,17 @@ mod tests {
         }
         fn upcast(&self, bytes: &[u8]) -> Result<Vec<u8>, DomainError> {
             let old: ObjectRemoved = decode(bytes, "object.removed")?;
-            Ok(encode(&ObjectRemoved {
-                name: old.name.to_lowercase(),
-            }))
+            Ok(encode(&ObjectRemoved { name: old.name.to_lowercase() }))
         }
     }
 
     #[test]
     fn older_versions_go_through_the_upcaster() {
-        let old = encode(&ObjectRemoved {
-            name: "TASK".into(),
-        });
-        assert!(
-            decode_payload("object.removed", 0, &old, &Upcasters::default())
-                .unwrap_err()
-                .to_string()
-                .contains("no upcaster")
-        );
+        let old = encode(&ObjectRemoved { name: "TASK".into() });
+        assert!(decode_payload("object.removed", 0, &old, &Upcasters::default()).unwrap_err().to_string().contains("no upcaster"));
         let mut upcasters = Upcasters::default();
         upcasters.register(Box::new(LowerName));
-        assert_eq!(
-            decode_payload("object.removed", 0, &old, &upcasters).unwrap(),
-            EventPayload::ObjectRemoved(ObjectRemoved {
-                name: "task".into()
-            })
-        );
+        assert_eq!(decode_payload("object.removed", 0, &old, &upcasters).unwrap(), EventPayload::ObjectRemoved(ObjectRemoved { name: "task".into() }));
     }
 
     #[test]

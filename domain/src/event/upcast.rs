@@ -21,22 +21,14 @@ impl Upcasters {
     }
 
     /// Brings `bytes` from `version` to `target`, or says which step is missing.
-    pub fn upgrade(
-        &self,
-        event_type: &str,
-        mut version: u16,
-        target: u16,
-        bytes: &[u8],
-    ) -> Result<Vec<u8>, DomainError> {
+    pub fn upgrade(&self, event_type: &str, mut version: u16, target: u16, bytes: &[u8]) -> Result<Vec<u8>, DomainError> {
         let mut current = bytes.to_vec();
         while version < target {
             let step = self
                 .list
                 .iter()
                 .find(|u| u.event_type() == event_type && u.source_version() == version)
-                .ok_or_else(|| {
-                    DomainError::Decode(format!("no upcaster for {event_type} v{version}"))
-                })?;
+                .ok_or_else(|| DomainError::Decode(format!("no upcaster for {event_type} v{version}")))?;
             current = step.upcast(&current)?;
             version += 1;
         }

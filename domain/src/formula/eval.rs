@@ -96,10 +96,7 @@ pub fn eval(expr: &Expr, ctx: &dyn FormulaContext) -> Value {
         Expr::Literal(v) => v.clone(),
         Expr::Field(path) => ctx.field(path),
         Expr::Unary(UnaryOp::Not, e) => Value::Bool(!truthy(&eval(e, ctx))),
-        Expr::Unary(UnaryOp::Neg, e) => eval(e, ctx)
-            .as_f64()
-            .map(|n| number(-n))
-            .unwrap_or(Value::Null),
+        Expr::Unary(UnaryOp::Neg, e) => eval(e, ctx).as_f64().map(|n| number(-n)).unwrap_or(Value::Null),
         Expr::Binary(op, a, b) => binary(*op, a, b, ctx),
         Expr::Call(func, args) => call(*func, args, ctx),
     }
@@ -120,14 +117,9 @@ fn binary(op: BinaryOp, a: &Expr, b: &Expr, ctx: &dyn FormulaContext) -> Value {
         BinaryOp::Lt => Value::Bool(left.partial_compare(&right) == Some(Less)),
         BinaryOp::Le => Value::Bool(matches!(left.partial_compare(&right), Some(Less | Equal))),
         BinaryOp::Gt => Value::Bool(left.partial_compare(&right) == Some(Greater)),
-        BinaryOp::Ge => Value::Bool(matches!(
-            left.partial_compare(&right),
-            Some(Greater | Equal)
-        )),
+        BinaryOp::Ge => Value::Bool(matches!(left.partial_compare(&right), Some(Greater | Equal))),
         BinaryOp::Concat => Value::Text(text_of(&left) + &text_of(&right)),
-        BinaryOp::Add if matches!(left, Value::Text(_)) || matches!(right, Value::Text(_)) => {
-            Value::Text(text_of(&left) + &text_of(&right))
-        }
+        BinaryOp::Add if matches!(left, Value::Text(_)) || matches!(right, Value::Text(_)) => Value::Text(text_of(&left) + &text_of(&right)),
         BinaryOp::Add => arithmetic(&left, &right, |x, y| Some(x + y)),
         BinaryOp::Sub => arithmetic(&left, &right, |x, y| Some(x - y)),
         BinaryOp::Mul => arithmetic(&left, &right, |x, y| Some(x * y)),
@@ -185,11 +177,7 @@ fn call(func: Func, args: &[Expr], ctx: &dyn FormulaContext) -> Value {
             let n = num(1).unwrap_or(0.0).max(0.0) as usize;
             let chars: Vec<char> = text.chars().collect();
             let n = n.min(chars.len());
-            let slice = if func == Func::Left {
-                &chars[..n]
-            } else {
-                &chars[chars.len() - n..]
-            };
+            let slice = if func == Func::Left { &chars[..n] } else { &chars[chars.len() - n..] };
             Value::Text(slice.iter().collect())
         }
         Func::Contains => Value::Bool(text_of(&arg(0)).contains(&text_of(&arg(1)))),
@@ -202,19 +190,11 @@ fn call(func: Func, args: &[Expr], ctx: &dyn FormulaContext) -> Value {
         },
         Func::Today => Value::Text(ctx.now().to_date_string()),
         Func::Now => Value::Text(ctx.now().to_rfc3339()),
-        Func::Year => date_parts(&arg(0))
-            .map(|(y, _, _)| Value::Int(y as i64))
-            .unwrap_or(Value::Null),
-        Func::Month => date_parts(&arg(0))
-            .map(|(_, m, _)| Value::Int(m as i64))
-            .unwrap_or(Value::Null),
-        Func::Day => date_parts(&arg(0))
-            .map(|(_, _, d)| Value::Int(d as i64))
-            .unwrap_or(Value::Null),
+        Func::Year => date_parts(&arg(0)).map(|(y, _, _)| Value::Int(y as i64)).unwrap_or(Value::Null),
+        Func::Month => date_parts(&arg(0)).map(|(_, m, _)| Value::Int(m as i64)).unwrap_or(Value::Null),
+        Func::Day => date_parts(&arg(0)).map(|(_, _, d)| Value::Int(d as i64)).unwrap_or(Value::Null),
         Func::MonthDiff => match (date_parts(&arg(0)), date_parts(&arg(1))) {
-            (Some((y1, m1, _)), Some((y2, m2, _))) => {
-                Value::Int((y1 as i64 * 12 + m1 as i64) - (y2 as i64 * 12 + m2 as i64))
-            }
+            (Some((y1, m1, _)), Some((y2, m2, _))) => Value::Int((y1 as i64 * 12 + m1 as i64) - (y2 as i64 * 12 + m2 as i64)),
             _ => Value::Null,
         },
         Func::DayDiff => match (days_of(&arg(0)), days_of(&arg(1))) {
@@ -238,11 +218,7 @@ fn call(func: Func, args: &[Expr], ctx: &dyn FormulaContext) -> Value {
         Func::Ceiling => num(0).map(|n| number(n.ceil())).unwrap_or(Value::Null),
         Func::Min | Func::Max => {
             let values: Vec<f64> = args.iter().filter_map(|e| eval(e, ctx).as_f64()).collect();
-            let pick = if func == Func::Min {
-                values.iter().cloned().reduce(f64::min)
-            } else {
-                values.iter().cloned().reduce(f64::max)
-            };
+            let pick = if func == Func::Min { values.iter().cloned().reduce(f64::min) } else { values.iter().cloned().reduce(f64::max) };
             pick.map(number).unwrap_or(Value::Null)
         }
         Func::Mod => match (num(0), num(1)) {
@@ -251,10 +227,7 @@ fn call(func: Func, args: &[Expr], ctx: &dyn FormulaContext) -> Value {
         },
         Func::IsChanged => Value::Bool(args.iter().any(|e| match e {
             Expr::Field(path) => match ctx.previous(path) {
-                Some(before) => {
-                    !equal(&before, &ctx.field(path))
-                        || before.is_null() != ctx.field(path).is_null()
-                }
+                Some(before) => !equal(&before, &ctx.field(path)) || before.is_null() != ctx.field(path).is_null(),
                 None => false,
             },
             _ => false,

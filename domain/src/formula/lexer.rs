@@ -25,25 +25,19 @@ pub(crate) fn tokenize(source: &str) -> Result<Vec<(Token, usize)>, FormulaError
             i += 1;
             continue;
         }
-        if c.is_ascii_digit()
-            || (c == '.' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit()))
-        {
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit())) {
             let start = i;
             while i < chars.len() && (chars[i].1.is_ascii_digit() || chars[i].1 == '.') {
                 i += 1;
             }
             let text: String = chars[start..i].iter().map(|(_, c)| c).collect();
-            let number = text
-                .parse::<f64>()
-                .map_err(|_| err(format!("bad number '{text}'"), offset))?;
+            let number = text.parse::<f64>().map_err(|_| err(format!("bad number '{text}'"), offset))?;
             tokens.push((Token::Number(number), offset));
             continue;
         }
         if c.is_alphabetic() || c == '_' || c == '$' {
             let start = i;
-            while i < chars.len()
-                && (chars[i].1.is_alphanumeric() || matches!(chars[i].1, '_' | '.' | '$'))
-            {
+            while i < chars.len() && (chars[i].1.is_alphanumeric() || matches!(chars[i].1, '_' | '.' | '$')) {
                 i += 1;
             }
             let text: String = chars[start..i].iter().map(|(_, c)| c).collect();

@@ -124,10 +124,7 @@ impl Func {
 
     fn lookup(name: &str) -> Option<(Func, usize, Option<usize>)> {
         let upper = name.to_ascii_uppercase();
-        Func::ALL
-            .iter()
-            .find(|(n, ..)| *n == upper)
-            .map(|(_, f, min, max)| (*f, *min, *max))
+        Func::ALL.iter().find(|(n, ..)| *n == upper).map(|(_, f, min, max)| (*f, *min, *max))
     }
 }
 
@@ -183,21 +180,12 @@ impl Parser {
     }
 
     fn error(&self, message: String) -> FormulaError {
-        FormulaError {
-            message,
-            offset: self.tokens[self.pos].1,
-        }
+        FormulaError { message, offset: self.tokens[self.pos].1 }
     }
 
     fn keyword(&self, word: &str) -> bool {
         match self.peek() {
-            Token::Ident(name) => {
-                name.eq_ignore_ascii_case(word)
-                    && !matches!(
-                        self.tokens.get(self.pos + 1).map(|t| &t.0),
-                        Some(Token::LParen)
-                    )
-            }
+            Token::Ident(name) => name.eq_ignore_ascii_case(word) && !matches!(self.tokens.get(self.pos + 1).map(|t| &t.0), Some(Token::LParen)),
             Token::Op(op) => *op == word,
             _ => false,
         }
@@ -303,11 +291,7 @@ impl Parser {
 
     fn primary(&mut self) -> Result<Expr, FormulaError> {
         match self.next() {
-            Token::Number(n) => Ok(Expr::Literal(if n.fract() == 0.0 && n.abs() < 9e15 {
-                Value::Int(n as i64)
-            } else {
-                Value::Float(n)
-            })),
+            Token::Number(n) => Ok(Expr::Literal(if n.fract() == 0.0 && n.abs() < 9e15 { Value::Int(n as i64) } else { Value::Float(n) })),
             Token::Text(s) => Ok(Expr::Literal(Value::Text(s))),
             Token::LParen => {
                 let inner = self.or()?;
@@ -350,11 +334,7 @@ impl Parser {
             self.next();
         }
         if args.len() < min || max.is_some_and(|max| args.len() > max) {
-            return Err(self.error(format!(
-                "{name} takes {min}..{} arguments, got {}",
-                max.map_or("n".to_string(), |m| m.to_string()),
-                args.len()
-            )));
+            return Err(self.error(format!("{name} takes {min}..{} arguments, got {}", max.map_or("n".to_string(), |m| m.to_string()), args.len())));
         }
         if func == Func::IsChanged || func == Func::PriorValue {
             if let Some(bad) = args.iter().find(|a| !matches!(a, Expr::Field(_))) {

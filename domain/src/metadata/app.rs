@@ -41,29 +41,14 @@ fn invalid(message: impl Into<String>) -> DomainError {
 /// references resolvable (within the app or the built-in objects), seed data
 /// aimed at known objects. Object extensions (`extend`) are merged in priority order.
 pub fn load_app(json: &Json) -> Result<AppDef, DomainError> {
-    let root = json
-        .as_object()
-        .ok_or_else(|| invalid("an app must be a JSON object"))?;
+    let root = json.as_object().ok_or_else(|| invalid("an app must be a JSON object"))?;
     let manifest_json = root.get("manifest").cloned().unwrap_or(Json::Null);
-    let text = |key: &str| {
-        manifest_json
-            .get(key)
-            .and_then(Json::as_str)
-            .map(str::to_string)
-    };
-    let manifest = Manifest {
-        id: text("id"),
-        namespace: text("namespace"),
-        version: text("version"),
-        name: text("name"),
-    };
+    let text = |key: &str| manifest_json.get(key).and_then(Json::as_str).map(str::to_string);
+    let manifest = Manifest { id: text("id"), namespace: text("namespace"), version: text("version"), name: text("name") };
     if let Some(ns) = &manifest.namespace {
         check_namespace(ns).map_err(|e| invalid(format!("manifest: {e}")))?;
     }
-    let list = root
-        .get("objects")
-        .and_then(Json::as_array)
-        .ok_or_else(|| invalid("an app needs 'objects' (a list)"))?;
+    let list = root.get("objects").and_then(Json::as_array).ok_or_else(|| invalid("an app needs 'objects' (a list)"))?;
 
     let mut objects: Vec<Json> = Vec::new();
     let mut extensions: Vec<&Json> = Vec::new();
@@ -73,10 +58,7 @@ pub fn load_app(json: &Json) -> Result<AppDef, DomainError> {
             continue;
         }
         let name = item.get("name").and_then(Json::as_str).unwrap_or_default();
-        if objects
-            .iter()
-            .any(|o| o.get("name").and_then(Json::as_str) == Some(name))
-        {
+        if objects.iter().any(|o| o.get("name").and_then(Json::as_str) == Some(name)) {
             return Err(invalid(format!("object '{name}' is defined twice")));
         }
         objects.push(item.clone());
@@ -94,10 +76,7 @@ pub fn load_app(json: &Json) -> Result<AppDef, DomainError> {
     for object_json in &objects {
         let object = ObjectDef::from_json(object_json)?;
         if catalog.get(&object.name).is_some_and(|o| o.is_system) {
-            return Err(invalid(format!(
-                "object '{}': the name is taken by a built-in object",
-                object.name
-            )));
+            return Err(invalid(format!("object '{}': the name is taken by a built-in object", object.name)));
         }
         catalog.insert(object.clone(), manifest.namespace.clone());
         parsed.push(object);
@@ -107,16 +86,8 @@ pub fn load_app(json: &Json) -> Result<AppDef, DomainError> {
     }
 
     let mut seed = Vec::new();
-    for set in root
-        .get("data")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let object = set
-            .get("object")
-            .and_then(Json::as_str)
-            .ok_or_else(|| invalid("seed data without 'object'"))?;
+    for set in root.get("data").and_then(Json::as_array).into_iter().flatten() {
+        let object = set.get("object").and_then(Json::as_str).ok_or_else(|| invalid("seed data without 'object'"))?;
         if catalog.get(object).is_none() {
             return Err(invalid(format!("seed data for unknown object '{object}'")));
         }
@@ -125,55 +96,26 @@ pub fn load_app(json: &Json) -> Result<AppDef, DomainError> {
             .and_then(Json::as_array)
             .ok_or_else(|| invalid(format!("seed data for '{object}' needs 'records'")))?
             .iter()
-            .map(|r| {
-                r.as_object()
-                    .cloned()
-                    .ok_or_else(|| invalid(format!("seed record for '{object}' must be an object")))
-            })
+            .map(|r| r.as_object().cloned().ok_or_else(|| invalid(format!("seed record for '{object}' must be an object"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let mode = set
-            .get("mode")
-            .and_then(Json::as_str)
-            .unwrap_or("insert")
-            .to_string();
+        let mode = set.get("mode").and_then(Json::as_str).unwrap_or("insert").to_string();
         if !["insert", "upsert", "ignore", "replace"].contains(&mode.as_str()) {
-            return Err(invalid(format!(
-                "seed data for '{object}': unknown mode '{mode}'"
-            )));
+            return Err(invalid(format!("seed data for '{object}': unknown mode '{mode}'")));
         }
-        seed.push(SeedSet {
-            object: object.to_string(),
-            mode,
-            external_id: set
-                .get("externalId")
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            records,
-        });
+        seed.push(SeedSet { object: object.to_string(), mode, external_id: set.get("externalId").and_then(Json::as_str).map(str::to_string), records });
     }
-    Ok(AppDef {
-        manifest,
-        objects,
-        seed,
-    })
+    Ok(AppDef { manifest, objects, seed })
 }
 
 fn merge_extension(objects: &mut [Json], extension: &Json) -> Result<(), DomainError> {
-    let target = extension
-        .get("extend")
-        .and_then(Json::as_str)
-        .unwrap_or_default();
+    let target = extension.get("extend").and_then(Json::as_str).unwrap_or_default();
     let object = objects
         .iter_mut()
         .find(|o| o.get("name").and_then(Json::as_str) == Some(target))
         .ok_or_else(|| invalid(format!("extension of unknown object '{target}'")))?;
-    let map = object
-        .as_object_mut()
-        .ok_or_else(|| invalid(format!("object '{target}' is not a JSON object")))?;
+    let map = object.as_object_mut().ok_or_else(|| invalid(format!("object '{target}' is not a JSON object")))?;
     if let Some(fields) = extension.get("fields").and_then(Json::as_object) {
-        let own = map
-            .entry("fields")
-            .or_insert_with(|| Json::Object(Map::new()));
+        let own = map.entry("fields").or_insert_with(|| Json::Object(Map::new()));
         if let Some(own) = own.as_object_mut() {
             for (name, field) in fields {
                 own.insert(name.clone(), field.clone());

@@ -46,8 +46,7 @@ impl Catalog {
     }
 
     pub fn require(&self, name: &str) -> Result<&Arc<ObjectDef>, DomainError> {
-        self.get(name)
-            .ok_or_else(|| DomainError::ObjectNotFound(name.to_string()))
+        self.get(name).ok_or_else(|| DomainError::ObjectNotFound(name.to_string()))
     }
 
     pub fn objects(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {

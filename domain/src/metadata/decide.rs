@@ -23,12 +23,7 @@ pub enum MetadataCommand {
 impl MetadataCommand {
     /// Puts one object.
     pub fn put_one(definition: Json, namespace: Option<String>) -> MetadataCommand {
-        MetadataCommand::PutObjects {
-            objects: vec![ObjectSpec {
-                definition,
-                namespace,
-            }],
-        }
+        MetadataCommand::PutObjects { objects: vec![ObjectSpec { definition, namespace }] }
     }
 }
 
@@ -40,10 +35,7 @@ pub struct ObjectSpec {
 }
 
 /// Decides the metadata events for a command against the current catalog.
-pub fn decide_metadata(
-    catalog: &Catalog,
-    command: &MetadataCommand,
-) -> Result<Vec<EventPayload>, DomainError> {
+pub fn decide_metadata(catalog: &Catalog, command: &MetadataCommand) -> Result<Vec<EventPayload>, DomainError> {
     match command {
         MetadataCommand::PutObjects { objects } => {
             let mut next = catalog.clone();
@@ -53,14 +45,8 @@ pub fn decide_metadata(
                     check_namespace(ns).map_err(DomainError::InvalidDefinition)?;
                 }
                 let object = ObjectDef::from_json(&spec.definition)?;
-                if parsed
-                    .iter()
-                    .any(|(o, _): &(ObjectDef, &ObjectSpec)| o.name == object.name)
-                {
-                    return Err(DomainError::InvalidDefinition(format!(
-                        "object '{}' is given twice",
-                        object.name
-                    )));
+                if parsed.iter().any(|(o, _): &(ObjectDef, &ObjectSpec)| o.name == object.name) {
+                    return Err(DomainError::InvalidDefinition(format!("object '{}' is given twice", object.name)));
                 }
                 next.insert(object.clone(), spec.namespace.clone());
                 parsed.push((object, spec));
@@ -68,21 +54,12 @@ pub fn decide_metadata(
             let mut events = Vec::new();
             for (object, spec) in parsed {
                 next.check_references(&object)?;
-                let event = ObjectDefined {
-                    name: object.name.clone(),
-                    namespace: spec.namespace.clone(),
-                    definition: spec.definition.to_string(),
-                };
+                let event = ObjectDefined { name: object.name.clone(), namespace: spec.namespace.clone(), definition: spec.definition.to_string() };
                 match catalog.get(&object.name) {
                     None => events.push(EventPayload::ObjectDefined(event)),
-                    Some(existing)
-                        if existing.raw == spec.definition
-                            && catalog.namespace_of(&object.name) == spec.namespace.as_deref() => {}
+                    Some(existing) if existing.raw == spec.definition && catalog.namespace_of(&object.name) == spec.namespace.as_deref() => {}
                     Some(existing) if existing.is_system && !object.is_system => {
-                        return Err(DomainError::InvalidDefinition(format!(
-                            "object '{}' is a system object and cannot lose isSystem",
-                            object.name
-                        )))
+                        return Err(DomainError::InvalidDefinition(format!("object '{}' is a system object and cannot lose isSystem", object.name)))
                     }
                     Some(_) => events.push(EventPayload::ObjectAltered(event)),
                 }
@@ -92,11 +69,7 @@ pub fn decide_metadata(
         MetadataCommand::RemoveObject { name } => {
             let object = catalog.require(name)?;
             if object.is_system {
-                return Err(DomainError::DeleteRestricted {
-                    object: "object".into(),
-                    id: name.clone(),
-                    reason: "it is a system object".into(),
-                });
+                return Err(DomainError::DeleteRestricted { object: "object".into(), id: name.clone(), reason: "it is a system object".into() });
             }
             if let Some((other, field)) = catalog.referrers(&object.name).into_iter().next() {
                 return Err(DomainError::DeleteRestricted {
@@ -105,9 +78,7 @@ pub fn decide_metadata(
                     reason: format!("field '{field}' of object '{other}' references it"),
                 });
             }
-            Ok(vec![EventPayload::ObjectRemoved(ObjectRemoved {
-                name: object.name.clone(),
-            })])
+            Ok(vec![EventPayload::ObjectRemoved(ObjectRemoved { name: object.name.clone() })])
         }
     }
 }
@@ -117,8 +88,7 @@ pub fn decide_metadata(
 pub fn evolve_catalog(catalog: &mut Catalog, payload: &EventPayload) -> Result<(), DomainError> {
     match payload {
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {
-            let json: Json = serde_json::from_str(&e.definition)
-                .map_err(|err| DomainError::Decode(format!("definition of {}: {err}", e.name)))?;
+            let json: Json = serde_json::from_str(&e.definition).map_err(|err| DomainError::Decode(format!("definition of {}: {err}", e.name)))?;
             catalog.insert(ObjectDef::from_json(&json)?, e.namespace.clone());
         }
         EventPayload::ObjectRemoved(e) => catalog.remove(&e.name),

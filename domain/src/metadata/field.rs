@@ -80,6 +80,9 @@ pub struct FieldDef {
     pub conditional_required: Option<String>,
     #[serde(default)]
     pub external_id: bool,
+    /// `index: true`: a single-field index in stored read models.
+    #[serde(default)]
+    index: bool,
     #[serde(default)]
     currency_config: Option<CurrencyConfig>,
     #[serde(default)]
@@ -94,8 +97,7 @@ pub struct FieldDef {
 impl FieldDef {
     /// Parses one field definition; `name` comes from the map key.
     pub fn from_json(name: &str, json: &serde_json::Value) -> Result<FieldDef, String> {
-        let mut field: FieldDef =
-            serde_json::from_value(json.clone()).map_err(|e| e.to_string())?;
+        let mut field: FieldDef = serde_json::from_value(json.clone()).map_err(|e| e.to_string())?;
         field.name = name.to_string();
         field.compile()?;
         Ok(field)
@@ -120,10 +122,7 @@ impl FieldDef {
             }
         }
         if t.is_reference() && self.reference.as_deref().is_none_or(str::is_empty) {
-            return Err(format!(
-                "type {} needs 'reference' (the target object)",
-                t.as_str()
-            ));
+            return Err(format!("type {} needs 'reference' (the target object)", t.as_str()));
         }
         if let (Some(min), Some(max)) = (self.min, self.max) {
             if min > max {
@@ -137,32 +136,21 @@ impl FieldDef {
         }
         if let (Some(precision), Some(scale)) = (self.precision, self.scale) {
             if scale > precision {
-                return Err(format!(
-                    "scale {scale} is greater than precision {precision}"
-                ));
+                return Err(format!("scale {scale} is greater than precision {precision}"));
             }
         }
         if t == FieldType::Formula {
-            let source = self
-                .expression
-                .as_deref()
-                .ok_or("type formula needs 'expression'")?;
-            self.compiled_expression =
-                Some(formula::parse(source).map_err(|e| format!("expression: {e}"))?);
+            let source = self.expression.as_deref().ok_or("type formula needs 'expression'")?;
+            self.compiled_expression = Some(formula::parse(source).map_err(|e| format!("expression: {e}"))?);
         }
         if t == FieldType::Vector {
             match self.vector_dimensions() {
                 Some(1..=10_000) => {}
-                _ => {
-                    return Err(
-                        "type vector needs vectorConfig.dimensions between 1 and 10000".into(),
-                    )
-                }
+                _ => return Err("type vector needs vectorConfig.dimensions between 1 and 10000".into()),
             }
         }
         if let Some(source) = &self.conditional_required {
-            self.compiled_conditional_required =
-                Some(formula::parse(source).map_err(|e| format!("conditionalRequired: {e}"))?);
+            self.compiled_conditional_required = Some(formula::parse(source).map_err(|e| format!("conditionalRequired: {e}"))?);
         }
         Ok(())
     }
@@ -170,11 +158,7 @@ impl FieldDef {
     /// Decimal places allowed for a numeric value, when limited.
     pub fn decimal_places(&self) -> Option<u32> {
         match self.field_type {
-            FieldType::Currency => Some(
-                self.scale
-                    .or(self.currency_config.as_ref().and_then(|c| c.precision))
-                    .unwrap_or(2),
-            ),
+            FieldType::Currency => Some(self.scale.or(self.currency_config.as_ref().and_then(|c| c.precision)).unwrap_or(2)),
             _ => self.scale,
         }
     }
@@ -185,10 +169,7 @@ impl FieldDef {
 
     /// The option marked `default`, if any.
     pub fn default_option(&self) -> Option<&str> {
-        self.options
-            .iter()
-            .find(|o| o.default)
-            .map(|o| o.value.as_str())
+        self.options.iter().find(|o| o.default).map(|o| o.value.as_str())
     }
 
     /// What happens to this record when the record it references is deleted:
@@ -201,20 +182,15 @@ impl FieldDef {
         }
     }
 
+    /// Whether the definition asks for an index on this field.
+    pub fn raw_index(&self) -> bool {
+        self.index || self.external_id
+    }
+
     /// True when the value is a list (multi-value types, or `multiple`).
     pub fn is_list(&self) -> bool {
-        matches!(
-            self.field_type,
-            FieldType::Multiselect | FieldType::Checkboxes | FieldType::Tags | FieldType::Vector
-        ) || (self.multiple
-            && matches!(
-                self.field_type,
-                FieldType::Select
-                    | FieldType::Lookup
-                    | FieldType::Image
-                    | FieldType::File
-                    | FieldType::Video
-                    | FieldType::Audio
-            ))
+        matches!(self.field_type, FieldType::Multiselect | FieldType::Checkboxes | FieldType::Tags | FieldType::Vector)
+            || (self.multiple
+                && matches!(self.field_type, FieldType::Select | FieldType::Lookup | FieldType::Image | FieldType::File | FieldType::Video | FieldType::Audio))
     }
 }

@@ -152,39 +152,24 @@ impl FieldType {
 
     /// Computed or system-generated: never accepted on write.
     pub fn is_read_only(self) -> bool {
-        matches!(
-            self,
-            FieldType::Formula | FieldType::Summary | FieldType::Autonumber
-        )
+        matches!(self, FieldType::Formula | FieldType::Summary | FieldType::Autonumber)
     }
 
     /// Holds a reference to another record.
     pub fn is_reference(self) -> bool {
-        matches!(
-            self,
-            FieldType::Lookup | FieldType::MasterDetail | FieldType::Tree
-        )
+        matches!(self, FieldType::Lookup | FieldType::MasterDetail | FieldType::Tree)
     }
 
     /// Takes its value from `options`.
     pub fn has_options(self) -> bool {
-        matches!(
-            self,
-            FieldType::Select | FieldType::Multiselect | FieldType::Radio | FieldType::Checkboxes
-        )
+        matches!(self, FieldType::Select | FieldType::Multiselect | FieldType::Radio | FieldType::Checkboxes)
     }
 
     /// A number on the wire.
     pub fn is_numeric(self) -> bool {
         matches!(
             self,
-            FieldType::Number
-                | FieldType::Currency
-                | FieldType::Percent
-                | FieldType::Rating
-                | FieldType::Slider
-                | FieldType::Progress
-                | FieldType::Summary
+            FieldType::Number | FieldType::Currency | FieldType::Percent | FieldType::Rating | FieldType::Slider | FieldType::Progress | FieldType::Summary
         )
     }
 

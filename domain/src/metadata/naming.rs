@@ -1,15 +1,7 @@
 //! Naming rules for machine names, option values and namespaces.
 
 /// Fields every record carries without declaring them.
-pub const SYSTEM_FIELDS: [&str; 7] = [
-    "id",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "modified_by",
-    "modified_at",
-    "space_id",
-];
+pub const SYSTEM_FIELDS: [&str; 7] = ["id", "created_at", "updated_at", "created_by", "modified_by", "modified_at", "space_id"];
 
 /// Namespaces whose objects keep their short names.
 const RESERVED_NAMESPACES: [&str; 2] = ["base", "system"];
@@ -18,17 +10,13 @@ const RESERVED_NAMESPACES: [&str; 2] = ["base", "system"];
 pub fn check_machine_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = match chars.next() {
-        Some(c) if c.is_ascii_lowercase() || c == '_' => {
-            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        }
+        Some(c) if c.is_ascii_lowercase() || c == '_' => chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
         _ => false,
     };
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "'{name}' is not a valid name: use lowercase snake_case (^[a-z_][a-z0-9_]*$)"
-        ))
+        Err(format!("'{name}' is not a valid name: use lowercase snake_case (^[a-z_][a-z0-9_]*$)"))
     }
 }
 
@@ -41,9 +29,7 @@ pub fn check_option_value(value: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "option value '{value}' is not a system identifier (^[a-z][a-z0-9_.]*$, 2+ characters)"
-        ))
+        Err(format!("option value '{value}' is not a system identifier (^[a-z][a-z0-9_.]*$, 2+ characters)"))
     }
 }
 
@@ -60,9 +46,7 @@ pub fn fully_qualified_name(namespace: Option<&str>, name: &str) -> String {
 pub fn check_namespace(namespace: &str) -> Result<(), String> {
     check_machine_name(namespace)?;
     if namespace.contains("__") || namespace.starts_with('_') {
-        return Err(format!(
-            "namespace '{namespace}' must not start with '_' or contain '__'"
-        ));
+        return Err(format!("namespace '{namespace}' must not start with '_' or contain '__'"));
     }
     Ok(())
 }

@@ -88,10 +88,7 @@ pub enum RuleKind {
 }
 
 fn string(json: &Json, key: &str) -> Result<String, String> {
-    json.get(key)
-        .and_then(Json::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| format!("'{key}' is required"))
+    json.get(key).and_then(Json::as_str).map(str::to_string).ok_or_else(|| format!("'{key}' is required"))
 }
 
 fn formula_of(json: &Json, key: &str) -> Result<Expr, String> {
@@ -100,18 +97,8 @@ fn formula_of(json: &Json, key: &str) -> Result<Expr, String> {
 }
 
 fn string_list(json: &Json, key: &str) -> Result<Vec<String>, String> {
-    let items = json
-        .get(key)
-        .and_then(Json::as_array)
-        .ok_or_else(|| format!("'{key}' must be a list of field names"))?;
-    items
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("'{key}' must hold strings"))
-        })
-        .collect()
+    let items = json.get(key).and_then(Json::as_array).ok_or_else(|| format!("'{key}' must be a list of field names"))?;
+    items.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("'{key}' must hold strings"))).collect()
 }
 
 impl ValidationRule {
@@ -140,33 +127,20 @@ impl ValidationRule {
         };
         let rule_type = string(json, "type")?;
         let kind = match rule_type.as_str() {
-            "script" => RuleKind::Script {
-                condition: formula_of(json, "condition")?,
-            },
-            "unique" => RuleKind::Unique {
-                fields: string_list(json, "fields")?,
-                case_sensitive: json
-                    .get("caseSensitive")
-                    .and_then(Json::as_bool)
-                    .unwrap_or(true),
-            },
+            "script" => RuleKind::Script { condition: formula_of(json, "condition")? },
+            "unique" => {
+                RuleKind::Unique { fields: string_list(json, "fields")?, case_sensitive: json.get("caseSensitive").and_then(Json::as_bool).unwrap_or(true) }
+            }
             "state_machine" => {
                 let field = string(json, "field")?;
-                let map = json
-                    .get("transitions")
-                    .and_then(Json::as_object)
-                    .ok_or("'transitions' must be an object")?;
+                let map = json.get("transitions").and_then(Json::as_object).ok_or("'transitions' must be an object")?;
                 let mut transitions = BTreeMap::new();
                 for (from, targets) in map {
                     let targets = targets
                         .as_array()
                         .ok_or_else(|| format!("transitions of '{from}' must be a list"))?
                         .iter()
-                        .map(|t| {
-                            t.as_str()
-                                .map(str::to_string)
-                                .ok_or("transition targets must be strings")
-                        })
+                        .map(|t| t.as_str().map(str::to_string).ok_or("transition targets must be strings"))
                         .collect::<Result<Vec<_>, _>>()?;
                     transitions.insert(from.clone(), targets);
                 }
@@ -175,9 +149,7 @@ impl ValidationRule {
             "format" => {
                 let field = string(json, "field")?;
                 let regex = match json.get("regex").and_then(Json::as_str) {
-                    Some(pattern) => {
-                        Some(regex::Regex::new(pattern).map_err(|e| format!("regex: {e}"))?)
-                    }
+                    Some(pattern) => Some(regex::Regex::new(pattern).map_err(|e| format!("regex: {e}"))?),
                     None => None,
                 };
                 let format = match json.get("format").and_then(Json::as_str) {
@@ -191,23 +163,12 @@ impl ValidationRule {
                 if regex.is_none() && format.is_none() {
                     return Err("a format rule needs 'regex' or 'format'".into());
                 }
-                RuleKind::Format {
-                    field,
-                    regex,
-                    format,
-                }
+                RuleKind::Format { field, regex, format }
             }
-            "cross_field" => RuleKind::CrossField {
-                condition: formula_of(json, "condition")?,
-                fields: string_list(json, "fields").unwrap_or_default(),
-            },
+            "cross_field" => RuleKind::CrossField { condition: formula_of(json, "condition")?, fields: string_list(json, "fields").unwrap_or_default() },
             "json_schema" => RuleKind::JsonSchema {
                 field: string(json, "field")?,
-                schema: json
-                    .get("schema")
-                    .filter(|s| s.is_object())
-                    .cloned()
-                    .ok_or("'schema' must be an object")?,
+                schema: json.get("schema").filter(|s| s.is_object()).cloned().ok_or("'schema' must be an object")?,
             },
             "conditional" => {
                 let nested = |key: &str| -> Result<Option<Box<ValidationRule>>, String> {
@@ -216,27 +177,16 @@ impl ValidationRule {
                         Some(inner) => {
                             let mut inner = inner.clone();
                             if let Some(map) = inner.as_object_mut() {
-                                map.entry("name")
-                                    .or_insert_with(|| Json::String(format!("{name}_{key}")));
-                                map.entry("message").or_insert_with(|| {
-                                    json.get("message").cloned().unwrap_or(Json::Null)
-                                });
+                                map.entry("name").or_insert_with(|| Json::String(format!("{name}_{key}")));
+                                map.entry("message").or_insert_with(|| json.get("message").cloned().unwrap_or(Json::Null));
                             }
-                            ValidationRule::from_json(&inner)
-                                .map(|r| Some(Box::new(r)))
-                                .map_err(|e| format!("{key}: {e}"))
+                            ValidationRule::from_json(&inner).map(|r| Some(Box::new(r))).map_err(|e| format!("{key}: {e}"))
                         }
                     }
                 };
-                RuleKind::Conditional {
-                    when: formula_of(json, "when")?,
-                    then: nested("then")?.ok_or("'then' is required")?,
-                    otherwise: nested("otherwise")?,
-                }
+                RuleKind::Conditional { when: formula_of(json, "when")?, then: nested("then")?.ok_or("'then' is required")?, otherwise: nested("otherwise")? }
             }
-            "async" | "custom" => RuleKind::NotEnforced {
-                kind: rule_type.clone(),
-            },
+            "async" | "custom" => RuleKind::NotEnforced { kind: rule_type.clone() },
             other => return Err(format!("unknown rule type '{other}'")),
         };
         Ok(ValidationRule {
@@ -255,9 +205,7 @@ impl ValidationRule {
         match &self.kind {
             RuleKind::Script { condition } => condition.fields(),
             RuleKind::Unique { fields, .. } => fields.clone(),
-            RuleKind::StateMachine { field, .. }
-            | RuleKind::Format { field, .. }
-            | RuleKind::JsonSchema { field, .. } => {
+            RuleKind::StateMachine { field, .. } | RuleKind::Format { field, .. } | RuleKind::JsonSchema { field, .. } => {
                 vec![field.clone()]
             }
             RuleKind::CrossField { condition, fields } => {
@@ -265,11 +213,7 @@ impl ValidationRule {
                 all.extend(fields.iter().cloned());
                 all
             }
-            RuleKind::Conditional {
-                when,
-                then,
-                otherwise,
-            } => {
+            RuleKind::Conditional { when, then, otherwise } => {
                 let mut all = when.fields();
                 all.extend(then.referenced_fields());
                 if let Some(o) = otherwise {

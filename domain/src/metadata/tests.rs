@@ -28,58 +28,23 @@ fn app_with(object: serde_json::Value) -> Result<AppDef, crate::DomainError> {
 }
 
 fn rejection(object: serde_json::Value) -> String {
-    app_with(object)
-        .expect_err("definition should be rejected")
-        .to_string()
+    app_with(object).expect_err("definition should be rejected").to_string()
 }
 
 #[test]
 fn invalid_definitions_name_object_field_and_rule() {
     let cases = [
-        (
-            json!({"name": "Bad Name", "fields": {}}),
-            vec!["'Bad Name'", "snake_case"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"Title": {"type": "text"}}}),
-            vec!["object 'thing'", "field 'Title'"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"a": {"type": "wat"}}}),
-            vec!["field 'a'", "unknown variant `wat`"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"s": {"type": "select"}}}),
-            vec!["field 's'", "at least one option"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"s": {"type": "select", "options": [{"label": "A", "value": "A"}]}}}),
-            vec!["field 's'", "system identifier"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"r": {"type": "lookup"}}}),
-            vec!["field 'r'", "reference"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"r": {"type": "lookup", "reference": "nowhere"}}}),
-            vec!["field 'r'", "unknown object 'nowhere'"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"n": {"type": "number", "min": 5, "max": 1}}}),
-            vec!["field 'n'", "min 5"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"f": {"type": "formula", "expression": "NOPE(1)"}}}),
-            vec!["field 'f'", "unknown function NOPE"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"f": {"type": "formula", "expression": "ghost + 1"}}}),
-            vec!["field 'f'", "unknown field 'ghost'"],
-        ),
-        (
-            json!({"name": "thing", "fields": {"id": {"type": "text"}}}),
-            vec!["field 'id'", "system field"],
-        ),
+        (json!({"name": "Bad Name", "fields": {}}), vec!["'Bad Name'", "snake_case"]),
+        (json!({"name": "thing", "fields": {"Title": {"type": "text"}}}), vec!["object 'thing'", "field 'Title'"]),
+        (json!({"name": "thing", "fields": {"a": {"type": "wat"}}}), vec!["field 'a'", "unknown variant `wat`"]),
+        (json!({"name": "thing", "fields": {"s": {"type": "select"}}}), vec!["field 's'", "at least one option"]),
+        (json!({"name": "thing", "fields": {"s": {"type": "select", "options": [{"label": "A", "value": "A"}]}}}), vec!["field 's'", "system identifier"]),
+        (json!({"name": "thing", "fields": {"r": {"type": "lookup"}}}), vec!["field 'r'", "reference"]),
+        (json!({"name": "thing", "fields": {"r": {"type": "lookup", "reference": "nowhere"}}}), vec!["field 'r'", "unknown object 'nowhere'"]),
+        (json!({"name": "thing", "fields": {"n": {"type": "number", "min": 5, "max": 1}}}), vec!["field 'n'", "min 5"]),
+        (json!({"name": "thing", "fields": {"f": {"type": "formula", "expression": "NOPE(1)"}}}), vec!["field 'f'", "unknown function NOPE"]),
+        (json!({"name": "thing", "fields": {"f": {"type": "formula", "expression": "ghost + 1"}}}), vec!["field 'f'", "unknown field 'ghost'"]),
+        (json!({"name": "thing", "fields": {"id": {"type": "text"}}}), vec!["field 'id'", "system field"]),
         (
             json!({"name": "thing", "fields": {"a": {"type": "text"}}, "validations": [{"name": "r1", "type": "script", "message": "m", "condition": "b > 1"}]}),
             vec!["rule 'r1'", "unknown field 'b'"],
@@ -92,22 +57,13 @@ fn invalid_definitions_name_object_field_and_rule() {
             json!({"name": "thing", "fields": {"a": {"type": "text"}}, "validations": [{"name": "r1", "type": "format", "field": "a", "message": "m", "regex": "("}]}),
             vec!["rule 'r1'", "regex"],
         ),
-        (
-            json!({"name": "thing", "fields": {"v": {"type": "vector"}}}),
-            vec!["field 'v'", "dimensions"],
-        ),
-        (
-            json!({"name": "user", "fields": {}}),
-            vec!["object 'user'", "built-in"],
-        ),
+        (json!({"name": "thing", "fields": {"v": {"type": "vector"}}}), vec!["field 'v'", "dimensions"]),
+        (json!({"name": "user", "fields": {}}), vec!["object 'user'", "built-in"]),
     ];
     for (definition, needles) in cases {
         let message = rejection(definition.clone());
         for needle in needles {
-            assert!(
-                message.contains(needle),
-                "{definition}: '{message}' lacks '{needle}'"
-            );
+            assert!(message.contains(needle), "{definition}: '{message}' lacks '{needle}'");
         }
     }
 }
@@ -116,11 +72,7 @@ fn invalid_definitions_name_object_field_and_rule() {
 fn namespaces_qualify_names() {
     let app = load_app(&json!({"manifest": {"namespace": "todo"}, "objects": [{"name": "task", "fields": {"a": {"type": "text"}}}]})).unwrap();
     let mut catalog = Catalog::default();
-    let events = decide_metadata(
-        &catalog,
-        &MetadataCommand::put_one(app.objects[0].clone(), app.manifest.namespace.clone()),
-    )
-    .unwrap();
+    let events = decide_metadata(&catalog, &MetadataCommand::put_one(app.objects[0].clone(), app.manifest.namespace.clone())).unwrap();
     for event in &events {
         evolve_catalog(&mut catalog, event).unwrap();
     }
@@ -157,51 +109,21 @@ fn metadata_commands_given_when_then() {
     // given defined, when the same put, then nothing
     assert!(decide_metadata(&catalog, &put).unwrap().is_empty());
     // given defined, when changed, then altered
-    let changed = MetadataCommand::put_one(
-        json!({"name": "thing", "fields": {"a": {"type": "text"}, "b": {"type": "number"}}}),
-        None,
-    );
+    let changed = MetadataCommand::put_one(json!({"name": "thing", "fields": {"a": {"type": "text"}, "b": {"type": "number"}}}), None);
     let events = decide_metadata(&catalog, &changed).unwrap();
-    assert!(matches!(
-        events.as_slice(),
-        [EventPayload::ObjectAltered(_)]
-    ));
+    assert!(matches!(events.as_slice(), [EventPayload::ObjectAltered(_)]));
     evolve_catalog(&mut catalog, &events[0]).unwrap();
     assert!(catalog.get("thing").unwrap().field("b").is_some());
     // given a referrer, when removing the target, then restricted
-    let child = MetadataCommand::put_one(
-        json!({"name": "child", "fields": {"t": {"type": "lookup", "reference": "thing"}}}),
-        None,
-    );
+    let child = MetadataCommand::put_one(json!({"name": "child", "fields": {"t": {"type": "lookup", "reference": "thing"}}}), None);
     for event in decide_metadata(&catalog, &child).unwrap() {
         evolve_catalog(&mut catalog, &event).unwrap();
     }
-    let remove = MetadataCommand::RemoveObject {
-        name: "thing".into(),
-    };
-    assert_eq!(
-        decide_metadata(&catalog, &remove).unwrap_err().code(),
-        crate::ErrorCode::DeleteRestricted
-    );
+    let remove = MetadataCommand::RemoveObject { name: "thing".into() };
+    assert_eq!(decide_metadata(&catalog, &remove).unwrap_err().code(), crate::ErrorCode::DeleteRestricted);
     // when removing the referrer, then removed
-    let events = decide_metadata(
-        &catalog,
-        &MetadataCommand::RemoveObject {
-            name: "child".into(),
-        },
-    )
-    .unwrap();
+    let events = decide_metadata(&catalog, &MetadataCommand::RemoveObject { name: "child".into() }).unwrap();
     evolve_catalog(&mut catalog, &events[0]).unwrap();
     assert!(catalog.get("child").is_none());
-    assert_eq!(
-        decide_metadata(
-            &catalog,
-            &MetadataCommand::RemoveObject {
-                name: "ghost".into()
-            }
-        )
-        .unwrap_err()
-        .code(),
-        crate::ErrorCode::ObjectNotFound
-    );
+    assert_eq!(decide_metadata(&catalog, &MetadataCommand::RemoveObject { name: "ghost".into() }).unwrap_err().code(), crate::ErrorCode::ObjectNotFound);
 }

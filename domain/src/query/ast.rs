@@ -161,10 +161,6 @@ pub struct Query {
 
 impl Query {
     pub fn new(object: &str) -> Query {
-        Query {
-            object: object.to_string(),
-            count: true,
-            ..Query::default()
-        }
+        Query { object: object.to_string(), count: true, ..Query::default() }
     }
 }

@@ -14,9 +14,7 @@ pub fn check_query(query: &mut Query, catalog: &Catalog) -> Result<(), DomainErr
     query.object = object.name.clone();
     if let Some(limit) = query.limit {
         if limit > MAX_LIMIT {
-            return Err(DomainError::InvalidQuery(format!(
-                "limit {limit} is above the maximum of {MAX_LIMIT}"
-            )));
+            return Err(DomainError::InvalidQuery(format!("limit {limit} is above the maximum of {MAX_LIMIT}")));
         }
     }
     if let Some(filter) = query.filter.as_mut() {
@@ -30,16 +28,14 @@ pub fn check_query(query: &mut Query, catalog: &Catalog) -> Result<(), DomainErr
         if aliases.contains(&sort.field) {
             continue;
         }
-        sort.field =
-            resolve_path(&sort.field, &object, catalog).map_err(DomainError::InvalidSort)?;
+        sort.field = resolve_path(&sort.field, &object, catalog).map_err(DomainError::InvalidSort)?;
     }
     if let Some(fields) = query.fields.as_mut() {
         for field in fields.iter_mut() {
             let relation = field.split('.').next().unwrap_or_default();
             let through_expand = query.expand.contains_key(relation);
             if !through_expand {
-                *field =
-                    resolve_path(field, &object, catalog).map_err(DomainError::InvalidQuery)?;
+                *field = resolve_path(field, &object, catalog).map_err(DomainError::InvalidQuery)?;
             }
         }
     }
@@ -49,17 +45,9 @@ pub fn check_query(query: &mut Query, catalog: &Catalog) -> Result<(), DomainErr
     for aggregation in query.aggregations.iter_mut() {
         if let Some(field) = aggregation.field.as_mut() {
             *field = resolve_path(field, &object, catalog).map_err(DomainError::InvalidQuery)?;
-            let numeric = object
-                .field(field)
-                .is_some_and(|f| f.field_type.is_numeric());
+            let numeric = object.field(field).is_some_and(|f| f.field_type.is_numeric());
             if matches!(aggregation.function, AggFunction::Sum | AggFunction::Avg) && !numeric {
-                return Err(DomainError::InvalidQuery(
-                    format!(
-                        "{:?} needs a numeric field; '{field}' is not",
-                        aggregation.function
-                    )
-                    .to_lowercase(),
-                ));
+                return Err(DomainError::InvalidQuery(format!("{:?} needs a numeric field; '{field}' is not", aggregation.function).to_lowercase()));
             }
         }
         if let Some(filter) = aggregation.filter.as_mut() {
@@ -69,10 +57,7 @@ pub fn check_query(query: &mut Query, catalog: &Catalog) -> Result<(), DomainErr
     if let Some(search) = query.search.as_mut() {
         for field in search.fields.iter().chain(search.boost.keys()) {
             if object.field(field).is_none() {
-                return Err(DomainError::InvalidQuery(format!(
-                    "search names unknown field '{field}' of '{}'",
-                    object.name
-                )));
+                return Err(DomainError::InvalidQuery(format!("search names unknown field '{field}' of '{}'", object.name)));
             }
         }
     }
@@ -80,12 +65,7 @@ pub fn check_query(query: &mut Query, catalog: &Catalog) -> Result<(), DomainErr
         let field = object
             .field(relation)
             .filter(|f| f.field_type.is_reference())
-            .ok_or_else(|| {
-                DomainError::InvalidQuery(format!(
-                    "cannot expand '{relation}': not a lookup field of '{}'",
-                    object.name
-                ))
-            })?;
+            .ok_or_else(|| DomainError::InvalidQuery(format!("cannot expand '{relation}': not a lookup field of '{}'", object.name)))?;
         sub.object = field.reference.clone().unwrap_or_default();
         check_query(sub, catalog)?;
     }
@@ -104,22 +84,14 @@ fn normalise_ids(filter: &mut Filter) {
     }
 }
 
-fn check_filter(
-    filter: &mut Filter,
-    object: &ObjectDef,
-    catalog: &Catalog,
-) -> Result<(), DomainError> {
+fn check_filter(filter: &mut Filter, object: &ObjectDef, catalog: &Catalog) -> Result<(), DomainError> {
     match filter {
-        Filter::And(list) | Filter::Or(list) => list
-            .iter_mut()
-            .try_for_each(|f| check_filter(f, object, catalog)),
+        Filter::And(list) | Filter::Or(list) => list.iter_mut().try_for_each(|f| check_filter(f, object, catalog)),
         Filter::Not(inner) => check_filter(inner, object, catalog),
         Filter::Cond(c) => {
-            c.field =
-                resolve_path(&c.field, object, catalog).map_err(DomainError::InvalidFilter)?;
+            c.field = resolve_path(&c.field, object, catalog).map_err(DomainError::InvalidFilter)?;
             if let Operand::Field(other) = &mut c.value {
-                *other =
-                    resolve_path(other, object, catalog).map_err(DomainError::InvalidFilter)?;
+                *other = resolve_path(other, object, catalog).map_err(DomainError::InvalidFilter)?;
             }
             Ok(())
         }
@@ -143,27 +115,18 @@ fn resolve_path(path: &str, object: &ObjectDef, catalog: &Catalog) -> Result<Str
             Some(_) => Err(format!("unknown field '{path}' on '{}'", object.name)),
         };
     }
-    let field = object
-        .field(first)
-        .ok_or_else(|| format!("unknown field '{first}' on '{}'", object.name))?;
+    let field = object.field(first).ok_or_else(|| format!("unknown field '{first}' on '{}'", object.name))?;
     let Some(rest) = rest else {
         return Ok(path.to_string());
     };
     match field.field_type {
-        FieldType::Address | FieldType::Location | FieldType::Json | FieldType::File => {
-            Ok(path.to_string())
-        }
+        FieldType::Address | FieldType::Location | FieldType::Json | FieldType::File => Ok(path.to_string()),
         t if t.is_reference() => {
             let target_name = field.reference.as_deref().unwrap_or_default();
-            let target = catalog
-                .get(target_name)
-                .ok_or_else(|| format!("'{first}' references unknown object '{target_name}'"))?;
+            let target = catalog.get(target_name).ok_or_else(|| format!("'{first}' references unknown object '{target_name}'"))?;
             let inner = resolve_path(rest, target, catalog)?;
             Ok(format!("{first}.{inner}"))
         }
-        _ => Err(format!(
-            "'{first}' on '{}' has no sub-field '{rest}'",
-            object.name
-        )),
+        _ => Err(format!("'{first}' on '{}' has no sub-field '{rest}'", object.name)),
     }
 }

@@ -24,9 +24,7 @@ pub fn parse_filter(json: &Json) -> Result<Filter, DomainError> {
         Json::Object(map) => parse_object(map, ""),
         Json::Array(items) => parse_array(items),
         Json::Null => Ok(Filter::And(vec![])),
-        other => Err(invalid(format!(
-            "a filter must be an object or an array, got {other}"
-        ))),
+        other => Err(invalid(format!("a filter must be an object or an array, got {other}"))),
     }
 }
 
@@ -42,29 +40,14 @@ fn parse_object(map: &Map<String, Json>, prefix: &str) -> Result<Filter, DomainE
     for (key, value) in map {
         match key.as_str() {
             "$and" | "$or" => {
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| invalid(format!("{key} takes a list of filters")))?;
-                let list = items
-                    .iter()
-                    .map(parse_filter)
-                    .collect::<Result<Vec<_>, _>>()?;
-                parts.push(if key == "$and" {
-                    Filter::and(list)
-                } else {
-                    Filter::Or(list)
-                });
+                let items = value.as_array().ok_or_else(|| invalid(format!("{key} takes a list of filters")))?;
+                let list = items.iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?;
+                parts.push(if key == "$and" { Filter::and(list) } else { Filter::Or(list) });
             }
             "$not" => parts.push(Filter::Not(Box::new(parse_filter(value)?))),
-            other if other.starts_with('$') => {
-                return Err(invalid(format!("unknown logical operator '{other}'")))
-            }
+            other if other.starts_with('$') => return Err(invalid(format!("unknown logical operator '{other}'"))),
             field => {
-                let path = if prefix.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{prefix}.{field}")
-                };
+                let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
                 parts.push(parse_field_condition(&path, value)?);
             }
         }
@@ -75,18 +58,10 @@ fn parse_object(map: &Map<String, Json>, prefix: &str) -> Result<Filter, DomainE
 /// `field: value` (equality), `field: {$op: v, ...}`, or `field: {sub: ...}` (relation path).
 fn parse_field_condition(path: &str, value: &Json) -> Result<Filter, DomainError> {
     let Json::Object(ops) = value else {
-        return Ok(Filter::Cond(Condition {
-            field: path.to_string(),
-            op: Op::Eq,
-            value: Operand::Value(Value::from_json(value)),
-        }));
+        return Ok(Filter::Cond(Condition { field: path.to_string(), op: Op::Eq, value: Operand::Value(Value::from_json(value)) }));
     };
     if ops.contains_key("$field") && ops.len() == 1 {
-        return Ok(Filter::Cond(Condition {
-            field: path.to_string(),
-            op: Op::Eq,
-            value: operand(value)?,
-        }));
+        return Ok(Filter::Cond(Condition { field: path.to_string(), op: Op::Eq, value: operand(value)? }));
     }
     let has_ops = ops.keys().any(|k| k.starts_with('$'));
     if !has_ops {
@@ -98,19 +73,13 @@ fn parse_field_condition(path: &str, value: &Json) -> Result<Filter, DomainError
             continue;
         }
         if !name.starts_with('$') {
-            return Err(invalid(format!(
-                "field '{path}': cannot mix operators and sub-fields ('{name}')"
-            )));
+            return Err(invalid(format!("field '{path}': cannot mix operators and sub-fields ('{name}')")));
         }
         if name == "$not" {
-            parts.push(Filter::Not(Box::new(parse_field_condition(
-                path,
-                operand_json,
-            )?)));
+            parts.push(Filter::Not(Box::new(parse_field_condition(path, operand_json)?)));
             continue;
         }
-        let (op, implied) = resolve(name)
-            .ok_or_else(|| invalid(format!("unknown operator '{name}' on field '{path}'")))?;
+        let (op, implied) = resolve(name).ok_or_else(|| invalid(format!("unknown operator '{name}' on field '{path}'")))?;
         let mut cond = condition(path, op, implied, operand_json)?;
         if op == Op::Regex {
             if let Some(Json::String(options)) = ops.get("$options") {
@@ -127,8 +96,7 @@ fn parse_field_condition(path: &str, value: &Json) -> Result<Filter, DomainError
 
 fn check_regex(cond: &Condition) -> Result<(), DomainError> {
     if let Operand::Value(Value::Text(pattern)) = &cond.value {
-        regex::Regex::new(pattern)
-            .map_err(|e| invalid(format!("field '{}': bad regex: {e}", cond.field)))?;
+        regex::Regex::new(pattern).map_err(|e| invalid(format!("field '{}': bad regex: {e}", cond.field)))?;
     }
     Ok(())
 }
@@ -136,22 +104,14 @@ fn check_regex(cond: &Condition) -> Result<(), DomainError> {
 fn operand(json: &Json) -> Result<Operand, DomainError> {
     if let Json::Object(map) = json {
         if let Some(field) = map.get("$field") {
-            return field
-                .as_str()
-                .map(|f| Operand::Field(f.to_string()))
-                .ok_or_else(|| invalid("$field takes a field name"));
+            return field.as_str().map(|f| Operand::Field(f.to_string())).ok_or_else(|| invalid("$field takes a field name"));
         }
     }
     Ok(Operand::Value(Value::from_json(json)))
 }
 
 /// Builds one condition, checking the operand's shape for the operator.
-fn condition(
-    field: &str,
-    op: Op,
-    implied: Option<bool>,
-    value: &Json,
-) -> Result<Condition, DomainError> {
+fn condition(field: &str, op: Op, implied: Option<bool>, value: &Json) -> Result<Condition, DomainError> {
     let value = match implied {
         Some(flag) => Operand::Value(Value::Bool(flag)),
         None => operand(value)?,
@@ -161,12 +121,7 @@ fn condition(
             Op::In | Op::Nin => matches!(v, Value::List(_)),
             Op::Between => matches!(v, Value::List(items) if items.len() == 2),
             Op::Null | Op::Exists => matches!(v, Value::Bool(_)),
-            Op::Contains
-            | Op::NotContains
-            | Op::StartsWith
-            | Op::EndsWith
-            | Op::Like
-            | Op::Regex => matches!(v, Value::Text(_)),
+            Op::Contains | Op::NotContains | Op::StartsWith | Op::EndsWith | Op::Like | Op::Regex => matches!(v, Value::Text(_)),
             _ => true,
         };
         if !shape_ok {
@@ -176,17 +131,10 @@ fn condition(
                 Op::Null | Op::Exists => "true or false",
                 _ => "a string",
             };
-            return Err(invalid(format!(
-                "field '{field}': operator {op:?} takes {expected}, got {}",
-                v.to_json()
-            )));
+            return Err(invalid(format!("field '{field}': operator {op:?} takes {expected}, got {}", v.to_json())));
         }
     }
-    let cond = Condition {
-        field: field.to_string(),
-        op,
-        value,
-    };
+    let cond = Condition { field: field.to_string(), op, value };
     if op == Op::Regex {
         check_regex(&cond)?;
     }
@@ -208,50 +156,26 @@ fn parse_array(items: &[Json]) -> Result<Filter, DomainError> {
     // A bare tuple: [field, op, value] (or [field, op] for is_null-style operators).
     // A leading "and"/"or" is a connector unless what follows is an operator.
     if let Some(Json::String(field)) = items.first() {
-        let op_follows = items.len() <= 3
-            && items
-                .get(1)
-                .and_then(Json::as_str)
-                .and_then(resolve)
-                .is_some();
+        let op_follows = items.len() <= 3 && items.get(1).and_then(Json::as_str).and_then(resolve).is_some();
         if is_connector(&items[0]).is_none() || op_follows {
             let Some(Json::String(op_name)) = items.get(1) else {
-                return Err(invalid(format!(
-                    "a condition is [field, operator, value]; '{field}' has no operator"
-                )));
+                return Err(invalid(format!("a condition is [field, operator, value]; '{field}' has no operator")));
             };
             if items.len() > 3 {
-                return Err(invalid(format!(
-                    "a condition is [field, operator, value]; got {} elements",
-                    items.len()
-                )));
+                return Err(invalid(format!("a condition is [field, operator, value]; got {} elements", items.len())));
             }
-            let (op, implied) = resolve(op_name).ok_or_else(|| {
-                invalid(format!("unknown operator '{op_name}' on field '{field}'"))
-            })?;
+            let (op, implied) = resolve(op_name).ok_or_else(|| invalid(format!("unknown operator '{op_name}' on field '{field}'")))?;
             if implied.is_none() && items.len() < 3 && !matches!(op, Op::Null | Op::Exists) {
                 return Err(invalid(format!("condition on '{field}' has no value")));
             }
-            return Ok(Filter::Cond(condition(
-                field,
-                op,
-                implied,
-                items.get(2).unwrap_or(&Json::Null),
-            )?));
+            return Ok(Filter::Cond(condition(field, op, implied, items.get(2).unwrap_or(&Json::Null))?));
         }
     }
     // Prefix: ["and" | "or", c1, c2, ...] with no further connectors.
     if let Some(connector) = is_connector(&items[0]) {
         if items[1..].iter().all(|i| is_connector(i).is_none()) {
-            let list = items[1..]
-                .iter()
-                .map(parse_filter)
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(if connector == "and" {
-                Filter::and(list)
-            } else {
-                Filter::Or(list)
-            });
+            let list = items[1..].iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?;
+            return Ok(if connector == "and" { Filter::and(list) } else { Filter::Or(list) });
         }
     }
     // Infix (or a plain list, which is AND): split on "or"; within a group, AND.
@@ -261,9 +185,7 @@ fn parse_array(items: &[Json]) -> Result<Filter, DomainError> {
         match is_connector(item) {
             Some(connector) => {
                 if expect_operand && !(groups.len() == 1 && groups[0].is_empty()) {
-                    return Err(invalid(format!(
-                        "'{connector}' must stand between two conditions"
-                    )));
+                    return Err(invalid(format!("'{connector}' must stand between two conditions")));
                 }
                 if connector == "or" {
                     groups.push(Vec::new());
@@ -275,10 +197,7 @@ fn parse_array(items: &[Json]) -> Result<Filter, DomainError> {
                     Json::Array(_) | Json::Object(_) => {}
                     other => return Err(invalid(format!("unexpected {other} in a filter list"))),
                 }
-                groups
-                    .last_mut()
-                    .expect("one group")
-                    .push(parse_filter(item)?);
+                groups.last_mut().expect("one group").push(parse_filter(item)?);
                 expect_operand = false;
             }
         }
@@ -287,42 +206,21 @@ fn parse_array(items: &[Json]) -> Result<Filter, DomainError> {
         return Err(invalid("a filter list cannot end with a connector"));
     }
     let mut ors: Vec<Filter> = groups.into_iter().map(Filter::and).collect();
-    Ok(if ors.len() == 1 {
-        ors.pop().expect("one group")
-    } else {
-        Filter::Or(ors)
-    })
+    Ok(if ors.len() == 1 { ors.pop().expect("one group") } else { Filter::Or(ors) })
 }
 
 fn parse_ast_node(map: &Map<String, Json>) -> Result<Filter, DomainError> {
-    let text = |key: &str| {
-        map.get(key)
-            .and_then(Json::as_str)
-            .ok_or_else(|| invalid(format!("AST node needs '{key}'")))
-    };
+    let text = |key: &str| map.get(key).and_then(Json::as_str).ok_or_else(|| invalid(format!("AST node needs '{key}'")));
     match text("type")? {
         "comparison" => {
             let field = text("field")?;
             let op_name = text("operator")?;
-            let (op, implied) = resolve(op_name).ok_or_else(|| {
-                invalid(format!("unknown operator '{op_name}' on field '{field}'"))
-            })?;
-            Ok(Filter::Cond(condition(
-                field,
-                op,
-                implied,
-                map.get("value").unwrap_or(&Json::Null),
-            )?))
+            let (op, implied) = resolve(op_name).ok_or_else(|| invalid(format!("unknown operator '{op_name}' on field '{field}'")))?;
+            Ok(Filter::Cond(condition(field, op, implied, map.get("value").unwrap_or(&Json::Null))?))
         }
         _ => {
-            let list = map
-                .get("conditions")
-                .and_then(Json::as_array)
-                .ok_or_else(|| invalid("logical node needs 'conditions'"))?;
-            let list = list
-                .iter()
-                .map(parse_filter)
-                .collect::<Result<Vec<_>, _>>()?;
+            let list = map.get("conditions").and_then(Json::as_array).ok_or_else(|| invalid("logical node needs 'conditions'"))?;
+            let list = list.iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?;
             match text("operator")?.to_ascii_lowercase().as_str() {
                 "and" => Ok(Filter::and(list)),
                 "or" => Ok(Filter::Or(list)),

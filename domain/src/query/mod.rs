@@ -13,9 +13,7 @@ mod params;
 mod parse;
 mod sort;
 
-pub use ast::{
-    AggFunction, Aggregation, Condition, Filter, Op, Operand, Query, Search, SortNode, SortOrder,
-};
+pub use ast::{AggFunction, Aggregation, Condition, Filter, Op, Operand, Query, Search, SortNode, SortOrder};
 pub use check::check_query;
 pub use filter::parse_filter;
 pub use params::parse_url_params;

@@ -18,10 +18,7 @@ fn invalid(message: impl Into<String>) -> DomainError {
 /// `where`, `top`/`limit`, ...); JSON-valued slots are parsed as JSON. Leftover
 /// parameters that name fields are equality filters, ANDed with `filter`;
 /// any other leftover parameter is an error, and so is a second spelling of a slot.
-pub fn parse_url_params(
-    object: &ObjectDef,
-    params: &[(String, String)],
-) -> Result<Query, DomainError> {
+pub fn parse_url_params(object: &ObjectDef, params: &[(String, String)]) -> Result<Query, DomainError> {
     let mut query = Query::new(&object.name);
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     let mut equalities = Vec::new();
@@ -32,14 +29,14 @@ pub fn parse_url_params(
             }
             let value = match slot {
                 "where" | "having" | "aggregations" => {
-                    serde_json::from_str::<Json>(raw).map_err(|e| {
-                        DomainError::InvalidFilter(format!("'{key}' is not valid JSON: {e}"))
-                    })?
+                    serde_json::from_str::<Json>(raw).map_err(|e| DomainError::InvalidFilter(format!("'{key}' is not valid JSON: {e}")))?
                 }
-                "search" if raw.trim_start().starts_with('{') => serde_json::from_str::<Json>(raw)
-                    .map_err(|e| invalid(format!("'{key}' is not valid JSON: {e}")))?,
-                "expand" if raw.trim_start().starts_with('{') => serde_json::from_str::<Json>(raw)
-                    .map_err(|e| invalid(format!("'{key}' is not valid JSON: {e}")))?,
+                "search" if raw.trim_start().starts_with('{') => {
+                    serde_json::from_str::<Json>(raw).map_err(|e| invalid(format!("'{key}' is not valid JSON: {e}")))?
+                }
+                "expand" if raw.trim_start().starts_with('{') => {
+                    serde_json::from_str::<Json>(raw).map_err(|e| invalid(format!("'{key}' is not valid JSON: {e}")))?
+                }
                 _ => Json::String(raw.clone()),
             };
             apply_slot(&mut query, slot, key, &value)?;
@@ -52,19 +49,10 @@ pub fn parse_url_params(
         let value = if SYSTEM_FIELDS.contains(&name) {
             Value::Text(raw.clone())
         } else {
-            let field = object.field(name).ok_or_else(|| {
-                invalid(format!(
-                    "unknown query parameter '{key}': not a field of '{}'",
-                    object.name
-                ))
-            })?;
+            let field = object.field(name).ok_or_else(|| invalid(format!("unknown query parameter '{key}': not a field of '{}'", object.name)))?;
             typed_param(field.field_type, raw)
         };
-        equalities.push(Filter::Cond(Condition {
-            field: name.to_string(),
-            op: Op::Eq,
-            value: Operand::Value(value),
-        }));
+        equalities.push(Filter::Cond(Condition { field: name.to_string(), op: Op::Eq, value: Operand::Value(value) }));
     }
     if !equalities.is_empty() {
         let mut all = equalities;
@@ -80,11 +68,7 @@ pub fn parse_url_params(
 fn typed_param(field_type: FieldType, raw: &str) -> Value {
     if field_type.is_numeric() {
         if let Ok(n) = raw.parse::<f64>() {
-            return if n.fract() == 0.0 && n.abs() < 9e15 {
-                Value::Int(n as i64)
-            } else {
-                Value::Float(n)
-            };
+            return if n.fract() == 0.0 && n.abs() < 9e15 { Value::Int(n as i64) } else { Value::Float(n) };
         }
     }
     if matches!(field_type, FieldType::Boolean | FieldType::Toggle) {

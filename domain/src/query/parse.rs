@@ -34,10 +34,7 @@ pub(crate) const SLOTS: &[(&str, &[&str])] = &[
 
 /// The slot a key belongs to, if any.
 pub(crate) fn slot_of(key: &str) -> Option<&'static str> {
-    SLOTS
-        .iter()
-        .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(key)))
-        .map(|(slot, _)| *slot)
+    SLOTS.iter().find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(key))).map(|(slot, _)| *slot)
 }
 
 /// Parses a query body for `object`. Unknown keys and two spellings of one slot are errors.
@@ -45,11 +42,7 @@ pub fn parse_query(object: &str, body: &Json) -> Result<Query, DomainError> {
     let map = match body {
         Json::Object(map) => map,
         Json::Null => return Ok(Query::new(object)),
-        other => {
-            return Err(invalid(format!(
-                "a query must be a JSON object, got {other}"
-            )))
-        }
+        other => return Err(invalid(format!("a query must be a JSON object, got {other}"))),
     };
     let mut slots: BTreeMap<&str, (&str, &Json)> = BTreeMap::new();
     for (key, value) in map {
@@ -61,9 +54,7 @@ pub fn parse_query(object: &str, body: &Json) -> Result<Query, DomainError> {
     let mut query = Query::new(object);
     if let Some((_, Json::String(named))) = slots.get("object") {
         if named != object {
-            return Err(invalid(format!(
-                "query names object '{named}' but is sent to '{object}'"
-            )));
+            return Err(invalid(format!("query names object '{named}' but is sent to '{object}'")));
         }
     }
     for (slot, (key, value)) in &slots {
@@ -73,12 +64,7 @@ pub fn parse_query(object: &str, body: &Json) -> Result<Query, DomainError> {
 }
 
 /// Sets one slot from its JSON value.
-pub(crate) fn apply_slot(
-    query: &mut Query,
-    slot: &str,
-    key: &str,
-    value: &Json,
-) -> Result<(), DomainError> {
+pub(crate) fn apply_slot(query: &mut Query, slot: &str, key: &str, value: &Json) -> Result<(), DomainError> {
     match slot {
         "where" => query.filter = Some(parse_filter(value)?),
         "having" => query.having = Some(parse_filter(value)?),
@@ -115,16 +101,9 @@ pub(crate) fn apply_slot(
 
 fn count_of(value: &Json, key: &str) -> Result<u64, DomainError> {
     match value {
-        Json::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| invalid(format!("'{key}' must be a whole number >= 0, got {n}"))),
-        Json::String(s) => s
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| invalid(format!("'{key}' must be a whole number >= 0, got '{s}'"))),
-        other => Err(invalid(format!(
-            "'{key}' must be a whole number >= 0, got {other}"
-        ))),
+        Json::Number(n) => n.as_u64().ok_or_else(|| invalid(format!("'{key}' must be a whole number >= 0, got {n}"))),
+        Json::String(s) => s.trim().parse::<u64>().map_err(|_| invalid(format!("'{key}' must be a whole number >= 0, got '{s}'"))),
+        other => Err(invalid(format!("'{key}' must be a whole number >= 0, got {other}"))),
     }
 }
 
@@ -133,42 +112,28 @@ fn bool_of(value: &Json, key: &str) -> Result<bool, DomainError> {
         Json::Bool(b) => Ok(*b),
         Json::String(s) if s == "true" || s == "1" => Ok(true),
         Json::String(s) if s == "false" || s == "0" => Ok(false),
-        other => Err(invalid(format!(
-            "'{key}' must be true or false, got {other}"
-        ))),
+        other => Err(invalid(format!("'{key}' must be true or false, got {other}"))),
     }
 }
 
 fn string_list(value: &Json, key: &str) -> Result<Vec<String>, DomainError> {
     match value {
         Json::String(s) if s.trim_start().starts_with('[') => {
-            let parsed: Json = serde_json::from_str(s)
-                .map_err(|e| invalid(format!("'{key}' is not valid JSON: {e}")))?;
+            let parsed: Json = serde_json::from_str(s).map_err(|e| invalid(format!("'{key}' is not valid JSON: {e}")))?;
             string_list(&parsed, key)
         }
-        Json::String(s) => Ok(s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()),
+        Json::String(s) => Ok(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()),
         Json::Array(items) => items
             .iter()
             .map(|item| match item {
                 Json::String(s) => Ok(s.clone()),
-                Json::Object(node) => node
-                    .get("field")
-                    .and_then(Json::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| invalid(format!("'{key}' item needs 'field'"))),
-                other => Err(invalid(format!(
-                    "'{key}' must list field names, got {other}"
-                ))),
+                Json::Object(node) => {
+                    node.get("field").and_then(Json::as_str).map(str::to_string).ok_or_else(|| invalid(format!("'{key}' item needs 'field'")))
+                }
+                other => Err(invalid(format!("'{key}' must list field names, got {other}"))),
             })
             .collect(),
-        other => Err(invalid(format!(
-            "'{key}' must be a list of field names, got {other}"
-        ))),
+        other => Err(invalid(format!("'{key}' must be a list of field names, got {other}"))),
     }
 }
 
@@ -185,11 +150,7 @@ fn parse_expand(value: &Json) -> Result<BTreeMap<String, Query>, DomainError> {
                         inner.remove("object");
                         parse_query("", &Json::Object(inner))?
                     }
-                    other => {
-                        return Err(invalid(format!(
-                            "expand of '{relation}' must be an object or true, got {other}"
-                        )))
-                    }
+                    other => return Err(invalid(format!("expand of '{relation}' must be an object or true, got {other}"))),
                 };
                 out.insert(relation.clone(), sub_query);
             }
@@ -219,23 +180,14 @@ fn agg_function(name: &str) -> Result<AggFunction, DomainError> {
 
 fn parse_aggregations(value: &Json) -> Result<Vec<Aggregation>, DomainError> {
     let value = match value {
-        Json::String(s) => serde_json::from_str(s)
-            .map_err(|e| invalid(format!("aggregations is not valid JSON: {e}")))?,
+        Json::String(s) => serde_json::from_str(s).map_err(|e| invalid(format!("aggregations is not valid JSON: {e}")))?,
         other => other.clone(),
     };
-    let items = value
-        .as_array()
-        .ok_or_else(|| invalid("aggregations must be a list"))?;
+    let items = value.as_array().ok_or_else(|| invalid("aggregations must be a list"))?;
     let mut out = Vec::new();
     for item in items {
-        let map: &Map<String, Json> = item
-            .as_object()
-            .ok_or_else(|| invalid(format!("an aggregation must be an object, got {item}")))?;
-        let name = map
-            .get("function")
-            .or(map.get("method"))
-            .and_then(Json::as_str)
-            .ok_or_else(|| invalid("an aggregation needs 'function'"))?;
+        let map: &Map<String, Json> = item.as_object().ok_or_else(|| invalid(format!("an aggregation must be an object, got {item}")))?;
+        let name = map.get("function").or(map.get("method")).and_then(Json::as_str).ok_or_else(|| invalid("an aggregation needs 'function'"))?;
         let function = agg_function(name)?;
         let field = map.get("field").and_then(Json::as_str).map(str::to_string);
         if field.is_none() && function != AggFunction::Count {
@@ -243,11 +195,7 @@ fn parse_aggregations(value: &Json) -> Result<Vec<Aggregation>, DomainError> {
         }
         let alias = match map.get("alias").and_then(Json::as_str) {
             Some(alias) => alias.to_string(),
-            None => format!(
-                "{}_{}",
-                name.to_ascii_lowercase(),
-                field.as_deref().unwrap_or("all")
-            ),
+            None => format!("{}_{}", name.to_ascii_lowercase(), field.as_deref().unwrap_or("all")),
         };
         out.push(Aggregation {
             function,
@@ -261,49 +209,28 @@ fn parse_aggregations(value: &Json) -> Result<Vec<Aggregation>, DomainError> {
 }
 
 fn parse_search(value: &Json) -> Result<Option<Search>, DomainError> {
-    let empty = |query: String| Search {
-        query,
-        fields: vec![],
-        fuzzy: false,
-        match_all: false,
-        boost: BTreeMap::new(),
-        min_score: None,
-        highlight: false,
-    };
+    let empty = |query: String| Search { query, fields: vec![], fuzzy: false, match_all: false, boost: BTreeMap::new(), min_score: None, highlight: false };
     match value {
         Json::Null => Ok(None),
         Json::String(s) => Ok(Some(empty(s.clone()))),
         Json::Object(map) => {
-            let text = map
-                .get("query")
-                .and_then(Json::as_str)
-                .ok_or_else(|| invalid("search needs 'query'"))?;
+            let text = map.get("query").and_then(Json::as_str).ok_or_else(|| invalid("search needs 'query'"))?;
             let mut search = empty(text.to_string());
             if let Some(fields) = map.get("fields") {
                 search.fields = string_list(fields, "search.fields")?;
             }
             search.fuzzy = map.get("fuzzy").and_then(Json::as_bool).unwrap_or(false);
-            search.match_all = map
-                .get("operator")
-                .and_then(Json::as_str)
-                .is_some_and(|o| o.eq_ignore_ascii_case("and"));
-            search.highlight = map
-                .get("highlight")
-                .and_then(Json::as_bool)
-                .unwrap_or(false);
+            search.match_all = map.get("operator").and_then(Json::as_str).is_some_and(|o| o.eq_ignore_ascii_case("and"));
+            search.highlight = map.get("highlight").and_then(Json::as_bool).unwrap_or(false);
             search.min_score = map.get("minScore").and_then(Json::as_f64);
             if let Some(boost) = map.get("boost").and_then(Json::as_object) {
                 for (field, factor) in boost {
-                    let factor = factor
-                        .as_f64()
-                        .ok_or_else(|| invalid(format!("boost of '{field}' must be a number")))?;
+                    let factor = factor.as_f64().ok_or_else(|| invalid(format!("boost of '{field}' must be a number")))?;
                     search.boost.insert(field.clone(), factor);
                 }
             }
             Ok(Some(search))
         }
-        other => Err(invalid(format!(
-            "search must be a string or an object, got {other}"
-        ))),
+        other => Err(invalid(format!("search must be a string or an object, got {other}"))),
     }
 }

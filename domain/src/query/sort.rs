@@ -15,25 +15,16 @@ fn order_of(json: &Json, field: &str) -> Result<SortOrder, DomainError> {
         Json::Null => Ok(SortOrder::Asc),
         Json::Number(n) if n.as_i64() == Some(1) => Ok(SortOrder::Asc),
         Json::Number(n) if n.as_i64() == Some(-1) => Ok(SortOrder::Desc),
-        Json::String(s) if s.eq_ignore_ascii_case("asc") || s.eq_ignore_ascii_case("ascending") => {
-            Ok(SortOrder::Asc)
-        }
-        Json::String(s)
-            if s.eq_ignore_ascii_case("desc") || s.eq_ignore_ascii_case("descending") =>
-        {
-            Ok(SortOrder::Desc)
-        }
-        other => Err(invalid(format!(
-            "sort order of '{field}' must be asc or desc (or 1/-1), got {other}"
-        ))),
+        Json::String(s) if s.eq_ignore_ascii_case("asc") || s.eq_ignore_ascii_case("ascending") => Ok(SortOrder::Asc),
+        Json::String(s) if s.eq_ignore_ascii_case("desc") || s.eq_ignore_ascii_case("descending") => Ok(SortOrder::Desc),
+        other => Err(invalid(format!("sort order of '{field}' must be asc or desc (or 1/-1), got {other}"))),
     }
 }
 
 fn parse_text(text: &str) -> Result<Vec<SortNode>, DomainError> {
     let trimmed = text.trim();
     if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        let json: Json = serde_json::from_str(trimmed)
-            .map_err(|e| invalid(format!("sort is not valid JSON: {e}")))?;
+        let json: Json = serde_json::from_str(trimmed).map_err(|e| invalid(format!("sort is not valid JSON: {e}")))?;
         return parse_sort(&json);
     }
     let mut out = Vec::new();
@@ -50,10 +41,7 @@ fn parse_text(text: &str) -> Result<Vec<SortNode>, DomainError> {
         if words.next().is_some() || field.is_empty() {
             return Err(invalid(format!("cannot read sort '{part}'")));
         }
-        out.push(SortNode {
-            field: field.to_string(),
-            order,
-        });
+        out.push(SortNode { field: field.to_string(), order });
     }
     Ok(out)
 }
@@ -65,42 +53,19 @@ pub fn parse_sort(json: &Json) -> Result<Vec<SortNode>, DomainError> {
         Json::String(text) => parse_text(text),
         Json::Object(map) => {
             if let Some(Json::String(field)) = map.get("field") {
-                let order = map
-                    .get("order")
-                    .or(map.get("direction"))
-                    .unwrap_or(&Json::Null);
-                return Ok(vec![SortNode {
-                    field: field.clone(),
-                    order: order_of(order, field)?,
-                }]);
+                let order = map.get("order").or(map.get("direction")).unwrap_or(&Json::Null);
+                return Ok(vec![SortNode { field: field.clone(), order: order_of(order, field)? }]);
             }
-            map.iter()
-                .map(|(field, order)| {
-                    Ok(SortNode {
-                        field: field.clone(),
-                        order: order_of(order, field)?,
-                    })
-                })
-                .collect()
+            map.iter().map(|(field, order)| Ok(SortNode { field: field.clone(), order: order_of(order, field)? })).collect()
         }
         Json::Array(items) => {
             let mut out = Vec::new();
             for item in items {
                 match item {
                     Json::Array(tuple) => match tuple.as_slice() {
-                        [Json::String(field)] => out.push(SortNode {
-                            field: field.clone(),
-                            order: SortOrder::Asc,
-                        }),
-                        [Json::String(field), order] => out.push(SortNode {
-                            field: field.clone(),
-                            order: order_of(order, field)?,
-                        }),
-                        _ => {
-                            return Err(invalid(format!(
-                                "a sort tuple is [field, order], got {item}"
-                            )))
-                        }
+                        [Json::String(field)] => out.push(SortNode { field: field.clone(), order: SortOrder::Asc }),
+                        [Json::String(field), order] => out.push(SortNode { field: field.clone(), order: order_of(order, field)? }),
+                        _ => return Err(invalid(format!("a sort tuple is [field, order], got {item}"))),
                     },
                     Json::String(_) | Json::Object(_) => out.extend(parse_sort(item)?),
                     other => return Err(invalid(format!("cannot read sort item {other}"))),

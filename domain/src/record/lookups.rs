@@ -18,14 +18,7 @@ pub trait Lookups {
     /// A live (not deleted) record exists.
     fn record_exists(&self, object: &str, id: &str) -> bool;
     /// The id of another live record whose `fields` hold `values`, if any.
-    fn find_duplicate(
-        &self,
-        object: &str,
-        fields: &[String],
-        values: &[Value],
-        case_sensitive: bool,
-        except_id: &str,
-    ) -> Option<String>;
+    fn find_duplicate(&self, object: &str, fields: &[String], values: &[Value], case_sensitive: bool, except_id: &str) -> Option<String>;
     /// The sequence number the next autonumber of `object.field` gets (1-based count of creates).
     fn next_autonumber(&self, object: &str, field: &str) -> u64;
     /// Live records that reference `object/id`.
@@ -39,14 +32,7 @@ impl Lookups for NoLookups {
     fn record_exists(&self, _: &str, _: &str) -> bool {
         false
     }
-    fn find_duplicate(
-        &self,
-        _: &str,
-        _: &[String],
-        _: &[Value],
-        _: bool,
-        _: &str,
-    ) -> Option<String> {
+    fn find_duplicate(&self, _: &str, _: &[String], _: &[Value], _: bool, _: &str) -> Option<String> {
         None
     }
     fn next_autonumber(&self, _: &str, _: &str) -> u64 {

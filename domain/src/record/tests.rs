@@ -53,19 +53,9 @@ impl Lookups for FakeLookups {
     fn record_exists(&self, object: &str, id: &str) -> bool {
         self.existing.iter().any(|(o, i)| o == object && i == id)
     }
-    fn find_duplicate(
-        &self,
-        _: &str,
-        _: &[String],
-        values: &[Value],
-        _: bool,
-        except_id: &str,
-    ) -> Option<String> {
+    fn find_duplicate(&self, _: &str, _: &[String], values: &[Value], _: bool, except_id: &str) -> Option<String> {
         let code = values.first()?.as_str()?;
-        self.codes
-            .get(code)
-            .filter(|id| id.as_str() != except_id)
-            .cloned()
+        self.codes.get(code).filter(|id| id.as_str() != except_id).cloned()
     }
     fn next_autonumber(&self, _: &str, _: &str) -> u64 {
         *self.autonumber.borrow() + 1
@@ -93,10 +83,7 @@ struct Given {
 
 fn given(events: Vec<EventPayload>) -> Given {
     let state = events.iter().fold(RecordState::default(), evolve);
-    Given {
-        state,
-        lookups: FakeLookups::default(),
-    }
+    Given { state, lookups: FakeLookups::default() }
 }
 
 impl Given {
@@ -106,12 +93,7 @@ impl Given {
     }
 
     fn when(&self, command: RecordCommand) -> Result<Decision, DomainError> {
-        let ctx = DecideContext {
-            now: now(),
-            actor: "alice",
-            lookups: &self.lookups,
-            skip_rules: false,
-        };
+        let ctx = DecideContext { now: now(), actor: "alice", lookups: &self.lookups, skip_rules: false };
         decide(&object(), &self.state, "t1", &command, &ctx)
     }
 }
@@ -120,28 +102,15 @@ fn created(extra: Json) -> EventPayload {
     let mut record: Record = Record::new();
     let base = json!({"id": "t1", "subject": "Hello", "status": "new", "number": "T-0001", "due": "2026-11-24", "points": 1,
         "created_at": "2026-11-24T09:00:00.000Z", "updated_at": "2026-11-24T09:00:00.000Z", "created_by": "bob", "modified_by": "bob"});
-    for (k, v) in base
-        .as_object()
-        .unwrap()
-        .iter()
-        .chain(extra.as_object().unwrap())
-    {
+    for (k, v) in base.as_object().unwrap().iter().chain(extra.as_object().unwrap()) {
         record.insert(k.clone(), Value::from_json(v));
     }
-    EventPayload::RecordCreated(RecordCreated {
-        object: "ticket".into(),
-        id: "t1".into(),
-        record,
-    })
+    EventPayload::RecordCreated(RecordCreated { object: "ticket".into(), id: "t1".into(), record })
 }
 
 fn codes(result: Result<Decision, DomainError>) -> Vec<(String, ErrorCode)> {
     let err = result.expect_err("expected an error");
-    let mut out: Vec<(String, ErrorCode)> = err
-        .field_errors()
-        .iter()
-        .map(|e| (e.field.clone(), e.code))
-        .collect();
+    let mut out: Vec<(String, ErrorCode)> = err.field_errors().iter().map(|e| (e.field.clone(), e.code)).collect();
     if out.is_empty() {
         out.push((String::new(), err.code()));
     }
@@ -150,39 +119,18 @@ fn codes(result: Result<Decision, DomainError>) -> Vec<(String, ErrorCode)> {
 
 #[test]
 fn create_stamps_system_fields_defaults_and_autonumber() {
-    let decision = given(vec![])
-        .with(|l| *l.autonumber.borrow_mut() = 41)
-        .when(RecordCommand::Create {
-            data: data(json!({"subject": "Hello"})),
-        })
-        .unwrap();
-    let [EventPayload::RecordCreated(event)] = decision.events.as_slice() else {
-        panic!("{decision:?}")
-    };
+    let decision = given(vec![]).with(|l| *l.autonumber.borrow_mut() = 41).when(RecordCommand::Create { data: data(json!({"subject": "Hello"})) }).unwrap();
+    let [EventPayload::RecordCreated(event)] = decision.events.as_slice() else { panic!("{decision:?}") };
     let r = &event.record;
     assert_eq!(r["id"], Value::Text("t1".into()));
     assert_eq!(r["status"], Value::Text("new".into()), "default option");
-    assert_eq!(
-        r["due"],
-        Value::Text("2026-11-24".into()),
-        "TODAY() default"
-    );
+    assert_eq!(r["due"], Value::Text("2026-11-24".into()), "TODAY() default");
     assert_eq!(r["points"], Value::Int(1), "literal default");
-    assert_eq!(
-        r["number"],
-        Value::Text("T-0042".into()),
-        "object displayFormat"
-    );
-    assert_eq!(
-        r["created_at"],
-        Value::Text("2026-11-24T10:00:00.000Z".into())
-    );
+    assert_eq!(r["number"], Value::Text("T-0042".into()), "object displayFormat");
+    assert_eq!(r["created_at"], Value::Text("2026-11-24T10:00:00.000Z".into()));
     assert_eq!(r["created_by"], Value::Text("alice".into()));
     assert_eq!(r["modified_by"], Value::Text("alice".into()));
-    assert!(
-        !r.contains_key("total"),
-        "formulas are computed on read, not stored"
-    );
+    assert!(!r.contains_key("total"), "formulas are computed on read, not stored");
 }
 
 #[test]
@@ -206,114 +154,60 @@ fn create_collects_every_field_error() {
 
 #[test]
 fn create_checks_required_references_uniqueness_and_rules() {
+    assert_eq!(codes(given(vec![]).when(RecordCommand::Create { data: data(json!({})) })), vec![("subject".into(), ErrorCode::MissingRequiredField)]);
     assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Create {
-            data: data(json!({}))
-        })),
-        vec![("subject".into(), ErrorCode::MissingRequiredField)]
-    );
-    assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "account": "acc-9"}))
-        })),
+        codes(given(vec![]).when(RecordCommand::Create { data: data(json!({"subject": "Hi", "account": "acc-9"})) })),
         vec![("account".into(), ErrorCode::InvalidReference)]
     );
     let ok = given(vec![]).with(|l| l.existing.push(("account".into(), "acc-9".into())));
-    assert!(ok
-        .when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "account": "acc-9"}))
-        })
-        .is_ok());
+    assert!(ok.when(RecordCommand::Create { data: data(json!({"subject": "Hi", "account": "acc-9"})) }).is_ok());
     let dup = given(vec![]).with(|l| {
         l.codes.insert("X1".into(), "other".into());
     });
-    let err = dup
-        .when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "code": "X1"})),
-        })
-        .unwrap_err();
+    let err = dup.when(RecordCommand::Create { data: data(json!({"subject": "Hi", "code": "X1"})) }).unwrap_err();
     assert_eq!(err.code(), ErrorCode::DuplicateValue);
     assert!(err.to_string().contains("other"), "{err}");
     assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "status": "closed", "email": "a@b.co"}))
-        })),
+        codes(given(vec![]).when(RecordCommand::Create { data: data(json!({"subject": "Hi", "status": "closed", "email": "a@b.co"})) })),
         vec![("status".into(), ErrorCode::ValidationError)],
         "script rule resolution_needed"
     );
     assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "status": "closed", "resolution": "done"}))
-        })),
+        codes(given(vec![]).when(RecordCommand::Create { data: data(json!({"subject": "Hi", "status": "closed", "resolution": "done"})) })),
         vec![("email".into(), ErrorCode::MissingRequiredField)],
         "conditionalRequired"
     );
     assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Create {
-            data: data(json!({"subject": "lower"}))
-        })),
+        codes(given(vec![]).when(RecordCommand::Create { data: data(json!({"subject": "lower"})) })),
         vec![("subject".into(), ErrorCode::InvalidFormat)]
     );
     assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "points": 101}))
-        })),
+        codes(given(vec![]).when(RecordCommand::Create { data: data(json!({"subject": "Hi", "points": 101})) })),
         vec![("points".into(), ErrorCode::ValidationError)],
         "conditional -> cross_field"
     );
-    let warned = given(vec![])
-        .when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi", "points": 20})),
-        })
-        .unwrap();
+    let warned = given(vec![]).when(RecordCommand::Create { data: data(json!({"subject": "Hi", "points": 20})) }).unwrap();
     assert_eq!(warned.warnings.len(), 1, "warning rules do not reject");
 }
 
 #[test]
 fn create_on_an_existing_record_is_refused() {
     assert_eq!(
-        codes(given(vec![created(json!({}))]).when(RecordCommand::Create {
-            data: data(json!({"subject": "Hi"}))
-        })),
+        codes(given(vec![created(json!({}))]).when(RecordCommand::Create { data: data(json!({"subject": "Hi"})) })),
         vec![("".into(), ErrorCode::DuplicateRecord)]
     );
 }
 
 #[test]
 fn update_emits_changes_with_old_and_new_values() {
-    let decision = given(vec![created(json!({}))])
-        .when(RecordCommand::Update {
-            patch: data(json!({"subject": "Changed", "status": "open", "points": null})),
-        })
-        .unwrap();
-    let [EventPayload::RecordUpdated(event)] = decision.events.as_slice() else {
-        panic!("{decision:?}")
-    };
+    let decision =
+        given(vec![created(json!({}))]).when(RecordCommand::Update { patch: data(json!({"subject": "Changed", "status": "open", "points": null})) }).unwrap();
+    let [EventPayload::RecordUpdated(event)] = decision.events.as_slice() else { panic!("{decision:?}") };
     let change = |f: &str| event.changes.iter().find(|c| c.field == f).cloned();
-    assert_eq!(
-        change("subject"),
-        Some(FieldChange {
-            field: "subject".into(),
-            old: Value::Text("Hello".into()),
-            new: Value::Text("Changed".into())
-        })
-    );
-    assert_eq!(
-        change("points"),
-        Some(FieldChange {
-            field: "points".into(),
-            old: Value::Int(1),
-            new: Value::Null
-        })
-    );
-    assert_eq!(
-        change("modified_by").unwrap().new,
-        Value::Text("alice".into())
-    );
-    assert_eq!(
-        change("updated_at").unwrap().new,
-        Value::Text("2026-11-24T10:00:00.000Z".into())
-    );
+    assert_eq!(change("subject"), Some(FieldChange { field: "subject".into(), old: Value::Text("Hello".into()), new: Value::Text("Changed".into()) }));
+    assert_eq!(change("points"), Some(FieldChange { field: "points".into(), old: Value::Int(1), new: Value::Null }));
+    assert_eq!(change("modified_by").unwrap().new, Value::Text("alice".into()));
+    assert_eq!(change("updated_at").unwrap().new, Value::Text("2026-11-24T10:00:00.000Z".into()));
     assert!(change("due").is_none());
     let state = evolve(given(vec![created(json!({}))]).state, &decision.events[0]);
     assert_eq!(state.version, 2);
@@ -326,83 +220,35 @@ fn update_emits_changes_with_old_and_new_values() {
 fn update_rules_state_machine_required_and_noop() {
     let g = given(vec![created(json!({}))]);
     assert_eq!(
-        codes(g.when(RecordCommand::Update {
-            patch: data(json!({"status": "closed", "resolution": "x", "email": "a@b.co"}))
-        })),
+        codes(g.when(RecordCommand::Update { patch: data(json!({"status": "closed", "resolution": "x", "email": "a@b.co"})) })),
         vec![("status".into(), ErrorCode::ValidationError)]
     );
-    assert_eq!(
-        codes(g.when(RecordCommand::Update {
-            patch: data(json!({"subject": null}))
-        })),
-        vec![("subject".into(), ErrorCode::MissingRequiredField)]
-    );
-    assert_eq!(
-        g.when(RecordCommand::Update {
-            patch: data(json!({"subject": "Hello", "id": "t1"}))
-        })
-        .unwrap(),
-        Decision::default(),
-        "no change, no event"
-    );
-    assert_eq!(
-        codes(g.when(RecordCommand::Update {
-            patch: data(json!({"id": "other"}))
-        })),
-        vec![("id".into(), ErrorCode::InvalidField)]
-    );
-    assert_eq!(
-        codes(given(vec![]).when(RecordCommand::Update {
-            patch: data(json!({"subject": "X"}))
-        })),
-        vec![("".into(), ErrorCode::RecordNotFound)]
-    );
+    assert_eq!(codes(g.when(RecordCommand::Update { patch: data(json!({"subject": null})) })), vec![("subject".into(), ErrorCode::MissingRequiredField)]);
+    assert_eq!(g.when(RecordCommand::Update { patch: data(json!({"subject": "Hello", "id": "t1"})) }).unwrap(), Decision::default(), "no change, no event");
+    assert_eq!(codes(g.when(RecordCommand::Update { patch: data(json!({"id": "other"})) })), vec![("id".into(), ErrorCode::InvalidField)]);
+    assert_eq!(codes(given(vec![]).when(RecordCommand::Update { patch: data(json!({"subject": "X"})) })), vec![("".into(), ErrorCode::RecordNotFound)]);
 }
 
 #[test]
 fn delete_keeps_the_previous_record_and_honours_restrict() {
     let g = given(vec![created(json!({}))]);
     let decision = g.when(RecordCommand::Delete).unwrap();
-    let [EventPayload::RecordDeleted(event)] = decision.events.as_slice() else {
-        panic!()
-    };
+    let [EventPayload::RecordDeleted(event)] = decision.events.as_slice() else { panic!() };
     assert_eq!(event.previous["subject"], Value::Text("Hello".into()));
     let after = evolve(g.state.clone(), &decision.events[0]);
     assert!(!after.exists());
     let deleted = given(vec![created(json!({})), decision.events[0].clone()]);
-    assert_eq!(
-        codes(deleted.when(RecordCommand::Delete)),
-        vec![("".into(), ErrorCode::RecordNotFound)]
-    );
-    assert!(
-        deleted
-            .when(RecordCommand::Create {
-                data: data(json!({"subject": "Again"}))
-            })
-            .is_ok(),
-        "a deleted id can be created again"
-    );
-    let restricted = given(vec![created(json!({}))]).with(|l| {
-        l.referrers.push(Referrer {
-            object: "child".into(),
-            id: "c1".into(),
-            field: "parent".into(),
-            behavior: DeleteBehavior::Restrict,
-        })
-    });
-    assert_eq!(
-        codes(restricted.when(RecordCommand::Delete)),
-        vec![("".into(), ErrorCode::DeleteRestricted)]
-    );
+    assert_eq!(codes(deleted.when(RecordCommand::Delete)), vec![("".into(), ErrorCode::RecordNotFound)]);
+    assert!(deleted.when(RecordCommand::Create { data: data(json!({"subject": "Again"})) }).is_ok(), "a deleted id can be created again");
+    let restricted = given(vec![created(json!({}))])
+        .with(|l| l.referrers.push(Referrer { object: "child".into(), id: "c1".into(), field: "parent".into(), behavior: DeleteBehavior::Restrict }));
+    assert_eq!(codes(restricted.when(RecordCommand::Delete)), vec![("".into(), ErrorCode::DeleteRestricted)]);
 }
 
 #[test]
 fn autonumber_formats() {
     assert_eq!(format_autonumber("CASE-{0000}", 7, now()), "CASE-0007");
-    assert_eq!(
-        format_autonumber("INV-{YYYY}{MM}-{000}", 12, now()),
-        "INV-202611-012"
-    );
+    assert_eq!(format_autonumber("INV-{YYYY}{MM}-{000}", 12, now()), "INV-202611-012");
     assert_eq!(format_autonumber("{0}", 12345, now()), "12345");
     assert_eq!(format_autonumber("odd {x} {", 1, now()), "odd {x} {");
 }

@@ -29,13 +29,7 @@ pub fn first_violation(schema: &Json, value: &Json, path: &str) -> Option<String
     }
     match value {
         Json::Object(map) => {
-            for key in schema
-                .get("required")
-                .and_then(Json::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Json::as_str)
-            {
+            for key in schema.get("required").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
                 if !map.contains_key(key) {
                     return Some(format!("{here}: missing property '{key}'"));
                 }
@@ -76,43 +70,24 @@ pub fn first_violation(schema: &Json, value: &Json, path: &str) -> Option<String
         }
         Json::String(s) => {
             let len = s.chars().count() as u64;
-            if schema
-                .get("minLength")
-                .and_then(Json::as_u64)
-                .is_some_and(|m| len < m)
-            {
+            if schema.get("minLength").and_then(Json::as_u64).is_some_and(|m| len < m) {
                 return Some(format!("{here}: too short"));
             }
-            if schema
-                .get("maxLength")
-                .and_then(Json::as_u64)
-                .is_some_and(|m| len > m)
-            {
+            if schema.get("maxLength").and_then(Json::as_u64).is_some_and(|m| len > m) {
                 return Some(format!("{here}: too long"));
             }
             if let Some(pattern) = schema.get("pattern").and_then(Json::as_str) {
-                if regex::Regex::new(pattern)
-                    .map(|re| !re.is_match(s))
-                    .unwrap_or(true)
-                {
+                if regex::Regex::new(pattern).map(|re| !re.is_match(s)).unwrap_or(true) {
                     return Some(format!("{here}: does not match {pattern}"));
                 }
             }
         }
         Json::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
-            if schema
-                .get("minimum")
-                .and_then(Json::as_f64)
-                .is_some_and(|m| x < m)
-            {
+            if schema.get("minimum").and_then(Json::as_f64).is_some_and(|m| x < m) {
                 return Some(format!("{here}: less than the minimum"));
             }
-            if schema
-                .get("maximum")
-                .and_then(Json::as_f64)
-                .is_some_and(|m| x > m)
-            {
+            if schema.get("maximum").and_then(Json::as_f64).is_some_and(|m| x > m) {
                 return Some(format!("{here}: greater than the maximum"));
             }
         }

@@ -18,19 +18,8 @@ pub struct RuleOutcome {
 
 /// Runs every active rule for `event`, lowest priority first.
 /// `record` is the full new record (insert/update) or the old one (delete).
-pub fn check_rules(
-    object: &ObjectDef,
-    record: &Record,
-    previous: Option<&Record>,
-    event: RuleEvent,
-    now: Timestamp,
-    lookups: &dyn Lookups,
-) -> RuleOutcome {
-    let mut rules: Vec<&ValidationRule> = object
-        .validations
-        .iter()
-        .filter(|r| r.active && r.events.contains(&event))
-        .collect();
+pub fn check_rules(object: &ObjectDef, record: &Record, previous: Option<&Record>, event: RuleEvent, now: Timestamp, lookups: &dyn Lookups) -> RuleOutcome {
+    let mut rules: Vec<&ValidationRule> = object.validations.iter().filter(|r| r.active && r.events.contains(&event)).collect();
     rules.sort_by_key(|r| r.priority);
     let mut outcome = RuleOutcome::default();
     for rule in rules {
@@ -52,55 +41,25 @@ fn violation(
     now: Timestamp,
     lookups: &dyn Lookups,
 ) -> Option<FieldError> {
-    let ctx = RecordContext {
-        record,
-        previous,
-        now,
-    };
-    let fail = |field: &str, code: ErrorCode| {
-        Some(FieldError::new(
-            field,
-            code,
-            format!("{} (rule {})", rule.message, rule.name),
-        ))
-    };
-    let first_field = || {
-        rule.referenced_fields()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| rule.name.clone())
-    };
+    let ctx = RecordContext { record, previous, now };
+    let fail = |field: &str, code: ErrorCode| Some(FieldError::new(field, code, format!("{} (rule {})", rule.message, rule.name)));
+    let first_field = || rule.referenced_fields().into_iter().next().unwrap_or_else(|| rule.name.clone());
     match &rule.kind {
-        RuleKind::Script { condition } => truthy(&eval(condition, &ctx))
-            .then(|| fail(&first_field(), ErrorCode::ValidationError))
-            .flatten(),
-        RuleKind::CrossField { condition, .. } => (!truthy(&eval(condition, &ctx)))
-            .then(|| fail(&first_field(), ErrorCode::ValidationError))
-            .flatten(),
-        RuleKind::Unique {
-            fields,
-            case_sensitive,
-        } => {
-            let values: Vec<Value> = fields
-                .iter()
-                .map(|f| record.get(f).cloned().unwrap_or(Value::Null))
-                .collect();
+        RuleKind::Script { condition } => truthy(&eval(condition, &ctx)).then(|| fail(&first_field(), ErrorCode::ValidationError)).flatten(),
+        RuleKind::CrossField { condition, .. } => (!truthy(&eval(condition, &ctx))).then(|| fail(&first_field(), ErrorCode::ValidationError)).flatten(),
+        RuleKind::Unique { fields, case_sensitive } => {
+            let values: Vec<Value> = fields.iter().map(|f| record.get(f).cloned().unwrap_or(Value::Null)).collect();
             if values.iter().all(Value::is_blank) {
                 return None;
             }
             let own_id = record.get("id").and_then(Value::as_str).unwrap_or_default();
-            lookups
-                .find_duplicate(&object.name, fields, &values, *case_sensitive, own_id)
-                .map(|other| {
-                    FieldError::new(
-                        fields.join(","),
-                        ErrorCode::DuplicateValue,
-                        format!(
-                            "{} (rule {}; record {other} has the same value)",
-                            rule.message, rule.name
-                        ),
-                    )
-                })
+            lookups.find_duplicate(&object.name, fields, &values, *case_sensitive, own_id).map(|other| {
+                FieldError::new(
+                    fields.join(","),
+                    ErrorCode::DuplicateValue,
+                    format!("{} (rule {}; record {other} has the same value)", rule.message, rule.name),
+                )
+            })
         }
         RuleKind::StateMachine { field, transitions } => {
             let before = previous?.get(field).and_then(Value::as_str)?;
@@ -108,25 +67,12 @@ fn violation(
             if before == after {
                 return None;
             }
-            let allowed = transitions
-                .get(before)
-                .is_some_and(|targets| targets.iter().any(|t| t == after));
+            let allowed = transitions.get(before).is_some_and(|targets| targets.iter().any(|t| t == after));
             (!allowed).then(|| {
-                FieldError::new(
-                    field,
-                    ErrorCode::ValidationError,
-                    format!(
-                        "{}: {before} -> {after} is not allowed (rule {})",
-                        rule.message, rule.name
-                    ),
-                )
+                FieldError::new(field, ErrorCode::ValidationError, format!("{}: {before} -> {after} is not allowed (rule {})", rule.message, rule.name))
             })
         }
-        RuleKind::Format {
-            field,
-            regex,
-            format,
-        } => {
+        RuleKind::Format { field, regex, format } => {
             let text = record.get(field).and_then(Value::as_str)?;
             let regex_ok = regex.as_ref().is_none_or(|re| re.is_match(text));
             let format_ok = match format {
@@ -136,29 +82,15 @@ fn violation(
                 Some(TextFormat::Phone) => is_phone(text),
                 Some(TextFormat::Json) => serde_json::from_str::<serde_json::Value>(text).is_ok(),
             };
-            (!(regex_ok && format_ok))
-                .then(|| fail(field, ErrorCode::InvalidFormat))
-                .flatten()
+            (!(regex_ok && format_ok)).then(|| fail(field, ErrorCode::InvalidFormat)).flatten()
         }
         RuleKind::JsonSchema { field, schema } => {
             let value = record.get(field).filter(|v| !v.is_null())?;
             let problem = first_violation(schema, &value.to_json(), "")?;
-            Some(FieldError::new(
-                field,
-                ErrorCode::InvalidFormat,
-                format!("{}: {problem} (rule {})", rule.message, rule.name),
-            ))
+            Some(FieldError::new(field, ErrorCode::InvalidFormat, format!("{}: {problem} (rule {})", rule.message, rule.name)))
         }
-        RuleKind::Conditional {
-            when,
-            then,
-            otherwise,
-        } => {
-            let branch = if truthy(&eval(when, &ctx)) {
-                Some(then)
-            } else {
-                otherwise.as_ref()
-            };
+        RuleKind::Conditional { when, then, otherwise } => {
+            let branch = if truthy(&eval(when, &ctx)) { Some(then) } else { otherwise.as_ref() };
             branch.and_then(|inner| violation(object, inner, record, previous, now, lookups))
         }
         RuleKind::NotEnforced { .. } => None,

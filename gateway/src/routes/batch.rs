@@ -56,25 +56,16 @@ fn options(json: Option<&Json>, default_return: bool) -> Result<Options, ApiErro
     let map = match json {
         None | Some(Json::Null) => Map::new(),
         Some(Json::Object(map)) => map.clone(),
-        Some(other) => {
-            return Err(bad(format!(
-                "options must be an object, got {}",
-                kind(other)
-            )))
-        }
+        Some(other) => return Err(bad(format!("options must be an object, got {}", kind(other)))),
     };
     let flag = |key: &str, default: bool| -> Result<bool, ApiError> {
         match map.get(key) {
             None => Ok(default),
             Some(Json::Bool(b)) => Ok(*b),
-            Some(other) => Err(bad(format!(
-                "options.{key} must be true or false, got {other}"
-            ))),
+            Some(other) => Err(bad(format!("options.{key} must be true or false, got {other}"))),
         }
     };
-    if let Some(unknown) = map.keys().find(|k| {
-        !["atomic", "returnRecords", "continueOnError", "validateOnly"].contains(&k.as_str())
-    }) {
+    if let Some(unknown) = map.keys().find(|k| !["atomic", "returnRecords", "continueOnError", "validateOnly"].contains(&k.as_str())) {
         return Err(bad(format!("unknown batch option '{unknown}'")));
     }
     Ok(Options {
@@ -86,109 +77,42 @@ fn options(json: Option<&Json>, default_return: bool) -> Result<Options, ApiErro
 }
 
 /// One batch item turned into a command.
-fn command_for(
-    system: &System,
-    object: &str,
-    operation: Operation,
-    item: &Json,
-    index: usize,
-) -> Result<Command, ApiError> {
-    let map = item.as_object().ok_or_else(|| {
-        bad(format!(
-            "records[{index}] must be an object, got {}",
-            kind(item)
-        ))
-    })?;
-    if let Some(unknown) = map
-        .keys()
-        .find(|k| !["id", "data", "externalId"].contains(&k.as_str()))
-    {
-        return Err(bad(format!(
-            "records[{index}]: unknown key '{unknown}' (expected id, data, externalId)"
-        )));
+fn command_for(system: &System, object: &str, operation: Operation, item: &Json, index: usize) -> Result<Command, ApiError> {
+    let map = item.as_object().ok_or_else(|| bad(format!("records[{index}] must be an object, got {}", kind(item))))?;
+    if let Some(unknown) = map.keys().find(|k| !["id", "data", "externalId"].contains(&k.as_str())) {
+        return Err(bad(format!("records[{index}]: unknown key '{unknown}' (expected id, data, externalId)")));
     }
     let id = match map.get("id") {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(s.clone()),
-        Some(other) => {
-            return Err(bad(format!(
-                "records[{index}].id must be a string, got {}",
-                kind(other)
-            )))
-        }
+        Some(other) => return Err(bad(format!("records[{index}].id must be a string, got {}", kind(other)))),
     };
     let data = match map.get("data") {
         None | Some(Json::Null) => Map::new(),
         Some(Json::Object(d)) => d.clone(),
-        Some(other) => {
-            return Err(bad(format!(
-                "records[{index}].data must be an object, got {}",
-                kind(other)
-            )))
-        }
+        Some(other) => return Err(bad(format!("records[{index}].data must be an object, got {}", kind(other)))),
     };
-    let need_id = |id: Option<String>| {
-        id.ok_or_else(|| {
-            bad(format!(
-                "records[{index}] needs an id for {}",
-                operation.name()
-            ))
-        })
-    };
+    let need_id = |id: Option<String>| id.ok_or_else(|| bad(format!("records[{index}] needs an id for {}", operation.name())));
     Ok(match operation {
         Operation::Create => {
             let mut data = data;
             let inner = take_id(&mut data)?;
-            Command::Create {
-                object: object.into(),
-                id: id.or(inner),
-                data,
-            }
+            Command::Create { object: object.into(), id: id.or(inner), data }
         }
-        Operation::Update => Command::Update {
-            object: object.into(),
-            id: need_id(id)?,
-            patch: data,
-            expected_version: None,
-        },
-        Operation::Delete => Command::Delete {
-            object: object.into(),
-            id: need_id(id)?,
-            expected_version: None,
-        },
+        Operation::Update => Command::Update { object: object.into(), id: need_id(id)?, patch: data, expected_version: None },
+        Operation::Delete => Command::Delete { object: object.into(), id: need_id(id)?, expected_version: None },
         Operation::Upsert => {
             let existing = match (&id, map.get("externalId").and_then(Json::as_str)) {
-                (Some(id), _) => system
-                    .commands
-                    .record_state(object, id)
-                    .exists()
-                    .then(|| id.clone()),
+                (Some(id), _) => system.commands.record_state(object, id).exists().then(|| id.clone()),
                 (None, Some(field)) => {
-                    let value = data.get(field).ok_or_else(|| {
-                        bad(format!(
-                            "records[{index}]: externalId '{field}' is not in data"
-                        ))
-                    })?;
-                    system.commands.find_by_field(
-                        object,
-                        field,
-                        &domain::value::Value::from_json(value),
-                    )
+                    let value = data.get(field).ok_or_else(|| bad(format!("records[{index}]: externalId '{field}' is not in data")))?;
+                    system.commands.find_by_field(object, field, &domain::value::Value::from_json(value))
                 }
                 (None, None) => None,
             };
             match existing {
-                Some(id) => Command::Update {
-                    object: object.into(),
-                    id,
-                    patch: data,
-                    expected_version: None,
-                },
-                None => Command::Create {
-                    object: object.into(),
-                    id,
-                    data,
-                },
+                Some(id) => Command::Update { object: object.into(), id, patch: data, expected_version: None },
+                None => Command::Create { object: object.into(), id, data },
             }
         }
     })
@@ -208,23 +132,10 @@ async fn run(
     options: Options,
 ) -> Result<(u64, Json), ApiError> {
     if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::new(
-            ErrorCode::MaxRecordsExceeded,
-            format!(
-                "a batch holds 1 to {MAX_BATCH} records, got {}",
-                items.len()
-            ),
-        ));
+        return Err(ApiError::new(ErrorCode::MaxRecordsExceeded, format!("a batch holds 1 to {MAX_BATCH} records, got {}", items.len())));
     }
-    {
-        let model = system.query.state.read().expect("query model lock");
-        model.catalog().require(&object)?;
-    }
-    let commands: Vec<Command> = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| command_for(&system, &object, operation, item, i))
-        .collect::<Result<_, _>>()?;
+    system.reader.catalog().require(&object)?;
+    let commands: Vec<Command> = items.iter().enumerate().map(|(i, item)| command_for(&system, &object, operation, item, i)).collect::<Result<_, _>>()?;
     let total = commands.len();
     let meta = meta_for(&headers)?;
     let mut results: Vec<Json> = Vec::with_capacity(total);
@@ -239,10 +150,7 @@ async fn run(
             Ok(outcomes) => {
                 position = outcomes.iter().map(|o| o.position).max().unwrap_or(0);
                 for (index, outcome) in outcomes.iter().enumerate() {
-                    results.push(
-                        success_entry(&system, &headers, index, outcome, options.return_records)
-                            .await?,
-                    );
+                    results.push(success_entry(&system, &headers, index, outcome, options.return_records).await?);
                 }
             }
             Err((index, error)) => {
@@ -251,8 +159,7 @@ async fn run(
                     if other == index {
                         results.push(error_entry(index, error.clone().into()));
                     } else {
-                        let reason =
-                            format!("not applied: the atomic batch failed at record {index}");
+                        let reason = format!("not applied: the atomic batch failed at record {index}");
                         results.push(json!({"index": other, "success": false, "error": reason}));
                     }
                 }
@@ -261,17 +168,11 @@ async fn run(
     } else {
         for (index, command) in commands.into_iter().enumerate() {
             let mut one = meta.clone();
-            one.idempotency_key = meta
-                .idempotency_key
-                .as_ref()
-                .map(|k| format!("{k}#{index}"));
+            one.idempotency_key = meta.idempotency_key.as_ref().map(|k| format!("{k}#{index}"));
             match system.commands.execute(command, one).await {
                 Ok(outcome) => {
                     position = position.max(outcome.position);
-                    results.push(
-                        success_entry(&system, &headers, index, &outcome, options.return_records)
-                            .await?,
-                    );
+                    results.push(success_entry(&system, &headers, index, &outcome, options.return_records).await?);
                 }
                 Err(CommandError::Store(store)) => return Err(store.into()),
                 Err(error) => {
@@ -283,30 +184,14 @@ async fn run(
             }
         }
     }
-    let succeeded = results
-        .iter()
-        .filter(|r| r["success"] == json!(true))
-        .count();
-    let failed = if options.atomic && succeeded < total {
-        total
-    } else {
-        total - succeeded
-    };
+    let succeeded = results.iter().filter(|r| r["success"] == json!(true)).count();
+    let failed = if options.atomic && succeeded < total { total } else { total - succeeded };
     let succeeded = total - failed;
     wait_for(&system, Some(position)).await?;
-    Ok((
-        position,
-        json!({"success": failed == 0, "operation": operation.name(), "total": total, "succeeded": succeeded, "failed": failed, "results": results}),
-    ))
+    Ok((position, json!({"success": failed == 0, "operation": operation.name(), "total": total, "succeeded": succeeded, "failed": failed, "results": results})))
 }
 
-async fn success_entry(
-    system: &System,
-    headers: &HeaderMap,
-    index: usize,
-    outcome: &Outcome,
-    with_record: bool,
-) -> Result<Json, ApiError> {
+async fn success_entry(system: &System, headers: &HeaderMap, index: usize, outcome: &Outcome, with_record: bool) -> Result<Json, ApiError> {
     let mut entry = json!({"index": index, "id": outcome.id, "success": true});
     if with_record {
         let record = match &outcome.record {
@@ -320,12 +205,7 @@ async fn success_entry(
 }
 
 fn respond(status: StatusCode, position: u64, payload: Json) -> Response {
-    (
-        status,
-        position_headers(position),
-        JsonResponse(ok(payload)),
-    )
-        .into_response()
+    (status, position_headers(position), JsonResponse(ok(payload))).into_response()
 }
 
 pub(crate) async fn batch(
@@ -334,13 +214,8 @@ pub(crate) async fn batch(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let map = body
-        .as_object()
-        .ok_or_else(|| bad(format!("a batch request is an object, got {}", kind(&body))))?;
-    if let Some(unknown) = map
-        .keys()
-        .find(|k| !["operation", "records", "options"].contains(&k.as_str()))
-    {
+    let map = body.as_object().ok_or_else(|| bad(format!("a batch request is an object, got {}", kind(&body))))?;
+    if let Some(unknown) = map.keys().find(|k| !["operation", "records", "options"].contains(&k.as_str())) {
         return Err(bad(format!("unknown batch key '{unknown}'")));
     }
     let operation = match map.get("operation").and_then(Json::as_str) {
@@ -348,27 +223,10 @@ pub(crate) async fn batch(
         Some("update") => Operation::Update,
         Some("upsert") => Operation::Upsert,
         Some("delete") => Operation::Delete,
-        other => {
-            return Err(bad(format!(
-                "operation must be create, update, upsert or delete, got {}",
-                other.unwrap_or("nothing")
-            )))
-        }
+        other => return Err(bad(format!("operation must be create, update, upsert or delete, got {}", other.unwrap_or("nothing")))),
     };
-    let records = map
-        .get("records")
-        .and_then(Json::as_array)
-        .cloned()
-        .ok_or_else(|| bad("records must be a list"))?;
-    let (position, payload) = run(
-        system,
-        object,
-        headers,
-        operation,
-        records,
-        options(map.get("options"), false)?,
-    )
-    .await?;
+    let records = map.get("records").and_then(Json::as_array).cloned().ok_or_else(|| bad("records must be a list"))?;
+    let (position, payload) = run(system, object, headers, operation, records, options(map.get("options"), false)?).await?;
     Ok(respond(StatusCode::OK, position, payload))
 }
 
@@ -382,60 +240,21 @@ pub(crate) async fn create_many(
         Json::Array(items) => items,
         Json::Object(mut map) => match map.remove("records") {
             Some(Json::Array(items)) => items,
-            _ => {
-                return Err(bad(
-                    "createMany takes a list of records (or {records: [...]})",
-                ))
-            }
+            _ => return Err(bad("createMany takes a list of records (or {records: [...]})")),
         },
-        other => {
-            return Err(bad(format!(
-                "createMany takes a list of records, got {}",
-                kind(&other)
-            )))
-        }
+        other => return Err(bad(format!("createMany takes a list of records, got {}", kind(&other)))),
     };
-    let items: Vec<Json> = records
-        .into_iter()
-        .map(|data| json!({"data": data}))
-        .collect();
-    let (position, payload) = run(
-        system.clone(),
-        object.clone(),
-        headers,
-        Operation::Create,
-        items,
-        options(None, true)?,
-    )
-    .await?;
+    let items: Vec<Json> = records.into_iter().map(|data| json!({"data": data})).collect();
+    let (position, payload) = run(system.clone(), object.clone(), headers, Operation::Create, items, options(None, true)?).await?;
     if payload["success"] != json!(true) {
-        let first = payload["results"]
-            .as_array()
-            .and_then(|r| r.iter().find(|e| e["success"] == json!(false)))
-            .cloned()
-            .unwrap_or(Json::Null);
-        let mut error = ApiError::new(
-            ErrorCode::ValidationError,
-            format!(
-                "createMany failed: {}",
-                first["error"].as_str().unwrap_or("a record was refused")
-            ),
-        );
+        let first = payload["results"].as_array().and_then(|r| r.iter().find(|e| e["success"] == json!(false))).cloned().unwrap_or(Json::Null);
+        let mut error = ApiError::new(ErrorCode::ValidationError, format!("createMany failed: {}", first["error"].as_str().unwrap_or("a record was refused")));
         error.details = Some(first);
         return Err(error);
     }
-    let records: Vec<Json> = payload["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| r["record"].clone())
-        .collect();
+    let records: Vec<Json> = payload["results"].as_array().into_iter().flatten().map(|r| r["record"].clone()).collect();
     let count = records.len();
-    Ok(respond(
-        StatusCode::CREATED,
-        position,
-        json!({"object": object, "records": records, "count": count}),
-    ))
+    Ok(respond(StatusCode::CREATED, position, json!({"object": object, "records": records, "count": count})))
 }
 
 pub(crate) async fn update_many(
@@ -444,20 +263,8 @@ pub(crate) async fn update_many(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let records = body
-        .get("records")
-        .and_then(Json::as_array)
-        .cloned()
-        .ok_or_else(|| bad("updateMany takes {records: [{id, data}], options?}"))?;
-    let (position, payload) = run(
-        system,
-        object,
-        headers,
-        Operation::Update,
-        records,
-        options(body.get("options"), false)?,
-    )
-    .await?;
+    let records = body.get("records").and_then(Json::as_array).cloned().ok_or_else(|| bad("updateMany takes {records: [{id, data}], options?}"))?;
+    let (position, payload) = run(system, object, headers, Operation::Update, records, options(body.get("options"), false)?).await?;
     Ok(respond(StatusCode::OK, position, payload))
 }
 
@@ -467,20 +274,8 @@ pub(crate) async fn delete_many(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let ids = body
-        .get("ids")
-        .and_then(Json::as_array)
-        .cloned()
-        .ok_or_else(|| bad("deleteMany takes {ids: [...], options?}"))?;
+    let ids = body.get("ids").and_then(Json::as_array).cloned().ok_or_else(|| bad("deleteMany takes {ids: [...], options?}"))?;
     let items: Vec<Json> = ids.into_iter().map(|id| json!({"id": id})).collect();
-    let (position, payload) = run(
-        system,
-        object,
-        headers,
-        Operation::Delete,
-        items,
-        options(body.get("options"), false)?,
-    )
-    .await?;
+    let (position, payload) = run(system, object, headers, Operation::Delete, items, options(body.get("options"), false)?).await?;
     Ok(respond(StatusCode::OK, position, payload))
 }

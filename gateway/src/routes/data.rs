@@ -13,17 +13,14 @@ use domain::ErrorCode;
 use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
-use super::support::{
-    actor, expected_version, min_position, ok, position_headers, viewer, wait_for,
-};
+use super::support::{actor, expected_version, min_position, ok, position_headers, viewer, wait_for};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
 
 fn list_payload(object: &str, output: QueryOutput) -> Json {
     let records: Vec<Json> = output.records.iter().map(record_to_json).collect();
-    let mut payload =
-        json!({"object": object, "records": records, "value": records, "hasMore": output.has_more});
+    let mut payload = json!({"object": object, "records": records, "value": records, "hasMore": output.has_more});
     if let Some(total) = output.total {
         payload["total"] = json!(total);
     }
@@ -35,9 +32,8 @@ fn reading(system: &System) -> HeaderMap {
     position_headers(system.query.checkpoint())
 }
 
-fn run_query(system: &System, headers: &HeaderMap, query: Query) -> Result<QueryOutput, ApiError> {
-    let model = system.query.state.read().expect("query model lock");
-    Ok(model.execute(&viewer(headers), query)?)
+async fn run_query(system: &System, headers: &HeaderMap, query: Query) -> Result<QueryOutput, ApiError> {
+    Ok(system.reader.execute(&viewer(headers), query).await?)
 }
 
 pub(crate) async fn list(
@@ -47,17 +43,11 @@ pub(crate) async fn list(
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
     wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
-    let query = {
-        let model = system.query.state.read().expect("query model lock");
-        let definition = model.catalog().require(&object)?.clone();
-        parse_url_params(&definition, &params.0)?
-    };
-    let output = run_query(&system, &headers, query)?;
-    Ok((
-        reading(&system),
-        JsonResponse(ok(list_payload(&object, output))),
-    )
-        .into_response())
+    let catalog = system.reader.catalog();
+    let definition = catalog.require(&object)?;
+    let query = parse_url_params(definition, &params.0)?;
+    let output = run_query(&system, &headers, query).await?;
+    Ok((reading(&system), JsonResponse(ok(list_payload(&object, output)))).into_response())
 }
 
 pub(crate) async fn query(
@@ -69,12 +59,8 @@ pub(crate) async fn query(
 ) -> Result<Response, ApiError> {
     wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
     let query = parse_query(&object, &body)?;
-    let output = run_query(&system, &headers, query)?;
-    Ok((
-        reading(&system),
-        JsonResponse(ok(list_payload(&object, output))),
-    )
-        .into_response())
+    let output = run_query(&system, &headers, query).await?;
+    Ok((reading(&system), JsonResponse(ok(list_payload(&object, output)))).into_response())
 }
 
 pub(crate) async fn get_one(
@@ -90,55 +76,26 @@ pub(crate) async fn get_one(
             "select" | "fields" | "$select" | "expand" | "populate" | "$expand" => {
                 body.insert(key, Json::String(value));
             }
-            other => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    format!(
-                        "unsupported query parameter '{other}' on a record (use select or expand)"
-                    ),
-                ))
-            }
+            other => return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{other}' on a record (use select or expand)"))),
         }
     }
     let mut query = parse_query(&object, &Json::Object(body))?;
-    query.filter = Some(Filter::Cond(Condition {
-        field: "id".into(),
-        op: Op::Eq,
-        value: Operand::Value(Value::Text(id.clone())),
-    }));
+    query.filter = Some(Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.clone())) }));
     query.limit = Some(1);
-    let output = run_query(&system, &headers, query)?;
+    let output = run_query(&system, &headers, query).await?;
     let Some(record) = output.records.first() else {
-        return Err(ApiError::new(
-            ErrorCode::RecordNotFound,
-            format!("Record {id} not found in {object}"),
-        ));
+        return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));
     };
     let version = system.commands.record_state(&object, &id).version;
     let mut response_headers = reading(&system);
-    response_headers.insert(
-        axum::http::header::ETAG,
-        HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"),
-    );
-    Ok((
-        response_headers,
-        JsonResponse(ok(
-            json!({"object": object, "id": id, "record": record_to_json(record)}),
-        )),
-    )
-        .into_response())
+    response_headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"));
+    Ok((response_headers, JsonResponse(ok(json!({"object": object, "id": id, "record": record_to_json(record)})))).into_response())
 }
 
 fn object_body(body: Json) -> Result<Map<String, Json>, ApiError> {
     match body {
         Json::Object(map) => Ok(map),
-        other => Err(ApiError::new(
-            ErrorCode::ValidationError,
-            format!(
-                "the body must be a JSON object of fields, got {}",
-                kind(&other)
-            ),
-        )),
+        other => Err(ApiError::new(ErrorCode::ValidationError, format!("the body must be a JSON object of fields, got {}", kind(&other)))),
     }
 }
 
@@ -160,12 +117,7 @@ pub(crate) fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, Ap
         match data.remove(key) {
             None | Some(Json::Null) => {}
             Some(Json::String(s)) => id = Some(s),
-            Some(other) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidField,
-                    format!("{key} must be a string, got {}", kind(&other)),
-                ))
-            }
+            Some(other) => return Err(ApiError::new(ErrorCode::InvalidField, format!("{key} must be a string, got {}", kind(&other)))),
         }
     }
     Ok(id)
@@ -173,30 +125,18 @@ pub(crate) fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, Ap
 
 /// The record to return after a write: from the read model once it has the
 /// write (formulas computed), else from the command's outcome.
-pub(crate) async fn written_record(
-    system: &System,
-    headers: &HeaderMap,
-    outcome: &Outcome,
-) -> Result<Json, ApiError> {
+pub(crate) async fn written_record(system: &System, headers: &HeaderMap, outcome: &Outcome) -> Result<Json, ApiError> {
     wait_for(system, Some(outcome.position)).await?;
-    let model = system.query.state.read().expect("query model lock");
-    let record = model
-        .get(&viewer(headers), &outcome.object, &outcome.id)?
-        .or_else(|| outcome.record.clone());
+    let record = system.reader.get(&viewer(headers), &outcome.object, &outcome.id).await?.or_else(|| outcome.record.clone());
     Ok(record.as_ref().map(record_to_json).unwrap_or(Json::Null))
 }
 
 pub(crate) fn meta_for(headers: &HeaderMap) -> Result<CommandMeta, ApiError> {
     let mut meta = CommandMeta::actor(&actor(headers));
     if let Some(key) = headers.get("idempotency-key") {
-        let key = key
-            .to_str()
-            .map_err(|_| ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must be text"))?;
+        let key = key.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must be text"))?;
         if key.is_empty() || key.len() > 255 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                "Idempotency-Key must have 1 to 255 characters",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must have 1 to 255 characters"));
         }
         meta = meta.with_key(key);
     }
@@ -205,10 +145,7 @@ pub(crate) fn meta_for(headers: &HeaderMap) -> Result<CommandMeta, ApiError> {
 
 fn write_response(status: StatusCode, outcome: &Outcome, payload: Json) -> Response {
     let mut headers = position_headers(outcome.position);
-    headers.insert(
-        axum::http::header::ETAG,
-        HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("digits"),
-    );
+    headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("digits"));
     (status, headers, JsonResponse(ok(payload))).into_response()
 }
 
@@ -220,23 +157,9 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let mut data = object_body(body)?;
     let id = take_id(&mut data)?;
-    let outcome = system
-        .commands
-        .execute(
-            Command::Create {
-                object: object.clone(),
-                id,
-                data,
-            },
-            meta_for(&headers)?,
-        )
-        .await?;
+    let outcome = system.commands.execute(Command::Create { object: object.clone(), id, data }, meta_for(&headers)?).await?;
     let record = written_record(&system, &headers, &outcome).await?;
-    Ok(write_response(
-        StatusCode::CREATED,
-        &outcome,
-        json!({"object": outcome.object, "id": outcome.id, "record": record}),
-    ))
+    Ok(write_response(StatusCode::CREATED, &outcome, json!({"object": outcome.object, "id": outcome.id, "record": record})))
 }
 
 pub(crate) async fn update(
@@ -248,24 +171,9 @@ pub(crate) async fn update(
     let mut patch = object_body(body)?;
     let explicit = patch.remove("expectedVersion");
     let expected_version = expected_version(&headers, explicit.as_ref())?;
-    let outcome = system
-        .commands
-        .execute(
-            Command::Update {
-                object,
-                id,
-                patch,
-                expected_version,
-            },
-            meta_for(&headers)?,
-        )
-        .await?;
+    let outcome = system.commands.execute(Command::Update { object, id, patch, expected_version }, meta_for(&headers)?).await?;
     let record = written_record(&system, &headers, &outcome).await?;
-    Ok(write_response(
-        StatusCode::OK,
-        &outcome,
-        json!({"object": outcome.object, "id": outcome.id, "record": record}),
-    ))
+    Ok(write_response(StatusCode::OK, &outcome, json!({"object": outcome.object, "id": outcome.id, "record": record})))
 }
 
 pub(crate) async fn delete(
@@ -276,27 +184,10 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     let explicit = params.take("expectedVersion").map(Json::String);
     if let Some((key, _)) = params.0.first() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("unsupported query parameter '{key}' on delete"),
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{key}' on delete")));
     }
     let expected_version = expected_version(&headers, explicit.as_ref())?;
-    let outcome = system
-        .commands
-        .execute(
-            Command::Delete {
-                object,
-                id,
-                expected_version,
-            },
-            meta_for(&headers)?,
-        )
-        .await?;
+    let outcome = system.commands.execute(Command::Delete { object, id, expected_version }, meta_for(&headers)?).await?;
     wait_for(&system, Some(outcome.position)).await?;
-    Ok(write_response(
-        StatusCode::OK,
-        &outcome,
-        json!({"object": outcome.object, "id": outcome.id, "success": true, "deleted": true}),
-    ))
+    Ok(write_response(StatusCode::OK, &outcome, json!({"object": outcome.object, "id": outcome.id, "success": true, "deleted": true})))
 }

@@ -36,7 +36,5 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
 }
 
 pub(crate) async fn health(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    JsonResponse(ok(
-        json!({"status": "ok", "position": system.query.checkpoint()}),
-    ))
+    JsonResponse(ok(json!({"status": "ok", "position": system.query.checkpoint()})))
 }

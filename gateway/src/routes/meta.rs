@@ -20,10 +20,7 @@ use crate::extract::{JsonBody, QueryPairs};
 fn check_kind(kind: &str) -> Result<(), ApiError> {
     match kind {
         "object" | "objects" => Ok(()),
-        other => Err(ApiError::new(
-            ErrorCode::EndpointNotFound,
-            format!("unknown metadata type '{other}' (known: object)"),
-        )),
+        other => Err(ApiError::new(ErrorCode::EndpointNotFound, format!("unknown metadata type '{other}' (known: object)"))),
     }
 }
 
@@ -49,8 +46,7 @@ pub(crate) async fn items(
 ) -> Result<JsonResponse<Json>, ApiError> {
     check_kind(&kind)?;
     wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
-    let model = system.query.state.read().expect("query model lock");
-    let items: Vec<Json> = model.catalog().objects().map(|o| o.raw.clone()).collect();
+    let items: Vec<Json> = system.reader.catalog().objects().map(|o| o.raw.clone()).collect();
     Ok(JsonResponse(ok(json!({"type": "object", "items": items}))))
 }
 
@@ -62,10 +58,7 @@ pub(crate) async fn item(
 ) -> Result<Response, ApiError> {
     check_kind(&kind)?;
     wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
-    let definition = {
-        let model = system.query.state.read().expect("query model lock");
-        model.catalog().require(&name)?.raw.clone()
-    };
+    let definition = system.reader.catalog().require(&name)?.raw.clone();
     let etag = etag_of(&definition);
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
@@ -73,12 +66,7 @@ pub(crate) async fn item(
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',').any(|tag| {
-                tag.trim().trim_start_matches("W/").trim_matches('"') == etag.trim_matches('"')
-                    || tag.trim() == "*"
-            })
-        });
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim().trim_start_matches("W/").trim_matches('"') == etag.trim_matches('"') || tag.trim() == "*"));
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
     }
@@ -94,49 +82,26 @@ pub(crate) async fn put_item(
 ) -> Result<Response, ApiError> {
     check_kind(&kind)?;
     let Json::Object(mut definition) = body else {
-        return Err(ApiError::new(
-            ErrorCode::ValidationError,
-            format!(
-                "an object definition is a JSON object, got {}",
-                kind_of(&body)
-            ),
-        ));
+        return Err(ApiError::new(ErrorCode::ValidationError, format!("an object definition is a JSON object, got {}", kind_of(&body))));
     };
     match definition.get("name") {
         None => {
             definition.insert("name".into(), Json::String(name.clone()));
         }
         Some(Json::String(given)) if *given == name => {}
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                format!("the definition names {other} but the path names '{name}'"),
-            ))
-        }
+        Some(other) => return Err(ApiError::new(ErrorCode::InvalidField, format!("the definition names {other} but the path names '{name}'"))),
     }
-    let namespace = system
-        .commands
-        .catalog()
-        .namespace_of(&name)
-        .map(str::to_string);
-    let command = Command::Metadata(MetadataCommand::PutObjects {
-        objects: vec![ObjectSpec {
-            definition: Json::Object(definition),
-            namespace,
-        }],
-    });
-    let outcome = system
-        .commands
-        .execute(command, meta_for(&headers)?)
-        .await?;
+    let namespace = system.commands.catalog().namespace_of(&name).map(str::to_string);
+    let command = Command::Metadata(MetadataCommand::PutObjects { objects: vec![ObjectSpec { definition: Json::Object(definition), namespace }] });
+    let outcome = system.commands.execute(command, meta_for(&headers)?).await?;
     wait_for(&system, Some(outcome.position)).await?;
     let changed = !outcome.events.is_empty();
-    let message = if changed {
-        format!("object '{name}' saved")
-    } else {
-        format!("object '{name}' unchanged")
-    };
-    Ok((position_headers(outcome.position), JsonResponse(json!({"success": true, "message": message, "data": {"name": name, "changed": changed, "position": outcome.position}}))).into_response())
+    let message = if changed { format!("object '{name}' saved") } else { format!("object '{name}' unchanged") };
+    Ok((
+        position_headers(outcome.position),
+        JsonResponse(json!({"success": true, "message": message, "data": {"name": name, "changed": changed, "position": outcome.position}})),
+    )
+        .into_response())
 }
 
 fn kind_of(json: &Json) -> &'static str {

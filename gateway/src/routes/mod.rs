@@ -25,26 +25,16 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/meta", get(meta::types))
         .route("/api/v1/meta/types", get(meta::types))
         .route("/api/v1/meta/{kind}", get(meta::items))
-        .route(
-            "/api/v1/meta/{kind}/{name}",
-            get(meta::item).put(meta::put_item),
-        )
+        .route("/api/v1/meta/{kind}/{name}", get(meta::item).put(meta::put_item))
         .route("/api/v1/data/{object}", get(data::list).post(data::create))
         .route("/api/v1/data/{object}/query", post(data::query))
         .route("/api/v1/data/{object}/batch", post(batch::batch))
         .route("/api/v1/data/{object}/createMany", post(batch::create_many))
         .route("/api/v1/data/{object}/updateMany", post(batch::update_many))
         .route("/api/v1/data/{object}/deleteMany", post(batch::delete_many))
-        .route(
-            "/api/v1/data/{object}/{id}",
-            get(data::get_one).patch(data::update).delete(data::delete),
-        )
+        .route("/api/v1/data/{object}/{id}", get(data::get_one).patch(data::update).delete(data::delete))
         .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ErrorCode::ValidationError,
-                "method not allowed on this route",
-            )
-            .with_status(StatusCode::METHOD_NOT_ALLOWED)
+            ApiError::new(ErrorCode::ValidationError, "method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
 }

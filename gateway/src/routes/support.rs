@@ -22,26 +22,15 @@ pub(crate) fn actor(_headers: &HeaderMap) -> String {
 }
 
 pub(crate) fn viewer(headers: &HeaderMap) -> Viewer {
-    Viewer {
-        actor: actor(headers),
-        tenant: "default".into(),
-    }
+    Viewer { actor: actor(headers), tenant: "default".into() }
 }
 
 fn parse_position(text: &str, source: &str) -> Result<u64, ApiError> {
-    text.trim().parse::<u64>().map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("{source} must be a log position (a whole number), got '{text}'"),
-        )
-    })
+    text.trim().parse::<u64>().map_err(|_| ApiError::new(ErrorCode::InvalidQuery, format!("{source} must be a log position (a whole number), got '{text}'")))
 }
 
 /// The minimum position a read asks for: `X-Min-Position` or `?minPosition=`.
-pub(crate) fn min_position(
-    headers: &HeaderMap,
-    param: Option<String>,
-) -> Result<Option<u64>, ApiError> {
+pub(crate) fn min_position(headers: &HeaderMap, param: Option<String>) -> Result<Option<u64>, ApiError> {
     if let Some(text) = param {
         return parse_position(&text, "minPosition").map(Some);
     }
@@ -59,10 +48,7 @@ pub(crate) async fn wait_for(system: &System, position: Option<u64>) -> Result<(
     if system.query.wait_for(position, system.read_wait).await {
         Ok(())
     } else {
-        Err(ApiError::new(
-            ErrorCode::Timeout,
-            format!("the read model has not reached position {position} yet; retry"),
-        ))
+        Err(ApiError::new(ErrorCode::Timeout, format!("the read model has not reached position {position} yet; retry")))
     }
 }
 
@@ -73,29 +59,17 @@ pub(crate) fn position_headers(position: u64) -> HeaderMap {
 }
 
 /// An expected version from `If-Match` (`"3"`, `W/"3"`, `3`) or an explicit value.
-pub(crate) fn expected_version(
-    headers: &HeaderMap,
-    explicit: Option<&Json>,
-) -> Result<Option<u64>, ApiError> {
+pub(crate) fn expected_version(headers: &HeaderMap, explicit: Option<&Json>) -> Result<Option<u64>, ApiError> {
     if let Some(value) = explicit {
         return match value {
             Json::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
             Json::String(s) => parse_position(s, "expectedVersion").map(Some),
-            other => Err(ApiError::new(
-                ErrorCode::InvalidField,
-                format!("expectedVersion must be a whole number, got {other}"),
-            )),
+            other => Err(ApiError::new(ErrorCode::InvalidField, format!("expectedVersion must be a whole number, got {other}"))),
         };
     }
     match headers.get(axum::http::header::IF_MATCH) {
         Some(value) => {
-            let text = value
-                .to_str()
-                .unwrap_or("")
-                .trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_string();
+            let text = value.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"').to_string();
             parse_position(&text, "If-Match").map(Some)
         }
         None => Ok(None),

@@ -15,10 +15,7 @@ pub(crate) enum Matcher {
     All(Vec<Matcher>),
     Any(Vec<Matcher>),
     Not(Box<Matcher>),
-    Cond {
-        condition: Condition,
-        pattern: Option<Regex>,
-    },
+    Cond { condition: Condition, pattern: Option<Regex> },
 }
 
 fn like_to_regex(pattern: &str) -> String {
@@ -37,16 +34,8 @@ fn like_to_regex(pattern: &str) -> String {
 impl Matcher {
     pub fn compile(filter: &Filter) -> Result<Matcher, DomainError> {
         Ok(match filter {
-            Filter::And(list) => Matcher::All(
-                list.iter()
-                    .map(Matcher::compile)
-                    .collect::<Result<_, _>>()?,
-            ),
-            Filter::Or(list) => Matcher::Any(
-                list.iter()
-                    .map(Matcher::compile)
-                    .collect::<Result<_, _>>()?,
-            ),
+            Filter::And(list) => Matcher::All(list.iter().map(Matcher::compile).collect::<Result<_, _>>()?),
+            Filter::Or(list) => Matcher::Any(list.iter().map(Matcher::compile).collect::<Result<_, _>>()?),
             Filter::Not(inner) => Matcher::Not(Box::new(Matcher::compile(inner)?)),
             Filter::Cond(condition) => {
                 let pattern = match (&condition.op, &condition.value) {
@@ -55,19 +44,9 @@ impl Matcher {
                     _ => None,
                 };
                 let pattern = pattern
-                    .map(|p| {
-                        Regex::new(&p).map_err(|e| {
-                            DomainError::InvalidFilter(format!(
-                                "field '{}': bad pattern: {e}",
-                                condition.field
-                            ))
-                        })
-                    })
+                    .map(|p| Regex::new(&p).map_err(|e| DomainError::InvalidFilter(format!("field '{}': bad pattern: {e}", condition.field))))
                     .transpose()?;
-                Matcher::Cond {
-                    condition: condition.clone(),
-                    pattern,
-                }
+                Matcher::Cond { condition: condition.clone(), pattern }
             }
         })
     }
@@ -84,9 +63,7 @@ impl Matcher {
                     Operand::Field(other) => resolver.value(object, record, other),
                 };
                 if condition.op == Op::Exists {
-                    let present = record
-                        .contains_key(condition.field.split('.').next().unwrap_or_default())
-                        && !value.is_null();
+                    let present = record.contains_key(condition.field.split('.').next().unwrap_or_default()) && !value.is_null();
                     return present == matches!(operand, Value::Bool(true));
                 }
                 test(condition.op, &value, &operand, pattern.as_ref())
@@ -106,9 +83,7 @@ fn text_lower(value: &Value) -> Option<String> {
 fn equals(value: &Value, operand: &Value) -> bool {
     match value {
         // A list field equals a scalar when it contains it (multi-select, tags).
-        Value::List(items) if !matches!(operand, Value::List(_)) => {
-            items.iter().any(|i| i.loose_eq(operand))
-        }
+        Value::List(items) if !matches!(operand, Value::List(_)) => items.iter().any(|i| i.loose_eq(operand)),
         _ => value.loose_eq(operand),
     }
 }
@@ -135,8 +110,7 @@ fn test(op: Op, value: &Value, operand: &Value, pattern: Option<&Regex>) -> bool
         },
         Op::Between => match operand {
             Value::List(bounds) if bounds.len() == 2 => {
-                compare(value, &bounds[0], |o| o != Ordering::Less)
-                    && compare(value, &bounds[1], |o| o != Ordering::Greater)
+                compare(value, &bounds[0], |o| o != Ordering::Less) && compare(value, &bounds[1], |o| o != Ordering::Greater)
             }
             _ => false,
         },

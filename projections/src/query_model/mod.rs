@@ -5,7 +5,7 @@
 //! Reads go through [`QueryModel::execute`] and [`QueryModel::get`] with a
 //! [`Viewer`]: the one place where row- and field-level security will filter.
 
-mod aggregate;
+pub(crate) mod aggregate;
 mod matcher;
 mod table;
 mod values;
@@ -21,7 +21,6 @@ use domain::DomainError;
 use self::matcher::Matcher;
 use self::table::Table;
 use self::values::Resolver;
-use crate::runner::Projection;
 
 /// Who is reading. Today every viewer sees every row of their tenant; row-
 /// and field-level rules will hook in here.
@@ -33,10 +32,7 @@ pub struct Viewer {
 
 impl Viewer {
     pub fn system() -> Viewer {
-        Viewer {
-            actor: "system".into(),
-            tenant: "default".into(),
-        }
+        Viewer { actor: "system".into(), tenant: "default".into() }
     }
 }
 
@@ -59,30 +55,26 @@ pub struct QueryModel {
     checkpoint: u64,
 }
 
-impl Projection for QueryModel {
-    fn name(&self) -> &str {
-        "query"
-    }
-
-    fn checkpoint(&self) -> u64 {
+impl QueryModel {
+    /// The position of the last event applied.
+    pub fn checkpoint(&self) -> u64 {
         self.checkpoint
     }
 
-    fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+    /// Moves the checkpoint past events that carried nothing for this model.
+    pub(crate) fn advance(&mut self, position: u64) {
+        self.checkpoint = self.checkpoint.max(position);
+    }
+
+    /// Applies one event (the caller skips events at or below the checkpoint).
+    pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = envelope.position;
         match payload {
             EventPayload::RecordCreated(e) => {
-                self.tables
-                    .entry(e.object.clone())
-                    .or_default()
-                    .put(e.id.clone(), e.record.clone());
+                self.tables.entry(e.object.clone()).or_default().put(e.id.clone(), e.record.clone());
             }
             EventPayload::RecordUpdated(e) => {
-                if let Some(record) = self
-                    .tables
-                    .get_mut(&e.object)
-                    .and_then(|t| t.get_mut(&e.id))
-                {
+                if let Some(record) = self.tables.get_mut(&e.object).and_then(|t| t.get_mut(&e.id)) {
                     for change in &e.changes {
                         match &change.new {
                             Value::Null => record.remove(&change.field),
@@ -115,22 +107,10 @@ impl QueryModel {
     }
 
     /// One record with its formula fields computed, or `None`.
-    pub fn get(
-        &self,
-        _viewer: &Viewer,
-        object: &str,
-        id: &str,
-    ) -> Result<Option<Record>, DomainError> {
+    pub fn get(&self, _viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, DomainError> {
         let definition = self.catalog.require(object)?;
-        let resolver = Resolver {
-            catalog: &self.catalog,
-            tables: &self.tables,
-        };
-        Ok(self
-            .tables
-            .get(&definition.name)
-            .and_then(|t| t.get(id))
-            .map(|r| resolver.with_formulas(definition, r)))
+        let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
+        Ok(self.tables.get(&definition.name).and_then(|t| t.get(id)).map(|r| resolver.with_formulas(definition, r)))
     }
 
     /// Runs a parsed query: checks it against the catalog, then evaluates it.
@@ -141,41 +121,18 @@ impl QueryModel {
 
     fn run(&self, viewer: &Viewer, query: &Query) -> Result<QueryOutput, DomainError> {
         let definition = self.catalog.require(&query.object)?;
-        let resolver = Resolver {
-            catalog: &self.catalog,
-            tables: &self.tables,
-        };
-        let matcher = query
-            .filter
-            .as_ref()
-            .map(|f| Matcher::compile(f))
-            .transpose()?;
+        let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
+        let matcher = query.filter.as_ref().map(Matcher::compile).transpose()?;
         let empty = Table::default();
         let table = self.tables.get(&definition.name).unwrap_or(&empty);
-        let mut matches: Vec<&Record> = table
-            .rows()
-            .filter(|r| {
-                matcher
-                    .as_ref()
-                    .is_none_or(|m| m.matches(&resolver, definition, r))
-            })
-            .collect();
+        let mut matches: Vec<&Record> = table.rows().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect();
 
         if !query.group_by.is_empty() || !query.aggregations.is_empty() {
             let rows = aggregate::aggregate(&resolver, definition, &matches, query)?;
             return Ok(page(rows, query));
         }
         if !query.order_by.is_empty() {
-            let keys: Vec<Vec<Value>> = matches
-                .iter()
-                .map(|r| {
-                    query
-                        .order_by
-                        .iter()
-                        .map(|s| resolver.value(definition, r, &s.field))
-                        .collect()
-                })
-                .collect();
+            let keys: Vec<Vec<Value>> = matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value(definition, r, &s.field)).collect()).collect();
             let mut order: Vec<usize> = (0..matches.len()).collect();
             order.sort_by(|a, b| {
                 for (i, sort) in query.order_by.iter().enumerate() {
@@ -192,10 +149,7 @@ impl QueryModel {
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let start = (query.offset as usize).min(matches.len());
         let end = start.saturating_add(limit as usize).min(matches.len());
-        let mut records: Vec<Record> = matches[start..end]
-            .iter()
-            .map(|r| resolver.with_formulas(definition, r))
-            .collect();
+        let mut records: Vec<Record> = matches[start..end].iter().map(|r| resolver.with_formulas(definition, r)).collect();
         for (relation, sub) in &query.expand {
             self.expand(viewer, &resolver, relation, sub, &mut records)?;
         }
@@ -204,33 +158,18 @@ impl QueryModel {
                 select(record, fields, query.expand.keys());
             }
         }
-        Ok(QueryOutput {
-            records,
-            total: query.count.then_some(total),
-            has_more: (end as u64) < total,
-        })
+        Ok(QueryOutput { records, total: query.count.then_some(total), has_more: (end as u64) < total })
     }
 
     /// Replaces each lookup id of the page by the related record, one batched
     /// look-up per relation (never one query per row).
-    fn expand(
-        &self,
-        viewer: &Viewer,
-        resolver: &Resolver,
-        relation: &str,
-        sub: &Query,
-        records: &mut [Record],
-    ) -> Result<(), DomainError> {
+    fn expand(&self, viewer: &Viewer, resolver: &Resolver, relation: &str, sub: &Query, records: &mut [Record]) -> Result<(), DomainError> {
         let target = self.catalog.require(&sub.object)?;
         let table = self.tables.get(&target.name);
         let mut related: HashMap<String, Option<Record>> = HashMap::new();
         for record in records.iter() {
             for id in ids_of(record.get(relation)) {
-                related.entry(id.clone()).or_insert_with(|| {
-                    table
-                        .and_then(|t| t.get(&id))
-                        .map(|r| resolver.with_formulas(target, r))
-                });
+                related.entry(id.clone()).or_insert_with(|| table.and_then(|t| t.get(&id)).map(|r| resolver.with_formulas(target, r)));
             }
         }
         let _ = viewer;
@@ -242,13 +181,9 @@ impl QueryModel {
         for record in records.iter_mut() {
             let replaced = match record.get(relation) {
                 Some(Value::Text(id)) => related.get(id).cloned().flatten().map(Value::Map),
-                Some(Value::List(items)) => Some(Value::List(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(|id| related.get(id).cloned().flatten().map(Value::Map))
-                        .collect(),
-                )),
+                Some(Value::List(items)) => {
+                    Some(Value::List(items.iter().filter_map(Value::as_str).filter_map(|id| related.get(id).cloned().flatten().map(Value::Map)).collect()))
+                }
                 _ => None,
             };
             if let Some(value) = replaced {
@@ -259,27 +194,20 @@ impl QueryModel {
     }
 }
 
-fn ids_of(value: Option<&Value>) -> Vec<String> {
+pub(crate) fn ids_of(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::Text(id)) => vec![id.clone()],
-        Some(Value::List(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
+        Some(Value::List(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => Vec::new(),
     }
 }
 
 /// Keeps `id`, the selected fields and expanded relations.
-fn select<'a>(record: &mut Record, fields: &[String], expanded: impl Iterator<Item = &'a String>) {
-    let mut keep: Vec<&str> = fields
-        .iter()
-        .map(|f| f.split('.').next().unwrap_or(f))
-        .collect();
+pub(crate) fn select<'a>(record: &mut Record, fields: &[String], expanded: impl Iterator<Item = &'a String>) {
+    let mut keep: Vec<&str> = fields.iter().map(|f| f.split('.').next().unwrap_or(f)).collect();
     keep.push("id");
     let expanded: Vec<&String> = expanded.collect();
-    record.retain(|k, _| keep.contains(&k.as_str()) || expanded.iter().any(|e| *e == k));
+    record.retain(|k, _| keep.contains(&k.as_str()) || expanded.contains(&k));
 }
 
 /// Nulls sort last ascending and first descending (as PostgreSQL does).
@@ -291,10 +219,7 @@ fn compare_for_sort(a: &Value, b: &Value, order: SortOrder) -> std::cmp::Orderin
         (false, true) => Less,
         _ => match (a, b) {
             // Text sorts case-insensitively, ties broken by the exact bytes.
-            (Value::Text(x), Value::Text(y)) => x
-                .to_lowercase()
-                .cmp(&y.to_lowercase())
-                .then_with(|| x.cmp(y)),
+            (Value::Text(x), Value::Text(y)) => x.to_lowercase().cmp(&y.to_lowercase()).then_with(|| x.cmp(y)),
             _ => a.total_cmp(b),
         },
     };
@@ -304,16 +229,12 @@ fn compare_for_sort(a: &Value, b: &Value, order: SortOrder) -> std::cmp::Orderin
     }
 }
 
-fn page(rows: Vec<Record>, query: &Query) -> QueryOutput {
+pub(crate) fn page(rows: Vec<Record>, query: &Query) -> QueryOutput {
     let total = rows.len() as u64;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT) as usize;
     let start = (query.offset as usize).min(rows.len());
     let end = start.saturating_add(limit).min(rows.len());
-    QueryOutput {
-        records: rows[start..end].to_vec(),
-        total: query.count.then_some(total),
-        has_more: end < rows.len(),
-    }
+    QueryOutput { records: rows[start..end].to_vec(), total: query.count.then_some(total), has_more: end < rows.len() }
 }
 
 #[cfg(test)]

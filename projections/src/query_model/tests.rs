@@ -2,10 +2,7 @@
 
 use serde_json::json;
 
-use domain::event::{
-    EventEnvelope, EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted,
-    RecordUpdated,
-};
+use domain::event::{EventEnvelope, EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted, RecordUpdated};
 use domain::query::{parse_query, parse_url_params};
 use domain::value::{Record, Value};
 
@@ -30,11 +27,7 @@ fn envelope(position: u64) -> EventEnvelope {
 }
 
 fn record(json: serde_json::Value) -> Record {
-    json.as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from_json(v)))
-        .collect()
+    json.as_object().unwrap().iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()
 }
 
 fn model() -> QueryModel {
@@ -50,14 +43,7 @@ fn model() -> QueryModel {
             "tags": {"type": "tags"}, "account": {"type": "lookup", "reference": "account"}, "double": {"type": "formula", "expression": "amount * 2"}}}),
     ] {
         let name = definition["name"].as_str().unwrap().to_string();
-        apply(
-            &mut model,
-            EventPayload::ObjectDefined(ObjectDefined {
-                name,
-                namespace: None,
-                definition: definition.to_string(),
-            }),
-        );
+        apply(&mut model, EventPayload::ObjectDefined(ObjectDefined { name, namespace: None, definition: definition.to_string() }));
     }
     for (id, name, industry) in [("a1", "Acme", "tech"), ("a2", "Globex", "retail")] {
         apply(
@@ -81,9 +67,7 @@ fn model() -> QueryModel {
             EventPayload::RecordCreated(RecordCreated {
                 object: "deal".into(),
                 id: id.into(),
-                record: record(
-                    json!({"id": id, "name": name, "amount": amount, "stage": stage, "account": account, "tags": tags}),
-                ),
+                record: record(json!({"id": id, "name": name, "amount": amount, "stage": stage, "account": account, "tags": tags})),
             }),
         );
     }
@@ -91,83 +75,38 @@ fn model() -> QueryModel {
 }
 
 fn ids(output: &QueryOutput) -> Vec<String> {
-    output
-        .records
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
+    output.records.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
 }
 
 fn run(model: &QueryModel, body: serde_json::Value) -> QueryOutput {
-    model
-        .execute(&Viewer::system(), parse_query("deal", &body).unwrap())
-        .unwrap_or_else(|e| panic!("{body}: {e}"))
+    model.execute(&Viewer::system(), parse_query("deal", &body).unwrap()).unwrap_or_else(|e| panic!("{body}: {e}"))
 }
 
 #[test]
 fn filters_sort_and_paging_with_true_totals() {
     let model = model();
     let cases = [
-        (
-            json!({"where": {"stage": "won"}, "orderBy": "amount"}),
-            vec!["d3", "d1"],
-        ),
-        (
-            json!({"where": {"amount": {"$gte": 100, "$lt": 400}}, "orderBy": "-amount"}),
-            vec!["d2", "d1"],
-        ),
-        (
-            json!({"where": [["stage", "=", "lost"], "or", ["amount", ">", 300]], "orderBy": "name"}),
-            vec!["d2", "d4"],
-        ),
+        (json!({"where": {"stage": "won"}, "orderBy": "amount"}), vec!["d3", "d1"]),
+        (json!({"where": {"amount": {"$gte": 100, "$lt": 400}}, "orderBy": "-amount"}), vec!["d2", "d1"]),
+        (json!({"where": [["stage", "=", "lost"], "or", ["amount", ">", 300]], "orderBy": "name"}), vec!["d2", "d4"]),
         (json!({"where": {"name": {"$contains": "ALP"}}}), vec!["d1"]),
-        (
-            json!({"where": ["name", "like", "%ta"], "orderBy": "name"}),
-            vec!["d2", "d4"],
-        ),
-        (
-            json!({"where": {"tags": "big"}, "orderBy": "name"}),
-            vec!["d1", "d3"],
-        ),
-        (
-            json!({"where": {"stage": {"$in": ["open", "lost"]}}, "orderBy": "name"}),
-            vec!["d2", "d4"],
-        ),
-        (
-            json!({"where": {"stage": {"$nin": ["open", "lost"]}}, "orderBy": "name"}),
-            vec!["d1", "d3"],
-        ),
-        (
-            json!({"where": {"account.industry": "retail"}, "orderBy": "name"}),
-            vec!["d2", "d3"],
-        ),
+        (json!({"where": ["name", "like", "%ta"], "orderBy": "name"}), vec!["d2", "d4"]),
+        (json!({"where": {"tags": "big"}, "orderBy": "name"}), vec!["d1", "d3"]),
+        (json!({"where": {"stage": {"$in": ["open", "lost"]}}, "orderBy": "name"}), vec!["d2", "d4"]),
+        (json!({"where": {"stage": {"$nin": ["open", "lost"]}}, "orderBy": "name"}), vec!["d1", "d3"]),
+        (json!({"where": {"account.industry": "retail"}, "orderBy": "name"}), vec!["d2", "d3"]),
         (json!({"where": {"double": {"$gt": 600}}}), vec!["d4"]),
-        (
-            json!({"where": {"amount": {"$between": [50, 100]}}, "orderBy": "amount"}),
-            vec!["d3", "d1"],
-        ),
-        (
-            json!({"where": {"$not": {"stage": "won"}}, "orderBy": "name"}),
-            vec!["d2", "d4"],
-        ),
-        (
-            json!({"where": {"name": {"$regex": "^[a-z]"}}, "orderBy": "name"}),
-            vec!["d2", "d4"],
-        ),
+        (json!({"where": {"amount": {"$between": [50, 100]}}, "orderBy": "amount"}), vec!["d3", "d1"]),
+        (json!({"where": {"$not": {"stage": "won"}}, "orderBy": "name"}), vec!["d2", "d4"]),
+        (json!({"where": {"name": {"$regex": "^[a-z]"}}, "orderBy": "name"}), vec!["d2", "d4"]),
     ];
     for (body, expected) in cases {
         assert_eq!(ids(&run(&model, body.clone())), expected, "{body}");
     }
-    let page = run(
-        &model,
-        json!({"orderBy": "amount", "limit": 2, "offset": 1}),
-    );
+    let page = run(&model, json!({"orderBy": "amount", "limit": 2, "offset": 1}));
     assert_eq!(ids(&page), ["d1", "d2"]);
     assert_eq!((page.total, page.has_more), (Some(4), true));
-    let last = run(
-        &model,
-        json!({"orderBy": "amount", "limit": 2, "offset": 2}),
-    );
+    let last = run(&model, json!({"orderBy": "amount", "limit": 2, "offset": 2}));
     assert_eq!((last.total, last.has_more), (Some(4), false));
     assert_eq!(run(&model, json!({"count": false})).total, None);
 }
@@ -175,25 +114,13 @@ fn filters_sort_and_paging_with_true_totals() {
 #[test]
 fn select_expand_and_formulas() {
     let model = model();
-    let out = run(
-        &model,
-        json!({"where": {"id": "d1"}, "fields": ["name", "account"], "expand": {"account": {"fields": ["name"]}}}),
-    );
+    let out = run(&model, json!({"where": {"id": "d1"}, "fields": ["name", "account"], "expand": {"account": {"fields": ["name"]}}}));
     let row = &out.records[0];
-    assert_eq!(
-        row.keys().cloned().collect::<Vec<_>>(),
-        ["account", "id", "name"]
-    );
-    assert_eq!(
-        row["account"],
-        Value::Map(record(json!({"id": "a1", "name": "Acme"})))
-    );
+    assert_eq!(row.keys().cloned().collect::<Vec<_>>(), ["account", "id", "name"]);
+    assert_eq!(row["account"], Value::Map(record(json!({"id": "a1", "name": "Acme"}))));
     let full = model.get(&Viewer::system(), "deal", "d4").unwrap().unwrap();
     assert_eq!(full["double"], Value::Int(800), "formula computed on read");
-    assert!(model
-        .get(&Viewer::system(), "deal", "nope")
-        .unwrap()
-        .is_none());
+    assert!(model.get(&Viewer::system(), "deal", "nope").unwrap().is_none());
     assert!(model.get(&Viewer::system(), "ghost", "x").is_err());
 }
 
@@ -206,11 +133,7 @@ fn group_by_and_aggregates() {
         {"function": "sum", "field": "amount", "alias": "total"}, {"function": "count", "alias": "n"}, {"function": "max", "field": "amount", "alias": "top"}],
         "orderBy": [{"field": "total", "order": "desc"}]}),
     );
-    let rows: Vec<(Value, Value, Value)> = out
-        .records
-        .iter()
-        .map(|r| (r["stage"].clone(), r["total"].clone(), r["n"].clone()))
-        .collect();
+    let rows: Vec<(Value, Value, Value)> = out.records.iter().map(|r| (r["stage"].clone(), r["total"].clone(), r["n"].clone())).collect();
     assert_eq!(
         rows,
         vec![
@@ -219,10 +142,7 @@ fn group_by_and_aggregates() {
             (Value::Text("won".into()), Value::Int(150), Value::Int(2)),
         ]
     );
-    let all = run(
-        &model,
-        json!({"aggregations": [{"function": "avg", "field": "amount", "alias": "avg"}]}),
-    );
+    let all = run(&model, json!({"aggregations": [{"function": "avg", "field": "amount", "alias": "avg"}]}));
     assert_eq!(all.records[0]["avg"], Value::Float(200.0));
 }
 
@@ -235,36 +155,16 @@ fn updates_deletes_and_url_params() {
             object: "deal".into(),
             id: "d1".into(),
             changes: vec![
-                FieldChange {
-                    field: "stage".into(),
-                    old: Value::Text("won".into()),
-                    new: Value::Text("lost".into()),
-                },
-                FieldChange {
-                    field: "tags".into(),
-                    old: Value::Null,
-                    new: Value::Null,
-                },
+                FieldChange { field: "stage".into(), old: Value::Text("won".into()), new: Value::Text("lost".into()) },
+                FieldChange { field: "tags".into(), old: Value::Null, new: Value::Null },
             ],
         }),
     );
-    model.apply(
-        &envelope(101),
-        &EventPayload::RecordDeleted(RecordDeleted {
-            object: "deal".into(),
-            id: "d3".into(),
-            previous: Record::new(),
-        }),
-    );
+    model.apply(&envelope(101), &EventPayload::RecordDeleted(RecordDeleted { object: "deal".into(), id: "d3".into(), previous: Record::new() }));
     assert_eq!(model.checkpoint(), 101);
     let deal = model.catalog().get("deal").unwrap().clone();
-    let params = vec![
-        ("stage".to_string(), "lost".to_string()),
-        ("sort".to_string(), "name".to_string()),
-    ];
-    let out = model
-        .execute(&Viewer::system(), parse_url_params(&deal, &params).unwrap())
-        .unwrap();
+    let params = vec![("stage".to_string(), "lost".to_string()), ("sort".to_string(), "name".to_string())];
+    let out = model.execute(&Viewer::system(), parse_url_params(&deal, &params).unwrap()).unwrap();
     assert_eq!(ids(&out), ["d1", "d2"]);
     assert!(!out.records[0].contains_key("tags"));
 }

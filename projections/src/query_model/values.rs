@@ -16,10 +16,7 @@ pub(crate) struct Resolver<'a> {
 }
 
 fn now() -> Timestamp {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
     Timestamp::from_micros(micros)
 }
 
@@ -33,14 +30,7 @@ impl Resolver<'_> {
         let field = object.field(first);
         let own = match field {
             Some(f) if f.field_type == FieldType::Formula => match &f.compiled_expression {
-                Some(expr) => eval(
-                    expr,
-                    &RecordContext {
-                        record,
-                        previous: None,
-                        now: now(),
-                    },
-                ),
+                Some(expr) => eval(expr, &RecordContext { record, previous: None, now: now() }),
                 None => Value::Null,
             },
             _ => record.get(first).cloned().unwrap_or_default(),
@@ -74,11 +64,7 @@ impl Resolver<'_> {
     /// A copy of the record with its formula fields computed.
     pub fn with_formulas(&self, object: &ObjectDef, record: &Record) -> Record {
         let mut out = record.clone();
-        for field in object
-            .fields
-            .iter()
-            .filter(|f| f.field_type == FieldType::Formula)
-        {
+        for field in object.fields.iter().filter(|f| f.field_type == FieldType::Formula) {
             let value = self.value(object, record, &field.name);
             if !value.is_null() {
                 out.insert(field.name.clone(), value);

@@ -48,10 +48,7 @@ pub(crate) struct Scan {
 /// Scans every frame, calling `visit(offset, body)` for each valid one, and
 /// finds where the valid prefix ends. A damaged frame followed by a valid one
 /// is corruption, not a torn tail, and is an error.
-pub(crate) fn scan(
-    file: &mut std::fs::File,
-    mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
-) -> Result<Scan, String> {
+pub(crate) fn scan(file: &mut std::fs::File, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<Scan, String> {
     let total = file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
@@ -78,22 +75,14 @@ pub(crate) fn scan(
             }
             Ok(None) => {
                 let valid_end = buf_start + cursor as u64;
-                return Ok(Scan {
-                    valid_end,
-                    torn_bytes: total - valid_end,
-                });
+                return Ok(Scan { valid_end, torn_bytes: total - valid_end });
             }
             Err(problem) => {
                 let valid_end = buf_start + cursor as u64;
                 if followed_by_valid_frame(file, &buf[cursor..], valid_end)? {
-                    return Err(format!(
-                        "damaged frame at offset {valid_end} ({problem}) is followed by valid data"
-                    ));
+                    return Err(format!("damaged frame at offset {valid_end} ({problem}) is followed by valid data"));
                 }
-                return Ok(Scan {
-                    valid_end,
-                    torn_bytes: total - valid_end,
-                });
+                return Ok(Scan { valid_end, torn_bytes: total - valid_end });
             }
         }
     }
@@ -101,11 +90,7 @@ pub(crate) fn scan(
 
 /// Whether the bad frame's declared length leads to a valid frame: the sign of
 /// corruption in the middle rather than a write cut short at the end.
-fn followed_by_valid_frame(
-    file: &mut std::fs::File,
-    at_bad: &[u8],
-    bad_offset: u64,
-) -> Result<bool, String> {
+fn followed_by_valid_frame(file: &mut std::fs::File, at_bad: &[u8], bad_offset: u64) -> Result<bool, String> {
     if at_bad.len() < HEADER {
         return Ok(false);
     }
@@ -115,8 +100,7 @@ fn followed_by_valid_frame(
     }
     let next = bad_offset + HEADER as u64 + len;
     let mut header = [0u8; HEADER];
-    file.seek(SeekFrom::Start(next))
-        .map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(next)).map_err(|e| e.to_string())?;
     if file.read_exact(&mut header).is_err() {
         return Ok(false);
     }

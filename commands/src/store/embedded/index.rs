@@ -32,26 +32,18 @@ impl Index {
         match self.streams.get_mut(envelope.stream.as_str()) {
             Some(list) => list.push(envelope.position),
             None => {
-                self.streams
-                    .insert(envelope.stream.clone(), vec![envelope.position]);
+                self.streams.insert(envelope.stream.clone(), vec![envelope.position]);
             }
         }
         if let Some(key) = &envelope.idempotency_key {
-            self.keys
-                .entry(key.clone())
-                .or_default()
-                .push(envelope.position);
+            self.keys.entry(key.clone()).or_default().push(envelope.position);
         }
     }
 
     /// `(start, end)` byte range of positions `first..=last`.
     pub fn range(&self, first: u64, last: u64) -> (u64, u64) {
         let start = self.offsets[(first - 1) as usize];
-        let end = if (last as usize) < self.offsets.len() {
-            self.offsets[last as usize]
-        } else {
-            self.end
-        };
+        let end = if (last as usize) < self.offsets.len() { self.offsets[last as usize] } else { self.end };
         (start, end)
     }
 }

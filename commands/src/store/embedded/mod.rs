@@ -48,30 +48,15 @@ pub struct EmbeddedStore {
 /// frames is corruption and fails the open.
 pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
     std::fs::create_dir_all(dir)?;
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("LOCK"))?;
-    lock.try_lock().map_err(|_| {
-        StoreError::Unavailable(format!("{} is in use by another process", dir.display()))
-    })?;
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+    lock.try_lock().map_err(|_| StoreError::Unavailable(format!("{} is in use by another process", dir.display())))?;
     let path = dir.join("events.log");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .append(true)
-        .open(&path)?;
+    let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
     let mut index = Index::default();
     let scan = frame::scan(&mut file, |offset, body| {
         let envelope = decode_envelope(body).map_err(|e| format!("frame at {offset}: {e}"))?;
         if envelope.position != index.head() + 1 {
-            return Err(format!(
-                "frame at {offset} has position {} after {}",
-                envelope.position,
-                index.head()
-            ));
+            return Err(format!("frame at {offset} has position {} after {}", envelope.position, index.head()));
         }
         index.add(&envelope, offset);
         Ok(())
@@ -85,22 +70,12 @@ pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
     index.end = scan.valid_end;
     let head = index.head();
     let reader = File::open(&path)?;
-    let shared = Arc::new(Shared {
-        index: RwLock::new(index),
-        reader,
-    });
+    let shared = Arc::new(Shared { index: RwLock::new(index), reader });
     let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE);
     let (head_tx, head_rx) = watch::channel(head);
     let writer_shared = shared.clone();
-    std::thread::Builder::new()
-        .name("objectstack-log-writer".into())
-        .spawn(move || writer::run(file, writer_shared, jobs_rx, head_tx))?;
-    Ok(EmbeddedStore {
-        jobs_tx,
-        shared,
-        head_rx,
-        _lock: lock,
-    })
+    std::thread::Builder::new().name("objectstack-log-writer".into()).spawn(move || writer::run(file, writer_shared, jobs_rx, head_tx))?;
+    Ok(EmbeddedStore { jobs_tx, shared, head_rx, _lock: lock })
 }
 
 impl Shared {
@@ -113,23 +88,11 @@ impl Shared {
         while cursor < buf.len() {
             match read_frame(&buf[cursor..]) {
                 Ok(Some((body, len))) => {
-                    out.push(
-                        decode_envelope(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    );
+                    out.push(decode_envelope(body).map_err(|e| StoreError::Corrupt(e.to_string()))?);
                     cursor += len;
                 }
-                Ok(None) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "short frame at {}",
-                        start + cursor as u64
-                    )))
-                }
-                Err(e) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "frame at {}: {e}",
-                        start + cursor as u64
-                    )))
-                }
+                Ok(None) => return Err(StoreError::Corrupt(format!("short frame at {}", start + cursor as u64))),
+                Err(e) => return Err(StoreError::Corrupt(format!("frame at {}: {e}", start + cursor as u64))),
             }
         }
         Ok(out)
@@ -148,12 +111,8 @@ impl Shared {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
 }
 
 #[async_trait]
@@ -161,27 +120,14 @@ impl EventStore for EmbeddedStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         check_request(&request)?;
         let (reply, answer) = oneshot::channel();
-        self.jobs_tx
-            .send(Job { request, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
+        self.jobs_tx.send(Job { request, reply }).await.map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
     }
 
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
+    async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
         let positions: Vec<u64> = {
             let index = self.shared.index.read().expect("index lock");
-            let all = index
-                .streams
-                .get(stream)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let all = index.streams.get(stream).map(Vec::as_slice).unwrap_or_default();
             let skip = from_version.saturating_sub(1) as usize;
             all.iter().skip(skip).copied().collect()
         };
@@ -215,9 +161,7 @@ impl EventStore for EmbeddedStore {
             }
         };
         let shared = self.shared.clone();
-        blocking(move || shared.read_positions(&positions))
-            .await
-            .map(Some)
+        blocking(move || shared.read_positions(&positions)).await.map(Some)
     }
 
     fn head(&self) -> watch::Receiver<u64> {

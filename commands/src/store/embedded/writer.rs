@@ -28,12 +28,7 @@ pub(crate) struct Job {
 }
 
 /// Runs until every sender is dropped.
-pub(crate) fn run(
-    mut file: File,
-    shared: Arc<Shared>,
-    mut jobs_rx: mpsc::Receiver<Job>,
-    head_tx: watch::Sender<u64>,
-) {
+pub(crate) fn run(mut file: File, shared: Arc<Shared>, mut jobs_rx: mpsc::Receiver<Job>, head_tx: watch::Sender<u64>) {
     let mut poisoned: Option<String> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     while let Some(first) = jobs_rx.blocking_recv() {
@@ -59,9 +54,7 @@ pub(crate) fn run(
         if let Err(e) = written {
             tracing::error!(error = %e, "log write failed; rolling back the batch");
             if let Err(truncate) = file.set_len(start_end).and_then(|_| file.sync_data()) {
-                poisoned = Some(format!(
-                    "log write failed and could not be rolled back: {truncate}"
-                ));
+                poisoned = Some(format!("log write failed and could not be rolled back: {truncate}"));
             }
             for (reply, _) in accepted {
                 let _ = reply.send(Err(StoreError::Io(e.to_string())));
@@ -80,17 +73,12 @@ pub(crate) fn run(
         };
         head_tx.send_replace(head);
         for (reply, events) in accepted {
-            let _ = reply.send(Ok(Committed {
-                events: events.into_iter().map(|(e, _)| e).collect(),
-            }));
+            let _ = reply.send(Ok(Committed { events: events.into_iter().map(|(e, _)| e).collect() }));
         }
     }
 }
 
-type Accepted = Vec<(
-    oneshot::Sender<Result<Committed, StoreError>>,
-    Vec<(EventEnvelope, u64)>,
-)>;
+type Accepted = Vec<(oneshot::Sender<Result<Committed, StoreError>>, Vec<(EventEnvelope, u64)>)>;
 
 /// Checks each job against the index and the jobs before it in this batch;
 /// answers rejected jobs at once; encodes accepted ones into `buf`.

@@ -41,12 +41,7 @@ pub struct PostgresSettings {
 
 impl PostgresSettings {
     pub fn new(url: impl Into<String>) -> Self {
-        PostgresSettings {
-            url: url.into(),
-            schema: None,
-            pool_size: 16,
-            commit_delay: None,
-        }
+        PostgresSettings { url: url.into(), schema: None, pool_size: 16, commit_delay: None }
     }
 }
 
@@ -70,28 +65,13 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
     if let Some(schema) = &settings.schema {
         let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
         let task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote_ident(schema)
-            ))
-            .await
-            .map_err(pg_error)?;
+        client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema))).await.map_err(pg_error)?;
         drop(client);
         let _ = task.await;
         config.options(format!("-c search_path={schema}"));
     }
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(settings.pool_size.max(2))
-        .build()
-        .map_err(pg_error)?;
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager).max_size(settings.pool_size.max(2)).build().map_err(pg_error)?;
     let lock_key = lock_key(settings.schema.as_deref().unwrap_or("public"));
     {
         let mut client = pool.get().await.map_err(pg_error)?;
@@ -99,26 +79,13 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
     }
     let head = {
         let client = pool.get().await.map_err(pg_error)?;
-        let row = client
-            .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
-            .await
-            .map_err(pg_error)?;
+        let row = client.query_one("SELECT coalesce(max(position), 0) FROM events", &[]).await.map_err(pg_error)?;
         row.get::<_, i64>(0) as u64
     };
     let (jobs_tx, jobs_rx) = mpsc::channel(65_536);
     let (head_tx, head_rx) = watch::channel(head);
-    tokio::spawn(writer::run(
-        pool.clone(),
-        jobs_rx,
-        head_tx,
-        lock_key,
-        settings.commit_delay,
-    ));
-    Ok(PostgresStore {
-        pool,
-        jobs_tx,
-        head_rx,
-    })
+    tokio::spawn(writer::run(pool.clone(), jobs_rx, head_tx, lock_key, settings.commit_delay));
+    Ok(PostgresStore { pool, jobs_tx, head_rx })
 }
 
 /// The advisory lock that serialises position assignment, one per schema.
@@ -137,11 +104,7 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn query_events(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
+    async fn query_events(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<EventEnvelope>, StoreError> {
         let client = self.pool.get().await.map_err(pg_error)?;
         let rows = client.query(sql, params).await.map_err(pg_error)?;
         rows.iter().map(envelope_from_row).collect()
@@ -153,55 +116,29 @@ impl EventStore for PostgresStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         check_request(&request)?;
         let (reply, answer) = oneshot::channel();
-        self.jobs_tx
-            .send(Job { request, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the postgres writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the postgres writer has stopped".into()))?
+        self.jobs_tx.send(Job { request, reply }).await.map_err(|_| StoreError::Unavailable("the postgres writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the postgres writer has stopped".into()))?
     }
 
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let sql = format!(
-            "{SELECT_EVENTS} WHERE stream = $1 AND stream_version >= $2 ORDER BY stream_version"
-        );
-        self.query_events(&sql, &[&stream, &(from_version as i64)])
-            .await
+    async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+        let sql = format!("{SELECT_EVENTS} WHERE stream = $1 AND stream_version >= $2 ORDER BY stream_version");
+        self.query_events(&sql, &[&stream, &(from_version as i64)]).await
     }
 
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
         let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
-        self.query_events(&sql, &[&(after as i64), &(max as i64)])
-            .await
+        self.query_events(&sql, &[&(after as i64), &(max as i64)]).await
     }
 
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
         let client = self.pool.get().await.map_err(pg_error)?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT first_position, last_position FROM idempotency_keys WHERE key = $1",
-                &[&key],
-            )
-            .await
-            .map_err(pg_error)?
-        else {
+        let Some(row) = client.query_opt("SELECT first_position, last_position FROM idempotency_keys WHERE key = $1", &[&key]).await.map_err(pg_error)? else {
             return Ok(None);
         };
         let (first, last): (i64, i64) = (row.get(0), row.get(1));
         let sql = format!("{SELECT_EVENTS} WHERE position BETWEEN $1 AND $2 ORDER BY position");
-        let rows = client
-            .query(&sql, &[&first, &last])
-            .await
-            .map_err(pg_error)?;
-        rows.iter()
-            .map(envelope_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        let rows = client.query(&sql, &[&first, &last]).await.map_err(pg_error)?;
+        rows.iter().map(envelope_from_row).collect::<Result<Vec<_>, _>>().map(Some)
     }
 
     fn head(&self) -> watch::Receiver<u64> {

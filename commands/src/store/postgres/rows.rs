@@ -8,9 +8,7 @@ use crate::error::StoreError;
 pub(crate) const SELECT_EVENTS: &str = "SELECT position, stream, stream_version, event_id, event_type, schema_version, occurred_at, actor, tenant, correlation_id, causation_id, idempotency_key, payload FROM events";
 
 fn id(bytes: &[u8], column: &str) -> Result<EventId, StoreError> {
-    bytes.try_into().map_err(|_| {
-        StoreError::Corrupt(format!("{column} has {} bytes, expected 16", bytes.len()))
-    })
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{column} has {} bytes, expected 16", bytes.len())))
 }
 
 pub(crate) fn envelope_from_row(row: &Row) -> Result<EventEnvelope, StoreError> {
@@ -25,10 +23,7 @@ pub(crate) fn envelope_from_row(row: &Row) -> Result<EventEnvelope, StoreError> 
         actor: row.get(7),
         tenant: row.get(8),
         correlation_id: id(row.get(9), "correlation_id")?,
-        causation_id: row
-            .get::<_, Option<&[u8]>>(10)
-            .map(|b| id(b, "causation_id"))
-            .transpose()?,
+        causation_id: row.get::<_, Option<&[u8]>>(10).map(|b| id(b, "causation_id")).transpose()?,
         idempotency_key: row.get(11),
         payload: row.get(12),
     })

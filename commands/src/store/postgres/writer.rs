@@ -25,13 +25,7 @@ pub(crate) struct Job {
 
 type Reply = oneshot::Sender<Result<Committed, StoreError>>;
 
-pub(crate) async fn run(
-    pool: Pool,
-    mut jobs_rx: mpsc::Receiver<Job>,
-    head_tx: watch::Sender<u64>,
-    lock_key: i64,
-    commit_delay: Option<Duration>,
-) {
+pub(crate) async fn run(pool: Pool, mut jobs_rx: mpsc::Receiver<Job>, head_tx: watch::Sender<u64>, lock_key: i64, commit_delay: Option<Duration>) {
     while let Some(first) = jobs_rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -40,8 +34,7 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        let (requests, replies): (Vec<AppendRequest>, Vec<Reply>) =
-            jobs.into_iter().map(|j| (j.request, j.reply)).unzip();
+        let (requests, replies): (Vec<AppendRequest>, Vec<Reply>) = jobs.into_iter().map(|j| (j.request, j.reply)).unzip();
         match commit_batch(&pool, requests, lock_key, commit_delay).await {
             Ok((outcomes, head)) => {
                 head_tx.send_modify(|h| *h = (*h).max(head));
@@ -68,28 +61,13 @@ async fn commit_batch(
 ) -> Result<(Vec<Result<Vec<EventEnvelope>, StoreError>>, u64), StoreError> {
     let mut client = pool.get().await.map_err(pg_error)?;
     let tx = client.transaction().await.map_err(pg_error)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
-        .await
-        .map_err(pg_error)?;
-    let head: i64 = tx
-        .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
-        .await
-        .map_err(pg_error)?
-        .get(0);
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key]).await.map_err(pg_error)?;
+    let head: i64 = tx.query_one("SELECT coalesce(max(position), 0) FROM events", &[]).await.map_err(pg_error)?.get(0);
 
-    let streams: Vec<&str> = requests
-        .iter()
-        .flat_map(|r| r.streams.iter().map(|s| s.stream.as_str()))
-        .collect();
-    let keys: Vec<&str> = requests
-        .iter()
-        .filter_map(|r| r.idempotency_key.as_deref())
-        .collect();
+    let streams: Vec<&str> = requests.iter().flat_map(|r| r.streams.iter().map(|s| s.stream.as_str())).collect();
+    let keys: Vec<&str> = requests.iter().filter_map(|r| r.idempotency_key.as_deref()).collect();
     let versions: HashMap<String, u64> = tx
-        .query(
-            "SELECT stream, max(stream_version) FROM events WHERE stream = ANY($1) GROUP BY stream",
-            &[&streams],
-        )
+        .query("SELECT stream, max(stream_version) FROM events WHERE stream = ANY($1) GROUP BY stream", &[&streams])
         .await
         .map_err(pg_error)?
         .iter()
@@ -98,31 +76,18 @@ async fn commit_batch(
     let used: Vec<String> = if keys.is_empty() {
         Vec::new()
     } else {
-        tx.query(
-            "SELECT key FROM idempotency_keys WHERE key = ANY($1)",
-            &[&keys],
-        )
-        .await
-        .map_err(pg_error)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+        tx.query("SELECT key FROM idempotency_keys WHERE key = ANY($1)", &[&keys]).await.map_err(pg_error)?.iter().map(|r| r.get(0)).collect()
     };
 
     let (outcomes, new_head) = {
         let version = |stream: &str| versions.get(stream).copied().unwrap_or(0);
         let key_used = |key: &str| used.iter().any(|k| k == key);
         let mut planner = BatchPlanner::new(head as u64, &version, &key_used);
-        let outcomes: Vec<Result<Vec<EventEnvelope>, StoreError>> =
-            requests.into_iter().map(|r| planner.plan(r)).collect();
+        let outcomes: Vec<Result<Vec<EventEnvelope>, StoreError>> = requests.into_iter().map(|r| planner.plan(r)).collect();
         (outcomes, planner.head())
     };
 
-    let accepted: Vec<&EventEnvelope> = outcomes
-        .iter()
-        .filter_map(|o| o.as_ref().ok())
-        .flatten()
-        .collect();
+    let accepted: Vec<&EventEnvelope> = outcomes.iter().filter_map(|o| o.as_ref().ok()).flatten().collect();
     if accepted.is_empty() {
         tx.rollback().await.map_err(pg_error)?;
         return Ok((outcomes, head as u64));
@@ -146,12 +111,7 @@ async fn commit_batch(
         .await
         .map_err(pg_error)?;
     }
-    tx.execute(
-        "SELECT pg_notify('objectstack_events', $1)",
-        &[&new_head.to_string()],
-    )
-    .await
-    .map_err(pg_error)?;
+    tx.execute("SELECT pg_notify('objectstack_events', $1)", &[&new_head.to_string()]).await.map_err(pg_error)?;
     if let Some(delay) = commit_delay {
         tokio::time::sleep(delay).await;
     }
@@ -159,10 +119,7 @@ async fn commit_batch(
     Ok((outcomes, new_head))
 }
 
-async fn copy_events(
-    tx: &tokio_postgres::Transaction<'_>,
-    events: &[&EventEnvelope],
-) -> Result<(), StoreError> {
+async fn copy_events(tx: &tokio_postgres::Transaction<'_>, events: &[&EventEnvelope]) -> Result<(), StoreError> {
     let sink = tx
         .copy_in("COPY events (position, stream, stream_version, event_id, event_type, schema_version, occurred_at, actor, tenant, correlation_id, causation_id, idempotency_key, payload) FROM STDIN BINARY")
         .await

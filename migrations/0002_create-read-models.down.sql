@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rm_objects;
+DROP TABLE IF EXISTS rm_checkpoints;

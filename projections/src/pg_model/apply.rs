@@ -1,0 +1,111 @@
+//! Applying batches of events to the PostgreSQL read model.
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use domain::event::{EventEnvelope, EventPayload};
+use domain::metadata::{evolve_catalog, Catalog};
+use domain::value::{record_to_json, Value};
+use serde_json::{Map, Value as Json};
+
+use super::{ddl, store_error, table};
+use crate::runner::{Projection, ProjectionError};
+
+pub struct PgProjection {
+    pool: Pool,
+    catalog: Arc<RwLock<Catalog>>,
+}
+
+const NAME: &str = "query";
+
+impl PgProjection {
+    pub(crate) fn new(pool: Pool, catalog: Arc<RwLock<Catalog>>) -> Self {
+        PgProjection { pool, catalog }
+    }
+}
+
+#[async_trait]
+impl Projection for PgProjection {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
+        let client = self.pool.get().await.map_err(store_error)?;
+        client
+            .execute("INSERT INTO rm_checkpoints (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING", &[&NAME])
+            .await
+            .map_err(store_error)?;
+        let row = client.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1", &[&NAME]).await.map_err(store_error)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn apply(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
+        let mut client = self.pool.get().await.map_err(store_error)?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(store_error)?.get(0);
+        let mut catalog = self.catalog.read().expect("catalog lock").clone();
+        for (envelope, payload) in batch {
+            if envelope.position as i64 <= from {
+                continue;
+            }
+            apply_one(&tx, &mut catalog, payload).await?;
+        }
+        if (up_to as i64) > from {
+            tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(up_to as i64)]).await.map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        *self.catalog.write().expect("catalog lock") = catalog;
+        if (up_to as i64) <= from {
+            return Err(ProjectionError::Moved(from as u64));
+        }
+        Ok(())
+    }
+}
+
+async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalog, payload: &EventPayload) -> Result<(), ProjectionError> {
+    match payload {
+        EventPayload::RecordCreated(e) => {
+            let sql = format!("INSERT INTO {} (id, data) VALUES ($1, ($2::text)::jsonb) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data", table(&e.object));
+            let data = record_to_json(&e.record).to_string();
+            tx.execute(&sql, &[&e.id, &data]).await.map_err(store_error)?;
+        }
+        EventPayload::RecordUpdated(e) => {
+            let mut set = Map::new();
+            let mut removed: Vec<String> = Vec::new();
+            for change in &e.changes {
+                match &change.new {
+                    Value::Null => removed.push(change.field.clone()),
+                    value => {
+                        set.insert(change.field.clone(), value.to_json());
+                    }
+                }
+            }
+            let sql = format!("UPDATE {} SET data = (data || ($2::text)::jsonb) - ($3::text[]) WHERE id = $1", table(&e.object));
+            tx.execute(&sql, &[&e.id, &Json::Object(set).to_string(), &removed]).await.map_err(store_error)?;
+        }
+        EventPayload::RecordDeleted(e) => {
+            tx.execute(&format!("DELETE FROM {} WHERE id = $1", table(&e.object)), &[&e.id]).await.map_err(store_error)?;
+        }
+        EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {
+            evolve_catalog(catalog, payload).map_err(store_error)?;
+            let object = catalog.get(&e.name).cloned().ok_or_else(|| store_error(format!("object {} vanished", e.name)))?;
+            for statement in ddl::statements(&object) {
+                tx.batch_execute(&statement).await.map_err(store_error)?;
+            }
+            tx.execute(
+                "INSERT INTO rm_objects (name, namespace, definition) VALUES ($1, $2, ($3::text)::jsonb) ON CONFLICT (name) DO UPDATE SET namespace = EXCLUDED.namespace, definition = EXCLUDED.definition",
+                &[&e.name, &e.namespace, &e.definition],
+            )
+            .await
+            .map_err(store_error)?;
+        }
+        EventPayload::ObjectRemoved(e) => {
+            evolve_catalog(catalog, payload).map_err(store_error)?;
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(&e.name))).await.map_err(store_error)?;
+            tx.execute("DELETE FROM rm_objects WHERE name = $1", &[&e.name]).await.map_err(store_error)?;
+        }
+    }
+    Ok(())
+}

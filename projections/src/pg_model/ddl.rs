@@ -1,0 +1,59 @@
+//! Tables and indexes generated from an object definition.
+
+use domain::metadata::{FieldType, ObjectDef};
+
+use super::table;
+
+/// The SQL expression of a top-level field over a row aliased `t`, typed so
+/// that indexes and queries agree: numbers as numeric, booleans as boolean,
+/// lists and composites as jsonb, the rest as text.
+/// An empty alias leaves columns unqualified (index definitions).
+pub(crate) fn field_expr(object: &ObjectDef, field: &str, alias: &str) -> String {
+    let alias = if alias.is_empty() { String::new() } else { format!("{alias}.") };
+    if field == "id" {
+        return format!("{alias}id");
+    }
+    match object.field(field).map(|f| (f.field_type, f.is_list())) {
+        Some((t, false)) if t.is_numeric() => format!("(({alias}data->>'{field}')::numeric)"),
+        Some((FieldType::Boolean | FieldType::Toggle, false)) => format!("(({alias}data->>'{field}')::boolean)"),
+        Some((FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File, _)) | Some((_, true)) => format!("({alias}data->'{field}')"),
+        _ => format!("({alias}data->>'{field}')"),
+    }
+}
+
+fn index_name(object: &str, fields: &[String]) -> String {
+    let name = format!("rm_{object}__{}", fields.join("__"));
+    if name.len() <= 63 {
+        return name;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("rm_{}__{hash:016x}", &object[..object.len().min(40)])
+}
+
+/// `CREATE TABLE` and `CREATE INDEX` statements for an object (idempotent).
+pub(crate) fn statements(object: &ObjectDef) -> Vec<String> {
+    let table = table(&object.name);
+    let mut out = vec![format!("CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, data jsonb NOT NULL)")];
+    let mut sets: Vec<Vec<String>> = object.indexes.iter().map(|i| i.fields.clone()).collect();
+    for field in &object.fields {
+        if field.unique || field.field_type.is_reference() || field.raw_index() {
+            sets.push(vec![field.name.clone()]);
+        }
+    }
+    sets.sort();
+    sets.dedup();
+    for fields in sets {
+        let known =
+            fields.iter().all(|f| object.field(f).is_some_and(|d| d.field_type != FieldType::Formula) || domain::metadata::SYSTEM_FIELDS.contains(&f.as_str()));
+        if !known || fields.is_empty() {
+            continue;
+        }
+        let exprs: Vec<String> = fields.iter().map(|f| field_expr(object, f, "")).collect();
+        out.push(format!("CREATE INDEX IF NOT EXISTS {} ON {table} ({})", index_name(&object.name, &fields), exprs.join(", ")));
+    }
+    out
+}

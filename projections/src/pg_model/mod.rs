@@ -1,0 +1,53 @@
+//! The query read model in PostgreSQL.
+//!
+//! One table per object, `rm_{object} (id text primary key, data jsonb)`,
+//! with expression indexes generated from metadata (declared indexes, unique
+//! and `index: true` fields, lookups). Metadata is kept in `rm_objects` and the
+//! checkpoint in `rm_checkpoints`; a batch of events, its metadata changes and
+//! the checkpoint move commit in one transaction, guarded by the previous
+//! checkpoint so that two runners never apply a batch twice.
+//!
+//! Queries compile to SQL ([`sql`]): filters, sort, paging with a true count,
+//! group-by aggregates; select and expand (one batched look-up per relation)
+//! run on the fetched page. Formula fields are computed on read, and cannot
+//! be filtered or sorted on here (they are in the in-process model).
+
+mod apply;
+mod ddl;
+mod read;
+mod sql;
+
+use std::sync::{Arc, RwLock};
+
+use deadpool_postgres::Pool;
+use domain::event::{EventPayload, ObjectDefined};
+use domain::metadata::{evolve_catalog, Catalog};
+
+pub use apply::PgProjection;
+pub use read::PgReader;
+
+use crate::runner::ProjectionError;
+
+pub(crate) fn store_error(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Store(e.to_string())
+}
+
+/// Opens the read model in the event store's database: loads the stored
+/// metadata and returns the projection (to hand to the runner) and its reader.
+pub async fn open(pool: Pool) -> Result<(PgProjection, PgReader), ProjectionError> {
+    let client = pool.get().await.map_err(store_error)?;
+    let rows = client.query("SELECT name, namespace, definition::text FROM rm_objects ORDER BY name", &[]).await.map_err(store_error)?;
+    let mut catalog = Catalog::default();
+    for row in rows {
+        let payload = EventPayload::ObjectDefined(ObjectDefined { name: row.get(0), namespace: row.get(1), definition: row.get(2) });
+        evolve_catalog(&mut catalog, &payload).map_err(store_error)?;
+    }
+    drop(client);
+    let catalog = Arc::new(RwLock::new(catalog));
+    Ok((PgProjection::new(pool.clone(), catalog.clone()), PgReader::new(pool, catalog)))
+}
+
+/// The table of an object's rows.
+pub(crate) fn table(object: &str) -> String {
+    format!("rm_{object}")
+}
