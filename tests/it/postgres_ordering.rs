@@ -61,3 +61,25 @@ async fn a_follower_never_skips_a_late_commit() {
     }
     assert_eq!(follower.await.unwrap(), total);
 }
+
+/// A store in another process (here: another pool) hears of commits through
+/// LISTEN/NOTIFY, so its followers wake without polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_elsewhere_wake_followers() {
+    let settings = common::pg_settings();
+    let writer = common::postgres(&settings).await;
+    let follower = common::postgres(&settings).await;
+    let mut head = follower.head();
+    assert_eq!(*head.borrow(), 0);
+    for n in 0..3u64 {
+        let request = AppendRequest {
+            streams: vec![StreamAppend { stream: "elsewhere/1".into(), expected: ExpectedVersion::Exact(n), events: vec![common::event("x")] }],
+            idempotency_key: None,
+        };
+        let committed = writer.append(request).await.unwrap();
+        let position = committed.last_position();
+        let woke = tokio::time::timeout(Duration::from_secs(10), head.wait_for(|h| *h >= position)).await;
+        assert!(matches!(woke, Ok(Ok(_))), "the follower's head did not reach {position}");
+        assert_eq!(follower.read_all(position - 1, 10).await.unwrap().len(), 1, "notified events are visible");
+    }
+}

@@ -8,6 +8,7 @@
 //! assigned in commit order, across processes too: a follower reading
 //! `position > checkpoint` can never see position n+1 before n.
 
+mod listen;
 mod migrate;
 mod rows;
 mod writer;
@@ -70,7 +71,7 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
         let _ = task.await;
         config.options(format!("-c search_path={schema}"));
     }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager).max_size(settings.pool_size.max(2)).build().map_err(pg_error)?;
     let lock_key = lock_key(settings.schema.as_deref().unwrap_or("public"));
     {
@@ -84,7 +85,9 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
     };
     let (jobs_tx, jobs_rx) = mpsc::channel(65_536);
     let (head_tx, head_rx) = watch::channel(head);
-    tokio::spawn(writer::run(pool.clone(), jobs_rx, head_tx, lock_key, settings.commit_delay));
+    let channel = listen::channel(settings.schema.as_deref());
+    tokio::spawn(writer::run(pool.clone(), jobs_rx, head_tx.clone(), lock_key, channel.clone(), settings.commit_delay));
+    tokio::spawn(listen::run(config, channel, head_tx));
     Ok(PostgresStore { pool, jobs_tx, head_rx })
 }
 

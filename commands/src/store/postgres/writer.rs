@@ -25,7 +25,14 @@ pub(crate) struct Job {
 
 type Reply = oneshot::Sender<Result<Committed, StoreError>>;
 
-pub(crate) async fn run(pool: Pool, mut jobs_rx: mpsc::Receiver<Job>, head_tx: watch::Sender<u64>, lock_key: i64, commit_delay: Option<Duration>) {
+pub(crate) async fn run(
+    pool: Pool,
+    mut jobs_rx: mpsc::Receiver<Job>,
+    head_tx: watch::Sender<u64>,
+    lock_key: i64,
+    channel: String,
+    commit_delay: Option<Duration>,
+) {
     while let Some(first) = jobs_rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -35,7 +42,7 @@ pub(crate) async fn run(pool: Pool, mut jobs_rx: mpsc::Receiver<Job>, head_tx: w
             }
         }
         let (requests, replies): (Vec<AppendRequest>, Vec<Reply>) = jobs.into_iter().map(|j| (j.request, j.reply)).unzip();
-        match commit_batch(&pool, requests, lock_key, commit_delay).await {
+        match commit_batch(&pool, requests, lock_key, &channel, commit_delay).await {
             Ok((outcomes, head)) => {
                 head_tx.send_modify(|h| *h = (*h).max(head));
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -57,6 +64,7 @@ async fn commit_batch(
     pool: &Pool,
     requests: Vec<AppendRequest>,
     lock_key: i64,
+    channel: &str,
     commit_delay: Option<Duration>,
 ) -> Result<(Vec<Result<Vec<EventEnvelope>, StoreError>>, u64), StoreError> {
     let mut client = pool.get().await.map_err(pg_error)?;
@@ -111,7 +119,7 @@ async fn commit_batch(
         .await
         .map_err(pg_error)?;
     }
-    tx.execute("SELECT pg_notify('objectstack_events', $1)", &[&new_head.to_string()]).await.map_err(pg_error)?;
+    tx.execute("SELECT pg_notify($1, $2)", &[&channel, &new_head.to_string()]).await.map_err(pg_error)?;
     if let Some(delay) = commit_delay {
         tokio::time::sleep(delay).await;
     }
