@@ -7,13 +7,14 @@
 
 pub(crate) mod aggregate;
 mod matcher;
+mod plan;
 mod table;
 mod values;
 
 use std::collections::HashMap;
 
 use domain::event::{EventEnvelope, EventPayload};
-use domain::metadata::{evolve_catalog, Catalog};
+use domain::metadata::{evolve_catalog, Catalog, ObjectDef};
 use domain::query::{check_query, Query, SortOrder};
 use domain::value::{Record, Value};
 use domain::DomainError;
@@ -71,26 +72,21 @@ impl QueryModel {
         self.checkpoint = envelope.position;
         match payload {
             EventPayload::RecordCreated(e) => {
-                self.tables.entry(e.object.clone()).or_default().put(e.id.clone(), e.record.clone());
+                self.table(&e.object).put(e.id.clone(), e.record.clone());
             }
             EventPayload::RecordUpdated(e) => {
-                if let Some(record) = self.tables.get_mut(&e.object).and_then(|t| t.get_mut(&e.id)) {
-                    for change in &e.changes {
-                        match &change.new {
-                            Value::Null => record.remove(&change.field),
-                            value => record.insert(change.field.clone(), value.clone()),
-                        };
-                    }
-                }
+                let changes: Vec<(String, Value)> = e.changes.iter().map(|c| (c.field.clone(), c.new.clone())).collect();
+                self.table(&e.object).update(&e.id, &changes);
             }
             EventPayload::RecordDeleted(e) => {
-                if let Some(table) = self.tables.get_mut(&e.object) {
-                    table.remove(&e.id);
-                }
+                self.table(&e.object).remove(&e.id);
             }
-            EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) => {
+            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {
                 if let Err(error) = evolve_catalog(&mut self.catalog, payload) {
                     tracing::error!(%error, "query model cannot apply a definition");
+                }
+                if let Some(definition) = self.catalog.get(&e.name).cloned() {
+                    self.tables.entry(e.name.clone()).or_default().configure(&definition);
                 }
             }
             EventPayload::ObjectRemoved(e) => {
@@ -102,6 +98,18 @@ impl QueryModel {
 }
 
 impl QueryModel {
+    /// The table of an object, created (and configured) on first use.
+    fn table(&mut self, object: &str) -> &mut Table {
+        if !self.tables.contains_key(object) {
+            let mut table = Table::default();
+            if let Some(definition) = self.catalog.get(object) {
+                table.configure(definition);
+            }
+            self.tables.insert(object.to_string(), table);
+        }
+        self.tables.get_mut(object).expect("inserted above")
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -125,33 +133,63 @@ impl QueryModel {
         let matcher = query.filter.as_ref().map(Matcher::compile).transpose()?;
         let empty = Table::default();
         let table = self.tables.get(&definition.name).unwrap_or(&empty);
-        let mut matches: Vec<&Record> = table.rows().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect();
+        let candidates = plan::candidates(table, query.filter.as_ref());
+        let mut matches: Vec<&Record> = if candidates.exact {
+            candidates.rows
+        } else {
+            candidates.rows.into_iter().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect()
+        };
 
         if !query.group_by.is_empty() || !query.aggregations.is_empty() {
             let rows = aggregate::aggregate(&resolver, definition, &matches, query)?;
             return Ok(page(rows, query));
         }
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if !query.order_by.is_empty() {
             let keys: Vec<Vec<Value>> = matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value(definition, r, &s.field)).collect()).collect();
-            let mut order: Vec<usize> = (0..matches.len()).collect();
-            order.sort_by(|a, b| {
+            let compare = |a: &usize, b: &usize| {
                 for (i, sort) in query.order_by.iter().enumerate() {
                     let ord = compare_for_sort(&keys[*a][i], &keys[*b][i], sort.order);
                     if ord != std::cmp::Ordering::Equal {
                         return ord;
                     }
                 }
-                std::cmp::Ordering::Equal
-            });
+                // Rows come in id order: the position breaks ties, as a stable sort would.
+                a.cmp(b)
+            };
+            let mut order: Vec<usize> = (0..matches.len()).collect();
+            let wanted = (query.offset as usize).saturating_add(limit as usize);
+            if wanted < order.len() {
+                // Only the first `wanted` rows are returned: select them, then sort those.
+                order.select_nth_unstable_by(wanted, compare);
+                order.truncate(wanted);
+            }
+            order.sort_by(compare);
+            let total_matches = matches.len();
             matches = order.into_iter().map(|i| matches[i]).collect();
+            return self.finish_page(viewer, &resolver, definition, query, matches, total_matches as u64, limit);
         }
         let total = matches.len() as u64;
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        self.finish_page(viewer, &resolver, definition, query, matches, total, limit)
+    }
+
+    /// Pages the (sorted) matches, computes formulas, expands and selects.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_page(
+        &self,
+        viewer: &Viewer,
+        resolver: &Resolver,
+        definition: &ObjectDef,
+        query: &Query,
+        matches: Vec<&Record>,
+        total: u64,
+        limit: u64,
+    ) -> Result<QueryOutput, DomainError> {
         let start = (query.offset as usize).min(matches.len());
         let end = start.saturating_add(limit as usize).min(matches.len());
         let mut records: Vec<Record> = matches[start..end].iter().map(|r| resolver.with_formulas(definition, r)).collect();
         for (relation, sub) in &query.expand {
-            self.expand(viewer, &resolver, relation, sub, &mut records)?;
+            self.expand(viewer, resolver, relation, sub, &mut records)?;
         }
         if let Some(fields) = &query.fields {
             for record in records.iter_mut() {

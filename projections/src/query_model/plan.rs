@@ -1,0 +1,111 @@
+//! Choosing rows through indexes: the primary key and the field indexes
+//! answer `=`, `in` and ranges on top-level conditions; the rest of the filter
+//! is then checked row by row.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use domain::query::{Condition, Filter, Op, Operand};
+use domain::value::{Record, Value};
+
+use super::table::Table;
+
+/// Rows to consider, and whether they are exactly the matches (no check needed).
+pub(crate) struct Candidates<'a> {
+    pub rows: Vec<&'a Record>,
+    pub exact: bool,
+}
+
+fn top_level(filter: &Filter) -> Vec<&Condition> {
+    match filter {
+        Filter::Cond(c) => vec![c],
+        Filter::And(list) => list.iter().filter_map(|f| if let Filter::Cond(c) = f { Some(c) } else { None }).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_single(filter: &Filter) -> bool {
+    match filter {
+        Filter::Cond(_) => true,
+        Filter::And(list) => list.len() == 1 && matches!(list[0], Filter::Cond(_)),
+        _ => false,
+    }
+}
+
+/// Ids the index gives for one condition, or `None` when it cannot answer it.
+fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Vec<&'a String>> {
+    let Operand::Value(value) = &c.value else { return None };
+    if c.field == "id" {
+        let wanted: Vec<&Value> = match (c.op, value) {
+            (Op::Eq, v) => vec![v],
+            (Op::In, Value::List(items)) => items.iter().collect(),
+            _ => return None,
+        };
+        let mut ids: Vec<&String> = Vec::new();
+        for v in wanted {
+            let Value::Text(id) = v else { return None };
+            if let Some(record) = table.get(id) {
+                if let Some(Value::Text(own)) = record.get("id") {
+                    ids.push(own);
+                }
+            }
+        }
+        return Some(ids);
+    }
+    let kind = table.kind_of(&c.field)?;
+    let key = |v: &Value| kind.key(v);
+    match (c.op, value) {
+        (Op::Eq, Value::Null) => None,
+        // A value of another kind compares loosely (text "5" equals 5): leave it to the row check.
+        (Op::Eq, v) => key(v).map(|k| table.equal(&c.field, &k)),
+        (Op::In, Value::List(items)) => {
+            if items.iter().any(Value::is_null) {
+                return None;
+            }
+            let mut set: BTreeSet<&String> = BTreeSet::new();
+            for item in items {
+                set.extend(table.equal(&c.field, &key(item)?));
+            }
+            Some(set.into_iter().collect())
+        }
+        (Op::Gt | Op::Gte | Op::Lt | Op::Lte, v) => {
+            let k = key(v)?;
+            let (low, high) = match c.op {
+                Op::Gt => (Bound::Excluded(k), Bound::Unbounded),
+                Op::Gte => (Bound::Included(k), Bound::Unbounded),
+                Op::Lt => (Bound::Unbounded, Bound::Excluded(k)),
+                _ => (Bound::Unbounded, Bound::Included(k)),
+            };
+            Some(table.range(&c.field, low, high))
+        }
+        (Op::Between, Value::List(bounds)) if bounds.len() == 2 => match (key(&bounds[0]), key(&bounds[1])) {
+            (Some(a), Some(b)) => Some(table.range(&c.field, Bound::Included(a), Bound::Included(b))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The rows a filter needs looked at: through the most selective index, or all rows.
+pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candidates<'a> {
+    let Some(filter) = filter else {
+        return Candidates { rows: table.rows().collect(), exact: true };
+    };
+    let mut best: Option<Vec<&String>> = None;
+    for condition in top_level(filter) {
+        if let Some(ids) = ids_for(table, condition) {
+            if best.as_ref().is_none_or(|b| ids.len() < b.len()) {
+                best = Some(ids);
+            }
+        }
+    }
+    match best {
+        Some(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            let rows = ids.into_iter().filter_map(|id| table.get(id)).collect();
+            Candidates { rows, exact: is_single(filter) }
+        }
+        None => Candidates { rows: table.rows().collect(), exact: false },
+    }
+}
