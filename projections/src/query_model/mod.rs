@@ -20,7 +20,7 @@ use domain::value::{Record, Value};
 use domain::DomainError;
 
 use self::matcher::Matcher;
-use self::table::Table;
+use self::table::{KeyKind, Table};
 use self::values::Resolver;
 
 /// Who is reading. Today every viewer sees every row of their tenant; row-
@@ -134,17 +134,23 @@ impl QueryModel {
         let empty = Table::default();
         let table = self.tables.get(&definition.name).unwrap_or(&empty);
         let candidates = plan::candidates(table, query.filter.as_ref());
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        let plain = query.group_by.is_empty() && query.aggregations.is_empty();
+        if plain && candidates.exact {
+            if let Some(page) = self.page_by_index(viewer, &resolver, definition, table, query, &candidates, matcher.as_ref(), limit)? {
+                return Ok(page);
+            }
+        }
         let mut matches: Vec<&Record> = if candidates.exact {
-            candidates.rows
+            candidates.rows(table)
         } else {
-            candidates.rows.into_iter().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect()
+            candidates.rows(table).into_iter().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect()
         };
 
         if !query.group_by.is_empty() || !query.aggregations.is_empty() {
             let rows = aggregate::aggregate(&resolver, definition, &matches, query)?;
             return Ok(page(rows, query));
         }
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if !query.order_by.is_empty() {
             let keys: Vec<Vec<Value>> = matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value(definition, r, &s.field)).collect()).collect();
             let compare = |a: &usize, b: &usize| {
@@ -171,6 +177,53 @@ impl QueryModel {
         }
         let total = matches.len() as u64;
         self.finish_page(viewer, &resolver, definition, query, matches, total, limit)
+    }
+
+    /// The fast path when the matches are known exactly without looking at rows
+    /// (no filter, or one indexed condition): the total is the candidate count,
+    /// and the page comes from the candidates in id order (no sort), or from
+    /// walking the sort field's index (one number or boolean sort key with no nulls).
+    #[allow(clippy::too_many_arguments)]
+    fn page_by_index(
+        &self,
+        viewer: &Viewer,
+        resolver: &Resolver,
+        definition: &ObjectDef,
+        table: &Table,
+        query: &Query,
+        candidates: &plan::Candidates,
+        matcher: Option<&Matcher>,
+        limit: u64,
+    ) -> Result<Option<QueryOutput>, DomainError> {
+        let total = candidates.len(table);
+        let wanted = (query.offset as usize).saturating_add(limit as usize);
+        let page: Vec<&Record> = match query.order_by.as_slice() {
+            [] => match &candidates.ids {
+                Some(ids) => ids.iter().skip(query.offset as usize).take(limit as usize).filter_map(|id| table.get(id)).collect(),
+                None => table.rows().skip(query.offset as usize).take(limit as usize).collect(),
+            },
+            [sort] if matches!(table.kind_of(&sort.field), Some(KeyKind::Number | KeyKind::Bool)) => {
+                let Some(ordered) = table.ordered_ids(&sort.field, sort.order == SortOrder::Desc) else { return Ok(None) };
+                ordered
+                    .filter_map(|id| table.get(id))
+                    .filter(|r| matcher.is_none_or(|m| m.matches(resolver, definition, r)))
+                    .take(wanted)
+                    .skip(query.offset as usize)
+                    .collect()
+            }
+            _ => return Ok(None),
+        };
+        let mut records: Vec<Record> = page.iter().map(|r| resolver.with_formulas(definition, r)).collect();
+        for (relation, sub) in &query.expand {
+            self.expand(viewer, resolver, relation, sub, &mut records)?;
+        }
+        if let Some(fields) = &query.fields {
+            for record in records.iter_mut() {
+                select(record, fields, query.expand.keys());
+            }
+        }
+        let has_more = (wanted as u64) < total as u64;
+        Ok(Some(QueryOutput { records, total: query.count.then_some(total as u64), has_more }))
     }
 
     /// Pages the (sorted) matches, computes formulas, expands and selects.

@@ -10,10 +10,26 @@ use domain::value::{Record, Value};
 
 use super::table::Table;
 
-/// Rows to consider, and whether they are exactly the matches (no check needed).
+/// Rows to consider: every row, or the ids an index gave (in id order).
+/// `exact` says the rows are exactly the matches (no row check needed).
 pub(crate) struct Candidates<'a> {
-    pub rows: Vec<&'a Record>,
+    pub ids: Option<Vec<&'a String>>,
     pub exact: bool,
+}
+
+impl<'a> Candidates<'a> {
+    /// How many rows, without touching them.
+    pub fn len(&self, table: &Table) -> usize {
+        self.ids.as_ref().map_or(table.row_count(), Vec::len)
+    }
+
+    /// The rows, in id order.
+    pub fn rows(&self, table: &'a Table) -> Vec<&'a Record> {
+        match &self.ids {
+            Some(ids) => ids.iter().filter_map(|id| table.get(id)).collect(),
+            None => table.rows().collect(),
+        }
+    }
 }
 
 fn top_level(filter: &Filter) -> Vec<&Condition> {
@@ -89,7 +105,7 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Vec<&'a String>> {
 /// The rows a filter needs looked at: through the most selective index, or all rows.
 pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candidates<'a> {
     let Some(filter) = filter else {
-        return Candidates { rows: table.rows().collect(), exact: true };
+        return Candidates { ids: None, exact: true };
     };
     let mut best: Option<Vec<&String>> = None;
     for condition in top_level(filter) {
@@ -101,11 +117,12 @@ pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candi
     }
     match best {
         Some(mut ids) => {
-            ids.sort();
-            ids.dedup();
-            let rows = ids.into_iter().filter_map(|id| table.get(id)).collect();
-            Candidates { rows, exact: is_single(filter) }
+            if !ids.is_sorted() {
+                ids.sort();
+                ids.dedup();
+            }
+            Candidates { ids: Some(ids), exact: is_single(filter) }
         }
-        None => Candidates { rows: table.rows().collect(), exact: false },
+        None => Candidates { ids: None, exact: false },
     }
 }

@@ -160,6 +160,21 @@ impl Table {
         self.rows.values()
     }
 
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Ids in the order of a field's index (ascending or descending), when
+    /// every row has a value for it (nulls are not indexed, and must sort too).
+    pub fn ordered_ids(&self, field: &str, descending: bool) -> Option<Box<dyn Iterator<Item = &String> + '_>> {
+        let (_, index) = self.indexes.get(field)?;
+        let indexed: usize = index.values().map(BTreeSet::len).sum();
+        if indexed != self.rows.len() {
+            return None;
+        }
+        Some(if descending { Box::new(index.values().rev().flat_map(|ids| ids.iter())) } else { Box::new(index.values().flat_map(|ids| ids.iter())) })
+    }
+
     /// The index of a field: its key kind and a way to look keys up.
     pub fn kind_of(&self, field: &str) -> Option<KeyKind> {
         self.indexes.get(field).map(|(k, _)| *k)
