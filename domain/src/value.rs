@@ -147,6 +147,36 @@ impl Value {
     }
 }
 
+/// Records serialize straight to JSON (no intermediate `serde_json::Value`):
+/// responses are written from the read model's own values.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Value::Float(_) => serializer.serialize_unit(),
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Map(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    out.serialize_entry(k, v)?;
+                }
+                out.end()
+            }
+        }
+    }
+}
+
 /// Converts a whole record to a JSON object.
 pub fn record_to_json(record: &Record) -> serde_json::Value {
     serde_json::Value::Object(record.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
@@ -156,6 +186,13 @@ pub fn record_to_json(record: &Record) -> serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn serializes_like_its_json_form() {
+        let j = json!({"a": 1, "b": 2.5, "c": "x", "d": [true, null], "e": {"f": -3}});
+        let v = Value::from_json(&j);
+        assert_eq!(serde_json::to_value(&v).unwrap(), j);
+    }
 
     #[test]
     fn json_round_trip() {

@@ -18,13 +18,26 @@ use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
 
-fn list_payload(object: &str, output: QueryOutput) -> Json {
-    let records: Vec<Json> = output.records.iter().map(record_to_json).collect();
-    let mut payload = json!({"object": object, "records": records, "value": records, "hasMore": output.has_more});
-    if let Some(total) = output.total {
-        payload["total"] = json!(total);
-    }
-    payload
+/// The list payload (`FindDataResponse`), serialized straight from the records.
+#[derive(serde::Serialize)]
+struct ListPayload<'a> {
+    object: &'a str,
+    records: &'a [domain::value::Record],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    #[serde(rename = "hasMore")]
+    has_more: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Envelope<T> {
+    success: bool,
+    data: T,
+}
+
+fn list_response(system: &System, object: &str, output: &QueryOutput) -> Response {
+    let payload = ListPayload { object, records: &output.records, total: output.total, has_more: output.has_more };
+    (reading(system), JsonResponse(Envelope { success: true, data: payload })).into_response()
 }
 
 /// Headers of a read: the position the read model had reached.
@@ -47,7 +60,7 @@ pub(crate) async fn list(
     let definition = catalog.require(&object)?;
     let query = parse_url_params(definition, &params.0)?;
     let output = run_query(&system, &headers, query).await?;
-    Ok((reading(&system), JsonResponse(ok(list_payload(&object, output)))).into_response())
+    Ok(list_response(&system, &object, &output))
 }
 
 pub(crate) async fn query(
@@ -60,7 +73,7 @@ pub(crate) async fn query(
     wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
     let query = parse_query(&object, &body)?;
     let output = run_query(&system, &headers, query).await?;
-    Ok((reading(&system), JsonResponse(ok(list_payload(&object, output)))).into_response())
+    Ok(list_response(&system, &object, &output))
 }
 
 pub(crate) async fn get_one(

@@ -57,16 +57,20 @@ impl Matcher {
             Matcher::Any(list) => list.iter().any(|m| m.matches(resolver, object, record)),
             Matcher::Not(inner) => !inner.matches(resolver, object, record),
             Matcher::Cond { condition, pattern } => {
-                let value = resolver.value(object, record, &condition.field);
+                let value = resolver.value_cow(object, record, &condition.field);
+                let other;
                 let operand = match &condition.value {
-                    Operand::Value(v) => v.clone(),
-                    Operand::Field(other) => resolver.value(object, record, other),
+                    Operand::Value(v) => v,
+                    Operand::Field(field) => {
+                        other = resolver.value(object, record, field);
+                        &other
+                    }
                 };
                 if condition.op == Op::Exists {
                     let present = record.contains_key(condition.field.split('.').next().unwrap_or_default()) && !value.is_null();
                     return present == matches!(operand, Value::Bool(true));
                 }
-                test(condition.op, &value, &operand, pattern.as_ref())
+                test(condition.op, &value, operand, pattern.as_ref())
             }
         }
     }

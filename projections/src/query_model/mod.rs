@@ -152,7 +152,8 @@ impl QueryModel {
             return Ok(page(rows, query));
         }
         if !query.order_by.is_empty() {
-            let keys: Vec<Vec<Value>> = matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value(definition, r, &s.field)).collect()).collect();
+            let keys: Vec<Vec<std::borrow::Cow<Value>>> =
+                matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value_cow(definition, r, &s.field)).collect()).collect();
             let compare = |a: &usize, b: &usize| {
                 for (i, sort) in query.order_by.iter().enumerate() {
                     let ord = compare_for_sort(&keys[*a][i], &keys[*b][i], sort.order);

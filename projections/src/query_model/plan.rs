@@ -10,17 +10,40 @@ use domain::value::{Record, Value};
 
 use super::table::Table;
 
+/// Ids an index gave: one key's set (already in id order), or a list.
+pub(crate) enum Ids<'a> {
+    Set(Option<&'a BTreeSet<String>>),
+    List(Vec<&'a String>),
+}
+
+impl<'a> Ids<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Ids::Set(set) => set.map_or(0, BTreeSet::len),
+            Ids::List(list) => list.len(),
+        }
+    }
+
+    /// The ids in id order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &'a String> + '_> {
+        match self {
+            Ids::Set(set) => Box::new(set.iter().flat_map(|s| s.iter())),
+            Ids::List(list) => Box::new(list.iter().copied()),
+        }
+    }
+}
+
 /// Rows to consider: every row, or the ids an index gave (in id order).
 /// `exact` says the rows are exactly the matches (no row check needed).
 pub(crate) struct Candidates<'a> {
-    pub ids: Option<Vec<&'a String>>,
+    pub ids: Option<Ids<'a>>,
     pub exact: bool,
 }
 
 impl<'a> Candidates<'a> {
     /// How many rows, without touching them.
     pub fn len(&self, table: &Table) -> usize {
-        self.ids.as_ref().map_or(table.row_count(), Vec::len)
+        self.ids.as_ref().map_or(table.row_count(), Ids::len)
     }
 
     /// The rows, in id order.
@@ -49,7 +72,7 @@ fn is_single(filter: &Filter) -> bool {
 }
 
 /// Ids the index gives for one condition, or `None` when it cannot answer it.
-fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Vec<&'a String>> {
+fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
     let Operand::Value(value) = &c.value else { return None };
     if c.field == "id" {
         let wanted: Vec<&Value> = match (c.op, value) {
@@ -66,23 +89,25 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Vec<&'a String>> {
                 }
             }
         }
-        return Some(ids);
+        ids.sort();
+        ids.dedup();
+        return Some(Ids::List(ids));
     }
     let kind = table.kind_of(&c.field)?;
     let key = |v: &Value| kind.key(v);
     match (c.op, value) {
         (Op::Eq, Value::Null) => None,
         // A value of another kind compares loosely (text "5" equals 5): leave it to the row check.
-        (Op::Eq, v) => key(v).map(|k| table.equal(&c.field, &k)),
+        (Op::Eq, v) => key(v).map(|k| Ids::Set(table.equal(&c.field, &k))),
         (Op::In, Value::List(items)) => {
             if items.iter().any(Value::is_null) {
                 return None;
             }
             let mut set: BTreeSet<&String> = BTreeSet::new();
             for item in items {
-                set.extend(table.equal(&c.field, &key(item)?));
+                set.extend(table.equal(&c.field, &key(item)?).into_iter().flatten());
             }
-            Some(set.into_iter().collect())
+            Some(Ids::List(set.into_iter().collect()))
         }
         (Op::Gt | Op::Gte | Op::Lt | Op::Lte, v) => {
             let k = key(v)?;
@@ -92,14 +117,20 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Vec<&'a String>> {
                 Op::Lt => (Bound::Unbounded, Bound::Excluded(k)),
                 _ => (Bound::Unbounded, Bound::Included(k)),
             };
-            Some(table.range(&c.field, low, high))
+            Some(sorted(table.range(&c.field, low, high)))
         }
         (Op::Between, Value::List(bounds)) if bounds.len() == 2 => match (key(&bounds[0]), key(&bounds[1])) {
-            (Some(a), Some(b)) => Some(table.range(&c.field, Bound::Included(a), Bound::Included(b))),
+            (Some(a), Some(b)) => Some(sorted(table.range(&c.field, Bound::Included(a), Bound::Included(b)))),
             _ => None,
         },
         _ => None,
     }
+}
+
+/// Range results come in key order; candidates go in id order.
+fn sorted(mut ids: Vec<&String>) -> Ids<'_> {
+    ids.sort();
+    Ids::List(ids)
 }
 
 /// The rows a filter needs looked at: through the most selective index, or all rows.
@@ -107,7 +138,7 @@ pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candi
     let Some(filter) = filter else {
         return Candidates { ids: None, exact: true };
     };
-    let mut best: Option<Vec<&String>> = None;
+    let mut best: Option<Ids> = None;
     for condition in top_level(filter) {
         if let Some(ids) = ids_for(table, condition) {
             if best.as_ref().is_none_or(|b| ids.len() < b.len()) {
@@ -116,13 +147,7 @@ pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candi
         }
     }
     match best {
-        Some(mut ids) => {
-            if !ids.is_sorted() {
-                ids.sort();
-                ids.dedup();
-            }
-            Candidates { ids: Some(ids), exact: is_single(filter) }
-        }
+        Some(ids) => Candidates { ids: Some(ids), exact: is_single(filter) },
         None => Candidates { ids: None, exact: false },
     }
 }

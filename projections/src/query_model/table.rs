@@ -96,6 +96,8 @@ pub(crate) struct Table {
     rows: BTreeMap<String, Record>,
     /// field -> (kind, key -> ids).
     indexes: HashMap<String, (KeyKind, BTreeMap<IndexKey, BTreeSet<String>>)>,
+    /// field -> how many rows its index holds (rows with a value for it).
+    indexed: HashMap<String, usize>,
 }
 
 impl Table {
@@ -104,6 +106,7 @@ impl Table {
         let mut fields: Vec<String> = object.fields.iter().map(|f| f.name.clone()).collect();
         fields.extend(["created_at", "updated_at", "created_by", "modified_by"].map(String::from));
         self.indexes = fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, (k, BTreeMap::new())))).collect();
+        self.indexed = self.indexes.keys().map(|f| (f.clone(), 0)).collect();
         let rows: Vec<(String, Record)> = self.rows.iter().map(|(id, r)| (id.clone(), r.clone())).collect();
         for (id, record) in rows {
             self.index(&id, &record, true);
@@ -113,10 +116,15 @@ impl Table {
     fn index(&mut self, id: &str, record: &Record, add: bool) {
         for (field, (kind, index)) in self.indexes.iter_mut() {
             let Some(key) = record.get(field).and_then(|v| kind.key(v)) else { continue };
+            let count = self.indexed.entry(field.clone()).or_default();
             if add {
-                index.entry(key).or_default().insert(id.to_string());
+                if index.entry(key).or_default().insert(id.to_string()) {
+                    *count += 1;
+                }
             } else if let Some(ids) = index.get_mut(&key) {
-                ids.remove(id);
+                if ids.remove(id) {
+                    *count -= 1;
+                }
                 if ids.is_empty() {
                     index.remove(&key);
                 }
@@ -168,8 +176,7 @@ impl Table {
     /// every row has a value for it (nulls are not indexed, and must sort too).
     pub fn ordered_ids(&self, field: &str, descending: bool) -> Option<Box<dyn Iterator<Item = &String> + '_>> {
         let (_, index) = self.indexes.get(field)?;
-        let indexed: usize = index.values().map(BTreeSet::len).sum();
-        if indexed != self.rows.len() {
+        if self.indexed.get(field).copied().unwrap_or(0) != self.rows.len() {
             return None;
         }
         Some(if descending { Box::new(index.values().rev().flat_map(|ids| ids.iter())) } else { Box::new(index.values().flat_map(|ids| ids.iter())) })
@@ -191,8 +198,8 @@ impl Table {
         index.range((low, high)).flat_map(|(_, ids)| ids.iter()).collect()
     }
 
-    /// Ids with exactly this key.
-    pub fn equal(&self, field: &str, key: &IndexKey) -> Vec<&String> {
-        self.indexes.get(field).and_then(|(_, index)| index.get(key)).map(|ids| ids.iter().collect()).unwrap_or_default()
+    /// Ids with exactly this key, in id order.
+    pub fn equal(&self, field: &str, key: &IndexKey) -> Option<&BTreeSet<String>> {
+        self.indexes.get(field).and_then(|(_, index)| index.get(key))
     }
 }

@@ -1,6 +1,7 @@
 //! Reading a field path of a record: declared and system fields, keys inside
 //! composite fields, paths through lookups, and computed formula fields.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use domain::formula::{eval, RecordContext};
@@ -58,6 +59,18 @@ impl Resolver<'_> {
                 current
             }
             _ => Value::Null,
+        }
+    }
+
+    /// Like [`Resolver::value`], borrowing plain top-level fields instead of copying them.
+    pub fn value_cow<'r>(&self, object: &ObjectDef, record: &'r Record, path: &str) -> Cow<'r, Value> {
+        let computed = path.contains('.') || object.field(path).is_some_and(|f| f.field_type == FieldType::Formula);
+        if computed {
+            return Cow::Owned(self.value(object, record, path));
+        }
+        match record.get(path) {
+            Some(value) => Cow::Borrowed(value),
+            None => Cow::Owned(Value::Null),
         }
     }
 
