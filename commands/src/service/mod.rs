@@ -61,6 +61,11 @@ impl CommandService {
         self.model.lock().expect("write model lock").catalog.clone()
     }
 
+    /// One object's definition, as the write side knows it.
+    pub fn object(&self, name: &str) -> Option<std::sync::Arc<domain::metadata::ObjectDef>> {
+        self.model.lock().expect("write model lock").catalog.get(name).cloned()
+    }
+
     /// The current state of a record stream, as the write side knows it.
     pub fn record_state(&self, object: &str, id: &str) -> RecordState {
         self.model.lock().expect("write model lock").record(object, id)

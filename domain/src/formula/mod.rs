@@ -11,6 +11,25 @@ mod lexer;
 mod parser;
 
 pub use eval::{eval, truthy, FormulaContext, RecordContext};
+
+use crate::metadata::{FieldType, ObjectDef};
+use crate::time::Timestamp;
+use crate::value::Record;
+
+/// The record with its formula fields computed from its own fields (formulas
+/// are never stored: events carry only what was written).
+pub fn with_formula_fields(object: &ObjectDef, record: &Record, now: Timestamp) -> Record {
+    let mut out = record.clone();
+    for field in object.fields.iter().filter(|f| f.field_type == FieldType::Formula) {
+        if let Some(expr) = &field.compiled_expression {
+            let value = eval(expr, &RecordContext { record, previous: None, now });
+            if !value.is_null() {
+                out.insert(field.name.clone(), value);
+            }
+        }
+    }
+    out
+}
 pub use parser::{parse, BinaryOp, Expr, Func, UnaryOp};
 
 /// A parse error, with the byte offset where it was found.

@@ -14,7 +14,7 @@ use domain::ErrorCode;
 use serde_json::{json, Map, Value as Json};
 
 use super::data::{kind, meta_for, take_id, written_record};
-use super::support::{ok, position_headers, wait_for};
+use super::support::{ok, position_headers};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -150,7 +150,7 @@ async fn run(
             Ok(outcomes) => {
                 position = outcomes.iter().map(|o| o.position).max().unwrap_or(0);
                 for (index, outcome) in outcomes.iter().enumerate() {
-                    results.push(success_entry(&system, &headers, index, outcome, options.return_records).await?);
+                    results.push(success_entry(&system, index, outcome, options.return_records));
                 }
             }
             Err((index, error)) => {
@@ -172,7 +172,7 @@ async fn run(
             match system.commands.execute(command, one).await {
                 Ok(outcome) => {
                     position = position.max(outcome.position);
-                    results.push(success_entry(&system, &headers, index, &outcome, options.return_records).await?);
+                    results.push(success_entry(&system, index, &outcome, options.return_records));
                 }
                 Err(CommandError::Store(store)) => return Err(store.into()),
                 Err(error) => {
@@ -187,21 +187,17 @@ async fn run(
     let succeeded = results.iter().filter(|r| r["success"] == json!(true)).count();
     let failed = if options.atomic && succeeded < total { total } else { total - succeeded };
     let succeeded = total - failed;
-    wait_for(&system, Some(position)).await?;
     Ok((position, json!({"success": failed == 0, "operation": operation.name(), "total": total, "succeeded": succeeded, "failed": failed, "results": results})))
 }
 
-async fn success_entry(system: &System, headers: &HeaderMap, index: usize, outcome: &Outcome, with_record: bool) -> Result<Json, ApiError> {
+fn success_entry(system: &System, index: usize, outcome: &Outcome, with_record: bool) -> Json {
     let mut entry = json!({"index": index, "id": outcome.id, "success": true});
     if with_record {
-        let record = match &outcome.record {
-            Some(_) => written_record(system, headers, outcome).await?,
-            None => Json::Null,
-        };
+        let record = written_record(system, outcome);
         entry["record"] = record.clone();
         entry["data"] = record;
     }
-    Ok(entry)
+    entry
 }
 
 fn respond(status: StatusCode, position: u64, payload: Json) -> Response {

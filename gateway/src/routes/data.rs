@@ -13,7 +13,7 @@ use domain::ErrorCode;
 use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
-use super::support::{actor, expected_version, min_position, ok, position_headers, viewer, wait_for};
+use super::support::{actor, expected_version, ok, position_headers, read_barrier, viewer};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
@@ -55,7 +55,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
-    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    read_barrier(&system, &headers, params.take("minPosition")).await?;
     let catalog = system.reader.catalog();
     let definition = catalog.require(&object)?;
     let query = parse_url_params(definition, &params.0)?;
@@ -70,7 +70,7 @@ pub(crate) async fn query(
     mut params: QueryPairs,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    read_barrier(&system, &headers, params.take("minPosition")).await?;
     let query = parse_query(&object, &body)?;
     let output = run_query(&system, &headers, query).await?;
     Ok(list_response(&system, &object, &output))
@@ -82,7 +82,7 @@ pub(crate) async fn get_one(
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
-    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    read_barrier(&system, &headers, params.take("minPosition")).await?;
     let mut body = Map::new();
     for (key, value) in params.0 {
         match key.as_str() {
@@ -136,12 +136,15 @@ pub(crate) fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, Ap
     Ok(id)
 }
 
-/// The record to return after a write: from the read model once it has the
-/// write (formulas computed), else from the command's outcome.
-pub(crate) async fn written_record(system: &System, headers: &HeaderMap, outcome: &Outcome) -> Result<Json, ApiError> {
-    wait_for(system, Some(outcome.position)).await?;
-    let record = system.reader.get(&viewer(headers), &outcome.object, &outcome.id).await?.or_else(|| outcome.record.clone());
-    Ok(record.as_ref().map(record_to_json).unwrap_or(Json::Null))
+/// The record to return after a write: the command's result with its formula
+/// fields computed (reads of this node will see the same, see `read_barrier`).
+pub(crate) fn written_record(system: &System, outcome: &Outcome) -> Json {
+    let Some(record) = &outcome.record else { return Json::Null };
+    let now = domain::Timestamp::from_micros(outcome.events.last().map(|e| e.occurred_at).unwrap_or_default());
+    match system.commands.object(&outcome.object) {
+        Some(object) => record_to_json(&domain::formula::with_formula_fields(&object, record, now)),
+        None => record_to_json(record),
+    }
 }
 
 pub(crate) fn meta_for(headers: &HeaderMap) -> Result<CommandMeta, ApiError> {
@@ -171,7 +174,7 @@ pub(crate) async fn create(
     let mut data = object_body(body)?;
     let id = take_id(&mut data)?;
     let outcome = system.commands.execute(Command::Create { object: object.clone(), id, data }, meta_for(&headers)?).await?;
-    let record = written_record(&system, &headers, &outcome).await?;
+    let record = written_record(&system, &outcome);
     Ok(write_response(StatusCode::CREATED, &outcome, json!({"object": outcome.object, "id": outcome.id, "record": record})))
 }
 
@@ -185,7 +188,7 @@ pub(crate) async fn update(
     let explicit = patch.remove("expectedVersion");
     let expected_version = expected_version(&headers, explicit.as_ref())?;
     let outcome = system.commands.execute(Command::Update { object, id, patch, expected_version }, meta_for(&headers)?).await?;
-    let record = written_record(&system, &headers, &outcome).await?;
+    let record = written_record(&system, &outcome);
     Ok(write_response(StatusCode::OK, &outcome, json!({"object": outcome.object, "id": outcome.id, "record": record})))
 }
 
@@ -201,6 +204,5 @@ pub(crate) async fn delete(
     }
     let expected_version = expected_version(&headers, explicit.as_ref())?;
     let outcome = system.commands.execute(Command::Delete { object, id, expected_version }, meta_for(&headers)?).await?;
-    wait_for(&system, Some(outcome.position)).await?;
     Ok(write_response(StatusCode::OK, &outcome, json!({"object": outcome.object, "id": outcome.id, "success": true, "deleted": true})))
 }

@@ -12,7 +12,7 @@ use domain::ErrorCode;
 use serde_json::{json, Value as Json};
 
 use super::data::{kind, meta_for};
-use super::support::{min_position, ok, position_headers, wait_for};
+use super::support::{ok, position_headers, read_barrier, wait_for};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
@@ -45,7 +45,7 @@ pub(crate) async fn items(
     mut params: QueryPairs,
 ) -> Result<JsonResponse<Json>, ApiError> {
     check_kind(&kind)?;
-    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    read_barrier(&system, &headers, params.take("minPosition")).await?;
     let items: Vec<Json> = system.reader.catalog().objects().map(|o| o.raw.clone()).collect();
     Ok(JsonResponse(ok(json!({"type": "object", "items": items}))))
 }
@@ -57,7 +57,7 @@ pub(crate) async fn item(
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
     check_kind(&kind)?;
-    wait_for(&system, min_position(&headers, params.take("minPosition"))?).await?;
+    read_barrier(&system, &headers, params.take("minPosition")).await?;
     let definition = system.reader.catalog().require(&name)?.raw.clone();
     let etag = etag_of(&definition);
     let mut response_headers = HeaderMap::new();

@@ -40,6 +40,16 @@ pub(crate) fn min_position(headers: &HeaderMap, param: Option<String>) -> Result
     }
 }
 
+/// The read barrier: a read sees every write acknowledged on this node before
+/// it started (the store's head then), and at least the position the client
+/// names. Writes answer as soon as they are durable; reads do the waiting,
+/// which is none when the read model keeps up.
+pub(crate) async fn read_barrier(system: &System, headers: &HeaderMap, param: Option<String>) -> Result<(), ApiError> {
+    let head = *system.commands.store().head().borrow();
+    let asked = min_position(headers, param)?.unwrap_or(0);
+    wait_for(system, Some(head.max(asked))).await
+}
+
 /// Waits (bounded) until the query model has applied `position`.
 pub(crate) async fn wait_for(system: &System, position: Option<u64>) -> Result<(), ApiError> {
     let Some(position) = position else {

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use deadpool_postgres::Pool;
-use domain::formula::{eval, RecordContext};
-use domain::metadata::{Catalog, FieldType, ObjectDef};
+use domain::metadata::{Catalog, ObjectDef};
 use domain::query::{check_query, AggFunction, Aggregation, Query, SortOrder};
 use domain::value::{Record, Value};
 use domain::Timestamp;
@@ -40,20 +39,8 @@ fn parse_record(text: &str) -> Result<Record, ReadError> {
 }
 
 /// Formula fields are computed on read, from the row itself.
-fn with_formulas(object: &ObjectDef, mut record: Record) -> Record {
-    let now = now();
-    let computed: Vec<(String, Value)> = object
-        .fields
-        .iter()
-        .filter(|f| f.field_type == FieldType::Formula)
-        .filter_map(|f| f.compiled_expression.as_ref().map(|e| (f.name.clone(), eval(e, &RecordContext { record: &record, previous: None, now }))))
-        .collect();
-    for (name, value) in computed {
-        if !value.is_null() {
-            record.insert(name, value);
-        }
-    }
-    record
+fn with_formulas(object: &ObjectDef, record: Record) -> Record {
+    domain::formula::with_formula_fields(object, &record, now())
 }
 
 impl PgReader {

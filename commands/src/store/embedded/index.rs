@@ -1,7 +1,7 @@
 //! The in-memory index of the log file: where each position is, which
 //! positions each stream has, and which positions each idempotency key wrote.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use domain::event::EventEnvelope;
 
@@ -15,7 +15,13 @@ pub(crate) struct Index {
     pub streams: HashMap<String, Vec<u64>>,
     /// Positions written under each idempotency key.
     pub keys: HashMap<String, Vec<u64>>,
+    /// The most recently committed events, so followers near the head (the
+    /// projections of this process) read them without touching the file.
+    pub recent: VecDeque<EventEnvelope>,
 }
+
+/// How many recent events are kept in memory.
+pub(crate) const RECENT: usize = 16_384;
 
 impl Index {
     pub fn head(&self) -> u64 {
@@ -38,6 +44,24 @@ impl Index {
         if let Some(key) = &envelope.idempotency_key {
             self.keys.entry(key.clone()).or_default().push(envelope.position);
         }
+    }
+
+    /// Keeps a committed event in the in-memory tail.
+    pub fn remember(&mut self, envelope: EventEnvelope) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(envelope);
+    }
+
+    /// Up to `max` events after `after` from the in-memory tail, when it reaches back that far.
+    pub fn from_recent(&self, after: u64, max: usize) -> Option<Vec<EventEnvelope>> {
+        let first = self.recent.front()?.position;
+        if after + 1 < first {
+            return None;
+        }
+        let skip = (after + 1 - first) as usize;
+        Some(self.recent.iter().skip(skip).take(max).cloned().collect())
     }
 
     /// `(start, end)` byte range of positions `first..=last`.

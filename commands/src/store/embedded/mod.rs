@@ -145,6 +145,9 @@ impl EventStore for EmbeddedStore {
             if after >= head || max == 0 {
                 return Ok(Vec::new());
             }
+            if let Some(events) = index.from_recent(after, max) {
+                return Ok(events);
+            }
             let last = head.min(after + max as u64);
             index.range(after + 1, last)
         };

@@ -66,6 +66,7 @@ pub(crate) fn run(mut file: File, shared: Arc<Shared>, mut jobs_rx: mpsc::Receiv
             for (_, events) in &accepted {
                 for (envelope, offset) in events {
                     index.add(envelope, *offset);
+                    index.remember(envelope.clone());
                 }
             }
             index.end = start_end + buf.len() as u64;
