@@ -9,6 +9,7 @@ use commands::service::CommandService;
 use commands::store::{open_embedded, open_postgres, EventStore};
 use domain::metadata::examples::TODO_APP;
 use domain::Timestamp;
+use projections::audit_model::{audit_projection, AuditModel};
 use projections::runner::{self, ProjectionHandle};
 use projections::{memory_projection, pg_model, QueryReader};
 
@@ -21,6 +22,9 @@ pub struct System {
     pub query: ProjectionHandle,
     /// The one read path over the query read model.
     pub reader: QueryReader,
+    /// The audit trail projection and its model.
+    pub audit: ProjectionHandle,
+    pub audit_model: Arc<std::sync::RwLock<AuditModel>>,
     pub read_wait: Duration,
     /// The loaded app's display name.
     pub app_name: String,
@@ -72,9 +76,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader))
         }
     };
+    let (audit_projection, audit_model) = audit_projection();
+    let audit = runner::spawn(store.clone(), audit_projection).await?;
     let head = *store.head().borrow();
-    if !query.wait_for(head, Duration::from_secs(600)).await {
-        anyhow::bail!("the query projection did not catch up with the log");
+    for handle in [&query, &audit] {
+        if !handle.wait_for(head, Duration::from_secs(600)).await {
+            anyhow::bail!("the {} projection did not catch up with the log", handle.name());
+        }
     }
-    Ok(Arc::new(System { commands, query, reader, read_wait: settings.read_wait, app_name }))
+    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, app_name }))
 }

@@ -8,10 +8,14 @@
 //! - [`pg_model`]: the query read model in PostgreSQL tables (one per object,
 //!   indexes generated from metadata), checkpoint committed with the data.
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
+//! - [`as_of`]: the query model as of a past position or time, folded from the log.
+//! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
 //!
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
 //! Entry points: [`runner::spawn`], [`memory_projection`], [`pg_model::open`].
 
+pub mod as_of;
+pub mod audit_model;
 pub mod pg_model;
 pub mod query_model;
 pub mod reader;

@@ -15,15 +15,15 @@ use tower::ServiceExt;
 
 use crate::common;
 
-struct Api {
+pub(crate) struct Api {
     system: Arc<System>,
     _dir: Option<tempfile::TempDir>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Json,
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Json,
 }
 
 const APP: &str = r#"{
@@ -40,7 +40,7 @@ const APP: &str = r#"{
   "data": [{"object": "customer", "mode": "upsert", "externalId": "name", "records": [{"name": "Ada", "email": "ada@example.com"}]}]
 }"#;
 
-async fn api(postgres: bool) -> Api {
+pub(crate) async fn api(postgres: bool) -> Api {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
@@ -56,7 +56,7 @@ async fn api(postgres: bool) -> Api {
 }
 
 impl Api {
-    async fn call(&self, method: &str, uri: &str, body: Option<Json>, headers: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn call(&self, method: &str, uri: &str, body: Option<Json>, headers: &[(&str, &str)]) -> Reply {
         let mut request = Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             request = request.header(*k, *v);

@@ -10,6 +10,7 @@ use commands::service::{Command, CommandMeta, Outcome};
 use domain::query::{parse_query, parse_url_params, Condition, Filter, Op, Operand, Query};
 use domain::value::{record_to_json, Value};
 use domain::ErrorCode;
+use projections::as_of::{query_model_as_of, AsOf};
 use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
@@ -45,8 +46,23 @@ fn reading(system: &System) -> HeaderMap {
     position_headers(system.query.checkpoint())
 }
 
-async fn run_query(system: &System, headers: &HeaderMap, query: Query) -> Result<QueryOutput, ApiError> {
-    Ok(system.reader.execute(&viewer(headers), query).await?)
+/// Runs a query on the read model, or, with `asOf`, on the model folded from the log up to then.
+async fn run_query(system: &System, headers: &HeaderMap, query: Query, as_of: Option<&str>) -> Result<(QueryOutput, Option<u64>), ApiError> {
+    match as_of {
+        None => Ok((system.reader.execute(&viewer(headers), query).await?, None)),
+        Some(text) => {
+            let as_of = AsOf::parse(text)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'")))?;
+            let (model, position) = query_model_as_of(system.commands.store(), as_of).await?;
+            Ok((model.execute(&viewer(headers), query)?, Some(position)))
+        }
+    }
+}
+
+fn as_of_header(response: &mut Response, position: Option<u64>) {
+    if let Some(position) = position {
+        response.headers_mut().insert("x-as-of-position", HeaderValue::from(position));
+    }
 }
 
 pub(crate) async fn list(
@@ -56,11 +72,14 @@ pub(crate) async fn list(
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
     read_barrier(&system, &headers, params.take("minPosition")).await?;
+    let as_of = params.take("asOf");
     let catalog = system.reader.catalog();
     let definition = catalog.require(&object)?;
     let query = parse_url_params(definition, &params.0)?;
-    let output = run_query(&system, &headers, query).await?;
-    Ok(list_response(&system, &object, &output))
+    let (output, position) = run_query(&system, &headers, query, as_of.as_deref()).await?;
+    let mut response = list_response(&system, &object, &output);
+    as_of_header(&mut response, position);
+    Ok(response)
 }
 
 pub(crate) async fn query(
@@ -71,9 +90,12 @@ pub(crate) async fn query(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     read_barrier(&system, &headers, params.take("minPosition")).await?;
+    let as_of = params.take("asOf");
     let query = parse_query(&object, &body)?;
-    let output = run_query(&system, &headers, query).await?;
-    Ok(list_response(&system, &object, &output))
+    let (output, position) = run_query(&system, &headers, query, as_of.as_deref()).await?;
+    let mut response = list_response(&system, &object, &output);
+    as_of_header(&mut response, position);
+    Ok(response)
 }
 
 pub(crate) async fn get_one(
@@ -83,6 +105,7 @@ pub(crate) async fn get_one(
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
     read_barrier(&system, &headers, params.take("minPosition")).await?;
+    let as_of = params.take("asOf");
     let mut body = Map::new();
     for (key, value) in params.0 {
         match key.as_str() {
@@ -95,14 +118,18 @@ pub(crate) async fn get_one(
     let mut query = parse_query(&object, &Json::Object(body))?;
     query.filter = Some(Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.clone())) }));
     query.limit = Some(1);
-    let output = run_query(&system, &headers, query).await?;
+    let (output, position) = run_query(&system, &headers, query, as_of.as_deref()).await?;
     let Some(record) = output.records.first() else {
         return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));
     };
     let version = system.commands.record_state(&object, &id).version;
     let mut response_headers = reading(&system);
-    response_headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"));
-    Ok((response_headers, JsonResponse(ok(json!({"object": object, "id": id, "record": record_to_json(record)})))).into_response())
+    if position.is_none() {
+        response_headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"));
+    }
+    let mut response = (response_headers, JsonResponse(ok(json!({"object": object, "id": id, "record": record_to_json(record)})))).into_response();
+    as_of_header(&mut response, position);
+    Ok(response)
 }
 
 fn object_body(body: Json) -> Result<Map<String, Json>, ApiError> {

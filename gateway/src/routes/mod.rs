@@ -1,5 +1,6 @@
 //! Routes of the REST API (spec rest.md), grouped by concern.
 
+mod audit;
 mod batch;
 mod data;
 mod discovery;
@@ -33,6 +34,8 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/data/{object}/updateMany", post(batch::update_many))
         .route("/api/v1/data/{object}/deleteMany", post(batch::delete_many))
         .route("/api/v1/data/{object}/{id}", get(data::get_one).patch(data::update).delete(data::delete))
+        .route("/api/v1/data/{object}/{id}/history", get(audit::history))
+        .route("/api/v1/audit", get(audit::audit))
         .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::ValidationError, "method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)

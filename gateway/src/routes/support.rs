@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use domain::ErrorCode;
-use projections::Viewer;
+use projections::{ProjectionHandle, Viewer};
 use serde_json::{json, Value as Json};
 
 use crate::app::System;
@@ -45,9 +45,18 @@ pub(crate) fn min_position(headers: &HeaderMap, param: Option<String>) -> Result
 /// names. Writes answer as soon as they are durable; reads do the waiting,
 /// which is none when the read model keeps up.
 pub(crate) async fn read_barrier(system: &System, headers: &HeaderMap, param: Option<String>) -> Result<(), ApiError> {
+    barrier_on(system, &system.query, headers, param).await
+}
+
+/// The read barrier on a given projection.
+pub(crate) async fn barrier_on(system: &System, projection: &ProjectionHandle, headers: &HeaderMap, param: Option<String>) -> Result<(), ApiError> {
     let head = *system.commands.store().head().borrow();
-    let asked = min_position(headers, param)?.unwrap_or(0);
-    wait_for(system, Some(head.max(asked))).await
+    let position = head.max(min_position(headers, param)?.unwrap_or(0));
+    if projection.wait_for(position, system.read_wait).await {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::Timeout, format!("the {} read model has not reached position {position} yet; retry", projection.name())))
+    }
 }
 
 /// Waits (bounded) until the query model has applied `position`.

@@ -1,0 +1,83 @@
+//! The audit trail: `GET /api/v1/audit` and a record's history at
+//! `GET /api/v1/data/{object}/{id}/history`, newest first, with filters and paging.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json as JsonResponse;
+use domain::{ErrorCode, Timestamp};
+use projections::audit_model::AuditQuery;
+use serde_json::{json, Value as Json};
+
+use super::support::{barrier_on, ok};
+use crate::app::System;
+use crate::error::ApiError;
+use crate::extract::QueryPairs;
+
+/// Largest page of audit entries.
+const MAX_LIMIT: usize = 1000;
+
+fn bad(message: String) -> ApiError {
+    ApiError::new(ErrorCode::InvalidQuery, message)
+}
+
+/// A time bound: an ISO-8601 datetime or date.
+fn time_of(key: &str, text: &str) -> Result<i64, ApiError> {
+    Timestamp::parse(text).map(Timestamp::micros).ok_or_else(|| bad(format!("{key} must be an ISO-8601 datetime, got '{text}'")))
+}
+
+fn parse(params: Vec<(String, String)>, fixed: bool) -> Result<AuditQuery, ApiError> {
+    let mut query = AuditQuery { limit: 50, ..AuditQuery::default() };
+    for (key, value) in params {
+        match key.as_str() {
+            "object" if !fixed => query.object = Some(value),
+            "recordId" if !fixed => query.record_id = Some(value),
+            "actor" => query.actor = Some(value),
+            "eventType" => query.event_type = Some(value),
+            "from" => query.from = Some(time_of("from", &value)?),
+            "to" => query.to = Some(time_of("to", &value)?),
+            "limit" | "top" => {
+                query.limit = value.parse().map_err(|_| bad(format!("limit must be a whole number, got '{value}'")))?;
+                if query.limit > MAX_LIMIT {
+                    return Err(bad(format!("limit {} is above the maximum of {MAX_LIMIT}", query.limit)));
+                }
+            }
+            "offset" | "skip" => query.offset = value.parse().map_err(|_| bad(format!("offset must be a whole number, got '{value}'")))?,
+            "minPosition" => {}
+            other => return Err(bad(format!("unknown audit parameter '{other}'"))),
+        }
+    }
+    if query.record_id.is_some() && query.object.is_none() {
+        return Err(bad("recordId needs object".into()));
+    }
+    Ok(query)
+}
+
+fn answer(system: &System, query: &AuditQuery) -> JsonResponse<Json> {
+    let model = system.audit_model.read().expect("audit lock");
+    let (entries, total) = model.query(query);
+    let entries: Vec<Json> = entries.iter().map(|e| e.to_json()).collect();
+    let has_more = query.offset + entries.len() < total;
+    JsonResponse(ok(json!({"entries": entries, "records": entries, "total": total, "hasMore": has_more})))
+}
+
+pub(crate) async fn audit(State(system): State<Arc<System>>, headers: HeaderMap, mut params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+    barrier_on(&system, &system.audit, &headers, params.take("minPosition")).await?;
+    let query = parse(params.0, false)?;
+    Ok(answer(&system, &query))
+}
+
+pub(crate) async fn history(
+    State(system): State<Arc<System>>,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<JsonResponse<Json>, ApiError> {
+    barrier_on(&system, &system.audit, &headers, params.take("minPosition")).await?;
+    let definition = system.reader.catalog().require(&object)?.clone();
+    let mut query = parse(params.0, true)?;
+    query.object = Some(definition.name.clone());
+    query.record_id = Some(id);
+    Ok(answer(&system, &query))
+}
