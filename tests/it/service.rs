@@ -196,7 +196,7 @@ async fn unique_values_hold_under_concurrency(backend: Backend) {
     let service = Arc::new(backend.service().await);
     define(&service, vec![json!({"name": "member", "fields": {"email": {"type": "email", "unique": true}}})]).await;
     let mut tasks = Vec::new();
-    for n in 0..20 {
+    for n in 0..64 {
         let service = service.clone();
         tasks.push(tokio::spawn(async move {
             service

@@ -77,12 +77,28 @@ impl CommandService {
     }
 
     fn apply(&self, events: &[EventEnvelope]) -> Result<(), CommandError> {
+        self.apply_and_release(events, Vec::new())
+    }
+
+    fn apply_and_release(&self, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
+        let decoded = events.iter().map(|e| decode_envelope_payload(e, &self.upcasters).map(|p| (e, p))).collect::<Result<Vec<_>, _>>();
         let mut model = self.model.lock().expect("write model lock");
-        for envelope in events {
-            let payload = decode_envelope_payload(envelope, &self.upcasters)?;
-            model.apply(&envelope.stream, envelope.stream_version, &payload)?;
+        let mut outcome = Ok(());
+        match decoded {
+            Ok(decoded) => {
+                for (envelope, payload) in decoded {
+                    if let Err(e) = model.apply(&envelope.stream, envelope.stream_version, &payload) {
+                        outcome = Err(e.into());
+                        break;
+                    }
+                }
+            }
+            Err(e) => outcome = Err(e.into()),
         }
-        Ok(())
+        for reservation in reservations {
+            model.release(reservation);
+        }
+        outcome
     }
 
     /// Executes one command.
@@ -111,12 +127,14 @@ impl CommandService {
                 return Ok(outcomes);
             };
             let result = self.store.append(request).await;
-            {
-                let mut model = self.model.lock().expect("write model lock");
-                for reservation in reservations {
-                    model.release(reservation);
-                }
-            }
+            // Committed events enter the write model in the same critical section
+            // that drops the reservations: at no moment is a claimed unique value
+            // neither reserved nor committed.
+            let applied = match &result {
+                Ok(committed) => self.apply_and_release(&committed.events, reservations),
+                Err(_) => self.apply_and_release(&[], reservations),
+            };
+            applied.map_err(|e| (0, e))?;
             let committed = match result {
                 Ok(committed) => committed,
                 Err(StoreError::Conflict { .. }) if !explicit_version && attempt < MAX_ATTEMPTS => continue,
@@ -126,7 +144,6 @@ impl CommandService {
                 }
                 Err(other) => return Err((0, other.into())),
             };
-            self.apply(&committed.events).map_err(|e| (0, e))?;
             let position = committed.last_position();
             for outcome in outcomes.iter_mut() {
                 let state = self.record_state(&outcome.object, &outcome.id);
