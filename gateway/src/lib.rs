@@ -13,5 +13,6 @@ pub mod app;
 pub mod config;
 pub mod error;
 mod extract;
+pub mod replay;
 mod routes;
 pub mod server;

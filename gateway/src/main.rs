@@ -36,6 +36,28 @@ enum Commands {
         #[arg(long, env = "OBJECTSTACK_READ_WAIT_MS", default_value_t = 5000)]
         read_wait_ms: u64,
     },
+    /// Print the event history of a record, an object or the whole log, as JSON lines.
+    /// With the embedded store, run it while the server is stopped (the log is locked while served).
+    Replay {
+        /// Directory of the embedded event log.
+        #[arg(long, env = "OBJECTSTACK_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// PostgreSQL URL; when given, events are read there.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// Only this object's events (its records and its definition).
+        #[arg(long)]
+        object: Option<String>,
+        /// Only this record's events (needs --object).
+        #[arg(long)]
+        record: Option<String>,
+        /// From this log position or ISO-8601 time (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this log position or ISO-8601 time (inclusive).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Apply the PostgreSQL migrations (also done by `serve` at start) and exit.
     Migrate {
         /// PostgreSQL URL.
@@ -68,7 +90,10 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     match Cli::parse().command {
         Commands::Serve { app, listen, data_dir, database_url, read_wait_ms } => {
             let storage = match database_url {
@@ -85,6 +110,24 @@ async fn main() -> anyhow::Result<()> {
             // Let the log writer finish what it has (every acknowledged append is already durable).
             tokio::time::sleep(Duration::from_millis(50)).await;
             tracing::info!("stopped");
+        }
+        Commands::Replay { data_dir, database_url, object, record, from, to } => {
+            let storage = match database_url {
+                Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
+                None => Storage::Embedded(data_dir),
+            };
+            let (store, _) = gateway::app::open_store(&storage).await?;
+            let selection = gateway::replay::Selection {
+                object,
+                record,
+                from: from.as_deref().map(gateway::replay::Bound::parse).transpose()?,
+                to: to.as_deref().map(gateway::replay::Bound::parse).transpose()?,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let count = gateway::replay::replay(store, &selection, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
+            tracing::info!(events = count, "replayed");
         }
         Commands::Migrate { database_url } => {
             commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;

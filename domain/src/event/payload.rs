@@ -71,6 +71,25 @@ impl EventPayload {
         }
     }
 
+    /// The payload as JSON (for replay exports and diagnostics).
+    pub fn to_json(&self) -> serde_json::Value {
+        use crate::value::record_to_json;
+        use serde_json::json;
+        match self {
+            EventPayload::RecordCreated(e) => json!({"object": e.object, "id": e.id, "record": record_to_json(&e.record)}),
+            EventPayload::RecordUpdated(e) => {
+                json!({"object": e.object, "id": e.id, "changes": e.changes.iter().map(|c| json!({"field": c.field, "oldValue": c.old.to_json(), "newValue": c.new.to_json()})).collect::<Vec<_>>()})
+            }
+            EventPayload::RecordDeleted(e) => json!({"object": e.object, "id": e.id, "previous": record_to_json(&e.previous)}),
+            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => json!({
+                "name": e.name,
+                "namespace": e.namespace,
+                "definition": serde_json::from_str::<serde_json::Value>(&e.definition).unwrap_or(serde_json::Value::Null),
+            }),
+            EventPayload::ObjectRemoved(e) => json!({"name": e.name}),
+        }
+    }
+
     /// The object the event is about.
     pub fn object(&self) -> &str {
         match self {
