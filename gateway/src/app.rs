@@ -26,6 +26,9 @@ pub struct System {
     pub audit: ProjectionHandle,
     pub audit_model: Arc<std::sync::RwLock<AuditModel>>,
     pub read_wait: Duration,
+    /// Rebuilds by projection name: swaps done so far, and the progress of the last one.
+    #[allow(clippy::type_complexity)]
+    pub rebuilds: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<tokio::sync::watch::Receiver<projections::rebuild::Progress>>)>>,
     /// The loaded app's display name.
     pub app_name: String,
 }
@@ -84,5 +87,5 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
-    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, app_name }))
+    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, rebuilds: Default::default(), app_name }))
 }

@@ -31,6 +31,9 @@ pub struct Settings {
 /// merged: files with `manifest`/`objects`/`data` contribute those keys, and a
 /// file holding one object definition (`name` + `fields`) is added to `objects`.
 pub fn read_app(path: &Path) -> anyhow::Result<Json> {
+    if !path.exists() {
+        anyhow::bail!("the app {} does not exist (give a JSON file or a folder of JSON files)", path.display());
+    }
     if path.is_file() {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()));

@@ -9,6 +9,7 @@
 //! [`server::serve`] serves it on a listener the caller owns until the caller's
 //! shutdown future resolves.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod error;

@@ -58,11 +58,37 @@ enum Commands {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Projections of a running server: status, and live rebuilds.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
     /// Apply the PostgreSQL migrations (also done by `serve` at start) and exit.
     Migrate {
         /// PostgreSQL URL.
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionAction {
+    /// Each projection's version, position, lag and state.
+    Status {
+        /// The running server.
+        #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Rebuild projections from the log while the server keeps serving, then swap them in.
+    Rebuild {
+        /// A projection name (query, audit).
+        name: Option<String>,
+        /// Rebuild every projection.
+        #[arg(long)]
+        all: bool,
+        /// The running server.
+        #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
     },
 }
 
@@ -88,8 +114,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Errors are printed as one readable chain (no backtrace) and exit with status 1.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -128,6 +171,15 @@ async fn main() -> anyhow::Result<()> {
             let count = gateway::replay::replay(store, &selection, &mut out).await?;
             std::io::Write::flush(&mut out)?;
             tracing::info!(events = count, "replayed");
+        }
+        Commands::Projections { action: ProjectionAction::Status { server } } => gateway::admin::status(&server).await?,
+        Commands::Projections { action: ProjectionAction::Rebuild { name, all, server } } => {
+            let names: Vec<String> = match (name, all) {
+                (Some(name), false) => vec![name],
+                (None, true) => vec!["query".into(), "audit".into()],
+                _ => anyhow::bail!("name one projection (query, audit) or pass --all"),
+            };
+            gateway::admin::rebuild(&server, &names).await?;
         }
         Commands::Migrate { database_url } => {
             commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;

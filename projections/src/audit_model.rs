@@ -90,6 +90,18 @@ impl AuditModel {
         self.checkpoint
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn advance(&mut self, position: u64) {
+        self.checkpoint = self.checkpoint.max(position);
+    }
+
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = self.checkpoint.max(envelope.position);
         let (event_type, target_type, target_id, changes) = match payload {

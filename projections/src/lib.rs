@@ -9,6 +9,7 @@
 //!   indexes generated from metadata), checkpoint committed with the data.
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
 //! - [`as_of`]: the query model as of a past position or time, folded from the log.
+//! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
 //! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
 //!
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
@@ -19,6 +20,7 @@ pub mod audit_model;
 pub mod pg_model;
 pub mod query_model;
 pub mod reader;
+pub mod rebuild;
 pub mod runner;
 
 use std::sync::{Arc, RwLock};
@@ -34,6 +36,16 @@ pub use runner::{Projection, ProjectionError, ProjectionHandle};
 pub fn memory_projection() -> (MemoryProjection, QueryReader) {
     let model = Arc::new(RwLock::new(QueryModel::default()));
     (MemoryProjection { model: model.clone() }, QueryReader::Memory(model))
+}
+
+impl QueryReader {
+    /// The shared in-process model, when this reader has one (for rebuilds).
+    pub fn memory_model(&self) -> Option<Arc<RwLock<QueryModel>>> {
+        match self {
+            QueryReader::Memory(model) => Some(model.clone()),
+            QueryReader::Postgres(_) => None,
+        }
+    }
 }
 
 /// Applies batches to the shared in-process model under its write lock.

@@ -5,6 +5,7 @@ mod batch;
 mod data;
 mod discovery;
 mod meta;
+mod projections;
 mod support;
 
 use std::sync::Arc;
@@ -36,6 +37,9 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/data/{object}/{id}", get(data::get_one).patch(data::update).delete(data::delete))
         .route("/api/v1/data/{object}/{id}/history", get(audit::history))
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/projections", get(projections::list))
+        .route("/api/v1/projections/{name}", get(projections::one))
+        .route("/api/v1/projections/{name}/rebuild", post(projections::start_rebuild))
         .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::ValidationError, "method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)

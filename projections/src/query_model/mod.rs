@@ -62,6 +62,13 @@ impl QueryModel {
         self.checkpoint
     }
 
+    /// Rows per object, to compare two copies of the model.
+    pub fn row_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self.tables.iter().map(|(name, table)| (name.clone(), table.row_count())).collect();
+        counts.sort();
+        counts
+    }
+
     /// Moves the checkpoint past events that carried nothing for this model.
     pub(crate) fn advance(&mut self, position: u64) {
         self.checkpoint = self.checkpoint.max(position);

@@ -1,0 +1,91 @@
+//! `objectstack projections status|rebuild`: talks to a running server's
+//! projection routes (a live rebuild needs the server that serves the model).
+//! A minimal HTTP/1.0 client: one request per connection, JSON bodies only.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value as Json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends one request; returns the status and the JSON body.
+pub async fn request(server: &str, method: &str, path: &str) -> anyhow::Result<(u16, Json)> {
+    let authority = server.trim_start_matches("http://").trim_end_matches('/');
+    if server.starts_with("https://") {
+        bail!("https is not supported by this command; use the plain http address of the server");
+    }
+    let mut stream =
+        tokio::net::TcpStream::connect(authority).await.with_context(|| format!("no server answers at {server} (is `objectstack serve` running?)"))?;
+    let host = authority.split('/').next().unwrap_or(authority);
+    stream.write_all(format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\nAccept: application/json\r\n\r\n").as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("malformed HTTP status line")?;
+    let json = serde_json::from_str(body).unwrap_or(Json::Null);
+    Ok((status, json))
+}
+
+fn error_message(body: &Json) -> String {
+    body["message"].as_str().or(body["error"]["message"].as_str()).unwrap_or("unexpected answer").to_string()
+}
+
+/// Prints each projection's version, position, lag and state.
+pub async fn status(server: &str) -> anyhow::Result<()> {
+    let (code, body) = request(server, "GET", "/api/v1/projections").await?;
+    if code != 200 {
+        bail!("{}", error_message(&body));
+    }
+    println!("{:<8} {:>7} {:<8} {:>10} {:>10} {:>6}  state", "name", "version", "store", "position", "head", "lag");
+    for p in body["data"]["projections"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {:>7} {:<8} {:>10} {:>10} {:>6}  {}",
+            p["name"].as_str().unwrap_or(""),
+            p["version"],
+            p["store"].as_str().unwrap_or(""),
+            p["position"],
+            p["head"],
+            p["lag"],
+            p["state"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Starts live rebuilds and shows their progress (events/s, ETA) until each is swapped in.
+pub async fn rebuild(server: &str, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        let (code, body) = request(server, "POST", &format!("/api/v1/projections/{name}/rebuild")).await?;
+        if code != 202 {
+            bail!("{name}: {}", error_message(&body));
+        }
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (_, body) = request(server, "GET", &format!("/api/v1/projections/{name}")).await?;
+            let rebuild = &body["data"]["rebuild"];
+            let applied = rebuild["applied"].as_u64().unwrap_or(0);
+            let head = rebuild["head"].as_u64().unwrap_or(0).max(applied);
+            let rate = rebuild["eventsPerSecond"].as_f64().unwrap_or(0.0);
+            let eta = if rate > 0.0 { (head - applied) as f64 / rate } else { 0.0 };
+            let width = 30usize;
+            let filled = if head == 0 { width } else { (applied as usize * width) / head as usize };
+            eprint!(
+                "\r{name:<6} [{}{}] {applied}/{head} events  {rate:.0} events/s  ETA {eta:.1}s   ",
+                "#".repeat(filled),
+                " ".repeat(width - filled.min(width))
+            );
+            if rebuild["done"] == Json::Bool(true) {
+                let verdict = match rebuild["matchedLive"].as_bool() {
+                    Some(true) => "the rebuilt copy matched the live one",
+                    Some(false) => "the rebuilt copy DIFFERED from the live one (the rebuilt copy is now served)",
+                    None => "the rebuilt copy was ahead of the live one at the swap",
+                };
+                eprintln!("\n{name}: swapped in after {:.1}s; {verdict}", started.elapsed().as_secs_f64());
+                break;
+            }
+        }
+    }
+    Ok(())
+}

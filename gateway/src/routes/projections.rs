@@ -1,0 +1,106 @@
+//! Projection status and live rebuilds: `GET /api/v1/projections`,
+//! `POST /api/v1/projections/{name}/rebuild` (answers 202 and rebuilds in the
+//! background; readers keep being served and switch at one position).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json as JsonResponse;
+use domain::ErrorCode;
+use projections::rebuild::{rebuild, Progress};
+use serde_json::{json, Value as Json};
+use tokio::sync::watch;
+
+use super::support::ok;
+use crate::app::System;
+use crate::error::ApiError;
+
+const NAMES: [&str; 2] = ["query", "audit"];
+
+fn status_of(system: &System, name: &str) -> Json {
+    let head = *system.commands.store().head().borrow();
+    let handle = if name == "query" { &system.query } else { &system.audit };
+    let position = handle.checkpoint();
+    let rebuilds = system.rebuilds.lock().expect("rebuilds lock");
+    let (generation, progress) = rebuilds.get(name).cloned().unwrap_or((0, None));
+    let progress: Option<Progress> = progress.map(|rx| rx.borrow().clone());
+    let rebuilding = progress.as_ref().is_some_and(|p| !p.done);
+    let store = match (&system.reader, name) {
+        (projections::QueryReader::Postgres(_), "query") => "postgres",
+        _ => "memory",
+    };
+    json!({
+        "name": name,
+        "version": generation + 1,
+        "store": store,
+        "position": position,
+        "head": head,
+        "lag": head.saturating_sub(position),
+        "state": if rebuilding { "rebuilding" } else if position >= head { "live" } else { "catching_up" },
+        "rebuild": progress.map(|p| json!({
+            "applied": p.applied, "head": p.head, "eventsPerSecond": p.events_per_second.round(), "done": p.done, "matchedLive": p.matched_live,
+        })),
+    })
+}
+
+pub(crate) async fn list(State(system): State<Arc<System>>) -> JsonResponse<Json> {
+    let all: Vec<Json> = NAMES.iter().map(|n| status_of(&system, n)).collect();
+    JsonResponse(ok(json!({"projections": all})))
+}
+
+fn known(name: &str) -> Result<(), ApiError> {
+    if NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::EndpointNotFound, format!("no projection named '{name}' (known: {})", NAMES.join(", "))))
+    }
+}
+
+pub(crate) async fn one(State(system): State<Arc<System>>, Path(name): Path<String>) -> Result<JsonResponse<Json>, ApiError> {
+    known(&name)?;
+    Ok(JsonResponse(ok(status_of(&system, &name))))
+}
+
+pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    known(&name)?;
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    {
+        let mut rebuilds = system.rebuilds.lock().expect("rebuilds lock");
+        let entry = rebuilds.entry(name.clone()).or_insert((0, None));
+        if entry.1.as_ref().is_some_and(|rx| !rx.borrow().done) {
+            return Err(ApiError::new(ErrorCode::ResourceConflict, format!("projection '{name}' is already being rebuilt")));
+        }
+        if name == "query" && system.reader.memory_model().is_none() {
+            return Err(ApiError::new(
+                ErrorCode::NotImplemented,
+                "live rebuilds of the PostgreSQL query model are not available yet; the in-process models can be rebuilt",
+            ));
+        }
+        entry.1 = Some(progress_rx);
+    }
+    let store = system.commands.store().clone();
+    let task_system = system.clone();
+    let task_name = name.clone();
+    tokio::spawn(async move {
+        let result = match task_name.as_str() {
+            "query" => match task_system.reader.memory_model() {
+                Some(model) => rebuild(store, model, progress_tx).await,
+                None => return,
+            },
+            _ => rebuild(store, task_system.audit_model.clone(), progress_tx).await,
+        };
+        match result {
+            Ok(matched) => {
+                let mut rebuilds = task_system.rebuilds.lock().expect("rebuilds lock");
+                if let Some(entry) = rebuilds.get_mut(&task_name) {
+                    entry.0 += 1;
+                }
+                tracing::info!(projection = %task_name, ?matched, "projection rebuilt and swapped in");
+            }
+            Err(error) => tracing::error!(projection = %task_name, %error, "projection rebuild failed; the live copy stays"),
+        }
+    });
+    Ok((StatusCode::ACCEPTED, JsonResponse(ok(status_of(&system, &name)))).into_response())
+}

@@ -1,0 +1,129 @@
+//! Rebuilding an in-process read model from the log while it stays live.
+//!
+//! A fresh copy is folded from position 0 while the live copy keeps serving
+//! and following. When the copy has caught up, the swap happens under the live
+//! copy's write lock, and only if the copy has applied at least everything the
+//! live one has: readers switch at one position, and the runner (which skips
+//! events at or below the checkpoint) goes on without a gap or a duplicate.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use commands::store::EventStore;
+use domain::event::codec::decode_envelope_payload;
+use domain::event::{EventEnvelope, EventPayload, Upcasters};
+use tokio::sync::watch;
+
+use crate::audit_model::AuditModel;
+use crate::query_model::QueryModel;
+use crate::reader::ReadError;
+
+/// A read model kept in process.
+pub trait MemoryModel: Default + Send + Sync + 'static {
+    fn checkpoint(&self) -> u64;
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload);
+    /// Moves the checkpoint past events that carried nothing for this model.
+    fn advance_to(&mut self, position: u64);
+    /// A summary of the contents, to compare two copies (object -> rows).
+    fn summary(&self) -> Vec<(String, usize)>;
+}
+
+impl MemoryModel for QueryModel {
+    fn checkpoint(&self) -> u64 {
+        QueryModel::checkpoint(self)
+    }
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply(envelope, payload);
+    }
+    fn advance_to(&mut self, position: u64) {
+        self.advance(position);
+    }
+    fn summary(&self) -> Vec<(String, usize)> {
+        self.row_counts()
+    }
+}
+
+impl MemoryModel for AuditModel {
+    fn checkpoint(&self) -> u64 {
+        AuditModel::checkpoint(self)
+    }
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply(envelope, payload);
+    }
+    fn advance_to(&mut self, position: u64) {
+        self.advance(position);
+    }
+    fn summary(&self) -> Vec<(String, usize)> {
+        vec![("entries".into(), self.len())]
+    }
+}
+
+/// Progress of a rebuild, published while it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub applied: u64,
+    pub head: u64,
+    pub events_per_second: f64,
+    pub done: bool,
+    /// Whether the rebuilt copy had the same contents as the live one at the
+    /// swap (`None` when the copy was ahead, so the two were not comparable).
+    pub matched_live: Option<bool>,
+}
+
+async fn fold_until<M: MemoryModel>(
+    store: &Arc<dyn EventStore>,
+    copy: &mut M,
+    target: u64,
+    started: Instant,
+    progress: &watch::Sender<Progress>,
+) -> Result<(), ReadError> {
+    let upcasters = Upcasters::default();
+    while copy.checkpoint() < target {
+        let batch = store.read_all(copy.checkpoint(), 20_000).await.map_err(|e| ReadError::Store(e.to_string()))?;
+        let Some(last) = batch.last().map(|e| e.position) else { break };
+        for envelope in &batch {
+            match decode_envelope_payload(envelope, &upcasters) {
+                Ok(payload) => copy.apply_event(envelope, &payload),
+                Err(error) => tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by"),
+            }
+        }
+        copy.advance_to(last);
+        let applied = copy.checkpoint();
+        let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        progress.send_modify(|p| {
+            p.applied = applied;
+            p.events_per_second = rate;
+        });
+    }
+    Ok(())
+}
+
+/// Rebuilds `live` from the log and swaps the copy in. Returns whether the
+/// copy matched the live model at the swap (see [`Progress::matched_live`]).
+pub async fn rebuild<M: MemoryModel>(store: Arc<dyn EventStore>, live: Arc<RwLock<M>>, progress: watch::Sender<Progress>) -> Result<Option<bool>, ReadError> {
+    let started = Instant::now();
+    let mut copy = M::default();
+    loop {
+        let head = *store.head().borrow();
+        progress.send_modify(|p| p.head = head);
+        fold_until(&store, &mut copy, head, started, &progress).await?;
+        let live_checkpoint = live.read().expect("model lock").checkpoint();
+        if copy.checkpoint() < live_checkpoint {
+            // The live copy moved on while we folded: catch up again.
+            fold_until(&store, &mut copy, live_checkpoint, started, &progress).await?;
+        }
+        let mut guard = live.write().expect("model lock");
+        if copy.checkpoint() < guard.checkpoint() {
+            continue;
+        }
+        // The copy may be ahead of the live one: the runner then skips what the copy already has.
+        let matched = (copy.checkpoint() == guard.checkpoint()).then(|| copy.summary() == guard.summary());
+        *guard = std::mem::take(&mut copy);
+        drop(guard);
+        progress.send_modify(|p| {
+            p.done = true;
+            p.matched_live = matched;
+        });
+        return Ok(matched);
+    }
+}
