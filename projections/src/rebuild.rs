@@ -21,7 +21,7 @@ use crate::reader::ReadError;
 /// A read model kept in process.
 pub trait MemoryModel: Default + Send + Sync + 'static {
     fn checkpoint(&self) -> u64;
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload);
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload);
     /// Moves the checkpoint past events that carried nothing for this model.
     fn advance_to(&mut self, position: u64);
     /// A summary of the contents, to compare two copies (object -> rows).
@@ -32,8 +32,8 @@ impl MemoryModel for QueryModel {
     fn checkpoint(&self) -> u64 {
         QueryModel::checkpoint(self)
     }
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
-        self.apply(envelope, payload);
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
+        self.apply_owned(envelope, payload);
     }
     fn advance_to(&mut self, position: u64) {
         self.advance(position);
@@ -47,8 +47,8 @@ impl MemoryModel for AuditModel {
     fn checkpoint(&self) -> u64 {
         AuditModel::checkpoint(self)
     }
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
-        self.apply(envelope, payload);
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
+        self.apply(envelope, &payload);
     }
     fn advance_to(&mut self, position: u64) {
         self.advance(position);
@@ -83,7 +83,7 @@ async fn fold_until<M: MemoryModel>(
         let Some(last) = batch.last().map(|e| e.position) else { break };
         for envelope in &batch {
             match decode_envelope_payload(envelope, &upcasters) {
-                Ok(payload) => copy.apply_event(envelope, &payload),
+                Ok(payload) => copy.apply_event(envelope, payload),
                 Err(error) => tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by"),
             }
         }

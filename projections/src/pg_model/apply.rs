@@ -46,12 +46,29 @@ impl Projection for PgProjection {
         let tx = client.transaction().await.map_err(store_error)?;
         let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(store_error)?.get(0);
         let mut catalog = self.catalog.read().expect("catalog lock").clone();
+        // Consecutive creates of one object go in one multi-row insert (a rebuild is mostly creates).
+        let mut creates: Option<(String, Vec<String>, Vec<String>)> = None;
         for (envelope, payload) in batch {
             if envelope.position as i64 <= from {
                 continue;
             }
+            if let EventPayload::RecordCreated(e) = payload {
+                match creates.as_mut() {
+                    Some((object, ids, rows)) if *object == e.object => {
+                        ids.push(e.id.clone());
+                        rows.push(record_to_json(&e.record).to_string());
+                    }
+                    _ => {
+                        flush_creates(&tx, creates.take()).await?;
+                        creates = Some((e.object.clone(), vec![e.id.clone()], vec![record_to_json(&e.record).to_string()]));
+                    }
+                }
+                continue;
+            }
+            flush_creates(&tx, creates.take()).await?;
             apply_one(&tx, &mut catalog, payload).await?;
         }
+        flush_creates(&tx, creates.take()).await?;
         if (up_to as i64) > from {
             tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(up_to as i64)]).await.map_err(store_error)?;
         }
@@ -64,12 +81,21 @@ impl Projection for PgProjection {
     }
 }
 
+async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
+    let Some((object, ids, rows)) = creates else { return Ok(()) };
+    let sql = format!(
+        "INSERT INTO {} (id, data) SELECT id, data::jsonb FROM unnest($1::text[], $2::text[]) AS t(id, data) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
+        table(&object)
+    );
+    let statement = tx.prepare_cached(&sql).await.map_err(store_error)?;
+    tx.execute(&statement, &[&ids, &rows]).await.map_err(store_error)?;
+    Ok(())
+}
+
 async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalog, payload: &EventPayload) -> Result<(), ProjectionError> {
     match payload {
         EventPayload::RecordCreated(e) => {
-            let sql = format!("INSERT INTO {} (id, data) VALUES ($1, ($2::text)::jsonb) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data", table(&e.object));
-            let data = record_to_json(&e.record).to_string();
-            tx.execute(&sql, &[&e.id, &data]).await.map_err(store_error)?;
+            flush_creates(tx, Some((e.object.clone(), vec![e.id.clone()], vec![record_to_json(&e.record).to_string()]))).await?;
         }
         EventPayload::RecordUpdated(e) => {
             let mut set = Map::new();
@@ -83,10 +109,12 @@ async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalo
                 }
             }
             let sql = format!("UPDATE {} SET data = (data || ($2::text)::jsonb) - ($3::text[]) WHERE id = $1", table(&e.object));
-            tx.execute(&sql, &[&e.id, &Json::Object(set).to_string(), &removed]).await.map_err(store_error)?;
+            let statement = tx.prepare_cached(&sql).await.map_err(store_error)?;
+            tx.execute(&statement, &[&e.id, &Json::Object(set).to_string(), &removed]).await.map_err(store_error)?;
         }
         EventPayload::RecordDeleted(e) => {
-            tx.execute(&format!("DELETE FROM {} WHERE id = $1", table(&e.object)), &[&e.id]).await.map_err(store_error)?;
+            let statement = tx.prepare_cached(&format!("DELETE FROM {} WHERE id = $1", table(&e.object))).await.map_err(store_error)?;
+            tx.execute(&statement, &[&e.id]).await.map_err(store_error)?;
         }
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {
             evolve_catalog(catalog, payload).map_err(store_error)?;

@@ -74,6 +74,17 @@ impl QueryModel {
         self.checkpoint = self.checkpoint.max(position);
     }
 
+    /// Applies one event it may keep (no copy of the record): the rebuild path.
+    pub fn apply_owned(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
+        match payload {
+            EventPayload::RecordCreated(e) => {
+                self.checkpoint = envelope.position;
+                self.table(&e.object).put(e.id, e.record);
+            }
+            other => self.apply(envelope, &other),
+        }
+    }
+
     /// Applies one event (the caller skips events at or below the checkpoint).
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = envelope.position;

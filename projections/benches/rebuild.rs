@@ -1,0 +1,118 @@
+//! Rebuild benchmark: folding a log of N record events into a fresh read
+//! model, in process (query and audit models) and into PostgreSQL tables.
+//! Run with `ops/bench rebuild`. `BENCH_EVENTS` (default 1,000,000) sets the
+//! in-process log size; the PostgreSQL run uses a tenth of it.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
+use domain::event::codec::{decode_envelope_payload, encode_payload};
+use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated, Upcasters};
+use domain::value::{Record, Value};
+use projections::audit_model::AuditModel;
+use projections::rebuild::{rebuild, Progress};
+use projections::{Projection, QueryModel};
+
+fn envelope(payload: &EventPayload) -> EventEnvelope {
+    let (event_type, schema_version, bytes) = encode_payload(payload);
+    EventEnvelope {
+        position: 0,
+        stream: String::new(),
+        stream_version: 0,
+        event_id: *uuid::Uuid::now_v7().as_bytes(),
+        event_type: event_type.into(),
+        schema_version,
+        occurred_at: 1_700_000_000_000_000,
+        actor: "bench".into(),
+        tenant: "default".into(),
+        correlation_id: [0; 16],
+        causation_id: None,
+        idempotency_key: None,
+        payload: bytes,
+    }
+}
+
+async fn fill(store: &Arc<dyn EventStore>, events: u64) {
+    let definition = serde_json::json!({"name": "item", "fields": {
+        "title": {"type": "text"}, "status": {"type": "select", "options": [{"label": "Open", "value": "open"}, {"label": "Done", "value": "done"}]},
+        "amount": {"type": "number"}}});
+    let defined = EventPayload::ObjectDefined(ObjectDefined { name: "item".into(), namespace: None, definition: definition.to_string() });
+    let first = AppendRequest {
+        streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(&defined)] }],
+        idempotency_key: None,
+    };
+    store.append(first).await.expect("define");
+    let mut n = 0u64;
+    while n < events {
+        let mut streams = Vec::with_capacity(1000);
+        for _ in 0..1000.min(events - n) {
+            let mut record = Record::new();
+            record.insert("id".into(), Value::Text(format!("i{n:08}")));
+            record.insert("title".into(), Value::Text(format!("item {n}")));
+            record.insert("status".into(), Value::Text(if n % 2 == 0 { "open" } else { "done" }.into()));
+            record.insert("amount".into(), Value::Int((n % 1000) as i64));
+            let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
+            streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(&created)] });
+            n += 1;
+        }
+        store.append(AppendRequest { streams, idempotency_key: None }).await.expect("append");
+    }
+}
+
+async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore>, label: &str) {
+    let live = Arc::new(RwLock::new(M::default()));
+    let (progress, _rx) = tokio::sync::watch::channel(Progress::default());
+    let started = Instant::now();
+    rebuild(store.clone(), live.clone(), progress).await.expect("rebuild");
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = live.read().expect("lock").checkpoint();
+    let rate = events as f64 / elapsed;
+    println!("  {label:<40} {events:>9} events  {elapsed:>7.2}s  {rate:>12.0} events/s");
+}
+
+#[tokio::main]
+async fn main() {
+    let events: u64 = std::env::var("BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn EventStore> = Arc::new(open_embedded(dir.path()).expect("open"));
+    let started = Instant::now();
+    fill(&store, events).await;
+    println!("embedded log: {events} record events written in {:.1}s", started.elapsed().as_secs_f64());
+    memory::<QueryModel>(&store, "rebuild: in-process query model").await;
+    memory::<AuditModel>(&store, "rebuild: in-process audit model").await;
+    println!("  goal: >= 1000000 events/s into the embedded read model");
+
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut settings = PostgresSettings::new(url.clone());
+    settings.schema = Some(format!("bench_{}", uuid::Uuid::now_v7().simple()));
+    let pg = open_postgres(&settings).await.expect("postgres (ops/test starts it)");
+    let pool = pg.pool().clone();
+    let pg_store: Arc<dyn EventStore> = Arc::new(pg);
+    let pg_events = (events / 10).max(1);
+    fill(&pg_store, pg_events).await;
+    let (mut projection, _reader) = projections::pg_model::open(pool).await.expect("read model");
+    let upcasters = Upcasters::default();
+    let started = Instant::now();
+    let mut after = projection.checkpoint().await.expect("checkpoint");
+    loop {
+        let batch = pg_store.read_all(after, 2_000).await.expect("read");
+        let Some(last) = batch.last().map(|e| e.position) else { break };
+        let decoded: Vec<(EventEnvelope, EventPayload)> = batch
+            .into_iter()
+            .map(|e| {
+                let p = decode_envelope_payload(&e, &upcasters).expect("decode");
+                (e, p)
+            })
+            .collect();
+        projection.apply(&decoded, last).await.expect("apply");
+        after = last;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("postgres: {after} events");
+    println!("  {:<40} {after:>9} events  {elapsed:>7.2}s  {:>12.0} events/s", "rebuild: PostgreSQL query model", after as f64 / elapsed);
+    println!("  goal: >= 100000 events/s into PostgreSQL read models");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", settings.schema.unwrap_or_default())).await;
+}
