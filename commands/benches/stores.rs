@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
+use commands::store::{copy_into, open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
 use domain::event::EventEnvelope;
 
 fn event(n: u64) -> EventEnvelope {
@@ -95,9 +95,6 @@ async fn suite(store: Arc<dyn EventStore>) -> (f64, f64) {
 
 /// The baseline: raw binary COPY of the same rows into a table of the same shape.
 async fn raw_copy(settings: &PostgresSettings, rows: u64) -> f64 {
-    use futures_util::pin_mut;
-    use tokio_postgres::binary_copy::BinaryCopyInWriter;
-    use tokio_postgres::types::{ToSql, Type};
     let mut config: tokio_postgres::Config = settings.url.parse().expect("url");
     if let Some(schema) = &settings.schema {
         config.options(format!("-c search_path={schema}"));
@@ -105,58 +102,19 @@ async fn raw_copy(settings: &PostgresSettings, rows: u64) -> f64 {
     let (mut client, connection) = config.connect(tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
     client.batch_execute("CREATE TABLE IF NOT EXISTS copy_baseline (LIKE events INCLUDING ALL)").await.expect("table");
-    let events: Vec<EventEnvelope> = (0..rows).map(event).collect();
+    let events: Vec<EventEnvelope> = (0..rows)
+        .map(|n| {
+            let mut e = event(n);
+            e.position = n + 1;
+            e.stream = format!("copy-{}/x", n / 1000);
+            e.stream_version = n % 1000 + 1;
+            e
+        })
+        .collect();
+    let refs: Vec<&EventEnvelope> = events.iter().collect();
     let started = Instant::now();
     let tx = client.transaction().await.expect("tx");
-    let sink = tx
-        .copy_in("COPY copy_baseline (position, stream, stream_version, event_id, event_type, schema_version, occurred_at, actor, tenant, correlation_id, causation_id, idempotency_key, payload) FROM STDIN BINARY")
-        .await
-        .expect("copy");
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::INT8,
-        Type::BYTEA,
-        Type::TEXT,
-        Type::INT2,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::BYTEA,
-        Type::BYTEA,
-        Type::TEXT,
-        Type::BYTEA,
-    ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    for (n, e) in events.iter().enumerate() {
-        let position = n as i64 + 1;
-        let stream = format!("copy-{}/x", n / 1000);
-        let version = (n % 1000) as i64 + 1;
-        let schema_version = 1i16;
-        let event_id: &[u8] = &e.event_id;
-        let correlation: &[u8] = &e.correlation_id;
-        let causation: Option<&[u8]> = None;
-        let key: Option<String> = None;
-        let payload: &[u8] = &e.payload;
-        let row: [&(dyn ToSql + Sync); 13] = [
-            &position,
-            &stream,
-            &version,
-            &event_id,
-            &e.event_type,
-            &schema_version,
-            &e.occurred_at,
-            &e.actor,
-            &e.tenant,
-            &correlation,
-            &causation,
-            &key,
-            &payload,
-        ];
-        writer.as_mut().write(&row).await.expect("row");
-    }
-    writer.finish().await.expect("finish");
+    copy_into(&tx, "copy_baseline", &refs).await.expect("copy");
     tx.commit().await.expect("commit");
     let rate = rows as f64 / started.elapsed().as_secs_f64();
     println!("  {:<34} {rows:>9} events  {rate:>12.0} events/s", "raw binary COPY (baseline)");

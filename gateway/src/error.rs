@@ -15,7 +15,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field_errors: Vec<FieldError>,
-    pub details: Option<Json>,
+    /// Boxed: a JSON value is large, and errors travel in `Result`s.
+    pub details: Option<Box<Json>>,
     /// Overrides the status the code maps to (413, 415, 405 for transport errors).
     pub status: Option<StatusCode>,
 }
@@ -74,7 +75,7 @@ impl ApiError {
                 Json::Array(self.field_errors.iter().map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message})).collect());
         }
         if let Some(details) = &self.details {
-            error["details"] = details.clone();
+            error["details"] = (**details).clone();
         }
         error
     }
@@ -94,7 +95,7 @@ impl From<CommandError> for ApiError {
                 code: ErrorCode::ConcurrentModification,
                 message: format!("the record changed: expected version {expected}, current version {actual}"),
                 field_errors: Vec::new(),
-                details: Some(json!({"expectedVersion": expected, "currentVersion": actual})),
+                details: Some(Box::new(json!({"expectedVersion": expected, "currentVersion": actual}))),
                 status: None,
             },
             CommandError::Store(store) => store.into(),

@@ -6,13 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use async_trait::async_trait;
 use domain::event::{EventEnvelope, EventPayload};
 use domain::value::{Record, Value};
 use domain::Timestamp;
 use serde_json::{json, Value as Json};
 
-use crate::runner::{Projection, ProjectionError};
+use crate::InProcess;
 
 /// One audited change.
 #[derive(Debug, Clone)]
@@ -154,35 +153,7 @@ impl AuditModel {
     }
 }
 
-/// The audit model as a projection.
-pub struct AuditProjection {
-    model: Arc<RwLock<AuditModel>>,
-}
-
 /// A new audit projection and the shared model its readers query.
-pub fn audit_projection() -> (AuditProjection, Arc<RwLock<AuditModel>>) {
-    let model = Arc::new(RwLock::new(AuditModel::default()));
-    (AuditProjection { model: model.clone() }, model)
-}
-
-#[async_trait]
-impl Projection for AuditProjection {
-    fn name(&self) -> &str {
-        "audit"
-    }
-
-    async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
-        Ok(self.model.read().expect("audit lock").checkpoint())
-    }
-
-    async fn apply(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
-        let mut model = self.model.write().expect("audit lock");
-        for (envelope, payload) in batch {
-            if envelope.position > model.checkpoint() {
-                model.apply(envelope, payload);
-            }
-        }
-        model.checkpoint = model.checkpoint.max(up_to);
-        Ok(())
-    }
+pub fn audit_projection() -> (InProcess<AuditModel>, Arc<RwLock<AuditModel>>) {
+    InProcess::new("audit")
 }

@@ -30,12 +30,13 @@ use domain::event::{EventEnvelope, EventPayload};
 
 pub use query_model::{QueryModel, QueryOutput, Viewer};
 pub use reader::{QueryReader, ReadError};
+pub use rebuild::MemoryModel;
 pub use runner::{Projection, ProjectionError, ProjectionHandle};
 
 /// The in-process query model as a projection, and its reader.
-pub fn memory_projection() -> (MemoryProjection, QueryReader) {
-    let model = Arc::new(RwLock::new(QueryModel::default()));
-    (MemoryProjection { model: model.clone() }, QueryReader::Memory(model))
+pub fn memory_projection() -> (InProcess<QueryModel>, QueryReader) {
+    let (projection, model) = InProcess::new("query");
+    (projection, QueryReader::Memory(model))
 }
 
 impl QueryReader {
@@ -48,29 +49,39 @@ impl QueryReader {
     }
 }
 
-/// Applies batches to the shared in-process model under its write lock.
-pub struct MemoryProjection {
-    model: Arc<RwLock<QueryModel>>,
+/// An in-process model as a projection: batches are applied under the
+/// model's write lock, which readers share.
+pub struct InProcess<M> {
+    name: &'static str,
+    model: Arc<RwLock<M>>,
+}
+
+impl<M: MemoryModel> InProcess<M> {
+    /// A new, empty model and the projection that feeds it.
+    pub fn new(name: &'static str) -> (InProcess<M>, Arc<RwLock<M>>) {
+        let model = Arc::new(RwLock::new(M::default()));
+        (InProcess { name, model: model.clone() }, model)
+    }
 }
 
 #[async_trait]
-impl Projection for MemoryProjection {
+impl<M: MemoryModel> Projection for InProcess<M> {
     fn name(&self) -> &str {
-        "query"
+        self.name
     }
 
     async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
-        Ok(self.model.read().expect("query model lock").checkpoint())
+        Ok(self.model.read().expect("model lock").checkpoint())
     }
 
     async fn apply(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
-        let mut model = self.model.write().expect("query model lock");
+        let mut model = self.model.write().expect("model lock");
         for (envelope, payload) in batch {
             if envelope.position > model.checkpoint() {
-                model.apply(envelope, payload);
+                model.apply_ref(envelope, payload);
             }
         }
-        model.advance(up_to);
+        model.advance_to(up_to);
         Ok(())
     }
 }

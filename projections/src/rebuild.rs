@@ -21,7 +21,10 @@ use crate::reader::ReadError;
 /// A read model kept in process.
 pub trait MemoryModel: Default + Send + Sync + 'static {
     fn checkpoint(&self) -> u64;
+    /// Applies an event it may keep (the rebuild path).
     fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload);
+    /// Applies an event shared with other projections (the live path).
+    fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload);
     /// Moves the checkpoint past events that carried nothing for this model.
     fn advance_to(&mut self, position: u64);
     /// A summary of the contents, to compare two copies (object -> rows).
@@ -34,6 +37,9 @@ impl MemoryModel for QueryModel {
     }
     fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
         self.apply_owned(envelope, payload);
+    }
+    fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply(envelope, payload);
     }
     fn advance_to(&mut self, position: u64) {
         self.advance(position);
@@ -49,6 +55,9 @@ impl MemoryModel for AuditModel {
     }
     fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
         self.apply(envelope, &payload);
+    }
+    fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply(envelope, payload);
     }
     fn advance_to(&mut self, position: u64) {
         self.advance(position);

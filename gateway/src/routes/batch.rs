@@ -245,7 +245,7 @@ pub(crate) async fn create_many(
     if payload["success"] != json!(true) {
         let first = payload["results"].as_array().and_then(|r| r.iter().find(|e| e["success"] == json!(false))).cloned().unwrap_or(Json::Null);
         let mut error = ApiError::new(ErrorCode::ValidationError, format!("createMany failed: {}", first["error"].as_str().unwrap_or("a record was refused")));
-        error.details = Some(first);
+        error.details = Some(Box::new(first));
         return Err(error);
     }
     let records: Vec<Json> = payload["results"].as_array().into_iter().flatten().map(|r| r["record"].clone()).collect();

@@ -23,6 +23,7 @@ use tokio_postgres::NoTls;
 
 pub use self::migrate::MIGRATIONS;
 use self::rows::{envelope_from_row, SELECT_EVENTS};
+pub use self::writer::copy_into;
 use self::writer::Job;
 use super::{check_request, AppendRequest, Committed, EventStore};
 use crate::error::StoreError;

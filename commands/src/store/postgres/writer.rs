@@ -128,10 +128,14 @@ async fn commit_batch(
 }
 
 async fn copy_events(tx: &tokio_postgres::Transaction<'_>, events: &[&EventEnvelope]) -> Result<(), StoreError> {
-    let sink = tx
-        .copy_in("COPY events (position, stream, stream_version, event_id, event_type, schema_version, occurred_at, actor, tenant, correlation_id, causation_id, idempotency_key, payload) FROM STDIN BINARY")
-        .await
-        .map_err(pg_error)?;
+    copy_into(tx, "events", events).await
+}
+
+/// Binary COPY of envelopes into a table shaped like `events` (also the
+/// benchmark's raw-COPY baseline, so both measure the same encoding).
+pub async fn copy_into(tx: &tokio_postgres::Transaction<'_>, table: &str, events: &[&EventEnvelope]) -> Result<(), StoreError> {
+    let sql = format!("COPY {table} (position, stream, stream_version, event_id, event_type, schema_version, occurred_at, actor, tenant, correlation_id, causation_id, idempotency_key, payload) FROM STDIN BINARY");
+    let sink = tx.copy_in(&sql).await.map_err(pg_error)?;
     let types = [
         Type::INT8,
         Type::TEXT,
