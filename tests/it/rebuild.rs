@@ -68,6 +68,10 @@ async fn rebuild_under_write_load_loses_nothing() {
     assert_eq!(live.body["data"]["records"], folded.body["data"]["records"], "the rebuilt model equals a fresh fold of the log");
     let audit = api.call("GET", "/api/v1/audit?object=order&eventType=data.create&limit=1", None, &[]).await;
     assert_eq!(audit.body["data"]["total"], json!(400));
+    let metrics = api.call("GET", "/metrics", None, &[]).await;
+    let text = metrics.body["raw"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("objectstack_projection_lag{projection=\"query\"} 0"), "{text}");
+    assert!(text.contains(&format!("objectstack_log_head {head}")), "{text}");
     let unknown = api.call("POST", "/api/v1/projections/nothing/rebuild", None, &[]).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let _: Json = unknown.body;

@@ -38,6 +38,7 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/data/{object}/{id}/history", get(audit::history))
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/projections", get(projections::list))
+        .route("/metrics", get(projections::metrics))
         .route("/api/v1/projections/{name}", get(projections::one))
         .route("/api/v1/projections/{name}/rebuild", post(projections::start_rebuild))
         .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })

@@ -45,6 +45,26 @@ fn status_of(system: &System, name: &str) -> Json {
     })
 }
 
+/// Prometheus text: the log head and each projection's position, lag and version.
+pub(crate) async fn metrics(State(system): State<Arc<System>>) -> impl IntoResponse {
+    let mut out = String::new();
+    let head = *system.commands.store().head().borrow();
+    out.push_str("# HELP objectstack_log_head Last committed log position known to this node.\n# TYPE objectstack_log_head gauge\n");
+    out.push_str(&format!("objectstack_log_head {head}\n"));
+    let statuses: Vec<Json> = NAMES.iter().map(|n| status_of(&system, n)).collect();
+    for (metric, help, field) in [
+        ("objectstack_projection_position", "Last log position a projection applied.", "position"),
+        ("objectstack_projection_lag", "Events a projection is behind the log head.", "lag"),
+        ("objectstack_projection_version", "Generation of a projection (1 + live rebuilds swapped in).", "version"),
+    ] {
+        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
+        for status in &statuses {
+            out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), status[field]));
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
 pub(crate) async fn list(State(system): State<Arc<System>>) -> JsonResponse<Json> {
     let all: Vec<Json> = NAMES.iter().map(|n| status_of(&system, n)).collect();
     JsonResponse(ok(json!({"projections": all})))
