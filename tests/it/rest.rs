@@ -41,6 +41,10 @@ const APP: &str = r#"{
 }"#;
 
 pub(crate) async fn api(postgres: bool) -> Api {
+    api_with_wait(postgres, Duration::from_secs(5)).await
+}
+
+pub(crate) async fn api_with_wait(postgres: bool, read_wait: Duration) -> Api {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
@@ -50,7 +54,7 @@ pub(crate) async fn api(postgres: bool) -> Api {
         let dir = tempfile::tempdir().unwrap();
         (Storage::Embedded(dir.path().to_path_buf()), Some(dir))
     };
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5) };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait };
     let system = start(&settings).await.unwrap();
     Api { system, _dir: dir }
 }
@@ -232,6 +236,25 @@ async fn lists_batches_and_metadata(postgres: bool) {
     let bad_put = api.call("PUT", "/api/v1/meta/object/order", Some(json!({"fields": {"x": {"type": "nope"}}})), &[]).await;
     assert_eq!(bad_put.status, StatusCode::BAD_REQUEST);
     assert!(bad_put.body["message"].as_str().unwrap().contains("field 'x'"), "{}", bad_put.body);
+}
+
+/// A read that asks for a position the node has not reached waits, bounded,
+/// then answers 504 `timeout` (retryable); one it has reached answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_position_waits_then_times_out() {
+    let api = api_with_wait(false, Duration::from_millis(200)).await;
+    let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": "t"})), &[]).await;
+    let position = created.headers["x-log-position"].to_str().unwrap().to_string();
+    let reached = api.call("GET", "/api/v1/data/order", None, &[("x-min-position", &position)]).await;
+    assert_eq!(reached.status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let future = api.call("GET", &format!("/api/v1/data/order?minPosition={}", 1_000_000), None, &[]).await;
+    assert_eq!(future.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_code(&future), "timeout");
+    assert_eq!(future.body["error"]["retryable"], json!(true));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let bad = api.call("GET", "/api/v1/data/order", None, &[("x-min-position", "soon")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
