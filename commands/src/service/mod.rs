@@ -146,15 +146,12 @@ impl CommandService {
             };
             let position = committed.last_position();
             for outcome in outcomes.iter_mut() {
-                let state = self.record_state(&outcome.object, &outcome.id);
+                // `outcome.record` is the state after the command, as planned (and now applied).
                 let own: Vec<_> = committed.events.iter().filter(|e| e.stream == outcome.stream).cloned().collect();
                 if let Some(last) = own.last() {
                     outcome.version = last.stream_version;
                 }
                 outcome.position = position;
-                if !outcome.id.is_empty() {
-                    outcome.record = state.record;
-                }
                 outcome.events = own;
             }
             if outcomes.len() == 1 {
