@@ -11,6 +11,7 @@
 //! Entry points: [`store::open_embedded`], [`store::open_postgres`],
 //! [`service::CommandService::start`], [`service::CommandService::execute`].
 
+pub mod clock;
 pub mod error;
 pub mod seed;
 pub mod service;

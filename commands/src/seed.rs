@@ -49,11 +49,7 @@ fn wrap(object: &str, index: usize) -> impl FnOnce(CommandError) -> SeedError {
 }
 
 fn content_key(object: &str, record: &Map<String, Json>) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in Json::Object(record.clone()).to_string().bytes() {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = domain::hash::fnv64(Json::Object(record.clone()).to_string().as_bytes());
     format!("seed:{object}:{hash:016x}")
 }
 

@@ -19,6 +19,7 @@
 pub mod error;
 pub mod event;
 pub mod formula;
+pub mod hash;
 pub mod metadata;
 pub mod query;
 pub mod record;

@@ -8,7 +8,6 @@ use commands::seed;
 use commands::service::CommandService;
 use commands::store::{open_embedded, open_postgres, EventStore};
 use domain::metadata::examples::TODO_APP;
-use domain::Timestamp;
 use projections::audit_model::{audit_projection, AuditModel};
 use projections::runner::{self, ProjectionHandle};
 use projections::{memory_projection, pg_model, QueryReader};
@@ -45,11 +44,6 @@ pub async fn open_store(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore
     })
 }
 
-fn now() -> Timestamp {
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
-    Timestamp::from_micros(micros)
-}
-
 /// Opens the store, folds the log, loads the app (definitions and seed data
 /// through commands), starts the query projection and waits until it has
 /// caught up with the log.
@@ -61,7 +55,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         None => serde_json::from_str(TODO_APP).context("the bundled todo app")?,
     };
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
-    let report = seed::load_app(&commands, &app, now()).await.context("loading the app's definitions and seed data")?;
+    let report = seed::load_app(&commands, &app, commands::clock::now()).await.context("loading the app's definitions and seed data")?;
     for skipped in &report.skipped {
         tracing::warn!(%skipped, "seed record skipped");
     }

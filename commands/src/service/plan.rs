@@ -1,8 +1,6 @@
 //! Turning a command into an append: decide against the write model, cascade
 //! deletes, build envelopes, reserve unique values.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventId, EventPayload, StreamId};
 use domain::metadata::{decide_metadata, DeleteBehavior};
@@ -29,10 +27,7 @@ fn expected(version: u64) -> ExpectedVersion {
     ExpectedVersion::Exact(version)
 }
 
-pub(crate) fn now() -> Timestamp {
-    let micros = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
-    Timestamp::from_micros(micros)
-}
+pub(crate) use crate::clock::now;
 
 fn new_id() -> EventId {
     uuid::Uuid::now_v7().into_bytes()

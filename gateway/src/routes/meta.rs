@@ -26,11 +26,7 @@ fn check_kind(kind: &str) -> Result<(), ApiError> {
 
 /// A strong ETag: a hash of the definition's JSON text.
 fn etag_of(definition: &Json) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in definition.to_string().bytes() {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = domain::hash::fnv64(definition.to_string().as_bytes());
     format!("\"{hash:016x}\"")
 }
 

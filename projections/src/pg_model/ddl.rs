@@ -26,11 +26,7 @@ fn index_name(object: &str, fields: &[String]) -> String {
     if name.len() <= 63 {
         return name;
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = domain::hash::fnv64(name.as_bytes());
     format!("rm_{}__{hash:016x}", &object[..object.len().min(40)])
 }
 

@@ -7,7 +7,6 @@ use deadpool_postgres::Pool;
 use domain::metadata::{Catalog, ObjectDef};
 use domain::query::{check_query, AggFunction, Aggregation, Query, SortOrder};
 use domain::value::{Record, Value};
-use domain::Timestamp;
 
 use super::sql::{self, Kind, Params};
 use super::table;
@@ -25,11 +24,6 @@ fn store(e: impl std::fmt::Display) -> ReadError {
     ReadError::Store(e.to_string())
 }
 
-fn now() -> Timestamp {
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
-    Timestamp::from_micros(micros)
-}
-
 fn parse_record(text: &str) -> Result<Record, ReadError> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(store)?;
     match domain::value::Value::from_json(&json) {
@@ -40,7 +34,7 @@ fn parse_record(text: &str) -> Result<Record, ReadError> {
 
 /// Formula fields are computed on read, from the row itself.
 fn with_formulas(object: &ObjectDef, record: Record) -> Record {
-    domain::formula::with_formula_fields(object, &record, now())
+    domain::formula::with_formula_fields(object, &record, commands::clock::now())
 }
 
 impl PgReader {

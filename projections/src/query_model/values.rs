@@ -7,18 +7,12 @@ use std::collections::HashMap;
 use domain::formula::{eval, RecordContext};
 use domain::metadata::{Catalog, FieldType, ObjectDef};
 use domain::value::{Record, Value};
-use domain::Timestamp;
 
 use super::table::Table;
 
 pub(crate) struct Resolver<'a> {
     pub catalog: &'a Catalog,
     pub tables: &'a HashMap<String, Table>,
-}
-
-fn now() -> Timestamp {
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
-    Timestamp::from_micros(micros)
 }
 
 impl Resolver<'_> {
@@ -31,7 +25,7 @@ impl Resolver<'_> {
         let field = object.field(first);
         let own = match field {
             Some(f) if f.field_type == FieldType::Formula => match &f.compiled_expression {
-                Some(expr) => eval(expr, &RecordContext { record, previous: None, now: now() }),
+                Some(expr) => eval(expr, &RecordContext { record, previous: None, now: commands::clock::now() }),
                 None => Value::Null,
             },
             _ => record.get(first).cloned().unwrap_or_default(),

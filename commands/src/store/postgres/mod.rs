@@ -94,11 +94,7 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
 
 /// The advisory lock that serialises position assignment, one per schema.
 fn lock_key(schema: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in format!("objectstack-events:{schema}").bytes() {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = domain::hash::fnv64(format!("objectstack-events:{schema}").as_bytes());
     hash as i64
 }
 
