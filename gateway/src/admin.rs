@@ -89,3 +89,34 @@ pub async fn rebuild(server: &str, names: &[String]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Rebuilds the PostgreSQL query model with the server stopped: drops its
+/// tables, then folds the whole log into fresh ones, showing progress.
+pub async fn rebuild_postgres_offline(settings: &commands::store::PostgresSettings) -> anyhow::Result<u64> {
+    use projections::Projection;
+    let store = commands::store::open_postgres(settings).await?;
+    let pool = store.pool().clone();
+    let store: std::sync::Arc<dyn commands::store::EventStore> = std::sync::Arc::new(store);
+    projections::pg_model::reset(&pool).await?;
+    let (mut projection, _reader) = projections::pg_model::open(pool).await?;
+    let head = *store.head().borrow();
+    let upcasters = domain::event::Upcasters::default();
+    let started = Instant::now();
+    let mut after = projection.checkpoint().await?;
+    loop {
+        let batch = store.read_all(after, 2_000).await?;
+        let Some(last) = batch.last().map(|e| e.position) else { break };
+        let mut decoded = Vec::with_capacity(batch.len());
+        for envelope in batch {
+            let payload = domain::event::codec::decode_envelope_payload(&envelope, &upcasters)?;
+            decoded.push((envelope, payload));
+        }
+        projection.apply(&decoded, last).await?;
+        after = last;
+        let rate = after as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        let eta = head.saturating_sub(after) as f64 / rate.max(1.0);
+        eprint!("\rquery (postgres) {after}/{head} events  {rate:.0} events/s  ETA {eta:.1}s   ");
+    }
+    eprintln!("\nquery (postgres): rebuilt {after} events in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(after)
+}

@@ -80,12 +80,16 @@ enum ProjectionAction {
         server: String,
     },
     /// Rebuild projections from the log while the server keeps serving, then swap them in.
+    /// With --database-url, rebuild the PostgreSQL query model offline (server stopped) instead.
     Rebuild {
         /// A projection name (query, audit).
         name: Option<String>,
         /// Rebuild every projection.
         #[arg(long)]
         all: bool,
+        /// Rebuild the PostgreSQL query model in this database, with the server stopped.
+        #[arg(long)]
+        database_url: Option<String>,
         /// The running server.
         #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
@@ -173,13 +177,19 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(events = count, "replayed");
         }
         Commands::Projections { action: ProjectionAction::Status { server } } => gateway::admin::status(&server).await?,
-        Commands::Projections { action: ProjectionAction::Rebuild { name, all, server } } => {
+        Commands::Projections { action: ProjectionAction::Rebuild { name, all, database_url, server } } => {
             let names: Vec<String> = match (name, all) {
                 (Some(name), false) => vec![name],
                 (None, true) => vec!["query".into(), "audit".into()],
                 _ => anyhow::bail!("name one projection (query, audit) or pass --all"),
             };
-            gateway::admin::rebuild(&server, &names).await?;
+            match database_url {
+                // Offline: only the query model lives in PostgreSQL; the audit model is rebuilt at every start.
+                Some(url) => {
+                    gateway::admin::rebuild_postgres_offline(&commands::store::PostgresSettings::new(url)).await?;
+                }
+                None => gateway::admin::rebuild(&server, &names).await?,
+            }
         }
         Commands::Migrate { database_url } => {
             commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;

@@ -45,15 +45,27 @@ pub(crate) async fn api(postgres: bool) -> Api {
 }
 
 pub(crate) async fn api_with_wait(postgres: bool, read_wait: Duration) -> Api {
-    let app_dir = tempfile::tempdir().unwrap();
-    let app_path = app_dir.path().join("app.json");
-    std::fs::write(&app_path, APP).unwrap();
     let (storage, dir) = if postgres {
         (Storage::Postgres(common::pg_settings()), None)
     } else {
         let dir = tempfile::tempdir().unwrap();
         (Storage::Embedded(dir.path().to_path_buf()), Some(dir))
     };
+    let mut api = api_with(storage, read_wait).await;
+    api._dir = dir;
+    api
+}
+
+/// A server on the given storage (a restart when the storage was used before).
+pub(crate) async fn api_on(storage: Storage) -> Api {
+    api_with(storage, Duration::from_secs(5)).await
+}
+
+async fn api_with(storage: Storage, read_wait: Duration) -> Api {
+    let app_dir = tempfile::tempdir().unwrap();
+    let app_path = app_dir.path().join("app.json");
+    std::fs::write(&app_path, APP).unwrap();
+    let dir = None;
     let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait };
     let system = start(&settings).await.unwrap();
     Api { system, _dir: dir }

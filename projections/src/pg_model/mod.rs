@@ -51,3 +51,17 @@ pub async fn open(pool: Pool) -> Result<(PgProjection, PgReader), ProjectionErro
 pub(crate) fn table(object: &str) -> String {
     format!("rm_{object}")
 }
+
+/// Drops the read model's tables and metadata and sets its checkpoint to 0,
+/// in one transaction: the next fold rebuilds it from the log (offline rebuild).
+pub async fn reset(pool: &Pool) -> Result<(), ProjectionError> {
+    let mut client = pool.get().await.map_err(store_error)?;
+    let tx = client.transaction().await.map_err(store_error)?;
+    let names: Vec<String> = tx.query("SELECT name FROM rm_objects", &[]).await.map_err(store_error)?.iter().map(|r| r.get(0)).collect();
+    for name in names {
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(&name))).await.map_err(store_error)?;
+    }
+    tx.execute("DELETE FROM rm_objects", &[]).await.map_err(store_error)?;
+    tx.execute("UPDATE rm_checkpoints SET position = 0 WHERE projection = 'query'", &[]).await.map_err(store_error)?;
+    tx.commit().await.map_err(store_error)
+}
