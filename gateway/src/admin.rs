@@ -100,7 +100,7 @@ pub async fn rebuild_postgres_offline(settings: &commands::store::PostgresSettin
     projections::pg_model::reset(&pool).await?;
     let (mut projection, _reader) = projections::pg_model::open(pool).await?;
     let head = *store.head().borrow();
-    let upcasters = domain::event::Upcasters::default();
+    let upcasters = domain::event::registry();
     let started = Instant::now();
     let mut after = projection.checkpoint().await?;
     loop {
@@ -108,7 +108,7 @@ pub async fn rebuild_postgres_offline(settings: &commands::store::PostgresSettin
         let Some(last) = batch.last().map(|e| e.position) else { break };
         let mut decoded = Vec::with_capacity(batch.len());
         for envelope in batch {
-            let payload = domain::event::codec::decode_envelope_payload(&envelope, &upcasters)?;
+            let payload = domain::event::codec::decode_envelope_payload(&envelope, upcasters)?;
             decoded.push((envelope, payload));
         }
         projection.apply(&decoded, last).await?;

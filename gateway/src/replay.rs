@@ -69,13 +69,13 @@ fn line(envelope: &EventEnvelope, upcasters: &Upcasters) -> anyhow::Result<serde
 
 /// Writes the selected events, oldest first, one JSON object per line. Returns how many.
 pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut dyn Write) -> anyhow::Result<u64> {
-    let upcasters = Upcasters::default();
+    let upcasters = domain::event::registry();
     let in_range = |e: &EventEnvelope| selection.from.is_none_or(|b| b.at_or_after(e)) && selection.to.is_none_or(|b| b.at_or_before(e));
     let mut written = 0;
     if let (Some(object), Some(record)) = (&selection.object, &selection.record) {
         for envelope in store.read_stream(StreamId::record(object, record).as_str(), 1).await? {
             if in_range(&envelope) {
-                writeln!(out, "{}", line(&envelope, &upcasters)?)?;
+                writeln!(out, "{}", line(&envelope, upcasters)?)?;
                 written += 1;
             }
         }
@@ -107,7 +107,7 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
                     continue;
                 }
             }
-            writeln!(out, "{}", line(envelope, &upcasters)?)?;
+            writeln!(out, "{}", line(envelope, upcasters)?)?;
             written += 1;
         }
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
 use domain::event::codec::{decode_envelope_payload, encode_payload};
-use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated, Upcasters};
+use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
 use domain::value::{Record, Value};
 use projections::audit_model::AuditModel;
 use projections::rebuild::{rebuild, Progress};
@@ -92,7 +92,7 @@ async fn main() {
     let pg_events = (events / 10).max(1);
     fill(&pg_store, pg_events).await;
     let (mut projection, _reader) = projections::pg_model::open(pool).await.expect("read model");
-    let upcasters = Upcasters::default();
+    let upcasters = domain::event::registry();
     let started = Instant::now();
     let mut after = projection.checkpoint().await.expect("checkpoint");
     loop {
@@ -101,7 +101,7 @@ async fn main() {
         let decoded: Vec<(EventEnvelope, EventPayload)> = batch
             .into_iter()
             .map(|e| {
-                let p = decode_envelope_payload(&e, &upcasters).expect("decode");
+                let p = decode_envelope_payload(&e, upcasters).expect("decode");
                 (e, p)
             })
             .collect();

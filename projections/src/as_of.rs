@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use commands::store::EventStore;
 use domain::event::codec::decode_envelope_payload;
-use domain::event::Upcasters;
 use domain::Timestamp;
 
 use crate::query_model::QueryModel;
@@ -37,7 +36,7 @@ impl AsOf {
 
 /// The query model as it was at `as_of`, and the position it stands at.
 pub async fn query_model_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Result<(QueryModel, u64), ReadError> {
-    let upcasters = Upcasters::default();
+    let upcasters = domain::event::registry();
     let mut model = QueryModel::default();
     let mut after = 0;
     let mut reached = 0;
@@ -54,7 +53,7 @@ pub async fn query_model_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Resu
                 }
                 continue;
             }
-            let payload = decode_envelope_payload(envelope, &upcasters).map_err(|e| ReadError::Store(e.to_string()))?;
+            let payload = decode_envelope_payload(envelope, upcasters).map_err(|e| ReadError::Store(e.to_string()))?;
             model.apply(envelope, &payload);
             reached = envelope.position;
         }

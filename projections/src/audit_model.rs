@@ -28,6 +28,8 @@ pub struct AuditEntry {
     pub target_id: String,
     pub stream_version: u64,
     pub changes: Vec<(String, Value, Value)>,
+    /// For a cascaded delete: the stream of the delete that caused it.
+    pub cause: Option<String>,
 }
 
 impl AuditEntry {
@@ -52,7 +54,7 @@ impl AuditEntry {
             "changes": changes,
             "result": "success",
             "tenantId": self.tenant,
-            "metadata": {"position": self.position, "eventId": id, "version": self.stream_version},
+            "metadata": {"position": self.position, "eventId": id, "version": self.stream_version, "cause": self.cause},
         })
     }
 }
@@ -103,6 +105,10 @@ impl AuditModel {
 
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = self.checkpoint.max(envelope.position);
+        let cause = match payload {
+            EventPayload::RecordDeleted(e) => e.cause.clone(),
+            _ => None,
+        };
         let (event_type, target_type, target_id, changes) = match payload {
             EventPayload::RecordCreated(e) => ("data.create", e.object.clone(), e.id.clone(), changes_of(&e.record, true)),
             EventPayload::RecordUpdated(e) => {
@@ -128,6 +134,7 @@ impl AuditModel {
             target_id,
             stream_version: envelope.stream_version,
             changes,
+            cause,
         });
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use commands::store::EventStore;
 use domain::event::codec::decode_envelope_payload;
-use domain::event::{EventEnvelope, EventPayload, Upcasters};
+use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::watch;
 
 use crate::audit_model::AuditModel;
@@ -86,12 +86,12 @@ async fn fold_until<M: MemoryModel>(
     started: Instant,
     progress: &watch::Sender<Progress>,
 ) -> Result<(), ReadError> {
-    let upcasters = Upcasters::default();
+    let upcasters = domain::event::registry();
     while copy.checkpoint() < target {
         let batch = store.read_all(copy.checkpoint(), 20_000).await.map_err(|e| ReadError::Store(e.to_string()))?;
         let Some(last) = batch.last().map(|e| e.position) else { break };
         for envelope in &batch {
-            match decode_envelope_payload(envelope, &upcasters) {
+            match decode_envelope_payload(envelope, upcasters) {
                 Ok(payload) => copy.apply_event(envelope, payload),
                 Err(error) => tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by"),
             }

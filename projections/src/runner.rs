@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use commands::store::EventStore;
 use domain::event::codec::decode_envelope_payload;
-use domain::event::{EventEnvelope, EventPayload, Upcasters};
+use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -82,7 +82,7 @@ pub async fn spawn<P: Projection>(store: Arc<dyn EventStore>, mut projection: P)
 }
 
 async fn follow<P: Projection>(store: Arc<dyn EventStore>, mut projection: P, mut checkpoint: u64, checkpoint_tx: watch::Sender<u64>) {
-    let upcasters = Upcasters::default();
+    let upcasters = domain::event::registry();
     let mut head = store.head();
     loop {
         let batch = match store.read_all(checkpoint, BATCH).await {
@@ -102,7 +102,7 @@ async fn follow<P: Projection>(store: Arc<dyn EventStore>, mut projection: P, mu
         };
         let decoded: Vec<(EventEnvelope, EventPayload)> = batch
             .into_iter()
-            .filter_map(|e| match decode_envelope_payload(&e, &upcasters) {
+            .filter_map(|e| match decode_envelope_payload(&e, upcasters) {
                 Ok(payload) => Some((e, payload)),
                 Err(error) => {
                     tracing::error!(position = e.position, %error, "cannot decode an event; projections pass it by");

@@ -17,3 +17,4 @@ mod rest;
 mod service;
 mod store_suite;
 mod tidy;
+mod upcast;

@@ -246,6 +246,15 @@ async fn deletes_follow_delete_behaviour(backend: Backend) {
     let deleted = service.execute(Command::Delete { object: "account".into(), id: "a1".into(), expected_version: None }, CommandMeta::system()).await.unwrap();
     assert_eq!(deleted.events.len(), 4, "account, two contacts (cascade), one note cleared (set_null)");
     assert!(deleted.events.windows(2).all(|w| w[1].position == w[0].position + 1), "one atomic append");
+    let causes: Vec<Option<String>> = deleted
+        .events
+        .iter()
+        .filter_map(|e| match domain::event::codec::decode_envelope_payload(e, domain::event::registry()).unwrap() {
+            domain::event::EventPayload::RecordDeleted(d) => Some(d.cause),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(causes, [None, Some("account/a1".to_string()), Some("account/a1".to_string())], "cascaded deletes name their cause");
     assert!(!service.record_state("contact", "c1").exists());
     assert!(!service.record_state("contact", "c2").exists());
     let note = service.record_state("note", "n1").record.unwrap();

@@ -35,13 +35,14 @@ const CATCH_UP_BATCH: usize = 10_000;
 pub struct CommandService {
     store: Arc<dyn EventStore>,
     model: Mutex<WriteModel>,
-    upcasters: Upcasters,
+    /// Every reader of the log decodes through the project's upcasters.
+    upcasters: &'static Upcasters,
 }
 
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: Upcasters::default() };
+        let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: domain::event::registry() };
         let mut after = 0;
         loop {
             let batch = service.store.read_all(after, CATCH_UP_BATCH).await?;
@@ -81,7 +82,7 @@ impl CommandService {
     }
 
     fn apply_and_release(&self, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
-        let decoded = events.iter().map(|e| decode_envelope_payload(e, &self.upcasters).map(|p| (e, p))).collect::<Result<Vec<_>, _>>();
+        let decoded = events.iter().map(|e| decode_envelope_payload(e, self.upcasters).map(|p| (e, p))).collect::<Result<Vec<_>, _>>();
         let mut model = self.model.lock().expect("write model lock");
         let mut outcome = Ok(());
         match decoded {
@@ -243,7 +244,7 @@ impl CommandService {
                 if envelope.stream_version > last_version {
                     break;
                 }
-                state = evolve(state, &decode_envelope_payload(&envelope, &self.upcasters)?);
+                state = evolve(state, &decode_envelope_payload(&envelope, self.upcasters)?);
             }
         }
         Ok(Outcome {

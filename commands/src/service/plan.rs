@@ -190,11 +190,24 @@ fn cascade(
             reason: format!("{} {} could not follow ({:?}): {e}", referrer.object, referrer.id, referrer.behavior),
         })?;
         visited.push(child_stream.clone());
-        if !decision.events.is_empty() {
+        let cause = StreamId::record(object, id).0;
+        let events: Vec<EventPayload> = decision
+            .events
+            .into_iter()
+            .map(|payload| match payload {
+                // A cascaded delete names the delete that caused it.
+                EventPayload::RecordDeleted(mut e) => {
+                    e.cause = Some(cause.clone());
+                    EventPayload::RecordDeleted(e)
+                }
+                other => other,
+            })
+            .collect();
+        if !events.is_empty() {
             streams.push(StreamAppend {
                 stream: child_stream,
                 expected: expected(state.version),
-                events: decision.events.iter().map(|p| envelope(p, meta, now, correlation)).collect(),
+                events: events.iter().map(|p| envelope(p, meta, now, correlation)).collect(),
             });
         }
         if referrer.behavior == DeleteBehavior::Cascade {

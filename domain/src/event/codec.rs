@@ -11,8 +11,13 @@ use crate::error::DomainError;
 
 const CONFIG: Configuration = standard();
 
-/// The schema version every payload type is written at today.
-pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+/// The schema version each payload type is written at today.
+pub fn current_version(event_type: &str) -> u16 {
+    match event_type {
+        "record.deleted" => 2,
+        _ => 1,
+    }
+}
 
 /// The version byte in front of an encoded envelope (embedded log frames).
 pub const ENVELOPE_FORMAT: u8 = 1;
@@ -38,17 +43,18 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => encode(e),
         EventPayload::ObjectRemoved(e) => encode(e),
     };
-    (payload.event_type(), CURRENT_SCHEMA_VERSION, bytes)
+    (payload.event_type(), current_version(payload.event_type()), bytes)
 }
 
 /// Decodes a payload, upcasting older versions first.
 pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcasters: &Upcasters) -> Result<EventPayload, DomainError> {
-    if schema_version > CURRENT_SCHEMA_VERSION {
+    let current = current_version(event_type);
+    if schema_version > current {
         return Err(DomainError::Decode(format!("{event_type} v{schema_version} was written by a newer server")));
     }
     let upgraded;
-    let bytes = if schema_version < CURRENT_SCHEMA_VERSION {
-        upgraded = upcasters.upgrade(event_type, schema_version, CURRENT_SCHEMA_VERSION, bytes)?;
+    let bytes = if schema_version < current {
+        upgraded = upcasters.upgrade(event_type, schema_version, current, bytes)?;
         &upgraded[..]
     } else {
         bytes
@@ -136,6 +142,18 @@ mod tests {
         let mut upcasters = Upcasters::default();
         upcasters.register(Box::new(LowerName));
         assert_eq!(decode_payload("object.removed", 0, &old, &upcasters).unwrap(), EventPayload::ObjectRemoved(ObjectRemoved { name: "task".into() }));
+    }
+
+    #[test]
+    fn record_deleted_v1_is_read_as_v2() {
+        let mut previous = Record::new();
+        previous.insert("title".into(), Value::Text("gone".into()));
+        let v1 = encode(&RecordDeletedV1 { object: "note".into(), id: "n1".into(), previous: previous.clone() });
+        let expected = EventPayload::RecordDeleted(RecordDeleted { object: "note".into(), id: "n1".into(), previous, cause: None });
+        assert_eq!(decode_payload("record.deleted", 1, &v1, crate::event::registry()).unwrap(), expected);
+        assert!(decode_payload("record.deleted", 1, &v1, &Upcasters::default()).is_err(), "without the upcaster v1 is unreadable");
+        let (_, version, _) = encode_payload(&expected);
+        assert_eq!(version, 2);
     }
 
     #[test]

@@ -10,5 +10,5 @@ mod payload;
 mod upcast;
 
 pub use envelope::{EventEnvelope, EventId, StreamId};
-pub use payload::{EventPayload, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordUpdated};
-pub use upcast::{Upcaster, Upcasters};
+pub use payload::{EventPayload, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordDeletedV1, RecordUpdated};
+pub use upcast::{registry, Upcaster, Upcasters};

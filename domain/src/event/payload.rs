@@ -27,11 +27,22 @@ pub struct RecordUpdated {
     pub changes: Vec<FieldChange>,
 }
 
+/// Schema version 2: `cause` was added (version 1 payloads are upcast with `cause: None`).
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct RecordDeleted {
     pub object: String,
     pub id: String,
     /// The record as it was, so consumers need no lookup to show what went.
+    pub previous: Record,
+    /// For a delete that cascaded from another (master-detail), that record's stream.
+    pub cause: Option<String>,
+}
+
+/// `record.deleted` as written at schema version 1 (kept to read old logs).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct RecordDeletedV1 {
+    pub object: String,
+    pub id: String,
     pub previous: Record,
 }
 
@@ -80,7 +91,7 @@ impl EventPayload {
             EventPayload::RecordUpdated(e) => {
                 json!({"object": e.object, "id": e.id, "changes": e.changes.iter().map(|c| json!({"field": c.field, "oldValue": c.old.to_json(), "newValue": c.new.to_json()})).collect::<Vec<_>>()})
             }
-            EventPayload::RecordDeleted(e) => json!({"object": e.object, "id": e.id, "previous": record_to_json(&e.previous)}),
+            EventPayload::RecordDeleted(e) => json!({"object": e.object, "id": e.id, "previous": record_to_json(&e.previous), "cause": e.cause}),
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => json!({
                 "name": e.name,
                 "namespace": e.namespace,

@@ -1,5 +1,11 @@
 //! The upcaster path: an older payload is upgraded, one version at a time, when read.
+//! [`registry`] holds every upcaster of the project; readers decode through it.
 
+use std::sync::OnceLock;
+
+use bincode::config::standard;
+
+use super::payload::{RecordDeleted, RecordDeletedV1};
 use crate::error::DomainError;
 
 /// Upgrades the bytes of one event type from `source_version` to `source_version + 1`.
@@ -9,7 +15,7 @@ pub trait Upcaster: Send + Sync {
     fn upcast(&self, bytes: &[u8]) -> Result<Vec<u8>, DomainError>;
 }
 
-/// The registered upcasters. Empty today: every payload is at version 1.
+/// A set of upcasters (see [`registry`] for the project's own).
 #[derive(Default)]
 pub struct Upcasters {
     list: Vec<Box<dyn Upcaster>>,
@@ -34,4 +40,34 @@ impl Upcasters {
         }
         Ok(current)
     }
+}
+
+/// `record.deleted` v1 -> v2: adds `cause` (none: v1 had no cascade causes).
+struct RecordDeletedAddCause;
+
+impl Upcaster for RecordDeletedAddCause {
+    fn event_type(&self) -> &str {
+        "record.deleted"
+    }
+
+    fn source_version(&self) -> u16 {
+        1
+    }
+
+    fn upcast(&self, bytes: &[u8]) -> Result<Vec<u8>, DomainError> {
+        let (old, _): (RecordDeletedV1, usize) =
+            bincode::decode_from_slice(bytes, standard()).map_err(|e| DomainError::Decode(format!("record.deleted v1: {e}")))?;
+        let new = RecordDeleted { object: old.object, id: old.id, previous: old.previous, cause: None };
+        bincode::encode_to_vec(&new, standard()).map_err(|e| DomainError::Decode(format!("record.deleted v2: {e}")))
+    }
+}
+
+/// Every upcaster of the project. Readers of the log decode through it.
+pub fn registry() -> &'static Upcasters {
+    static REGISTRY: OnceLock<Upcasters> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut upcasters = Upcasters::default();
+        upcasters.register(Box::new(RecordDeletedAddCause));
+        upcasters
+    })
 }

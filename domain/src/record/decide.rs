@@ -274,7 +274,7 @@ fn delete(object: &ObjectDef, state: &RecordState, id: &str, ctx: &DecideContext
     let outcome = run_rules(object, current, Some(current), RuleEvent::Delete, ctx);
     reject_if_errors(object, outcome.errors)?;
     Ok(Decision {
-        events: vec![EventPayload::RecordDeleted(RecordDeleted { object: object.name.clone(), id: id.to_string(), previous: current.clone() })],
+        events: vec![EventPayload::RecordDeleted(RecordDeleted { object: object.name.clone(), id: id.to_string(), previous: current.clone(), cause: None })],
         warnings: outcome.warnings,
     })
 }

@@ -160,7 +160,7 @@ fn updates_deletes_and_url_params() {
             ],
         }),
     );
-    model.apply(&envelope(101), &EventPayload::RecordDeleted(RecordDeleted { object: "deal".into(), id: "d3".into(), previous: Record::new() }));
+    model.apply(&envelope(101), &EventPayload::RecordDeleted(RecordDeleted { object: "deal".into(), id: "d3".into(), previous: Record::new(), cause: None }));
     assert_eq!(model.checkpoint(), 101);
     let deal = model.catalog().get("deal").unwrap().clone();
     let params = vec![("stage".to_string(), "lost".to_string()), ("sort".to_string(), "name".to_string())];
