@@ -10,7 +10,7 @@ use commands::service::{Command, CommandMeta, Outcome};
 use domain::query::{parse_query, parse_url_params, Condition, Filter, Op, Operand, Query};
 use domain::value::{record_to_json, Value};
 use domain::ErrorCode;
-use projections::as_of::{query_model_as_of, AsOf};
+use projections::as_of::{query_model_as_of, record_as_of, AsOf};
 use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
@@ -114,6 +114,16 @@ pub(crate) async fn get_one(
             }
             other => return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{other}' on a record (use select or expand)"))),
         }
+    }
+    if let (Some(text), true) = (as_of.as_deref(), body.is_empty()) {
+        // A record as of a moment needs only its own stream.
+        let moment = AsOf::parse(text)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'")))?;
+        let definition = system.reader.catalog().require(&object)?.clone();
+        let Some(record) = record_as_of(system.commands.store(), &definition, &id, moment).await? else {
+            return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object} as of {text}")));
+        };
+        return Ok((reading(&system), JsonResponse(ok(json!({"object": object, "id": id, "record": record_to_json(&record)})))).into_response());
     }
     let mut query = parse_query(&object, &Json::Object(body))?;
     query.filter = Some(Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.clone())) }));
