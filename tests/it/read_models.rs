@@ -126,7 +126,7 @@ async fn seed(service: &CommandService, rng: &mut Rng) {
 }
 
 fn summary(output: &projections::QueryOutput) -> (Vec<Json>, Option<u64>, bool) {
-    let rows = output.records.iter().map(domain::value::record_to_json).collect();
+    let rows = output.records.iter().map(|r| domain::value::record_to_json(r)).collect();
     (rows, output.total, output.has_more)
 }
 

@@ -23,7 +23,7 @@ use crate::extract::{JsonBody, QueryPairs};
 #[derive(serde::Serialize)]
 struct ListPayload<'a> {
     object: &'a str,
-    records: &'a [domain::value::Record],
+    records: &'a [std::sync::Arc<domain::value::Record>],
     #[serde(skip_serializing_if = "Option::is_none")]
     total: Option<u64>,
     #[serde(rename = "hasMore")]

@@ -97,7 +97,7 @@ impl PgReader {
                 select(record, fields, query.expand.keys());
             }
         }
-        Ok(QueryOutput { records, total, has_more: has_more_rows })
+        Ok(QueryOutput { records: records.into_iter().map(std::sync::Arc::new).collect(), total, has_more: has_more_rows })
     }
 
     /// One look-up per relation for the whole page.

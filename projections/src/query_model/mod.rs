@@ -12,6 +12,7 @@ mod table;
 mod values;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::{evolve_catalog, Catalog, ObjectDef};
@@ -40,7 +41,8 @@ impl Viewer {
 /// The answer to a query: records (or aggregate rows), the true total and whether more follow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryOutput {
-    pub records: Vec<Record>,
+    /// Shared with the read model when nothing was computed or selected.
+    pub records: Vec<Arc<Record>>,
     /// Matches before paging (`None` when the query asked for no count).
     pub total: Option<u64>,
     pub has_more: bool,
@@ -159,14 +161,15 @@ impl QueryModel {
                 return Ok(page);
             }
         }
-        let mut matches: Vec<&Record> = if candidates.exact {
+        let mut matches: Vec<&Arc<Record>> = if candidates.exact {
             candidates.rows(table)
         } else {
             candidates.rows(table).into_iter().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect()
         };
 
         if !query.group_by.is_empty() || !query.aggregations.is_empty() {
-            let rows = aggregate::aggregate(&resolver, definition, &matches, query)?;
+            let plain: Vec<&Record> = matches.iter().map(|r| r.as_ref()).collect();
+            let rows = aggregate::aggregate(&resolver, definition, &plain, query)?;
             return Ok(page(rows, query));
         }
         if !query.order_by.is_empty() {
@@ -216,7 +219,7 @@ impl QueryModel {
     ) -> Result<Option<QueryOutput>, DomainError> {
         let total = candidates.len(table);
         let wanted = (query.offset as usize).saturating_add(limit as usize);
-        let page: Vec<&Record> = match query.order_by.as_slice() {
+        let page: Vec<&Arc<Record>> = match query.order_by.as_slice() {
             [] => match &candidates.ids {
                 Some(ids) => ids.iter().skip(query.offset as usize).take(limit as usize).filter_map(|id| table.get(id)).collect(),
                 None => table.rows().skip(query.offset as usize).take(limit as usize).collect(),
@@ -232,13 +235,13 @@ impl QueryModel {
             }
             _ => return Ok(None),
         };
-        let mut records: Vec<Record> = page.iter().map(|r| resolver.with_formulas(definition, r)).collect();
+        let mut records: Vec<Arc<Record>> = page.iter().map(|r| resolver.shared_with_formulas(definition, r)).collect();
         for (relation, sub) in &query.expand {
             self.expand(viewer, resolver, relation, sub, &mut records)?;
         }
         if let Some(fields) = &query.fields {
             for record in records.iter_mut() {
-                select(record, fields, query.expand.keys());
+                select(Arc::make_mut(record), fields, query.expand.keys());
             }
         }
         let has_more = (wanted as u64) < total as u64;
@@ -253,19 +256,19 @@ impl QueryModel {
         resolver: &Resolver,
         definition: &ObjectDef,
         query: &Query,
-        matches: Vec<&Record>,
+        matches: Vec<&Arc<Record>>,
         total: u64,
         limit: u64,
     ) -> Result<QueryOutput, DomainError> {
         let start = (query.offset as usize).min(matches.len());
         let end = start.saturating_add(limit as usize).min(matches.len());
-        let mut records: Vec<Record> = matches[start..end].iter().map(|r| resolver.with_formulas(definition, r)).collect();
+        let mut records: Vec<Arc<Record>> = matches[start..end].iter().map(|r| resolver.shared_with_formulas(definition, r)).collect();
         for (relation, sub) in &query.expand {
             self.expand(viewer, resolver, relation, sub, &mut records)?;
         }
         if let Some(fields) = &query.fields {
             for record in records.iter_mut() {
-                select(record, fields, query.expand.keys());
+                select(Arc::make_mut(record), fields, query.expand.keys());
             }
         }
         Ok(QueryOutput { records, total: query.count.then_some(total), has_more: (end as u64) < total })
@@ -273,7 +276,7 @@ impl QueryModel {
 
     /// Replaces each lookup id of the page by the related record, one batched
     /// look-up per relation (never one query per row).
-    fn expand(&self, viewer: &Viewer, resolver: &Resolver, relation: &str, sub: &Query, records: &mut [Record]) -> Result<(), DomainError> {
+    fn expand(&self, viewer: &Viewer, resolver: &Resolver, relation: &str, sub: &Query, records: &mut [Arc<Record>]) -> Result<(), DomainError> {
         let target = self.catalog.require(&sub.object)?;
         let table = self.tables.get(&target.name);
         let mut related: HashMap<String, Option<Record>> = HashMap::new();
@@ -297,7 +300,7 @@ impl QueryModel {
                 _ => None,
             };
             if let Some(value) = replaced {
-                record.insert(relation.to_string(), value);
+                Arc::make_mut(record).insert(relation.to_string(), value);
             }
         }
         Ok(())
@@ -340,6 +343,7 @@ fn compare_for_sort(a: &Value, b: &Value, order: SortOrder) -> std::cmp::Orderin
 }
 
 pub(crate) fn page(rows: Vec<Record>, query: &Query) -> QueryOutput {
+    let rows: Vec<Arc<Record>> = rows.into_iter().map(Arc::new).collect();
     let total = rows.len() as u64;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT) as usize;
     let start = (query.offset as usize).min(rows.len());

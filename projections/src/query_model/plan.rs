@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use domain::query::{Condition, Filter, Op, Operand};
+use std::sync::Arc;
+
 use domain::value::{Record, Value};
 
 use super::table::Table;
@@ -47,7 +49,7 @@ impl<'a> Candidates<'a> {
     }
 
     /// The rows, in id order.
-    pub fn rows(&self, table: &'a Table) -> Vec<&'a Record> {
+    pub fn rows(&self, table: &'a Table) -> Vec<&'a Arc<Record>> {
         match &self.ids {
             Some(ids) => ids.iter().filter_map(|id| table.get(id)).collect(),
             None => table.rows().collect(),

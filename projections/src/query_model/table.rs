@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use domain::metadata::{FieldType, ObjectDef};
 use domain::value::{Record, Value};
@@ -93,7 +94,8 @@ impl KeyKind {
 
 #[derive(Default)]
 pub(crate) struct Table {
-    rows: BTreeMap<String, Record>,
+    /// Shared so that a page of results is a set of reference counts, not copies.
+    rows: BTreeMap<String, Arc<Record>>,
     /// field -> (kind, key -> ids).
     indexes: HashMap<String, (KeyKind, BTreeMap<IndexKey, BTreeSet<String>>)>,
     /// field -> how many rows its index holds (rows with a value for it).
@@ -107,7 +109,7 @@ impl Table {
         fields.extend(["created_at", "updated_at", "created_by", "modified_by"].map(String::from));
         self.indexes = fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, (k, BTreeMap::new())))).collect();
         self.indexed = self.indexes.keys().map(|f| (f.clone(), 0)).collect();
-        let rows: Vec<(String, Record)> = self.rows.iter().map(|(id, r)| (id.clone(), r.clone())).collect();
+        let rows: Vec<(String, Arc<Record>)> = self.rows.iter().map(|(id, r)| (id.clone(), r.clone())).collect();
         for (id, record) in rows {
             self.index(&id, &record, true);
         }
@@ -137,24 +139,25 @@ impl Table {
             self.index(&id, &old, false);
         }
         self.index(&id, &record, true);
-        self.rows.insert(id, record);
+        self.rows.insert(id, Arc::new(record));
     }
 
     /// Changes some fields of a row (`Null` removes), keeping the indexes right.
     pub fn update(&mut self, id: &str, changes: &[(String, Value)]) {
         let Some(mut record) = self.rows.remove(id) else { return };
         self.index(id, &record, false);
+        let fields = Arc::make_mut(&mut record);
         for (field, value) in changes {
             match value {
-                Value::Null => record.remove(field),
-                value => record.insert(field.clone(), value.clone()),
+                Value::Null => fields.remove(field),
+                value => fields.insert(field.clone(), value.clone()),
             };
         }
         self.index(id, &record, true);
         self.rows.insert(id.to_string(), record);
     }
 
-    pub fn get(&self, id: &str) -> Option<&Record> {
+    pub fn get(&self, id: &str) -> Option<&Arc<Record>> {
         self.rows.get(id)
     }
 
@@ -164,7 +167,7 @@ impl Table {
         }
     }
 
-    pub fn rows(&self) -> impl Iterator<Item = &Record> {
+    pub fn rows(&self) -> impl Iterator<Item = &Arc<Record>> {
         self.rows.values()
     }
 

@@ -68,6 +68,15 @@ impl Resolver<'_> {
         }
     }
 
+    /// The row as returned: shared as is, or a copy with its formula fields computed.
+    pub fn shared_with_formulas(&self, object: &ObjectDef, row: &std::sync::Arc<Record>) -> std::sync::Arc<Record> {
+        if object.fields.iter().any(|f| f.field_type == FieldType::Formula) {
+            std::sync::Arc::new(self.with_formulas(object, row))
+        } else {
+            row.clone()
+        }
+    }
+
     /// A copy of the record with its formula fields computed.
     pub fn with_formulas(&self, object: &ObjectDef, record: &Record) -> Record {
         let mut out = record.clone();
