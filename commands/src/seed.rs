@@ -97,7 +97,7 @@ pub async fn load_app(service: &CommandService, app: &AppDef, now: Timestamp) ->
                             data.insert(field.name.clone(), Json::String(resolved));
                         } else if field.field_type.is_reference() {
                             let target = field.reference.as_deref().unwrap_or_default();
-                            if service.record_state(target, &text).record.is_none() {
+                            if !service.exists(target, &text) {
                                 let by = app.seed.iter().find(|s| s.object == target).and_then(|s| s.external_id.clone());
                                 if let Some(id) = by.and_then(|f| service.find_by_field(target, &f, &Value::Text(text.clone()))) {
                                     data.insert(field.name.clone(), Json::String(id));

@@ -88,3 +88,16 @@ async fn one_process_at_a_time() {
     let _first = open_embedded(dir.path()).unwrap();
     assert!(matches!(open_embedded(dir.path()), Err(commands::StoreError::Unavailable(_))));
 }
+
+/// An event too large for a frame is refused, never acknowledged and then lost on reopen.
+#[tokio::test]
+async fn oversized_events_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path()).unwrap();
+    let mut huge = event("x");
+    huge.payload = vec![0u8; 65 << 20];
+    let request =
+        AppendRequest { streams: vec![StreamAppend { stream: "big/1".into(), expected: ExpectedVersion::Any, events: vec![huge] }], idempotency_key: None };
+    assert!(matches!(store.append(request).await, Err(commands::StoreError::InvalidAppend(_))));
+    assert_eq!(*store.head().borrow(), 0);
+}

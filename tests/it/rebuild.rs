@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 use crate::rest::api;
 
@@ -74,7 +74,6 @@ async fn rebuild_under_write_load_loses_nothing() {
     assert!(text.contains(&format!("objectstack_log_head {head}")), "{text}");
     let unknown = api.call("POST", "/api/v1/projections/nothing/rebuild", None, &[]).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    let _: Json = unknown.body;
 }
 
 /// With the server stopped, the PostgreSQL query model is dropped and folded

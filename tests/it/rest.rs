@@ -155,6 +155,7 @@ async fn crud_and_errors(postgres: bool) {
         ("GET", "/api/v1/data/order?sort=ghost", None, StatusCode::BAD_REQUEST, "invalid_sort"),
         ("GET", "/api/v1/data/order?filter=%7Bbad", None, StatusCode::BAD_REQUEST, "invalid_filter"),
         ("POST", "/api/v1/data/order/query", Some(json!({"where": {"ghost": 1}})), StatusCode::BAD_REQUEST, "invalid_filter"),
+        ("POST", "/api/v1/data/order/query?top=5", Some(json!({})), StatusCode::BAD_REQUEST, "invalid_query"),
         ("GET", "/api/v1/nowhere", None, StatusCode::NOT_FOUND, "endpoint_not_found"),
     ];
     for (method, uri, body, status, code) in cases {

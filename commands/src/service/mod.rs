@@ -67,6 +67,16 @@ impl CommandService {
         self.model.lock().expect("write model lock").catalog.get(name).cloned()
     }
 
+    /// Whether a live record exists (without copying it).
+    pub fn exists(&self, object: &str, id: &str) -> bool {
+        domain::record::Lookups::record_exists(&*self.model.lock().expect("write model lock"), object, id)
+    }
+
+    /// The version of a record stream (0 when it has no events), without copying the record.
+    pub fn version_of(&self, object: &str, id: &str) -> u64 {
+        self.model.lock().expect("write model lock").version(object, id)
+    }
+
     /// The current state of a record stream, as the write side knows it.
     pub fn record_state(&self, object: &str, id: &str) -> RecordState {
         self.model.lock().expect("write model lock").record(object, id)

@@ -81,6 +81,10 @@ fn sets_of(object: &ObjectDef) -> Vec<UniqueSet> {
 }
 
 impl WriteModel {
+    pub fn version(&self, object: &str, id: &str) -> u64 {
+        self.records.get(object).and_then(|m| m.get(id)).map_or(0, |s| s.version)
+    }
+
     pub fn record(&self, object: &str, id: &str) -> RecordState {
         self.records.get(object).and_then(|m| m.get(id)).cloned().unwrap_or_default()
     }

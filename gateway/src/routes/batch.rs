@@ -103,7 +103,7 @@ fn command_for(system: &System, object: &str, operation: Operation, item: &Json,
         Operation::Delete => Command::Delete { object: object.into(), id: need_id(id)?, expected_version: None },
         Operation::Upsert => {
             let existing = match (&id, map.get("externalId").and_then(Json::as_str)) {
-                (Some(id), _) => system.commands.record_state(object, id).exists().then(|| id.clone()),
+                (Some(id), _) => system.commands.exists(object, id).then(|| id.clone()),
                 (None, Some(field)) => {
                     let value = data.get(field).ok_or_else(|| bad(format!("records[{index}]: externalId '{field}' is not in data")))?;
                     system.commands.find_by_field(object, field, &domain::value::Value::from_json(value))

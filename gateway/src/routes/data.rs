@@ -46,14 +46,17 @@ fn reading(system: &System) -> HeaderMap {
     position_headers(system.query.checkpoint())
 }
 
+/// `asOf=` as sent: a log position or an ISO-8601 time.
+fn parse_as_of(text: &str) -> Result<AsOf, ApiError> {
+    AsOf::parse(text).ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'")))
+}
+
 /// Runs a query on the read model, or, with `asOf`, on the model folded from the log up to then.
 async fn run_query(system: &System, headers: &HeaderMap, query: Query, as_of: Option<&str>) -> Result<(QueryOutput, Option<u64>), ApiError> {
     match as_of {
         None => Ok((system.reader.execute(&viewer(headers), query).await?, None)),
         Some(text) => {
-            let as_of = AsOf::parse(text)
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'")))?;
-            let (model, position) = query_model_as_of(system.commands.store(), as_of).await?;
+            let (model, position) = query_model_as_of(system.commands.store(), parse_as_of(text)?).await?;
             Ok((model.execute(&viewer(headers), query)?, Some(position)))
         }
     }
@@ -65,6 +68,14 @@ fn as_of_header(response: &mut Response, position: Option<u64>) {
     }
 }
 
+/// The common end of `GET /data/{o}` and `POST /data/{o}/query`.
+async fn answer_list(system: &System, headers: &HeaderMap, object: &str, query: Query, as_of: Option<String>) -> Result<Response, ApiError> {
+    let (output, position) = run_query(system, headers, query, as_of.as_deref()).await?;
+    let mut response = list_response(system, object, &output);
+    as_of_header(&mut response, position);
+    Ok(response)
+}
+
 pub(crate) async fn list(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
@@ -73,13 +84,8 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     read_barrier(&system, &headers, params.take("minPosition")).await?;
     let as_of = params.take("asOf");
-    let catalog = system.reader.catalog();
-    let definition = catalog.require(&object)?;
-    let query = parse_url_params(definition, &params.0)?;
-    let (output, position) = run_query(&system, &headers, query, as_of.as_deref()).await?;
-    let mut response = list_response(&system, &object, &output);
-    as_of_header(&mut response, position);
-    Ok(response)
+    let query = parse_url_params(system.reader.catalog().require(&object)?, &params.0)?;
+    answer_list(&system, &headers, &object, query, as_of).await
 }
 
 pub(crate) async fn query(
@@ -91,11 +97,11 @@ pub(crate) async fn query(
 ) -> Result<Response, ApiError> {
     read_barrier(&system, &headers, params.take("minPosition")).await?;
     let as_of = params.take("asOf");
+    if let Some((key, _)) = params.0.first() {
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{key}' on a query (the query goes in the body)")));
+    }
     let query = parse_query(&object, &body)?;
-    let (output, position) = run_query(&system, &headers, query, as_of.as_deref()).await?;
-    let mut response = list_response(&system, &object, &output);
-    as_of_header(&mut response, position);
-    Ok(response)
+    answer_list(&system, &headers, &object, query, as_of).await
 }
 
 pub(crate) async fn get_one(
@@ -132,7 +138,7 @@ pub(crate) async fn get_one(
     let Some(record) = output.records.first() else {
         return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));
     };
-    let version = system.commands.record_state(&object, &id).version;
+    let version = system.commands.version_of(&object, &id);
     let mut response_headers = reading(&system);
     if position.is_none() {
         response_headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"));

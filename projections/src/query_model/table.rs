@@ -62,7 +62,7 @@ impl KeyKind {
 
     /// Which fields are indexed: every single-valued field but long text and composites.
     pub fn of(object: &ObjectDef, field: &str) -> Option<KeyKind> {
-        if matches!(field, "created_at" | "updated_at" | "created_by" | "modified_by") {
+        if INDEXED_SYSTEM_FIELDS.contains(&field) {
             return Some(KeyKind::Text);
         }
         let definition = object.field(field)?;
@@ -92,6 +92,9 @@ impl KeyKind {
     }
 }
 
+/// System fields worth an index (who and when); `id` is the primary key.
+const INDEXED_SYSTEM_FIELDS: [&str; 4] = ["created_at", "updated_at", "created_by", "modified_by"];
+
 #[derive(Default)]
 pub(crate) struct Table {
     /// Shared so that a page of results is a set of reference counts, not copies.
@@ -106,7 +109,7 @@ impl Table {
     /// Sets which fields are indexed (from the object's definition) and rebuilds the indexes.
     pub fn configure(&mut self, object: &ObjectDef) {
         let mut fields: Vec<String> = object.fields.iter().map(|f| f.name.clone()).collect();
-        fields.extend(["created_at", "updated_at", "created_by", "modified_by"].map(String::from));
+        fields.extend(INDEXED_SYSTEM_FIELDS.map(String::from));
         self.indexes = fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, (k, BTreeMap::new())))).collect();
         self.indexed = self.indexes.keys().map(|f| (f.clone(), 0)).collect();
         let rows: Vec<(String, Arc<Record>)> = self.rows.iter().map(|(id, r)| (id.clone(), r.clone())).collect();

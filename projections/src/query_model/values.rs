@@ -77,15 +77,8 @@ impl Resolver<'_> {
         }
     }
 
-    /// A copy of the record with its formula fields computed.
+    /// A copy of the record with its formula fields computed (formulas read the row itself).
     pub fn with_formulas(&self, object: &ObjectDef, record: &Record) -> Record {
-        let mut out = record.clone();
-        for field in object.fields.iter().filter(|f| f.field_type == FieldType::Formula) {
-            let value = self.value(object, record, &field.name);
-            if !value.is_null() {
-                out.insert(field.name.clone(), value);
-            }
-        }
-        out
+        domain::formula::with_formula_fields(object, record, commands::clock::now())
     }
 }

@@ -119,6 +119,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> +
 impl EventStore for EmbeddedStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         check_request(&request)?;
+        // A frame over the limit would read back as a torn tail and be cut away
+        // on the next open: refuse it before it is acknowledged.
+        for stream in &request.streams {
+            for event in &stream.events {
+                let size = event.payload.len() + stream.stream.len() + event.actor.len() + event.tenant.len() + event.event_type.len() + 256;
+                if size > frame::MAX_BODY {
+                    return Err(StoreError::InvalidAppend(format!("an event of about {size} bytes is over the {} byte limit", frame::MAX_BODY)));
+                }
+            }
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs_tx.send(Job { request, reply }).await.map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
