@@ -25,6 +25,7 @@ pub enum ErrorCode {
     RecordNotFound,
     FieldNotFound,
     EndpointNotFound,
+    ResourceNotFound,
     ResourceConflict,
     ConcurrentModification,
     DeleteRestricted,
@@ -66,6 +67,7 @@ impl ErrorCode {
             ErrorCode::RecordNotFound => "record_not_found",
             ErrorCode::FieldNotFound => "field_not_found",
             ErrorCode::EndpointNotFound => "endpoint_not_found",
+            ErrorCode::ResourceNotFound => "resource_not_found",
             ErrorCode::ResourceConflict => "resource_conflict",
             ErrorCode::ConcurrentModification => "concurrent_modification",
             ErrorCode::DeleteRestricted => "delete_restricted",
@@ -83,7 +85,7 @@ impl ErrorCode {
         match self {
             ValidationError | InvalidField | MissingRequiredField | InvalidFormat | ValueTooLong | ValueTooShort | ValueOutOfRange | InvalidReference
             | DuplicateValue | InvalidQuery | InvalidFilter | InvalidSort | MaxRecordsExceeded => ErrorCategory::Validation,
-            ObjectNotFound | RecordNotFound | FieldNotFound | EndpointNotFound => ErrorCategory::NotFound,
+            ObjectNotFound | RecordNotFound | FieldNotFound | EndpointNotFound | ResourceNotFound => ErrorCategory::NotFound,
             ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => ErrorCategory::Conflict,
             InternalError | DatabaseError | Timeout | NotImplemented => ErrorCategory::Server,
             ServiceUnavailable => ErrorCategory::Maintenance,

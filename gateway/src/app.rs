@@ -28,6 +28,10 @@ pub struct System {
     /// Rebuilds by projection name: swaps done so far, and the progress of the last one.
     #[allow(clippy::type_complexity)]
     pub rebuilds: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<tokio::sync::watch::Receiver<projections::rebuild::Progress>>)>>,
+    /// Realtime: the hub (its own projection) and the HTTP sessions.
+    pub hub: Arc<projections::live::Hub>,
+    pub realtime_handle: ProjectionHandle,
+    pub realtime: crate::realtime::http::Sessions,
     /// The loaded app's display name.
     pub app_name: String,
 }
@@ -75,11 +79,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     };
     let (audit_projection, audit_model) = audit_projection();
     let audit = runner::spawn(store.clone(), audit_projection).await?;
+    let hub = projections::live::Hub::new();
+    let realtime_handle = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone() }).await?;
     let head = *store.head().borrow();
-    for handle in [&query, &audit] {
+    for handle in [&query, &audit, &realtime_handle] {
         if !handle.wait_for(head, Duration::from_secs(600)).await {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
-    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, rebuilds: Default::default(), app_name }))
+    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, rebuilds: Default::default(), hub, realtime_handle, realtime: Default::default(), app_name }))
 }

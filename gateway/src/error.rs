@@ -122,6 +122,17 @@ impl From<projections::ProjectionError> for ApiError {
     }
 }
 
+impl From<projections::live::LiveError> for ApiError {
+    fn from(e: projections::live::LiveError) -> Self {
+        use projections::live::LiveError;
+        match e {
+            LiveError::Rejected(domain) => domain.into(),
+            gap @ LiveError::ResumeGap { .. } => ApiError::new(ErrorCode::ResourceConflict, gap.to_string()),
+            closed @ LiveError::Closed => ApiError::new(ErrorCode::ServiceUnavailable, closed.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error");

@@ -16,6 +16,7 @@
 //! Entry points: [`runner::spawn`], [`memory_projection`], [`pg_model::open`].
 
 pub mod as_of;
+pub mod live;
 pub mod audit_model;
 pub mod pg_model;
 pub mod query_model;
@@ -28,7 +29,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use domain::event::{EventEnvelope, EventPayload};
 
-pub use query_model::{QueryModel, QueryOutput, Viewer};
+pub use query_model::{QueryModel, QueryOutput, RecordFilter, Viewer};
 pub use reader::{QueryReader, ReadError};
 pub use rebuild::MemoryModel;
 pub use runner::{Projection, ProjectionError, ProjectionHandle};

@@ -11,6 +11,7 @@ mod common;
 mod embedded_recovery;
 mod postgres_ordering;
 mod read_models;
+mod realtime;
 mod rebuild;
 mod replay;
 mod rest;

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use crate::common;
 
 pub(crate) struct Api {
-    system: Arc<System>,
+    pub(crate) system: Arc<System>,
     _dir: Option<tempfile::TempDir>,
 }
 

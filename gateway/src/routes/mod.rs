@@ -6,7 +6,7 @@ mod data;
 mod discovery;
 mod meta;
 mod projections;
-mod support;
+pub(crate) mod support;
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use axum::Router;
 use domain::ErrorCode;
 
 use crate::app::System;
+use crate::realtime;
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<Arc<System>> {
@@ -39,6 +40,13 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/projections", get(projections::list))
         .route("/metrics", get(projections::metrics))
+        .route("/api/v1/realtime", get(realtime::socket::upgrade))
+        .route("/api/v1/realtime/connect", post(realtime::http::connect))
+        .route("/api/v1/realtime/disconnect", post(realtime::http::disconnect))
+        .route("/api/v1/realtime/subscribe", post(realtime::http::subscribe))
+        .route("/api/v1/realtime/unsubscribe", post(realtime::http::unsubscribe))
+        .route("/api/v1/realtime/presence", axum::routing::put(realtime::http::set_presence))
+        .route("/api/v1/realtime/presence/{channel}", get(realtime::http::get_presence))
         .route("/api/v1/projections/{name}", get(projections::one))
         .route("/api/v1/projections/{name}/rebuild", post(projections::start_rebuild))
         .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })

@@ -8,6 +8,7 @@
 pub(crate) mod aggregate;
 mod matcher;
 mod plan;
+mod record_filter;
 mod table;
 mod values;
 
@@ -21,6 +22,7 @@ use domain::value::{Record, Value};
 use domain::DomainError;
 
 use self::matcher::Matcher;
+pub use self::record_filter::RecordFilter;
 use self::table::{KeyKind, Table};
 use self::values::Resolver;
 

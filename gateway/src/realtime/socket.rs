@@ -1,0 +1,127 @@
+//! One WebSocket connection: client messages in, deliveries out.
+//!
+//! Deliveries come from the hub through a bounded buffer; the hub closes a
+//! connection that lets it fill (code 1013 with the reason), and a send that
+//! makes no progress for [`SEND_TIMEOUT`] ends the connection too, so a dead
+//! peer never holds anything up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use projections::live::Resume;
+use serde_json::json;
+
+use super::protocol::{self, Request};
+use crate::app::System;
+use crate::error::ApiError;
+use crate::extract::QueryPairs;
+use crate::routes::support::{barrier_on, viewer};
+
+/// Messages buffered per connection before the hub drops it as too slow.
+pub const BUFFER: usize = 4_096;
+/// How long one frame may take to go out.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest client frame.
+const MAX_FRAME: usize = 1 << 20;
+
+pub(crate) async fn upgrade(State(system): State<Arc<System>>, headers: HeaderMap, mut params: QueryPairs, ws: WebSocketUpgrade) -> Response {
+    let session = params.take("connectionId");
+    let viewer = viewer(&headers);
+    ws.max_message_size(MAX_FRAME).on_upgrade(move |socket| run(system, socket, session, viewer, headers))
+}
+
+async fn send(sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>, text: String) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text.into()))).await, Ok(Ok(())))
+}
+
+fn error_frame(id: Option<&str>, error: &ApiError) -> String {
+    json!({"type": "error", "id": id, "error": error.body()}).to_string()
+}
+
+async fn run(system: Arc<System>, socket: WebSocket, session: Option<String>, viewer: projections::Viewer, headers: HeaderMap) {
+    let (connection, mut deliveries) = system.hub.connect(BUFFER);
+    let (mut sink, mut stream) = socket.split();
+    // Subscriptions made over HTTP for this session start flowing here.
+    if let Some(session) = session {
+        for (id, after) in system.realtime.take_session(&session) {
+            let resume = Resume { id: Some(id.clone()), after: Some(after) };
+            if let Err(error) = system.hub.subscribe(Some(connection), viewer.clone(), placeholder(), resume) {
+                let error = ApiError::from(error);
+                if !send(&mut sink, error_frame(Some(&id), &error)).await {
+                    system.hub.disconnect(connection);
+                    return;
+                }
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let reply = match incoming {
+                    Some(Ok(WsMessage::Text(text))) => handle(&system, connection, &viewer, &headers, &text).await,
+                    Some(Ok(WsMessage::Binary(_))) => Some(error_frame(None, &ApiError::new(domain::ErrorCode::ValidationError, "send JSON text frames"))),
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => None,
+                };
+                if let Some(reply) = reply {
+                    if !send(&mut sink, reply).await {
+                        break;
+                    }
+                }
+            }
+            delivery = deliveries.recv() => match delivery {
+                Some(delivery) => {
+                    if !send(&mut sink, protocol::render(&delivery)).await {
+                        break;
+                    }
+                }
+                None => {
+                    let reason = system.hub.close_reason(connection).unwrap_or_else(|| "closed by the server".into());
+                    let mut reason_text = reason;
+                    reason_text.truncate(120);
+                    let frame = CloseFrame { code: 1013, reason: reason_text.into() };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+                    break;
+                }
+            }
+        }
+    }
+    system.hub.disconnect(connection);
+}
+
+/// A resume names a kept subscription; its own spec is used.
+fn placeholder() -> projections::live::Spec {
+    projections::live::Spec::Changes { object: None, kinds: Vec::new(), filter: None, fields: Vec::new() }
+}
+
+async fn handle(system: &System, connection: u64, viewer: &projections::Viewer, headers: &HeaderMap, text: &str) -> Option<String> {
+    let request = match protocol::parse(text) {
+        Ok(request) => request,
+        Err(error) => return Some(error_frame(None, &error)),
+    };
+    match request {
+        Request::Ping => Some(json!({"type": "pong", "position": system.realtime_handle.checkpoint()}).to_string()),
+        Request::Unsubscribe { id } => {
+            let removed = system.hub.unsubscribe(&id);
+            Some(json!({"type": "unsubscribed", "id": id, "found": removed}).to_string())
+        }
+        Request::Subscribe { spec, resume } => {
+            let id = resume.id.clone();
+            // Read your writes: the hub first applies everything acknowledged before this message.
+            if let Err(error) = barrier_on(system, &system.realtime_handle, headers, None).await {
+                return Some(error_frame(id.as_deref(), &error));
+            }
+            match system.hub.subscribe(Some(connection), viewer.clone(), spec, resume) {
+                // The reply goes out before anything the subscription delivers (the
+                // deliveries wait in the buffer until this frame is sent).
+                Ok(subscribed) => Some(json!({"type": "subscribed", "id": &*subscribed.id, "position": subscribed.position}).to_string()),
+                Err(error) => Some(error_frame(id.as_deref(), &ApiError::from(error))),
+            }
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The hub: the realtime projection, its connections and subscriptions.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use domain::event::{EventEnvelope, EventPayload};
+use domain::value::Record;
+use domain::DomainError;
+use tokio::sync::mpsc;
+
+use super::change::{Change, ChangeKind};
+use super::diff::diff;
+use super::spec::{Delivery, EventKind, Message, OpsMessage, Snapshot, Spec};
+use crate::query_model::{QueryModel, RecordFilter, Viewer};
+use crate::runner::{Projection, ProjectionError};
+
+/// Recent changes kept so that a reconnecting client can resume.
+pub const RING: usize = 65_536;
+/// Ops messages kept per live query for resumes.
+pub const HISTORY: usize = 1_024;
+/// How long a subscription outlives its connection.
+pub const RETAIN: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The subscription is wrong (unknown object or field, bad filter...).
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    #[error("cannot resume after position {after}: changes are kept from position {oldest} on; read again and subscribe without a position")]
+    ResumeGap { after: u64, oldest: u64 },
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// Resuming: the subscription id the client had (or wants), and the last position it saw.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub id: Option<String>,
+    pub after: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscribed {
+    pub id: Arc<str>,
+    /// The hub's position when the subscription started (or resumed).
+    pub position: u64,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+}
+
+struct Connection {
+    tx: mpsc::Sender<Delivery>,
+    capacity: usize,
+    subs: Vec<Arc<str>>,
+}
+
+struct Sub {
+    id: Arc<str>,
+    connection: Option<u64>,
+    viewer: Viewer,
+    spec: Spec,
+    filter: Option<RecordFilter>,
+    live: Option<LiveState>,
+    detached_at: Option<Instant>,
+}
+
+struct LiveState {
+    result: Vec<Arc<Record>>,
+    total: Option<u64>,
+    has_more: bool,
+    history: VecDeque<Message>,
+    /// Every ops message after this position is in `history`.
+    history_from: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    model: QueryModel,
+    ring: VecDeque<Arc<Change>>,
+    /// Every change after this position is in `ring`.
+    ring_from: u64,
+    connections: HashMap<u64, Connection>,
+    closed: HashMap<u64, String>,
+    subs: HashMap<Arc<str>, Sub>,
+    next_connection: u64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub { inner: Mutex::new(Inner::default()) }
+    }
+}
+
+impl Hub {
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The position of the last event applied.
+    pub fn checkpoint(&self) -> u64 {
+        self.lock().model.checkpoint()
+    }
+
+    /// `(connections, subscriptions)`.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.connections.len(), inner.subs.len())
+    }
+
+    /// A new connection with a buffer of `capacity` messages; deliveries arrive on the receiver.
+    pub fn connect(&self, capacity: usize) -> (u64, mpsc::Receiver<Delivery>) {
+        let capacity = capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut inner = self.lock();
+        inner.next_connection += 1;
+        let id = inner.next_connection;
+        inner.connections.insert(id, Connection { tx, capacity, subs: Vec::new() });
+        (id, rx)
+    }
+
+    /// Ends a connection; its subscriptions are kept for [`RETAIN`] so a client can resume them.
+    pub fn disconnect(&self, connection: u64) {
+        let mut inner = self.lock();
+        inner.closed.remove(&connection);
+        inner.close(connection, None);
+    }
+
+    /// Why the hub closed a connection (a slow consumer), if it did.
+    pub fn close_reason(&self, connection: u64) -> Option<String> {
+        self.lock().closed.get(&connection).cloned()
+    }
+
+    pub fn unsubscribe(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(sub) = inner.subs.remove(id) else { return false };
+        if let Some(conn) = sub.connection.and_then(|c| inner.connections.get_mut(&c)) {
+            conn.subs.retain(|s| **s != *id);
+        }
+        true
+    }
+
+    /// Starts a subscription on a connection (or parked, with `None`, for a
+    /// later resume), or resumes one: with `resume.id` naming a kept
+    /// subscription it is moved to this connection and sent what it missed
+    /// after `resume.after`. A new live query gets its current result first.
+    pub fn subscribe(&self, connection: Option<u64>, viewer: Viewer, spec: Spec, resume: Resume) -> Result<Subscribed, LiveError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(c) = connection {
+            if !inner.connections.contains_key(&c) {
+                return Err(LiveError::Closed);
+            }
+        }
+        inner.purge();
+        let position = inner.model.checkpoint();
+        if let Some(existing) = resume.id.as_deref().filter(|id| inner.subs.contains_key(*id)) {
+            let id: Arc<str> = inner.subs.get_key_value(existing).map(|(k, _)| k.clone()).expect("checked above");
+            let initial = inner.replay(&id, resume.after)?;
+            inner.attach(&id, connection);
+            inner.send_initial(connection, &id, initial);
+            return Ok(Subscribed { id, position });
+        }
+        let id: Arc<str> = resume.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into();
+        let mut sub = Sub { id: id.clone(), connection: None, viewer, spec, filter: None, live: None, detached_at: Some(Instant::now()) };
+        let mut initial = Vec::new();
+        match &mut sub.spec {
+            Spec::Changes { object, filter, .. } => {
+                if let Some(name) = object.as_mut() {
+                    *name = inner.model.catalog().require(name)?.name.clone();
+                }
+                if let Some(filter) = filter.take() {
+                    let Some(name) = object.as_deref() else {
+                        return Err(DomainError::InvalidFilter("a filter needs an object to subscribe to".into()).into());
+                    };
+                    sub.filter = Some(inner.model.compile_filter(name, filter)?);
+                }
+                if let Some(after) = resume.after {
+                    initial = inner.changes_after(&sub, after)?;
+                }
+            }
+            Spec::Live { query } => {
+                let output = inner.model.execute(&sub.viewer, query.clone())?;
+                // Keep the checked query (canonical names) for the re-runs.
+                domain::query::check_query(query, inner.model.catalog())?;
+                let snapshot = Snapshot { position, records: output.records.clone(), total: output.total, has_more: output.has_more };
+                initial.push(Message::Snapshot(Arc::new(snapshot)));
+                sub.live = Some(LiveState {
+                    result: output.records,
+                    total: output.total,
+                    has_more: output.has_more,
+                    history: VecDeque::new(),
+                    history_from: position,
+                });
+            }
+        }
+        inner.subs.insert(id.clone(), sub);
+        inner.attach(&id, connection);
+        inner.send_initial(connection, &id, initial);
+        Ok(Subscribed { id, position })
+    }
+
+    /// Applies a batch of events and fans the changes out.
+    pub fn apply(&self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let watched = !inner.subs.is_empty();
+        let mut touched: HashSet<String> = HashSet::new();
+        for (envelope, payload) in batch {
+            if envelope.position <= inner.model.checkpoint() {
+                continue;
+            }
+            let record_event = match payload {
+                EventPayload::RecordCreated(e) => Some((ChangeKind::Created, &e.object, &e.id, e.record.keys().cloned().collect::<Vec<_>>())),
+                EventPayload::RecordUpdated(e) => Some((ChangeKind::Updated, &e.object, &e.id, e.changes.iter().map(|c| c.field.clone()).collect())),
+                EventPayload::RecordDeleted(e) => Some((ChangeKind::Deleted, &e.object, &e.id, e.previous.keys().cloned().collect())),
+                _ => None,
+            };
+            let Some((kind, object, id, changed)) = record_event.filter(|_| watched) else {
+                inner.model.apply(envelope, payload);
+                touched.insert(payload.object().to_string());
+                continue;
+            };
+            let previous = inner.current(object, id);
+            inner.model.apply(envelope, payload);
+            let record = inner.current(object, id);
+            let change = Arc::new(Change::new(
+                envelope.position,
+                envelope.event_id,
+                object.clone(),
+                id.clone(),
+                kind,
+                record,
+                previous,
+                changed,
+                envelope.actor.clone(),
+                envelope.occurred_at,
+            ));
+            touched.insert(object.clone());
+            inner.fan_out(&change);
+            inner.ring.push_back(change);
+            if inner.ring.len() > RING {
+                if let Some(old) = inner.ring.pop_front() {
+                    inner.ring_from = old.position;
+                }
+            }
+        }
+        inner.model.advance(up_to);
+        if !watched {
+            inner.ring.clear();
+            inner.ring_from = inner.model.checkpoint();
+        }
+        if !touched.is_empty() {
+            inner.refresh_live(&touched);
+        }
+        inner.purge();
+    }
+}
+
+impl Inner {
+    /// The record now, formula fields computed.
+    fn current(&self, object: &str, id: &str) -> Option<Arc<Record>> {
+        self.model.get(&Viewer::system(), object, id).ok().flatten().map(Arc::new)
+    }
+
+    fn attach(&mut self, id: &Arc<str>, connection: Option<u64>) {
+        let Some(sub) = self.subs.get_mut(id) else { return };
+        if let Some(old) = sub.connection.and_then(|c| self.connections.get_mut(&c)) {
+            old.subs.retain(|s| s != id);
+        }
+        sub.connection = connection.filter(|c| self.connections.contains_key(c));
+        sub.detached_at = if sub.connection.is_some() { None } else { Some(Instant::now()) };
+        if let Some(conn) = sub.connection.and_then(|c| self.connections.get_mut(&c)) {
+            conn.subs.push(id.clone());
+        }
+    }
+
+    fn send_initial(&mut self, connection: Option<u64>, id: &Arc<str>, messages: Vec<Message>) {
+        let Some(c) = connection else { return };
+        for message in messages {
+            if !self.deliver(c, Delivery { subscription: id.clone(), message }) {
+                return;
+            }
+        }
+    }
+
+    /// What a kept subscription missed after `after`.
+    fn replay(&self, id: &str, after: Option<u64>) -> Result<Vec<Message>, LiveError> {
+        let sub = &self.subs[id];
+        let Some(after) = after else { return Ok(Vec::new()) };
+        match &sub.live {
+            Some(live) if after >= live.history_from => Ok(live.history.iter().filter(|m| m.position() > after).cloned().collect()),
+            Some(live) => {
+                // Too far behind to replay: the whole result again.
+                let snapshot = Snapshot { position: self.model.checkpoint(), records: live.result.clone(), total: live.total, has_more: live.has_more };
+                Ok(vec![Message::Snapshot(Arc::new(snapshot))])
+            }
+            None => self.changes_after(sub, after),
+        }
+    }
+
+    /// The kept changes after `after` that a subscription wants.
+    fn changes_after(&self, sub: &Sub, after: u64) -> Result<Vec<Message>, LiveError> {
+        if after < self.ring_from && after < self.model.checkpoint() {
+            return Err(LiveError::ResumeGap { after, oldest: self.ring_from + 1 });
+        }
+        let start = self.ring.partition_point(|c| c.position <= after);
+        let mut out = Vec::new();
+        for change in self.ring.range(start..) {
+            for kind in self.wanted(sub, change) {
+                out.push(Message::Event { kind, change: change.clone() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The event kinds under which a subscription wants a change.
+    fn wanted(&self, sub: &Sub, change: &Change) -> Vec<EventKind> {
+        let Spec::Changes { object, kinds, fields, .. } = &sub.spec else { return Vec::new() };
+        if object.as_deref().is_some_and(|o| o != change.object) {
+            return Vec::new();
+        }
+        if !fields.is_empty() && change.kind == ChangeKind::Updated && !change.changed.iter().any(|f| fields.contains(f)) {
+            return Vec::new();
+        }
+        if let Some(filter) = &sub.filter {
+            let passes = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| self.model.record_matches(filter, r));
+            if !passes(&change.record) && !passes(&change.previous) {
+                return Vec::new();
+            }
+        }
+        let own = EventKind::of(change.kind);
+        let mut out = Vec::new();
+        if kinds.is_empty() || kinds.contains(&own) {
+            out.push(own);
+        }
+        if own == EventKind::Updated && kinds.contains(&EventKind::FieldChanged) {
+            out.push(EventKind::FieldChanged);
+        }
+        out
+    }
+
+    fn fan_out(&mut self, change: &Arc<Change>) {
+        let mut deliveries: Vec<(u64, Delivery)> = Vec::new();
+        for sub in self.subs.values() {
+            let Some(connection) = sub.connection else { continue };
+            for kind in self.wanted(sub, change) {
+                deliveries.push((connection, Delivery { subscription: sub.id.clone(), message: Message::Event { kind, change: change.clone() } }));
+            }
+        }
+        for (connection, delivery) in deliveries {
+            self.deliver(connection, delivery);
+        }
+    }
+
+    /// Re-runs the live queries on the touched objects and sends what changed.
+    fn refresh_live(&mut self, touched: &HashSet<String>) {
+        let position = self.model.checkpoint();
+        let mut deliveries: Vec<(u64, Delivery)> = Vec::new();
+        for sub in self.subs.values_mut() {
+            let (Some(live), Spec::Live { query }) = (sub.live.as_mut(), &sub.spec) else { continue };
+            if !touched.contains(&query.object) {
+                continue;
+            }
+            let output = match self.model.execute(&sub.viewer, query.clone()) {
+                Ok(output) => output,
+                Err(error) => {
+                    tracing::warn!(subscription = %sub.id, %error, "a live query no longer runs");
+                    continue;
+                }
+            };
+            let ops = diff(&live.result, &output.records);
+            if ops.is_empty() && output.total == live.total && output.has_more == live.has_more {
+                continue;
+            }
+            let message = Message::Ops(Arc::new(OpsMessage { position, ops, total: output.total, has_more: output.has_more }));
+            live.result = output.records;
+            live.total = output.total;
+            live.has_more = output.has_more;
+            live.history.push_back(message.clone());
+            if live.history.len() > HISTORY {
+                if let Some(old) = live.history.pop_front() {
+                    live.history_from = old.position();
+                }
+            }
+            if let Some(connection) = sub.connection {
+                deliveries.push((connection, Delivery { subscription: sub.id.clone(), message }));
+            }
+        }
+        for (connection, delivery) in deliveries {
+            self.deliver(connection, delivery);
+        }
+    }
+
+    /// Queues a message without waiting; a full buffer closes the connection.
+    fn deliver(&mut self, connection: u64, delivery: Delivery) -> bool {
+        let Some(conn) = self.connections.get(&connection) else { return false };
+        match conn.tx.try_send(delivery) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let reason = format!("slow consumer: {} messages were waiting; resume from the last position received", conn.capacity);
+                self.close(connection, Some(reason));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.close(connection, None);
+                false
+            }
+        }
+    }
+
+    fn close(&mut self, connection: u64, reason: Option<String>) {
+        let Some(conn) = self.connections.remove(&connection) else { return };
+        if let Some(reason) = reason {
+            tracing::info!(connection, %reason, "realtime connection closed");
+            self.closed.insert(connection, reason);
+        }
+        let now = Instant::now();
+        for id in conn.subs {
+            if let Some(sub) = self.subs.get_mut(&id) {
+                sub.connection = None;
+                sub.detached_at = Some(now);
+            }
+        }
+    }
+
+    /// Forgets subscriptions detached for longer than [`RETAIN`].
+    fn purge(&mut self) {
+        self.subs.retain(|_, sub| sub.detached_at.is_none_or(|at| at.elapsed() < RETAIN));
+        if self.closed.len() > 10_000 {
+            self.closed.clear();
+        }
+    }
+}
+
+/// The hub as a projection.
+pub struct LiveProjection {
+    pub hub: Arc<Hub>,
+}
+
+#[async_trait]
+impl Projection for LiveProjection {
+    fn name(&self) -> &str {
+        "realtime"
+    }
+
+    async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
+        Ok(self.hub.checkpoint())
+    }
+
+    async fn apply(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
+        self.hub.apply(batch, up_to);
+        Ok(())
+    }
+}
