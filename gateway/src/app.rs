@@ -32,6 +32,8 @@ pub struct System {
     pub hub: Arc<projections::live::Hub>,
     pub realtime_handle: ProjectionHandle,
     pub realtime: crate::realtime::http::Sessions,
+    /// The GraphQL schema generated from the current metadata.
+    pub graphql: crate::graphql::Schemas,
     /// The loaded app's display name.
     pub app_name: String,
 }
@@ -87,5 +89,5 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
-    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, rebuilds: Default::default(), hub, realtime_handle, realtime: Default::default(), app_name }))
+    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, rebuilds: Default::default(), hub, realtime_handle, realtime: Default::default(), graphql: Default::default(), app_name }))
 }

@@ -81,6 +81,19 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error as a GraphQL error: the message, and `extensions` holding
+    /// the same error object as the REST envelope (`code`, `category`,
+    /// `httpStatus`, `fieldErrors`...).
+    pub fn to_graphql(&self) -> async_graphql::Error {
+        let Json::Object(body) = self.body() else { unreachable!("the error body is an object") };
+        body.into_iter().fold(async_graphql::Error::new(self.message.clone()), |error, (key, value)| {
+            let value = async_graphql::Value::from_json(value).unwrap_or(async_graphql::Value::Null);
+            async_graphql::ErrorExtensions::extend_with(error, |_, extensions| extensions.set(key.clone(), value.clone()))
+        })
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         ApiError { code: e.code(), message: e.to_string(), field_errors: e.field_errors().to_vec(), details: None, status: None }

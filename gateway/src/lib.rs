@@ -13,6 +13,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod graphql;
 pub mod realtime;
 mod extract;
 pub mod replay;

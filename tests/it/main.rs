@@ -9,6 +9,7 @@ mod audit;
 mod client_compat;
 mod common;
 mod embedded_recovery;
+mod graphql;
 mod postgres_ordering;
 mod read_models;
 mod realtime;

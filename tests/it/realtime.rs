@@ -16,13 +16,13 @@ use crate::rest::{api, Api};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-struct Server {
-    api: Api,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) api: Api,
+    pub(crate) base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-async fn server(postgres: bool) -> Server {
+pub(crate) async fn server(postgres: bool) -> Server {
     let api = api(postgres).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -50,7 +50,10 @@ async fn send(ws: &mut Socket, message: Json) {
 }
 
 /// The next JSON frame (at most 10 s away).
-async fn next(ws: &mut Socket) -> Json {
+pub(crate) async fn next<S>(ws: &mut WebSocketStream<S>) -> Json
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s").expect("socket open").unwrap();
         if let Message::Text(text) = frame {

@@ -110,7 +110,8 @@ async fn crud_and_errors(postgres: bool) {
         let reply = api.call("GET", path, None, &[]).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body["data"]["routes"]["data"], json!("/api/v1/data"));
-        assert!(reply.body["data"]["routes"].get("graphql").is_none(), "only what exists is advertised");
+        assert_eq!(reply.body["data"]["routes"]["graphql"], json!("/api/v1/graphql"));
+        assert!(reply.body["data"]["routes"].get("storage").is_none(), "only what exists is advertised");
     }
     let ada = api.call("GET", "/api/v1/data/customer?name=Ada", None, &[]).await;
     let ada_id = ada.body["data"]["records"][0]["id"].as_str().unwrap().to_string();

@@ -14,7 +14,7 @@ mod parse;
 mod sort;
 
 pub use ast::{AggFunction, Aggregation, Condition, Filter, Op, Operand, Query, Search, SortNode, SortOrder};
-pub use check::check_query;
+pub use check::{check_query, MAX_LIMIT};
 pub use filter::parse_filter;
 pub use params::parse_url_params;
 pub use parse::parse_query;

@@ -96,7 +96,7 @@ pub(crate) fn live_spec(body: &Json) -> Result<Spec, ApiError> {
         None | Some(Json::Null) => Query::new(&object),
         Some(json) => parse_query(&object, json)?,
     };
-    Ok(Spec::Live { query })
+    Ok(Spec::Live { query: Box::new(query) })
 }
 
 pub(crate) fn parse(text_frame: &str) -> Result<Request, ApiError> {

@@ -27,7 +27,7 @@ fn time_of(key: &str, text: &str) -> Result<i64, ApiError> {
     Timestamp::parse(text).map(Timestamp::micros).ok_or_else(|| bad(format!("{key} must be an ISO-8601 datetime, got '{text}'")))
 }
 
-fn parse(params: Vec<(String, String)>, fixed: bool) -> Result<AuditQuery, ApiError> {
+pub(crate) fn parse(params: Vec<(String, String)>, fixed: bool) -> Result<AuditQuery, ApiError> {
     let mut query = AuditQuery { limit: 50, ..AuditQuery::default() };
     for (key, value) in params {
         match key.as_str() {
@@ -54,12 +54,17 @@ fn parse(params: Vec<(String, String)>, fixed: bool) -> Result<AuditQuery, ApiEr
     Ok(query)
 }
 
-fn answer(system: &System, query: &AuditQuery) -> JsonResponse<Json> {
+/// `{entries, records, total, hasMore}` (REST and GraphQL).
+pub(crate) fn page(system: &System, query: &AuditQuery) -> Json {
     let model = system.audit_model.read().expect("audit lock");
     let (entries, total) = model.query(query);
     let entries: Vec<Json> = entries.iter().map(|e| e.to_json()).collect();
     let has_more = query.offset + entries.len() < total;
-    JsonResponse(ok(json!({"entries": entries, "records": entries, "total": total, "hasMore": has_more})))
+    json!({"entries": entries, "records": entries, "total": total, "hasMore": has_more})
+}
+
+fn answer(system: &System, query: &AuditQuery) -> JsonResponse<Json> {
+    JsonResponse(ok(page(system, query)))
 }
 
 pub(crate) async fn audit(State(system): State<Arc<System>>, headers: HeaderMap, mut params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {

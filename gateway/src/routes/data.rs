@@ -182,12 +182,17 @@ pub(crate) fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, Ap
 /// The record to return after a write: the command's result with its formula
 /// fields computed (reads of this node will see the same, see `read_barrier`).
 pub(crate) fn written_record(system: &System, outcome: &Outcome) -> Json {
-    let Some(record) = &outcome.record else { return Json::Null };
+    written_record_value(system, outcome).map(|r| record_to_json(&r)).unwrap_or(Json::Null)
+}
+
+/// [`written_record`] as a record.
+pub(crate) fn written_record_value(system: &System, outcome: &Outcome) -> Option<domain::value::Record> {
+    let record = outcome.record.as_ref()?;
     let now = domain::Timestamp::from_micros(outcome.events.last().map(|e| e.occurred_at).unwrap_or_default());
-    match system.commands.object(&outcome.object) {
-        Some(object) => record_to_json(&domain::formula::with_formula_fields(&object, record, now)),
-        None => record_to_json(record),
-    }
+    Some(match system.commands.object(&outcome.object) {
+        Some(object) => domain::formula::with_formula_fields(&object, record, now),
+        None => record.clone(),
+    })
 }
 
 pub(crate) fn meta_for(headers: &HeaderMap) -> Result<CommandMeta, ApiError> {

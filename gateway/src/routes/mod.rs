@@ -1,6 +1,6 @@
 //! Routes of the REST API (spec rest.md), grouped by concern.
 
-mod audit;
+pub(crate) mod audit;
 mod batch;
 mod data;
 mod discovery;
@@ -17,6 +17,8 @@ use domain::ErrorCode;
 
 use crate::app::System;
 use crate::realtime;
+
+pub(crate) use data::written_record_value;
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<Arc<System>> {
@@ -40,6 +42,8 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/projections", get(projections::list))
         .route("/metrics", get(projections::metrics))
+        .route("/api/v1/graphql", get(crate::graphql::get).post(crate::graphql::post))
+        .route("/api/v1/graphql/schema", get(crate::graphql::schema))
         .route("/api/v1/realtime", get(realtime::socket::upgrade))
         .route("/api/v1/realtime/connect", post(realtime::http::connect))
         .route("/api/v1/realtime/disconnect", post(realtime::http::disconnect))

@@ -50,6 +50,8 @@ pub struct Subscribed {
 
 pub struct Hub {
     inner: Mutex<Inner>,
+    /// Moves on every metadata event (generated schemas compare it).
+    metadata_version: std::sync::atomic::AtomicU64,
 }
 
 struct Connection {
@@ -91,7 +93,7 @@ struct Inner {
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { inner: Mutex::new(Inner::default()) }
+        Hub { inner: Mutex::new(Inner::default()), metadata_version: Default::default() }
     }
 }
 
@@ -107,6 +109,17 @@ impl Hub {
     /// The position of the last event applied.
     pub fn checkpoint(&self) -> u64 {
         self.lock().model.checkpoint()
+    }
+
+    /// A number that changes whenever an object definition does.
+    pub fn metadata_version(&self) -> u64 {
+        self.metadata_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The metadata as of the hub's position, with its [`Hub::metadata_version`].
+    pub fn catalog(&self) -> (u64, domain::metadata::Catalog) {
+        let inner = self.lock();
+        (self.metadata_version(), inner.model.catalog().clone())
     }
 
     /// `(connections, subscriptions)`.
@@ -187,7 +200,7 @@ impl Hub {
                 }
             }
             Spec::Live { query } => {
-                let output = inner.model.execute(&sub.viewer, query.clone())?;
+                let output = inner.model.execute(&sub.viewer, (**query).clone())?;
                 // Keep the checked query (canonical names) for the re-runs.
                 domain::query::check_query(query, inner.model.catalog())?;
                 let snapshot = Snapshot { position, records: output.records.clone(), total: output.total, has_more: output.has_more };
@@ -225,6 +238,9 @@ impl Hub {
             };
             let Some((kind, object, id, changed)) = record_event.filter(|_| watched) else {
                 inner.model.apply(envelope, payload);
+                if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
+                    self.metadata_version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                }
                 touched.insert(payload.object().to_string());
                 continue;
             };
@@ -369,7 +385,7 @@ impl Inner {
             if !touched.contains(&query.object) {
                 continue;
             }
-            let output = match self.model.execute(&sub.viewer, query.clone()) {
+            let output = match self.model.execute(&sub.viewer, (**query).clone()) {
                 Ok(output) => output,
                 Err(error) => {
                     tracing::warn!(subscription = %sub.id, %error, "a live query no longer runs");

@@ -59,7 +59,7 @@ pub enum Spec {
     /// `fields` narrows `field.changed` (and updates) to changes of those fields.
     Changes { object: Option<String>, kinds: Vec<EventKind>, filter: Option<Filter>, fields: Vec<String> },
     /// A list query: its current result, then the changes to it.
-    Live { query: Query },
+    Live { query: Box<Query> },
 }
 
 /// A change to a live query's result. Applied in order to the previous result
