@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -19,5 +20,9 @@ pub fn router(system: Arc<System>) -> Router {
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(listener: TcpListener, system: Arc<System>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    // No Nagle delay: realtime frames and small responses go out at once.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(system)).with_graceful_shutdown(shutdown).await
 }

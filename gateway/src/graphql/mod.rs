@@ -106,6 +106,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
     let schema = system.graphql.current(&system)?;
     let headers = parts.headers.clone();
     Ok(upgrade
+        .read_buffer_size(crate::realtime::socket::READ_BUFFER)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let mut data = async_graphql::Data::default();

@@ -132,18 +132,29 @@ fn op_json(op: &LiveOp) -> Json {
 /// serialised once for every subscriber.
 pub(crate) fn render(delivery: &Delivery) -> String {
     match &delivery.message {
-        Message::Event { kind, change } => format!(
-            r#"{{"type":{},"subscriptionId":{},"id":"{}","object":{},"action":"{}","position":{},"timestamp":"{}","userId":{},"payload":{}}}"#,
-            quoted(kind.name()),
-            quoted(&delivery.subscription),
-            change.event_uuid(),
-            quoted(&change.object),
-            change.kind.action(),
-            change.position,
-            change.timestamp(),
-            quoted(&change.actor),
-            change.payload_json(),
-        ),
+        Message::Event { kind, change } => {
+            // Everything but the subscription id is the same for every subscriber: built once.
+            let tail = change.cached(kind.slot(), || {
+                format!(
+                    r#""id":"{}","object":{},"action":"{}","position":{},"timestamp":"{}","userId":{},"payload":{}}}"#,
+                    change.event_uuid(),
+                    quoted(&change.object),
+                    change.kind.action(),
+                    change.position,
+                    change.timestamp(),
+                    quoted(&change.actor),
+                    change.payload_json(),
+                )
+            });
+            let mut frame = String::with_capacity(tail.len() + delivery.subscription.len() + 48);
+            frame.push_str(r#"{"type":""#);
+            frame.push_str(kind.name());
+            frame.push_str(r#"","subscriptionId":"#);
+            frame.push_str(&quoted(&delivery.subscription));
+            frame.push(',');
+            frame.push_str(tail);
+            frame
+        }
         Message::Snapshot(s) => json!({
             "type": "snapshot",
             "subscriptionId": &*delivery.subscription,

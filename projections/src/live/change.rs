@@ -43,6 +43,8 @@ pub struct Change {
     pub occurred_at: i64,
     /// The JSON payload, serialised once for every subscriber.
     payload: OnceLock<String>,
+    /// Wire frames (per event kind) built once for every subscriber.
+    frames: [OnceLock<String>; 4],
 }
 
 impl Change {
@@ -59,7 +61,7 @@ impl Change {
         actor: String,
         occurred_at: i64,
     ) -> Change {
-        Change { position, event_id, object, id, kind, record, previous, changed, actor, occurred_at, payload: OnceLock::new() }
+        Change { position, event_id, object, id, kind, record, previous, changed, actor, occurred_at, payload: OnceLock::new(), frames: Default::default() }
     }
 
     /// `{id, record, previous, changes: [{field, oldValue, newValue}]}`, serialised once.
@@ -76,6 +78,12 @@ impl Change {
             })
             .to_string()
         })
+    }
+
+    /// A rendering of this change shared by every subscriber: built by the
+    /// first caller for `slot` (0..4, one per event kind), reused after.
+    pub fn cached(&self, slot: usize, build: impl FnOnce() -> String) -> &str {
+        self.frames[slot.min(3)].get_or_init(build)
     }
 
     /// The event id as a UUID string.

@@ -32,6 +32,11 @@ impl EventKind {
         })
     }
 
+    /// A small index per kind (for per-kind caches).
+    pub fn slot(self) -> usize {
+        self as usize
+    }
+
     /// The wire name (`record.created`, ..., `field.changed`).
     pub fn name(self) -> &'static str {
         match self {
