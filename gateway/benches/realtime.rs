@@ -48,11 +48,8 @@ impl Http {
     }
 
     async fn request(&mut self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", self.host, body.len());
         self.stream.write_all(request.as_bytes()).await.expect("write");
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 8192];
@@ -63,10 +60,8 @@ impl Http {
             let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
             let head = String::from_utf8_lossy(&buffer[..end]).to_string();
             let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                .unwrap_or(0);
+            let length: usize =
+                head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
             while buffer.len() < end + 4 + length {
                 let n = self.stream.read(&mut chunk).await.expect("read");
                 assert!(n > 0, "connection closed");

@@ -89,5 +89,18 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
-    Ok(Arc::new(System { commands, query, reader, audit, audit_model, read_wait: settings.read_wait, rebuilds: Default::default(), hub, realtime_handle, realtime: Default::default(), graphql: Default::default(), app_name }))
+    Ok(Arc::new(System {
+        commands,
+        query,
+        reader,
+        audit,
+        audit_model,
+        read_wait: settings.read_wait,
+        rebuilds: Default::default(),
+        hub,
+        realtime_handle,
+        realtime: Default::default(),
+        graphql: Default::default(),
+        app_name,
+    }))
 }

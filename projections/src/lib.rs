@@ -16,8 +16,8 @@
 //! Entry points: [`runner::spawn`], [`memory_projection`], [`pg_model::open`].
 
 pub mod as_of;
-pub mod live;
 pub mod audit_model;
+pub mod live;
 pub mod pg_model;
 pub mod query_model;
 pub mod reader;

@@ -80,7 +80,12 @@ async fn round_trips(postgres: bool) {
         assert_eq!(created["record"]["customer"]["name"], json!("Ada"), "lookup resolved");
         ids.push(created["id"].as_str().unwrap().to_string());
     }
-    let paid = data(&api, "mutation($id: ID!) { updateOrder(id: $id, input: {status: paid}, expectedVersion: 1) { version record { status } } }", json!({"id": ids[3]})).await;
+    let paid = data(
+        &api,
+        "mutation($id: ID!) { updateOrder(id: $id, input: {status: paid}, expectedVersion: 1) { version record { status } } }",
+        json!({"id": ids[3]}),
+    )
+    .await;
     assert_eq!(paid["updateOrder"]["version"], json!(2));
     assert_eq!(paid["updateOrder"]["record"]["status"], json!("paid"));
 
@@ -127,7 +132,14 @@ async fn round_trips(postgres: bool) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["key"]["status"].as_str().unwrap().to_string(), g["count"].as_i64().unwrap(), g["sum"]["amount"].as_f64().unwrap(), g["max"]["amount"].as_f64().unwrap()))
+        .map(|g| {
+            (
+                g["key"]["status"].as_str().unwrap().to_string(),
+                g["count"].as_i64().unwrap(),
+                g["sum"]["amount"].as_f64().unwrap(),
+                g["max"]["amount"].as_f64().unwrap(),
+            )
+        })
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(rows, vec![("open".to_string(), 3, 22.5, 10.0), ("paid".to_string(), 1, 20.0, 20.0)]);

@@ -89,7 +89,11 @@ async fn changes_in_order_with_filters_and_resume(postgres: bool) {
     let ack = next(&mut all).await;
     assert_eq!(ack["type"], json!("subscribed"), "{ack}");
     let mut paid = socket(&server, "").await;
-    send(&mut paid, json!({"type": "subscribe", "object": "order", "events": ["record.updated", "field.changed"], "filter": {"status": "paid"}, "fields": ["status"]})).await;
+    send(
+        &mut paid,
+        json!({"type": "subscribe", "object": "order", "events": ["record.updated", "field.changed"], "filter": {"status": "paid"}, "fields": ["status"]}),
+    )
+    .await;
     assert_eq!(next(&mut paid).await["type"], json!("subscribed"));
 
     // Committed changes arrive exactly once each, in commit order, with their positions.
@@ -101,7 +105,11 @@ async fn changes_in_order_with_filters_and_resume(postgres: bool) {
     let expected = [("record.created", &a, pa), ("record.created", &b, pb), ("record.updated", &a, pu), ("record.updated", &a, pt), ("record.deleted", &b, pd)];
     for (kind, id, position) in expected {
         let event = next(&mut all).await;
-        assert_eq!((event["type"].as_str().unwrap(), event["payload"]["id"].as_str().unwrap(), event["position"].as_u64().unwrap()), (kind, id.as_str(), position), "{event}");
+        assert_eq!(
+            (event["type"].as_str().unwrap(), event["payload"]["id"].as_str().unwrap(), event["position"].as_u64().unwrap()),
+            (kind, id.as_str(), position),
+            "{event}"
+        );
         assert_eq!(event["subscriptionId"], json!("all-orders"));
         assert_eq!(event["object"], json!("order"));
     }

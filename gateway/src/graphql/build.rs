@@ -76,7 +76,9 @@ fn shared_types(builder: async_graphql::dynamic::SchemaBuilder) -> async_graphql
         .field(InputValue::new("null", TypeRef::named(TypeRef::BOOLEAN)));
     let float_filter = ["eq", "ne", "gt", "gte", "lt", "lte"]
         .into_iter()
-        .fold(InputObject::new("FloatFilter").description("Conditions on a number field."), |o, op| o.field(InputValue::new(op, TypeRef::named(TypeRef::FLOAT))))
+        .fold(InputObject::new("FloatFilter").description("Conditions on a number field."), |o, op| {
+            o.field(InputValue::new(op, TypeRef::named(TypeRef::FLOAT)))
+        })
         .field(InputValue::new("in", TypeRef::named_nn_list(TypeRef::FLOAT)))
         .field(InputValue::new("nin", TypeRef::named_nn_list(TypeRef::FLOAT)))
         .field(InputValue::new("between", TypeRef::named_nn_list(TypeRef::FLOAT)))
@@ -93,9 +95,7 @@ fn shared_types(builder: async_graphql::dynamic::SchemaBuilder) -> async_graphql
         .field(InputValue::new("null", TypeRef::named(TypeRef::BOOLEAN)));
     let page_info = Object::new("PageInfo")
         .field(sync_field("hasNextPage", TypeRef::named_nn(TypeRef::BOOLEAN), |p| Ok(value(Some(Gql::Boolean(p.try_downcast_ref::<Page>()?.has_more))))))
-        .field(sync_field("hasPreviousPage", TypeRef::named_nn(TypeRef::BOOLEAN), |p| {
-            Ok(value(Some(Gql::Boolean(p.try_downcast_ref::<Page>()?.offset > 0))))
-        }))
+        .field(sync_field("hasPreviousPage", TypeRef::named_nn(TypeRef::BOOLEAN), |p| Ok(value(Some(Gql::Boolean(p.try_downcast_ref::<Page>()?.offset > 0))))))
         .field(sync_field("startCursor", TypeRef::named(TypeRef::STRING), |p| {
             let page = p.try_downcast_ref::<Page>()?;
             Ok((!page.records.is_empty()).then(|| text(cursor(page.offset))).flatten())
@@ -108,9 +108,8 @@ fn shared_types(builder: async_graphql::dynamic::SchemaBuilder) -> async_graphql
         .field(sync_field("field", TypeRef::named_nn(TypeRef::STRING), |p| Ok(text(p.try_downcast_ref::<FieldChangeValue>()?.field.clone()))))
         .field(sync_field("oldValue", TypeRef::named("JSON"), |p| Ok(value(p.try_downcast_ref::<FieldChangeValue>()?.old.clone()))))
         .field(sync_field("newValue", TypeRef::named("JSON"), |p| Ok(value(p.try_downcast_ref::<FieldChangeValue>()?.new.clone()))));
-    let json_field = |name: &'static str, ty: TypeRef| {
-        sync_field(name, ty, move |p| Ok(value(Some(gql_from_json(&p.try_downcast_ref::<serde_json::Value>()?[name])))))
-    };
+    let json_field =
+        |name: &'static str, ty: TypeRef| sync_field(name, ty, move |p| Ok(value(Some(gql_from_json(&p.try_downcast_ref::<serde_json::Value>()?[name])))));
     let audit_page = Object::new("AuditPage")
         .description("Audit entries in the spec's shape (eventType, actor, target, changes, timestamp), newest first.")
         .field(json_field("entries", TypeRef::named_nn_list_nn("JSON")))
@@ -162,13 +161,7 @@ fn plan(object: &ObjectDef) -> Vec<Plan> {
         .filter(|f| super::types::is_name(&f.name) && f.name != "id")
         .map(|f| {
             let (kind, list) = kind_of(object, f);
-            Plan {
-                name: f.name.clone(),
-                kind,
-                list,
-                writable: !f.field_type.is_read_only(),
-                readable: f.field_type != FieldType::Password,
-            }
+            Plan { name: f.name.clone(), kind, list, writable: !f.field_type.is_read_only(), readable: f.field_type != FieldType::Password }
         })
         .collect();
     for (name, kind) in SYSTEM {
@@ -199,9 +192,9 @@ fn object_types(builder: async_graphql::dynamic::SchemaBuilder, object: &ObjectD
         }
     }
     // The record type.
-    let mut record = Object::new(&ty).description(format!("A record of '{}'.", object.name)).field(sync_field("id", TypeRef::named_nn(TypeRef::ID), |p| {
-        Ok(value(to_gql(p.try_downcast_ref::<Row>()?.0.get("id"), &Kind::String, false)))
-    }));
+    let mut record = Object::new(&ty)
+        .description(format!("A record of '{}'.", object.name))
+        .field(sync_field("id", TypeRef::named_nn(TypeRef::ID), |p| Ok(value(to_gql(p.try_downcast_ref::<Row>()?.0.get("id"), &Kind::String, false)))));
     for field in fields.iter().filter(|f| f.readable) {
         let name = field.name.clone();
         let (kind, list) = (field.kind.clone(), field.list);
@@ -260,7 +253,8 @@ fn object_types(builder: async_graphql::dynamic::SchemaBuilder, object: &ObjectD
             }))
             .field(sync_field("edges", TypeRef::named_nn_list_nn(format!("{ty}Edge")), |p| {
                 let page = p.try_downcast_ref::<Page>()?;
-                let edges = page.records.iter().enumerate().map(|(i, r)| FieldValue::owned_any(Edge { cursor: cursor(page.offset + i as u64), row: r.clone() }));
+                let edges =
+                    page.records.iter().enumerate().map(|(i, r)| FieldValue::owned_any(Edge { cursor: cursor(page.offset + i as u64), row: r.clone() }));
                 Ok(Some(FieldValue::list(edges.collect::<Vec<_>>())))
             }))
             .field(sync_field("total", TypeRef::named(TypeRef::INT), |p| Ok(p.try_downcast_ref::<Page>()?.total.and_then(number))))
@@ -369,7 +363,10 @@ fn change_type(ty: &str) -> Object {
         .field(sync_field("changes", TypeRef::named_nn_list_nn("FieldChange"), move |p| {
             let (_, change) = change(p)?;
             let read = |r: &Option<Arc<Record>>, f: &str| r.as_ref().and_then(|r| r.get(f)).filter(|v| **v != Value::Null).map(|v| gql_from_json(&v.to_json()));
-            let items = change.changed.iter().map(|f| FieldValue::owned_any(FieldChangeValue { field: f.clone(), old: read(&change.previous, f), new: read(&change.record, f) }));
+            let items = change
+                .changed
+                .iter()
+                .map(|f| FieldValue::owned_any(FieldChangeValue { field: f.clone(), old: read(&change.previous, f), new: read(&change.record, f) }));
             Ok(Some(FieldValue::list(items.collect::<Vec<_>>())))
         }))
         .field(sync_field("timestamp", TypeRef::named_nn("DateTime"), move |p| Ok(text(change(p)?.1.timestamp()))))

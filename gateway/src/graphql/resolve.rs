@@ -8,7 +8,7 @@ use async_graphql::SelectionField;
 use axum::http::HeaderMap;
 use commands::service::{Command, CommandMeta};
 use domain::metadata::Catalog;
-use domain::query::{Aggregation, AggFunction, Condition, Filter, Op, Operand, Query};
+use domain::query::{AggFunction, Aggregation, Condition, Filter, Op, Operand, Query};
 use domain::value::{Record, Value};
 use domain::ErrorCode;
 use projections::as_of::{record_as_of, AsOf};
@@ -200,11 +200,8 @@ pub async fn related(ctx: &ResolverContext<'_>, field: &str, target: &str, catal
     };
     let (system, request) = context(ctx)?;
     let mut query = Query::new(target);
-    query.filter = Some(Filter::Cond(Condition {
-        field: "id".into(),
-        op: Op::In,
-        value: Operand::Value(Value::List(ids.iter().cloned().map(Value::Text).collect())),
-    }));
+    query.filter =
+        Some(Filter::Cond(Condition { field: "id".into(), op: Op::In, value: Operand::Value(Value::List(ids.iter().cloned().map(Value::Text).collect())) }));
     query.limit = Some(ids.len() as u64);
     query.expand = expand_from(ctx.field(), catalog, target);
     let output = system.reader.execute(&viewer(&request.headers), query).await.map_err(gql)?;

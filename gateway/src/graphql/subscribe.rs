@@ -72,7 +72,8 @@ async fn open<'a>(ctx: &ResolverContext<'a>, spec: Spec) -> Result<BoxStream<'a,
 
 /// `objectChanged(filter, where, events, fields, after, resumeId)`.
 pub async fn changes<'a>(ctx: &ResolverContext<'a>, object: &str) -> Result<BoxStream<'a, Result<FieldValue<'a>>>> {
-    let spec = Spec::Changes { object: Some(object.to_string()), kinds: kinds(ctx)?, filter: filter_of(&ctx.args).map_err(gql)?, fields: strings(ctx, "fields")? };
+    let spec =
+        Spec::Changes { object: Some(object.to_string()), kinds: kinds(ctx)?, filter: filter_of(&ctx.args).map_err(gql)?, fields: strings(ctx, "fields")? };
     open(ctx, spec).await
 }
 

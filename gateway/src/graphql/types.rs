@@ -21,9 +21,7 @@ pub fn type_name(object: &str) -> String {
 /// A valid GraphQL name (`[_A-Za-z][_0-9A-Za-z]*`, not starting with `__`).
 pub fn is_name(text: &str) -> bool {
     let mut chars = text.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-        && !text.starts_with("__")
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic()) && chars.all(|c| c == '_' || c.is_ascii_alphanumeric()) && !text.starts_with("__")
 }
 
 /// What a field is on the GraphQL side.

@@ -98,12 +98,7 @@ pub fn arg_json(args: &ObjectAccessor<'_>, name: &str) -> Result<Option<Json>, A
     match args.get(name) {
         None => Ok(None),
         Some(value) if value.is_null() => Ok(None),
-        Some(value) => value
-            .as_value()
-            .clone()
-            .into_json()
-            .map(Some)
-            .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("argument '{name}': {e}"))),
+        Some(value) => value.as_value().clone().into_json().map(Some).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("argument '{name}': {e}"))),
     }
 }
 

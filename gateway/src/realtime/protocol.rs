@@ -75,9 +75,8 @@ pub(crate) fn changes_spec(body: &Json) -> Result<Spec, ApiError> {
     let kinds = strings(body, "events")?
         .iter()
         .map(|name| {
-            EventKind::parse(name).ok_or_else(|| {
-                bad(format!("unknown event type '{name}': use record.created, record.updated, record.deleted or field.changed"))
-            })
+            EventKind::parse(name)
+                .ok_or_else(|| bad(format!("unknown event type '{name}': use record.created, record.updated, record.deleted or field.changed")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let filter = match body.get("filter").or_else(|| body.get("where")) {

@@ -18,8 +18,8 @@ use domain::ErrorCode;
 use crate::app::System;
 use crate::realtime;
 
-pub(crate) use data::written_record_value;
 use crate::error::ApiError;
+pub(crate) use data::written_record_value;
 
 pub(crate) fn router() -> Router<Arc<System>> {
     Router::new()

@@ -72,11 +72,24 @@ pub enum Spec {
 /// give the new one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveOp {
-    Remove { id: String },
-    Insert { id: String, index: usize, record: Arc<Record> },
-    Update { id: String, index: usize, record: Arc<Record> },
+    Remove {
+        id: String,
+    },
+    Insert {
+        id: String,
+        index: usize,
+        record: Arc<Record>,
+    },
+    Update {
+        id: String,
+        index: usize,
+        record: Arc<Record>,
+    },
     /// The record did not change but its place did.
-    Move { id: String, index: usize },
+    Move {
+        id: String,
+        index: usize,
+    },
 }
 
 #[derive(Debug)]
