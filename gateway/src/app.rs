@@ -28,6 +28,9 @@ pub struct System {
     /// Rebuilds by projection name: swaps done so far, and the progress of the last one.
     #[allow(clippy::type_complexity)]
     pub rebuilds: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<tokio::sync::watch::Receiver<projections::rebuild::Progress>>)>>,
+    /// Full-text search: the projection and its model.
+    pub search: ProjectionHandle,
+    pub search_model: Arc<std::sync::RwLock<projections::search::SearchModel>>,
     /// Realtime: the hub (its own projection) and the HTTP sessions.
     pub hub: Arc<projections::live::Hub>,
     pub realtime_handle: ProjectionHandle,
@@ -81,10 +84,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     };
     let (audit_projection, audit_model) = audit_projection();
     let audit = runner::spawn(store.clone(), audit_projection).await?;
+    let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
+    let search = runner::spawn(store.clone(), search_projection).await?;
     let hub = projections::live::Hub::new();
     let realtime_handle = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone() }).await?;
     let head = *store.head().borrow();
-    for handle in [&query, &audit, &realtime_handle] {
+    for handle in [&query, &audit, &search, &realtime_handle] {
         if !handle.wait_for(head, Duration::from_secs(600)).await {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
@@ -97,6 +102,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         audit_model,
         read_wait: settings.read_wait,
         rebuilds: Default::default(),
+        search,
+        search_model,
         hub,
         realtime_handle,
         realtime: Default::default(),

@@ -10,6 +10,8 @@
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
 //! - [`as_of`]: the query model as of a past position or time, folded from the log.
 //! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
+//! - [`search`]: full-text search (tantivy, in memory), fed from either store.
+//! - [`live`]: realtime fan-out of committed changes and live queries.
 //! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
 //!
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
@@ -23,6 +25,7 @@ pub mod query_model;
 pub mod reader;
 pub mod rebuild;
 pub mod runner;
+pub mod search;
 
 use std::sync::{Arc, RwLock};
 

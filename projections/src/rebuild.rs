@@ -67,6 +67,24 @@ impl MemoryModel for AuditModel {
     }
 }
 
+impl MemoryModel for crate::search::SearchModel {
+    fn checkpoint(&self) -> u64 {
+        crate::search::SearchModel::checkpoint(self)
+    }
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
+        self.apply(envelope, &payload);
+    }
+    fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply(envelope, payload);
+    }
+    fn advance_to(&mut self, position: u64) {
+        crate::search::SearchModel::advance_to(self, position);
+    }
+    fn summary(&self) -> Vec<(String, usize)> {
+        vec![("records".into(), self.len())]
+    }
+}
+
 /// Progress of a rebuild, published while it runs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {

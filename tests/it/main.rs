@@ -16,6 +16,7 @@ mod realtime;
 mod rebuild;
 mod replay;
 mod rest;
+mod search;
 mod service;
 mod store_suite;
 mod tidy;

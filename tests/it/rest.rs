@@ -17,7 +17,7 @@ use crate::common;
 
 pub(crate) struct Api {
     pub(crate) system: Arc<System>,
-    _dir: Option<tempfile::TempDir>,
+    pub(crate) _dir: Option<tempfile::TempDir>,
 }
 
 pub(crate) struct Reply {
@@ -59,6 +59,12 @@ pub(crate) async fn api_with_wait(postgres: bool, read_wait: Duration) -> Api {
 /// A server on the given storage (a restart when the storage was used before).
 pub(crate) async fn api_on(storage: Storage) -> Api {
     api_with(storage, Duration::from_secs(5)).await
+}
+
+/// A server for another app (a JSON file).
+pub(crate) async fn api_with_app(storage: Storage, app: &std::path::Path) -> Api {
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app.to_path_buf()), read_wait: Duration::from_secs(5) };
+    Api { system: start(&settings).await.unwrap(), _dir: None }
 }
 
 async fn api_with(storage: Storage, read_wait: Duration) -> Api {

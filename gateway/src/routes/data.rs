@@ -54,7 +54,7 @@ fn parse_as_of(text: &str) -> Result<AsOf, ApiError> {
 /// Runs a query on the read model, or, with `asOf`, on the model folded from the log up to then.
 async fn run_query(system: &System, headers: &HeaderMap, query: Query, as_of: Option<&str>) -> Result<(QueryOutput, Option<u64>), ApiError> {
     match as_of {
-        None => Ok((system.reader.execute(&viewer(headers), query).await?, None)),
+        None => Ok((super::search::query_with_search(system, &viewer(headers), query).await?, None)),
         Some(text) => {
             let (model, position) = query_model_as_of(system.commands.store(), parse_as_of(text)?).await?;
             Ok((model.execute(&viewer(headers), query)?, Some(position)))

@@ -11,7 +11,8 @@ use super::support::ok;
 use crate::app::System;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql"});
+    let routes =
+        json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search"});
     let unavailable = |what: &str| json!({"enabled": false, "status": "unavailable", "message": format!("{what} is not available on this server yet")});
     JsonResponse(ok(json!({
         "name": system.app_name,
@@ -20,14 +21,14 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
         "environment": "development",
         "routes": routes,
         "endpoints": routes,
-        "features": {"graphql": true, "search": false, "websockets": true, "files": false, "analytics": false,
+        "features": {"graphql": true, "search": true, "websockets": true, "files": false, "analytics": false,
                      "ai": false, "workflow": false, "notifications": false, "i18n": false},
         "services": {
             "data": {"enabled": true, "status": "available", "route": "/api/v1/data", "provider": "objectstack-rs"},
             "metadata": {"enabled": true, "status": "available", "route": "/api/v1/meta", "provider": "objectstack-rs"},
             "graphql": {"enabled": true, "status": "available", "route": "/api/v1/graphql", "provider": "objectstack-rs"},
             "realtime": {"enabled": true, "status": "available", "route": "/api/v1/realtime", "provider": "objectstack-rs"},
-            "search": unavailable("search"),
+            "search": {"enabled": true, "status": "available", "route": "/api/v1/search", "provider": "objectstack-rs"},
             "analytics": unavailable("analytics"),
             "auth": unavailable("auth"),
         },

@@ -6,6 +6,7 @@ mod data;
 mod discovery;
 mod meta;
 mod projections;
+pub(crate) mod search;
 pub(crate) mod support;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/projections", get(projections::list))
         .route("/metrics", get(projections::metrics))
+        .route("/api/v1/search", get(search::search))
         .route("/api/v1/graphql", get(crate::graphql::get).post(crate::graphql::post))
         .route("/api/v1/graphql/schema", get(crate::graphql::schema))
         .route("/api/v1/realtime", get(realtime::socket::upgrade))

@@ -17,11 +17,16 @@ use super::support::ok;
 use crate::app::System;
 use crate::error::ApiError;
 
-const NAMES: [&str; 2] = ["query", "audit"];
+const NAMES: [&str; 4] = ["query", "audit", "search", "realtime"];
 
 fn status_of(system: &System, name: &str) -> Json {
     let head = *system.commands.store().head().borrow();
-    let handle = if name == "query" { &system.query } else { &system.audit };
+    let handle = match name {
+        "query" => &system.query,
+        "search" => &system.search,
+        "realtime" => &system.realtime_handle,
+        _ => &system.audit,
+    };
     let position = handle.checkpoint();
     let rebuilds = system.rebuilds.lock().expect("rebuilds lock");
     let (generation, progress) = rebuilds.get(name).cloned().unwrap_or((0, None));
@@ -92,6 +97,9 @@ pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name):
         if entry.1.as_ref().is_some_and(|rx| !rx.borrow().done) {
             return Err(ApiError::new(ErrorCode::ResourceConflict, format!("projection '{name}' is already being rebuilt")));
         }
+        if name == "realtime" {
+            return Err(ApiError::new(ErrorCode::NotImplemented, "the realtime hub is not rebuilt: it keeps subscriptions, restart the server to refold it"));
+        }
         if name == "query" && system.reader.memory_model().is_none() {
             return Err(ApiError::new(
                 ErrorCode::NotImplemented,
@@ -109,6 +117,7 @@ pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name):
                 Some(model) => rebuild(store, model, progress_tx).await,
                 None => return,
             },
+            "search" => rebuild(store, task_system.search_model.clone(), progress_tx).await,
             _ => rebuild(store, task_system.audit_model.clone(), progress_tx).await,
         };
         match result {
