@@ -28,6 +28,10 @@ pub struct System {
     /// Rebuilds by projection name: swaps done so far, and the progress of the last one.
     #[allow(clippy::type_complexity)]
     pub rebuilds: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<tokio::sync::watch::Receiver<projections::rebuild::Progress>>)>>,
+    /// Analytics: the projection, its columnar model, and the cubes the app declares.
+    pub analytics: ProjectionHandle,
+    pub analytics_model: Arc<std::sync::RwLock<projections::analytics::AnalyticsModel>>,
+    pub cubes: Vec<serde_json::Value>,
     /// Full-text search: the projection and its model.
     pub search: ProjectionHandle,
     pub search_model: Arc<std::sync::RwLock<projections::search::SearchModel>>,
@@ -64,6 +68,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         None => serde_json::from_str(TODO_APP).context("the bundled todo app")?,
     };
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
+    // Cubes the app declares (`cubes`, or `analytics.cubes`); objects get generated ones.
+    let cubes: Vec<serde_json::Value> =
+        app_json.get("cubes").or_else(|| app_json.pointer("/analytics/cubes")).and_then(|c| c.as_array()).cloned().unwrap_or_default();
     let report = seed::load_app(&commands, &app, commands::clock::now()).await.context("loading the app's definitions and seed data")?;
     for skipped in &report.skipped {
         tracing::warn!(%skipped, "seed record skipped");
@@ -84,12 +91,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     };
     let (audit_projection, audit_model) = audit_projection();
     let audit = runner::spawn(store.clone(), audit_projection).await?;
+    let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
+    let analytics = runner::spawn(store.clone(), analytics_projection).await?;
     let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
     let search = runner::spawn(store.clone(), search_projection).await?;
     let hub = projections::live::Hub::new();
     let realtime_handle = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone() }).await?;
     let head = *store.head().borrow();
-    for handle in [&query, &audit, &search, &realtime_handle] {
+    for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
         if !handle.wait_for(head, Duration::from_secs(600)).await {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
@@ -102,6 +111,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         audit_model,
         read_wait: settings.read_wait,
         rebuilds: Default::default(),
+        analytics,
+        analytics_model,
+        cubes,
         search,
         search_model,
         hub,

@@ -82,7 +82,7 @@ enum ProjectionAction {
     /// Rebuild projections from the log while the server keeps serving, then swap them in.
     /// With --database-url, rebuild the PostgreSQL query model offline (server stopped) instead.
     Rebuild {
-        /// A projection name (query, audit, search).
+        /// A projection name (query, audit, search, analytics).
         name: Option<String>,
         /// Rebuild every projection.
         #[arg(long)]
@@ -180,8 +180,8 @@ async fn run() -> anyhow::Result<()> {
         Commands::Projections { action: ProjectionAction::Rebuild { name, all, database_url, server } } => {
             let names: Vec<String> = match (name, all) {
                 (Some(name), false) => vec![name],
-                (None, true) => vec!["query".into(), "audit".into(), "search".into()],
-                _ => anyhow::bail!("name one projection (query, audit, search) or pass --all"),
+                (None, true) => vec!["query".into(), "audit".into(), "search".into(), "analytics".into()],
+                _ => anyhow::bail!("name one projection (query, audit, search, analytics) or pass --all"),
             };
             match database_url {
                 // Offline: only the query model lives in PostgreSQL; the audit model is rebuilt at every start.

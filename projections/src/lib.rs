@@ -10,6 +10,7 @@
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
 //! - [`as_of`]: the query model as of a past position or time, folded from the log.
 //! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
+//! - [`analytics`]: the columnar analytics model and cube queries.
 //! - [`search`]: full-text search (tantivy, in memory), fed from either store.
 //! - [`live`]: realtime fan-out of committed changes and live queries.
 //! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
@@ -17,6 +18,7 @@
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
 //! Entry points: [`runner::spawn`], [`memory_projection`], [`pg_model::open`].
 
+pub mod analytics;
 pub mod as_of;
 pub mod audit_model;
 pub mod live;

@@ -85,6 +85,24 @@ impl MemoryModel for crate::search::SearchModel {
     }
 }
 
+impl MemoryModel for crate::analytics::AnalyticsModel {
+    fn checkpoint(&self) -> u64 {
+        crate::analytics::AnalyticsModel::checkpoint(self)
+    }
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
+        self.apply(envelope, &payload);
+    }
+    fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply(envelope, payload);
+    }
+    fn advance_to(&mut self, position: u64) {
+        self.advance(position);
+    }
+    fn summary(&self) -> Vec<(String, usize)> {
+        self.row_counts()
+    }
+}
+
 /// Progress of a rebuild, published while it runs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {

@@ -5,6 +5,7 @@
 //! PostgreSQL tests are not optional: they need the server that `ops/test`
 //! makes sure is running, and fail with a message naming it otherwise.
 
+mod analytics;
 mod audit;
 mod client_compat;
 mod common;

@@ -34,7 +34,7 @@ async fn rebuild_under_write_load_loses_nothing() {
     while progress.load(std::sync::atomic::Ordering::Relaxed) < 150 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    for name in ["query", "audit", "search"] {
+    for name in ["query", "audit", "search", "analytics"] {
         let started = api.call("POST", &format!("/api/v1/projections/{name}/rebuild"), None, &[]).await;
         assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
     }

@@ -11,8 +11,7 @@ use super::support::ok;
 use crate::app::System;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    let routes =
-        json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search"});
+    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics"});
     let unavailable = |what: &str| json!({"enabled": false, "status": "unavailable", "message": format!("{what} is not available on this server yet")});
     JsonResponse(ok(json!({
         "name": system.app_name,
@@ -21,7 +20,7 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
         "environment": "development",
         "routes": routes,
         "endpoints": routes,
-        "features": {"graphql": true, "search": true, "websockets": true, "files": false, "analytics": false,
+        "features": {"graphql": true, "search": true, "websockets": true, "files": false, "analytics": true,
                      "ai": false, "workflow": false, "notifications": false, "i18n": false},
         "services": {
             "data": {"enabled": true, "status": "available", "route": "/api/v1/data", "provider": "objectstack-rs"},
@@ -29,7 +28,7 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
             "graphql": {"enabled": true, "status": "available", "route": "/api/v1/graphql", "provider": "objectstack-rs"},
             "realtime": {"enabled": true, "status": "available", "route": "/api/v1/realtime", "provider": "objectstack-rs"},
             "search": {"enabled": true, "status": "available", "route": "/api/v1/search", "provider": "objectstack-rs"},
-            "analytics": unavailable("analytics"),
+            "analytics": {"enabled": true, "status": "available", "route": "/api/v1/analytics", "provider": "objectstack-rs"},
             "auth": unavailable("auth"),
         },
         "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}

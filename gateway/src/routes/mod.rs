@@ -1,5 +1,6 @@
 //! Routes of the REST API (spec rest.md), grouped by concern.
 
+mod analytics;
 pub(crate) mod audit;
 mod batch;
 mod data;
@@ -44,6 +45,11 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/projections", get(projections::list))
         .route("/metrics", get(projections::metrics))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/analytics/query", post(analytics::query))
+        .route("/api/v1/analytics/meta", get(analytics::meta))
+        .route("/api/v1/analytics/meta/{cube}", get(analytics::meta_of))
+        .route("/api/v1/analytics/sql", post(analytics::sql))
+        .route("/api/v1/analytics/explain", post(analytics::explain))
         .route("/api/v1/graphql", get(crate::graphql::get).post(crate::graphql::post))
         .route("/api/v1/graphql/schema", get(crate::graphql::schema))
         .route("/api/v1/realtime", get(realtime::socket::upgrade))

@@ -17,13 +17,14 @@ use super::support::ok;
 use crate::app::System;
 use crate::error::ApiError;
 
-const NAMES: [&str; 4] = ["query", "audit", "search", "realtime"];
+const NAMES: [&str; 5] = ["query", "audit", "search", "analytics", "realtime"];
 
 fn status_of(system: &System, name: &str) -> Json {
     let head = *system.commands.store().head().borrow();
     let handle = match name {
         "query" => &system.query,
         "search" => &system.search,
+        "analytics" => &system.analytics,
         "realtime" => &system.realtime_handle,
         _ => &system.audit,
     };
@@ -118,6 +119,7 @@ pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name):
                 None => return,
             },
             "search" => rebuild(store, task_system.search_model.clone(), progress_tx).await,
+            "analytics" => rebuild(store, task_system.analytics_model.clone(), progress_tx).await,
             _ => rebuild(store, task_system.audit_model.clone(), progress_tx).await,
         };
         match result {

@@ -1,0 +1,24 @@
+//! Analytics (the IAnalyticsService contract): cubes over objects, answered
+//! from a columnar read model that the projector keeps up to date event by
+//! event (never by scanning the log per query).
+//!
+//! - [`columns`]: per object, one column per field (numbers, dictionary-coded
+//!   text, booleans, times), updated in place by each record event.
+//! - [`cube`]: cube metadata: generated per object (count; sum/avg/min/max of
+//!   number fields; string, number, boolean and time dimensions) or declared
+//!   by the app.
+//! - [`query`]: the Cube.js-style query (measures, dimensions, filters, time
+//!   dimensions with granularities and date ranges, order, limit) and its
+//!   evaluation.
+//! - [`sql`]: the SQL the same query is on the PostgreSQL read model.
+//! - [`time`]: granularities and relative date ranges ("Last 7 days").
+
+pub mod columns;
+pub mod cube;
+pub mod query;
+pub mod sql;
+pub mod time;
+
+pub use columns::AnalyticsModel;
+pub use cube::{Cube, CubeMeta, Dimension, DimensionType, Measure};
+pub use query::{parse_query, AnalyticsQuery, AnalyticsResult};
