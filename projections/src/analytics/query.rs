@@ -210,6 +210,44 @@ pub fn parse_query(body: &Json) -> Result<AnalyticsQuery, DomainError> {
     Ok(AnalyticsQuery { cube, measures, dimensions, filters, time_dimensions, order, limit, offset: whole("offset")?.unwrap_or(0) })
 }
 
+/// A fast hasher for group keys (small integers; no need for DoS resistance:
+/// the keys come from the model, not from the request).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(value as u64);
+    }
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(value as u64);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+    fn write_i64(&mut self, value: i64) {
+        self.write_u64(value as u64);
+    }
+    fn write_isize(&mut self, value: isize) {
+        self.write_u64(value as u64);
+    }
+}
+
+type KeyMap<V> = HashMap<Vec<Key>, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// One group-by key part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
@@ -447,13 +485,19 @@ impl AnalyticsModel {
         }
         let measured: Vec<Option<&Column>> = measures.iter().map(|(_, m)| m.field.as_deref().map(column).transpose()).collect::<Result<_, _>>()?;
 
-        let mut accs: HashMap<Vec<Key>, Vec<Acc>> = HashMap::new();
+        let mut accs: KeyMap<Vec<Acc>> = KeyMap::default();
+        let mut key: Vec<Key> = Vec::with_capacity(groups.len());
         for row in 0..table.live.len() {
             if !table.live[row] || !predicates.iter().all(|p| p(row)) {
                 continue;
             }
-            let key: Vec<Key> = groups.iter().map(|(_, col, g, _)| key_of(col, row, *g)).collect();
-            let slot = accs.entry(key).or_insert_with(|| vec![Acc::default(); measures.len()]);
+            // One key buffer for the scan: a group's key is only copied when the group is new.
+            key.clear();
+            key.extend(groups.iter().map(|(_, col, g, _)| key_of(col, row, *g)));
+            if !accs.contains_key(&key) {
+                accs.insert(key.clone(), vec![Acc::default(); measures.len()]);
+            }
+            let slot = accs.get_mut(&key).expect("inserted above");
             for ((acc, (_, measure)), col) in slot.iter_mut().zip(&measures).zip(&measured) {
                 acc.rows += 1;
                 let Some(col) = col else { continue };
