@@ -102,6 +102,11 @@ async fn ranking_boosts_facets_and_freshness(postgres: bool) {
     api.call("DELETE", &format!("/api/v1/data/note/{budget}"), None, &[]).await;
     assert_eq!(search(&api, "q=forecast&object=note").await["totalHits"], json!(0));
 
+    // GraphQL has the same search.
+    let graphql =
+        api.call("POST", "/api/v1/graphql", Some(json!({"query": "{ search(q: \"forecast garden\", objects: [\"note\"], fuzzy: false) }"})), &[]).await;
+    assert_eq!(graphql.body["data"]["search"]["totalHits"], json!(1), "{}", graphql.body);
+
     // Bad input is a 4xx in the envelope.
     for bad in ["object=note", "q=x&object=ghost", "q=x&object=note&fields=priority", "q=x&limit=lots", "q=x&filter=%7Bnope"] {
         let reply = api.call("GET", &format!("/api/v1/search?{bad}"), None, &[]).await;

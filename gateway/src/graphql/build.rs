@@ -444,6 +444,20 @@ pub fn build(catalog: &Catalog) -> std::result::Result<Schema, SchemaError> {
             .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
             .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
     );
+    query = query.field(
+        Field::new("search", TypeRef::named_nn("JSON"), |ctx| FieldFuture::new(async move { resolve::search(&ctx).await }))
+            .description("Full-text search (the REST /search result: hits with scores, documents and highlights, totalHits, facets).")
+            .argument(InputValue::new("q", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("objects", TypeRef::named_nn_list(TypeRef::STRING)))
+            .argument(InputValue::new("fields", TypeRef::named_nn_list(TypeRef::STRING)))
+            .argument(InputValue::new("facets", TypeRef::named_nn_list(TypeRef::STRING)))
+            .argument(InputValue::new("filter", TypeRef::named("JSON")))
+            .argument(InputValue::new("operator", TypeRef::named(TypeRef::STRING)))
+            .argument(InputValue::new("fuzzy", TypeRef::named(TypeRef::BOOLEAN)))
+            .argument(InputValue::new("highlight", TypeRef::named(TypeRef::BOOLEAN)))
+            .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
+    );
     let mut mutation = Object::new("Mutation");
     let mut subscription = Subscription::new("Subscription");
     let mut builder = shared_types(Schema::build("Query", (!objects.is_empty()).then_some("Mutation"), (!objects.is_empty()).then_some("Subscription")));

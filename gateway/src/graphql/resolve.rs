@@ -233,3 +233,35 @@ pub async fn audit(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'stati
     let query = crate::routes::audit::parse(params, false).map_err(gql)?;
     Ok(Some(FieldValue::owned_any(crate::routes::audit::page(system, &query))))
 }
+
+/// `search(q, objects, fields, filter, facets, fuzzy, operator, highlight, limit, offset)`: the REST search result as JSON.
+pub async fn search(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'static>>> {
+    let (system, request) = context(ctx)?;
+    let mut params = Vec::new();
+    for (arg, key) in [("q", "q"), ("operator", "operator")] {
+        if let Some(value) = string_of(&ctx.args, arg).map_err(gql)? {
+            params.push((key.to_string(), value));
+        }
+    }
+    for (arg, key) in [("objects", "object"), ("fields", "fields"), ("facets", "facets")] {
+        if let Some(Json::Array(items)) = arg_json(&ctx.args, arg).map_err(gql)? {
+            let list: Vec<&str> = items.iter().filter_map(Json::as_str).collect();
+            params.push((key.to_string(), list.join(",")));
+        }
+    }
+    if let Some(filter) = arg_json(&ctx.args, "filter").map_err(gql)? {
+        params.push(("filter".to_string(), filter.to_string()));
+    }
+    for key in ["fuzzy", "highlight"] {
+        if let Some(Json::Bool(b)) = arg_json(&ctx.args, key).map_err(gql)? {
+            params.push((key.to_string(), b.to_string()));
+        }
+    }
+    for key in ["limit", "offset"] {
+        if let Some(value) = position_of(&ctx.args, key).map_err(gql)? {
+            params.push((key.to_string(), value.to_string()));
+        }
+    }
+    let result = crate::routes::search::search_result(system, &request.headers, crate::extract::QueryPairs(params)).await.map_err(gql)?;
+    Ok(Some(FieldValue::value(super::values::gql_from_json(&result))))
+}

@@ -111,11 +111,16 @@ fn facet_key(value: &Value) -> Option<String> {
 
 /// `GET /api/v1/search?q=&object=&fields=&filter=&facets=&highlight=&fuzzy=&operator=and|or&boost={..}&minScore=&limit=&offset=`
 /// -> `{hits: [{id, object, score, document, highlights?}], totalHits, processingTimeMs, facets?}`.
-pub(crate) async fn search(State(system): State<Arc<System>>, headers: HeaderMap, mut params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn search(State(system): State<Arc<System>>, headers: HeaderMap, params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(search_result(&system, &headers, params).await?)))
+}
+
+/// The search result for the REST parameters (also what GraphQL's `search` answers).
+pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut params: QueryPairs) -> Result<Json, ApiError> {
     let started = Instant::now();
     let min_position = params.take("minPosition");
-    read_barrier(&system, &headers, min_position.clone()).await?;
-    barrier_on(&system, &system.search, &headers, min_position).await?;
+    read_barrier(system, headers, min_position.clone()).await?;
+    barrier_on(system, &system.search, headers, min_position).await?;
     let text = params.take("q").or_else(|| params.take("query")).unwrap_or_default();
     let objects = list(params.take("object").or_else(|| params.take("objects")));
     let fields = list(params.take("fields"));
@@ -160,8 +165,8 @@ pub(crate) async fn search(State(system): State<Arc<System>>, headers: HeaderMap
     let narrowing = filter.is_some() || !facets.is_empty();
     let request =
         SearchRequest { query: text.clone(), objects, fields, boost, fuzzy, match_all, limit: if narrowing { CANDIDATES } else { offset + limit }, min_score };
-    let hits = run(&system, &request)?;
-    let viewer = viewer(&headers);
+    let hits = run(system, &request)?;
+    let viewer = viewer(headers);
     // Documents (and the filter) from the query model, one read per object.
     let mut by_object: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let wanted = if narrowing { hits.hits.len() } else { (offset + limit).min(hits.hits.len()) };
@@ -231,7 +236,7 @@ pub(crate) async fn search(State(system): State<Arc<System>>, headers: HeaderMap
     if !facets.is_empty() {
         result["facets"] = Json::Object(facet_counts);
     }
-    Ok(JsonResponse(ok(result)))
+    Ok(result)
 }
 
 fn text_query(query: &str) -> String {
