@@ -32,6 +32,8 @@ pub struct System {
     pub analytics: ProjectionHandle,
     pub analytics_model: Arc<std::sync::RwLock<projections::analytics::AnalyticsModel>>,
     pub cubes: Vec<serde_json::Value>,
+    /// Snapshots of long record streams, for as-of reads.
+    pub snapshots: projections::as_of::StreamSnapshots,
     /// Full-text search: the projection and its model.
     pub search: ProjectionHandle,
     pub search_model: Arc<std::sync::RwLock<projections::search::SearchModel>>,
@@ -114,6 +116,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         analytics,
         analytics_model,
         cubes,
+        snapshots: Default::default(),
         search,
         search_model,
         hub,

@@ -61,26 +61,91 @@ pub async fn query_model_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Resu
     Ok((model, reached))
 }
 
+/// Snapshots of record streams, taken every [`SNAPSHOT_EVERY`] versions while
+/// as-of reads fold them. A stream's past never changes, so a snapshot stays
+/// valid forever: the first read of a long stream folds it once, later reads
+/// start from the nearest snapshot and fold at most `SNAPSHOT_EVERY` events.
+#[derive(Default)]
+pub struct StreamSnapshots {
+    streams: std::sync::Mutex<std::collections::HashMap<String, Vec<Snapshot>>>,
+}
+
+/// Versions between two snapshots of a stream.
+pub const SNAPSHOT_EVERY: u64 = 64;
+/// Streams whose snapshots are kept (the oldest half is dropped beyond).
+const MAX_STREAMS: usize = 10_000;
+
+#[derive(Clone)]
+struct Snapshot {
+    position: u64,
+    occurred_at: i64,
+    state: Arc<domain::record::RecordState>,
+}
+
+impl StreamSnapshots {
+    /// Snapshots kept for a stream.
+    pub fn count(&self, stream: &str) -> usize {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(stream).map_or(0, Vec::len)
+    }
+
+    /// The latest snapshot at or before `as_of`.
+    fn latest(&self, stream: &str, as_of: AsOf) -> Option<Snapshot> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.get(stream)?.iter().rev().find(|s| as_of.includes(s.position, s.occurred_at)).cloned()
+    }
+
+    fn keep(&self, stream: &str, snapshot: Snapshot) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if streams.len() >= MAX_STREAMS && !streams.contains_key(stream) {
+            let drop: Vec<String> = streams.keys().take(MAX_STREAMS / 2).cloned().collect();
+            drop.iter().for_each(|k| {
+                streams.remove(k);
+            });
+        }
+        let list = streams.entry(stream.to_string()).or_default();
+        // Snapshots are kept in version order, each `SNAPSHOT_EVERY` after the last.
+        let next = list.last().map_or(SNAPSHOT_EVERY, |s| s.state.version + SNAPSHOT_EVERY);
+        if snapshot.state.version == next {
+            list.push(snapshot);
+        }
+    }
+}
+
 /// One record as it was at `as_of`, folded from its own stream only (fast
-/// for any log size), with its formula fields computed. `None` when it did
-/// not exist then.
+/// for any log size), from the nearest snapshot when one is kept, with its
+/// formula fields computed. `None` when it did not exist then.
 pub async fn record_as_of(
     store: &Arc<dyn EventStore>,
+    snapshots: &StreamSnapshots,
     object: &domain::metadata::ObjectDef,
     id: &str,
     as_of: AsOf,
 ) -> Result<Option<domain::value::Record>, ReadError> {
     let upcasters = domain::event::registry();
     let stream = domain::event::StreamId::record(&object.name, id);
-    let mut state = domain::record::RecordState::default();
-    let mut at = 0;
-    for envelope in store.read_stream(stream.as_str(), 1).await.map_err(|e| ReadError::Store(e.to_string()))? {
-        if !as_of.includes(envelope.position, envelope.occurred_at) {
-            continue;
+    let (mut state, mut at) = match snapshots.latest(stream.as_str(), as_of) {
+        Some(snapshot) => ((*snapshot.state).clone(), snapshot.occurred_at),
+        None => (domain::record::RecordState::default(), 0),
+    };
+    'fold: loop {
+        let chunk = store.read_stream_range(stream.as_str(), state.version + 1, SNAPSHOT_EVERY as usize).await.map_err(|e| ReadError::Store(e.to_string()))?;
+        let full = chunk.len() == SNAPSHOT_EVERY as usize;
+        for envelope in chunk {
+            // A stream's events are in commit order: the first one past the moment ends the fold.
+            if !as_of.includes(envelope.position, envelope.occurred_at) {
+                break 'fold;
+            }
+            let payload = decode_envelope_payload(&envelope, upcasters).map_err(|e| ReadError::Store(e.to_string()))?;
+            state = domain::record::evolve(state, &payload);
+            at = envelope.occurred_at;
+            if state.version % SNAPSHOT_EVERY == 0 {
+                let snapshot = Snapshot { position: envelope.position, occurred_at: envelope.occurred_at, state: Arc::new(state.clone()) };
+                snapshots.keep(stream.as_str(), snapshot);
+            }
         }
-        let payload = decode_envelope_payload(&envelope, upcasters).map_err(|e| ReadError::Store(e.to_string()))?;
-        state = domain::record::evolve(state, &payload);
-        at = envelope.occurred_at;
+        if !full {
+            break;
+        }
     }
     Ok(state.record.map(|r| domain::formula::with_formula_fields(object, &r, Timestamp::from_micros(at))))
 }

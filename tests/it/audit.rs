@@ -138,3 +138,52 @@ async fn as_of_matches_what_was_seen_embedded() {
 async fn as_of_matches_what_was_seen_postgres() {
     as_of_matches_what_was_seen(true).await;
 }
+
+/// A long stream: as-of reads at every kind of point (before, on and after
+/// snapshot boundaries, by position and by time) equal what each update
+/// wrote, read cold (folding and snapshotting) and warm (from snapshots).
+async fn long_streams_read_from_snapshots(postgres: bool) {
+    let api = api(postgres).await;
+    let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": "long", "amount": 0})), &[]).await;
+    let id = created.body["data"]["id"].as_str().unwrap().to_string();
+    let mut positions = vec![created.headers["x-log-position"].to_str().unwrap().parse::<u64>().unwrap()];
+    let mut times = vec![created.body["data"]["record"]["updated_at"].as_str().unwrap().to_string()];
+    for amount in 1..=200 {
+        if amount == 130 {
+            // A clear gap, so that update 130's time (in milliseconds) falls after update 129.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let reply = api.call("PATCH", &format!("/api/v1/data/order/{id}"), Some(json!({"amount": amount})), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        positions.push(reply.headers["x-log-position"].to_str().unwrap().parse().unwrap());
+        times.push(reply.body["data"]["record"]["updated_at"].as_str().unwrap().to_string());
+    }
+    let stream = format!("order/{id}");
+    assert_eq!(api.system.snapshots.count(&stream), 0);
+    for round in ["cold", "warm"] {
+        // Version v (1-based) set amount v - 1.
+        for version in [1usize, 2, 63, 64, 65, 127, 128, 129, 150, 192, 201] {
+            let at = positions[version - 1];
+            let got = api.call("GET", &format!("/api/v1/data/order/{id}?asOf={at}"), None, &[]).await;
+            assert_eq!(got.body["data"]["record"]["amount"], json!(version - 1), "{round}: version {version} at position {at}");
+        }
+        if round == "cold" {
+            assert_eq!(api.system.snapshots.count(&stream), 3, "snapshots at versions 64, 128 and 192");
+        }
+    }
+    // Update 130's time truncated to milliseconds: after update 129, before update 130.
+    let by_time = api.call("GET", &format!("/api/v1/data/order/{id}?asOf={}", times[130]), None, &[]).await;
+    assert_eq!(by_time.body["data"]["record"]["amount"], json!(129));
+    let before = api.call("GET", &format!("/api/v1/data/order/{id}?asOf={}", positions[0] - 1), None, &[]).await;
+    assert_eq!(before.status, StatusCode::NOT_FOUND, "it did not exist yet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_streams_read_from_snapshots_embedded() {
+    long_streams_read_from_snapshots(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_streams_read_from_snapshots_postgres() {
+    long_streams_read_from_snapshots(true).await;
+}

@@ -25,6 +25,9 @@ async fn append_and_read(store: &dyn EventStore) {
     let tail: Vec<u64> = store.read_stream("a/1", 2).await.unwrap().iter().map(|e| e.stream_version).collect();
     assert_eq!(tail, [2, 3]);
     assert!(store.read_stream("nobody/1", 1).await.unwrap().is_empty());
+    let range: Vec<u64> = store.read_stream_range("a/1", 2, 1).await.unwrap().iter().map(|e| e.stream_version).collect();
+    assert_eq!(range, [2], "a bounded stream read");
+    assert_eq!(store.read_stream_range("a/1", 1, 10).await.unwrap().len(), 3);
 
     let all = store.read_all(0, 100).await.unwrap();
     assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4]);

@@ -65,6 +65,12 @@ pub trait EventStore: Send + Sync + 'static {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError>;
     /// The events of one stream with `stream_version >= from_version`, in order.
     async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError>;
+    /// Up to `max` events of one stream with `stream_version >= from_version`, in order.
+    async fn read_stream_range(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut events = self.read_stream(stream, from_version).await?;
+        events.truncate(max);
+        Ok(events)
+    }
     /// Up to `max` events with `position > after`, in position order (catch-up).
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError>;
     /// The events committed under an idempotency key, if it was used.

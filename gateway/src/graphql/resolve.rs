@@ -71,7 +71,7 @@ pub async fn get_one(ctx: &ResolverContext<'_>, catalog: &Catalog, object: &str)
         let moment = AsOf::parse(&text)
             .ok_or_else(|| gql(ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'"))))?;
         let definition = system.reader.catalog().require(object).map_err(gql)?.clone();
-        let record = record_as_of(system.commands.store(), &definition, &id, moment).await.map_err(gql)?;
+        let record = record_as_of(system.commands.store(), &system.snapshots, &definition, &id, moment).await.map_err(gql)?;
         return Ok(record.map(|r| FieldValue::owned_any(Row(Arc::new(r)))));
     }
     let mut query = Query::new(object);

@@ -126,7 +126,7 @@ pub(crate) async fn get_one(
         let moment = AsOf::parse(text)
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'")))?;
         let definition = system.reader.catalog().require(&object)?.clone();
-        let Some(record) = record_as_of(system.commands.store(), &definition, &id, moment).await? else {
+        let Some(record) = record_as_of(system.commands.store(), &system.snapshots, &definition, &id, moment).await? else {
             return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object} as of {text}")));
         };
         return Ok((reading(&system), JsonResponse(ok(json!({"object": object, "id": id, "record": record_to_json(&record)})))).into_response());

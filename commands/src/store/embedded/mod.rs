@@ -135,11 +135,15 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.read_stream_range(stream, from_version, usize::MAX).await
+    }
+
+    async fn read_stream_range(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
         let positions: Vec<u64> = {
             let index = self.shared.index.read().expect("index lock");
             let all = index.streams.get(stream).map(Vec::as_slice).unwrap_or_default();
             let skip = from_version.saturating_sub(1) as usize;
-            all.iter().skip(skip).copied().collect()
+            all.iter().skip(skip).take(max).copied().collect()
         };
         if positions.is_empty() {
             return Ok(Vec::new());

@@ -125,6 +125,11 @@ impl EventStore for PostgresStore {
         self.query_events(&sql, &[&stream, &(from_version as i64)]).await
     }
 
+    async fn read_stream_range(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
+        let sql = format!("{SELECT_EVENTS} WHERE stream = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3");
+        self.query_events(&sql, &[&stream, &(from_version as i64), &(max.min(i64::MAX as usize) as i64)]).await
+    }
+
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
         let sql = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
         self.query_events(&sql, &[&(after as i64), &(max as i64)]).await
