@@ -121,7 +121,7 @@ impl Table {
     fn index(&mut self, id: &str, record: &Record, add: bool) {
         for (field, (kind, index)) in self.indexes.iter_mut() {
             let Some(key) = record.get(field).and_then(|v| kind.key(v)) else { continue };
-            let count = self.indexed.entry(field.clone()).or_default();
+            let Some(count) = self.indexed.get_mut(field) else { continue };
             if add {
                 if index.entry(key).or_default().insert(id.to_string()) {
                     *count += 1;
