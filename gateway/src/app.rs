@@ -32,6 +32,8 @@ pub struct System {
     pub analytics: ProjectionHandle,
     pub analytics_model: Arc<std::sync::RwLock<projections::analytics::AnalyticsModel>>,
     pub cubes: Vec<serde_json::Value>,
+    /// How to reach PostgreSQL, when the events are there (for live rebuilds of its read model).
+    pub pg_settings: Option<commands::store::PostgresSettings>,
     /// Snapshots of long record streams, for as-of reads.
     pub snapshots: projections::as_of::StreamSnapshots,
     /// Full-text search: the projection and its model.
@@ -116,6 +118,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         analytics,
         analytics_model,
         cubes,
+        pg_settings: match &settings.storage {
+            Storage::Postgres(pg) => Some(pg.clone()),
+            Storage::Embedded(_) => None,
+        },
         snapshots: Default::default(),
         search,
         search_model,

@@ -53,7 +53,7 @@ fn random_sale(rng: &mut Rng, i: usize) -> Json {
         "closed_on": format!("2026-{:02}-{:02}", 1 + rng.below(9), 1 + rng.below(28)),
     });
     // Some records leave a number empty: measures skip nulls.
-    if i % 7 != 0 {
+    if !i.is_multiple_of(7) {
         sale["units"] = json!(rng.below(50));
     }
     sale

@@ -10,8 +10,18 @@ use serde_json::{json, Value as Json};
 use crate::rest::api;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rebuild_under_write_load_loses_nothing() {
-    let api = Arc::new(api(false).await);
+async fn rebuild_under_write_load_loses_nothing_embedded() {
+    rebuild_under_write_load_loses_nothing(false).await;
+}
+
+/// On PostgreSQL the query model is rebuilt in a schema of its own and swapped in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuild_under_write_load_loses_nothing_postgres() {
+    rebuild_under_write_load_loses_nothing(true).await;
+}
+
+async fn rebuild_under_write_load_loses_nothing(postgres: bool) {
+    let api = Arc::new(api(postgres).await);
     let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
         let api = api.clone();

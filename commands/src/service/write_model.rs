@@ -21,6 +21,9 @@ struct UniqueSet {
     case_sensitive: bool,
 }
 
+/// A record that references another: `(object, id, field)`.
+type ReferringField = (String, String, String);
+
 #[derive(Default)]
 pub(crate) struct WriteModel {
     pub catalog: Catalog,
@@ -37,7 +40,7 @@ pub(crate) struct WriteModel {
     /// In-flight unique values: set -> value key -> record id.
     reserved: HashMap<UniqueSet, HashMap<String, String>>,
     /// `(target object, target id)` -> records referencing it.
-    referrers: HashMap<(String, String), HashSet<(String, String, String)>>,
+    referrers: HashMap<(String, String), HashSet<ReferringField>>,
 }
 
 /// A reservation of unique values, released when the append is done.

@@ -14,7 +14,7 @@ use domain::event::EventEnvelope;
 use tokio::sync::watch;
 
 pub use embedded::{open_embedded, EmbeddedStore};
-pub use postgres::{copy_into, open_postgres, PostgresSettings, PostgresStore, MIGRATIONS};
+pub use postgres::{copy_into, open_postgres, pool_for_schema, PostgresSettings, PostgresStore, MIGRATIONS};
 
 use crate::error::StoreError;
 

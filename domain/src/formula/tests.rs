@@ -16,9 +16,12 @@ fn t(s: &str) -> Value {
     Value::Text(s.into())
 }
 
+/// (expression, record fields, expected value)
+type Case = (&'static str, Vec<(&'static str, Value)>, Value);
+
 #[test]
 fn example_app_conditions() {
-    let cases: Vec<(&str, Vec<(&str, Value)>, Value)> = vec![
+    let cases: Vec<Case> = vec![
         ("annual_revenue < 0", vec![("annual_revenue", Value::Int(-5))], Value::Bool(true)),
         ("annual_revenue < 0", vec![], Value::Bool(false)),
         ("status = \"closed\" AND ISBLANK(resolution)", vec![("status", t("closed"))], Value::Bool(true)),

@@ -24,7 +24,9 @@ fn with_type(t: &str, mut extra: Json) -> Json {
 }
 
 /// (definition, accepted values, rejected values with the expected code)
-fn table() -> Vec<(Json, Vec<Json>, Vec<(Json, ErrorCode)>)> {
+type Row = (Json, Vec<Json>, Vec<(Json, ErrorCode)>);
+
+fn table() -> Vec<Row> {
     use ErrorCode::*;
     vec![
         (

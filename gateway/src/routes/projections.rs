@@ -89,6 +89,20 @@ pub(crate) async fn one(State(system): State<Arc<System>>, Path(name): Path<Stri
     Ok(JsonResponse(ok(status_of(&system, &name))))
 }
 
+/// The PostgreSQL query model, rebuilt in a schema of its own and swapped in.
+async fn rebuild_postgres(
+    store: std::sync::Arc<dyn commands::store::EventStore>,
+    pool: deadpool_postgres::Pool,
+    settings: &commands::store::PostgresSettings,
+    progress: watch::Sender<Progress>,
+) -> Result<Option<bool>, projections::ReadError> {
+    use projections::pg_model::rebuild::{copy_schema, live_schema, rebuild_live};
+    let to_read = |e: projections::ProjectionError| projections::ReadError::Store(e.to_string());
+    let live = live_schema(&pool).await.map_err(to_read)?;
+    let copy = commands::store::pool_for_schema(settings, &copy_schema(&live)).map_err(|e| projections::ReadError::Store(e.to_string()))?;
+    rebuild_live(store, pool, copy, progress).await.map_err(to_read)
+}
+
 pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     known(&name)?;
     let (progress_tx, progress_rx) = watch::channel(Progress::default());
@@ -101,12 +115,6 @@ pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name):
         if name == "realtime" {
             return Err(ApiError::new(ErrorCode::NotImplemented, "the realtime hub is not rebuilt: it keeps subscriptions, restart the server to refold it"));
         }
-        if name == "query" && system.reader.memory_model().is_none() {
-            return Err(ApiError::new(
-                ErrorCode::NotImplemented,
-                "live rebuilds of the PostgreSQL query model are not available yet; the in-process models can be rebuilt",
-            ));
-        }
         entry.1 = Some(progress_rx);
     }
     let store = system.commands.store().clone();
@@ -114,9 +122,12 @@ pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name):
     let task_name = name.clone();
     tokio::spawn(async move {
         let result = match task_name.as_str() {
-            "query" => match task_system.reader.memory_model() {
-                Some(model) => rebuild(store, model, progress_tx).await,
-                None => return,
+            "query" => match (task_system.reader.memory_model(), &task_system.reader, &task_system.pg_settings) {
+                (Some(model), _, _) => rebuild(store, model, progress_tx).await,
+                (None, projections::QueryReader::Postgres(reader), Some(settings)) => {
+                    rebuild_postgres(store, reader.pool().clone(), settings, progress_tx).await
+                }
+                _ => return,
             },
             "search" => rebuild(store, task_system.search_model.clone(), progress_tx).await,
             "analytics" => rebuild(store, task_system.analytics_model.clone(), progress_tx).await,

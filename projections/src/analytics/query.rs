@@ -540,7 +540,8 @@ impl AnalyticsModel {
                         Agg::Count => json!(if measure.field.is_some() { acc.n } else { acc.rows }),
                         Agg::CountDistinct => json!(acc.distinct.map_or(0, |d| d.len())),
                         Agg::Sum => json!(acc.sum),
-                        Agg::Avg => (acc.n > 0).then(|| json!(acc.sum / acc.n as f64)).unwrap_or(Json::Null),
+                        Agg::Avg if acc.n > 0 => json!(acc.sum / acc.n as f64),
+                        Agg::Avg => Json::Null,
                         Agg::Min => acc.min.map(|x| json!(x)).unwrap_or(Json::Null),
                         Agg::Max => acc.max.map(|x| json!(x)).unwrap_or(Json::Null),
                     };

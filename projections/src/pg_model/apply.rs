@@ -15,13 +15,15 @@ use crate::runner::{Projection, ProjectionError};
 pub struct PgProjection {
     pool: Pool,
     catalog: Arc<RwLock<Catalog>>,
+    /// The last metadata event reflected in `catalog`.
+    applied_metadata: u64,
 }
 
 const NAME: &str = "query";
 
 impl PgProjection {
     pub(crate) fn new(pool: Pool, catalog: Arc<RwLock<Catalog>>) -> Self {
-        PgProjection { pool, catalog }
+        PgProjection { pool, catalog, applied_metadata: 0 }
     }
 }
 
@@ -46,10 +48,18 @@ impl Projection for PgProjection {
         let tx = client.transaction().await.map_err(store_error)?;
         let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(store_error)?.get(0);
         let mut catalog = self.catalog.read().expect("catalog lock").clone();
+        let mut metadata_at = self.applied_metadata;
         // Consecutive creates of one object go in one multi-row insert (a rebuild is mostly creates).
         let mut creates: Option<(String, Vec<String>, Vec<String>)> = None;
         for (envelope, payload) in batch {
             if envelope.position as i64 <= from {
+                // Already in the tables (another runner, or a rebuilt copy swapped in):
+                // only the in-memory metadata may still need it.
+                if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_))
+                    && self.applied_metadata < envelope.position
+                {
+                    let _ = evolve_catalog(&mut catalog, payload);
+                }
                 continue;
             }
             if let EventPayload::RecordCreated(e) = payload {
@@ -67,6 +77,9 @@ impl Projection for PgProjection {
             }
             flush_creates(&tx, creates.take()).await?;
             apply_one(&tx, &mut catalog, payload).await?;
+            if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
+                metadata_at = envelope.position;
+            }
         }
         flush_creates(&tx, creates.take()).await?;
         if (up_to as i64) > from {
@@ -74,6 +87,7 @@ impl Projection for PgProjection {
         }
         tx.commit().await.map_err(store_error)?;
         *self.catalog.write().expect("catalog lock") = catalog;
+        self.applied_metadata = metadata_at.max(batch.last().map_or(0, |(e, _)| e.position));
         if (up_to as i64) <= from {
             return Err(ProjectionError::Moved(from as u64));
         }

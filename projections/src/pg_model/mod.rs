@@ -15,6 +15,7 @@
 mod apply;
 mod ddl;
 mod read;
+pub mod rebuild;
 mod sql;
 
 use std::sync::{Arc, RwLock};

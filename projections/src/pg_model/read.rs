@@ -38,6 +38,11 @@ fn with_formulas(object: &ObjectDef, record: Record) -> Record {
 }
 
 impl PgReader {
+    /// The pool the model is read through (its schema is the live model's).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     pub(crate) fn new(pool: Pool, catalog: Arc<RwLock<Catalog>>) -> Self {
         PgReader { pool, catalog }
     }

@@ -55,7 +55,7 @@ impl Index {
     }
 
     /// Up to `max` events after `after` from the in-memory tail, when it reaches back that far.
-    pub fn from_recent(&self, after: u64, max: usize) -> Option<Vec<EventEnvelope>> {
+    pub fn recent_after(&self, after: u64, max: usize) -> Option<Vec<EventEnvelope>> {
         let first = self.recent.front()?.position;
         if after + 1 < first {
             return None;

@@ -159,7 +159,7 @@ impl EventStore for EmbeddedStore {
             if after >= head || max == 0 {
                 return Ok(Vec::new());
             }
-            if let Some(events) = index.from_recent(after, max) {
+            if let Some(events) = index.recent_after(after, max) {
                 return Ok(events);
             }
             let last = head.min(after + max as u64);

@@ -92,6 +92,15 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
     Ok(PostgresStore { pool, jobs_tx, head_rx })
 }
 
+/// A small pool on the same database whose connections use `schema` (a read
+/// model copy being rebuilt next to the live one).
+pub fn pool_for_schema(settings: &PostgresSettings, schema: &str) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = settings.url.parse().map_err(pg_error)?;
+    config.options(format!("-c search_path={schema}"));
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager).max_size(4).build().map_err(pg_error)
+}
+
 /// The advisory lock that serialises position assignment, one per schema.
 fn lock_key(schema: &str) -> i64 {
     let hash = domain::hash::fnv64(format!("objectstack-events:{schema}").as_bytes());
