@@ -102,6 +102,7 @@ fn main() {
     }
     let t = Instant::now();
     search.advance_to(records + 1);
+    search.make_visible();
     search_time += t.elapsed().as_secs_f64();
     println!("records: {records}");
     println!("indexing: search {:.0} records/s, analytics {:.0} records/s", records as f64 / search_time, records as f64 / analytics_time);

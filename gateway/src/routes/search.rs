@@ -32,7 +32,15 @@ fn ids_filter(ids: Vec<String>) -> Filter {
 }
 
 fn run(system: &System, request: &SearchRequest) -> Result<projections::search::SearchHits, ApiError> {
-    let model = system.search_model.read().expect("search model lock");
+    {
+        let model = system.search_model.read().expect("search model lock");
+        if !model.is_dirty() {
+            return Ok(model.search(request)?);
+        }
+    }
+    // Applied but not yet committed: commit first, so the read sees every applied write.
+    let mut model = system.search_model.write().expect("search model lock");
+    model.make_visible();
     Ok(model.search(request)?)
 }
 

@@ -19,6 +19,8 @@ use super::query::{object_query, terms_of, Searched};
 pub const SLOTS: usize = 16;
 /// Separates the object and the id in a document key.
 const KEY_SEPARATOR: char = '\u{1f}';
+/// Longest time applied changes wait for a commit when nobody searches.
+pub const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Memory the index writer may buffer before it flushes a segment.
 const WRITER_BUDGET: usize = 32 << 20;
 
@@ -88,6 +90,8 @@ pub struct SearchModel {
     /// key -> the record's text values.
     texts: HashMap<String, BTreeMap<String, String>>,
     dirty: bool,
+    /// When the index was last committed (a commit makes a segment: not per batch under load).
+    committed_at: std::time::Instant,
     checkpoint: u64,
 }
 
@@ -111,6 +115,7 @@ impl Default for SearchModel {
             layout: HashMap::new(),
             texts: HashMap::new(),
             dirty: false,
+            committed_at: std::time::Instant::now(),
             checkpoint: 0,
         }
     }
@@ -228,14 +233,34 @@ impl SearchModel {
         }
     }
 
-    /// Moves the checkpoint, and makes what was applied searchable (one commit per batch).
+    /// Moves the checkpoint. What was applied is committed (made searchable)
+    /// here at most every [`COMMIT_EVERY`]; a search commits whatever is still
+    /// pending first ([`SearchModel::make_visible`]), so reads see every applied
+    /// event while a write burst costs a segment per interval, not per batch.
     pub fn advance_to(&mut self, position: u64) {
         self.checkpoint = self.checkpoint.max(position);
+        if self.dirty && self.committed_at.elapsed() >= COMMIT_EVERY {
+            self.commit();
+        }
+    }
+
+    /// Whether applied changes wait for a commit.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Commits pending changes so that searches see them.
+    pub fn make_visible(&mut self) {
         if self.dirty {
-            self.dirty = false;
-            if let Err(error) = self.writer.commit().and_then(|_| self.reader.reload()) {
-                tracing::error!(%error, "search index: cannot commit");
-            }
+            self.commit();
+        }
+    }
+
+    fn commit(&mut self) {
+        self.dirty = false;
+        self.committed_at = std::time::Instant::now();
+        if let Err(error) = self.writer.commit().and_then(|_| self.reader.reload()) {
+            tracing::error!(%error, "search index: cannot commit");
         }
     }
 
