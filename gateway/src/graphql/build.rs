@@ -154,13 +154,74 @@ struct Plan {
     readable: bool,
 }
 
-fn plan(object: &ObjectDef) -> Vec<Plan> {
+/// Names every generated schema shares (scalars, inputs, shared objects).
+const SHARED: [&str; 22] = [
+    "Query",
+    "Mutation",
+    "Subscription",
+    "String",
+    "Int",
+    "Float",
+    "Boolean",
+    "ID",
+    "Date",
+    "DateTime",
+    "Time",
+    "JSON",
+    "BigInt",
+    "StringFilter",
+    "FloatFilter",
+    "BooleanFilter",
+    "IDFilter",
+    "SortOrder",
+    "ChangeType",
+    "PageInfo",
+    "FieldChange",
+    "DeletePayload",
+];
+
+/// The type names generated for an object.
+fn generated_names(object: &ObjectDef) -> Vec<String> {
+    let ty = type_name(&object.name);
+    let mut names: Vec<String> = ["", "Field", "Filter", "Sort", "Input", "Edge", "Connection", "Numbers", "Group", "Payload", "Change", "LiveOp", "Live"]
+        .iter()
+        .map(|suffix| format!("{ty}{suffix}"))
+        .collect();
+    names.extend(object.fields.iter().filter_map(|f| enum_name(object, f)));
+    names
+}
+
+/// The objects the schema exposes: API-enabled, with a usable name, and
+/// whose generated type names clash with nothing before them (a clashing
+/// object is left out with a warning rather than breaking the whole schema).
+fn exposed(catalog: &Catalog) -> Vec<Arc<ObjectDef>> {
+    let mut objects: Vec<Arc<ObjectDef>> = catalog.objects().filter(|o| o.api_enabled && super::types::is_name(&o.name)).cloned().collect();
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut used: std::collections::HashSet<String> = SHARED.iter().chain(["AuditPage"].iter()).map(|s| s.to_string()).collect();
+    objects.retain(|object| {
+        let names = generated_names(object);
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        if unique.len() != names.len() || names.iter().any(|n| used.contains(n)) {
+            tracing::warn!(object = %object.name, "left out of the GraphQL schema: its type names clash with another object's or a built-in type");
+            return false;
+        }
+        used.extend(names);
+        true
+    });
+    objects
+}
+
+fn plan(object: &ObjectDef, exposed: &std::collections::HashSet<String>) -> Vec<Plan> {
     let mut out: Vec<Plan> = object
         .fields
         .iter()
         .filter(|f| super::types::is_name(&f.name) && f.name != "id")
         .map(|f| {
-            let (kind, list) = kind_of(object, f);
+            let (kind, list) = match kind_of(object, f) {
+                // A reference to an object the schema leaves out reads as its id.
+                (Kind::Reference(target), list) if !exposed.contains(&target) => (Kind::String, list),
+                other => other,
+            };
             Plan { name: f.name.clone(), kind, list, writable: !f.field_type.is_read_only(), readable: f.field_type != FieldType::Password }
         })
         .collect();
@@ -181,9 +242,14 @@ fn wrap(name: String, list: bool) -> TypeRef {
 }
 
 /// Everything generated for one object.
-fn object_types(builder: async_graphql::dynamic::SchemaBuilder, object: &ObjectDef, catalog: &Arc<Catalog>) -> async_graphql::dynamic::SchemaBuilder {
+fn object_types(
+    builder: async_graphql::dynamic::SchemaBuilder,
+    object: &ObjectDef,
+    catalog: &Arc<Catalog>,
+    exposed: &std::collections::HashSet<String>,
+) -> async_graphql::dynamic::SchemaBuilder {
     let ty = type_name(&object.name);
-    let fields = plan(object);
+    let fields = plan(object, exposed);
     let mut builder = builder;
     // Enums of select-like fields.
     for field in &object.fields {
@@ -425,8 +491,8 @@ fn list_arguments(field: Field, ty: &str) -> Field {
 /// Builds the schema for the objects of a catalog that are exposed through the API.
 pub fn build(catalog: &Catalog) -> std::result::Result<Schema, SchemaError> {
     let catalog = Arc::new(catalog.clone());
-    let mut objects: Vec<Arc<ObjectDef>> = catalog.objects().filter(|o| o.api_enabled && super::types::is_name(&o.name)).cloned().collect();
-    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    let objects = exposed(&catalog);
+    let names: std::collections::HashSet<String> = objects.iter().map(|o| o.name.clone()).collect();
     let mut query = Object::new("Query").field(Field::new("_position", TypeRef::named_nn("BigInt"), |ctx| {
         FieldFuture::new(async move {
             let (system, _) = resolve::context(&ctx)?;
@@ -464,9 +530,9 @@ pub fn build(catalog: &Catalog) -> std::result::Result<Schema, SchemaError> {
     for object in &objects {
         let ty = type_name(&object.name);
         let name = object.name.clone();
-        builder = object_types(builder, object, &catalog);
-        let has_input = plan(object).iter().any(|f| f.writable && !SYSTEM.iter().any(|(s, _)| *s == f.name));
-        let numeric: Vec<String> = plan(object).into_iter().filter(|f| f.kind == Kind::Float && !f.list && f.readable).map(|f| f.name).collect();
+        builder = object_types(builder, object, &catalog, &names);
+        let has_input = plan(object, &names).iter().any(|f| f.writable && !SYSTEM.iter().any(|(s, _)| *s == f.name));
+        let numeric: Vec<String> = plan(object, &names).into_iter().filter(|f| f.kind == Kind::Float && !f.list && f.readable).map(|f| f.name).collect();
 
         let (n, c) = (name.clone(), catalog.clone());
         query = query.field(

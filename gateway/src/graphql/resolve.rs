@@ -41,7 +41,8 @@ pub fn expand_from(selection: SelectionField<'_>, catalog: &Catalog, object: &st
     let Some(definition) = catalog.get(object) else { return out };
     for child in selection.selection_set() {
         match definition.field(child.name()) {
-            Some(field) if field.field_type.is_reference() => {
+            // Only a lookup read as an object (with a selection) is expanded; one read as an id is not.
+            Some(field) if field.field_type.is_reference() && child.selection_set().next().is_some() => {
                 let target = field.reference.clone().unwrap_or_else(|| definition.name.clone());
                 let mut sub = Query::new(&target);
                 sub.expand = expand_from(child, catalog, &target);
