@@ -539,7 +539,9 @@ impl AnalyticsModel {
                     let value = match measure.agg {
                         Agg::Count => json!(if measure.field.is_some() { acc.n } else { acc.rows }),
                         Agg::CountDistinct => json!(acc.distinct.map_or(0, |d| d.len())),
-                        Agg::Sum => json!(acc.sum),
+                        // As in SQL: the sum of no values is null.
+                        Agg::Sum if acc.n > 0 => json!(acc.sum),
+                        Agg::Sum => Json::Null,
                         Agg::Avg if acc.n > 0 => json!(acc.sum / acc.n as f64),
                         Agg::Avg => Json::Null,
                         Agg::Min => acc.min.map(|x| json!(x)).unwrap_or(Json::Null),
