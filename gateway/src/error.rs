@@ -142,6 +142,7 @@ impl From<projections::live::LiveError> for ApiError {
             LiveError::Rejected(domain) => domain.into(),
             gap @ LiveError::ResumeGap { .. } => ApiError::new(ErrorCode::ResourceConflict, gap.to_string()),
             closed @ LiveError::Closed => ApiError::new(ErrorCode::ServiceUnavailable, closed.to_string()),
+            many @ LiveError::TooMany => ApiError::new(ErrorCode::ValidationError, many.to_string()),
         }
     }
 }

@@ -308,3 +308,28 @@ async fn a_slow_consumer_is_dropped_while_a_fast_one_keeps_up() {
     let reason = hub.close_reason(slow).expect("the slow subscriber was dropped");
     assert!(reason.contains("slow consumer"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_holds_a_bounded_number_of_subscriptions() {
+    let server = server(false).await;
+    let hub = &server.api.system.hub;
+    let (connection, _rx) = hub.connect(8);
+    let spec = || Spec::Changes { object: Some("order".into()), kinds: Vec::new(), filter: None, fields: Vec::new() };
+    for i in 0..projections::live::MAX_SUBSCRIPTIONS {
+        hub.subscribe(Some(connection), projections::Viewer::system(), spec(), Resume { id: Some(format!("s{i}")), after: None }).unwrap();
+    }
+    let over = hub.subscribe(Some(connection), projections::Viewer::system(), spec(), Resume::default());
+    assert!(matches!(over, Err(projections::live::LiveError::TooMany)), "{over:?}");
+    // Resuming one it already holds is not a new one.
+    assert!(hub.subscribe(Some(connection), projections::Viewer::system(), spec(), Resume { id: Some("s7".into()), after: None }).is_ok());
+    let mut ws = socket(&server, "").await;
+    for i in 0..projections::live::MAX_SUBSCRIPTIONS {
+        send(&mut ws, json!({"type": "subscribe", "object": "order", "id": format!("w{i}")})).await;
+    }
+    send(&mut ws, json!({"type": "subscribe", "object": "order"})).await;
+    let mut last = json!(null);
+    for _ in 0..=projections::live::MAX_SUBSCRIPTIONS {
+        last = next(&mut ws).await;
+    }
+    assert_eq!(last["error"]["code"], json!("validation_error"), "{last}");
+}

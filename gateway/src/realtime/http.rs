@@ -20,11 +20,17 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::routes::support::{actor, barrier_on, ok, viewer};
 
+/// A session's subscriptions waiting for its WebSocket: (id, position made at).
+struct Parked {
+    since: std::time::Instant,
+    subscriptions: Vec<(String, u64)>,
+}
+
 /// Sessions (subscriptions waiting for their WebSocket) and presence.
 #[derive(Default)]
 pub struct Sessions {
     /// session id -> (subscription id, position it was made at).
-    parked: Mutex<HashMap<String, Vec<(String, u64)>>>,
+    parked: Mutex<HashMap<String, Parked>>,
     /// channel -> user -> presence.
     presence: Mutex<HashMap<String, HashMap<String, Json>>>,
 }
@@ -32,7 +38,7 @@ pub struct Sessions {
 impl Sessions {
     /// The subscriptions parked on a session (it is forgotten afterwards).
     pub fn take_session(&self, session: &str) -> Vec<(String, u64)> {
-        self.parked.lock().unwrap_or_else(|p| p.into_inner()).remove(session).unwrap_or_default()
+        self.parked.lock().unwrap_or_else(|p| p.into_inner()).remove(session).map(|p| p.subscriptions).unwrap_or_default()
     }
 }
 
@@ -59,7 +65,12 @@ pub(crate) async fn connect(State(system): State<Arc<System>>, body: Bytes) -> R
         return Err(ApiError::new(ErrorCode::ValidationError, format!("transport '{transport}' is not offered: use websocket")));
     }
     let session = uuid::Uuid::new_v4().to_string();
-    system.realtime.parked.lock().unwrap_or_else(|p| p.into_inner()).insert(session.clone(), Vec::new());
+    {
+        let mut parked = system.realtime.parked.lock().unwrap_or_else(|p| p.into_inner());
+        // Sessions never claimed by a socket go when their subscriptions would (the hub's retention).
+        parked.retain(|_, p| p.since.elapsed() < projections::live::RETAIN);
+        parked.insert(session.clone(), Parked { since: std::time::Instant::now(), subscriptions: Vec::new() });
+    }
     Ok(JsonResponse(ok(json!({"connectionId": session, "transport": "websocket", "url": format!("/api/v1/realtime?connectionId={session}")}))))
 }
 
@@ -85,7 +96,7 @@ pub(crate) async fn subscribe(State(system): State<Arc<System>>, headers: Header
             system.hub.unsubscribe(&subscribed.id);
             return Err(ApiError::new(ErrorCode::ResourceNotFound, format!("no realtime connection '{session}': call connect first")));
         };
-        list.push((subscribed.id.to_string(), subscribed.position));
+        list.subscriptions.push((subscribed.id.to_string(), subscribed.position));
     }
     let channel = body.get("channel").or_else(|| body.get("object")).cloned().unwrap_or(Json::Null);
     Ok(JsonResponse(ok(json!({"subscriptionId": &*subscribed.id, "channel": channel, "position": subscribed.position}))))

@@ -20,6 +20,8 @@ use crate::runner::{Projection, ProjectionError};
 pub const RING: usize = 65_536;
 /// Ops messages kept per live query for resumes.
 pub const HISTORY: usize = 1_024;
+/// Most subscriptions one connection may hold.
+pub const MAX_SUBSCRIPTIONS: usize = 1_000;
 /// How long a subscription outlives its connection.
 pub const RETAIN: Duration = Duration::from_secs(120);
 
@@ -32,6 +34,8 @@ pub enum LiveError {
     ResumeGap { after: u64, oldest: u64 },
     #[error("the connection is closed")]
     Closed,
+    #[error("a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions")]
+    TooMany,
 }
 
 /// Resuming: the subscription id the client had (or wants), and the last position it saw.
@@ -168,8 +172,12 @@ impl Hub {
         let mut guard = self.lock();
         let inner = &mut *guard;
         if let Some(c) = connection {
-            if !inner.connections.contains_key(&c) {
+            let Some(conn) = inner.connections.get(&c) else {
                 return Err(LiveError::Closed);
+            };
+            let resuming_here = resume.id.as_deref().is_some_and(|id| conn.subs.iter().any(|s| **s == *id));
+            if conn.subs.len() >= MAX_SUBSCRIPTIONS && !resuming_here {
+                return Err(LiveError::TooMany);
             }
         }
         inner.purge();
