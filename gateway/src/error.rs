@@ -143,6 +143,7 @@ impl From<projections::live::LiveError> for ApiError {
             gap @ LiveError::ResumeGap { .. } => ApiError::new(ErrorCode::ResourceConflict, gap.to_string()),
             closed @ LiveError::Closed => ApiError::new(ErrorCode::ServiceUnavailable, closed.to_string()),
             many @ LiveError::TooMany => ApiError::new(ErrorCode::ValidationError, many.to_string()),
+            unknown @ LiveError::Unknown(_) => ApiError::new(ErrorCode::ResourceNotFound, unknown.to_string()),
         }
     }
 }

@@ -333,3 +333,23 @@ async fn a_connection_holds_a_bounded_number_of_subscriptions() {
     }
     assert_eq!(last["error"]["code"], json!("validation_error"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_never_claims_a_subscription_that_is_gone() {
+    let server = server(false).await;
+    let api = &server.api;
+    let session = api.call("POST", "/api/v1/realtime/connect", Some(json!({})), &[]).await.body["data"]["connectionId"].as_str().unwrap().to_string();
+    let subscribed = api.call("POST", "/api/v1/realtime/subscribe", Some(json!({"channel": "order", "connectionId": session})), &[]).await;
+    let id = subscribed.body["data"]["subscriptionId"].as_str().unwrap().to_string();
+    api.call("POST", "/api/v1/realtime/unsubscribe", Some(json!({"subscriptionId": id})), &[]).await;
+    let mut ws = socket(&server, &format!("?connectionId={session}")).await;
+    let error = next(&mut ws).await;
+    assert_eq!(
+        (error["type"].as_str(), error["id"].as_str(), error["error"]["code"].as_str()),
+        (Some("error"), Some(id.as_str()), Some("resource_not_found")),
+        "{error}"
+    );
+    // And nothing else was subscribed in its place.
+    create(api, "after", "open").await;
+    quiet(&mut ws).await;
+}

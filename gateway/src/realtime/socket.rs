@@ -13,7 +13,6 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use projections::live::Resume;
 use serde_json::json;
 
 use super::protocol::{self, Request};
@@ -69,8 +68,7 @@ async fn run(system: Arc<System>, socket: WebSocket, session: Option<String>, vi
     // Subscriptions made over HTTP for this session start flowing here.
     if let Some(session) = session {
         for (id, after) in system.realtime.take_session(&session) {
-            let resume = Resume { id: Some(id.clone()), after: Some(after) };
-            if let Err(error) = system.hub.subscribe(Some(connection), viewer.clone(), placeholder(), resume) {
+            if let Err(error) = system.hub.claim(connection, &id, Some(after)) {
                 let error = ApiError::from(error);
                 if !send(&mut sink, error_frame(Some(&id), &error)).await {
                     system.hub.disconnect(connection);
@@ -119,11 +117,6 @@ async fn run(system: Arc<System>, socket: WebSocket, session: Option<String>, vi
         }
     }
     system.hub.disconnect(connection);
-}
-
-/// A resume names a kept subscription; its own spec is used.
-fn placeholder() -> projections::live::Spec {
-    projections::live::Spec::Changes { object: None, kinds: Vec::new(), filter: None, fields: Vec::new() }
 }
 
 async fn handle(system: &System, connection: u64, viewer: &projections::Viewer, headers: &HeaderMap, text: &str) -> Option<String> {

@@ -36,6 +36,8 @@ pub enum LiveError {
     Closed,
     #[error("a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions")]
     TooMany,
+    #[error("no subscription '{0}' is kept (they are kept {RETAIN:?} after their connection ends); subscribe again")]
+    Unknown(String),
 }
 
 /// Resuming: the subscription id the client had (or wants), and the last position it saw.
@@ -226,6 +228,16 @@ impl Hub {
         inner.attach(&id, connection);
         inner.send_initial(connection, &id, initial);
         Ok(Subscribed { id, position })
+    }
+
+    /// Moves a kept subscription to a connection and sends what it missed
+    /// after `after`; unlike [`Hub::subscribe`], never creates one.
+    pub fn claim(&self, connection: u64, id: &str, after: Option<u64>) -> Result<Subscribed, LiveError> {
+        if !self.lock().subs.contains_key(id) {
+            return Err(LiveError::Unknown(id.to_string()));
+        }
+        let placeholder = Spec::Changes { object: None, kinds: Vec::new(), filter: None, fields: Vec::new() };
+        self.subscribe(Some(connection), Viewer::system(), placeholder, Resume { id: Some(id.to_string()), after })
     }
 
     /// Applies a batch of events and fans the changes out.
