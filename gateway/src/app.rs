@@ -83,14 +83,22 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     tracing::info!(app = %app_name, objects = app.objects.len(), changed = report.objects_changed, seeded = report.records_written, "app loaded");
     // The read model lives where the events do: in process for the embedded
     // log, in PostgreSQL tables for PostgreSQL.
-    let (query, reader) = match pool {
+    // The realtime hub needs a query model at its own position: on the
+    // embedded store it is the query projection (one model, not two); with
+    // PostgreSQL it keeps one of its own in process.
+    let (query, reader, hub, realtime_handle) = match pool {
         None => {
-            let (projection, reader) = memory_projection();
-            (runner::spawn(store.clone(), projection).await?, reader)
+            let (_, reader) = memory_projection();
+            let model = reader.memory_model().expect("an in-process reader");
+            let hub = projections::live::Hub::over(model);
+            let query = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }).await?;
+            (query.clone(), reader, hub, query)
         }
         Some(pool) => {
             let (projection, reader) = pg_model::open(pool).await?;
-            (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader))
+            let hub = projections::live::Hub::new();
+            let realtime = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "realtime" }).await?;
+            (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader), hub, realtime)
         }
     };
     let (audit_projection, audit_model) = audit_projection();
@@ -99,8 +107,6 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     let analytics = runner::spawn(store.clone(), analytics_projection).await?;
     let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
     let search = runner::spawn(store.clone(), search_projection).await?;
-    let hub = projections::live::Hub::new();
-    let realtime_handle = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone() }).await?;
     let head = *store.head().borrow();
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
         if !handle.wait_for(head, Duration::from_secs(600)).await {

@@ -38,10 +38,21 @@ pub trait Projection: Send + 'static {
 }
 
 /// A running projection: readers wait on its checkpoint.
+#[derive(Clone)]
 pub struct ProjectionHandle {
     name: String,
     checkpoint_rx: watch::Receiver<u64>,
-    task: JoinHandle<()>,
+    /// The follower task, shared by clones; aborted when the last handle goes.
+    task: Arc<Task>,
+}
+
+/// A follower task, aborted when dropped.
+struct Task(JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ProjectionHandle {
@@ -61,13 +72,7 @@ impl ProjectionHandle {
     }
 
     pub fn stop(&self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for ProjectionHandle {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.task.0.abort();
     }
 }
 
@@ -77,7 +82,7 @@ pub async fn spawn<P: Projection>(store: Arc<dyn EventStore>, mut projection: P)
     let start = projection.checkpoint().await?;
     let name = projection.name().to_string();
     let (checkpoint_tx, checkpoint_rx) = watch::channel(start);
-    let task = tokio::spawn(follow(store, projection, start, checkpoint_tx));
+    let task = Arc::new(Task(tokio::spawn(follow(store, projection, start, checkpoint_tx))));
     Ok(ProjectionHandle { name, checkpoint_rx, task })
 }
 

@@ -1,7 +1,7 @@
 //! The hub: the realtime projection, its connections and subscriptions.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -55,6 +55,9 @@ pub struct Subscribed {
 }
 
 pub struct Hub {
+    /// The query model the hub reads and applies events to: its own, or (on
+    /// the embedded store) the query read model itself, so rows are not kept twice.
+    model: Arc<RwLock<QueryModel>>,
     inner: Mutex<Inner>,
     /// Moves on every metadata event (generated schemas compare it).
     metadata_version: std::sync::atomic::AtomicU64,
@@ -87,7 +90,6 @@ struct LiveState {
 
 #[derive(Default)]
 struct Inner {
-    model: QueryModel,
     ring: VecDeque<Arc<Change>>,
     /// Every change after this position is in `ring`.
     ring_from: u64,
@@ -97,15 +99,19 @@ struct Inner {
     next_connection: u64,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub { inner: Mutex::new(Inner::default()), metadata_version: Default::default() }
-    }
-}
-
 impl Hub {
+    /// A hub with a query model of its own.
     pub fn new() -> Arc<Hub> {
-        Arc::new(Hub::default())
+        Hub::over(Arc::new(RwLock::new(QueryModel::default())))
+    }
+
+    /// A hub over a query model that it keeps up to date (as the query projection).
+    pub fn over(model: Arc<RwLock<QueryModel>>) -> Arc<Hub> {
+        Arc::new(Hub { model, inner: Mutex::new(Inner::default()), metadata_version: Default::default() })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, QueryModel> {
+        self.model.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -114,7 +120,7 @@ impl Hub {
 
     /// The position of the last event applied.
     pub fn checkpoint(&self) -> u64 {
-        self.lock().model.checkpoint()
+        self.read().checkpoint()
     }
 
     /// A number that changes whenever an object definition does.
@@ -124,8 +130,8 @@ impl Hub {
 
     /// The metadata as of the hub's position, with its [`Hub::metadata_version`].
     pub fn catalog(&self) -> (u64, domain::metadata::Catalog) {
-        let inner = self.lock();
-        (self.metadata_version(), inner.model.catalog().clone())
+        let model = self.read();
+        (self.metadata_version(), model.catalog().clone())
     }
 
     /// `(connections, subscriptions)`.
@@ -171,6 +177,9 @@ impl Hub {
     /// subscription it is moved to this connection and sent what it missed
     /// after `resume.after`. A new live query gets its current result first.
     pub fn subscribe(&self, connection: Option<u64>, viewer: Viewer, spec: Spec, resume: Resume) -> Result<Subscribed, LiveError> {
+        // Lock order everywhere: the model, then the hub.
+        let model = self.read();
+        let model = &*model;
         let mut guard = self.lock();
         let inner = &mut *guard;
         if let Some(c) = connection {
@@ -183,10 +192,10 @@ impl Hub {
             }
         }
         inner.purge();
-        let position = inner.model.checkpoint();
+        let position = model.checkpoint();
         if let Some(existing) = resume.id.as_deref().filter(|id| inner.subs.contains_key(*id)) {
             let id: Arc<str> = inner.subs.get_key_value(existing).map(|(k, _)| k.clone()).expect("checked above");
-            let initial = inner.replay(&id, resume.after)?;
+            let initial = inner.replay(model, &id, resume.after)?;
             inner.attach(&id, connection);
             inner.send_initial(connection, &id, initial);
             return Ok(Subscribed { id, position });
@@ -197,22 +206,22 @@ impl Hub {
         match &mut sub.spec {
             Spec::Changes { object, filter, .. } => {
                 if let Some(name) = object.as_mut() {
-                    *name = inner.model.catalog().require(name)?.name.clone();
+                    *name = model.catalog().require(name)?.name.clone();
                 }
                 if let Some(filter) = filter.take() {
                     let Some(name) = object.as_deref() else {
                         return Err(DomainError::InvalidFilter("a filter needs an object to subscribe to".into()).into());
                     };
-                    sub.filter = Some(inner.model.compile_filter(name, filter)?);
+                    sub.filter = Some(model.compile_filter(name, filter)?);
                 }
                 if let Some(after) = resume.after {
-                    initial = inner.changes_after(&sub, after)?;
+                    initial = inner.changes_after(model, &sub, after)?;
                 }
             }
             Spec::Live { query } => {
-                let output = inner.model.execute(&sub.viewer, (**query).clone())?;
+                let output = model.execute(&sub.viewer, (**query).clone())?;
                 // Keep the checked query (canonical names) for the re-runs.
-                domain::query::check_query(query, inner.model.catalog())?;
+                domain::query::check_query(query, model.catalog())?;
                 let snapshot = Snapshot { position, records: output.records.clone(), total: output.total, has_more: output.has_more };
                 initial.push(Message::Snapshot(Arc::new(snapshot)));
                 sub.live = Some(LiveState {
@@ -240,14 +249,16 @@ impl Hub {
         self.subscribe(Some(connection), Viewer::system(), placeholder, Resume { id: Some(id.to_string()), after })
     }
 
-    /// Applies a batch of events and fans the changes out.
+    /// Applies a batch of events to the model and fans the changes out.
     pub fn apply(&self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) {
+        let mut model_guard = self.model.write().unwrap_or_else(|p| p.into_inner());
+        let model = &mut *model_guard;
         let mut guard = self.lock();
         let inner = &mut *guard;
         let watched = !inner.subs.is_empty();
         let mut touched: HashSet<String> = HashSet::new();
         for (envelope, payload) in batch {
-            if envelope.position <= inner.model.checkpoint() {
+            if envelope.position <= model.checkpoint() {
                 continue;
             }
             let record_event = match payload {
@@ -257,16 +268,16 @@ impl Hub {
                 _ => None,
             };
             let Some((kind, object, id, changed)) = record_event.filter(|_| watched) else {
-                inner.model.apply(envelope, payload);
+                model.apply(envelope, payload);
                 if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
                     self.metadata_version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }
                 touched.insert(payload.object().to_string());
                 continue;
             };
-            let previous = inner.current(object, id);
-            inner.model.apply(envelope, payload);
-            let record = inner.current(object, id);
+            let previous = current(model, object, id);
+            model.apply(envelope, payload);
+            let record = current(model, object, id);
             let change = Arc::new(Change::new(
                 envelope.position,
                 envelope.event_id,
@@ -280,7 +291,7 @@ impl Hub {
                 envelope.occurred_at,
             ));
             touched.insert(object.clone());
-            inner.fan_out(&change);
+            inner.fan_out(model, &change);
             inner.ring.push_back(change);
             if inner.ring.len() > RING {
                 if let Some(old) = inner.ring.pop_front() {
@@ -288,24 +299,24 @@ impl Hub {
                 }
             }
         }
-        inner.model.advance(up_to);
+        model.advance(up_to);
         if !watched {
             inner.ring.clear();
-            inner.ring_from = inner.model.checkpoint();
+            inner.ring_from = model.checkpoint();
         }
         if !touched.is_empty() {
-            inner.refresh_live(&touched);
+            inner.refresh_live(model, &touched);
         }
         inner.purge();
     }
 }
 
-impl Inner {
-    /// The record now, formula fields computed.
-    fn current(&self, object: &str, id: &str) -> Option<Arc<Record>> {
-        self.model.get(&Viewer::system(), object, id).ok().flatten().map(Arc::new)
-    }
+/// The record now, formula fields computed.
+fn current(model: &QueryModel, object: &str, id: &str) -> Option<Arc<Record>> {
+    model.get(&Viewer::system(), object, id).ok().flatten().map(Arc::new)
+}
 
+impl Inner {
     fn attach(&mut self, id: &Arc<str>, connection: Option<u64>) {
         let Some(sub) = self.subs.get_mut(id) else { return };
         if let Some(old) = sub.connection.and_then(|c| self.connections.get_mut(&c)) {
@@ -328,29 +339,29 @@ impl Inner {
     }
 
     /// What a kept subscription missed after `after`.
-    fn replay(&self, id: &str, after: Option<u64>) -> Result<Vec<Message>, LiveError> {
+    fn replay(&self, model: &QueryModel, id: &str, after: Option<u64>) -> Result<Vec<Message>, LiveError> {
         let sub = &self.subs[id];
         let Some(after) = after else { return Ok(Vec::new()) };
         match &sub.live {
             Some(live) if after >= live.history_from => Ok(live.history.iter().filter(|m| m.position() > after).cloned().collect()),
             Some(live) => {
                 // Too far behind to replay: the whole result again.
-                let snapshot = Snapshot { position: self.model.checkpoint(), records: live.result.clone(), total: live.total, has_more: live.has_more };
+                let snapshot = Snapshot { position: model.checkpoint(), records: live.result.clone(), total: live.total, has_more: live.has_more };
                 Ok(vec![Message::Snapshot(Arc::new(snapshot))])
             }
-            None => self.changes_after(sub, after),
+            None => self.changes_after(model, sub, after),
         }
     }
 
     /// The kept changes after `after` that a subscription wants.
-    fn changes_after(&self, sub: &Sub, after: u64) -> Result<Vec<Message>, LiveError> {
-        if after < self.ring_from && after < self.model.checkpoint() {
+    fn changes_after(&self, model: &QueryModel, sub: &Sub, after: u64) -> Result<Vec<Message>, LiveError> {
+        if after < self.ring_from && after < model.checkpoint() {
             return Err(LiveError::ResumeGap { after, oldest: self.ring_from + 1 });
         }
         let start = self.ring.partition_point(|c| c.position <= after);
         let mut out = Vec::new();
         for change in self.ring.range(start..) {
-            for kind in self.wanted(sub, change) {
+            for kind in self.wanted(model, sub, change) {
                 out.push(Message::Event { kind, change: change.clone() });
             }
         }
@@ -358,7 +369,7 @@ impl Inner {
     }
 
     /// The event kinds under which a subscription wants a change.
-    fn wanted(&self, sub: &Sub, change: &Change) -> Vec<EventKind> {
+    fn wanted(&self, model: &QueryModel, sub: &Sub, change: &Change) -> Vec<EventKind> {
         let Spec::Changes { object, kinds, fields, .. } = &sub.spec else { return Vec::new() };
         if object.as_deref().is_some_and(|o| o != change.object) {
             return Vec::new();
@@ -367,7 +378,7 @@ impl Inner {
             return Vec::new();
         }
         if let Some(filter) = &sub.filter {
-            let passes = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| self.model.record_matches(filter, r));
+            let passes = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| model.record_matches(filter, r));
             if !passes(&change.record) && !passes(&change.previous) {
                 return Vec::new();
             }
@@ -383,11 +394,11 @@ impl Inner {
         out
     }
 
-    fn fan_out(&mut self, change: &Arc<Change>) {
+    fn fan_out(&mut self, model: &QueryModel, change: &Arc<Change>) {
         let mut deliveries: Vec<(u64, Delivery)> = Vec::new();
         for sub in self.subs.values() {
             let Some(connection) = sub.connection else { continue };
-            for kind in self.wanted(sub, change) {
+            for kind in self.wanted(model, sub, change) {
                 deliveries.push((connection, Delivery { subscription: sub.id.clone(), message: Message::Event { kind, change: change.clone() } }));
             }
         }
@@ -397,15 +408,15 @@ impl Inner {
     }
 
     /// Re-runs the live queries on the touched objects and sends what changed.
-    fn refresh_live(&mut self, touched: &HashSet<String>) {
-        let position = self.model.checkpoint();
+    fn refresh_live(&mut self, model: &QueryModel, touched: &HashSet<String>) {
+        let position = model.checkpoint();
         let mut deliveries: Vec<(u64, Delivery)> = Vec::new();
         for sub in self.subs.values_mut() {
             let (Some(live), Spec::Live { query }) = (sub.live.as_mut(), &sub.spec) else { continue };
             if !touched.contains(&query.object) {
                 continue;
             }
-            let output = match self.model.execute(&sub.viewer, (**query).clone()) {
+            let output = match model.execute(&sub.viewer, (**query).clone()) {
                 Ok(output) => output,
                 Err(error) => {
                     tracing::warn!(subscription = %sub.id, %error, "a live query no longer runs");
@@ -476,15 +487,17 @@ impl Inner {
     }
 }
 
-/// The hub as a projection.
+/// The hub as a projection: `realtime` with a model of its own, or `query`
+/// when its model is the in-process query read model.
 pub struct LiveProjection {
     pub hub: Arc<Hub>,
+    pub name: &'static str,
 }
 
 #[async_trait]
 impl Projection for LiveProjection {
     fn name(&self) -> &str {
-        "realtime"
+        self.name
     }
 
     async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
