@@ -1,10 +1,11 @@
 //! Rebuilding an in-process read model from the log while it stays live.
 //!
 //! A fresh copy is folded from position 0 while the live copy keeps serving
-//! and following. When the copy has caught up, the swap happens under the live
-//! copy's write lock, and only if the copy has applied at least everything the
-//! live one has: readers switch at one position, and the runner (which skips
-//! events at or below the checkpoint) goes on without a gap or a duplicate.
+//! and following; the copy never folds past the live copy's position. When it
+//! has caught up, the swap happens under the live copy's write lock, and only
+//! at exactly the live copy's position: readers switch at one position, and
+//! the runner goes on from the same event, without a gap or a duplicate (so
+//! the realtime hub, fed by that runner on the embedded store, misses nothing).
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -124,15 +125,16 @@ async fn fold_until<M: MemoryModel>(
 ) -> Result<(), ReadError> {
     let upcasters = domain::event::registry();
     while copy.checkpoint() < target {
-        let batch = store.read_all(copy.checkpoint(), 20_000).await.map_err(|e| ReadError::Store(e.to_string()))?;
+        let max = (target - copy.checkpoint()).min(20_000) as usize;
+        let batch = store.read_all(copy.checkpoint(), max).await.map_err(|e| ReadError::Store(e.to_string()))?;
         let Some(last) = batch.last().map(|e| e.position) else { break };
-        for envelope in &batch {
+        for envelope in batch.iter().filter(|e| e.position <= target) {
             match decode_envelope_payload(envelope, upcasters) {
                 Ok(payload) => copy.apply_event(envelope, payload),
                 Err(error) => tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by"),
             }
         }
-        copy.advance_to(last);
+        copy.advance_to(last.min(target));
         let applied = copy.checkpoint();
         let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-6);
         progress.send_modify(|p| {
@@ -149,20 +151,18 @@ pub async fn rebuild<M: MemoryModel>(store: Arc<dyn EventStore>, live: Arc<RwLoc
     let started = Instant::now();
     let mut copy = M::default();
     loop {
-        let head = *store.head().borrow();
-        progress.send_modify(|p| p.head = head);
-        fold_until(&store, &mut copy, head, started, &progress).await?;
-        let live_checkpoint = live.read().expect("model lock").checkpoint();
-        if copy.checkpoint() < live_checkpoint {
-            // The live copy moved on while we folded: catch up again.
-            fold_until(&store, &mut copy, live_checkpoint, started, &progress).await?;
-        }
+        // Fold up to where the live copy is (never past it), then swap only at
+        // exactly its position: readers switch at one position, and the live
+        // runner (and the realtime hub fed by it) goes on from the same event.
+        let target = live.read().expect("model lock").checkpoint();
+        progress.send_modify(|p| p.head = (*store.head().borrow()).max(target));
+        fold_until(&store, &mut copy, target, started, &progress).await?;
         let mut guard = live.write().expect("model lock");
-        if copy.checkpoint() < guard.checkpoint() {
+        if copy.checkpoint() != guard.checkpoint() {
+            // The live copy moved on while we folded: catch up and try again.
             continue;
         }
-        // The copy may be ahead of the live one: the runner then skips what the copy already has.
-        let matched = (copy.checkpoint() == guard.checkpoint()).then(|| copy.summary() == guard.summary());
+        let matched = Some(copy.summary() == guard.summary());
         *guard = std::mem::take(&mut copy);
         drop(guard);
         progress.send_modify(|p| {

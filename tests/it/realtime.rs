@@ -353,3 +353,41 @@ async fn a_session_never_claims_a_subscription_that_is_gone() {
     create(api, "after", "open").await;
     quiet(&mut ws).await;
 }
+
+/// On the embedded store the hub is fed by the query projection: rebuilding
+/// the query model under write load must not cost a subscriber a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_under_write_load_costs_subscribers_nothing() {
+    let server = server(false).await;
+    let api = &server.api;
+    let hub = &api.system.hub;
+    let (connection, mut rx) = hub.connect(4_096);
+    let spec = Spec::Changes { object: Some("order".into()), kinds: Vec::new(), filter: None, fields: Vec::new() };
+    hub.subscribe(Some(connection), projections::Viewer::system(), spec, Resume::default()).unwrap();
+    let mut written = Vec::new();
+    for i in 0..300 {
+        written.push(create(api, &format!("r{i}"), "open").await.1);
+        if i == 100 {
+            let started = api.call("POST", "/api/v1/projections/query/rebuild", None, &[]).await;
+            assert_eq!(started.status, 202, "{}", started.body);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = api.call("GET", "/api/v1/projections/query", None, &[]).await;
+        if status.body["data"]["rebuild"]["done"] == json!(true) {
+            assert_eq!(status.body["data"]["rebuild"]["matchedLive"], json!(true));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", status.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut received = Vec::new();
+    while received.len() < written.len() {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("every change arrives").expect("open");
+        if let LiveMessage::Event { change, .. } = delivery.message {
+            received.push(change.position);
+        }
+    }
+    assert_eq!(received, written, "every change once, in order, across the swap");
+}

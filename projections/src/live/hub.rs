@@ -304,10 +304,17 @@ impl Hub {
             inner.ring.clear();
             inner.ring_from = model.checkpoint();
         }
-        if !touched.is_empty() {
-            inner.refresh_live(model, &touched);
+        let live_queries = inner.subs.values().any(|s| s.live.is_some());
+        drop(guard);
+        drop(model_guard);
+        if live_queries && !touched.is_empty() {
+            // Re-running live queries only reads the model: readers are not held up meanwhile.
+            // Only this runner applies events, so the model cannot move past the batch here.
+            let model = self.read();
+            let mut inner = self.lock();
+            inner.refresh_live(&model, &touched);
         }
-        inner.purge();
+        self.lock().purge();
     }
 }
 
