@@ -3,35 +3,20 @@
 //! Run with `ops/bench rebuild`. `BENCH_EVENTS` (default 1,000,000) sets the
 //! in-process log size; the PostgreSQL run uses a tenth of it.
 
+mod support;
+
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
-use domain::event::codec::{decode_envelope_payload, encode_payload};
+use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
 use domain::value::{Record, Value};
 use projections::audit_model::AuditModel;
 use projections::rebuild::{rebuild, Progress};
 use projections::{Projection, QueryModel};
 
-fn envelope(payload: &EventPayload) -> EventEnvelope {
-    let (event_type, schema_version, bytes) = encode_payload(payload);
-    EventEnvelope {
-        position: 0,
-        stream: String::new(),
-        stream_version: 0,
-        event_id: *uuid::Uuid::now_v7().as_bytes(),
-        event_type: event_type.into(),
-        schema_version,
-        occurred_at: 1_700_000_000_000_000,
-        actor: "bench".into(),
-        tenant: "default".into(),
-        correlation_id: [0; 16],
-        causation_id: None,
-        idempotency_key: None,
-        payload: bytes,
-    }
-}
+use support::envelope;
 
 async fn fill(store: &Arc<dyn EventStore>, events: u64) {
     let definition = serde_json::json!({"name": "item", "fields": {
@@ -39,7 +24,7 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
         "amount": {"type": "number"}}});
     let defined = EventPayload::ObjectDefined(ObjectDefined { name: "item".into(), namespace: None, definition: definition.to_string() });
     let first = AppendRequest {
-        streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(&defined)] }],
+        streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &defined)] }],
         idempotency_key: None,
     };
     store.append(first).await.expect("define");
@@ -53,7 +38,7 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
             record.insert("status".into(), Value::Text(if n.is_multiple_of(2) { "open" } else { "done" }.into()));
             record.insert("amount".into(), Value::Int((n % 1000) as i64));
             let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
-            streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(&created)] });
+            streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
             n += 1;
         }
         store.append(AppendRequest { streams, idempotency_key: None }).await.expect("append");

@@ -3,14 +3,17 @@
 //! queries/s (one and two words, typo-tolerant), and analytics group-by
 //! latency (p50/p99). Run with `ops/bench search`.
 
+mod support;
+
 use std::time::Instant;
 
-use domain::event::codec::encode_payload;
-use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
+use domain::event::{EventPayload, ObjectDefined, RecordCreated};
 use domain::value::{Record, Value};
 use domain::Timestamp;
 use projections::analytics::{parse_query, AnalyticsModel};
 use projections::search::{SearchModel, SearchRequest};
+
+use support::envelope;
 
 struct Rng(u64);
 
@@ -33,25 +36,6 @@ fn word(n: u64) -> String {
         n /= 16;
     }
     out
-}
-
-fn envelope(position: u64, payload: &EventPayload) -> EventEnvelope {
-    let (event_type, schema_version, bytes) = encode_payload(payload);
-    EventEnvelope {
-        position,
-        stream: String::new(),
-        stream_version: 1,
-        event_id: [0; 16],
-        event_type: event_type.into(),
-        schema_version,
-        occurred_at: 1_790_000_000_000_000,
-        actor: "bench".into(),
-        tenant: "default".into(),
-        correlation_id: [0; 16],
-        causation_id: None,
-        idempotency_key: None,
-        payload: bytes,
-    }
 }
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {

@@ -22,8 +22,11 @@ use crate::reader::ReadError;
 /// A read model kept in process.
 pub trait MemoryModel: Default + Send + Sync + 'static {
     fn checkpoint(&self) -> u64;
-    /// Applies an event it may keep (the rebuild path).
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload);
+    /// Applies an event it may keep (the rebuild path); models that can take
+    /// ownership of the payload (no copy of the record) override it.
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
+        self.apply_ref(envelope, &payload);
+    }
     /// Applies an event shared with other projections (the live path).
     fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload);
     /// Moves the checkpoint past events that carried nothing for this model.
@@ -54,9 +57,6 @@ impl MemoryModel for AuditModel {
     fn checkpoint(&self) -> u64 {
         AuditModel::checkpoint(self)
     }
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
-        self.apply(envelope, &payload);
-    }
     fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.apply(envelope, payload);
     }
@@ -72,9 +72,6 @@ impl MemoryModel for crate::search::SearchModel {
     fn checkpoint(&self) -> u64 {
         crate::search::SearchModel::checkpoint(self)
     }
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
-        self.apply(envelope, &payload);
-    }
     fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.apply(envelope, payload);
     }
@@ -89,9 +86,6 @@ impl MemoryModel for crate::search::SearchModel {
 impl MemoryModel for crate::analytics::AnalyticsModel {
     fn checkpoint(&self) -> u64 {
         crate::analytics::AnalyticsModel::checkpoint(self)
-    }
-    fn apply_event(&mut self, envelope: &EventEnvelope, payload: EventPayload) {
-        self.apply(envelope, &payload);
     }
     fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.apply(envelope, payload);

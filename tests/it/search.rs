@@ -108,7 +108,8 @@ async fn ranking_boosts_facets_and_freshness(postgres: bool) {
     assert_eq!(graphql.body["data"]["search"]["totalHits"], json!(1), "{}", graphql.body);
 
     // Bad input is a 4xx in the envelope.
-    for bad in ["object=note", "q=x&object=ghost", "q=x&object=note&fields=priority", "q=x&limit=lots", "q=x&filter=%7Bnope"] {
+    for bad in ["object=note", "q=x&object=ghost", "q=x&object=note&fields=priority", "q=x&limit=lots", "q=x&filter=%7Bnope", "q=x&offset=18446744073709551615"]
+    {
         let reply = api.call("GET", &format!("/api/v1/search?{bad}"), None, &[]).await;
         assert!(reply.status.is_client_error(), "{bad}: {} {}", reply.status, reply.body);
     }

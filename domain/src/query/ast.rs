@@ -115,6 +115,37 @@ pub enum AggFunction {
     StringAgg,
 }
 
+impl AggFunction {
+    /// The function a name means (case-insensitive; `countDistinct` is accepted too).
+    pub fn parse(name: &str) -> Option<AggFunction> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "count" => AggFunction::Count,
+            "sum" => AggFunction::Sum,
+            "avg" => AggFunction::Avg,
+            "min" => AggFunction::Min,
+            "max" => AggFunction::Max,
+            "count_distinct" | "countdistinct" => AggFunction::CountDistinct,
+            "array_agg" => AggFunction::ArrayAgg,
+            "string_agg" => AggFunction::StringAgg,
+            _ => return None,
+        })
+    }
+
+    /// The snake-case name (also the SQL function for sum, avg, min and max).
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunction::Count => "count",
+            AggFunction::Sum => "sum",
+            AggFunction::Avg => "avg",
+            AggFunction::Min => "min",
+            AggFunction::Max => "max",
+            AggFunction::CountDistinct => "count_distinct",
+            AggFunction::ArrayAgg => "array_agg",
+            AggFunction::StringAgg => "string_agg",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregation {
     pub function: AggFunction,

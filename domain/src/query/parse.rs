@@ -165,17 +165,7 @@ fn parse_expand(value: &Json) -> Result<BTreeMap<String, Query>, DomainError> {
 }
 
 fn agg_function(name: &str) -> Result<AggFunction, DomainError> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "count" => AggFunction::Count,
-        "sum" => AggFunction::Sum,
-        "avg" => AggFunction::Avg,
-        "min" => AggFunction::Min,
-        "max" => AggFunction::Max,
-        "count_distinct" => AggFunction::CountDistinct,
-        "array_agg" => AggFunction::ArrayAgg,
-        "string_agg" => AggFunction::StringAgg,
-        other => return Err(invalid(format!("unknown aggregation function '{other}'"))),
-    })
+    AggFunction::parse(name).ok_or_else(|| invalid(format!("unknown aggregation function '{}'", name.to_ascii_lowercase())))
 }
 
 fn parse_aggregations(value: &Json) -> Result<Vec<Aggregation>, DomainError> {

@@ -155,7 +155,7 @@ struct Plan {
 }
 
 /// Names every generated schema shares (scalars, inputs, shared objects).
-const SHARED: [&str; 22] = [
+const SHARED: [&str; 23] = [
     "Query",
     "Mutation",
     "Subscription",
@@ -178,6 +178,7 @@ const SHARED: [&str; 22] = [
     "PageInfo",
     "FieldChange",
     "DeletePayload",
+    "AuditPage",
 ];
 
 /// The type names generated for an object.
@@ -197,7 +198,7 @@ fn generated_names(object: &ObjectDef) -> Vec<String> {
 fn exposed(catalog: &Catalog) -> Vec<Arc<ObjectDef>> {
     let mut objects: Vec<Arc<ObjectDef>> = catalog.objects().filter(|o| o.api_enabled && super::types::is_name(&o.name)).cloned().collect();
     objects.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut used: std::collections::HashSet<String> = SHARED.iter().chain(["AuditPage"].iter()).map(|s| s.to_string()).collect();
+    let mut used: std::collections::HashSet<String> = SHARED.iter().map(|s| s.to_string()).collect();
     objects.retain(|object| {
         let names = generated_names(object);
         let unique: std::collections::HashSet<&String> = names.iter().collect();

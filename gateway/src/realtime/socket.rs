@@ -38,10 +38,6 @@ pub(crate) async fn upgrade(State(system): State<Arc<System>>, headers: HeaderMa
     ws.max_message_size(MAX_FRAME).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| run(system, socket, session, viewer, headers))
 }
 
-async fn send(sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>, text: String) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text.into()))).await, Ok(Ok(())))
-}
-
 /// Queues frames and flushes once. A timer is only armed when the socket
 /// cannot take the frames at once (the common case needs none).
 async fn send_all(sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>, frames: Vec<String>) -> bool {
@@ -70,7 +66,7 @@ async fn run(system: Arc<System>, socket: WebSocket, session: Option<String>, vi
         for (id, after) in system.realtime.take_session(&session) {
             if let Err(error) = system.hub.claim(connection, &id, Some(after)) {
                 let error = ApiError::from(error);
-                if !send(&mut sink, error_frame(Some(&id), &error)).await {
+                if !send_all(&mut sink, vec![error_frame(Some(&id), &error)]).await {
                     system.hub.disconnect(connection);
                     return;
                 }
@@ -88,7 +84,7 @@ async fn run(system: Arc<System>, socket: WebSocket, session: Option<String>, vi
                     Some(Ok(_)) => None,
                 };
                 if let Some(reply) = reply {
-                    if !send(&mut sink, reply).await {
+                    if !send_all(&mut sink, vec![reply]).await {
                         break;
                     }
                 }

@@ -160,6 +160,12 @@ pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut para
     };
     let limit = whole(params.take("limit").or_else(|| params.take("top")), "limit", 20)?.min(1_000);
     let offset = whole(params.take("offset").or_else(|| params.take("skip")), "offset", 0)?;
+    if offset.saturating_add(limit) > CANDIDATES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("search pages reach the best {CANDIDATES} hits: offset + limit is {}", offset.saturating_add(limit)),
+        ));
+    }
     if let Some((key, _)) = params.0.first() {
         return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unknown search parameter '{key}'")));
     }
@@ -225,7 +231,7 @@ pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut para
                 let mut marks = Map::new();
                 for field in model.fields_of(&hit.object) {
                     if let Some(Value::Text(text)) = document.get(&field) {
-                        if let Some(marked) = highlight(text, &text_query(&request.query), fuzzy) {
+                        if let Some(marked) = highlight(text, &request.query, fuzzy) {
                             marks.insert(field, json!([marked]));
                         }
                     }
@@ -245,8 +251,4 @@ pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut para
         result["facets"] = Json::Object(facet_counts);
     }
     Ok(result)
-}
-
-fn text_query(query: &str) -> String {
-    query.to_string()
 }

@@ -2,50 +2,16 @@
 //! (`{name, title?, sql: "<object>", measures: {name: {type, sql}}, dimensions: {name: {type, sql}}}`).
 
 use domain::metadata::{Catalog, ObjectDef};
+use domain::query::AggFunction;
 use serde_json::{json, Value as Json};
 
 use super::columns::{analysed_fields, Kind};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Agg {
-    Count,
-    Sum,
-    Avg,
-    Min,
-    Max,
-    CountDistinct,
-}
-
-impl Agg {
-    fn parse(name: &str) -> Option<Agg> {
-        Some(match name {
-            "count" => Agg::Count,
-            "sum" => Agg::Sum,
-            "avg" => Agg::Avg,
-            "min" => Agg::Min,
-            "max" => Agg::Max,
-            "count_distinct" | "countDistinct" => Agg::CountDistinct,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Agg::Count => "count",
-            Agg::Sum => "sum",
-            Agg::Avg => "avg",
-            Agg::Min => "min",
-            Agg::Max => "max",
-            Agg::CountDistinct => "count_distinct",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Measure {
     pub name: String,
     pub title: String,
-    pub agg: Agg,
+    pub agg: AggFunction,
     /// The field measured (`None` for a row count).
     pub field: Option<String>,
 }
@@ -106,10 +72,10 @@ impl Cube {
     /// The cube of an object: `count`; `<f>_sum|_avg|_min|_max` per number field; a dimension per analysed field.
     pub fn generated(object: &ObjectDef) -> Cube {
         let fields = analysed_fields(object);
-        let mut measures = vec![Measure { name: "count".into(), title: format!("{} count", object.label), agg: Agg::Count, field: None }];
+        let mut measures = vec![Measure { name: "count".into(), title: format!("{} count", object.label), agg: AggFunction::Count, field: None }];
         for (field, kind) in &fields {
             if *kind == Kind::Number {
-                for agg in [Agg::Sum, Agg::Avg, Agg::Min, Agg::Max] {
+                for agg in [AggFunction::Sum, AggFunction::Avg, AggFunction::Min, AggFunction::Max] {
                     let title = format!("{} ({})", title_of(object, field), agg.name());
                     measures.push(Measure { name: format!("{field}_{}", agg.name()), title, agg, field: Some(field.clone()) });
                 }
@@ -133,14 +99,16 @@ impl Cube {
         if let Some(Json::Object(map)) = json.get("measures") {
             for (measure, def) in map {
                 let agg_name = def.get("type").and_then(Json::as_str).unwrap_or("count");
-                let agg = Agg::parse(agg_name).ok_or_else(|| format!("cube '{name}': measure '{measure}' has an unsupported type '{agg_name}'"))?;
+                let agg = AggFunction::parse(agg_name)
+                    .filter(|a| !matches!(a, AggFunction::ArrayAgg | AggFunction::StringAgg))
+                    .ok_or_else(|| format!("cube '{name}': measure '{measure}' has an unsupported type '{agg_name}'"))?;
                 let field = def.get("sql").and_then(Json::as_str).filter(|s| !s.is_empty() && *s != "*").map(str::to_string);
                 if let Some(f) = &field {
                     let kind = kind_of(f).ok_or_else(|| format!("cube '{name}': measure '{measure}' reads unknown field '{f}'"))?;
-                    if !matches!(agg, Agg::Count | Agg::CountDistinct) && kind != Kind::Number {
+                    if !matches!(agg, AggFunction::Count | AggFunction::CountDistinct) && kind != Kind::Number {
                         return Err(format!("cube '{name}': measure '{measure}' needs a number field, '{f}' is not"));
                     }
-                } else if agg != Agg::Count {
+                } else if agg != AggFunction::Count {
                     return Err(format!("cube '{name}': measure '{measure}' needs sql (a field)"));
                 }
                 let title = def.get("label").or_else(|| def.get("title")).and_then(Json::as_str).unwrap_or(measure).to_string();

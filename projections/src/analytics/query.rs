@@ -8,7 +8,9 @@ use domain::{DomainError, Timestamp};
 use serde_json::{json, Map, Value as Json};
 
 use super::columns::{AnalyticsModel, Column};
-use super::cube::{Agg, Cube, DimensionType};
+use domain::query::AggFunction;
+
+use super::cube::{Cube, DimensionType};
 use super::time::{bucket_label, date_range, truncate, Granularity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,14 +504,14 @@ impl AnalyticsModel {
                 acc.rows += 1;
                 let Some(col) = col else { continue };
                 match measure.agg {
-                    Agg::CountDistinct => {
+                    AggFunction::CountDistinct => {
                         let k = key_of(col, row, None);
                         if k != Key::Null {
                             acc.distinct.get_or_insert_with(HashSet::new).insert(k);
                         }
                         continue;
                     }
-                    Agg::Count => {
+                    AggFunction::Count => {
                         acc.n += u64::from(is_set(col, row));
                         continue;
                     }
@@ -537,15 +539,17 @@ impl AnalyticsModel {
                 }
                 for ((name, measure), acc) in measures.iter().zip(slot) {
                     let value = match measure.agg {
-                        Agg::Count => json!(if measure.field.is_some() { acc.n } else { acc.rows }),
-                        Agg::CountDistinct => json!(acc.distinct.map_or(0, |d| d.len())),
+                        AggFunction::Count => json!(if measure.field.is_some() { acc.n } else { acc.rows }),
+                        AggFunction::CountDistinct => json!(acc.distinct.map_or(0, |d| d.len())),
                         // As in SQL: the sum of no values is null.
-                        Agg::Sum if acc.n > 0 => json!(acc.sum),
-                        Agg::Sum => Json::Null,
-                        Agg::Avg if acc.n > 0 => json!(acc.sum / acc.n as f64),
-                        Agg::Avg => Json::Null,
-                        Agg::Min => acc.min.map(|x| json!(x)).unwrap_or(Json::Null),
-                        Agg::Max => acc.max.map(|x| json!(x)).unwrap_or(Json::Null),
+                        AggFunction::Sum if acc.n > 0 => json!(acc.sum),
+                        AggFunction::Sum => Json::Null,
+                        AggFunction::Avg if acc.n > 0 => json!(acc.sum / acc.n as f64),
+                        AggFunction::Avg => Json::Null,
+                        AggFunction::Min => acc.min.map(|x| json!(x)).unwrap_or(Json::Null),
+                        AggFunction::Max => acc.max.map(|x| json!(x)).unwrap_or(Json::Null),
+                        // Cubes refuse list aggregates (`Cube::declared`).
+                        AggFunction::ArrayAgg | AggFunction::StringAgg => Json::Null,
                     };
                     row.insert(name.clone(), value);
                 }

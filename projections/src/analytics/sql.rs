@@ -5,7 +5,9 @@
 use domain::{DomainError, Timestamp};
 use serde_json::Value as Json;
 
-use super::cube::{Agg, Cube, DimensionType};
+use domain::query::AggFunction;
+
+use super::cube::{Cube, DimensionType};
 use super::query::{AnalyticsQuery, FilterOp};
 use super::time::date_range;
 
@@ -94,9 +96,9 @@ pub fn generate(cube: &Cube, query: &AnalyticsQuery, now: Timestamp) -> Result<(
         let m = cube.measure(member).ok_or_else(|| invalid(format!("cube '{}' has no measure '{member}'", cube.name)))?;
         let field = m.field.as_deref().map(|f| expression(f, DimensionType::Number));
         let aggregate = match (m.agg, field) {
-            (Agg::Count, None) => "count(*)".to_string(),
-            (Agg::Count, Some(_)) => format!("count(data->>{})", quote_literal(m.field.as_deref().unwrap_or_default())),
-            (Agg::CountDistinct, _) => format!("count(DISTINCT data->>{})", quote_literal(m.field.as_deref().unwrap_or_default())),
+            (AggFunction::Count, None) => "count(*)".to_string(),
+            (AggFunction::Count, Some(_)) => format!("count(data->>{})", quote_literal(m.field.as_deref().unwrap_or_default())),
+            (AggFunction::CountDistinct, _) => format!("count(DISTINCT data->>{})", quote_literal(m.field.as_deref().unwrap_or_default())),
             (agg, Some(expr)) => format!("{}({expr})", agg.name()),
             (agg, None) => format!("{}(NULL)", agg.name()),
         };

@@ -177,6 +177,10 @@ impl Hub {
     /// subscription it is moved to this connection and sent what it missed
     /// after `resume.after`. A new live query gets its current result first.
     pub fn subscribe(&self, connection: Option<u64>, viewer: Viewer, spec: Spec, resume: Resume) -> Result<Subscribed, LiveError> {
+        self.subscribe_or_resume(connection, viewer, spec, resume, true)
+    }
+
+    fn subscribe_or_resume(&self, connection: Option<u64>, viewer: Viewer, spec: Spec, resume: Resume, create: bool) -> Result<Subscribed, LiveError> {
         // Lock order everywhere: the model, then the hub.
         let model = self.read();
         let model = &*model;
@@ -199,6 +203,9 @@ impl Hub {
             inner.attach(&id, connection);
             inner.send_initial(connection, &id, initial);
             return Ok(Subscribed { id, position });
+        }
+        if !create {
+            return Err(LiveError::Unknown(resume.id.unwrap_or_default()));
         }
         let id: Arc<str> = resume.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into();
         let mut sub = Sub { id: id.clone(), connection: None, viewer, spec, filter: None, live: None, detached_at: Some(Instant::now()) };
@@ -242,11 +249,9 @@ impl Hub {
     /// Moves a kept subscription to a connection and sends what it missed
     /// after `after`; unlike [`Hub::subscribe`], never creates one.
     pub fn claim(&self, connection: u64, id: &str, after: Option<u64>) -> Result<Subscribed, LiveError> {
-        if !self.lock().subs.contains_key(id) {
-            return Err(LiveError::Unknown(id.to_string()));
-        }
-        let placeholder = Spec::Changes { object: None, kinds: Vec::new(), filter: None, fields: Vec::new() };
-        self.subscribe(Some(connection), Viewer::system(), placeholder, Resume { id: Some(id.to_string()), after })
+        // The spec and viewer are the kept subscription's own; these are never used.
+        let unused = Spec::Changes { object: None, kinds: Vec::new(), filter: None, fields: Vec::new() };
+        self.subscribe_or_resume(Some(connection), Viewer::system(), unused, Resume { id: Some(id.to_string()), after }, false)
     }
 
     /// Applies a batch of events to the model and fans the changes out.
@@ -256,6 +261,9 @@ impl Hub {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let watched = !inner.subs.is_empty();
+        // Which objects the batch touched matters only to live queries (this is the
+        // query projection's path on the embedded store: no work for nobody).
+        let live_queries = inner.subs.values().any(|s| s.live.is_some());
         let mut touched: HashSet<String> = HashSet::new();
         for (envelope, payload) in batch {
             if envelope.position <= model.checkpoint() {
@@ -272,7 +280,9 @@ impl Hub {
                 if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
                     self.metadata_version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }
-                touched.insert(payload.object().to_string());
+                if live_queries {
+                    touched.insert(payload.object().to_string());
+                }
                 continue;
             };
             let previous = current(model, object, id);
@@ -290,7 +300,9 @@ impl Hub {
                 envelope.actor.clone(),
                 envelope.occurred_at,
             ));
-            touched.insert(object.clone());
+            if live_queries {
+                touched.insert(object.clone());
+            }
             inner.fan_out(model, &change);
             inner.ring.push_back(change);
             if inner.ring.len() > RING {
@@ -304,7 +316,6 @@ impl Hub {
             inner.ring.clear();
             inner.ring_from = model.checkpoint();
         }
-        let live_queries = inner.subs.values().any(|s| s.live.is_some());
         drop(guard);
         drop(model_guard);
         if live_queries && !touched.is_empty() {

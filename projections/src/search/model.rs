@@ -78,7 +78,6 @@ pub fn searchable_fields(object: &ObjectDef) -> Vec<String> {
 }
 
 pub struct SearchModel {
-    index: Index,
     writer: IndexWriter,
     reader: IndexReader,
     object_field: Field,
@@ -105,7 +104,6 @@ impl Default for SearchModel {
         let writer = index.writer_with_num_threads(1, WRITER_BUDGET).expect("an in-memory index writer");
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().expect("an in-memory index reader");
         SearchModel {
-            index,
             writer,
             reader,
             object_field,
@@ -315,7 +313,6 @@ impl SearchModel {
                 hits.push(SearchHit { object: object.to_string(), id: id.to_string(), score });
             }
         }
-        let _ = &self.index;
         Ok(SearchHits { hits, total })
     }
 }
