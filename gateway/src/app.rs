@@ -90,6 +90,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         None => {
             let (_, reader) = memory_projection();
             let model = reader.memory_model().expect("an in-process reader");
+            projections::rebuild::load(store.clone(), model.clone()).await?;
             let hub = projections::live::Hub::over(model);
             let query = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }).await?;
             (query.clone(), reader, hub, query)
@@ -102,10 +103,16 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         }
     };
     let (audit_projection, audit_model) = audit_projection();
-    let audit = runner::spawn(store.clone(), audit_projection).await?;
     let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
-    let analytics = runner::spawn(store.clone(), analytics_projection).await?;
     let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
+    // The in-process models start empty: fold them from the log in bulk, side by side, before they follow it.
+    tokio::try_join!(
+        projections::rebuild::load(store.clone(), audit_model.clone()),
+        projections::rebuild::load(store.clone(), analytics_model.clone()),
+        projections::rebuild::load(store.clone(), search_model.clone()),
+    )?;
+    let audit = runner::spawn(store.clone(), audit_projection).await?;
+    let analytics = runner::spawn(store.clone(), analytics_projection).await?;
     let search = runner::spawn(store.clone(), search_projection).await?;
     let head = *store.head().borrow();
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {

@@ -5,7 +5,10 @@
 
 mod support;
 
-use std::sync::{Arc, RwLock};
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
@@ -13,7 +16,7 @@ use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
 use domain::value::{Record, Value};
 use projections::audit_model::AuditModel;
-use projections::rebuild::{rebuild, Progress};
+use projections::rebuild::{fold_until, Progress};
 use projections::{Projection, QueryModel};
 
 use support::envelope;
@@ -46,14 +49,64 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
 }
 
 async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore>, label: &str) {
-    let live = Arc::new(RwLock::new(M::default()));
+    let mut copy = M::default();
+    copy.begin_bulk();
     let (progress, _rx) = tokio::sync::watch::channel(Progress::default());
+    let head = *store.head().borrow();
     let started = Instant::now();
-    rebuild(store.clone(), live.clone(), progress).await.expect("rebuild");
+    fold_until(store, &mut copy, head, started, &progress).await.expect("rebuild");
+    copy.end_bulk();
     let elapsed = started.elapsed().as_secs_f64();
-    let events = live.read().expect("lock").checkpoint();
+    let events = copy.checkpoint();
     let rate = events as f64 / elapsed;
     println!("  {label:<40} {events:>9} events  {elapsed:>7.2}s  {rate:>12.0} events/s");
+}
+
+async fn stages(store: &Arc<dyn EventStore>) {
+    let upcasters = domain::event::registry();
+    for decode in [false, true] {
+        let started = Instant::now();
+        let mut after = 0;
+        let mut n = 0;
+        loop {
+            let batch = store.read_all(after, 20_000).await.expect("read");
+            let Some(last) = batch.last().map(|e| e.position) else { break };
+            if decode {
+                for e in &batch {
+                    std::hint::black_box(decode_envelope_payload(e, upcasters).expect("decode"));
+                }
+            }
+            n += batch.len();
+            after = last;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!("  stage read{}: {n} events {elapsed:.2}s {:.0}/s", if decode { "+decode" } else { "" }, n as f64 / elapsed);
+    }
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = store.read_all(after, 20_000).await.expect("read");
+        let Some(last) = batch.last().map(|e| e.position) else { break };
+        for e in batch {
+            let p = decode_envelope_payload(&e, upcasters).expect("decode");
+            all.push((e, p));
+        }
+        after = last;
+    }
+    let started = Instant::now();
+    let mut model = QueryModel::default();
+    model.begin_bulk();
+    for (e, p) in all {
+        model.apply_owned(&e, p);
+    }
+    let rows = started.elapsed().as_secs_f64();
+    model.end_bulk();
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("  stage apply rows: {rows:.2}s, indexes {:.2}s", elapsed - rows);
+    println!("  stage apply only (query): {:.2}s {:.0}/s", elapsed, after as f64 / elapsed);
+    let started = Instant::now();
+    drop(model);
+    println!("  stage drop (query): {:.2}s", started.elapsed().as_secs_f64());
 }
 
 #[tokio::main]
@@ -64,6 +117,7 @@ async fn main() {
     let started = Instant::now();
     fill(&store, events).await;
     println!("embedded log: {events} record events written in {:.1}s", started.elapsed().as_secs_f64());
+    stages(&store).await;
     memory::<QueryModel>(&store, "rebuild: in-process query model").await;
     memory::<AuditModel>(&store, "rebuild: in-process audit model").await;
     println!("  goal: >= 1000000 events/s into the embedded read model");

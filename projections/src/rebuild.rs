@@ -31,6 +31,11 @@ pub trait MemoryModel: Default + Send + Sync + 'static {
     fn apply_ref(&mut self, envelope: &EventEnvelope, payload: &EventPayload);
     /// Moves the checkpoint past events that carried nothing for this model.
     fn advance_to(&mut self, position: u64);
+    /// A fresh copy is about to be folded from the log: models that can load
+    /// faster in bulk (indexes built once at the end) prepare for it.
+    fn begin_bulk(&mut self) {}
+    /// The bulk load is over: the model must be fully readable again.
+    fn end_bulk(&mut self) {}
     /// A summary of the contents, to compare two copies (object -> rows).
     fn summary(&self) -> Vec<(String, usize)>;
 }
@@ -47,6 +52,12 @@ impl MemoryModel for QueryModel {
     }
     fn advance_to(&mut self, position: u64) {
         self.advance(position);
+    }
+    fn begin_bulk(&mut self) {
+        QueryModel::begin_bulk(self);
+    }
+    fn end_bulk(&mut self) {
+        QueryModel::end_bulk(self);
     }
     fn summary(&self) -> Vec<(String, usize)> {
         self.row_counts()
@@ -110,22 +121,66 @@ pub struct Progress {
     pub matched_live: Option<bool>,
 }
 
-async fn fold_until<M: MemoryModel>(
+/// Events read and decoded ahead of the fold, one batch at a time.
+type Decoded = Vec<(EventEnvelope, Option<EventPayload>)>;
+
+/// Reads and decodes the log from `after` up to `target` on its own task, so
+/// decoding (about half of a fold's work) runs beside applying.
+fn read_ahead(store: Arc<dyn EventStore>, mut after: u64, target: u64) -> tokio::sync::mpsc::Receiver<Result<Decoded, ReadError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let upcasters = domain::event::registry();
+        while after < target {
+            let max = (target - after).min(READ_BATCH) as usize;
+            let batch = match store.read_all(after, max).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = tx.send(Err(ReadError::Store(e.to_string()))).await;
+                    return;
+                }
+            };
+            let Some(last) = batch.last().map(|e| e.position) else { return };
+            after = last;
+            let decoded = batch
+                .into_iter()
+                .filter(|e| e.position <= target)
+                .map(|envelope| match decode_envelope_payload(&envelope, upcasters) {
+                    Ok(payload) => (envelope, Some(payload)),
+                    Err(error) => {
+                        tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by");
+                        (envelope, None)
+                    }
+                })
+                .collect();
+            if tx.send(Ok(decoded)).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Events per read while folding.
+const READ_BATCH: u64 = 8_192;
+
+/// Folds the log into `copy` up to `target` (never past it), publishing progress.
+pub async fn fold_until<M: MemoryModel>(
     store: &Arc<dyn EventStore>,
     copy: &mut M,
     target: u64,
     started: Instant,
     progress: &watch::Sender<Progress>,
 ) -> Result<(), ReadError> {
-    let upcasters = domain::event::registry();
-    while copy.checkpoint() < target {
-        let max = (target - copy.checkpoint()).min(20_000) as usize;
-        let batch = store.read_all(copy.checkpoint(), max).await.map_err(|e| ReadError::Store(e.to_string()))?;
-        let Some(last) = batch.last().map(|e| e.position) else { break };
-        for envelope in batch.iter().filter(|e| e.position <= target) {
-            match decode_envelope_payload(envelope, upcasters) {
-                Ok(payload) => copy.apply_event(envelope, payload),
-                Err(error) => tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by"),
+    if copy.checkpoint() >= target {
+        return Ok(());
+    }
+    let mut batches = read_ahead(store.clone(), copy.checkpoint(), target);
+    while let Some(batch) = batches.recv().await {
+        let batch = batch?;
+        let Some(last) = batch.last().map(|(e, _)| e.position) else { continue };
+        for (envelope, payload) in batch {
+            if let Some(payload) = payload {
+                copy.apply_event(&envelope, payload);
             }
         }
         copy.advance_to(last.min(target));
@@ -139,11 +194,30 @@ async fn fold_until<M: MemoryModel>(
     Ok(())
 }
 
+/// Loads a model that nobody reads yet (at start) from the log, in bulk, up
+/// to the head as it is now; its runner then follows from there.
+pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<u64, ReadError> {
+    let mut copy = M::default();
+    copy.begin_bulk();
+    let head = *store.head().borrow();
+    let (progress, _) = watch::channel(Progress::default());
+    fold_until(&store, &mut copy, head, Instant::now(), &progress).await?;
+    copy.end_bulk();
+    let applied = copy.checkpoint();
+    let mut guard = model.write().expect("model lock");
+    if guard.checkpoint() < applied {
+        *guard = copy;
+    }
+    Ok(applied)
+}
+
 /// Rebuilds `live` from the log and swaps the copy in. Returns whether the
 /// copy matched the live model at the swap (see [`Progress::matched_live`]).
 pub async fn rebuild<M: MemoryModel>(store: Arc<dyn EventStore>, live: Arc<RwLock<M>>, progress: watch::Sender<Progress>) -> Result<Option<bool>, ReadError> {
     let started = Instant::now();
     let mut copy = M::default();
+    copy.begin_bulk();
+    let mut bulk = true;
     loop {
         // Fold up to where the live copy is (never past it), then swap only at
         // exactly its position: readers switch at one position, and the live
@@ -151,6 +225,9 @@ pub async fn rebuild<M: MemoryModel>(store: Arc<dyn EventStore>, live: Arc<RwLoc
         let target = live.read().expect("model lock").checkpoint();
         progress.send_modify(|p| p.head = (*store.head().borrow()).max(target));
         fold_until(&store, &mut copy, target, started, &progress).await?;
+        if std::mem::take(&mut bulk) {
+            copy.end_bulk();
+        }
         let mut guard = live.write().expect("model lock");
         if copy.checkpoint() != guard.checkpoint() {
             // The live copy moved on while we folded: catch up and try again.

@@ -58,6 +58,8 @@ pub struct QueryModel {
     catalog: Catalog,
     tables: HashMap<String, Table>,
     checkpoint: u64,
+    /// Indexes are built once at the end of a bulk load, not kept up per event.
+    deferred: bool,
 }
 
 impl QueryModel {
@@ -71,6 +73,20 @@ impl QueryModel {
         let mut counts: Vec<(String, usize)> = self.tables.iter().map(|(name, table)| (name.clone(), table.row_count())).collect();
         counts.sort();
         counts
+    }
+
+    /// Starts a bulk load (a fresh copy being folded from the log): rows go
+    /// in without index upkeep until [`QueryModel::end_bulk`]. Reads in between
+    /// would scan instead of using indexes, so only unpublished copies do this.
+    pub fn begin_bulk(&mut self) {
+        self.deferred = true;
+        self.tables.values_mut().for_each(Table::defer_indexes);
+    }
+
+    /// Ends a bulk load: builds every index in one sort per field.
+    pub fn end_bulk(&mut self) {
+        self.deferred = false;
+        self.tables.values_mut().for_each(Table::build_indexes);
     }
 
     /// Moves the checkpoint past events that carried nothing for this model.
@@ -108,7 +124,15 @@ impl QueryModel {
                     tracing::error!(%error, "query model cannot apply a definition");
                 }
                 if let Some(definition) = self.catalog.get(&e.name).cloned() {
-                    self.tables.entry(e.name.clone()).or_default().configure(&definition);
+                    let deferred = self.deferred;
+                    let table = self.tables.entry(e.name.clone()).or_insert_with(|| {
+                        let mut table = Table::default();
+                        if deferred {
+                            table.defer_indexes();
+                        }
+                        table
+                    });
+                    table.configure(&definition);
                 }
             }
             EventPayload::ObjectRemoved(e) => {
@@ -124,6 +148,9 @@ impl QueryModel {
     fn table(&mut self, object: &str) -> &mut Table {
         if !self.tables.contains_key(object) {
             let mut table = Table::default();
+            if self.deferred {
+                table.defer_indexes();
+            }
             if let Some(definition) = self.catalog.get(object) {
                 table.configure(definition);
             }

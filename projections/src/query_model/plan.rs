@@ -10,24 +10,24 @@ use std::sync::Arc;
 
 use domain::value::{Record, Value};
 
-use super::table::Table;
+use super::table::{IdSet, Table};
 
 /// Ids an index gave: one key's set (already in id order), or a list.
 pub(crate) enum Ids<'a> {
-    Set(Option<&'a BTreeSet<String>>),
-    List(Vec<&'a String>),
+    Set(Option<&'a IdSet>),
+    List(Vec<&'a str>),
 }
 
 impl<'a> Ids<'a> {
     fn len(&self) -> usize {
         match self {
-            Ids::Set(set) => set.map_or(0, BTreeSet::len),
+            Ids::Set(set) => set.map_or(0, IdSet::len),
             Ids::List(list) => list.len(),
         }
     }
 
     /// The ids in id order.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &'a String> + '_> {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &'a str> + '_> {
         match self {
             Ids::Set(set) => Box::new(set.iter().flat_map(|s| s.iter())),
             Ids::List(list) => Box::new(list.iter().copied()),
@@ -82,7 +82,7 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
             (Op::In, Value::List(items)) => items.iter().collect(),
             _ => return None,
         };
-        let mut ids: Vec<&String> = Vec::new();
+        let mut ids: Vec<&str> = Vec::new();
         for v in wanted {
             let Value::Text(id) = v else { return None };
             if let Some(record) = table.get(id) {
@@ -105,9 +105,9 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
             if items.iter().any(Value::is_null) {
                 return None;
             }
-            let mut set: BTreeSet<&String> = BTreeSet::new();
+            let mut set: BTreeSet<&str> = BTreeSet::new();
             for item in items {
-                set.extend(table.equal(&c.field, &key(item)?).into_iter().flatten());
+                set.extend(table.equal(&c.field, &key(item)?).into_iter().flat_map(IdSet::iter));
             }
             Some(Ids::List(set.into_iter().collect()))
         }
@@ -130,7 +130,7 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
 }
 
 /// Range results come in key order; candidates go in id order.
-fn sorted(mut ids: Vec<&String>) -> Ids<'_> {
+fn sorted(mut ids: Vec<&str>) -> Ids<'_> {
     ids.sort();
     Ids::List(ids)
 }

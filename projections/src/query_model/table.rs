@@ -95,14 +95,182 @@ impl KeyKind {
 /// System fields worth an index (who and when); `id` is the primary key.
 const INDEXED_SYSTEM_FIELDS: [&str; 4] = ["created_at", "updated_at", "created_by", "modified_by"];
 
+/// The ids that share one key, in id order: a sorted vector while few (most
+/// keys of a selective field hold one id), a B-tree once many.
+#[derive(Debug, Clone)]
+pub(crate) enum IdSet {
+    Few(Vec<Arc<str>>),
+    Many(BTreeSet<Arc<str>>),
+}
+
+/// Above this many ids a key's set becomes a B-tree.
+const FEW: usize = 32;
+
+impl Default for IdSet {
+    fn default() -> Self {
+        IdSet::Few(Vec::new())
+    }
+}
+
+impl IdSet {
+    fn from_sorted(ids: Vec<Arc<str>>) -> IdSet {
+        if ids.len() <= FEW {
+            IdSet::Few(ids)
+        } else {
+            IdSet::Many(ids.into_iter().collect())
+        }
+    }
+
+    /// Adds an id; false when it was there.
+    fn insert(&mut self, id: &Arc<str>) -> bool {
+        match self {
+            IdSet::Few(ids) => match ids.binary_search_by(|probe| (**probe).cmp(id)) {
+                Ok(_) => false,
+                Err(at) => {
+                    ids.insert(at, id.clone());
+                    if ids.len() > FEW {
+                        *self = IdSet::Many(std::mem::take(ids).into_iter().collect());
+                    }
+                    true
+                }
+            },
+            IdSet::Many(ids) => ids.insert(id.clone()),
+        }
+    }
+
+    /// Removes an id; false when it was not there.
+    fn remove(&mut self, id: &str) -> bool {
+        match self {
+            IdSet::Few(ids) => match ids.binary_search_by(|probe| (**probe).cmp(id)) {
+                Ok(at) => {
+                    ids.remove(at);
+                    true
+                }
+                Err(_) => false,
+            },
+            IdSet::Many(ids) => ids.remove(id),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            IdSet::Few(ids) => ids.len(),
+            IdSet::Many(ids) => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids in id order.
+    pub fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = &str> + '_> {
+        match self {
+            IdSet::Few(ids) => Box::new(ids.iter().map(|id| &**id)),
+            IdSet::Many(ids) => Box::new(ids.iter().map(|id| &**id)),
+        }
+    }
+}
+
+/// One field's ordered index: key -> ids, and how many rows it holds.
+struct FieldIndex {
+    kind: KeyKind,
+    keys: BTreeMap<IndexKey, IdSet>,
+    /// Rows with a value for the field (nulls are not indexed).
+    count: usize,
+}
+
+impl FieldIndex {
+    fn add(&mut self, id: &Arc<str>, key: IndexKey) {
+        if self.keys.entry(key).or_default().insert(id) {
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, id: &str, key: &IndexKey) {
+        if let Some(ids) = self.keys.get_mut(key) {
+            if ids.remove(id) {
+                self.count -= 1;
+            }
+            if ids.is_empty() {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    /// Builds the index from every row at once: one sort of borrowed keys
+    /// (stable, and rows come in id order, so each key's ids stay in id
+    /// order), then one owned key per distinct value and a bulk-built map.
+    fn build<'a>(kind: KeyKind, field: &str, rows: impl Iterator<Item = (&'a Arc<str>, &'a Arc<Record>)>) -> FieldIndex {
+        let mut pairs: Vec<(KeyRef<'a>, &'a Arc<str>)> = rows.filter_map(|(id, r)| KeyRef::of(kind, r.get(field)?).map(|k| (k, id))).collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let count = pairs.len();
+        let mut grouped: Vec<(IndexKey, IdSet)> = Vec::new();
+        let mut pairs = pairs.into_iter().peekable();
+        while let Some((key, id)) = pairs.next() {
+            let mut ids = vec![id.clone()];
+            while let Some((_, id)) = pairs.next_if(|(k, _)| *k == key) {
+                ids.push(id.clone());
+            }
+            grouped.push((key.owned(), IdSet::from_sorted(ids)));
+        }
+        FieldIndex { kind, keys: BTreeMap::from_iter(grouped), count }
+    }
+}
+
+/// An index key borrowed from a row, to sort a whole column without copies.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+enum KeyRef<'a> {
+    Bool(bool),
+    Num(f64),
+    Text(&'a str),
+}
+
+impl<'a> KeyRef<'a> {
+    fn of(kind: KeyKind, value: &'a Value) -> Option<KeyRef<'a>> {
+        match (kind, value) {
+            (KeyKind::Text, Value::Text(s)) => Some(KeyRef::Text(s)),
+            _ => match kind.key(value)? {
+                IndexKey::Bool(b) => Some(KeyRef::Bool(b)),
+                IndexKey::Num(n) => Some(KeyRef::Num(n)),
+                IndexKey::Text(_) => None,
+            },
+        }
+    }
+
+    /// The same order as [`IndexKey`]'s.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (KeyRef::Bool(a), KeyRef::Bool(b)) => a.cmp(b),
+            (KeyRef::Num(a), KeyRef::Num(b)) => a.total_cmp(b),
+            (KeyRef::Text(a), KeyRef::Text(b)) => a.cmp(b),
+            (KeyRef::Bool(_), _) => std::cmp::Ordering::Less,
+            (_, KeyRef::Bool(_)) => std::cmp::Ordering::Greater,
+            (KeyRef::Num(_), _) => std::cmp::Ordering::Less,
+            (_, KeyRef::Num(_)) => std::cmp::Ordering::Greater,
+        }
+    }
+
+    fn owned(self) -> IndexKey {
+        match self {
+            KeyRef::Bool(b) => IndexKey::Bool(b),
+            KeyRef::Num(n) => IndexKey::Num(n),
+            KeyRef::Text(s) => IndexKey::Text(s.to_string()),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Table {
-    /// Shared so that a page of results is a set of reference counts, not copies.
-    rows: BTreeMap<String, Arc<Record>>,
-    /// field -> (kind, key -> ids).
-    indexes: HashMap<String, (KeyKind, BTreeMap<IndexKey, BTreeSet<String>>)>,
-    /// field -> how many rows its index holds (rows with a value for it).
-    indexed: HashMap<String, usize>,
+    /// Shared so that a page of results is a set of reference counts, not
+    /// copies; ids are shared with the indexes.
+    rows: BTreeMap<Arc<str>, Arc<Record>>,
+    /// The indexed fields and their kinds (from the definition).
+    fields: Vec<(String, KeyKind)>,
+    /// field -> its index; empty while the indexes are deferred.
+    indexes: HashMap<String, FieldIndex>,
+    /// Rows are loaded without index upkeep; [`Table::build_indexes`] builds them at the end.
+    deferred: bool,
 }
 
 impl Table {
@@ -110,45 +278,81 @@ impl Table {
     pub fn configure(&mut self, object: &ObjectDef) {
         let mut fields: Vec<String> = object.fields.iter().map(|f| f.name.clone()).collect();
         fields.extend(INDEXED_SYSTEM_FIELDS.map(String::from));
-        self.indexes = fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, (k, BTreeMap::new())))).collect();
-        self.indexed = self.indexes.keys().map(|f| (f.clone(), 0)).collect();
-        let rows: Vec<(String, Arc<Record>)> = self.rows.iter().map(|(id, r)| (id.clone(), r.clone())).collect();
-        for (id, record) in rows {
-            self.index(&id, &record, true);
+        self.fields = fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, k))).collect();
+        self.indexes.clear();
+        if !self.deferred {
+            self.build_indexes();
         }
     }
 
-    fn index(&mut self, id: &str, record: &Record, add: bool) {
-        for (field, (kind, index)) in self.indexes.iter_mut() {
-            let Some(key) = record.get(field).and_then(|v| kind.key(v)) else { continue };
-            let Some(count) = self.indexed.get_mut(field) else { continue };
-            if add {
-                if index.entry(key).or_default().insert(id.to_string()) {
-                    *count += 1;
-                }
-            } else if let Some(ids) = index.get_mut(&key) {
-                if ids.remove(id) {
-                    *count -= 1;
-                }
-                if ids.is_empty() {
-                    index.remove(&key);
-                }
+    /// Stops index upkeep until [`Table::build_indexes`] (bulk loading).
+    pub fn defer_indexes(&mut self) {
+        self.deferred = true;
+        self.indexes.clear();
+    }
+
+    /// Builds every index from the rows (one sort per field, the fields spread
+    /// over the machine's cores) and resumes upkeep.
+    pub fn build_indexes(&mut self) {
+        self.deferred = false;
+        let rows = &self.rows;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.fields.len()).max(1);
+        let chunks: Vec<&[(String, KeyKind)]> = self.fields.chunks(self.fields.len().div_ceil(threads).max(1)).collect();
+        self.indexes = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || chunk.iter().map(|(field, kind)| (field.clone(), FieldIndex::build(*kind, field, rows.iter()))).collect::<Vec<_>>())
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().expect("index builder")).collect()
+        });
+    }
+
+    fn index(&mut self, id: &Arc<str>, record: &Record) {
+        for (field, index) in self.indexes.iter_mut() {
+            if let Some(key) = record.get(field).and_then(|v| index.kind.key(v)) {
+                index.add(id, key);
+            }
+        }
+    }
+
+    fn unindex(&mut self, id: &str, record: &Record) {
+        for (field, index) in self.indexes.iter_mut() {
+            if let Some(key) = record.get(field).and_then(|v| index.kind.key(v)) {
+                index.remove(id, &key);
             }
         }
     }
 
     pub fn put(&mut self, id: String, record: Record) {
-        if let Some(old) = self.rows.remove(&id) {
-            self.index(&id, &old, false);
+        let record = Arc::new(record);
+        match self.rows.get_key_value(id.as_str()).map(|(k, _)| k.clone()) {
+            Some(key) => {
+                let old = self.rows.insert(key.clone(), record.clone());
+                if !self.deferred {
+                    if let Some(old) = old {
+                        self.unindex(&key, &old);
+                    }
+                    self.index(&key, &record);
+                }
+            }
+            None => {
+                let key: Arc<str> = Arc::from(id);
+                if !self.deferred {
+                    self.index(&key, &record);
+                }
+                self.rows.insert(key, record);
+            }
         }
-        self.index(&id, &record, true);
-        self.rows.insert(id, Arc::new(record));
     }
 
     /// Changes some fields of a row (`Null` removes), keeping the indexes right.
     pub fn update(&mut self, id: &str, changes: &[(String, Value)]) {
-        let Some(mut record) = self.rows.remove(id) else { return };
-        self.index(id, &record, false);
+        let Some((key, mut record)) = self.rows.remove_entry(id) else { return };
+        if !self.deferred {
+            self.unindex(&key, &record);
+        }
         let fields = Arc::make_mut(&mut record);
         for (field, value) in changes {
             match value {
@@ -156,8 +360,10 @@ impl Table {
                 value => fields.insert(field.clone(), value.clone()),
             };
         }
-        self.index(id, &record, true);
-        self.rows.insert(id.to_string(), record);
+        if !self.deferred {
+            self.index(&key, &record);
+        }
+        self.rows.insert(key, record);
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Record>> {
@@ -165,8 +371,10 @@ impl Table {
     }
 
     pub fn remove(&mut self, id: &str) {
-        if let Some(old) = self.rows.remove(id) {
-            self.index(id, &old, false);
+        if let Some((key, old)) = self.rows.remove_entry(id) {
+            if !self.deferred {
+                self.unindex(&key, &old);
+            }
         }
     }
 
@@ -180,32 +388,33 @@ impl Table {
 
     /// Ids in the order of a field's index (ascending or descending), when
     /// every row has a value for it (nulls are not indexed, and must sort too).
-    pub fn ordered_ids(&self, field: &str, descending: bool) -> Option<Box<dyn Iterator<Item = &String> + '_>> {
-        let (_, index) = self.indexes.get(field)?;
-        if self.indexed.get(field).copied().unwrap_or(0) != self.rows.len() {
+    pub fn ordered_ids(&self, field: &str, descending: bool) -> Option<Box<dyn Iterator<Item = &str> + '_>> {
+        let index = self.indexes.get(field)?;
+        if index.count != self.rows.len() {
             return None;
         }
-        Some(if descending { Box::new(index.values().rev().flat_map(|ids| ids.iter())) } else { Box::new(index.values().flat_map(|ids| ids.iter())) })
+        let keys = index.keys.values();
+        Some(if descending { Box::new(keys.rev().flat_map(IdSet::iter)) } else { Box::new(keys.flat_map(IdSet::iter)) })
     }
 
     /// The index of a field: its key kind and a way to look keys up.
     pub fn kind_of(&self, field: &str) -> Option<KeyKind> {
-        self.indexes.get(field).map(|(k, _)| *k)
+        self.indexes.get(field).map(|index| index.kind)
     }
 
     /// Ids whose key lies in the range, in key order.
-    pub fn range(&self, field: &str, low: Bound<IndexKey>, high: Bound<IndexKey>) -> Vec<&String> {
-        let Some((_, index)) = self.indexes.get(field) else { return Vec::new() };
+    pub fn range(&self, field: &str, low: Bound<IndexKey>, high: Bound<IndexKey>) -> Vec<&str> {
+        let Some(index) = self.indexes.get(field) else { return Vec::new() };
         if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) = (&low, &high) {
             if a > b {
                 return Vec::new();
             }
         }
-        index.range((low, high)).flat_map(|(_, ids)| ids.iter()).collect()
+        index.keys.range((low, high)).flat_map(|(_, ids)| ids.iter()).collect()
     }
 
     /// Ids with exactly this key, in id order.
-    pub fn equal(&self, field: &str, key: &IndexKey) -> Option<&BTreeSet<String>> {
-        self.indexes.get(field).and_then(|(_, index)| index.get(key))
+    pub fn equal(&self, field: &str, key: &IndexKey) -> Option<&IdSet> {
+        self.indexes.get(field).and_then(|index| index.keys.get(key))
     }
 }
