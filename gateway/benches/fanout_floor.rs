@@ -27,28 +27,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(subscribers: usize, writes: usize, interval: Duration) {
+async fn run(subscribers: usize, writes: usize, interval: Duration, direct: bool) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base = Instant::now();
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(subscribers * writes)));
     let mut clients = Vec::with_capacity(subscribers);
     let mut senders = Vec::with_capacity(subscribers);
+    let mut sockets = Vec::new();
     for _ in 0..subscribers {
         let client = TcpStream::connect(addr).await.expect("connect");
         client.set_nodelay(true).expect("nodelay");
         let (server, _) = listener.accept().await.expect("accept");
         server.set_nodelay(true).expect("nodelay");
-        let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(4096);
-        senders.push(tx);
-        tokio::spawn(async move {
-            let mut server = server;
-            while let Some(message) = rx.recv().await {
-                if server.write_all(&message).await.is_err() {
-                    return;
-                }
-            }
-        });
+        if direct {
+            sockets.push(server);
+        } else {
+            spawn_writer(server, &mut senders);
+        }
         let latencies = latencies.clone();
         clients.push(tokio::spawn(async move {
             let mut client = client;
@@ -71,6 +67,11 @@ async fn run(subscribers: usize, writes: usize, interval: Duration) {
         for tx in &senders {
             let _ = tx.try_send(message.clone());
         }
+        // Direct: the fan-out loop writes into each socket itself (no task
+        // hand-off); a 256-byte write into an idle loopback socket never blocks.
+        for socket in &sockets {
+            let _ = socket.try_write(&message);
+        }
         tokio::time::sleep(interval).await;
     }
     for client in clients {
@@ -87,6 +88,20 @@ async fn run(subscribers: usize, writes: usize, interval: Duration) {
     );
 }
 
+/// A writer task per connection, fed by a bounded channel (the realtime socket's shape).
+fn spawn_writer(server: TcpStream, senders: &mut Vec<mpsc::Sender<Arc<[u8]>>>) {
+    let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(4096);
+    senders.push(tx);
+    tokio::spawn(async move {
+        let mut server = server;
+        while let Some(message) = rx.recv().await {
+            if server.write_all(&message).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 fn main() {
     let sizes: Vec<usize> = env("BENCH_SIZES", "100 1000 10000").split_whitespace().filter_map(|s| s.parse().ok()).collect();
     let writes: usize = env("BENCH_WRITES", "60").parse().unwrap_or(60);
@@ -96,7 +111,10 @@ fn main() {
         "raw loopback TCP fan-out, {writes} writes {interval:?} apart, one process, {} worker threads",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    for n in sizes {
-        runtime.block_on(run(n, writes, interval));
+    for direct in [false, true] {
+        println!("{}", if direct { "the fan-out loop writes into every socket itself:" } else { "a writer task per connection, fed by a bounded channel:" });
+        for n in &sizes {
+            runtime.block_on(run(*n, writes, interval, direct));
+        }
     }
 }

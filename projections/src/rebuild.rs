@@ -163,6 +163,34 @@ fn read_ahead(store: Arc<dyn EventStore>, mut after: u64, target: u64) -> tokio:
 /// Events per read while folding.
 const READ_BATCH: u64 = 8_192;
 
+/// Folds the log from `after` up to `target` into a projection (one whose
+/// model is not served yet, such as a rebuild's copy), reading ahead of it;
+/// `on_batch` hears the position after each batch. Returns the last position.
+pub async fn fold_projection<P: crate::runner::Projection>(
+    store: &Arc<dyn EventStore>,
+    projection: &mut P,
+    mut after: u64,
+    target: u64,
+    mut on_batch: impl FnMut(u64),
+) -> Result<u64, crate::runner::ProjectionError> {
+    if after >= target {
+        return Ok(after);
+    }
+    let mut batches = read_ahead(store.clone(), after, target);
+    while let Some(batch) = batches.recv().await {
+        let batch = batch.map_err(|e| crate::runner::ProjectionError::Store(e.to_string()))?;
+        let Some(last) = batch.last().map(|(e, _)| e.position) else { continue };
+        let decoded: Vec<(EventEnvelope, EventPayload)> = batch.into_iter().filter_map(|(e, p)| p.map(|p| (e, p))).collect();
+        match projection.apply(&decoded, last).await {
+            Ok(()) | Err(crate::runner::ProjectionError::Moved(_)) => {}
+            Err(error) => return Err(error),
+        }
+        after = last;
+        on_batch(after);
+    }
+    Ok(after)
+}
+
 /// Folds the log into `copy` up to `target` (never past it), publishing progress.
 pub async fn fold_until<M: MemoryModel>(
     store: &Arc<dyn EventStore>,

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use commands::store::EventStore;
 use deadpool_postgres::Pool;
-use domain::event::codec::decode_envelope_payload;
 use tokio::sync::watch;
 
 use super::{store_error, table};
@@ -55,28 +54,20 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, copy: Pool, pr
             .map_err(store_error)?;
     }
     let (mut projection, _reader) = super::open(copy.clone()).await?;
-    let upcasters = domain::event::registry();
     let started = Instant::now();
     let mut after = projection.checkpoint().await?;
     loop {
         // Fold up to the head as it is now.
         let head = *store.head().borrow();
         progress.send_modify(|p| p.head = head);
-        while after < head {
-            let batch = store.read_all(after, 2_000).await.map_err(store_error)?;
-            let Some(last) = batch.last().map(|e| e.position) else { break };
-            let decoded: Vec<_> = batch.into_iter().filter_map(|e| decode_envelope_payload(&e, upcasters).ok().map(|p| (e, p))).collect();
-            match projection.apply(&decoded, last).await {
-                Ok(()) | Err(ProjectionError::Moved(_)) => {}
-                Err(error) => return Err(error),
-            }
-            after = last;
-            let rate = after as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        after = crate::rebuild::fold_projection(&store, &mut projection, after, head, |at| {
+            let rate = at as f64 / started.elapsed().as_secs_f64().max(1e-6);
             progress.send_modify(|p| {
-                p.applied = after;
+                p.applied = at;
                 p.events_per_second = rate;
             });
-        }
+        })
+        .await?;
         // The swap, if the copy has everything the live model has.
         let mut client = pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(store_error)?;

@@ -327,22 +327,22 @@ impl Table {
 
     pub fn put(&mut self, id: String, record: Record) {
         let record = Arc::new(record);
-        match self.rows.get_key_value(id.as_str()).map(|(k, _)| k.clone()) {
-            Some(key) => {
-                let old = self.rows.insert(key.clone(), record.clone());
+        // One search: the key is built first (a create, the common case, needs it anyway).
+        match self.rows.entry(Arc::from(id)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let key = slot.key().clone();
+                slot.insert(record.clone());
                 if !self.deferred {
-                    if let Some(old) = old {
-                        self.unindex(&key, &old);
-                    }
                     self.index(&key, &record);
                 }
             }
-            None => {
-                let key: Arc<str> = Arc::from(id);
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let key = slot.key().clone();
+                let old = slot.insert(record.clone());
                 if !self.deferred {
+                    self.unindex(&key, &old);
                     self.index(&key, &record);
                 }
-                self.rows.insert(key, record);
             }
         }
     }
