@@ -89,6 +89,12 @@ impl MemoryModel for crate::search::SearchModel {
     fn advance_to(&mut self, position: u64) {
         crate::search::SearchModel::advance_to(self, position);
     }
+    fn begin_bulk(&mut self) {
+        crate::search::SearchModel::begin_bulk(self);
+    }
+    fn end_bulk(&mut self) {
+        crate::search::SearchModel::end_bulk(self);
+    }
     fn summary(&self) -> Vec<(String, usize)> {
         vec![("records".into(), self.len())]
     }

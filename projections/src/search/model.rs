@@ -89,6 +89,8 @@ pub struct SearchModel {
     /// key -> the record's text values.
     texts: HashMap<String, BTreeMap<String, String>>,
     dirty: bool,
+    /// A bulk load (a copy nobody searches yet): no periodic commits, one at the end.
+    bulk: bool,
     /// When the index was last committed (a commit makes a segment: not per batch under load).
     committed_at: std::time::Instant,
     checkpoint: u64,
@@ -113,6 +115,7 @@ impl Default for SearchModel {
             layout: HashMap::new(),
             texts: HashMap::new(),
             dirty: false,
+            bulk: false,
             committed_at: std::time::Instant::now(),
             checkpoint: 0,
         }
@@ -237,9 +240,22 @@ impl SearchModel {
     /// event while a write burst costs a segment per interval, not per batch.
     pub fn advance_to(&mut self, position: u64) {
         self.checkpoint = self.checkpoint.max(position);
-        if self.dirty && self.committed_at.elapsed() >= COMMIT_EVERY {
+        if self.dirty && !self.bulk && self.committed_at.elapsed() >= COMMIT_EVERY {
             self.commit();
         }
+    }
+
+    /// Starts a bulk load: applied changes wait for [`SearchModel::end_bulk`]
+    /// instead of being committed every [`COMMIT_EVERY`] (each commit makes a
+    /// segment that merges then have to undo).
+    pub fn begin_bulk(&mut self) {
+        self.bulk = true;
+    }
+
+    /// Ends a bulk load: commits what it applied.
+    pub fn end_bulk(&mut self) {
+        self.bulk = false;
+        self.make_visible();
     }
 
     /// Whether applied changes wait for a commit.
