@@ -66,6 +66,33 @@ pub async fn open_store(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore
 /// caught up with the log.
 pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     let (store, pool) = open_store(&settings.storage).await?;
+    // The in-process models start empty: fold them from the log in bulk, side
+    // by side, while the command service folds its write model; each runner
+    // then follows from where its load stopped (the app's definitions and seed
+    // data, appended below, come through the runners).
+    let memory_query = pool.is_none().then(|| memory_projection().1);
+    let (audit_projection, audit_model) = audit_projection();
+    let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
+    let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
+    let loads = {
+        let (store, query_model) = (store.clone(), memory_query.as_ref().and_then(QueryReader::memory_model));
+        let (audit_model, analytics_model, search_model) = (audit_model.clone(), analytics_model.clone(), search_model.clone());
+        tokio::spawn(async move {
+            let query = async {
+                match query_model {
+                    Some(model) => projections::rebuild::load(store.clone(), model).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            };
+            tokio::try_join!(
+                query,
+                projections::rebuild::load(store.clone(), audit_model),
+                projections::rebuild::load(store.clone(), analytics_model),
+                projections::rebuild::load(store.clone(), search_model),
+            )
+            .map(|_| ())
+        })
+    };
     let commands = Arc::new(CommandService::start(store.clone()).await.context("folding the event log")?);
     let app_json = match &settings.app {
         Some(path) => read_app(path)?,
@@ -86,31 +113,22 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     // The realtime hub needs a query model at its own position: on the
     // embedded store it is the query projection (one model, not two); with
     // PostgreSQL it keeps one of its own in process.
-    let (query, reader, hub, realtime_handle) = match pool {
-        None => {
-            let (_, reader) = memory_projection();
+    loads.await.context("loading the in-process read models")??;
+    let (query, reader, hub, realtime_handle) = match (pool, memory_query) {
+        (None, Some(reader)) => {
             let model = reader.memory_model().expect("an in-process reader");
-            projections::rebuild::load(store.clone(), model.clone()).await?;
             let hub = projections::live::Hub::over(model);
             let query = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }).await?;
             (query.clone(), reader, hub, query)
         }
-        Some(pool) => {
+        (Some(pool), _) => {
             let (projection, reader) = pg_model::open(pool).await?;
             let hub = projections::live::Hub::new();
             let realtime = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "realtime" }).await?;
             (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader), hub, realtime)
         }
+        (None, None) => anyhow::bail!("no query read model to serve from"),
     };
-    let (audit_projection, audit_model) = audit_projection();
-    let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
-    let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
-    // The in-process models start empty: fold them from the log in bulk, side by side, before they follow it.
-    tokio::try_join!(
-        projections::rebuild::load(store.clone(), audit_model.clone()),
-        projections::rebuild::load(store.clone(), analytics_model.clone()),
-        projections::rebuild::load(store.clone(), search_model.clone()),
-    )?;
     let audit = runner::spawn(store.clone(), audit_projection).await?;
     let analytics = runner::spawn(store.clone(), analytics_projection).await?;
     let search = runner::spawn(store.clone(), search_projection).await?;
