@@ -130,35 +130,46 @@ pub struct Progress {
 /// Events read and decoded ahead of the fold, one batch at a time.
 type Decoded = Vec<(EventEnvelope, Option<EventPayload>)>;
 
-/// Reads and decodes the log from `after` up to `target` on its own task, so
-/// decoding (about half of a fold's work) runs beside applying.
+/// Reads the log from `after` up to `target` on one task and decodes it on
+/// another, so reading, decoding and applying (each about a third of a fold's
+/// work) run side by side.
 fn read_ahead(store: Arc<dyn EventStore>, mut after: u64, target: u64) -> tokio::sync::mpsc::Receiver<Result<Decoded, ReadError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel::<Result<Vec<EventEnvelope>, ReadError>>(2);
     tokio::spawn(async move {
-        let upcasters = domain::event::registry();
         while after < target {
             let max = (target - after).min(READ_BATCH) as usize;
             let batch = match store.read_all(after, max).await {
                 Ok(batch) => batch,
                 Err(e) => {
-                    let _ = tx.send(Err(ReadError::Store(e.to_string()))).await;
+                    let _ = read_tx.send(Err(ReadError::Store(e.to_string()))).await;
                     return;
                 }
             };
             let Some(last) = batch.last().map(|e| e.position) else { return };
             after = last;
-            let decoded = batch
-                .into_iter()
-                .filter(|e| e.position <= target)
-                .map(|envelope| match decode_envelope_payload(&envelope, upcasters) {
-                    Ok(payload) => (envelope, Some(payload)),
-                    Err(error) => {
-                        tracing::error!(position = envelope.position, %error, "cannot decode an event; the rebuild passes it by");
-                        (envelope, None)
-                    }
-                })
-                .collect();
-            if tx.send(Ok(decoded)).await.is_err() {
+            if read_tx.send(Ok(batch)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let upcasters = domain::event::registry();
+        while let Some(batch) = read_rx.recv().await {
+            let decoded = batch.map(|batch| {
+                batch
+                    .into_iter()
+                    .filter(|e| e.position <= target)
+                    .map(|envelope| match decode_envelope_payload(&envelope, upcasters) {
+                        Ok(payload) => (envelope, Some(payload)),
+                        Err(error) => {
+                            tracing::error!(position = envelope.position, %error, "cannot decode an event; the fold passes it by");
+                            (envelope, None)
+                        }
+                    })
+                    .collect()
+            });
+            if tx.send(decoded).await.is_err() {
                 return;
             }
         }

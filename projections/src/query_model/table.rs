@@ -95,10 +95,11 @@ impl KeyKind {
 /// System fields worth an index (who and when); `id` is the primary key.
 const INDEXED_SYSTEM_FIELDS: [&str; 4] = ["created_at", "updated_at", "created_by", "modified_by"];
 
-/// The ids that share one key, in id order: a sorted vector while few (most
-/// keys of a selective field hold one id), a B-tree once many.
+/// The ids that share one key, in id order: one inline (every key of a
+/// unique field), a sorted vector while few, a B-tree once many.
 #[derive(Debug, Clone)]
 pub(crate) enum IdSet {
+    One(Arc<str>),
     Few(Vec<Arc<str>>),
     Many(BTreeSet<Arc<str>>),
 }
@@ -113,8 +114,10 @@ impl Default for IdSet {
 }
 
 impl IdSet {
-    fn from_sorted(ids: Vec<Arc<str>>) -> IdSet {
-        if ids.len() <= FEW {
+    fn from_sorted(mut ids: Vec<Arc<str>>) -> IdSet {
+        if ids.len() == 1 {
+            IdSet::One(ids.pop().expect("one id"))
+        } else if ids.len() <= FEW {
             IdSet::Few(ids)
         } else {
             IdSet::Many(ids.into_iter().collect())
@@ -124,6 +127,16 @@ impl IdSet {
     /// Adds an id; false when it was there.
     fn insert(&mut self, id: &Arc<str>) -> bool {
         match self {
+            IdSet::One(own) if **own == **id => false,
+            IdSet::One(own) => {
+                let own = own.clone();
+                *self = IdSet::Few(if *own < **id { vec![own, id.clone()] } else { vec![id.clone(), own] });
+                true
+            }
+            IdSet::Few(ids) if ids.is_empty() => {
+                *self = IdSet::One(id.clone());
+                true
+            }
             IdSet::Few(ids) => match ids.binary_search_by(|probe| (**probe).cmp(id)) {
                 Ok(_) => false,
                 Err(at) => {
@@ -141,6 +154,11 @@ impl IdSet {
     /// Removes an id; false when it was not there.
     fn remove(&mut self, id: &str) -> bool {
         match self {
+            IdSet::One(own) if **own == *id => {
+                *self = IdSet::default();
+                true
+            }
+            IdSet::One(_) => false,
             IdSet::Few(ids) => match ids.binary_search_by(|probe| (**probe).cmp(id)) {
                 Ok(at) => {
                     ids.remove(at);
@@ -154,6 +172,7 @@ impl IdSet {
 
     pub fn len(&self) -> usize {
         match self {
+            IdSet::One(_) => 1,
             IdSet::Few(ids) => ids.len(),
             IdSet::Many(ids) => ids.len(),
         }
@@ -166,6 +185,7 @@ impl IdSet {
     /// The ids in id order.
     pub fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = &str> + '_> {
         match self {
+            IdSet::One(id) => Box::new(std::iter::once(&**id)),
             IdSet::Few(ids) => Box::new(ids.iter().map(|id| &**id)),
             IdSet::Many(ids) => Box::new(ids.iter().map(|id| &**id)),
         }
@@ -295,14 +315,21 @@ impl Table {
     /// over the machine's cores) and resumes upkeep.
     pub fn build_indexes(&mut self) {
         self.deferred = false;
-        let rows = &self.rows;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.fields.len()).max(1);
-        let chunks: Vec<&[(String, KeyKind)]> = self.fields.chunks(self.fields.len().div_ceil(threads).max(1)).collect();
+        let (rows, fields) = (&self.rows, &self.fields);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(fields.len()).max(1);
+        // Each builder takes the next field not yet taken, so one costly field
+        // (unique text) does not leave the other cores idle behind it.
+        let next = std::sync::atomic::AtomicUsize::new(0);
         self.indexes = std::thread::scope(|scope| {
-            let workers: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(move || chunk.iter().map(|(field, kind)| (field.clone(), FieldIndex::build(*kind, field, rows.iter()))).collect::<Vec<_>>())
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut built = Vec::new();
+                        while let Some((field, kind)) = fields.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                            built.push((field.clone(), FieldIndex::build(*kind, field, rows.iter())));
+                        }
+                        built
+                    })
                 })
                 .collect();
             workers.into_iter().flat_map(|w| w.join().expect("index builder")).collect()

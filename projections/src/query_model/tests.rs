@@ -175,8 +175,7 @@ fn updates_deletes_and_url_params() {
 /// past 32 ids and back to fewer by deletes).
 #[test]
 fn bulk_loaded_indexes_answer_like_incremental_ones() {
-    let definition =
-        json!({"name": "deal", "fields": {"name": {"type": "text"}, "amount": {"type": "number"}, "stage": {"type": "text"}, "won": {"type": "boolean"}}});
+    let definition = json!({"name": "deal", "fields": {"name": {"type": "text"}, "amount": {"type": "number"}, "stage": {"type": "text"}, "won": {"type": "boolean"}, "code": {"type": "text"}}});
     let mut events = vec![EventPayload::ObjectDefined(ObjectDefined { name: "deal".into(), namespace: None, definition: definition.to_string() })];
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = |n: u64| {
@@ -203,6 +202,7 @@ fn bulk_loaded_indexes_answer_like_incremental_ones() {
                 id,
                 changes: vec![
                     FieldChange { field: "stage".into(), old: Value::Null, new: stage },
+                    FieldChange { field: "code".into(), old: Value::Null, new: Value::Text(format!("c{:04}", next(2000))) },
                     FieldChange { field: "amount".into(), old: Value::Null, new: if next(5) == 0 { Value::Null } else { amount } },
                 ],
             }),
@@ -233,6 +233,8 @@ fn bulk_loaded_indexes_answer_like_incremental_ones() {
         json!({"where": {"won": true}, "orderBy": "-won", "limit": 1000}),
         json!({"where": {"name": "n7"}, "orderBy": "name", "limit": 1000}),
         json!({"where": {"stage": "lost", "amount": {"$gt": 25}}, "limit": 1000}),
+        json!({"where": {"code": {"$gte": "c0500", "$lt": "c0900"}}, "limit": 1000}),
+        json!({"where": {"code": {"$in": (0..100).map(|i| format!("c{i:04}")).collect::<Vec<_>>()}}, "limit": 1000}),
     ];
     for body in queries {
         let answers: Vec<(Vec<String>, Option<u64>)> = models
