@@ -61,6 +61,13 @@ pub async fn open_store(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore
     })
 }
 
+/// Where the query read model lives: in process (the embedded log) or in
+/// PostgreSQL tables (the PostgreSQL log).
+enum QuerySide {
+    Memory(QueryReader),
+    Postgres(deadpool_postgres::Pool),
+}
+
 /// Opens the store, folds the log, loads the app (definitions and seed data
 /// through commands), starts the query projection and waits until it has
 /// caught up with the log.
@@ -70,17 +77,23 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     // by side, while the command service folds its write model; each runner
     // then follows from where its load stopped (the app's definitions and seed
     // data, appended below, come through the runners).
-    let memory_query = pool.is_none().then(|| memory_projection().1);
+    let query_side = match pool {
+        None => QuerySide::Memory(memory_projection().1),
+        Some(pool) => QuerySide::Postgres(pool),
+    };
     let (audit_projection, audit_model) = audit_projection();
     let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
     let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
     let loads = {
-        let (store, query_model) = (store.clone(), memory_query.as_ref().and_then(QueryReader::memory_model));
-        let (audit_model, analytics_model, search_model) = (audit_model.clone(), analytics_model.clone(), search_model.clone());
+        let query_model = match &query_side {
+            QuerySide::Memory(reader) => reader.memory_model(),
+            QuerySide::Postgres(_) => None,
+        };
+        let (store, audit_model, analytics_model, search_model) = (store.clone(), audit_model.clone(), analytics_model.clone(), search_model.clone());
         tokio::spawn(async move {
             let query = async {
                 match query_model {
-                    Some(model) => projections::rebuild::load(store.clone(), model).await.map(|_| ()),
+                    Some(model) => projections::rebuild::load(store.clone(), model).await,
                     None => Ok(()),
                 }
             };
@@ -90,7 +103,6 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
                 projections::rebuild::load(store.clone(), analytics_model),
                 projections::rebuild::load(store.clone(), search_model),
             )
-            .map(|_| ())
         })
     };
     let commands = Arc::new(CommandService::start(store.clone()).await.context("folding the event log")?);
@@ -114,20 +126,19 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     // embedded store it is the query projection (one model, not two); with
     // PostgreSQL it keeps one of its own in process.
     loads.await.context("loading the in-process read models")??;
-    let (query, reader, hub, realtime_handle) = match (pool, memory_query) {
-        (None, Some(reader)) => {
+    let (query, reader, hub, realtime_handle) = match query_side {
+        QuerySide::Memory(reader) => {
             let model = reader.memory_model().expect("an in-process reader");
             let hub = projections::live::Hub::over(model);
             let query = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }).await?;
             (query.clone(), reader, hub, query)
         }
-        (Some(pool), _) => {
+        QuerySide::Postgres(pool) => {
             let (projection, reader) = pg_model::open(pool).await?;
             let hub = projections::live::Hub::new();
             let realtime = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "realtime" }).await?;
             (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader), hub, realtime)
         }
-        (None, None) => anyhow::bail!("no query read model to serve from"),
     };
     let audit = runner::spawn(store.clone(), audit_projection).await?;
     let analytics = runner::spawn(store.clone(), analytics_projection).await?;

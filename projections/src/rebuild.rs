@@ -241,19 +241,18 @@ pub async fn fold_until<M: MemoryModel>(
 
 /// Loads a model that nobody reads yet (at start) from the log, in bulk, up
 /// to the head as it is now; its runner then follows from there.
-pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<u64, ReadError> {
+pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<(), ReadError> {
     let mut copy = M::default();
     copy.begin_bulk();
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
     fold_until(&store, &mut copy, head, Instant::now(), &progress).await?;
     copy.end_bulk();
-    let applied = copy.checkpoint();
     let mut guard = model.write().expect("model lock");
-    if guard.checkpoint() < applied {
+    if guard.checkpoint() < copy.checkpoint() {
         *guard = copy;
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// Rebuilds `live` from the log and swaps the copy in. Returns whether the

@@ -125,14 +125,7 @@ impl QueryModel {
                 }
                 if let Some(definition) = self.catalog.get(&e.name).cloned() {
                     let deferred = self.deferred;
-                    let table = self.tables.entry(e.name.clone()).or_insert_with(|| {
-                        let mut table = Table::default();
-                        if deferred {
-                            table.defer_indexes();
-                        }
-                        table
-                    });
-                    table.configure(&definition);
+                    self.tables.entry(e.name.clone()).or_insert_with(|| Table::new(deferred)).configure(&definition);
                 }
             }
             EventPayload::ObjectRemoved(e) => {
@@ -147,10 +140,7 @@ impl QueryModel {
     /// The table of an object, created (and configured) on first use.
     fn table(&mut self, object: &str) -> &mut Table {
         if !self.tables.contains_key(object) {
-            let mut table = Table::default();
-            if self.deferred {
-                table.defer_indexes();
-            }
+            let mut table = Table::new(self.deferred);
             if let Some(definition) = self.catalog.get(object) {
                 table.configure(definition);
             }

@@ -16,25 +16,38 @@ pub(crate) enum KeyKind {
     Text,
 }
 
-/// An index key; nulls are not indexed.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum IndexKey {
+/// An index key over some text type; nulls are not indexed. Equality is the
+/// order's (numbers by `total_cmp`), so a key always equals itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Key<T> {
     Bool(bool),
     Num(f64),
-    Text(String),
+    Text(T),
 }
 
-impl Eq for IndexKey {}
+/// A key kept in an index.
+pub(crate) type IndexKey = Key<String>;
 
-impl PartialOrd for IndexKey {
+/// A key borrowed from a row, to sort a whole column without copies.
+type KeyRef<'a> = Key<&'a str>;
+
+impl<T: Ord> PartialEq for Key<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl<T: Ord> Eq for Key<T> {}
+
+impl<T: Ord> PartialOrd for Key<T> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for IndexKey {
+impl<T: Ord> Ord for Key<T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        use IndexKey::*;
+        use Key::*;
         match (self, other) {
             (Bool(a), Bool(b)) => a.cmp(b),
             (Num(a), Num(b)) => a.total_cmp(b),
@@ -47,15 +60,30 @@ impl Ord for IndexKey {
     }
 }
 
+impl KeyRef<'_> {
+    fn owned(self) -> IndexKey {
+        match self {
+            Key::Bool(b) => Key::Bool(b),
+            Key::Num(n) => Key::Num(n),
+            Key::Text(s) => Key::Text(s.to_string()),
+        }
+    }
+}
+
 impl KeyKind {
     /// The key a value has (stored or queried), as the in-process model compares it.
     pub fn key(self, value: &Value) -> Option<IndexKey> {
+        self.key_ref(value).map(KeyRef::owned)
+    }
+
+    /// The same key, borrowed from the value.
+    fn key_ref(self, value: &Value) -> Option<KeyRef<'_>> {
         match (self, value) {
-            (KeyKind::Number, Value::Int(i)) => Some(IndexKey::Num(*i as f64)),
-            (KeyKind::Number, Value::Float(f)) => Some(IndexKey::Num(*f)),
-            (KeyKind::Number, Value::Text(s)) => s.trim().parse::<f64>().ok().map(IndexKey::Num),
-            (KeyKind::Bool, Value::Bool(b)) => Some(IndexKey::Bool(*b)),
-            (KeyKind::Text, Value::Text(s)) => Some(IndexKey::Text(s.clone())),
+            (KeyKind::Number, Value::Int(i)) => Some(Key::Num(*i as f64)),
+            (KeyKind::Number, Value::Float(f)) => Some(Key::Num(*f)),
+            (KeyKind::Number, Value::Text(s)) => s.trim().parse::<f64>().ok().map(Key::Num),
+            (KeyKind::Bool, Value::Bool(b)) => Some(Key::Bool(*b)),
+            (KeyKind::Text, Value::Text(s)) => Some(Key::Text(s)),
             _ => None,
         }
     }
@@ -222,7 +250,7 @@ impl FieldIndex {
     /// (stable, and rows come in id order, so each key's ids stay in id
     /// order), then one owned key per distinct value and a bulk-built map.
     fn build<'a>(kind: KeyKind, field: &str, rows: impl Iterator<Item = (&'a Arc<str>, &'a Arc<Record>)>) -> FieldIndex {
-        let mut pairs: Vec<(KeyRef<'a>, &'a Arc<str>)> = rows.filter_map(|(id, r)| KeyRef::of(kind, r.get(field)?).map(|k| (k, id))).collect();
+        let mut pairs: Vec<(KeyRef<'a>, &'a Arc<str>)> = rows.filter_map(|(id, r)| kind.key_ref(r.get(field)?).map(|k| (k, id))).collect();
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         let count = pairs.len();
         let mut grouped: Vec<(IndexKey, IdSet)> = Vec::new();
@@ -235,48 +263,6 @@ impl FieldIndex {
             grouped.push((key.owned(), IdSet::from_sorted(ids)));
         }
         FieldIndex { kind, keys: BTreeMap::from_iter(grouped), count }
-    }
-}
-
-/// An index key borrowed from a row, to sort a whole column without copies.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-enum KeyRef<'a> {
-    Bool(bool),
-    Num(f64),
-    Text(&'a str),
-}
-
-impl<'a> KeyRef<'a> {
-    fn of(kind: KeyKind, value: &'a Value) -> Option<KeyRef<'a>> {
-        match (kind, value) {
-            (KeyKind::Text, Value::Text(s)) => Some(KeyRef::Text(s)),
-            _ => match kind.key(value)? {
-                IndexKey::Bool(b) => Some(KeyRef::Bool(b)),
-                IndexKey::Num(n) => Some(KeyRef::Num(n)),
-                IndexKey::Text(_) => None,
-            },
-        }
-    }
-
-    /// The same order as [`IndexKey`]'s.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (KeyRef::Bool(a), KeyRef::Bool(b)) => a.cmp(b),
-            (KeyRef::Num(a), KeyRef::Num(b)) => a.total_cmp(b),
-            (KeyRef::Text(a), KeyRef::Text(b)) => a.cmp(b),
-            (KeyRef::Bool(_), _) => std::cmp::Ordering::Less,
-            (_, KeyRef::Bool(_)) => std::cmp::Ordering::Greater,
-            (KeyRef::Num(_), _) => std::cmp::Ordering::Less,
-            (_, KeyRef::Num(_)) => std::cmp::Ordering::Greater,
-        }
-    }
-
-    fn owned(self) -> IndexKey {
-        match self {
-            KeyRef::Bool(b) => IndexKey::Bool(b),
-            KeyRef::Num(n) => IndexKey::Num(n),
-            KeyRef::Text(s) => IndexKey::Text(s.to_string()),
-        }
     }
 }
 
@@ -293,7 +279,15 @@ pub(crate) struct Table {
     deferred: bool,
 }
 
+/// Below this many rows, a table's indexes are built on the calling thread.
+const PARALLEL_BUILD_FROM: usize = 50_000;
+
 impl Table {
+    /// An empty table; `deferred` while the model is bulk loading.
+    pub fn new(deferred: bool) -> Table {
+        Table { deferred, ..Table::default() }
+    }
+
     /// Sets which fields are indexed (from the object's definition) and rebuilds the indexes.
     pub fn configure(&mut self, object: &ObjectDef) {
         let mut fields: Vec<String> = object.fields.iter().map(|f| f.name.clone()).collect();
@@ -311,11 +305,15 @@ impl Table {
         self.indexes.clear();
     }
 
-    /// Builds every index from the rows (one sort per field, the fields spread
-    /// over the machine's cores) and resumes upkeep.
+    /// Builds every index from the rows (one sort per field; for a large table
+    /// the fields are spread over the machine's cores) and resumes upkeep.
     pub fn build_indexes(&mut self) {
         self.deferred = false;
         let (rows, fields) = (&self.rows, &self.fields);
+        if rows.len() < PARALLEL_BUILD_FROM {
+            self.indexes = fields.iter().map(|(field, kind)| (field.clone(), FieldIndex::build(*kind, field, rows.iter()))).collect();
+            return;
+        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(fields.len()).max(1);
         // Each builder takes the next field not yet taken, so one costly field
         // (unique text) does not leave the other cores idle behind it.
