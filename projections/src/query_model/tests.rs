@@ -249,3 +249,25 @@ fn bulk_loaded_indexes_answer_like_incremental_ones() {
         assert_eq!(answers[0], answers[2], "{body}: bulk load ended half way");
     }
 }
+
+/// A number field holding text that parses as NaN keys every such row alike,
+/// and a bulk-built index keeps them all (equal keys group, none is lost).
+#[test]
+fn bulk_built_index_keeps_every_row_of_a_nan_key() {
+    let definition = json!({"name": "deal", "fields": {"amount": {"type": "number"}}});
+    let mut events = vec![EventPayload::ObjectDefined(ObjectDefined { name: "deal".into(), namespace: None, definition: definition.to_string() })];
+    for (id, amount) in [("d1", "NaN"), ("d2", "5"), ("d3", "NaN")] {
+        events.push(EventPayload::RecordCreated(RecordCreated { object: "deal".into(), id: id.into(), record: record(json!({"id": id, "amount": amount})) }));
+    }
+    for bulk in [false, true] {
+        let mut model = QueryModel::default();
+        if bulk {
+            model.begin_bulk();
+        }
+        for (i, payload) in events.iter().enumerate() {
+            model.apply_owned(&envelope(i as u64 + 1), payload.clone());
+        }
+        model.end_bulk();
+        assert_eq!(ids(&run(&model, json!({"where": {"amount": "NaN"}}))), ["d1", "d3"], "bulk: {bulk}");
+    }
+}
