@@ -5,7 +5,7 @@
 //!
 //! Layout:
 //! - [`metadata`]: apps, objects, fields, validation rules, loading the protocol's JSON form.
-//! - [`value`]: the record value model and its JSON mapping.
+//! - [`value`]: the record value model and its JSON mapping; [`fields`]: the record itself (a sorted vector of fields).
 //! - [`validate`]: value rules per field type and the object-level validation rules.
 //! - [`formula`]: the formula language used by script rules, conditions and defaults.
 //! - [`event`]: the event envelope, payloads, the bincode codec and the upcaster path.
@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod formula;
 pub mod hash;
 pub mod metadata;

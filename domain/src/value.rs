@@ -2,7 +2,6 @@
 //! cannot go through bincode, which is not self-describing).
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use bincode::{Decode, Encode};
 
@@ -16,11 +15,10 @@ pub enum Value {
     Float(f64),
     Text(String),
     List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
+    Map(Record),
 }
 
-/// A record: field name to value. System fields (`id`, `created_at`, ...) included.
-pub type Record = BTreeMap<String, Value>;
+pub use crate::fields::Record;
 
 impl Value {
     pub fn from_json(json: &serde_json::Value) -> Value {

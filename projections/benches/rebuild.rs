@@ -53,6 +53,10 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
 async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore>, label: &str) {
     let mut rates = Vec::new();
     let mut events = 0;
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        println!("    before: {:?}", status.lines().filter(|l| l.starts_with("VmRSS")).collect::<Vec<_>>());
+    }
     for _ in 0..3 {
         let mut copy = M::default();
         copy.begin_bulk();
@@ -63,6 +67,11 @@ async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore
         copy.end_bulk();
         events = copy.checkpoint();
         rates.push(events as f64 / started.elapsed().as_secs_f64());
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let rss: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
+            println!("    one fold: {:.0} events/s {rss:?}", rates[rates.len() - 1]);
+        }
     }
     rates.sort_by(f64::total_cmp);
     println!("  {label:<40} {events:>9} events  {:>9.0} events/s median of 3 (min {:.0}, max {:.0})", rates[1], rates[0], rates[2]);

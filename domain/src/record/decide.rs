@@ -227,7 +227,7 @@ fn update(object: &ObjectDef, state: &RecordState, id: &str, patch: &Map<String,
         let mut names: Vec<&String> = record.keys().chain(current.keys()).collect();
         names.sort();
         names.dedup();
-        names.into_iter().filter(|n| record.get(*n) != current.get(*n)).cloned().collect()
+        names.into_iter().filter(|n| record.get(n) != current.get(n)).cloned().collect()
     };
     let changed = |name: &str| changed_fields.iter().any(|c| c == name);
     check_presence_and_references(object, &record, Some(current), &changed, ctx, &mut errors);

@@ -6,6 +6,7 @@
 //! [`Viewer`]: the one place where row- and field-level security will filter.
 
 pub(crate) mod aggregate;
+mod index_build;
 mod matcher;
 mod plan;
 mod record_filter;

@@ -29,7 +29,7 @@ pub(crate) enum Key<T> {
 pub(crate) type IndexKey = Key<String>;
 
 /// A key borrowed from a row, to sort a whole column without copies.
-type KeyRef<'a> = Key<&'a str>;
+pub(super) type KeyRef<'a> = Key<&'a str>;
 
 impl<T: Ord> PartialEq for Key<T> {
     fn eq(&self, other: &Self) -> bool {
@@ -77,7 +77,7 @@ impl KeyKind {
     }
 
     /// The same key, borrowed from the value.
-    fn key_ref(self, value: &Value) -> Option<KeyRef<'_>> {
+    pub(super) fn key_ref(self, value: &Value) -> Option<KeyRef<'_>> {
         match (self, value) {
             (KeyKind::Number, Value::Int(i)) => Some(Key::Num(*i as f64)),
             (KeyKind::Number, Value::Float(f)) => Some(Key::Num(*f)),
@@ -142,7 +142,7 @@ impl Default for IdSet {
 }
 
 impl IdSet {
-    fn from_sorted(mut ids: Vec<Arc<str>>) -> IdSet {
+    pub(super) fn from_sorted(mut ids: Vec<Arc<str>>) -> IdSet {
         if ids.len() == 1 {
             IdSet::One(ids.pop().expect("one id"))
         } else if ids.len() <= FEW {
@@ -221,7 +221,7 @@ impl IdSet {
 }
 
 /// One field's ordered index: key -> ids, and how many rows it holds.
-struct FieldIndex {
+pub(super) struct FieldIndex {
     kind: KeyKind,
     keys: BTreeMap<IndexKey, IdSet>,
     /// Rows with a value for the field (nulls are not indexed).
@@ -246,23 +246,9 @@ impl FieldIndex {
         }
     }
 
-    /// Builds the index from every row at once: one sort of borrowed keys
-    /// (stable, and rows come in id order, so each key's ids stay in id
-    /// order), then one owned key per distinct value and a bulk-built map.
-    fn build<'a>(kind: KeyKind, field: &str, rows: impl Iterator<Item = (&'a Arc<str>, &'a Arc<Record>)>) -> FieldIndex {
-        let mut pairs: Vec<(KeyRef<'a>, &'a Arc<str>)> = rows.filter_map(|(id, r)| kind.key_ref(r.get(field)?).map(|k| (k, id))).collect();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let count = pairs.len();
-        let mut grouped: Vec<(IndexKey, IdSet)> = Vec::new();
-        let mut pairs = pairs.into_iter().peekable();
-        while let Some((key, id)) = pairs.next() {
-            let mut ids = vec![id.clone()];
-            while let Some((_, id)) = pairs.next_if(|(k, _)| *k == key) {
-                ids.push(id.clone());
-            }
-            grouped.push((key.owned(), IdSet::from_sorted(ids)));
-        }
-        FieldIndex { kind, keys: BTreeMap::from_iter(grouped), count }
+    /// An index from keys already grouped (a bulk build).
+    pub(super) fn from_groups(kind: KeyKind, keys: BTreeMap<IndexKey, IdSet>, count: usize) -> FieldIndex {
+        FieldIndex { kind, keys, count }
     }
 }
 
@@ -278,9 +264,6 @@ pub(crate) struct Table {
     /// Rows are loaded without index upkeep; [`Table::build_indexes`] builds them at the end.
     deferred: bool,
 }
-
-/// Below this many rows, a table's indexes are built on the calling thread.
-const PARALLEL_BUILD_FROM: usize = 50_000;
 
 impl Table {
     /// An empty table; `deferred` while the model is bulk loading.
@@ -305,33 +288,10 @@ impl Table {
         self.indexes.clear();
     }
 
-    /// Builds every index from the rows (one sort per field; for a large table
-    /// the fields are spread over the machine's cores) and resumes upkeep.
+    /// Builds every index from the rows at once ([`super::index_build`]) and resumes upkeep.
     pub fn build_indexes(&mut self) {
         self.deferred = false;
-        let (rows, fields) = (&self.rows, &self.fields);
-        if rows.len() < PARALLEL_BUILD_FROM {
-            self.indexes = fields.iter().map(|(field, kind)| (field.clone(), FieldIndex::build(*kind, field, rows.iter()))).collect();
-            return;
-        }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(fields.len()).max(1);
-        // Each builder takes the next field not yet taken, so one costly field
-        // (unique text) does not leave the other cores idle behind it.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        self.indexes = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut built = Vec::new();
-                        while let Some((field, kind)) = fields.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
-                            built.push((field.clone(), FieldIndex::build(*kind, field, rows.iter())));
-                        }
-                        built
-                    })
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().expect("index builder")).collect()
-        });
+        self.indexes = super::index_build::build_all(&self.fields, &self.rows).into_iter().collect();
     }
 
     fn index(&mut self, id: &Arc<str>, record: &Record) {

@@ -1,0 +1,284 @@
+//! [`Record`]: a record's fields, as one vector sorted by field name.
+//!
+//! A record has a handful to a few dozen fields, is built once and read many
+//! times: a sorted vector answers lookups by binary search like a B-tree, in
+//! one allocation the size of its fields (a B-tree node is sized for eleven
+//! entries whatever the record holds, about 640 bytes), and is walked in
+//! order without pointer chasing. Read models keep millions of records, so
+//! this is most of their memory.
+//!
+//! The API is the subset of `BTreeMap<String, Value>` the code base uses, with
+//! the same semantics (one value per name, iteration in name order, a later
+//! insert replaces), and the bincode encoding is the map's, byte for byte
+//! (a length, then the pairs in name order): stored events are unchanged.
+
+use std::collections::BTreeMap;
+
+use bincode::de::Decoder;
+use bincode::enc::Encoder;
+use bincode::error::{DecodeError, EncodeError};
+use bincode::{Decode, Encode};
+
+use crate::value::Value;
+
+/// A record: field name to value. System fields (`id`, `created_at`, ...) included.
+#[derive(Clone, Default, PartialEq)]
+pub struct Record {
+    /// Sorted by name, names unique.
+    fields: Vec<(String, Value)>,
+}
+
+/// Iterates a record's fields in name order.
+pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a String, &'a Value)>;
+
+impl Record {
+    pub fn new() -> Record {
+        Record::default()
+    }
+
+    pub fn with_capacity(capacity: usize) -> Record {
+        Record { fields: Vec::with_capacity(capacity) }
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.fields.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name).ok().map(|at| &self.fields[at].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        self.find(name).ok().map(|at| &mut self.fields[at].1)
+    }
+
+    /// The stored name and value of a field.
+    pub fn get_key_value(&self, name: &str) -> Option<(&String, &Value)> {
+        self.find(name).ok().map(|at| (&self.fields[at].0, &self.fields[at].1))
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Sets a field; returns the value it replaced.
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        match self.find(&name) {
+            Ok(at) => Some(std::mem::replace(&mut self.fields[at].1, value)),
+            Err(at) => {
+                self.fields.insert(at, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.find(name).ok().map(|at| self.fields.remove(at).1)
+    }
+
+    /// The value of a field, inserted by `default` when missing.
+    pub fn get_or_insert_with(&mut self, name: &str, default: impl FnOnce() -> Value) -> &mut Value {
+        let at = match self.find(name) {
+            Ok(at) => at,
+            Err(at) => {
+                self.fields.insert(at, (name.to_string(), default()));
+                at
+            }
+        };
+        &mut self.fields[at].1
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        self.fields.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
+        self.fields.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.fields.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
+        self.fields.iter().map(|(_, v)| v)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.fields.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Keeps the fields for which `keep` says so.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+        self.fields.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    /// Moves every field of `other` in (its values win), leaving it empty.
+    pub fn append(&mut self, other: &mut Record) {
+        self.extend(std::mem::take(&mut other.fields));
+    }
+
+    /// Builds from pairs in any order; of repeated names the last one wins.
+    fn from_pairs(mut fields: Vec<(String, Value)>) -> Record {
+        if !fields.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Stable: among equal names the last one given is last, and kept.
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut unique: Vec<(String, Value)> = Vec::with_capacity(fields.len());
+            for pair in fields {
+                match unique.last_mut() {
+                    Some(last) if last.0 == pair.0 => *last = pair,
+                    _ => unique.push(pair),
+                }
+            }
+            fields = unique;
+        }
+        Record { fields }
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<(String, Value)> for Record {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(pairs: I) -> Record {
+        Record::from_pairs(pairs.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, Value); N]> for Record {
+    fn from(pairs: [(String, Value); N]) -> Record {
+        Record::from_pairs(pairs.into())
+    }
+}
+
+impl Extend<(String, Value)> for Record {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, pairs: I) {
+        for (name, value) in pairs {
+            self.insert(name, value);
+        }
+    }
+}
+
+impl IntoIterator for Record {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Record {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl From<BTreeMap<String, Value>> for Record {
+    fn from(map: BTreeMap<String, Value>) -> Record {
+        // Already in name order and unique.
+        Record { fields: map.into_iter().collect() }
+    }
+}
+
+impl From<Record> for BTreeMap<String, Value> {
+    fn from(record: Record) -> BTreeMap<String, Value> {
+        record.fields.into_iter().collect()
+    }
+}
+
+impl std::ops::Index<&str> for Record {
+    type Output = Value;
+    fn index(&self, name: &str) -> &Value {
+        self.get(name).expect("no such field in the record")
+    }
+}
+
+/// The map's encoding: a length, then name and value of each field in name order.
+impl Encode for Record {
+    fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+        (self.fields.len() as u64).encode(encoder)?;
+        for (name, value) in &self.fields {
+            name.encode(encoder)?;
+            value.encode(encoder)?;
+        }
+        Ok(())
+    }
+}
+
+impl<Context> Decode<Context> for Record {
+    fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Record, DecodeError> {
+        let len = u64::decode(decoder)?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
+        decoder.claim_container_read::<(String, Value)>(len)?;
+        let mut fields = Vec::with_capacity(len);
+        for _ in 0..len {
+            decoder.unclaim_bytes_read(std::mem::size_of::<(String, Value)>());
+            let name = String::decode(decoder)?;
+            let value = Value::decode(decoder)?;
+            fields.push((name, value));
+        }
+        // Encoded records are in name order; anything else is put in order as the map did.
+        Ok(Record::from_pairs(fields))
+    }
+}
+
+bincode::impl_borrow_decode!(Record);
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn behaves_like_the_map() {
+        let mut record = Record::new();
+        let mut map = BTreeMap::new();
+        for (i, name) in ["b", "a", "c", "a", "d", "b"].iter().enumerate() {
+            assert_eq!(record.insert(name.to_string(), Value::Int(i as i64)), map.insert(name.to_string(), Value::Int(i as i64)));
+        }
+        assert_eq!(record.remove("c"), map.remove("c"));
+        assert_eq!(record.remove("zz"), map.remove("zz"));
+        assert_eq!(record.iter().collect::<Vec<_>>(), map.iter().collect::<Vec<_>>());
+        assert_eq!(record.get("a"), map.get("a"));
+        assert!(!record.contains_key("c"));
+        let collected: Record = vec![("x".to_string(), text("1")), ("a".to_string(), text("2")), ("x".to_string(), text("3"))].into_iter().collect();
+        assert_eq!(collected.iter().map(|(k, v)| (k.as_str(), v.clone())).collect::<Vec<_>>(), vec![("a", text("2")), ("x", text("3"))]);
+    }
+
+    #[test]
+    fn encodes_exactly_like_the_map() {
+        let config = bincode::config::standard();
+        let map: BTreeMap<String, Value> = [("title".to_string(), text("t")), ("amount".to_string(), Value::Int(3)), ("id".to_string(), text("r1"))].into();
+        let record = Record::from(map.clone());
+        let bytes = bincode::encode_to_vec(&record, config).unwrap();
+        assert_eq!(bytes, bincode::encode_to_vec(&map, config).unwrap());
+        let (back, _): (Record, usize) = bincode::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!(back, record);
+        // Bytes whose names are out of order (not written by us) still decode into order.
+        let unordered = bincode::encode_to_vec(vec![("b".to_string(), Value::Int(1)), ("a".to_string(), Value::Int(2))], config).unwrap();
+        let (back, _): (Record, usize) = bincode::decode_from_slice(&unordered, config).unwrap();
+        assert_eq!(back.keys().map(String::as_str).collect::<Vec<_>>(), vec!["a", "b"]);
+    }
+}

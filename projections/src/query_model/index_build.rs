@@ -1,0 +1,171 @@
+//! Building every index of a table from its rows at once (after a bulk load).
+//!
+//! One pass over the rows takes each indexed field's keys, borrowed, into a
+//! column per field; then each column is sorted on its own (in tables of
+//! [`PARALLEL_BUILD_FROM`] rows or more, the columns spread over the cores)
+//! and grouped into one owned key per distinct value. Sorts are stable and
+//! rows come in id order, so the ids of a key stay in id order.
+//!
+//! Sort keys are cheap to compare: a number is its total-order bits, a text
+//! its first eight bytes as an integer, with the whole text compared only
+//! when those tie (and only when either is longer than eight bytes).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use domain::value::Record;
+
+use super::table::{FieldIndex, IdSet, IndexKey, Key, KeyKind};
+
+/// Below this many rows, a table's indexes are built on the calling thread.
+pub(super) const PARALLEL_BUILD_FROM: usize = 50_000;
+
+/// One field's keys as taken from the rows, ready to sort.
+enum Column<'a> {
+    Num(Vec<(u64, f64, &'a Arc<str>)>),
+    Bool(Vec<(bool, &'a Arc<str>)>),
+    Text(Vec<(u64, &'a str, &'a Arc<str>)>),
+}
+
+/// The bits of a number whose unsigned order is `f64::total_cmp`'s.
+fn order_bits(n: f64) -> u64 {
+    let bits = n.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// The first eight bytes of a text, zero-padded, as a big-endian integer:
+/// when two differ, the texts compare the same way.
+fn prefix(text: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = text.len().min(8);
+    bytes[..n].copy_from_slice(&text.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Text order, given the prefixes: when they tie and both texts fit in
+/// eight bytes, the padding hid only the end, so the shorter comes first.
+fn text_order(a: &(u64, &str, &Arc<str>), b: &(u64, &str, &Arc<str>)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then_with(|| if a.1.len() <= 8 && b.1.len() <= 8 { a.1.len().cmp(&b.1.len()) } else { a.1.cmp(b.1) })
+}
+
+impl<'a> Column<'a> {
+    fn new(kind: KeyKind, capacity: usize) -> Column<'a> {
+        match kind {
+            KeyKind::Number => Column::Num(Vec::with_capacity(capacity)),
+            KeyKind::Bool => Column::Bool(Vec::with_capacity(capacity)),
+            KeyKind::Text => Column::Text(Vec::with_capacity(capacity)),
+        }
+    }
+
+    fn push(&mut self, kind: KeyKind, value: &'a domain::value::Value, id: &'a Arc<str>) {
+        match (self, kind.key_ref(value)) {
+            (Column::Num(keys), Some(Key::Num(n))) => keys.push((order_bits(n), n, id)),
+            (Column::Bool(keys), Some(Key::Bool(b))) => keys.push((b, id)),
+            (Column::Text(keys), Some(Key::Text(s))) => keys.push((prefix(s), s, id)),
+            _ => {}
+        }
+    }
+
+    /// Sorts the keys and groups them: one owned key per distinct value.
+    fn into_index(self, kind: KeyKind) -> FieldIndex {
+        fn group<T, K: PartialEq>(
+            sorted: Vec<T>,
+            key: impl Fn(&T) -> K,
+            owned: impl Fn(&T) -> IndexKey,
+            id: impl Fn(&T) -> &Arc<str>,
+        ) -> Vec<(IndexKey, IdSet)> {
+            let mut grouped = Vec::new();
+            let mut items = sorted.iter().peekable();
+            while let Some(first) = items.next() {
+                let k = key(first);
+                let mut ids = vec![id(first).clone()];
+                while let Some(next) = items.next_if(|next| key(next) == k) {
+                    ids.push(id(next).clone());
+                }
+                grouped.push((owned(first), IdSet::from_sorted(ids)));
+            }
+            grouped
+        }
+        let (count, grouped) = match self {
+            Column::Num(mut keys) => {
+                keys.sort_by_key(|k| k.0);
+                (keys.len(), group(keys, |k| k.0, |k| Key::Num(k.1), |k| k.2))
+            }
+            Column::Bool(mut keys) => {
+                keys.sort_by_key(|k| k.0);
+                (keys.len(), group(keys, |k| k.0, |k| Key::Bool(k.0), |k| k.1))
+            }
+            Column::Text(mut keys) => {
+                keys.sort_by(text_order);
+                (keys.len(), group(keys, |k| (k.0, k.1), |k| Key::Text(k.1.to_string()), |k| k.2))
+            }
+        };
+        FieldIndex::from_groups(kind, BTreeMap::from_iter(grouped), count)
+    }
+}
+
+/// Every index of `fields` over `rows`, built at once.
+pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>) -> Vec<(String, FieldIndex)> {
+    let mut columns: Vec<Column> = fields.iter().map(|(_, kind)| Column::new(*kind, rows.len())).collect();
+    for (id, record) in rows {
+        for ((field, kind), column) in fields.iter().zip(columns.iter_mut()) {
+            if let Some(value) = record.get(field) {
+                column.push(*kind, value, id);
+            }
+        }
+    }
+    let columns: Vec<(&(String, KeyKind), Column)> = fields.iter().zip(columns).collect();
+    if rows.len() < PARALLEL_BUILD_FROM {
+        return columns.into_iter().map(|((field, kind), column)| (field.clone(), column.into_index(*kind))).collect();
+    }
+    // Each builder takes the next column not yet taken, so one costly column
+    // (unique text) does not leave the other cores idle behind it.
+    let columns: Vec<std::sync::Mutex<Option<_>>> = columns.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(columns.len()).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut built = Vec::new();
+                    while let Some(slot) = columns.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let taken = slot.lock().expect("column").take();
+                        if let Some(((field, kind), column)) = taken {
+                            built.push((field.clone(), column.into_index(*kind)));
+                        }
+                    }
+                    built
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("index builder")).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_keys_order_like_the_index_keys() {
+        let numbers = [f64::NEG_INFINITY, -2.5, -0.0, 0.0, 1.0, 3.5, f64::INFINITY, f64::NAN];
+        for a in numbers {
+            for b in numbers {
+                assert_eq!(order_bits(a).cmp(&order_bits(b)), a.total_cmp(&b), "{a} vs {b}");
+            }
+        }
+        let id: Arc<str> = Arc::from("x");
+        let texts = ["", "a", "a\0", "a\0b", "ab", "abcdefgh", "abcdefgh\0", "abcdefghi", "abcdefgi", "b", "é", "\u{7f}"];
+        for a in texts {
+            for b in texts {
+                let order = text_order(&(prefix(a), a, &id), &(prefix(b), b, &id));
+                assert_eq!(order, a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+}
