@@ -48,16 +48,23 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
     }
 }
 
+/// The process's resident memory, in MiB.
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kib.unwrap_or(0) / 1024
+}
+
 /// Folds the whole log into a fresh model, the way a rebuild does (bulk load,
-/// indexes built at the end); three runs, since this 2-core box is noisy.
+/// indexes built at the end). The first fold grows the heap (the kernel hands
+/// out and zeroes fresh pages, see [`fresh_memory`]); three more run on the
+/// memory the previous copy gave back, as in a process that rebuilt before.
 async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore>, label: &str) {
     let mut rates = Vec::new();
     let mut events = 0;
-    if std::env::var_os("BENCH_VERBOSE").is_some() {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        println!("    before: {:?}", status.lines().filter(|l| l.starts_with("VmRSS")).collect::<Vec<_>>());
-    }
-    for _ in 0..3 {
+    let before = rss_mib();
+    let mut grown = 0;
+    for run in 0..4 {
         let mut copy = M::default();
         copy.begin_bulk();
         let (progress, _rx) = tokio::sync::watch::channel(Progress::default());
@@ -67,14 +74,30 @@ async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore
         copy.end_bulk();
         events = copy.checkpoint();
         rates.push(events as f64 / started.elapsed().as_secs_f64());
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            let rss: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
-            println!("    one fold: {:.0} events/s {rss:?}", rates[rates.len() - 1]);
+        if run == 0 {
+            grown = rss_mib().saturating_sub(before);
         }
     }
+    let first = rates.remove(0);
     rates.sort_by(f64::total_cmp);
-    println!("  {label:<40} {events:>9} events  {:>9.0} events/s median of 3 (min {:.0}, max {:.0})", rates[1], rates[0], rates[2]);
+    println!(
+        "  {label:<40} {events:>9} events  {:>9.0} events/s median of 3 (min {:.0}, max {:.0}); first fold (heap grew {grown} MiB) {first:.0}",
+        rates[1], rates[0], rates[2]
+    );
+}
+
+/// What the kernel takes to hand out fresh memory here: 1 GiB allocated
+/// zeroed (not yet backed) and one byte written per 4 KiB page.
+fn fresh_memory() {
+    let started = Instant::now();
+    let mut block = vec![0u8; 1 << 30];
+    for page in block.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    let faulted = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    block.fill(2);
+    println!("  fresh memory: first touch of 1 GiB {faulted:.2}s (writing it again {:.2}s)", started.elapsed().as_secs_f64());
 }
 
 /// Where a fold's time goes: the whole log read, decoded and applied batch
@@ -124,6 +147,7 @@ async fn main() {
     memory::<QueryModel>(&store, "rebuild: in-process query model").await;
     memory::<AuditModel>(&store, "rebuild: in-process audit model").await;
     stages(&store).await;
+    fresh_memory();
     println!("  goal: >= 1000000 events/s into the embedded read model");
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

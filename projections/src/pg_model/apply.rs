@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::{evolve_catalog, Catalog};
-use domain::value::{record_to_json, Value};
+use domain::value::{Record, Value};
 use serde_json::{Map, Value as Json};
 
 use super::{ddl, store_error, table};
@@ -70,11 +70,11 @@ impl Projection for PgProjection {
                 match creates.as_mut() {
                     Some((object, ids, rows)) if *object == e.object => {
                         ids.push(e.id.clone());
-                        rows.push(record_to_json(&e.record).to_string());
+                        rows.push(row_json(&e.record)?);
                     }
                     _ => {
                         flush_creates(&tx, creates.take()).await?;
-                        creates = Some((e.object.clone(), vec![e.id.clone()], vec![record_to_json(&e.record).to_string()]));
+                        creates = Some((e.object.clone(), vec![e.id.clone()], vec![row_json(&e.record)?]));
                     }
                 }
                 continue;
@@ -99,6 +99,11 @@ impl Projection for PgProjection {
     }
 }
 
+/// A row's `data`: the record written straight to JSON text (no JSON tree in between).
+fn row_json(record: &Record) -> Result<String, ProjectionError> {
+    serde_json::to_string(record).map_err(store_error)
+}
+
 async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
     let Some((object, ids, rows)) = creates else { return Ok(()) };
     let sql = format!(
@@ -113,7 +118,7 @@ async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<
 async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalog, payload: &EventPayload) -> Result<(), ProjectionError> {
     match payload {
         EventPayload::RecordCreated(e) => {
-            flush_creates(tx, Some((e.object.clone(), vec![e.id.clone()], vec![record_to_json(&e.record).to_string()]))).await?;
+            flush_creates(tx, Some((e.object.clone(), vec![e.id.clone()], vec![row_json(&e.record)?]))).await?;
         }
         EventPayload::RecordUpdated(e) => {
             let mut set = Map::new();

@@ -111,6 +111,10 @@ impl<'a> Column<'a> {
 
 /// Every index of `fields` over `rows`, built at once.
 pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>) -> Vec<(String, FieldIndex)> {
+    build(fields, rows, rows.len() >= PARALLEL_BUILD_FROM)
+}
+
+fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, parallel: bool) -> Vec<(String, FieldIndex)> {
     let mut columns: Vec<Column> = fields.iter().map(|(_, kind)| Column::new(*kind, rows.len())).collect();
     for (id, record) in rows {
         for ((field, kind), column) in fields.iter().zip(columns.iter_mut()) {
@@ -120,7 +124,7 @@ pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, 
         }
     }
     let columns: Vec<(&(String, KeyKind), Column)> = fields.iter().zip(columns).collect();
-    if rows.len() < PARALLEL_BUILD_FROM {
+    if !parallel {
         return columns.into_iter().map(|((field, kind), column)| (field.clone(), column.into_index(*kind))).collect();
     }
     // Each builder takes the next column not yet taken, so one costly column
@@ -150,6 +154,37 @@ pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::value::Value;
+
+    #[test]
+    fn builders_on_threads_build_what_one_thread_builds() {
+        let fields: Vec<(String, KeyKind)> =
+            vec![("n".into(), KeyKind::Number), ("t".into(), KeyKind::Text), ("b".into(), KeyKind::Bool), ("absent".into(), KeyKind::Text)];
+        let rows: BTreeMap<Arc<str>, Arc<Record>> = (0..500)
+            .map(|i: i64| {
+                let mut record = Record::new();
+                record.insert("n".into(), if i % 7 == 0 { Value::Text("NaN".into()) } else { Value::Int(i % 13 - 6) });
+                record.insert("t".into(), Value::Text(format!("{}", i * 7919 % 61)));
+                if i % 3 != 0 {
+                    record.insert("b".into(), Value::Bool(i % 2 == 0));
+                }
+                (Arc::from(format!("r{i:04}")), Arc::new(record))
+            })
+            .collect();
+        type Entries = Vec<(IndexKey, Vec<String>)>;
+        let sorted = |built: Vec<(String, FieldIndex)>| {
+            let mut out: Vec<(String, Entries)> = built.into_iter().map(|(f, index)| (f, index.entries())).collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        };
+        let one = sorted(build(&fields, &rows, false));
+        let many = sorted(build(&fields, &rows, true));
+        assert_eq!(one.len(), 4);
+        assert_eq!(one, many);
+        let numbers = &one.iter().find(|(f, _)| f == "n").expect("n").1;
+        assert_eq!(numbers.len(), 14, "13 numbers and NaN");
+        assert!(numbers.iter().all(|(_, ids)| ids.windows(2).all(|w| w[0] < w[1])), "ids in id order");
+    }
 
     #[test]
     fn sort_keys_order_like_the_index_keys() {

@@ -246,6 +246,12 @@ impl FieldIndex {
         }
     }
 
+    /// Every key with its ids (tests compare indexes built different ways).
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> Vec<(IndexKey, Vec<String>)> {
+        self.keys.iter().map(|(k, ids)| (k.clone(), ids.iter().map(String::from).collect())).collect()
+    }
+
     /// An index from keys already grouped (a bulk build).
     pub(super) fn from_groups(kind: KeyKind, keys: BTreeMap<IndexKey, IdSet>, count: usize) -> FieldIndex {
         FieldIndex { kind, keys, count }

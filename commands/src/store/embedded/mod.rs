@@ -80,10 +80,11 @@ pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
 
 impl Shared {
     /// Reads and decodes the frames in `[start, end)`.
-    fn read_range(&self, start: u64, end: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+    /// The events in bytes `start..end` of the log (`count` of them, as far as the caller knows).
+    fn read_range(&self, start: u64, end: u64, count: usize) -> Result<Vec<EventEnvelope>, StoreError> {
         let mut buf = vec![0u8; (end - start) as usize];
         self.reader.read_exact_at(&mut buf, start)?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(count);
         let mut cursor = 0;
         while cursor < buf.len() {
             match read_frame(&buf[cursor..]) {
@@ -105,7 +106,7 @@ impl Shared {
         };
         let mut out = Vec::with_capacity(ranges.len());
         for (start, end) in ranges {
-            out.extend(self.read_range(start, end)?);
+            out.extend(self.read_range(start, end, 1)?);
         }
         Ok(out)
     }
@@ -163,10 +164,10 @@ impl EventStore for EmbeddedStore {
                 return Ok(events);
             }
             let last = head.min(after + max as u64);
-            index.range(after + 1, last)
+            (index.range(after + 1, last), (last - after) as usize)
         };
         let shared = self.shared.clone();
-        blocking(move || shared.read_range(range.0, range.1)).await
+        blocking(move || shared.read_range(range.0 .0, range.0 .1, range.1)).await
     }
 
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
