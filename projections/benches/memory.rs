@@ -1,6 +1,8 @@
-//! Memory per read model: opens an embedded log (`BENCH_LOG_DIR`) and folds it
-//! into each in-process model in turn, printing how much the process grew.
-//! Run with `ops/bench memory` after writing a log (e.g. with `ops/bench http`'s app).
+//! Memory per read model: writes `BENCH_RECORDS` (default 100,000) records of
+//! the HTTP benchmark's `item` object through the command service into a fresh
+//! embedded log (or opens the one in `BENCH_LOG_DIR`), then folds the log into
+//! each in-process model in turn and prints how much the process grew.
+//! Run with `ops/bench memory`.
 
 use std::sync::{Arc, RwLock};
 
@@ -21,19 +23,106 @@ async fn measure<M: MemoryModel>(store: &Arc<dyn EventStore>, label: &str) -> Ar
     let model = Arc::new(RwLock::new(M::default()));
     load(store.clone(), model.clone()).await.expect("load");
     let events = model.read().expect("model").checkpoint();
-    let grown = rss_mib() - before;
-    println!("  {label:<16} +{grown:>7.1} MiB  {:>6.0} bytes per event", grown * 1024.0 * 1024.0 / events.max(1) as f64);
+    println!("{label} {} {events}", rss_mib() - before);
     model
 }
 
+/// Writes `records` items the way the server does (32 writers at a time).
+async fn write(dir: &std::path::Path, records: usize) {
+    use commands::service::{Command, CommandMeta, CommandService};
+    let store: Arc<dyn EventStore> = Arc::new(open_embedded(dir).expect("open"));
+    let service = Arc::new(CommandService::start(store).await.expect("start"));
+    let app: serde_json::Value = serde_json::from_str(include_str!("../../ops/bench-peers/bench-app.json")).expect("bench app");
+    let definition = app["objects"][0].clone();
+    let put = domain::metadata::MetadataCommand::put_one(definition, None);
+    service.execute(Command::Metadata(put), CommandMeta::system()).await.expect("define");
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..32 {
+        let service = service.clone();
+        writers.spawn(async move {
+            for n in (writer..records).step_by(32) {
+                let data = serde_json::json!({"title": format!("bench {n}"), "status": if n % 2 == 0 { "open" } else { "done" }, "amount": n % 10_000, "category": "c1"});
+                let data = data.as_object().expect("object").clone();
+                service.execute(Command::Create { object: "item".into(), id: None, data }, CommandMeta::system()).await.expect("create");
+            }
+        });
+    }
+    while writers.join_next().await.is_some() {}
+}
+
+/// Keeps nothing: what a fold itself leaves behind (buffers, threads), taken off the others.
+#[derive(Default)]
+struct Nothing(u64);
+
+impl MemoryModel for Nothing {
+    fn checkpoint(&self) -> u64 {
+        self.0
+    }
+    fn apply_ref(&mut self, envelope: &domain::event::EventEnvelope, _: &domain::event::EventPayload) {
+        self.0 = envelope.position;
+    }
+    fn advance_to(&mut self, position: u64) {
+        self.0 = self.0.max(position);
+    }
+    fn summary(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+}
+
+const MODELS: [&str; 5] = ["nothing", "query", "audit", "search", "analytics"];
+
 #[tokio::main]
 async fn main() {
-    let dir = std::env::var("BENCH_LOG_DIR").expect("BENCH_LOG_DIR: a data dir with an events.log");
+    let (Ok(dir), Ok(model)) = (std::env::var("BENCH_LOG_DIR"), std::env::var("BENCH_MODEL")) else {
+        // Write a log (unless given one), then measure each model in a fresh
+        // process of its own: a heap that has grown and shrunk hides growth.
+        let fresh = tempfile::tempdir().expect("temp dir");
+        let dir = match std::env::var("BENCH_LOG_DIR") {
+            Ok(dir) => std::path::PathBuf::from(dir),
+            Err(_) => {
+                let records = std::env::var("BENCH_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+                let started = std::time::Instant::now();
+                write(fresh.path(), records).await;
+                println!("wrote {records} records through the command service in {:.1}s", started.elapsed().as_secs_f64());
+                fresh.path().to_path_buf()
+            }
+        };
+        let mut fold = 0.0;
+        for model in MODELS {
+            let output = std::process::Command::new(std::env::current_exe().expect("this program"))
+                .env("BENCH_LOG_DIR", &dir)
+                .env("BENCH_MODEL", model)
+                .output()
+                .expect("measuring process");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            for line in String::from_utf8_lossy(&output.stdout).lines() {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let (Some(grown), Some(events)) = (fields.get(1).and_then(|v| v.parse::<f64>().ok()), fields.get(2).and_then(|v| v.parse::<f64>().ok())) else {
+                    continue;
+                };
+                if fields[0] == "nothing" {
+                    fold = grown;
+                    println!("  {:<10} {grown:>7.1} MiB  (a fold that keeps nothing: buffers, threads; taken off the models below)", "fold");
+                } else if fields[0] == "store" {
+                    println!("  {:<10} {grown:>7.1} MiB  {:>5.0} bytes per event ({events} events)", "log index", grown * 1048576.0 / events.max(1.0));
+                } else {
+                    let own = grown - fold;
+                    println!("  {:<10} {own:>7.1} MiB  {:>5.0} bytes per event", fields[0], own * 1048576.0 / events.max(1.0));
+                }
+            }
+        }
+        return;
+    };
     let before = rss_mib();
     let store: Arc<dyn EventStore> = Arc::new(open_embedded(std::path::Path::new(&dir)).expect("open"));
-    println!("  {:<16} +{:>7.1} MiB ({} events)", "embedded store", rss_mib() - before, *store.head().borrow());
-    let _query = measure::<projections::QueryModel>(&store, "query").await;
-    let _audit = measure::<projections::audit_model::AuditModel>(&store, "audit").await;
-    let _search = measure::<projections::search::SearchModel>(&store, "search").await;
-    let _analytics = measure::<projections::analytics::AnalyticsModel>(&store, "analytics").await;
+    if model == MODELS[0] {
+        println!("store {} {}", rss_mib() - before, *store.head().borrow());
+    }
+    match model.as_str() {
+        "nothing" => drop(measure::<Nothing>(&store, "nothing").await),
+        "query" => drop(measure::<projections::QueryModel>(&store, "query").await),
+        "audit" => drop(measure::<projections::audit_model::AuditModel>(&store, "audit").await),
+        "search" => drop(measure::<projections::search::SearchModel>(&store, "search").await),
+        _ => drop(measure::<projections::analytics::AnalyticsModel>(&store, "analytics").await),
+    }
 }

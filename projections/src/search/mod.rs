@@ -12,6 +12,7 @@
 mod highlight;
 mod model;
 mod query;
+mod texts;
 
 pub use highlight::highlight;
 pub use model::{searchable_fields, SearchHit, SearchHits, SearchModel, SearchRequest, SLOTS};

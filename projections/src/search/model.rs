@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::{evolve_catalog, Catalog, FieldType, ObjectDef};
-use domain::value::{Record, Value};
 use domain::DomainError;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query};
@@ -13,6 +12,7 @@ use tantivy::schema::{Field, Schema, Value as _, STORED, STRING, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::query::{object_query, terms_of, Searched};
+use super::texts::{text_of, Names, RecordTexts};
 
 /// Text fields per document; an object's searchable fields beyond the last
 /// slot share it.
@@ -87,7 +87,9 @@ pub struct SearchModel {
     /// object -> (searchable field, slot).
     layout: HashMap<String, Vec<(String, usize)>>,
     /// key -> the record's text values.
-    texts: HashMap<String, BTreeMap<String, String>>,
+    texts: HashMap<Box<str>, RecordTexts>,
+    /// Field names shared by the texts.
+    names: Names,
     dirty: bool,
     /// A bulk load (a copy nobody searches yet): no periodic commits, one at the end.
     bulk: bool,
@@ -114,6 +116,7 @@ impl Default for SearchModel {
             catalog: Catalog::default(),
             layout: HashMap::new(),
             texts: HashMap::new(),
+            names: Names::default(),
             dirty: false,
             bulk: false,
             committed_at: std::time::Instant::now(),
@@ -124,22 +127,6 @@ impl Default for SearchModel {
 
 fn key(object: &str, id: &str) -> String {
     format!("{object}{KEY_SEPARATOR}{id}")
-}
-
-/// The text of a value (lists joined), if it has any.
-fn text_of(value: &Value) -> Option<String> {
-    match value {
-        Value::Text(s) if !s.is_empty() => Some(s.clone()),
-        Value::List(items) => {
-            let parts: Vec<String> = items.iter().filter_map(text_of).collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
-        }
-        _ => None,
-    }
-}
-
-fn texts_of(record: &Record) -> BTreeMap<String, String> {
-    record.iter().filter(|(k, _)| *k != "id").filter_map(|(k, v)| text_of(v).map(|t| (k.clone(), t))).collect()
 }
 
 impl SearchModel {
@@ -186,7 +173,7 @@ impl SearchModel {
         // Re-index the object's records with the new layout.
         self.writer.delete_term(Term::from_field_text(self.object_field, object));
         let prefix = format!("{object}{KEY_SEPARATOR}");
-        let keys: Vec<String> = self.texts.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+        let keys: Vec<String> = self.texts.keys().filter(|k| k.starts_with(&prefix)).map(|k| k.to_string()).collect();
         for key in keys {
             self.index_doc(object, &key);
         }
@@ -199,24 +186,22 @@ impl SearchModel {
         match payload {
             EventPayload::RecordCreated(e) => {
                 let key = key(&e.object, &e.id);
-                self.texts.insert(key.clone(), texts_of(&e.record));
+                let texts = RecordTexts::of(&e.record, &mut self.names);
+                self.texts.insert(key.as_str().into(), texts);
                 self.index_doc(&e.object, &key);
             }
             EventPayload::RecordUpdated(e) => {
                 let key = key(&e.object, &e.id);
-                let texts = self.texts.entry(key.clone()).or_default();
+                let texts = self.texts.entry(key.as_str().into()).or_default();
                 for change in &e.changes {
-                    match text_of(&change.new) {
-                        Some(text) => texts.insert(change.field.clone(), text),
-                        None => texts.remove(&change.field),
-                    };
+                    texts.set(&change.field, text_of(&change.new), &mut self.names);
                 }
                 self.writer.delete_term(Term::from_field_text(self.key_field, &key));
                 self.index_doc(&e.object, &key);
             }
             EventPayload::RecordDeleted(e) => {
                 let key = key(&e.object, &e.id);
-                self.texts.remove(&key);
+                self.texts.remove(key.as_str());
                 self.writer.delete_term(Term::from_field_text(self.key_field, &key));
             }
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {

@@ -1,0 +1,85 @@
+//! The text of one record as the search model keeps it (so a changed
+//! definition can re-index from memory): its text values by field, in one
+//! vector sorted by field name, with field names shared by every record.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use domain::value::{Record, Value};
+
+/// One shared copy of each field name.
+#[derive(Default)]
+pub(super) struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+/// A record's text values (every field with text but `id`), by field name.
+#[derive(Debug, Default)]
+pub(super) struct RecordTexts(Vec<(Arc<str>, Box<str>)>);
+
+/// The text of a value (lists joined), if it has any.
+pub(super) fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Text(s) if !s.is_empty() => Some(s.clone()),
+        Value::List(items) => {
+            let parts: Vec<String> = items.iter().filter_map(text_of).collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        }
+        _ => None,
+    }
+}
+
+impl RecordTexts {
+    pub(super) fn of(record: &Record, names: &mut Names) -> RecordTexts {
+        // The record is in field-name order, so these are too.
+        RecordTexts(record.iter().filter(|(k, _)| *k != "id").filter_map(|(k, v)| text_of(v).map(|t| (names.get(k), t.into_boxed_str()))).collect())
+    }
+
+    pub(super) fn get(&self, field: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(field)).ok().map(|at| &*self.0[at].1)
+    }
+
+    /// Sets a field's text (`None` removes it).
+    pub(super) fn set(&mut self, field: &str, text: Option<String>, names: &mut Names) {
+        match (self.0.binary_search_by(|(k, _)| (**k).cmp(field)), text) {
+            (Ok(at), Some(text)) => self.0[at].1 = text.into_boxed_str(),
+            (Ok(at), None) => {
+                self.0.remove(at);
+            }
+            (Err(at), Some(text)) => self.0.insert(at, (names.get(field), text.into_boxed_str())),
+            (Err(_), None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_text_by_field() {
+        let mut names = Names::default();
+        let mut record = Record::new();
+        record.insert("id".into(), Value::Text("r1".into()));
+        record.insert("title".into(), Value::Text("Hello".into()));
+        record.insert("tags".into(), Value::List(vec![Value::Text("a".into()), Value::Int(3), Value::Text("b".into())]));
+        record.insert("amount".into(), Value::Int(3));
+        let mut texts = RecordTexts::of(&record, &mut names);
+        assert_eq!((texts.get("id"), texts.get("title"), texts.get("tags"), texts.get("amount")), (None, Some("Hello"), Some("a b"), None));
+        texts.set("body", Some("new".into()), &mut names);
+        texts.set("title", None, &mut names);
+        texts.set("tags", Some("c".into()), &mut names);
+        assert_eq!((texts.get("body"), texts.get("title"), texts.get("tags")), (Some("new"), None, Some("c")));
+        let other = RecordTexts::of(&record, &mut names);
+        assert!(Arc::ptr_eq(&texts.0[0].0, &names.get("body")) && Arc::ptr_eq(&other.0[0].0, &names.get("tags")), "names are shared");
+    }
+}
