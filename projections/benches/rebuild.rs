@@ -1,7 +1,7 @@
 //! Rebuild benchmark: folding a log of N record events into a fresh read
 //! model, in process (query and audit models) and into PostgreSQL tables.
 //! Run with `ops/bench rebuild`. `BENCH_EVENTS` (default 1,000,000) sets the
-//! in-process log size; the PostgreSQL run uses a tenth of it.
+//! in-process log size; the PostgreSQL run uses a tenth of it (or `BENCH_PG_EVENTS`).
 
 mod support;
 
@@ -156,7 +156,7 @@ async fn main() {
     let pg = open_postgres(&settings).await.expect("postgres (ops/test starts it)");
     let pool = pg.pool().clone();
     let pg_store: Arc<dyn EventStore> = Arc::new(pg);
-    let pg_events = (events / 10).max(1);
+    let pg_events = std::env::var("BENCH_PG_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or((events / 10).max(1));
     fill(&pg_store, pg_events).await;
     let started = Instant::now();
     let mut after = 0;
