@@ -242,12 +242,15 @@ pub async fn fold_until<M: MemoryModel>(
 /// Loads a model that nobody reads yet (at start) from the log, in bulk, up
 /// to the head as it is now; its runner then follows from there.
 pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<(), ReadError> {
+    let started = Instant::now();
     let mut copy = M::default();
     copy.begin_bulk();
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
-    fold_until(&store, &mut copy, head, Instant::now(), &progress).await?;
+    fold_until(&store, &mut copy, head, started, &progress).await?;
     copy.end_bulk();
+    let model_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("model");
+    tracing::info!(model = model_name, events = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
     let mut guard = model.write().expect("model lock");
     if guard.checkpoint() < copy.checkpoint() {
         *guard = copy;

@@ -22,7 +22,8 @@ impl Names {
     }
 }
 
-/// A record's text values (every field with text but `id`), by field name.
+/// A record's text values, by field name: every field with text but the
+/// system fields (they cannot be declared, so no definition makes them searchable).
 #[derive(Debug, Default)]
 pub(super) struct RecordTexts(Vec<(Arc<str>, Box<str>)>);
 
@@ -41,7 +42,8 @@ pub(super) fn text_of(value: &Value) -> Option<String> {
 impl RecordTexts {
     pub(super) fn of(record: &Record, names: &mut Names) -> RecordTexts {
         // The record is in field-name order, so these are too.
-        RecordTexts(record.iter().filter(|(k, _)| *k != "id").filter_map(|(k, v)| text_of(v).map(|t| (names.get(k), t.into_boxed_str()))).collect())
+        let system = |name: &str| domain::metadata::SYSTEM_FIELDS.contains(&name);
+        RecordTexts(record.iter().filter(|(k, _)| !system(k)).filter_map(|(k, v)| text_of(v).map(|t| (names.get(k), t.into_boxed_str()))).collect())
     }
 
     pub(super) fn get(&self, field: &str) -> Option<&str> {
@@ -70,11 +72,15 @@ mod tests {
         let mut names = Names::default();
         let mut record = Record::new();
         record.insert("id".into(), Value::Text("r1".into()));
+        record.insert("created_by".into(), Value::Text("ann".into()));
         record.insert("title".into(), Value::Text("Hello".into()));
         record.insert("tags".into(), Value::List(vec![Value::Text("a".into()), Value::Int(3), Value::Text("b".into())]));
         record.insert("amount".into(), Value::Int(3));
         let mut texts = RecordTexts::of(&record, &mut names);
-        assert_eq!((texts.get("id"), texts.get("title"), texts.get("tags"), texts.get("amount")), (None, Some("Hello"), Some("a b"), None));
+        assert_eq!(
+            (texts.get("id"), texts.get("created_by"), texts.get("title"), texts.get("tags"), texts.get("amount")),
+            (None, None, Some("Hello"), Some("a b"), None)
+        );
         texts.set("body", Some("new".into()), &mut names);
         texts.set("title", None, &mut names);
         texts.set("tags", Some("c".into()), &mut names);
