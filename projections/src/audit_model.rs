@@ -3,7 +3,7 @@
 //! timestamp), plus the log position and event id. Queried by object, record,
 //! actor, event type and time range, newest first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use domain::event::codec::decode_payload;
@@ -12,6 +12,7 @@ use domain::value::{Record, Value};
 use domain::Timestamp;
 use serde_json::{json, Value as Json};
 
+use crate::names::Names;
 use crate::InProcess;
 
 /// One audited change. The changes themselves stay in the event's payload
@@ -105,7 +106,7 @@ pub struct AuditModel {
     by_target: HashMap<Arc<str>, HashMap<Arc<str>, Vec<usize>>>,
     by_object: HashMap<Arc<str>, Vec<usize>>,
     /// One copy of each actor, tenant and object name.
-    names: HashSet<Arc<str>>,
+    names: Names,
     checkpoint: u64,
 }
 
@@ -140,15 +141,6 @@ impl AuditModel {
         self.checkpoint = self.checkpoint.max(position);
     }
 
-    fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.names.get(name) {
-            return known.clone();
-        }
-        let name: Arc<str> = Arc::from(name);
-        self.names.insert(name.clone());
-        name
-    }
-
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = self.checkpoint.max(envelope.position);
         let cause = match payload {
@@ -156,11 +148,11 @@ impl AuditModel {
             _ => None,
         };
         let (event_type, target_type, target_id) = match payload {
-            EventPayload::RecordCreated(e) => ("data.create", self.intern(&e.object), &e.id),
-            EventPayload::RecordUpdated(e) => ("data.update", self.intern(&e.object), &e.id),
-            EventPayload::RecordDeleted(e) => ("data.delete", self.intern(&e.object), &e.id),
-            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => ("system.config_changed", self.intern("object"), &e.name),
-            EventPayload::ObjectRemoved(e) => ("system.config_changed", self.intern("object"), &e.name),
+            EventPayload::RecordCreated(e) => ("data.create", self.names.get(&e.object), &e.id),
+            EventPayload::RecordUpdated(e) => ("data.update", self.names.get(&e.object), &e.id),
+            EventPayload::RecordDeleted(e) => ("data.delete", self.names.get(&e.object), &e.id),
+            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => ("system.config_changed", self.names.get("object"), &e.name),
+            EventPayload::ObjectRemoved(e) => ("system.config_changed", self.names.get("object"), &e.name),
         };
         let index = self.entries.len();
         let ids = self.by_target.entry(target_type.clone()).or_default();
@@ -170,7 +162,7 @@ impl AuditModel {
         };
         ids.entry(target_id.clone()).or_default().push(index);
         self.by_object.entry(target_type.clone()).or_default().push(index);
-        let (actor, tenant) = (self.intern(&envelope.actor), self.intern(&envelope.tenant));
+        let (actor, tenant) = (self.names.get(&envelope.actor), self.names.get(&envelope.tenant));
         self.entries.push(AuditEntry {
             position: envelope.position,
             event_id: envelope.event_id,

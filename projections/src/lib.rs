@@ -22,6 +22,7 @@ pub mod analytics;
 pub mod as_of;
 pub mod audit_model;
 pub mod live;
+mod names;
 pub mod pg_model;
 pub mod query_model;
 pub mod reader;

@@ -2,25 +2,11 @@
 //! definition can re-index from memory): its text values by field, in one
 //! vector sorted by field name, with field names shared by every record.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use domain::value::{Record, Value};
 
-/// One shared copy of each field name.
-#[derive(Default)]
-pub(super) struct Names(HashSet<Arc<str>>);
-
-impl Names {
-    fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.0.get(name) {
-            return known.clone();
-        }
-        let name: Arc<str> = Arc::from(name);
-        self.0.insert(name.clone());
-        name
-    }
-}
+pub(super) use crate::names::Names;
 
 /// A record's text values, by field name: every field with text but the
 /// system fields (they cannot be declared, so no definition makes them searchable).
