@@ -1,8 +1,9 @@
 //! Building every index of a table from its rows at once (after a bulk load).
 //!
 //! One pass over the rows takes each indexed field's keys, borrowed, into a
-//! column per field; then each column is sorted on its own (in tables of
-//! [`PARALLEL_BUILD_FROM`] rows or more, the columns spread over the cores)
+//! column per field; then each column is sorted on its own. In tables of
+//! [`PARALLEL_BUILD_FROM`] rows or more, two threads take the keys of either
+//! half of the rows, and the columns spread over the cores
 //! and grouped into one owned key per distinct value. Sorts are stable and
 //! rows come in id order, so the ids of a key stay in id order.
 //!
@@ -71,6 +72,16 @@ impl<'a> Column<'a> {
         }
     }
 
+    /// Adds the keys of later rows.
+    fn append(&mut self, later: Column<'a>) {
+        match (self, later) {
+            (Column::Num(keys), Column::Num(mut more)) => keys.append(&mut more),
+            (Column::Bool(keys), Column::Bool(mut more)) => keys.append(&mut more),
+            (Column::Text(keys), Column::Text(mut more)) => keys.append(&mut more),
+            _ => unreachable!("columns of one field have one kind"),
+        }
+    }
+
     /// Sorts the keys and groups them: one owned key per distinct value.
     fn into_index(self, kind: KeyKind) -> FieldIndex {
         fn group<T, K: PartialEq>(
@@ -114,8 +125,9 @@ pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, 
     build(fields, rows, rows.len() >= PARALLEL_BUILD_FROM)
 }
 
-fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, parallel: bool) -> Vec<(String, FieldIndex)> {
-    let mut columns: Vec<Column> = fields.iter().map(|(_, kind)| Column::new(*kind, rows.len())).collect();
+/// Each field's keys from some rows, in the rows' order.
+fn extract<'a>(fields: &[(String, KeyKind)], rows: impl Iterator<Item = (&'a Arc<str>, &'a Arc<Record>)>, capacity: usize) -> Vec<Column<'a>> {
+    let mut columns: Vec<Column> = fields.iter().map(|(_, kind)| Column::new(*kind, capacity)).collect();
     for (id, record) in rows {
         for ((field, kind), column) in fields.iter().zip(columns.iter_mut()) {
             if let Some(value) = record.get(field) {
@@ -123,6 +135,28 @@ fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, p
             }
         }
     }
+    columns
+}
+
+fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, parallel: bool) -> Vec<(String, FieldIndex)> {
+    let columns = match rows.keys().nth(rows.len() / 2).filter(|_| parallel) {
+        None => extract(fields, rows.iter(), rows.len()),
+        Some(middle) => {
+            // The two halves of the rows on two threads, the first half's keys first.
+            use std::ops::Bound::{Excluded, Included, Unbounded};
+            let (low, high) = (rows.range::<str, _>((Unbounded, Excluded(&**middle))), rows.range::<str, _>((Included(&**middle), Unbounded)));
+            let half = rows.len() / 2 + 1;
+            let (mut first, second) = std::thread::scope(|scope| {
+                let first = scope.spawn(|| extract(fields, low, rows.len()));
+                let second = extract(fields, high, half);
+                (first.join().expect("key extractor"), second)
+            });
+            for (column, rest) in first.iter_mut().zip(second) {
+                column.append(rest);
+            }
+            first
+        }
+    };
     let columns: Vec<(&(String, KeyKind), Column)> = fields.iter().zip(columns).collect();
     if !parallel {
         return columns.into_iter().map(|((field, kind), column)| (field.clone(), column.into_index(*kind))).collect();
