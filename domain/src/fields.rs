@@ -206,6 +206,9 @@ impl std::ops::Index<&str> for Record {
     }
 }
 
+/// Fields reserved up front when decoding (more grow the vector as they come).
+const PREALLOCATE_AT_MOST: usize = 256;
+
 /// The map's encoding: a length, then name and value of each field in name order.
 impl Encode for Record {
     fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
@@ -223,7 +226,9 @@ impl<Context> Decode<Context> for Record {
         let len = u64::decode(decoder)?;
         let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
         decoder.claim_container_read::<(String, Value)>(len)?;
-        let mut fields = Vec::with_capacity(len);
+        // The length is read, not trusted: a damaged one must fail on the
+        // missing bytes, not reserve memory for them.
+        let mut fields = Vec::with_capacity(len.min(PREALLOCATE_AT_MOST));
         for _ in 0..len {
             decoder.unclaim_bytes_read(std::mem::size_of::<(String, Value)>());
             let name = String::decode(decoder)?;
@@ -280,5 +285,8 @@ mod tests {
         let unordered = bincode::encode_to_vec(vec![("b".to_string(), Value::Int(1)), ("a".to_string(), Value::Int(2))], config).unwrap();
         let (back, _): (Record, usize) = bincode::decode_from_slice(&unordered, config).unwrap();
         assert_eq!(back.keys().map(String::as_str).collect::<Vec<_>>(), vec!["a", "b"]);
+        // A damaged length fails on the missing bytes (no huge reservation, no panic).
+        let damaged = bincode::encode_to_vec(1u64 << 50, config).unwrap();
+        assert!(bincode::decode_from_slice::<Record, _>(&damaged, config).is_err());
     }
 }

@@ -3,13 +3,21 @@
 //! bincode is not self-describing, so every payload is stored with its event
 //! type and schema version, and decoding goes through the upcasters.
 
-use bincode::config::{standard, Configuration};
+use bincode::config::{standard, Configuration, Limit, LittleEndian, Varint};
 
 use super::payload::*;
 use super::{EventEnvelope, Upcasters};
 use crate::error::DomainError;
 
-const CONFIG: Configuration = standard();
+/// Most memory one decode may claim (bincode counts the decoded size of
+/// containers): lengths are read, not trusted, so a damaged one is an error
+/// here instead of a reservation the allocator cannot meet (an abort). About
+/// 4 GiB: frames hold at most 64 MiB, and decoded values take at most ~32
+/// times their bytes (a list of one-byte numbers).
+const DECODE_LIMIT: usize = u32::MAX as usize;
+
+/// The encoding of every payload and envelope (the limit only applies to decoding).
+pub(crate) const CONFIG: Configuration<LittleEndian, Varint, Limit<DECODE_LIMIT>> = standard().with_limit::<DECODE_LIMIT>();
 
 /// The schema version each payload type is written at today.
 pub fn current_version(event_type: &str) -> u16 {
@@ -95,6 +103,13 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<EventEnvelope, DomainError> {
 mod tests {
     use super::*;
     use crate::value::{Record, Value};
+
+    #[test]
+    fn a_damaged_length_is_an_error_not_an_abort() {
+        // record.created whose record holds a list claiming 2^50 values.
+        let bytes = bincode::encode_to_vec(("task".to_string(), "t1".to_string(), 1u64, "tags".to_string(), 5u32, 1u64 << 50), standard()).unwrap();
+        assert!(matches!(decode_payload("record.created", 1, &bytes, &Upcasters::default()), Err(DomainError::Decode(_))));
+    }
 
     fn created() -> EventPayload {
         let mut record = Record::new();

@@ -3,8 +3,6 @@
 
 use std::sync::OnceLock;
 
-use bincode::config::standard;
-
 use super::payload::{RecordDeleted, RecordDeletedV1};
 use crate::error::DomainError;
 
@@ -56,9 +54,9 @@ impl Upcaster for RecordDeletedAddCause {
 
     fn upcast(&self, bytes: &[u8]) -> Result<Vec<u8>, DomainError> {
         let (old, _): (RecordDeletedV1, usize) =
-            bincode::decode_from_slice(bytes, standard()).map_err(|e| DomainError::Decode(format!("record.deleted v1: {e}")))?;
+            bincode::decode_from_slice(bytes, super::codec::CONFIG).map_err(|e| DomainError::Decode(format!("record.deleted v1: {e}")))?;
         let new = RecordDeleted { object: old.object, id: old.id, previous: old.previous, cause: None };
-        bincode::encode_to_vec(&new, standard()).map_err(|e| DomainError::Decode(format!("record.deleted v2: {e}")))
+        bincode::encode_to_vec(&new, super::codec::CONFIG).map_err(|e| DomainError::Decode(format!("record.deleted v2: {e}")))
     }
 }
 
