@@ -36,25 +36,12 @@ impl Record {
         Record::default()
     }
 
-    pub fn with_capacity(capacity: usize) -> Record {
-        Record { fields: Vec::with_capacity(capacity) }
-    }
-
     fn find(&self, name: &str) -> Result<usize, usize> {
         self.fields.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.find(name).ok().map(|at| &self.fields[at].1)
-    }
-
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
-        self.find(name).ok().map(|at| &mut self.fields[at].1)
-    }
-
-    /// The stored name and value of a field.
-    pub fn get_key_value(&self, name: &str) -> Option<(&String, &Value)> {
-        self.find(name).ok().map(|at| (&self.fields[at].0, &self.fields[at].1))
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -76,18 +63,6 @@ impl Record {
         self.find(name).ok().map(|at| self.fields.remove(at).1)
     }
 
-    /// The value of a field, inserted by `default` when missing.
-    pub fn get_or_insert_with(&mut self, name: &str, default: impl FnOnce() -> Value) -> &mut Value {
-        let at = match self.find(name) {
-            Ok(at) => at,
-            Err(at) => {
-                self.fields.insert(at, (name.to_string(), default()));
-                at
-            }
-        };
-        &mut self.fields[at].1
-    }
-
     pub fn len(&self) -> usize {
         self.fields.len()
     }
@@ -100,30 +75,13 @@ impl Record {
         self.fields.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
-        self.fields.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
         self.fields.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
-        self.fields.iter().map(|(_, v)| v)
-    }
-
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
-        self.fields.iter_mut().map(|(_, v)| v)
     }
 
     /// Keeps the fields for which `keep` says so.
     pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
         self.fields.retain_mut(|(k, v)| keep(k, v));
-    }
-
-    /// Moves every field of `other` in (its values win), leaving it empty.
-    pub fn append(&mut self, other: &mut Record) {
-        self.extend(std::mem::take(&mut other.fields));
     }
 
     /// Builds from pairs in any order; of repeated names the last one wins.
@@ -156,12 +114,6 @@ impl FromIterator<(String, Value)> for Record {
     }
 }
 
-impl<const N: usize> From<[(String, Value); N]> for Record {
-    fn from(pairs: [(String, Value); N]) -> Record {
-        Record::from_pairs(pairs.into())
-    }
-}
-
 impl Extend<(String, Value)> for Record {
     fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, pairs: I) {
         for (name, value) in pairs {
@@ -190,12 +142,6 @@ impl From<BTreeMap<String, Value>> for Record {
     fn from(map: BTreeMap<String, Value>) -> Record {
         // Already in name order and unique.
         Record { fields: map.into_iter().collect() }
-    }
-}
-
-impl From<Record> for BTreeMap<String, Value> {
-    fn from(record: Record) -> BTreeMap<String, Value> {
-        record.fields.into_iter().collect()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Memory per read model: writes `BENCH_RECORDS` (default 100,000) records of
 //! the HTTP benchmark's `item` object through the command service into a fresh
 //! embedded log (or opens the one in `BENCH_LOG_DIR`), then folds the log into
-//! each in-process model in turn and prints how much the process grew.
+//! each in-process model, each in a fresh process of its own, and prints how
+//! much that process grew, less what a fold that keeps nothing grows it by.
 //! Run with `ops/bench memory`.
 
 use std::sync::{Arc, RwLock};
@@ -9,22 +10,20 @@ use std::sync::{Arc, RwLock};
 use commands::store::{open_embedded, EventStore};
 use projections::rebuild::{load, MemoryModel};
 
+mod support;
+
+use support::rss_mib;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-    kib.unwrap_or(0) as f64 / 1024.0
-}
-
-async fn measure<M: MemoryModel>(store: &Arc<dyn EventStore>, label: &str) -> Arc<RwLock<M>> {
+/// Loads one model and prints `label grown-MiB events` for the parent process.
+async fn measure<M: MemoryModel>(store: &Arc<dyn EventStore>, label: &str) {
     let before = rss_mib();
     let model = Arc::new(RwLock::new(M::default()));
     load(store.clone(), model.clone()).await.expect("load");
     let events = model.read().expect("model").checkpoint();
     println!("{label} {} {events}", rss_mib() - before);
-    model
 }
 
 /// Writes `records` items the way the server does (32 writers at a time).
@@ -119,10 +118,11 @@ async fn main() {
         println!("store {} {}", rss_mib() - before, *store.head().borrow());
     }
     match model.as_str() {
-        "nothing" => drop(measure::<Nothing>(&store, "nothing").await),
-        "query" => drop(measure::<projections::QueryModel>(&store, "query").await),
-        "audit" => drop(measure::<projections::audit_model::AuditModel>(&store, "audit").await),
-        "search" => drop(measure::<projections::search::SearchModel>(&store, "search").await),
-        _ => drop(measure::<projections::analytics::AnalyticsModel>(&store, "analytics").await),
+        "nothing" => measure::<Nothing>(&store, "nothing").await,
+        "query" => measure::<projections::QueryModel>(&store, "query").await,
+        "audit" => measure::<projections::audit_model::AuditModel>(&store, "audit").await,
+        "search" => measure::<projections::search::SearchModel>(&store, "search").await,
+        "analytics" => measure::<projections::analytics::AnalyticsModel>(&store, "analytics").await,
+        other => panic!("unknown model '{other}' (known: {MODELS:?})"),
     }
 }

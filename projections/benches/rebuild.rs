@@ -16,7 +16,7 @@ use projections::audit_model::AuditModel;
 use projections::rebuild::{fold_until, Progress};
 use projections::{Projection, QueryModel};
 
-use support::envelope;
+use support::{envelope, rss_mib};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,13 +48,6 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
     }
 }
 
-/// The process's resident memory, in MiB.
-fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-    kib.unwrap_or(0) / 1024
-}
-
 /// Folds the whole log into a fresh model, the way a rebuild does (bulk load,
 /// indexes built at the end). The first fold grows the heap (the kernel hands
 /// out and zeroes fresh pages, see [`fresh_memory`]); three more run on the
@@ -63,7 +56,7 @@ async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore
     let mut rates = Vec::new();
     let mut events = 0;
     let before = rss_mib();
-    let mut grown = 0;
+    let mut grown = 0.0;
     for run in 0..4 {
         let mut copy = M::default();
         copy.begin_bulk();
@@ -75,13 +68,13 @@ async fn memory<M: projections::rebuild::MemoryModel>(store: &Arc<dyn EventStore
         events = copy.checkpoint();
         rates.push(events as f64 / started.elapsed().as_secs_f64());
         if run == 0 {
-            grown = rss_mib().saturating_sub(before);
+            grown = (rss_mib() - before).max(0.0);
         }
     }
     let first = rates.remove(0);
     rates.sort_by(f64::total_cmp);
     println!(
-        "  {label:<40} {events:>9} events  {:>9.0} events/s median of 3 (min {:.0}, max {:.0}); first fold (heap grew {grown} MiB) {first:.0}",
+        "  {label:<40} {events:>9} events  {:>9.0} events/s median of 3 (min {:.0}, max {:.0}); first fold (heap grew {grown:.0} MiB) {first:.0}",
         rates[1], rates[0], rates[2]
     );
 }

@@ -1,6 +1,8 @@
 //! Shared by the benchmarks: an envelope around a payload, as the command
 //! side would write it (the store assigns positions on append; benchmarks that
-//! feed models directly give one).
+//! feed models directly give one), and the process's resident memory.
+//! Each benchmark uses part of it.
+#![allow(dead_code)]
 
 use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventPayload};
@@ -22,4 +24,11 @@ pub fn envelope(position: u64, payload: &EventPayload) -> EventEnvelope {
         idempotency_key: None,
         payload: bytes,
     }
+}
+
+/// The process's resident memory, in MiB.
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kib.unwrap_or(0) as f64 / 1024.0
 }

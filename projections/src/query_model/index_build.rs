@@ -1,19 +1,18 @@
 //! Building every index of a table from its rows at once (after a bulk load).
 //!
 //! One pass over the rows takes each indexed field's keys, borrowed, into a
-//! column per field; then each column is sorted on its own. In tables of
+//! column per field; each column is then sorted on its own and grouped into
+//! one owned key per distinct value. Sorts are stable and rows come in id
+//! order, so the ids of a key stay in id order. In tables of
 //! [`PARALLEL_BUILD_FROM`] rows or more, two threads take the keys of either
-//! half of the rows, and the columns spread over the cores
-//! and grouped into one owned key per distinct value. Sorts are stable and
-//! rows come in id order, so the ids of a key stay in id order.
+//! half of the rows, and the columns' sorts spread over the cores.
 //!
 //! Sort keys are cheap to compare: a number is its total-order bits, a text
 //! its first eight bytes as an integer, with the whole text compared only
 //! when those tie (and only when either is longer than eight bytes).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use domain::value::Record;
 
@@ -139,7 +138,8 @@ fn extract<'a>(fields: &[(String, KeyKind)], rows: impl Iterator<Item = (&'a Arc
 }
 
 fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, parallel: bool) -> Vec<(String, FieldIndex)> {
-    let columns = match rows.keys().nth(rows.len() / 2).filter(|_| parallel) {
+    let middle = if parallel { rows.keys().nth(rows.len() / 2) } else { None };
+    let columns = match middle {
         None => extract(fields, rows.iter(), rows.len()),
         Some(middle) => {
             // The two halves of the rows on two threads, the first half's keys first.
@@ -161,21 +161,17 @@ fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, p
     if !parallel {
         return columns.into_iter().map(|((field, kind), column)| (field.clone(), column.into_index(*kind))).collect();
     }
-    // Each builder takes the next column not yet taken, so one costly column
-    // (unique text) does not leave the other cores idle behind it.
-    let columns: Vec<std::sync::Mutex<Option<_>>> = columns.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect();
-    let next = AtomicUsize::new(0);
+    // One queue of columns: each builder takes the next one, so one costly
+    // column (unique text) does not leave the other cores idle behind it.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(columns.len()).max(1);
+    let queue = Mutex::new(columns.into_iter());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut built = Vec::new();
-                    while let Some(slot) = columns.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let taken = slot.lock().expect("column").take();
-                        if let Some(((field, kind), column)) = taken {
-                            built.push((field.clone(), column.into_index(*kind)));
-                        }
+                    while let Some(((field, kind), column)) = queue.lock().expect("column queue").next() {
+                        built.push((field.clone(), column.into_index(*kind)));
                     }
                     built
                 })

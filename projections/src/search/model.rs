@@ -12,7 +12,8 @@ use tantivy::schema::{Field, Schema, Value as _, STORED, STRING, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::query::{object_query, terms_of, Searched};
-use super::texts::{text_of, Names, RecordTexts};
+use super::texts::{text_of, RecordTexts};
+use crate::names::Names;
 
 /// Text fields per document; an object's searchable fields beyond the last
 /// slot share it.
@@ -192,7 +193,10 @@ impl SearchModel {
             }
             EventPayload::RecordUpdated(e) => {
                 let key = key(&e.object, &e.id);
-                let texts = self.texts.entry(key.as_str().into()).or_default();
+                if !self.texts.contains_key(key.as_str()) {
+                    self.texts.insert(key.as_str().into(), RecordTexts::default());
+                }
+                let texts = self.texts.get_mut(key.as_str()).expect("inserted above");
                 for change in &e.changes {
                     texts.set(&change.field, text_of(&change.new), &mut self.names);
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use domain::value::{Record, Value};
 
-pub(super) use crate::names::Names;
+use crate::names::Names;
 
 /// A record's text values, by field name: every field with text but the
 /// system fields (they cannot be declared, so no definition makes them searchable).
@@ -25,11 +25,15 @@ pub(super) fn text_of(value: &Value) -> Option<String> {
     }
 }
 
+/// Whether a field's text is kept: system fields' is not.
+fn kept(field: &str) -> bool {
+    !domain::metadata::SYSTEM_FIELDS.contains(&field)
+}
+
 impl RecordTexts {
     pub(super) fn of(record: &Record, names: &mut Names) -> RecordTexts {
         // The record is in field-name order, so these are too.
-        let system = |name: &str| domain::metadata::SYSTEM_FIELDS.contains(&name);
-        RecordTexts(record.iter().filter(|(k, _)| !system(k)).filter_map(|(k, v)| text_of(v).map(|t| (names.get(k), t.into_boxed_str()))).collect())
+        RecordTexts(record.iter().filter(|(k, _)| kept(k)).filter_map(|(k, v)| text_of(v).map(|t| (names.get(k), t.into_boxed_str()))).collect())
     }
 
     pub(super) fn get(&self, field: &str) -> Option<&str> {
@@ -38,6 +42,9 @@ impl RecordTexts {
 
     /// Sets a field's text (`None` removes it).
     pub(super) fn set(&mut self, field: &str, text: Option<String>, names: &mut Names) {
+        if !kept(field) {
+            return;
+        }
         match (self.0.binary_search_by(|(k, _)| (**k).cmp(field)), text) {
             (Ok(at), Some(text)) => self.0[at].1 = text.into_boxed_str(),
             (Ok(at), None) => {
@@ -70,7 +77,8 @@ mod tests {
         texts.set("body", Some("new".into()), &mut names);
         texts.set("title", None, &mut names);
         texts.set("tags", Some("c".into()), &mut names);
-        assert_eq!((texts.get("body"), texts.get("title"), texts.get("tags")), (Some("new"), None, Some("c")));
+        texts.set("updated_at", Some("2026-11-24T00:00:00Z".into()), &mut names);
+        assert_eq!((texts.get("body"), texts.get("title"), texts.get("tags"), texts.get("updated_at")), (Some("new"), None, Some("c"), None));
         let other = RecordTexts::of(&record, &mut names);
         assert!(Arc::ptr_eq(&texts.0[0].0, &names.get("body")) && Arc::ptr_eq(&other.0[0].0, &names.get("tags")), "names are shared");
     }

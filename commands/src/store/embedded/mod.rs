@@ -79,8 +79,7 @@ pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
 }
 
 impl Shared {
-    /// Reads and decodes the frames in `[start, end)`.
-    /// The events in bytes `start..end` of the log (`count` of them, as far as the caller knows).
+    /// Reads and decodes the frames in bytes `[start, end)` of the log (`count` events, as far as the caller knows).
     fn read_range(&self, start: u64, end: u64, count: usize) -> Result<Vec<EventEnvelope>, StoreError> {
         let mut buf = vec![0u8; (end - start) as usize];
         self.reader.read_exact_at(&mut buf, start)?;
@@ -154,7 +153,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
-        let range = {
+        let (start, end, count) = {
             let index = self.shared.index.read().expect("index lock");
             let head = index.head();
             if after >= head || max == 0 {
@@ -164,10 +163,11 @@ impl EventStore for EmbeddedStore {
                 return Ok(events);
             }
             let last = head.min(after + max as u64);
-            (index.range(after + 1, last), (last - after) as usize)
+            let (start, end) = index.range(after + 1, last);
+            (start, end, (last - after) as usize)
         };
         let shared = self.shared.clone();
-        blocking(move || shared.read_range(range.0 .0, range.0 .1, range.1)).await
+        blocking(move || shared.read_range(start, end, count)).await
     }
 
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
