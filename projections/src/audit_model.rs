@@ -3,7 +3,6 @@
 //! timestamp), plus the log position and event id. Queried by object, record,
 //! actor, event type and time range, newest first.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use domain::event::codec::decode_payload;
@@ -12,6 +11,7 @@ use domain::value::{Record, Value};
 use domain::Timestamp;
 use serde_json::{json, Value as Json};
 
+use crate::hashing::Map;
 use crate::names::Names;
 use crate::InProcess;
 
@@ -103,8 +103,8 @@ pub struct AuditQuery {
 pub struct AuditModel {
     entries: Vec<AuditEntry>,
     /// target type -> target id -> entry indexes.
-    by_target: HashMap<Arc<str>, HashMap<Arc<str>, Vec<usize>>>,
-    by_object: HashMap<Arc<str>, Vec<usize>>,
+    by_target: Map<Arc<str>, Map<Arc<str>, Vec<usize>>>,
+    by_object: Map<Arc<str>, Vec<usize>>,
     /// One copy of each actor, tenant and object name.
     names: Names,
     checkpoint: u64,

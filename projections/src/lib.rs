@@ -9,9 +9,11 @@
 //!   indexes generated from metadata), checkpoint committed with the data.
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
 //! - [`as_of`]: the query model as of a past position or time, folded from the log.
+//! - `read_ahead`: the log read and decoded ahead of a fold, its buffers reused.
 //! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
 //! - [`analytics`]: the columnar analytics model and cube queries.
 //! - [`search`]: full-text search (tantivy, in memory), fed from either store.
+//! - `hashing`: the hash maps folds use per event (foldhash).
 //! - [`live`]: realtime fan-out of committed changes and live queries.
 //! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
 //!
@@ -21,10 +23,12 @@
 pub mod analytics;
 pub mod as_of;
 pub mod audit_model;
+mod hashing;
 pub mod live;
 mod names;
 pub mod pg_model;
 pub mod query_model;
+mod read_ahead;
 pub mod reader;
 pub mod rebuild;
 pub mod runner;

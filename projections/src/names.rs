@@ -1,11 +1,10 @@
 //! [`Names`]: one shared copy of each of a small set of names that read models
 //! repeat for every entry (field names, actors, tenants, object names).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 #[derive(Default)]
-pub(crate) struct Names(HashSet<Arc<str>>);
+pub(crate) struct Names(crate::hashing::Set<Arc<str>>);
 
 impl Names {
     /// The shared copy of `name` (made on first use).

@@ -11,12 +11,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use commands::store::EventStore;
-use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::watch;
 
 use crate::audit_model::AuditModel;
 use crate::query_model::QueryModel;
+use crate::read_ahead::ReadAhead;
 use crate::reader::ReadError;
 
 /// A read model kept in process.
@@ -127,59 +127,6 @@ pub struct Progress {
     pub matched_live: Option<bool>,
 }
 
-/// Events read and decoded ahead of the fold, one batch at a time.
-type Decoded = Vec<(EventEnvelope, Option<EventPayload>)>;
-
-/// Reads the log from `after` up to `target` on one task and decodes it on
-/// another, so reading, decoding and applying (each about a third of a fold's
-/// work) run side by side.
-fn read_ahead(store: Arc<dyn EventStore>, mut after: u64, target: u64) -> tokio::sync::mpsc::Receiver<Result<Decoded, ReadError>> {
-    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel::<Result<Vec<EventEnvelope>, ReadError>>(2);
-    tokio::spawn(async move {
-        while after < target {
-            let max = (target - after).min(READ_BATCH) as usize;
-            let batch = match store.read_all(after, max).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    let _ = read_tx.send(Err(ReadError::Store(e.to_string()))).await;
-                    return;
-                }
-            };
-            let Some(last) = batch.last().map(|e| e.position) else { return };
-            after = last;
-            if read_tx.send(Ok(batch)).await.is_err() {
-                return;
-            }
-        }
-    });
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(async move {
-        let upcasters = domain::event::registry();
-        while let Some(batch) = read_rx.recv().await {
-            let decoded = batch.map(|batch| {
-                batch
-                    .into_iter()
-                    .filter(|e| e.position <= target)
-                    .map(|envelope| match decode_envelope_payload(&envelope, upcasters) {
-                        Ok(payload) => (envelope, Some(payload)),
-                        Err(error) => {
-                            tracing::error!(position = envelope.position, %error, "cannot decode an event; the fold passes it by");
-                            (envelope, None)
-                        }
-                    })
-                    .collect()
-            });
-            if tx.send(decoded).await.is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Events per read while folding.
-const READ_BATCH: u64 = 8_192;
-
 /// Folds the log from `after` up to `target` into a projection (one whose
 /// model is not served yet, such as a rebuild's copy), reading ahead of it;
 /// `on_batch` hears the position after each batch. Returns the last position.
@@ -193,11 +140,14 @@ pub async fn fold_projection<P: crate::runner::Projection>(
     if after >= target {
         return Ok(after);
     }
-    let mut batches = read_ahead(store.clone(), after, target);
-    while let Some(batch) = batches.recv().await {
-        let batch = batch.map_err(|e| crate::runner::ProjectionError::Store(e.to_string()))?;
-        let Some(last) = batch.last().map(|(e, _)| e.position) else { continue };
-        let decoded: Vec<(EventEnvelope, EventPayload)> = batch.into_iter().filter_map(|(e, p)| p.map(|p| (e, p))).collect();
+    let mut batches = ReadAhead::start(store.clone(), after, target);
+    let mut decoded: Vec<(EventEnvelope, EventPayload)> = Vec::new();
+    while let Some(batch) = batches.next().await {
+        let mut batch = batch.map_err(|e| crate::runner::ProjectionError::Store(e.to_string()))?;
+        let Some(last) = batch.last() else { continue };
+        decoded.clear();
+        decoded.extend(batch.drain());
+        batches.recycle(batch);
         match projection.apply(&decoded, last).await {
             Ok(()) | Err(crate::runner::ProjectionError::Moved(_)) => {}
             Err(error) => return Err(error),
@@ -219,15 +169,14 @@ pub async fn fold_until<M: MemoryModel>(
     if copy.checkpoint() >= target {
         return Ok(());
     }
-    let mut batches = read_ahead(store.clone(), copy.checkpoint(), target);
-    while let Some(batch) = batches.recv().await {
-        let batch = batch?;
-        let Some(last) = batch.last().map(|(e, _)| e.position) else { continue };
-        for (envelope, payload) in batch {
-            if let Some(payload) = payload {
-                copy.apply_event(&envelope, payload);
-            }
+    let mut batches = ReadAhead::start(store.clone(), copy.checkpoint(), target);
+    while let Some(batch) = batches.next().await {
+        let mut batch = batch?;
+        let Some(last) = batch.last() else { continue };
+        for (envelope, payload) in batch.drain() {
+            copy.apply_event(&envelope, payload);
         }
+        batches.recycle(batch);
         copy.advance_to(last.min(target));
         let applied = copy.checkpoint();
         let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-6);

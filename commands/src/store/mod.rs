@@ -73,6 +73,13 @@ pub trait EventStore: Send + Sync + 'static {
     }
     /// Up to `max` events with `position > after`, in position order (catch-up).
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError>;
+    /// The same events appended to `out` (which comes back with them), so a
+    /// reader that folds the whole log reuses one buffer instead of a fresh
+    /// one per batch.
+    async fn read_all_into(&self, after: u64, max: usize, mut out: Vec<EventEnvelope>) -> Result<Vec<EventEnvelope>, StoreError> {
+        out.extend(self.read_all(after, max).await?);
+        Ok(out)
+    }
     /// The events committed under an idempotency key, if it was used.
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError>;
     /// The last position this process knows to be committed; changes are

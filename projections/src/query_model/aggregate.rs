@@ -78,7 +78,7 @@ pub(crate) fn finish(mut rows: Vec<Record>, query: &Query) -> Result<Vec<Record>
     if let Some(having) = &query.having {
         let matcher = Matcher::compile(having)?;
         let plain = ObjectDef::from_json(&serde_json::json!({"name": "aggregate_row", "fields": {}})).expect("static definition");
-        let (catalog, tables) = (domain::metadata::Catalog::default(), std::collections::HashMap::new());
+        let (catalog, tables) = (domain::metadata::Catalog::default(), crate::hashing::Map::default());
         let resolver = Resolver { catalog: &catalog, tables: &tables };
         rows.retain(|row| matcher.matches(&resolver, &plain, row));
     }

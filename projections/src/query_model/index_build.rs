@@ -89,15 +89,24 @@ impl<'a> Column<'a> {
             owned: impl Fn(&T) -> IndexKey,
             id: impl Fn(&T) -> &Arc<str>,
         ) -> Vec<(IndexKey, IdSet)> {
-            let mut grouped = Vec::new();
+            // Sized for the worst case (every key distinct): pages never
+            // written are never backed, and the vector never moves.
+            let mut grouped = Vec::with_capacity(sorted.len());
             let mut items = sorted.iter().peekable();
             while let Some(first) = items.next() {
                 let k = key(first);
-                let mut ids = vec![id(first).clone()];
-                while let Some(next) = items.next_if(|next| key(next) == k) {
-                    ids.push(id(next).clone());
-                }
-                grouped.push((owned(first), IdSet::from_sorted(ids)));
+                let ids = match items.next_if(|next| key(next) == k) {
+                    // A unique key (every key of a unique field): no vector.
+                    None => IdSet::One(id(first).clone()),
+                    Some(second) => {
+                        let mut ids = vec![id(first).clone(), id(second).clone()];
+                        while let Some(next) = items.next_if(|next| key(next) == k) {
+                            ids.push(id(next).clone());
+                        }
+                        IdSet::from_sorted(ids)
+                    }
+                };
+                grouped.push((owned(first), ids));
             }
             grouped
         }

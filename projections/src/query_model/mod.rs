@@ -10,6 +10,7 @@ mod index_build;
 mod matcher;
 mod plan;
 mod record_filter;
+mod rows;
 mod table;
 mod values;
 
@@ -26,6 +27,7 @@ use self::matcher::Matcher;
 pub use self::record_filter::RecordFilter;
 use self::table::{KeyKind, Table};
 use self::values::Resolver;
+use crate::hashing::Map;
 
 /// Who is reading. Today every viewer sees every row of their tenant; row-
 /// and field-level rules will hook in here.
@@ -57,7 +59,7 @@ pub const DEFAULT_LIMIT: u64 = 100;
 #[derive(Default)]
 pub struct QueryModel {
     catalog: Catalog,
-    tables: HashMap<String, Table>,
+    tables: Map<String, Table>,
     checkpoint: u64,
     /// Indexes are built once at the end of a bulk load, not kept up per event.
     deferred: bool,

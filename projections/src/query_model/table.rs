@@ -8,6 +8,8 @@ use std::sync::Arc;
 use domain::metadata::{FieldType, ObjectDef};
 use domain::value::{Record, Value};
 
+use super::rows::Rows;
+
 /// How a field's values are keyed in its index.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum KeyKind {
@@ -262,7 +264,7 @@ impl FieldIndex {
 pub(crate) struct Table {
     /// Shared so that a page of results is a set of reference counts, not
     /// copies; ids are shared with the indexes.
-    rows: BTreeMap<Arc<str>, Arc<Record>>,
+    rows: Rows,
     /// The indexed fields and their kinds (from the definition).
     fields: Vec<(String, KeyKind)>,
     /// field -> its index; empty while the indexes are deferred.
@@ -292,12 +294,14 @@ impl Table {
     pub fn defer_indexes(&mut self) {
         self.deferred = true;
         self.indexes.clear();
+        self.rows.begin_appending();
     }
 
     /// Builds every index from the rows at once ([`super::index_build`]) and resumes upkeep.
     pub fn build_indexes(&mut self) {
         self.deferred = false;
-        self.indexes = super::index_build::build_all(&self.fields, &self.rows).into_iter().collect();
+        self.rows.settle();
+        self.indexes = super::index_build::build_all(&self.fields, self.rows.settled()).into_iter().collect();
     }
 
     fn index(&mut self, id: &Arc<str>, record: &Record) {
@@ -318,23 +322,12 @@ impl Table {
 
     pub fn put(&mut self, id: String, record: Record) {
         let record = Arc::new(record);
-        // One search: the key is built first (a create, the common case, needs it anyway).
-        match self.rows.entry(Arc::from(id)) {
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let key = slot.key().clone();
-                slot.insert(record.clone());
-                if !self.deferred {
-                    self.index(&key, &record);
-                }
+        let (key, old) = self.rows.put(id, record.clone());
+        if !self.deferred {
+            if let Some(old) = old {
+                self.unindex(&key, &old);
             }
-            std::collections::btree_map::Entry::Occupied(mut slot) => {
-                let key = slot.key().clone();
-                let old = slot.insert(record.clone());
-                if !self.deferred {
-                    self.unindex(&key, &old);
-                    self.index(&key, &record);
-                }
-            }
+            self.index(&key, &record);
         }
     }
 

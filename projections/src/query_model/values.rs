@@ -2,17 +2,17 @@
 //! composite fields, paths through lookups, and computed formula fields.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use domain::formula::{eval, RecordContext};
 use domain::metadata::{Catalog, FieldType, ObjectDef};
 use domain::value::{Record, Value};
 
 use super::table::Table;
+use crate::hashing::Map;
 
 pub(crate) struct Resolver<'a> {
     pub catalog: &'a Catalog,
-    pub tables: &'a HashMap<String, Table>,
+    pub tables: &'a Map<String, Table>,
 }
 
 impl Resolver<'_> {

@@ -13,6 +13,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use super::query::{object_query, terms_of, Searched};
 use super::texts::{text_of, RecordTexts};
+use crate::hashing::Map;
 use crate::names::Names;
 
 /// Text fields per document; an object's searchable fields beyond the last
@@ -88,7 +89,7 @@ pub struct SearchModel {
     /// object -> (searchable field, slot).
     layout: HashMap<String, Vec<(String, usize)>>,
     /// key -> the record's text values.
-    texts: HashMap<Box<str>, RecordTexts>,
+    texts: Map<Box<str>, RecordTexts>,
     /// Field names shared by the texts.
     names: Names,
     dirty: bool,
@@ -116,7 +117,7 @@ impl Default for SearchModel {
             slots,
             catalog: Catalog::default(),
             layout: HashMap::new(),
-            texts: HashMap::new(),
+            texts: Map::default(),
             names: Names::default(),
             dirty: false,
             bulk: false,

@@ -54,14 +54,16 @@ impl Index {
         self.recent.push_back(envelope);
     }
 
-    /// Up to `max` events after `after` from the in-memory tail, when it reaches back that far.
-    pub fn recent_after(&self, after: u64, max: usize) -> Option<Vec<EventEnvelope>> {
-        let first = self.recent.front()?.position;
+    /// Appends up to `max` events after `after` from the in-memory tail to
+    /// `out`, when the tail reaches back that far (returns whether it did).
+    pub fn recent_into(&self, after: u64, max: usize, out: &mut Vec<EventEnvelope>) -> bool {
+        let Some(first) = self.recent.front().map(|e| e.position) else { return false };
         if after + 1 < first {
-            return None;
+            return false;
         }
         let skip = (after + 1 - first) as usize;
-        Some(self.recent.iter().skip(skip).take(max).cloned().collect())
+        out.extend(self.recent.iter().skip(skip).take(max).cloned());
+        true
     }
 
     /// `(start, end)` byte range of positions `first..=last`.

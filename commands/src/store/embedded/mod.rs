@@ -79,11 +79,21 @@ pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
 }
 
 impl Shared {
-    /// Reads and decodes the frames in bytes `[start, end)` of the log (`count` events, as far as the caller knows).
-    fn read_range(&self, start: u64, end: u64, count: usize) -> Result<Vec<EventEnvelope>, StoreError> {
-        let mut buf = vec![0u8; (end - start) as usize];
-        self.reader.read_exact_at(&mut buf, start)?;
-        let mut out = Vec::with_capacity(count);
+    /// Reads and decodes the frames in bytes `[start, end)` of the log into `out`.
+    fn read_range(&self, start: u64, end: u64, out: &mut Vec<EventEnvelope>) -> Result<(), StoreError> {
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.resize((end - start) as usize, 0);
+            let read = self.read_frames(start, buf, out);
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = Vec::new();
+            }
+            read
+        })
+    }
+
+    fn read_frames(&self, start: u64, buf: &mut [u8], out: &mut Vec<EventEnvelope>) -> Result<(), StoreError> {
+        self.reader.read_exact_at(buf, start)?;
         let mut cursor = 0;
         while cursor < buf.len() {
             match read_frame(&buf[cursor..]) {
@@ -95,7 +105,7 @@ impl Shared {
                 Err(e) => return Err(StoreError::Corrupt(format!("frame at {}: {e}", start + cursor as u64))),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
@@ -105,11 +115,20 @@ impl Shared {
         };
         let mut out = Vec::with_capacity(ranges.len());
         for (start, end) in ranges {
-            out.extend(self.read_range(start, end, 1)?);
+            self.read_range(start, end, &mut out)?;
         }
         Ok(out)
     }
 }
+
+thread_local! {
+    /// The bytes of the last range a reader thread read, kept for the next
+    /// read (a fold reads the log in ranges of about a megabyte each).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A reader thread keeps its scratch buffer up to this size.
+const SCRATCH_KEPT: usize = 16 << 20;
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
@@ -153,21 +172,26 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.read_all_into(after, max, Vec::new()).await
+    }
+
+    async fn read_all_into(&self, after: u64, max: usize, mut out: Vec<EventEnvelope>) -> Result<Vec<EventEnvelope>, StoreError> {
         let (start, end, count) = {
             let index = self.shared.index.read().expect("index lock");
             let head = index.head();
             if after >= head || max == 0 {
-                return Ok(Vec::new());
+                return Ok(out);
             }
-            if let Some(events) = index.recent_after(after, max) {
-                return Ok(events);
+            if index.recent_into(after, max, &mut out) {
+                return Ok(out);
             }
             let last = head.min(after + max as u64);
             let (start, end) = index.range(after + 1, last);
             (start, end, (last - after) as usize)
         };
+        out.reserve(count);
         let shared = self.shared.clone();
-        blocking(move || shared.read_range(start, end, count)).await
+        blocking(move || shared.read_range(start, end, &mut out).map(|()| out)).await
     }
 
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
