@@ -3,10 +3,12 @@
 //! run side by side.
 //!
 //! The batches go round in a loop: reader, decoder, the fold, and back to the
-//! reader empty but with their capacity. A fold of a million events thus
-//! reuses a handful of buffers instead of allocating and freeing a few
-//! megabytes per batch, which the allocator hands back to the kernel and gets
-//! again as fresh (zeroed, page-faulted) memory.
+//! reader, envelopes and all. A fold of a million events thus reuses a
+//! handful of buffers instead of allocating and freeing a few megabytes per
+//! batch, which the allocator hands back to the kernel and gets again as
+//! fresh (zeroed, page-faulted) memory; and the reader decodes each event into
+//! an envelope already allocated ([`EventStore::read_all_into`]), instead of
+//! allocating its strings and payload to free them once applied.
 
 use std::sync::Arc;
 
@@ -37,9 +39,14 @@ impl Batch {
         self.envelopes.last().map(|e| e.position)
     }
 
-    /// The events with the payloads that decoded, leaving the batch empty
-    /// (with its capacity) to hand back with [`ReadAhead::recycle`].
-    pub fn drain(&mut self) -> impl Iterator<Item = (EventEnvelope, EventPayload)> + '_ {
+    /// The events with the payloads that decoded; the envelopes stay for the
+    /// reader to decode the next events into ([`ReadAhead::recycle`]).
+    pub fn events(&mut self) -> impl Iterator<Item = (&EventEnvelope, EventPayload)> + '_ {
+        self.envelopes.iter().zip(self.payloads.drain(..)).filter_map(|(e, p)| p.map(|p| (e, p)))
+    }
+
+    /// The same events, taken out of the batch.
+    pub fn take(&mut self) -> impl Iterator<Item = (EventEnvelope, EventPayload)> + '_ {
         self.envelopes.drain(..).zip(self.payloads.drain(..)).filter_map(|(e, p)| p.map(|p| (e, p)))
     }
 }
@@ -66,9 +73,8 @@ impl ReadAhead {
         self.batches.recv().await
     }
 
-    /// Hands a drained batch back for the reader to fill again.
+    /// Hands an applied batch back for the reader to fill again.
     pub fn recycle(&self, mut batch: Batch) {
-        batch.envelopes.clear();
         batch.payloads.clear();
         let _ = self.recycle.send(batch);
     }

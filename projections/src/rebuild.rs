@@ -146,7 +146,7 @@ pub async fn fold_projection<P: crate::runner::Projection>(
         let mut batch = batch.map_err(|e| crate::runner::ProjectionError::Store(e.to_string()))?;
         let Some(last) = batch.last() else { continue };
         decoded.clear();
-        decoded.extend(batch.drain());
+        decoded.extend(batch.take());
         batches.recycle(batch);
         match projection.apply(&decoded, last).await {
             Ok(()) | Err(crate::runner::ProjectionError::Moved(_)) => {}
@@ -173,8 +173,8 @@ pub async fn fold_until<M: MemoryModel>(
     while let Some(batch) = batches.next().await {
         let mut batch = batch?;
         let Some(last) = batch.last() else { continue };
-        for (envelope, payload) in batch.drain() {
-            copy.apply_event(&envelope, payload);
+        for (envelope, payload) in batch.events() {
+            copy.apply_event(envelope, payload);
         }
         batches.recycle(batch);
         copy.advance_to(last.min(target));

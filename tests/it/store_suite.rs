@@ -36,6 +36,21 @@ async fn append_and_read(store: &dyn EventStore) {
     assert_eq!(all[0].correlation_id, [7; 16]);
     assert_eq!(store.read_all(1, 2).await.unwrap().iter().map(|e| e.position).collect::<Vec<_>>(), [2, 3]);
     assert!(store.read_all(4, 10).await.unwrap().is_empty());
+    reads_into_used_buffers(store).await;
+}
+
+/// `read_all_into` gives what `read_all` gives, whatever the buffer held
+/// (its envelopes are overwritten and reused, never kept).
+async fn reads_into_used_buffers(store: &dyn EventStore) {
+    let all = store.read_all(0, 1000).await.unwrap();
+    assert!(!all.is_empty());
+    let stale: Vec<_> = all.iter().rev().cloned().chain(all.iter().cloned()).collect();
+    for (after, max) in [(0, 1000), (1, 2), (all.len() as u64 - 1, 10), (all.len() as u64, 10)] {
+        let expected = store.read_all(after, max).await.unwrap();
+        for used in [Vec::new(), stale.clone(), stale[..1].to_vec()] {
+            assert_eq!(store.read_all_into(after, max, used).await.unwrap(), expected, "after {after}, max {max}");
+        }
+    }
 }
 
 async fn conflicts_and_atomicity(store: &dyn EventStore) {
@@ -172,6 +187,8 @@ async fn stores_keep_events_across_reopen() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let again = if reopen_twice == 0 { common::embedded(dir.path()) } else { common::postgres(&settings).await };
         assert_eq!(*again.head().borrow(), 2);
+        // Read from the file (nothing in memory after a reopen).
+        reads_into_used_buffers(again.as_ref()).await;
         assert_eq!(again.read_stream("r/1", 1).await.unwrap().iter().map(tag).collect::<Vec<_>>(), ["r1", "r2"]);
         assert!(matches!(again.append(one("r/1", ExpectedVersion::Exact(0), &["r3"])).await, Err(StoreError::Conflict { .. })));
         again.append(one("r/1", ExpectedVersion::Exact(2), &["r3"])).await.unwrap();

@@ -73,10 +73,12 @@ pub trait EventStore: Send + Sync + 'static {
     }
     /// Up to `max` events with `position > after`, in position order (catch-up).
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError>;
-    /// The same events appended to `out` (which comes back with them), so a
-    /// reader that folds the whole log reuses one buffer instead of a fresh
-    /// one per batch.
+    /// The same events in `out`, which comes back holding exactly them: the
+    /// envelopes it held are overwritten, their buffers reused where the
+    /// store can (a reader that folds the whole log then allocates per batch
+    /// neither the vector nor the envelopes' strings and payloads).
     async fn read_all_into(&self, after: u64, max: usize, mut out: Vec<EventEnvelope>) -> Result<Vec<EventEnvelope>, StoreError> {
+        out.clear();
         out.extend(self.read_all(after, max).await?);
         Ok(out)
     }

@@ -7,8 +7,10 @@
 pub mod codec;
 mod envelope;
 mod payload;
+mod reuse;
 mod upcast;
 
 pub use envelope::{EventEnvelope, EventId, StreamId};
 pub use payload::{EventPayload, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordDeletedV1, RecordUpdated};
+pub use reuse::{copy_envelope_into, decode_envelope_into};
 pub use upcast::{registry, Upcaster, Upcasters};

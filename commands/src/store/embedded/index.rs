@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use domain::event::EventEnvelope;
+use domain::event::{copy_envelope_into, EventEnvelope};
 
 #[derive(Default)]
 pub(crate) struct Index {
@@ -54,15 +54,25 @@ impl Index {
         self.recent.push_back(envelope);
     }
 
-    /// Appends up to `max` events after `after` from the in-memory tail to
-    /// `out`, when the tail reaches back that far (returns whether it did).
+    /// Up to `max` events after `after` from the in-memory tail into `out`
+    /// (overwriting the envelopes it holds, reusing their buffers), when the
+    /// tail reaches back that far (returns whether it did; `out` is untouched
+    /// when not).
     pub fn recent_into(&self, after: u64, max: usize, out: &mut Vec<EventEnvelope>) -> bool {
         let Some(first) = self.recent.front().map(|e| e.position) else { return false };
         if after + 1 < first {
             return false;
         }
         let skip = (after + 1 - first) as usize;
-        out.extend(self.recent.iter().skip(skip).take(max).cloned());
+        let mut next = 0;
+        for event in self.recent.iter().skip(skip).take(max) {
+            match out.get_mut(next) {
+                Some(used) => copy_envelope_into(event, used),
+                None => out.push(event.clone()),
+            }
+            next += 1;
+        }
+        out.truncate(next);
         true
     }
 

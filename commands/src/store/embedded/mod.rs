@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use domain::event::codec::decode_envelope;
-use domain::event::EventEnvelope;
+use domain::event::{decode_envelope_into, EventEnvelope};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::frame::read_frame;
@@ -79,12 +79,14 @@ pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
 }
 
 impl Shared {
-    /// Reads and decodes the frames in bytes `[start, end)` of the log into `out`.
-    fn read_range(&self, start: u64, end: u64, out: &mut Vec<EventEnvelope>) -> Result<(), StoreError> {
+    /// Reads and decodes the frames in bytes `[start, end)` of the log into
+    /// `out` after its first `keep` envelopes; envelopes beyond those are
+    /// overwritten (their buffers reused), and `out` ends with the last frame.
+    fn read_range(&self, start: u64, end: u64, keep: usize, out: &mut Vec<EventEnvelope>) -> Result<(), StoreError> {
         SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
             buf.resize((end - start) as usize, 0);
-            let read = self.read_frames(start, buf, out);
+            let read = self.read_frames(start, buf, keep, out);
             if buf.capacity() > SCRATCH_KEPT {
                 *buf = Vec::new();
             }
@@ -92,19 +94,26 @@ impl Shared {
         })
     }
 
-    fn read_frames(&self, start: u64, buf: &mut [u8], out: &mut Vec<EventEnvelope>) -> Result<(), StoreError> {
+    fn read_frames(&self, start: u64, buf: &mut [u8], keep: usize, out: &mut Vec<EventEnvelope>) -> Result<(), StoreError> {
         self.reader.read_exact_at(buf, start)?;
         let mut cursor = 0;
+        let mut next = keep;
         while cursor < buf.len() {
             match read_frame(&buf[cursor..]) {
                 Ok(Some((body, len))) => {
-                    out.push(decode_envelope(body).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+                    let decoded = match out.get_mut(next) {
+                        Some(used) => decode_envelope_into(body, used),
+                        None => decode_envelope(body).map(|envelope| out.push(envelope)),
+                    };
+                    decoded.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    next += 1;
                     cursor += len;
                 }
                 Ok(None) => return Err(StoreError::Corrupt(format!("short frame at {}", start + cursor as u64))),
                 Err(e) => return Err(StoreError::Corrupt(format!("frame at {}: {e}", start + cursor as u64))),
             }
         }
+        out.truncate(next);
         Ok(())
     }
 
@@ -115,7 +124,7 @@ impl Shared {
         };
         let mut out = Vec::with_capacity(ranges.len());
         for (start, end) in ranges {
-            self.read_range(start, end, &mut out)?;
+            self.read_range(start, end, out.len(), &mut out)?;
         }
         Ok(out)
     }
@@ -180,6 +189,7 @@ impl EventStore for EmbeddedStore {
             let index = self.shared.index.read().expect("index lock");
             let head = index.head();
             if after >= head || max == 0 {
+                out.clear();
                 return Ok(out);
             }
             if index.recent_into(after, max, &mut out) {
@@ -189,9 +199,9 @@ impl EventStore for EmbeddedStore {
             let (start, end) = index.range(after + 1, last);
             (start, end, (last - after) as usize)
         };
-        out.reserve(count);
+        out.reserve(count.saturating_sub(out.len()));
         let shared = self.shared.clone();
-        blocking(move || shared.read_range(start, end, &mut out).map(|()| out)).await
+        blocking(move || shared.read_range(start, end, 0, &mut out).map(|()| out)).await
     }
 
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
