@@ -123,6 +123,12 @@ impl Rows {
         self.tree.len() + self.tail.len()
     }
 
+    /// Rows waiting in the tail (tests check bulk loads use it).
+    #[cfg(test)]
+    pub fn tail_len(&self) -> usize {
+        self.tail.len()
+    }
+
     /// The tree, for a bulk index build; call [`Rows::settle`] first.
     pub fn settled(&self) -> &BTreeMap<Arc<str>, Arc<Record>> {
         debug_assert!(self.tail.is_empty(), "rows settled before an index build");

@@ -276,7 +276,11 @@ pub(crate) struct Table {
 impl Table {
     /// An empty table; `deferred` while the model is bulk loading.
     pub fn new(deferred: bool) -> Table {
-        Table { deferred, ..Table::default() }
+        let mut table = Table::default();
+        if deferred {
+            table.defer_indexes();
+        }
+        table
     }
 
     /// Sets which fields are indexed (from the object's definition) and rebuilds the indexes.
@@ -400,5 +404,23 @@ impl Table {
     /// Ids with exactly this key, in id order.
     pub fn equal(&self, field: &str, key: &IndexKey) -> Option<&IdSet> {
         self.indexes.get(field).and_then(|index| index.keys.get(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table first seen during a bulk load (its object defined in the same
+    /// log) appends its rows too, not only tables that existed before.
+    #[test]
+    fn a_table_made_during_a_bulk_load_appends_its_rows() {
+        let mut table = Table::new(true);
+        for i in 0..10 {
+            table.put(format!("r{i:02}"), Record::new());
+        }
+        assert_eq!(table.rows.tail_len(), 10);
+        table.build_indexes();
+        assert_eq!((table.rows.tail_len(), table.row_count()), (0, 10));
     }
 }
