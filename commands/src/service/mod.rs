@@ -44,8 +44,11 @@ impl CommandService {
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
         let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: domain::event::registry() };
         let mut after = 0;
+        // One buffer for the whole fold: each read decodes into the envelopes
+        // of the batch before (no allocations per event for the envelope).
+        let mut batch = Vec::new();
         loop {
-            let batch = service.store.read_all(after, CATCH_UP_BATCH).await?;
+            batch = service.store.read_all_into(after, CATCH_UP_BATCH, batch).await?;
             let Some(last) = batch.last() else { break };
             after = last.position;
             service.apply(&batch)?;
