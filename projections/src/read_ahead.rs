@@ -29,8 +29,8 @@ const DEPTH: usize = 2;
 /// could not be decoded: the fold passes it by, and the error is logged).
 #[derive(Default)]
 pub struct Batch {
-    pub envelopes: Vec<EventEnvelope>,
-    pub payloads: Vec<Option<EventPayload>>,
+    envelopes: Vec<EventEnvelope>,
+    payloads: Vec<Option<EventPayload>>,
 }
 
 impl Batch {
