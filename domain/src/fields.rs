@@ -7,6 +7,9 @@
 //! order without pointer chasing. Read models keep millions of records, so
 //! this is most of their memory.
 //!
+//! Field names are [`Name`]s: decoded records share one interned copy of each
+//! name (see [`crate::name`]).
+//!
 //! The API is the subset of `BTreeMap<String, Value>` the code base uses, with
 //! the same semantics (one value per name, iteration in name order, a later
 //! insert replaces), and the bincode encoding is the map's, byte for byte
@@ -19,17 +22,18 @@ use bincode::enc::Encoder;
 use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
 
+use crate::name::Name;
 use crate::value::Value;
 
 /// A record: field name to value. System fields (`id`, `created_at`, ...) included.
 #[derive(Clone, Default, PartialEq)]
 pub struct Record {
     /// Sorted by name, names unique.
-    fields: Vec<(String, Value)>,
+    fields: Vec<(Name, Value)>,
 }
 
 /// Iterates a record's fields in name order.
-pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a String, &'a Value)>;
+pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, (Name, Value)>, fn(&'a (Name, Value)) -> (&'a Name, &'a Value)>;
 
 impl Record {
     pub fn new() -> Record {
@@ -49,7 +53,8 @@ impl Record {
     }
 
     /// Sets a field; returns the value it replaced.
-    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, name: impl Into<Name>, value: Value) -> Option<Value> {
+        let name = name.into();
         match self.find(&name) {
             Ok(at) => Some(std::mem::replace(&mut self.fields[at].1, value)),
             Err(at) => {
@@ -75,21 +80,21 @@ impl Record {
         self.fields.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Name> + ExactSizeIterator {
         self.fields.iter().map(|(k, _)| k)
     }
 
     /// Keeps the fields for which `keep` says so.
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Name, &mut Value) -> bool) {
         self.fields.retain_mut(|(k, v)| keep(k, v));
     }
 
     /// Builds from pairs in any order; of repeated names the last one wins.
-    fn from_pairs(mut fields: Vec<(String, Value)>) -> Record {
+    fn from_pairs(mut fields: Vec<(Name, Value)>) -> Record {
         if !fields.windows(2).all(|w| w[0].0 < w[1].0) {
             // Stable: among equal names the last one given is last, and kept.
             fields.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut unique: Vec<(String, Value)> = Vec::with_capacity(fields.len());
+            let mut unique: Vec<(Name, Value)> = Vec::with_capacity(fields.len());
             for pair in fields {
                 match unique.last_mut() {
                     Some(last) if last.0 == pair.0 => *last = pair,
@@ -108,14 +113,14 @@ impl std::fmt::Debug for Record {
     }
 }
 
-impl FromIterator<(String, Value)> for Record {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(pairs: I) -> Record {
-        Record::from_pairs(pairs.into_iter().collect())
+impl<K: Into<Name>> FromIterator<(K, Value)> for Record {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(pairs: I) -> Record {
+        Record::from_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 }
 
-impl Extend<(String, Value)> for Record {
-    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, pairs: I) {
+impl<K: Into<Name>> Extend<(K, Value)> for Record {
+    fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, pairs: I) {
         for (name, value) in pairs {
             self.insert(name, value);
         }
@@ -123,15 +128,15 @@ impl Extend<(String, Value)> for Record {
 }
 
 impl IntoIterator for Record {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (Name, Value);
+    type IntoIter = std::vec::IntoIter<(Name, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.fields.into_iter()
     }
 }
 
 impl<'a> IntoIterator for &'a Record {
-    type Item = (&'a String, &'a Value);
+    type Item = (&'a Name, &'a Value);
     type IntoIter = Iter<'a>;
     fn into_iter(self) -> Iter<'a> {
         self.iter()
@@ -141,7 +146,7 @@ impl<'a> IntoIterator for &'a Record {
 impl From<BTreeMap<String, Value>> for Record {
     fn from(map: BTreeMap<String, Value>) -> Record {
         // Already in name order and unique.
-        Record { fields: map.into_iter().collect() }
+        Record { fields: map.into_iter().map(|(k, v)| (Name::from(k), v)).collect() }
     }
 }
 
@@ -160,7 +165,7 @@ impl Encode for Record {
     fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
         (self.fields.len() as u64).encode(encoder)?;
         for (name, value) in &self.fields {
-            name.encode(encoder)?;
+            name.as_str().encode(encoder)?;
             value.encode(encoder)?;
         }
         Ok(())
@@ -171,13 +176,13 @@ impl<Context> Decode<Context> for Record {
     fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Record, DecodeError> {
         let len = u64::decode(decoder)?;
         let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
-        decoder.claim_container_read::<(String, Value)>(len)?;
+        decoder.claim_container_read::<(Name, Value)>(len)?;
         // The length is read, not trusted: a damaged one must fail on the
         // missing bytes, not reserve memory for them.
         let mut fields = Vec::with_capacity(len.min(PREALLOCATE_AT_MOST));
         for _ in 0..len {
-            decoder.unclaim_bytes_read(std::mem::size_of::<(String, Value)>());
-            let name = String::decode(decoder)?;
+            decoder.unclaim_bytes_read(std::mem::size_of::<(Name, Value)>());
+            let name = decode_name(decoder)?;
             let value = Value::decode(decoder)?;
             fields.push((name, value));
         }
@@ -187,6 +192,26 @@ impl<Context> Decode<Context> for Record {
 }
 
 bincode::impl_borrow_decode!(Record);
+
+/// A field name as bincode encodes a `String` (a length, then the bytes),
+/// interned: read in place when the bytes are at hand (decoding from a slice,
+/// as the stores do), so a known name costs no allocation.
+fn decode_name<D: Decoder>(decoder: &mut D) -> Result<Name, DecodeError> {
+    use bincode::de::read::Reader;
+    let len = u64::decode(decoder)?;
+    let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
+    decoder.claim_container_read::<u8>(len)?;
+    if let Some(bytes) = decoder.reader().peek_read(len) {
+        let name = std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
+        let name = Name::interned(name);
+        decoder.reader().consume(len);
+        return Ok(name);
+    }
+    let mut bytes = vec![0u8; len];
+    decoder.reader().read(&mut bytes)?;
+    let name = std::str::from_utf8(&bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
+    Ok(Name::interned(name))
+}
 
 impl serde::Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -211,7 +236,7 @@ mod tests {
         }
         assert_eq!(record.remove("c"), map.remove("c"));
         assert_eq!(record.remove("zz"), map.remove("zz"));
-        assert_eq!(record.iter().collect::<Vec<_>>(), map.iter().collect::<Vec<_>>());
+        assert_eq!(record.iter().map(|(k, v)| (k.as_str(), v)).collect::<Vec<_>>(), map.iter().map(|(k, v)| (k.as_str(), v)).collect::<Vec<_>>());
         assert_eq!(record.get("a"), map.get("a"));
         assert!(!record.contains_key("c"));
         let collected: Record = vec![("x".to_string(), text("1")), ("a".to_string(), text("2")), ("x".to_string(), text("3"))].into_iter().collect();
@@ -230,7 +255,13 @@ mod tests {
         // Bytes whose names are out of order (not written by us) still decode into order.
         let unordered = bincode::encode_to_vec(vec![("b".to_string(), Value::Int(1)), ("a".to_string(), Value::Int(2))], config).unwrap();
         let (back, _): (Record, usize) = bincode::decode_from_slice(&unordered, config).unwrap();
-        assert_eq!(back.keys().map(String::as_str).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(back.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+        // Decoded names are interned: one copy per distinct name.
+        let (again, _): (Record, usize) = bincode::decode_from_slice(&unordered, config).unwrap();
+        match (back.keys().next(), again.keys().next()) {
+            (Some(Name::Interned(a)), Some(Name::Interned(b))) => assert!(std::ptr::eq(*a, *b)),
+            other => panic!("decoded names are interned: {other:?}"),
+        }
         // A damaged length fails on the missing bytes (no huge reservation, no panic).
         let damaged = bincode::encode_to_vec(1u64 << 50, config).unwrap();
         assert!(bincode::decode_from_slice::<Record, _>(&damaged, config).is_err());

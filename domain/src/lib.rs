@@ -5,7 +5,7 @@
 //!
 //! Layout:
 //! - [`metadata`]: apps, objects, fields, validation rules, loading the protocol's JSON form.
-//! - [`value`]: the record value model and its JSON mapping; [`fields`]: the record itself (a sorted vector of fields).
+//! - [`value`]: the record value model and its JSON mapping; [`fields`]: the record itself (a sorted vector of fields); [`name`]: field names, interned when decoded.
 //! - [`validate`]: value rules per field type and the object-level validation rules.
 //! - [`formula`]: the formula language used by script rules, conditions and defaults.
 //! - [`event`]: the event envelope, payloads, the bincode codec and the upcaster path.
@@ -22,6 +22,7 @@ pub mod fields;
 pub mod formula;
 pub mod hash;
 pub mod metadata;
+pub mod name;
 pub mod query;
 pub mod record;
 pub mod time;

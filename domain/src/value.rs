@@ -43,7 +43,7 @@ impl Value {
             Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
             Value::Text(s) => serde_json::Value::String(s.clone()),
             Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
         }
     }
 
@@ -177,7 +177,7 @@ impl serde::Serialize for Value {
 
 /// Converts a whole record to a JSON object.
 pub fn record_to_json(record: &Record) -> serde_json::Value {
-    serde_json::Value::Object(record.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    serde_json::Value::Object(record.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect())
 }
 
 #[cfg(test)]

@@ -36,10 +36,10 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
         let mut streams = Vec::with_capacity(1000);
         for _ in 0..1000.min(events - n) {
             let mut record = Record::new();
-            record.insert("id".into(), Value::Text(format!("i{n:08}")));
-            record.insert("title".into(), Value::Text(format!("item {n}")));
-            record.insert("status".into(), Value::Text(if n.is_multiple_of(2) { "open" } else { "done" }.into()));
-            record.insert("amount".into(), Value::Int((n % 1000) as i64));
+            record.insert("id", Value::Text(format!("i{n:08}")));
+            record.insert("title", Value::Text(format!("item {n}")));
+            record.insert("status", Value::Text(if n.is_multiple_of(2) { "open" } else { "done" }.into()));
+            record.insert("amount", Value::Int((n % 1000) as i64));
             let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
             streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
             n += 1;

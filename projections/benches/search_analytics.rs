@@ -63,15 +63,15 @@ fn main() {
     for n in 0..records {
         let mut record = Record::new();
         let id = format!("d{n:08}");
-        record.insert("id".into(), Value::Text(id.clone()));
+        record.insert("id", Value::Text(id.clone()));
         let title: Vec<String> = (0..3).map(|_| word(rng.below(VOCABULARY))).collect();
         let notes: Vec<String> = (0..12).map(|_| word(rng.below(VOCABULARY))).collect();
-        record.insert("title".into(), Value::Text(title.join(" ")));
-        record.insert("notes".into(), Value::Text(notes.join(" ")));
-        record.insert("region".into(), Value::Text(regions[rng.below(8) as usize].into()));
-        record.insert("rep".into(), Value::Text(format!("rep {}", rng.below(1000))));
-        record.insert("amount".into(), Value::Float(rng.below(1_000_000) as f64 / 100.0));
-        record.insert("closed_on".into(), Value::Text(format!("2026-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))));
+        record.insert("title", Value::Text(title.join(" ")));
+        record.insert("notes", Value::Text(notes.join(" ")));
+        record.insert("region", Value::Text(regions[rng.below(8) as usize].into()));
+        record.insert("rep", Value::Text(format!("rep {}", rng.below(1000))));
+        record.insert("amount", Value::Float(rng.below(1_000_000) as f64 / 100.0));
+        record.insert("closed_on", Value::Text(format!("2026-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))));
         let payload = EventPayload::RecordCreated(RecordCreated { object: "deal".into(), id, record });
         let env = envelope(n + 2, &payload);
         let t = Instant::now();

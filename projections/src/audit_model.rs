@@ -113,7 +113,7 @@ pub struct AuditModel {
 /// The changes an event made, `(field, old value, new value)`.
 fn changes_of(payload: EventPayload) -> Vec<(String, Value, Value)> {
     fn all(record: Record, created: bool) -> Vec<(String, Value, Value)> {
-        record.into_iter().map(|(f, v)| if created { (f, Value::Null, v) } else { (f, v, Value::Null) }).collect()
+        record.into_iter().map(|(f, v)| if created { (f.into(), Value::Null, v) } else { (f.into(), v, Value::Null) }).collect()
     }
     match payload {
         EventPayload::RecordCreated(e) => all(e.record, true),

@@ -113,9 +113,9 @@ mod tests {
 
     fn created() -> EventPayload {
         let mut record = Record::new();
-        record.insert("subject".into(), Value::Text("hello".into()));
-        record.insert("n".into(), Value::Float(1.5));
-        record.insert("tags".into(), Value::List(vec![Value::Text("a".into())]));
+        record.insert("subject", Value::Text("hello".into()));
+        record.insert("n", Value::Float(1.5));
+        record.insert("tags", Value::List(vec![Value::Text("a".into())]));
         EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record })
     }
 
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn record_deleted_v1_is_read_as_v2() {
         let mut previous = Record::new();
-        previous.insert("title".into(), Value::Text("gone".into()));
+        previous.insert("title", Value::Text("gone".into()));
         let v1 = encode(&RecordDeletedV1 { object: "note".into(), id: "n1".into(), previous: previous.clone() });
         let expected = EventPayload::RecordDeleted(RecordDeleted { object: "note".into(), id: "n1".into(), previous, cause: None });
         assert_eq!(decode_payload("record.deleted", 1, &v1, crate::event::registry()).unwrap(), expected);

@@ -176,7 +176,7 @@ fn create(object: &ObjectDef, state: &RecordState, id: &str, data: &Map<String, 
     check_id(object, id)?;
     let mut errors = Vec::new();
     let mut record = Record::new();
-    record.insert("id".into(), Value::Text(id.to_string()));
+    record.insert("id", Value::Text(id.to_string()));
     for (name, value) in written_values(object, data, None, &mut errors) {
         if !value.is_null() {
             record.insert(name, value);
@@ -195,10 +195,10 @@ fn create(object: &ObjectDef, state: &RecordState, id: &str, data: &Map<String, 
         }
     }
     let now = Value::Text(ctx.now.to_rfc3339());
-    record.insert("created_at".into(), now.clone());
-    record.insert("updated_at".into(), now);
-    record.insert("created_by".into(), Value::Text(ctx.actor.to_string()));
-    record.insert("modified_by".into(), Value::Text(ctx.actor.to_string()));
+    record.insert("created_at", now.clone());
+    record.insert("updated_at", now);
+    record.insert("created_by", Value::Text(ctx.actor.to_string()));
+    record.insert("modified_by", Value::Text(ctx.actor.to_string()));
 
     check_presence_and_references(object, &record, None, &|_| true, ctx, &mut errors);
     check_unique_sets(object, &record, &|_| true, ctx, &mut errors);
@@ -224,10 +224,10 @@ fn update(object: &ObjectDef, state: &RecordState, id: &str, patch: &Map<String,
         };
     }
     let changed_fields: Vec<String> = {
-        let mut names: Vec<&String> = record.keys().chain(current.keys()).collect();
+        let mut names: Vec<&crate::name::Name> = record.keys().chain(current.keys()).collect();
         names.sort();
         names.dedup();
-        names.into_iter().filter(|n| record.get(n) != current.get(n)).cloned().collect()
+        names.into_iter().filter(|n| record.get(n) != current.get(n)).map(|n| n.to_string()).collect()
     };
     let changed = |name: &str| changed_fields.iter().any(|c| c == name);
     check_presence_and_references(object, &record, Some(current), &changed, ctx, &mut errors);
@@ -236,8 +236,8 @@ fn update(object: &ObjectDef, state: &RecordState, id: &str, patch: &Map<String,
     if changed_fields.is_empty() {
         return Ok(Decision::default());
     }
-    record.insert("updated_at".into(), Value::Text(ctx.now.to_rfc3339()));
-    record.insert("modified_by".into(), Value::Text(ctx.actor.to_string()));
+    record.insert("updated_at", Value::Text(ctx.now.to_rfc3339()));
+    record.insert("modified_by", Value::Text(ctx.actor.to_string()));
     let outcome = run_rules(object, &record, Some(current), RuleEvent::Update, ctx);
     reject_if_errors(object, outcome.errors)?;
 

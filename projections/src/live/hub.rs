@@ -270,9 +270,9 @@ impl Hub {
                 continue;
             }
             let record_event = match payload {
-                EventPayload::RecordCreated(e) => Some((ChangeKind::Created, &e.object, &e.id, e.record.keys().cloned().collect::<Vec<_>>())),
+                EventPayload::RecordCreated(e) => Some((ChangeKind::Created, &e.object, &e.id, e.record.keys().map(|k| k.to_string()).collect::<Vec<_>>())),
                 EventPayload::RecordUpdated(e) => Some((ChangeKind::Updated, &e.object, &e.id, e.changes.iter().map(|c| c.field.clone()).collect())),
-                EventPayload::RecordDeleted(e) => Some((ChangeKind::Deleted, &e.object, &e.id, e.previous.keys().cloned().collect())),
+                EventPayload::RecordDeleted(e) => Some((ChangeKind::Deleted, &e.object, &e.id, e.previous.keys().map(|k| k.to_string()).collect())),
                 _ => None,
             };
             let Some((kind, object, id, changed)) = record_event.filter(|_| watched) else {

@@ -202,10 +202,10 @@ mod tests {
         let rows: BTreeMap<Arc<str>, Arc<Record>> = (0..500)
             .map(|i: i64| {
                 let mut record = Record::new();
-                record.insert("n".into(), if i % 7 == 0 { Value::Text("NaN".into()) } else { Value::Int(i % 13 - 6) });
-                record.insert("t".into(), Value::Text(format!("{}", i * 7919 % 61)));
+                record.insert("n", if i % 7 == 0 { Value::Text("NaN".into()) } else { Value::Int(i % 13 - 6) });
+                record.insert("t", Value::Text(format!("{}", i * 7919 % 61)));
                 if i % 3 != 0 {
-                    record.insert("b".into(), Value::Bool(i % 2 == 0));
+                    record.insert("b", Value::Bool(i % 2 == 0));
                 }
                 (Arc::from(format!("r{i:04}")), Arc::new(record))
             })

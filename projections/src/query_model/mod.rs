@@ -342,7 +342,7 @@ pub(crate) fn select<'a>(record: &mut Record, fields: &[String], expanded: impl 
     let mut keep: Vec<&str> = fields.iter().map(|f| f.split('.').next().unwrap_or(f)).collect();
     keep.push("id");
     let expanded: Vec<&String> = expanded.collect();
-    record.retain(|k, _| keep.contains(&k.as_str()) || expanded.contains(&k));
+    record.retain(|k, _| keep.contains(&k.as_str()) || expanded.iter().any(|e| e.as_str() == k.as_str()));
 }
 
 /// Nulls sort last ascending and first descending (as PostgreSQL does).

@@ -194,7 +194,7 @@ fn bulk_loaded_indexes_answer_like_incremental_ones() {
                 id: id.clone(),
                 record: record(json!({"id": id, "name": format!("n{}", next(30)), "won": next(2) == 0}))
                     .into_iter()
-                    .chain([("stage".to_string(), stage), ("amount".to_string(), amount)])
+                    .chain([("stage".into(), stage), ("amount".into(), amount)])
                     .collect(),
             }),
             6..=8 => EventPayload::RecordUpdated(RecordUpdated {

@@ -64,11 +64,11 @@ mod tests {
     fn keeps_text_by_field() {
         let mut names = Names::default();
         let mut record = Record::new();
-        record.insert("id".into(), Value::Text("r1".into()));
-        record.insert("created_by".into(), Value::Text("ann".into()));
-        record.insert("title".into(), Value::Text("Hello".into()));
-        record.insert("tags".into(), Value::List(vec![Value::Text("a".into()), Value::Int(3), Value::Text("b".into())]));
-        record.insert("amount".into(), Value::Int(3));
+        record.insert("id", Value::Text("r1".into()));
+        record.insert("created_by", Value::Text("ann".into()));
+        record.insert("title", Value::Text("Hello".into()));
+        record.insert("tags", Value::List(vec![Value::Text("a".into()), Value::Int(3), Value::Text("b".into())]));
+        record.insert("amount", Value::Int(3));
         let mut texts = RecordTexts::of(&record, &mut names);
         assert_eq!(
             (texts.get("id"), texts.get("created_by"), texts.get("title"), texts.get("tags"), texts.get("amount")),
