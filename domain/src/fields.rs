@@ -180,9 +180,12 @@ impl<Context> Decode<Context> for Record {
         // The length is read, not trusted: a damaged one must fail on the
         // missing bytes, not reserve memory for them.
         let mut fields = Vec::with_capacity(len.min(PREALLOCATE_AT_MOST));
+        // Only the record a payload carries interns its names (taken here, so
+        // maps nested in its values, which are data, keep owned keys).
+        let intern = INTERN_NEXT.replace(false);
         for _ in 0..len {
             decoder.unclaim_bytes_read(std::mem::size_of::<(Name, Value)>());
-            let name = decode_name(decoder)?;
+            let name = decode_name(decoder, intern)?;
             let value = Value::decode(decoder)?;
             fields.push((name, value));
         }
@@ -193,24 +196,40 @@ impl<Context> Decode<Context> for Record {
 
 bincode::impl_borrow_decode!(Record);
 
+thread_local! {
+    /// Whether the next record decoded on this thread is a payload's record,
+    /// whose names are field names (see [`with_interned_names`]).
+    static INTERN_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a payload decode whose first record is the payload's record: its
+/// field names are interned. Nothing else is: not maps nested in values (their
+/// keys are data, which erasure must be able to remove), not records decoded
+/// elsewhere.
+pub(crate) fn with_interned_names<T>(decode: impl FnOnce() -> T) -> T {
+    INTERN_NEXT.set(true);
+    let decoded = decode();
+    INTERN_NEXT.set(false);
+    decoded
+}
+
 /// A field name as bincode encodes a `String` (a length, then the bytes),
-/// interned: read in place when the bytes are at hand (decoding from a slice,
-/// as the stores do), so a known name costs no allocation.
-fn decode_name<D: Decoder>(decoder: &mut D) -> Result<Name, DecodeError> {
+/// read in place when the bytes are at hand (decoding from a slice, as the
+/// stores do), so an interned name costs no allocation.
+fn decode_name<D: Decoder>(decoder: &mut D, intern: bool) -> Result<Name, DecodeError> {
     use bincode::de::read::Reader;
+    let name_of = |name: &str| if intern { Name::interned(name) } else { Name::from(name) };
     let len = u64::decode(decoder)?;
     let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
     decoder.claim_container_read::<u8>(len)?;
     if let Some(bytes) = decoder.reader().peek_read(len) {
-        let name = std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
-        let name = Name::interned(name);
+        let name = name_of(std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?);
         decoder.reader().consume(len);
         return Ok(name);
     }
     let mut bytes = vec![0u8; len];
     decoder.reader().read(&mut bytes)?;
-    let name = std::str::from_utf8(&bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
-    Ok(Name::interned(name))
+    Ok(name_of(std::str::from_utf8(&bytes).map_err(|inner| DecodeError::Utf8 { inner })?))
 }
 
 impl serde::Serialize for Record {
@@ -256,12 +275,16 @@ mod tests {
         let unordered = bincode::encode_to_vec(vec![("b".to_string(), Value::Int(1)), ("a".to_string(), Value::Int(2))], config).unwrap();
         let (back, _): (Record, usize) = bincode::decode_from_slice(&unordered, config).unwrap();
         assert_eq!(back.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
-        // Decoded names are interned: one copy per distinct name.
-        let (again, _): (Record, usize) = bincode::decode_from_slice(&unordered, config).unwrap();
-        match (back.keys().next(), again.keys().next()) {
+        // A payload's record interns its names (one copy per distinct name);
+        // any other record keeps owned names.
+        assert!(matches!(back.keys().next(), Some(Name::Owned(_))));
+        let decode = || bincode::decode_from_slice::<Record, _>(&unordered, config).unwrap().0;
+        let (first, second) = (with_interned_names(decode), with_interned_names(decode));
+        match (first.keys().next(), second.keys().next()) {
             (Some(Name::Interned(a)), Some(Name::Interned(b))) => assert!(std::ptr::eq(*a, *b)),
-            other => panic!("decoded names are interned: {other:?}"),
+            other => panic!("a payload's names are interned: {other:?}"),
         }
+        assert!(matches!(decode().keys().next(), Some(Name::Owned(_))), "the flag is spent by one record");
         // A damaged length fails on the missing bytes (no huge reservation, no panic).
         let damaged = bincode::encode_to_vec(1u64 << 50, config).unwrap();
         assert!(bincode::decode_from_slice::<Record, _>(&damaged, config).is_err());

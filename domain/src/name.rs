@@ -8,10 +8,13 @@
 //! in a small cache per thread, so decoding a record allocates nothing for
 //! its names and a record holds only a pointer to each.
 //!
-//! Only decoding interns: stored events passed validation, so their names are
-//! declared fields. Names built from input (`From<String>`) are owned, so a
-//! client sending made-up field names cannot grow the intern table; and the
-//! table stops taking names at [`MAX_INTERNED`] whatever happens.
+//! Only the decoding of a stored payload's record interns: stored events
+//! passed validation, so those names are declared fields. Keys of maps nested
+//! in values are data and stay owned (erasing a person's data must not leave
+//! a copy here), and so do names built from input (`From<String>`), so a
+//! client sending made-up field names cannot grow the intern table. The table
+//! stops taking names at [`MAX_INTERNED`], and never takes one longer than
+//! [`MAX_INTERNED_LEN`] bytes.
 
 use std::borrow::Borrow;
 use std::cell::Cell;
@@ -27,6 +30,10 @@ pub enum Name {
 
 /// Distinct names the process interns at most (beyond, names are owned).
 pub const MAX_INTERNED: usize = 65_536;
+
+/// Longer names are owned (field names are identifiers of a few dozen
+/// bytes; this bounds the table at a few megabytes whatever it is fed).
+pub const MAX_INTERNED_LEN: usize = 64;
 
 /// Every interned name, leaked once (bounded by [`MAX_INTERNED`]).
 static INTERNED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
@@ -53,6 +60,9 @@ impl Name {
     /// The interned copy of `name` (made on first use), or an owned one once
     /// the table is full.
     pub fn interned(name: &str) -> Name {
+        if name.len() > MAX_INTERNED_LEN {
+            return Name::Owned(name.into());
+        }
         let at = slot(name);
         if let Some(known) = RECENT.with(|recent| recent[at].get()).filter(|known| *known == name) {
             return Name::Interned(known);
@@ -204,5 +214,6 @@ mod tests {
         let (owned, interned) = (Name::from("a"), Name::interned("b"));
         assert!(owned < interned);
         assert_eq!(String::from(a), "title");
+        assert!(matches!(Name::interned(&"x".repeat(MAX_INTERNED_LEN + 1)), Name::Owned(_)), "long names are owned");
     }
 }

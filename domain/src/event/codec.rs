@@ -68,9 +68,9 @@ pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcas
         bytes
     };
     Ok(match event_type {
-        "record.created" => EventPayload::RecordCreated(decode(bytes, event_type)?),
+        "record.created" => EventPayload::RecordCreated(crate::fields::with_interned_names(|| decode(bytes, event_type))?),
         "record.updated" => EventPayload::RecordUpdated(decode(bytes, event_type)?),
-        "record.deleted" => EventPayload::RecordDeleted(decode(bytes, event_type)?),
+        "record.deleted" => EventPayload::RecordDeleted(crate::fields::with_interned_names(|| decode(bytes, event_type))?),
         "object.defined" => EventPayload::ObjectDefined(decode(bytes, event_type)?),
         "object.altered" => EventPayload::ObjectAltered(decode(bytes, event_type)?),
         "object.removed" => EventPayload::ObjectRemoved(decode(bytes, event_type)?),
@@ -103,6 +103,29 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<EventEnvelope, DomainError> {
 mod tests {
     use super::*;
     use crate::value::{Record, Value};
+
+    /// Field names of a payload's record are interned; keys of maps inside
+    /// its values, and of maps in an update's changes, are data and stay owned.
+    #[test]
+    fn only_a_payloads_field_names_are_interned() {
+        use crate::name::Name;
+        let nested: Record = [("someone@example.com", Value::Int(1))].into_iter().collect();
+        let mut record = Record::new();
+        record.insert("subject", Value::Text("x".into()));
+        record.insert("profile", Value::Map(nested.clone()));
+        let created = EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record });
+        let (event_type, version, bytes) = encode_payload(&created);
+        let Ok(EventPayload::RecordCreated(back)) = decode_payload(event_type, version, &bytes, &Upcasters::default()) else { panic!("decodes") };
+        assert!(back.record.keys().all(|k| matches!(k, Name::Interned(_))));
+        let Some(Value::Map(map)) = back.record.get("profile") else { panic!("a map") };
+        assert!(map.keys().all(|k| matches!(k, Name::Owned(_))));
+        let change = crate::event::FieldChange { field: "profile".into(), old: Value::Null, new: Value::Map(nested) };
+        let updated = EventPayload::RecordUpdated(crate::event::RecordUpdated { object: "task".into(), id: "t1".into(), changes: vec![change] });
+        let (event_type, version, bytes) = encode_payload(&updated);
+        let Ok(EventPayload::RecordUpdated(back)) = decode_payload(event_type, version, &bytes, &Upcasters::default()) else { panic!("decodes") };
+        let Value::Map(map) = &back.changes[0].new else { panic!("a map") };
+        assert!(map.keys().all(|k| matches!(k, Name::Owned(_))));
+    }
 
     #[test]
     fn a_damaged_length_is_an_error_not_an_abort() {
