@@ -16,7 +16,6 @@
 //! stops taking names at [`MAX_INTERNED`], and never takes one longer than
 //! [`MAX_INTERNED_LEN`] bytes.
 
-use std::borrow::Borrow;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -102,18 +101,6 @@ impl std::ops::Deref for Name {
     }
 }
 
-impl Borrow<str> for Name {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Name {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl From<String> for Name {
     fn from(name: String) -> Name {
         Name::Owned(name.into_boxed_str())
@@ -123,12 +110,6 @@ impl From<String> for Name {
 impl From<&str> for Name {
     fn from(name: &str) -> Name {
         Name::Owned(name.into())
-    }
-}
-
-impl From<&String> for Name {
-    fn from(name: &String) -> Name {
-        Name::Owned(name.as_str().into())
     }
 }
 
@@ -158,18 +139,6 @@ impl PartialOrd for Name {
 impl Ord for Name {
     fn cmp(&self, other: &Name) -> std::cmp::Ordering {
         self.as_str().cmp(other.as_str())
-    }
-}
-
-impl std::hash::Hash for Name {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
-    }
-}
-
-impl PartialEq<str> for Name {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
     }
 }
 

@@ -35,11 +35,26 @@ fn encode<T: bincode::Encode>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: bincode::Decode<()>>(bytes: &[u8], event_type: &str) -> Result<T, DomainError> {
-    let (value, read) = bincode::decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| DomainError::Decode(format!("{event_type}: {e}")))?;
+    let decoded = bincode::decode_from_slice::<T, _>(bytes, CONFIG);
+    whole(decoded, bytes, event_type)
+}
+
+/// A value decoded from `bytes` that must have used every byte of them.
+pub(super) fn whole<T>(decoded: Result<(T, usize), bincode::error::DecodeError>, bytes: &[u8], what: &str) -> Result<T, DomainError> {
+    let (value, read) = decoded.map_err(|e| DomainError::Decode(format!("{what}: {e}")))?;
     if read != bytes.len() {
-        return Err(DomainError::Decode(format!("{event_type}: {} trailing bytes", bytes.len() - read)));
+        return Err(DomainError::Decode(format!("{what}: {} trailing bytes", bytes.len() - read)));
     }
     Ok(value)
+}
+
+/// The bincode body of an encoded envelope, after its format byte.
+pub(super) fn envelope_body(bytes: &[u8]) -> Result<&[u8], DomainError> {
+    match bytes.first() {
+        Some(&ENVELOPE_FORMAT) => Ok(&bytes[1..]),
+        Some(other) => Err(DomainError::Decode(format!("unknown envelope format {other}"))),
+        None => Err(DomainError::Decode("empty envelope".into())),
+    }
 }
 
 /// Encodes a payload: `(event_type, schema_version, bytes)`.
@@ -92,11 +107,7 @@ pub fn encode_envelope(envelope: &EventEnvelope) -> Vec<u8> {
 }
 
 pub fn decode_envelope(bytes: &[u8]) -> Result<EventEnvelope, DomainError> {
-    match bytes.first() {
-        Some(&ENVELOPE_FORMAT) => decode(&bytes[1..], "envelope"),
-        Some(other) => Err(DomainError::Decode(format!("unknown envelope format {other}"))),
-        None => Err(DomainError::Decode("empty envelope".into())),
-    }
+    decode(envelope_body(bytes)?, "envelope")
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use bincode::BorrowDecode;
 
-use super::codec::{CONFIG, ENVELOPE_FORMAT};
+use super::codec::{envelope_body, whole, CONFIG};
 use super::envelope::{EventEnvelope, EventId};
 use crate::error::DomainError;
 
@@ -40,15 +40,8 @@ fn assign(target: &mut String, source: &str) {
 /// Decodes an encoded envelope (as [`super::codec::decode_envelope`] does) into
 /// `target`, reusing its buffers.
 pub fn decode_envelope_into(bytes: &[u8], target: &mut EventEnvelope) -> Result<(), DomainError> {
-    let body = match bytes.first() {
-        Some(&ENVELOPE_FORMAT) => &bytes[1..],
-        Some(other) => return Err(DomainError::Decode(format!("unknown envelope format {other}"))),
-        None => return Err(DomainError::Decode("empty envelope".into())),
-    };
-    let (view, read): (EnvelopeView, usize) = bincode::borrow_decode_from_slice(body, CONFIG).map_err(|e| DomainError::Decode(format!("envelope: {e}")))?;
-    if read != body.len() {
-        return Err(DomainError::Decode(format!("envelope: {} trailing bytes", body.len() - read)));
-    }
+    let body = envelope_body(bytes)?;
+    let view: EnvelopeView = whole(bincode::borrow_decode_from_slice(body, CONFIG), body, "envelope")?;
     target.position = view.position;
     assign(&mut target.stream, view.stream);
     target.stream_version = view.stream_version;
