@@ -35,6 +35,14 @@ pub enum ErrorCode {
     Timeout,
     ServiceUnavailable,
     NotImplemented,
+    Unauthenticated,
+    InvalidCredentials,
+    InvalidToken,
+    SessionExpired,
+    PermissionDenied,
+    FieldNotAccessible,
+    RecordNotAccessible,
+    RateLimitExceeded,
 }
 
 /// Who must act on an error, which is what an HTTP status expresses.
@@ -45,6 +53,9 @@ pub enum ErrorCategory {
     Conflict,
     Server,
     Maintenance,
+    Authentication,
+    Authorization,
+    RateLimit,
 }
 
 impl ErrorCode {
@@ -77,6 +88,14 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::NotImplemented => "not_implemented",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::FieldNotAccessible => "field_not_accessible",
+            ErrorCode::RecordNotAccessible => "record_not_accessible",
+            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
         }
     }
 
@@ -89,6 +108,9 @@ impl ErrorCode {
             ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => ErrorCategory::Conflict,
             InternalError | DatabaseError | Timeout | NotImplemented => ErrorCategory::Server,
             ServiceUnavailable => ErrorCategory::Maintenance,
+            Unauthenticated | InvalidCredentials | InvalidToken | SessionExpired => ErrorCategory::Authentication,
+            PermissionDenied | FieldNotAccessible | RecordNotAccessible => ErrorCategory::Authorization,
+            RateLimitExceeded => ErrorCategory::RateLimit,
         }
     }
 }
@@ -138,6 +160,15 @@ pub enum DomainError {
     Duplicate { message: String, errors: Vec<FieldError> },
     #[error("cannot delete {object} {id}: {reason}")]
     DeleteRestricted { object: String, id: String, reason: String },
+    /// The caller may not do this (object permission, system permission).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The caller may not read (or write) a field the request names.
+    #[error("{0}")]
+    FieldNotAccessible(String),
+    /// The record exists but the caller's row rules refuse the operation.
+    #[error("{0}")]
+    RecordNotAccessible(String),
     /// A stored event could not be decoded (unknown type or schema version, corrupt bytes).
     #[error("cannot decode event: {0}")]
     Decode(String),
@@ -159,6 +190,9 @@ impl DomainError {
             DomainError::InvalidSort(_) => ErrorCode::InvalidSort,
             DomainError::Duplicate { .. } => ErrorCode::DuplicateValue,
             DomainError::DeleteRestricted { .. } => ErrorCode::DeleteRestricted,
+            DomainError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            DomainError::FieldNotAccessible(_) => ErrorCode::FieldNotAccessible,
+            DomainError::RecordNotAccessible(_) => ErrorCode::RecordNotAccessible,
             DomainError::Decode(_) => ErrorCode::InternalError,
         }
     }

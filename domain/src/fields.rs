@@ -48,6 +48,11 @@ impl Record {
         self.find(name).ok().map(|at| &self.fields[at].1)
     }
 
+    /// The value of a field, to change in place (masks reach into expanded relations).
+    pub fn get_mut_value(&mut self, name: &str) -> Option<&mut Value> {
+        self.find(name).ok().map(|at| &mut self.fields[at].1)
+    }
+
     pub fn contains_key(&self, name: &str) -> bool {
         self.find(name).is_ok()
     }

@@ -25,6 +25,7 @@ pub mod metadata;
 pub mod name;
 pub mod query;
 pub mod record;
+pub mod security;
 pub mod time;
 pub mod validate;
 pub mod value;

@@ -17,7 +17,11 @@ pub async fn request(server: &str, method: &str, path: &str) -> anyhow::Result<(
     let mut stream =
         tokio::net::TcpStream::connect(authority).await.with_context(|| format!("no server answers at {server} (is `objectstack serve` running?)"))?;
     let host = authority.split('/').next().unwrap_or(authority);
-    stream.write_all(format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\nAccept: application/json\r\n\r\n").as_bytes()).await?;
+    // A server whose app declares permissions needs an administrator's token (`OBJECTSTACK_TOKEN`).
+    let authorization = std::env::var("OBJECTSTACK_TOKEN").map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    stream
+        .write_all(format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\nAccept: application/json\r\n{authorization}\r\n").as_bytes())
+        .await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw);

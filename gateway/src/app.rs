@@ -47,6 +47,10 @@ pub struct System {
     pub graphql: crate::graphql::Schemas,
     /// The loaded app's display name.
     pub app_name: String,
+    /// The app's security declarations (open when it declares none).
+    pub policy: Arc<domain::security::SecurityPolicy>,
+    /// Failed sign-ins per account and client address.
+    pub limiter: crate::service::auth::Limiter,
 }
 
 /// Opens the event store, and the pool of its database for stored read models.
@@ -119,6 +123,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         tracing::warn!(%skipped, "seed record skipped");
     }
     let app_name = app.manifest.name.clone().unwrap_or_else(|| "ObjectStack".into());
+    let policy = Arc::new(security_policy(&app_json, &commands.catalog())?);
+    if !policy.declared {
+        tracing::warn!("the app declares no permissions: every caller may read and change everything (for local development only)");
+    }
     tracing::info!(app = %app_name, objects = app.objects.len(), changed = report.objects_changed, seeded = report.records_written, "app loaded");
     // The read model lives where the events do: in process for the embedded
     // log, in PostgreSQL tables for PostgreSQL.
@@ -149,7 +157,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
-    Ok(Arc::new(System {
+    let system = Arc::new(System {
         commands,
         query,
         reader,
@@ -172,5 +180,22 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         realtime: Default::default(),
         graphql: Default::default(),
         app_name,
-    }))
+        policy,
+        limiter: Default::default(),
+    });
+    if let Some(admin) = &settings.admin {
+        crate::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;
+    }
+    Ok(system)
+}
+
+/// The app's security declarations; a governed app always has an `admin`
+/// profile (every permission) for the first administrator.
+fn security_policy(app_json: &serde_json::Value, catalog: &domain::metadata::Catalog) -> anyhow::Result<domain::security::SecurityPolicy> {
+    let mut policy = domain::security::SecurityPolicy::from_app(app_json, catalog).context("loading the app's permissions")?;
+    if policy.declared && !policy.sets.contains_key("admin") {
+        let admin = serde_json::json!({"name": "admin", "label": "Administrator", "isProfile": true, "objects": {}, "systemPermissions": ["modify_all_data"]});
+        policy.sets.insert("admin".into(), domain::security::PermissionSet::parse(&admin).context("the built-in admin profile")?);
+    }
+    Ok(policy)
 }

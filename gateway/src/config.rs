@@ -25,6 +25,21 @@ pub struct Settings {
     /// How long a read waits for the read model to reach a requested position,
     /// and a write for its own position to become visible.
     pub read_wait: Duration,
+    /// The first administrator, made at start when none exists (`OBJECTSTACK_ADMIN_EMAIL`, `OBJECTSTACK_ADMIN_PASSWORD`).
+    pub admin: Option<AdminBootstrap>,
+}
+
+/// An administrator's email and password; the password never prints.
+#[derive(Clone)]
+pub struct AdminBootstrap {
+    pub email: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminBootstrap").field("email", &self.email).field("password", &"<redacted>").finish()
+    }
 }
 
 /// Reads an app in the protocol's JSON form. A folder's `*.json` files are

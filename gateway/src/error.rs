@@ -33,6 +33,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             ErrorCategory::Conflict => StatusCode::CONFLICT,
             ErrorCategory::Server => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCategory::Maintenance => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCategory::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorCategory::Authorization => StatusCode::FORBIDDEN,
+            ErrorCategory::RateLimit => StatusCode::TOO_MANY_REQUESTS,
         },
     }
 }
@@ -44,6 +47,9 @@ fn category_name(code: ErrorCode) -> &'static str {
         ErrorCategory::Conflict => "conflict",
         ErrorCategory::Server => "server",
         ErrorCategory::Maintenance => "maintenance",
+        ErrorCategory::Authentication => "authentication",
+        ErrorCategory::Authorization => "authorization",
+        ErrorCategory::RateLimit => "rate_limit",
     }
 }
 
@@ -68,7 +74,7 @@ impl ApiError {
             "message": self.message,
             "category": category_name(self.code),
             "httpStatus": self.status().as_u16(),
-            "retryable": matches!(self.code, ErrorCode::ConcurrentModification | ErrorCode::ServiceUnavailable | ErrorCode::Timeout),
+            "retryable": matches!(self.code, ErrorCode::ConcurrentModification | ErrorCode::ServiceUnavailable | ErrorCode::Timeout | ErrorCode::RateLimitExceeded),
         });
         if !self.field_errors.is_empty() {
             error["fieldErrors"] =

@@ -19,3 +19,4 @@ pub mod realtime;
 pub mod replay;
 mod routes;
 pub mod server;
+pub mod service;

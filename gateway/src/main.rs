@@ -40,6 +40,15 @@ enum Commands {
         /// How long a read waits for the read model to reach a requested log position (ms).
         #[arg(long, env = "OBJECTSTACK_READ_WAIT_MS", default_value_t = 5000)]
         read_wait_ms: u64,
+        /// Email of the first administrator, made at start when none exists yet (with --admin-password).
+        #[arg(long, env = "OBJECTSTACK_ADMIN_EMAIL")]
+        admin_email: Option<String>,
+        /// Password of the first administrator (at least 8 characters).
+        #[arg(long, env = "OBJECTSTACK_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+        /// Serve an app that declares no permissions on a non-loopback address (everyone may read and change everything).
+        #[arg(long, env = "OBJECTSTACK_ALLOW_OPEN")]
+        allow_open: bool,
     },
     /// Print the event history of a record, an object or the whole log, as JSON lines.
     /// With the embedded store, run it while the server is stopped (the log is locked while served).
@@ -147,13 +156,23 @@ async fn run() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match Cli::parse().command {
-        Commands::Serve { app, listen, data_dir, database_url, read_wait_ms } => {
+        Commands::Serve { app, listen, data_dir, database_url, read_wait_ms, admin_email, admin_password, allow_open } => {
             let storage = match database_url {
                 Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
                 None => Storage::Embedded(data_dir),
             };
-            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms) };
+            let admin = match (admin_email, admin_password) {
+                (Some(email), Some(password)) => Some(gateway::config::AdminBootstrap { email, password }),
+                (None, None) => None,
+                _ => anyhow::bail!("give both OBJECTSTACK_ADMIN_EMAIL and OBJECTSTACK_ADMIN_PASSWORD (or neither)"),
+            };
+            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), admin };
             let system = gateway::app::start(&settings).await?;
+            if !system.policy.declared && !listen.ip().is_loopback() && !allow_open {
+                anyhow::bail!(
+                    "the app declares no permissions, so anyone who reaches {listen} could read and change everything: declare permissions, listen on 127.0.0.1, or pass --allow-open"
+                );
+            }
             let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
             tracing::info!(address = %listener.local_addr()?, "serving");
             gateway::server::serve(listener, system.clone(), shutdown_signal()).await?;

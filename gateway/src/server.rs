@@ -24,5 +24,6 @@ pub async fn serve(listener: TcpListener, system: Arc<System>, shutdown: impl Fu
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(system)).with_graceful_shutdown(shutdown).await
+    // Connection info gives sign-in limits the client's address.
+    axum::serve(listener, router(system).into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await
 }

@@ -51,6 +51,9 @@ pub struct CommandMeta {
     pub causation_id: Option<EventId>,
     /// Skip object-level validation rules: set only when loading an app's seed data.
     pub skip_rules: bool,
+    /// The caller's rights on the object written (`None`: the server itself).
+    /// Checked under the write-model lock against the record before and after.
+    pub guard: Option<std::sync::Arc<domain::security::WriteGuard>>,
 }
 
 impl CommandMeta {
@@ -59,7 +62,7 @@ impl CommandMeta {
     }
 
     pub fn actor(actor: &str) -> CommandMeta {
-        CommandMeta { actor: actor.to_string(), tenant: "default".into(), idempotency_key: None, correlation_id: None, causation_id: None, skip_rules: false }
+        CommandMeta { actor: actor.to_string(), tenant: "default".into(), idempotency_key: None, correlation_id: None, causation_id: None, skip_rules: false, guard: None }
     }
 
     pub fn with_key(mut self, key: impl Into<String>) -> CommandMeta {

@@ -5,6 +5,7 @@ use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventId, EventPayload, StreamId};
 use domain::metadata::{decide_metadata, DeleteBehavior};
 use domain::record::{decide, evolve, DecideContext, Lookups, RecordCommand};
+use domain::security::WriteOp;
 use domain::{DomainError, Timestamp};
 use serde_json::{Map, Value as Json};
 
@@ -106,6 +107,30 @@ fn plan_record(
     let object = model.catalog.require(object_name)?.clone();
     let stream = StreamId::record(&object.name, id).0;
     let state = model.record(&object.name, id);
+    // The caller's rights, checked first: a record it cannot see answers as
+    // not found, whatever version it names.
+    let op = match &command {
+        RecordCommand::Create { .. } => WriteOp::Create,
+        RecordCommand::Update { .. } => WriteOp::Update,
+        RecordCommand::Delete => WriteOp::Delete,
+    };
+    let fetch = |object: &str, id: &str| model.record(object, id).record;
+    if let Some(guard) = meta.guard.as_deref() {
+        if guard.object != object.name {
+            return Err(DomainError::PermissionDenied(format!("a write to {} checked for {}", object.name, guard.object)).into());
+        }
+        guard.allow(op)?;
+        if let Some(current) = &state.record {
+            if op != WriteOp::Create {
+                guard.check_before(op, &model.catalog, current, &fetch)?;
+            }
+        }
+        match &command {
+            RecordCommand::Create { data } => guard.check_fields(data, None)?,
+            RecordCommand::Update { patch } => guard.check_fields(patch, state.record.as_ref())?,
+            RecordCommand::Delete => {}
+        }
+    }
     if let Some(expected_version) = expected_version {
         if !state.exists() {
             return Err(DomainError::RecordNotFound { object: object.name.clone(), id: id.to_string() }.into());
@@ -140,6 +165,9 @@ fn plan_record(
         cascade(model, &object.name, id, meta, now, correlation, 0, &mut visited, &mut streams)?;
     }
     let after = decision.events.iter().fold(state, evolve);
+    if let (Some(guard), Some(record)) = (meta.guard.as_deref(), &after.record) {
+        guard.check_after(op, &model.catalog, record, &fetch)?;
+    }
     let reservation = match &after.record {
         Some(record) => model.reserve(&object.name, id, record),
         None => Reservation::default(),

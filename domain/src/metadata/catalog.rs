@@ -27,7 +27,21 @@ pub fn builtin_objects() -> Vec<serde_json::Value> {
         "fields": {
             "name": {"type": "text", "label": "Name", "required": true, "searchable": true},
             "email": {"type": "email", "label": "Email", "unique": true},
-            "active": {"type": "boolean", "label": "Active", "defaultValue": true}
+            "active": {"type": "boolean", "label": "Active", "defaultValue": true},
+            "password": {"type": "password", "label": "Password"},
+            "profile": {"type": "text", "label": "Profile"},
+            "permission_sets": {"type": "tags", "label": "Permission sets"},
+            "roles": {"type": "tags", "label": "Roles"}
+        }
+    }), json!({
+        "name": "session",
+        "label": "Session",
+        "pluralLabel": "Sessions",
+        "isSystem": true,
+        "fields": {
+            "user": {"type": "lookup", "reference": "user", "required": true, "deleteBehavior": "cascade"},
+            "token_hash": {"type": "text", "required": true, "unique": true},
+            "expires_at": {"type": "datetime", "required": true}
         }
     })]
 }

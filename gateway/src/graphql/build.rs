@@ -196,7 +196,11 @@ fn generated_names(object: &ObjectDef) -> Vec<String> {
 /// whose generated type names clash with nothing before them (a clashing
 /// object is left out with a warning rather than breaking the whole schema).
 fn exposed(catalog: &Catalog) -> Vec<Arc<ObjectDef>> {
-    let mut objects: Vec<Arc<ObjectDef>> = catalog.objects().filter(|o| o.api_enabled && super::types::is_name(&o.name)).cloned().collect();
+    let mut objects: Vec<Arc<ObjectDef>> = catalog
+        .objects()
+        .filter(|o| o.api_enabled && super::types::is_name(&o.name) && !domain::security::INTERNAL_OBJECTS.contains(&o.name.as_str()))
+        .cloned()
+        .collect();
     objects.sort_by(|a, b| a.name.cmp(&b.name));
     let mut used: std::collections::HashSet<String> = SHARED.iter().map(|s| s.to_string()).collect();
     objects.retain(|object| {

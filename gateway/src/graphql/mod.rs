@@ -78,12 +78,12 @@ fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response 
 }
 
 /// `POST /api/v1/graphql` with `{query, operationName?, variables?}`.
-pub(crate) async fn post(State(system): State<Arc<System>>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub(crate) async fn post(State(system): State<Arc<System>>, caller: crate::service::Caller, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let request: async_graphql::Request = serde_json::from_value(body)
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("a GraphQL request is {{query, operationName?, variables?}}: {e}")))?;
     barriers(&system, &headers).await?;
     let schema = system.graphql.current(&system)?;
-    let request = request.data(system.clone()).data(RequestInfo { headers });
+    let request = request.data(system.clone()).data(RequestInfo { headers, caller });
     let response = with_codes(schema.execute(request).await);
     Ok(axum::Json(response).into_response())
 }
@@ -102,6 +102,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &system)
         .await
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("cannot open a WebSocket: {e}")))?;
+    let caller = crate::service::Caller::resolve(&system, &parts).await?;
     barriers(&system, &parts.headers).await?;
     let schema = system.graphql.current(&system)?;
     let headers = parts.headers.clone();
@@ -111,7 +112,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
         .on_upgrade(move |socket| async move {
             let mut data = async_graphql::Data::default();
             data.insert(system.clone());
-            data.insert(RequestInfo { headers });
+            data.insert(RequestInfo { headers, caller });
             GraphQLWebSocket::new(socket, (*schema).clone(), protocol).with_data(data).serve().await
         })
         .into_response())

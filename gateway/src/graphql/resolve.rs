@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use async_graphql::SelectionField;
 use axum::http::HeaderMap;
-use commands::service::{Command, CommandMeta};
+use commands::service::Command;
 use domain::metadata::Catalog;
 use domain::query::{AggFunction, Aggregation, Condition, Filter, Op, Operand, Query};
 use domain::value::{Record, Value};
@@ -17,11 +17,13 @@ use serde_json::{Map, Value as Json};
 use super::values::{arg_json, filter_of, paging_of, position_of, sort_of, string_of, Deleted, Group, Page, Row, Written};
 use crate::app::System;
 use crate::error::ApiError;
-use crate::routes::support::{actor, viewer};
+use crate::service::Caller;
 
 /// What a resolver needs from the request (put in the request's data).
 pub struct RequestInfo {
     pub headers: HeaderMap,
+    /// Who asks: every resolver reads and writes with the caller's rights.
+    pub caller: Caller,
 }
 
 pub type Result<T> = async_graphql::Result<T>;
@@ -79,7 +81,7 @@ pub async fn get_one(ctx: &ResolverContext<'_>, catalog: &Catalog, object: &str)
     query.filter = Some(id_filter(&id));
     query.limit = Some(1);
     query.expand = expand_from(ctx.field(), catalog, object);
-    let output = system.reader.execute(&viewer(&request.headers), query).await.map_err(gql)?;
+    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
     Ok(output.records.into_iter().next().map(|r| FieldValue::owned_any(Row(r))))
 }
 
@@ -93,7 +95,7 @@ pub async fn list(ctx: &ResolverContext<'_>, catalog: &Catalog, object: &str) ->
     query.limit = limit;
     query.offset = offset;
     query.expand = expand_from(ctx.field(), catalog, object);
-    let output = system.reader.execute(&viewer(&request.headers), query).await.map_err(gql)?;
+    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
     Ok(Some(FieldValue::owned_any(Page { records: output.records, total: output.total, has_more: output.has_more, offset })))
 }
 
@@ -119,17 +121,10 @@ pub async fn aggregate(ctx: &ResolverContext<'_>, numeric: &[String], object: &s
     let (limit, offset) = paging_of(&ctx.args).map_err(gql)?;
     query.limit = Some(limit.unwrap_or(domain::query::MAX_LIMIT));
     query.offset = offset;
-    let output = system.reader.execute(&viewer(&request.headers), query).await.map_err(gql)?;
+    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
     Ok(Some(FieldValue::list(output.records.into_iter().map(|row| FieldValue::owned_any(Group { row, keys: keys.clone() })))))
 }
 
-fn meta(request: &RequestInfo, key: Option<String>) -> CommandMeta {
-    let meta = CommandMeta::actor(&actor(&request.headers));
-    match key {
-        Some(key) => meta.with_key(key),
-        None => meta,
-    }
-}
 
 fn input_map(ctx: &ResolverContext<'_>) -> Result<Map<String, Json>> {
     match arg_json(&ctx.args, "input").map_err(gql)? {
@@ -146,8 +141,8 @@ fn key_of(ctx: &ResolverContext<'_>) -> Result<Option<String>> {
     Ok(key)
 }
 
-fn written(system: &System, outcome: commands::service::Outcome) -> FieldValue<'static> {
-    let record: Option<Record> = crate::routes::written_record_value(system, &outcome);
+fn written(system: &System, caller: &Caller, outcome: commands::service::Outcome) -> FieldValue<'static> {
+    let record: Option<Record> = crate::routes::written_record_value(system, caller, &outcome);
     FieldValue::owned_any(Written { id: outcome.id, position: outcome.position, version: outcome.version, record: record.map(Arc::new) })
 }
 
@@ -156,8 +151,9 @@ pub async fn create(ctx: &ResolverContext<'_>, object: &str) -> Result<Option<Fi
     let (system, request) = context(ctx)?;
     let data = input_map(ctx)?;
     let id = string_of(&ctx.args, "id").map_err(gql)?;
-    let outcome = system.commands.execute(Command::Create { object: object.to_string(), id, data }, meta(request, key_of(ctx)?)).await.map_err(gql)?;
-    Ok(Some(written(system, outcome)))
+    let command = Command::Create { object: object.to_string(), id, data };
+    let outcome = crate::routes::execute_with_key(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
+    Ok(Some(written(system, &request.caller, outcome)))
 }
 
 /// `updateObject(id, input, expectedVersion, idempotencyKey)`.
@@ -167,8 +163,8 @@ pub async fn update(ctx: &ResolverContext<'_>, object: &str) -> Result<Option<Fi
     let id = string_of(&ctx.args, "id").map_err(gql)?.unwrap_or_default();
     let expected_version = position_of(&ctx.args, "expectedVersion").map_err(gql)?;
     let command = Command::Update { object: object.to_string(), id, patch, expected_version };
-    let outcome = system.commands.execute(command, meta(request, key_of(ctx)?)).await.map_err(gql)?;
-    Ok(Some(written(system, outcome)))
+    let outcome = crate::routes::execute_with_key(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
+    Ok(Some(written(system, &request.caller, outcome)))
 }
 
 /// `deleteObject(id, expectedVersion, idempotencyKey)`.
@@ -177,7 +173,7 @@ pub async fn delete(ctx: &ResolverContext<'_>, object: &str) -> Result<Option<Fi
     let id = string_of(&ctx.args, "id").map_err(gql)?.unwrap_or_default();
     let expected_version = position_of(&ctx.args, "expectedVersion").map_err(gql)?;
     let command = Command::Delete { object: object.to_string(), id, expected_version };
-    let outcome = system.commands.execute(command, meta(request, key_of(ctx)?)).await.map_err(gql)?;
+    let outcome = crate::routes::execute_with_key(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
     Ok(Some(FieldValue::owned_any(Deleted { id: outcome.id, position: outcome.position })))
 }
 
@@ -205,7 +201,7 @@ pub async fn related(ctx: &ResolverContext<'_>, field: &str, target: &str, catal
         Some(Filter::Cond(Condition { field: "id".into(), op: Op::In, value: Operand::Value(Value::List(ids.iter().cloned().map(Value::Text).collect())) }));
     query.limit = Some(ids.len() as u64);
     query.expand = expand_from(ctx.field(), catalog, target);
-    let output = system.reader.execute(&viewer(&request.headers), query).await.map_err(gql)?;
+    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
     let by_id: std::collections::HashMap<String, Arc<Record>> =
         output.records.into_iter().filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.clone()))).collect();
     let rows: Vec<FieldValue<'static>> = ids.iter().filter_map(|id| by_id.get(id)).map(|r| FieldValue::owned_any(Row(r.clone()))).collect();
@@ -219,6 +215,7 @@ pub async fn related(ctx: &ResolverContext<'_>, field: &str, target: &str, catal
 /// `audit(object, recordId, actor, eventType, from, to, limit, offset)`: the audit trail, newest first.
 pub async fn audit(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'static>>> {
     let (system, request) = context(ctx)?;
+    request.caller.require(domain::security::SystemPermission::ViewAuditTrail).map_err(gql)?;
     crate::routes::support::barrier_on(system, &system.audit, &request.headers, None).await.map_err(gql)?;
     let mut params = Vec::new();
     for key in ["object", "recordId", "actor", "eventType", "from", "to"] {
@@ -232,7 +229,7 @@ pub async fn audit(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'stati
         }
     }
     let query = crate::routes::audit::parse(params, false).map_err(gql)?;
-    Ok(Some(FieldValue::owned_any(crate::routes::audit::page(system, &query))))
+    Ok(Some(FieldValue::owned_any(crate::routes::audit::page(system, &request.caller, &query))))
 }
 
 /// `search(q, objects, fields, filter, facets, fuzzy, operator, highlight, limit, offset)`: the REST search result as JSON.
@@ -263,6 +260,6 @@ pub async fn search(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'stat
             params.push((key.to_string(), value.to_string()));
         }
     }
-    let result = crate::routes::search::search_result(system, &request.headers, crate::extract::QueryPairs(params)).await.map_err(gql)?;
+    let result = crate::routes::search::search_result(system, &request.caller, &request.headers, crate::extract::QueryPairs(params)).await.map_err(gql)?;
     Ok(Some(FieldValue::value(super::values::gql_from_json(&result))))
 }

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use super::resolve::{context, gql, Result};
 use super::values::{arg_json, filter_of, position_of, sort_of, string_of};
 use crate::error::ApiError;
-use crate::routes::support::{barrier_on, viewer};
+use crate::routes::support::barrier_on;
 
 /// Ends the hub connection when the subscription stream is dropped.
 struct Connection {
@@ -56,7 +56,7 @@ async fn open<'a>(ctx: &ResolverContext<'a>, spec: Spec) -> Result<BoxStream<'a,
     let hub = system.hub.clone();
     let (id, receiver) = hub.connect(crate::realtime::socket::BUFFER);
     let connection = Connection { hub: hub.clone(), id };
-    hub.subscribe(Some(id), viewer(&request.headers), spec, resume).map_err(gql)?;
+    hub.subscribe(Some(id), request.caller.viewer.clone(), spec, resume).map_err(gql)?;
     let stream = stream::unfold(Some((receiver, connection)), |state| async move {
         let (mut receiver, connection) = state?;
         match receiver.recv().await {

@@ -18,7 +18,8 @@ use super::protocol;
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::routes::support::{actor, barrier_on, ok, viewer};
+use crate::routes::support::{barrier_on, ok};
+use crate::service::Caller;
 
 /// A session's subscriptions waiting for its WebSocket: (id, position made at).
 struct Parked {
@@ -86,10 +87,10 @@ pub(crate) async fn disconnect(State(system): State<Arc<System>>, headers: Heade
 }
 
 /// `POST /realtime/subscribe {channel, events?, filter?, fields?, connectionId?}` -> `{subscriptionId, channel, position}`.
-pub(crate) async fn subscribe(State(system): State<Arc<System>>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn subscribe(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
     let spec = protocol::changes_spec(&body)?;
     barrier_on(&system, &system.realtime_handle, &headers, None).await?;
-    let subscribed = system.hub.subscribe(None, viewer(&headers), spec, Resume::default())?;
+    let subscribed = system.hub.subscribe(None, caller.viewer.clone(), spec, Resume::default())?;
     if let Some(session) = session_of(&body, &headers) {
         let mut parked = system.realtime.parked.lock().unwrap_or_else(|p| p.into_inner());
         let Some(list) = parked.get_mut(&session) else {
@@ -112,7 +113,7 @@ pub(crate) async fn unsubscribe(State(system): State<Arc<System>>, JsonBody(body
 }
 
 /// `PUT /realtime/presence {channel, state}`.
-pub(crate) async fn set_presence(State(system): State<Arc<System>>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn set_presence(State(system): State<Arc<System>>, caller: Caller, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
     let Some(channel) = body.get("channel").and_then(Json::as_str) else {
         return Err(ApiError::new(ErrorCode::MissingRequiredField, "presence needs a 'channel'"));
     };
@@ -121,7 +122,7 @@ pub(crate) async fn set_presence(State(system): State<Arc<System>>, headers: Hea
     if !["online", "away", "busy", "offline"].contains(&status) {
         return Err(ApiError::new(ErrorCode::InvalidField, format!("presence status '{status}' is not one of online, away, busy, offline")));
     }
-    let user = actor(&headers);
+    let user = caller.actor().to_string();
     let entry = json!({"userId": user, "status": status, "lastSeen": commands::clock::now().to_rfc3339(), "metadata": state.get("metadata")});
     system.realtime.presence.lock().unwrap_or_else(|p| p.into_inner()).entry(channel.to_string()).or_default().insert(user, entry);
     Ok(JsonResponse(ok(json!({"success": true}))))

@@ -19,7 +19,8 @@ use super::protocol::{self, Request};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
-use crate::routes::support::{barrier_on, viewer};
+use crate::routes::support::barrier_on;
+use crate::service::Caller;
 
 /// Messages buffered per connection before the hub drops it as too slow.
 pub const BUFFER: usize = 4_096;
@@ -32,9 +33,9 @@ const MAX_FRAME: usize = 1 << 20;
 /// memset per wake-up (a quarter of the server's CPU at 10k subscribers).
 pub const READ_BUFFER: usize = 4 << 10;
 
-pub(crate) async fn upgrade(State(system): State<Arc<System>>, headers: HeaderMap, mut params: QueryPairs, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, mut params: QueryPairs, ws: WebSocketUpgrade) -> Response {
     let session = params.take("connectionId");
-    let viewer = viewer(&headers);
+    let viewer = caller.viewer;
     ws.max_message_size(MAX_FRAME).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| run(system, socket, session, viewer, headers))
 }
 

@@ -14,6 +14,8 @@ use super::support::{barrier_on, ok};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
+use crate::service::Caller;
+use domain::security::SystemPermission;
 
 /// Largest page of audit entries.
 const MAX_LIMIT: usize = 1000;
@@ -54,35 +56,69 @@ pub(crate) fn parse(params: Vec<(String, String)>, fixed: bool) -> Result<AuditQ
     Ok(query)
 }
 
-/// `{entries, records, total, hasMore}` (REST and GraphQL).
-pub(crate) fn page(system: &System, query: &AuditQuery) -> Json {
+/// Takes out of an entry the changes of fields the caller may not read (and
+/// every value of the internal objects: sessions, keys).
+fn mask_entry(caller: &Caller, catalog: &domain::metadata::Catalog, entry: &mut Json) {
+    let object = entry["target"]["type"].as_str().unwrap_or_default().to_string();
+    let hidden: Option<std::collections::BTreeSet<String>> = if domain::security::INTERNAL_OBJECTS.contains(&object.as_str()) {
+        None
+    } else {
+        match catalog.get(&object) {
+            Some(definition) => Some(caller.access().grant(catalog, definition).hidden),
+            None => Some(Default::default()),
+        }
+    };
+    if let Some(Json::Array(changes)) = entry.get_mut("changes") {
+        changes.retain(|c| hidden.as_ref().is_some_and(|h| !h.contains(c["field"].as_str().unwrap_or_default())));
+    }
+}
+
+/// `{entries, records, total, hasMore}` (REST and GraphQL), as the caller may see them.
+pub(crate) fn page(system: &System, caller: &Caller, query: &AuditQuery) -> Json {
+    let catalog = system.reader.catalog();
     let model = system.audit_model.read().expect("audit lock");
     let (entries, total) = model.query(query);
-    let entries: Vec<Json> = entries.iter().map(|e| e.to_json()).collect();
+    let entries: Vec<Json> = entries
+        .iter()
+        .map(|e| {
+            let mut entry = e.to_json();
+            mask_entry(caller, &catalog, &mut entry);
+            entry
+        })
+        .collect();
     let has_more = query.offset + entries.len() < total;
     json!({"entries": entries, "records": entries, "total": total, "hasMore": has_more})
 }
 
-fn answer(system: &System, query: &AuditQuery) -> JsonResponse<Json> {
-    JsonResponse(ok(page(system, query)))
+fn answer(system: &System, caller: &Caller, query: &AuditQuery) -> JsonResponse<Json> {
+    JsonResponse(ok(page(system, caller, query)))
 }
 
-pub(crate) async fn audit(State(system): State<Arc<System>>, headers: HeaderMap, mut params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+/// The whole audit trail needs `view_audit_trail`.
+pub(crate) async fn audit(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, mut params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+    caller.require(SystemPermission::ViewAuditTrail)?;
     barrier_on(&system, &system.audit, &headers, params.take("minPosition")).await?;
     let query = parse(params.0, false)?;
-    Ok(answer(&system, &query))
+    Ok(answer(&system, &caller, &query))
 }
 
+/// A record's history: for a record the caller sees now (a deleted or hidden one needs `view_audit_trail`).
 pub(crate) async fn history(
     State(system): State<Arc<System>>,
     Path((object, id)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<JsonResponse<Json>, ApiError> {
-    barrier_on(&system, &system.audit, &headers, params.take("minPosition")).await?;
+    let min_position = params.take("minPosition");
+    super::support::read_barrier(&system, &headers, min_position.clone()).await?;
+    barrier_on(&system, &system.audit, &headers, min_position).await?;
     let definition = system.reader.catalog().require(&object)?.clone();
+    if !caller.access().has(SystemPermission::ViewAuditTrail) && system.reader.get(&caller.viewer, &definition.name, &id).await?.is_none() {
+        return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));
+    }
     let mut query = parse(params.0, true)?;
     query.object = Some(definition.name.clone());
     query.record_id = Some(id);
-    Ok(answer(&system, &query))
+    Ok(answer(&system, &caller, &query))
 }

@@ -13,7 +13,8 @@ use commands::CommandError;
 use domain::ErrorCode;
 use serde_json::{json, Map, Value as Json};
 
-use super::data::{kind, meta_for, take_id, written_record};
+use super::data::{idempotency_key, kind, take_id, written_record};
+use crate::service::{writes, Caller};
 use super::support::{ok, position_headers};
 use crate::app::System;
 use crate::error::ApiError;
@@ -125,6 +126,7 @@ fn error_entry(index: usize, error: ApiError) -> Json {
 
 async fn run(
     system: Arc<System>,
+    caller: &Caller,
     object: String,
     headers: HeaderMap,
     operation: Operation,
@@ -134,10 +136,13 @@ async fn run(
     if items.is_empty() || items.len() > MAX_BATCH {
         return Err(ApiError::new(ErrorCode::MaxRecordsExceeded, format!("a batch holds 1 to {MAX_BATCH} records, got {}", items.len())));
     }
-    system.reader.catalog().require(&object)?;
-    let commands: Vec<Command> = items.iter().enumerate().map(|(i, item)| command_for(&system, &object, operation, item, i)).collect::<Result<_, _>>()?;
+    let object = system.reader.catalog().require(&object)?.name.clone();
+    let mut commands: Vec<Command> = items.iter().enumerate().map(|(i, item)| command_for(&system, &object, operation, item, i)).collect::<Result<_, _>>()?;
     let total = commands.len();
-    let meta = meta_for(&headers)?;
+    let meta = writes::meta(&system, caller, Some(&object), idempotency_key(&headers)?)?;
+    for command in commands.iter_mut() {
+        writes::prepare(&system, caller, &meta, command).await?;
+    }
     let mut results: Vec<Json> = Vec::with_capacity(total);
     let mut position = 0;
     if options.validate_only {
@@ -150,7 +155,7 @@ async fn run(
             Ok(outcomes) => {
                 position = outcomes.iter().map(|o| o.position).max().unwrap_or(0);
                 for (index, outcome) in outcomes.iter().enumerate() {
-                    results.push(success_entry(&system, index, outcome, options.return_records));
+                    results.push(success_entry(&system, caller, index, outcome, options.return_records));
                 }
             }
             Err((index, error)) => {
@@ -172,7 +177,7 @@ async fn run(
             match system.commands.execute(command, one).await {
                 Ok(outcome) => {
                     position = position.max(outcome.position);
-                    results.push(success_entry(&system, index, &outcome, options.return_records));
+                    results.push(success_entry(&system, caller, index, &outcome, options.return_records));
                 }
                 Err(CommandError::Store(store)) => return Err(store.into()),
                 Err(error) => {
@@ -190,10 +195,10 @@ async fn run(
     Ok((position, json!({"success": failed == 0, "operation": operation.name(), "total": total, "succeeded": succeeded, "failed": failed, "results": results})))
 }
 
-fn success_entry(system: &System, index: usize, outcome: &Outcome, with_record: bool) -> Json {
+fn success_entry(system: &System, caller: &Caller, index: usize, outcome: &Outcome, with_record: bool) -> Json {
     let mut entry = json!({"index": index, "id": outcome.id, "success": true});
     if with_record {
-        let record = written_record(system, outcome);
+        let record = written_record(system, caller, outcome);
         entry["record"] = record.clone();
         entry["data"] = record;
     }
@@ -207,6 +212,7 @@ fn respond(status: StatusCode, position: u64, payload: Json) -> Response {
 pub(crate) async fn batch(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -222,13 +228,14 @@ pub(crate) async fn batch(
         other => return Err(bad(format!("operation must be create, update, upsert or delete, got {}", other.unwrap_or("nothing")))),
     };
     let records = map.get("records").and_then(Json::as_array).cloned().ok_or_else(|| bad("records must be a list"))?;
-    let (position, payload) = run(system, object, headers, operation, records, options(map.get("options"), false)?).await?;
+    let (position, payload) = run(system, &caller, object, headers, operation, records, options(map.get("options"), false)?).await?;
     Ok(respond(StatusCode::OK, position, payload))
 }
 
 pub(crate) async fn create_many(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -241,7 +248,7 @@ pub(crate) async fn create_many(
         other => return Err(bad(format!("createMany takes a list of records, got {}", kind(&other)))),
     };
     let items: Vec<Json> = records.into_iter().map(|data| json!({"data": data})).collect();
-    let (position, payload) = run(system.clone(), object.clone(), headers, Operation::Create, items, options(None, true)?).await?;
+    let (position, payload) = run(system.clone(), &caller, object.clone(), headers, Operation::Create, items, options(None, true)?).await?;
     if payload["success"] != json!(true) {
         let first = payload["results"].as_array().and_then(|r| r.iter().find(|e| e["success"] == json!(false))).cloned().unwrap_or(Json::Null);
         let mut error = ApiError::new(ErrorCode::ValidationError, format!("createMany failed: {}", first["error"].as_str().unwrap_or("a record was refused")));
@@ -256,22 +263,24 @@ pub(crate) async fn create_many(
 pub(crate) async fn update_many(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let records = body.get("records").and_then(Json::as_array).cloned().ok_or_else(|| bad("updateMany takes {records: [{id, data}], options?}"))?;
-    let (position, payload) = run(system, object, headers, Operation::Update, records, options(body.get("options"), false)?).await?;
+    let (position, payload) = run(system, &caller, object, headers, Operation::Update, records, options(body.get("options"), false)?).await?;
     Ok(respond(StatusCode::OK, position, payload))
 }
 
 pub(crate) async fn delete_many(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let ids = body.get("ids").and_then(Json::as_array).cloned().ok_or_else(|| bad("deleteMany takes {ids: [...], options?}"))?;
     let items: Vec<Json> = ids.into_iter().map(|id| json!({"id": id})).collect();
-    let (position, payload) = run(system, object, headers, Operation::Delete, items, options(body.get("options"), false)?).await?;
+    let (position, payload) = run(system, &caller, object, headers, Operation::Delete, items, options(body.get("options"), false)?).await?;
     Ok(respond(StatusCode::OK, position, payload))
 }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json as JsonResponse;
-use commands::service::{Command, CommandMeta, Outcome};
+use commands::service::{Command, Outcome};
 use domain::query::{parse_query, parse_url_params, Condition, Filter, Op, Operand, Query};
 use domain::value::{record_to_json, Value};
 use domain::ErrorCode;
@@ -14,7 +14,8 @@ use projections::as_of::{query_model_as_of, record_as_of, AsOf};
 use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
-use super::support::{actor, expected_version, ok, position_headers, read_barrier, viewer};
+use super::support::{expected_version, ok, position_headers, read_barrier};
+use crate::service::{writes, Caller};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
@@ -52,12 +53,12 @@ fn parse_as_of(text: &str) -> Result<AsOf, ApiError> {
 }
 
 /// Runs a query on the read model, or, with `asOf`, on the model folded from the log up to then.
-async fn run_query(system: &System, headers: &HeaderMap, query: Query, as_of: Option<&str>) -> Result<(QueryOutput, Option<u64>), ApiError> {
+async fn run_query(system: &System, caller: &Caller, query: Query, as_of: Option<&str>) -> Result<(QueryOutput, Option<u64>), ApiError> {
     match as_of {
-        None => Ok((super::search::query_with_search(system, &viewer(headers), query).await?, None)),
+        None => Ok((super::search::query_with_search(system, caller, query).await?, None)),
         Some(text) => {
             let (model, position) = query_model_as_of(system.commands.store(), parse_as_of(text)?).await?;
-            Ok((model.execute(&viewer(headers), query)?, Some(position)))
+            Ok((model.execute(&caller.viewer, query)?, Some(position)))
         }
     }
 }
@@ -69,8 +70,8 @@ fn as_of_header(response: &mut Response, position: Option<u64>) {
 }
 
 /// The common end of `GET /data/{o}` and `POST /data/{o}/query`.
-async fn answer_list(system: &System, headers: &HeaderMap, object: &str, query: Query, as_of: Option<String>) -> Result<Response, ApiError> {
-    let (output, position) = run_query(system, headers, query, as_of.as_deref()).await?;
+async fn answer_list(system: &System, caller: &Caller, object: &str, query: Query, as_of: Option<String>) -> Result<Response, ApiError> {
+    let (output, position) = run_query(system, caller, query, as_of.as_deref()).await?;
     let mut response = list_response(system, object, &output);
     as_of_header(&mut response, position);
     Ok(response)
@@ -79,18 +80,20 @@ async fn answer_list(system: &System, headers: &HeaderMap, object: &str, query: 
 pub(crate) async fn list(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
     read_barrier(&system, &headers, params.take("minPosition")).await?;
     let as_of = params.take("asOf");
     let query = parse_url_params(system.reader.catalog().require(&object)?, &params.0)?;
-    answer_list(&system, &headers, &object, query, as_of).await
+    answer_list(&system, &caller, &object, query, as_of).await
 }
 
 pub(crate) async fn query(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     mut params: QueryPairs,
     JsonBody(body): JsonBody,
@@ -101,12 +104,13 @@ pub(crate) async fn query(
         return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{key}' on a query (the query goes in the body)")));
     }
     let query = parse_query(&object, &body)?;
-    answer_list(&system, &headers, &object, query, as_of).await
+    answer_list(&system, &caller, &object, query, as_of).await
 }
 
 pub(crate) async fn get_one(
     State(system): State<Arc<System>>,
     Path((object, id)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -121,20 +125,28 @@ pub(crate) async fn get_one(
             other => return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{other}' on a record (use select or expand)"))),
         }
     }
-    if let (Some(text), true) = (as_of.as_deref(), body.is_empty()) {
-        // A record as of a moment needs only its own stream.
+    let catalog = system.reader.catalog();
+    let definition = catalog.require(&object)?.clone();
+    let grant = caller.access().grant(&catalog, &definition);
+    if let (Some(text), true, true) = (as_of.as_deref(), body.is_empty(), grant.read_rows.is_none()) {
+        // A record as of a moment needs only its own stream (when no row rule needs the rest of the model).
+        if !grant.permission.can_read() {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, format!("you may not read {}", definition.name)));
+        }
         let moment = AsOf::parse(text)
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'")))?;
-        let definition = system.reader.catalog().require(&object)?.clone();
-        let Some(record) = record_as_of(system.commands.store(), &system.snapshots, &definition, &id, moment).await? else {
+        let Some(mut record) = record_as_of(system.commands.store(), &system.snapshots, &definition, &id, moment).await? else {
             return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object} as of {text}")));
         };
+        for hidden in &grant.hidden {
+            record.remove(hidden);
+        }
         return Ok((reading(&system), JsonResponse(ok(json!({"object": object, "id": id, "record": record_to_json(&record)})))).into_response());
     }
     let mut query = parse_query(&object, &Json::Object(body))?;
     query.filter = Some(Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.clone())) }));
     query.limit = Some(1);
-    let (output, position) = run_query(&system, &headers, query, as_of.as_deref()).await?;
+    let (output, position) = run_query(&system, &caller, query, as_of.as_deref()).await?;
     let Some(record) = output.records.first() else {
         return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));
     };
@@ -180,31 +192,49 @@ pub(crate) fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, Ap
 }
 
 /// The record to return after a write: the command's result with its formula
-/// fields computed (reads of this node will see the same, see `read_barrier`).
-pub(crate) fn written_record(system: &System, outcome: &Outcome) -> Json {
-    written_record_value(system, outcome).map(|r| record_to_json(&r)).unwrap_or(Json::Null)
+/// fields computed (reads of this node will see the same, see `read_barrier`),
+/// without the fields the caller may not read.
+pub(crate) fn written_record(system: &System, caller: &Caller, outcome: &Outcome) -> Json {
+    written_record_value(system, caller, outcome).map(|r| record_to_json(&r)).unwrap_or(Json::Null)
 }
 
 /// [`written_record`] as a record.
-pub(crate) fn written_record_value(system: &System, outcome: &Outcome) -> Option<domain::value::Record> {
+pub(crate) fn written_record_value(system: &System, caller: &Caller, outcome: &Outcome) -> Option<domain::value::Record> {
     let record = outcome.record.as_ref()?;
     let now = domain::Timestamp::from_micros(outcome.events.last().map(|e| e.occurred_at).unwrap_or_default());
-    Some(match system.commands.object(&outcome.object) {
-        Some(object) => domain::formula::with_formula_fields(&object, record, now),
-        None => record.clone(),
-    })
+    let object = system.commands.object(&outcome.object)?;
+    let mut record = domain::formula::with_formula_fields(&object, record, now);
+    let grant = caller.access().grant(&system.commands.catalog(), &object);
+    for hidden in &grant.hidden {
+        record.remove(hidden);
+    }
+    Some(record)
 }
 
-pub(crate) fn meta_for(headers: &HeaderMap) -> Result<CommandMeta, ApiError> {
-    let mut meta = CommandMeta::actor(&actor(headers));
-    if let Some(key) = headers.get("idempotency-key") {
-        let key = key.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must be text"))?;
-        if key.is_empty() || key.len() > 255 {
-            return Err(ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must have 1 to 255 characters"));
-        }
-        meta = meta.with_key(key);
+/// The idempotency key a request carries.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = key.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must be text"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::new(ErrorCode::InvalidField, "Idempotency-Key must have 1 to 255 characters"));
     }
-    Ok(meta)
+    Ok(Some(key.to_string()))
+}
+
+/// Runs one record command for a caller: its rights checked (under the write lock), its fields prepared.
+pub(crate) async fn execute(system: &System, caller: &Caller, headers: &HeaderMap, command: Command) -> Result<Outcome, ApiError> {
+    execute_with_key(system, caller, idempotency_key(headers)?, command).await
+}
+
+/// [`execute`] with the idempotency key given.
+pub(crate) async fn execute_with_key(system: &System, caller: &Caller, key: Option<String>, mut command: Command) -> Result<Outcome, ApiError> {
+    let object = match &command {
+        Command::Create { object, .. } | Command::Update { object, .. } | Command::Delete { object, .. } => Some(object.clone()),
+        Command::Metadata(_) => None,
+    };
+    let meta = writes::meta(system, caller, object.as_deref(), key)?;
+    writes::prepare(system, caller, &meta, &mut command).await?;
+    Ok(system.commands.execute(command, meta).await?)
 }
 
 fn write_response(status: StatusCode, outcome: &Outcome, payload: Json) -> Response {
@@ -216,33 +246,36 @@ fn write_response(status: StatusCode, outcome: &Outcome, payload: Json) -> Respo
 pub(crate) async fn create(
     State(system): State<Arc<System>>,
     Path(object): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let mut data = object_body(body)?;
     let id = take_id(&mut data)?;
-    let outcome = system.commands.execute(Command::Create { object: object.clone(), id, data }, meta_for(&headers)?).await?;
-    let record = written_record(&system, &outcome);
+    let outcome = execute(&system, &caller, &headers, Command::Create { object: object.clone(), id, data }).await?;
+    let record = written_record(&system, &caller, &outcome);
     Ok(write_response(StatusCode::CREATED, &outcome, json!({"object": outcome.object, "id": outcome.id, "record": record})))
 }
 
 pub(crate) async fn update(
     State(system): State<Arc<System>>,
     Path((object, id)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let mut patch = object_body(body)?;
     let explicit = patch.remove("expectedVersion");
     let expected_version = expected_version(&headers, explicit.as_ref())?;
-    let outcome = system.commands.execute(Command::Update { object, id, patch, expected_version }, meta_for(&headers)?).await?;
-    let record = written_record(&system, &outcome);
+    let outcome = execute(&system, &caller, &headers, Command::Update { object, id, patch, expected_version }).await?;
+    let record = written_record(&system, &caller, &outcome);
     Ok(write_response(StatusCode::OK, &outcome, json!({"object": outcome.object, "id": outcome.id, "record": record})))
 }
 
 pub(crate) async fn delete(
     State(system): State<Arc<System>>,
     Path((object, id)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -251,6 +284,6 @@ pub(crate) async fn delete(
         return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{key}' on delete")));
     }
     let expected_version = expected_version(&headers, explicit.as_ref())?;
-    let outcome = system.commands.execute(Command::Delete { object, id, expected_version }, meta_for(&headers)?).await?;
+    let outcome = execute(&system, &caller, &headers, Command::Delete { object, id, expected_version }).await?;
     Ok(write_response(StatusCode::OK, &outcome, json!({"object": outcome.object, "id": outcome.id, "success": true, "deleted": true})))
 }

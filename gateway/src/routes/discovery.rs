@@ -11,8 +11,7 @@ use super::support::ok;
 use crate::app::System;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics"});
-    let unavailable = |what: &str| json!({"enabled": false, "status": "unavailable", "message": format!("{what} is not available on this server yet")});
+    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth"});
     JsonResponse(ok(json!({
         "name": system.app_name,
         "apiName": "ObjectStack API",
@@ -29,7 +28,7 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
             "realtime": {"enabled": true, "status": "available", "route": "/api/v1/realtime", "provider": "objectstack-rs"},
             "search": {"enabled": true, "status": "available", "route": "/api/v1/search", "provider": "objectstack-rs"},
             "analytics": {"enabled": true, "status": "available", "route": "/api/v1/analytics", "provider": "objectstack-rs"},
-            "auth": unavailable("auth"),
+            "auth": {"enabled": true, "status": "available", "route": "/api/v1/auth", "provider": "objectstack-rs"},
         },
         "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}
     })))

@@ -3,7 +3,7 @@
 mod analytics;
 pub(crate) mod audit;
 mod batch;
-mod data;
+pub(crate) mod data;
 mod discovery;
 mod meta;
 mod projections;
@@ -21,7 +21,7 @@ use crate::app::System;
 use crate::realtime;
 
 use crate::error::ApiError;
-pub(crate) use data::written_record_value;
+pub(crate) use data::{execute_with_key, written_record_value};
 
 pub(crate) fn router() -> Router<Arc<System>> {
     Router::new()
@@ -50,6 +50,13 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/analytics/meta/{cube}", get(analytics::meta_of))
         .route("/api/v1/analytics/sql", post(analytics::sql))
         .route("/api/v1/analytics/explain", post(analytics::explain))
+        .route("/api/v1/auth/sign-up/email", post(crate::service::auth::sign_up))
+        .route("/api/v1/auth/sign-in/email", post(crate::service::auth::sign_in))
+        .route("/api/v1/auth/sign-out", post(crate::service::auth::sign_out))
+        .route("/api/v1/auth/get-session", get(crate::service::auth::get_session))
+        .route("/api/v1/auth/check", post(crate::service::auth::check))
+        .route("/api/v1/auth/permissions/effective", get(crate::service::auth::effective))
+        .route("/api/v1/auth/permissions/{object}", get(crate::service::auth::permissions_of))
         .route("/api/v1/graphql", get(crate::graphql::get).post(crate::graphql::post))
         .route("/api/v1/graphql/schema", get(crate::graphql::schema))
         .route("/api/v1/realtime", get(realtime::socket::upgrade))

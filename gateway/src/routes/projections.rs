@@ -16,6 +16,8 @@ use tokio::sync::watch;
 use super::support::ok;
 use crate::app::System;
 use crate::error::ApiError;
+use crate::service::Caller;
+use domain::security::SystemPermission;
 
 const NAMES: [&str; 5] = ["query", "audit", "search", "analytics", "realtime"];
 
@@ -52,7 +54,8 @@ fn status_of(system: &System, name: &str) -> Json {
 }
 
 /// Prometheus text: the log head and each projection's position, lag and version.
-pub(crate) async fn metrics(State(system): State<Arc<System>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(system): State<Arc<System>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
     let mut out = String::new();
     let head = *system.commands.store().head().borrow();
     out.push_str("# HELP objectstack_log_head Last committed log position known to this node.\n# TYPE objectstack_log_head gauge\n");
@@ -68,12 +71,13 @@ pub(crate) async fn metrics(State(system): State<Arc<System>>) -> impl IntoRespo
             out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), status[field]));
         }
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
-pub(crate) async fn list(State(system): State<Arc<System>>) -> JsonResponse<Json> {
+pub(crate) async fn list(State(system): State<Arc<System>>, caller: Caller) -> Result<JsonResponse<Json>, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
     let all: Vec<Json> = NAMES.iter().map(|n| status_of(&system, n)).collect();
-    JsonResponse(ok(json!({"projections": all})))
+    Ok(JsonResponse(ok(json!({"projections": all}))))
 }
 
 fn known(name: &str) -> Result<(), ApiError> {
@@ -84,7 +88,8 @@ fn known(name: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) async fn one(State(system): State<Arc<System>>, Path(name): Path<String>) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn one(State(system): State<Arc<System>>, caller: Caller, Path(name): Path<String>) -> Result<JsonResponse<Json>, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
     known(&name)?;
     Ok(JsonResponse(ok(status_of(&system, &name))))
 }
@@ -103,7 +108,8 @@ async fn rebuild_postgres(
     rebuild_live(store, pool, copy, progress).await.map_err(to_read)
 }
 
-pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn start_rebuild(State(system): State<Arc<System>>, caller: Caller, Path(name): Path<String>) -> Result<Response, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
     known(&name)?;
     let (progress_tx, progress_rx) = watch::channel(Progress::default());
     {

@@ -16,10 +16,11 @@ use domain::query::{parse_filter, Condition, Filter, Op, Operand, Query};
 use domain::value::{record_to_json, Record, Value};
 use domain::{DomainError, ErrorCode};
 use projections::search::{highlight, SearchRequest};
-use projections::{QueryOutput, Viewer};
+use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
-use super::support::{barrier_on, ok, read_barrier, viewer};
+use super::support::{barrier_on, ok, read_barrier};
+use crate::service::Caller;
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
@@ -46,16 +47,18 @@ fn run(system: &System, request: &SearchRequest) -> Result<projections::search::
 
 /// A list query with a `search` clause: the matching records only, by
 /// relevance unless the query sorts (or aggregates) otherwise.
-pub(crate) async fn query_with_search(system: &System, viewer: &Viewer, mut query: Query) -> Result<QueryOutput, ApiError> {
+pub(crate) async fn query_with_search(system: &System, caller: &Caller, mut query: Query) -> Result<QueryOutput, ApiError> {
+    let viewer = &caller.viewer;
     let Some(search) = query.search.take() else {
         return Ok(system.reader.execute(viewer, query).await?);
     };
     barrier_on(system, &system.search, &HeaderMap::new(), None).await?;
     let definition = system.reader.catalog().require(&query.object)?.clone();
+    let fields = visible_search_fields(system, caller, &[definition.name.clone()], &search.fields)?;
     let request = SearchRequest {
         query: search.query.clone(),
         objects: vec![definition.name.clone()],
-        fields: search.fields.clone(),
+        fields,
         boost: search.boost.clone(),
         fuzzy: search.fuzzy,
         match_all: search.match_all,
@@ -84,6 +87,45 @@ pub(crate) async fn query_with_search(system: &System, viewer: &Viewer, mut quer
     output.has_more = offset + output.records.len() < total;
     output.total = output.total.map(|_| total as u64);
     Ok(output)
+}
+
+/// The fields a caller's search may match: those it names (each must be
+/// readable: no oracle), or, when it names none, every searchable field it may
+/// read (an empty list when it may read them all, the index's default).
+fn visible_search_fields(system: &System, caller: &Caller, objects: &[String], requested: &[String]) -> Result<Vec<String>, ApiError> {
+    let catalog = system.reader.catalog();
+    let model = system.search_model.read().expect("search model lock");
+    let mut visible = Vec::new();
+    let mut any_hidden = false;
+    for object in objects {
+        let Some(definition) = catalog.get(object) else { continue };
+        let grant = caller.access().grant(&catalog, definition);
+        for field in requested {
+            if !grant.can_read_field(field) {
+                return Err(ApiError::new(ErrorCode::FieldNotAccessible, format!("field '{field}' of {object} is not accessible")));
+            }
+        }
+        for field in model.fields_of(&definition.name) {
+            if grant.can_read_field(&field) {
+                visible.push(field);
+            } else {
+                any_hidden = true;
+            }
+        }
+    }
+    if !requested.is_empty() {
+        return Ok(requested.to_vec());
+    }
+    if !any_hidden {
+        return Ok(Vec::new());
+    }
+    visible.sort();
+    visible.dedup();
+    if visible.is_empty() {
+        // Nothing the caller may read is searchable: match a name no field has.
+        visible.push("\u{0}none".into());
+    }
+    Ok(visible)
 }
 
 fn flag(value: Option<String>, name: &str) -> Result<bool, ApiError> {
@@ -119,20 +161,42 @@ fn facet_key(value: &Value) -> Option<String> {
 
 /// `GET /api/v1/search?q=&object=&fields=&filter=&facets=&highlight=&fuzzy=&operator=and|or&boost={..}&minScore=&limit=&offset=`
 /// -> `{hits: [{id, object, score, document, highlights?}], totalHits, processingTimeMs, facets?}`.
-pub(crate) async fn search(State(system): State<Arc<System>>, headers: HeaderMap, params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
-    Ok(JsonResponse(ok(search_result(&system, &headers, params).await?)))
+pub(crate) async fn search(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(search_result(&system, &caller, &headers, params).await?)))
 }
 
 /// The search result for the REST parameters (also what GraphQL's `search` answers).
-pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut params: QueryPairs) -> Result<Json, ApiError> {
+pub(crate) async fn search_result(system: &System, caller: &Caller, headers: &HeaderMap, mut params: QueryPairs) -> Result<Json, ApiError> {
     let started = Instant::now();
     let min_position = params.take("minPosition");
     read_barrier(system, headers, min_position.clone()).await?;
     barrier_on(system, &system.search, headers, min_position).await?;
     let text = params.take("q").or_else(|| params.take("query")).unwrap_or_default();
-    let objects = list(params.take("object").or_else(|| params.take("objects")));
+    let mut objects = list(params.take("object").or_else(|| params.take("objects")));
     let fields = list(params.take("fields"));
     let facets = list(params.take("facets"));
+    // Only objects the caller may read are searched; naming another is refused.
+    let catalog = system.reader.catalog();
+    let governed = !caller.access().is_system() && !caller.access().is_open();
+    if objects.is_empty() {
+        objects = catalog.objects().filter(|o| caller.access().grant(&catalog, o).permission.can_read()).map(|o| o.name.clone()).collect();
+        if objects.is_empty() {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "you may not read any object"));
+        }
+    }
+    for object in &objects {
+        let definition = catalog.require(object)?;
+        let grant = caller.access().grant(&catalog, definition);
+        if !grant.permission.can_read() {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, format!("you may not read {object}")));
+        }
+        for facet in &facets {
+            if !grant.can_read_field(facet) {
+                return Err(ApiError::new(ErrorCode::FieldNotAccessible, format!("field '{facet}' of {object} is not accessible")));
+            }
+        }
+    }
+    let fields = visible_search_fields(system, caller, &objects, &fields)?;
     let filter = match params.take("filter").or_else(|| params.take("where")) {
         Some(raw) => {
             let json: Json = serde_json::from_str(&raw).map_err(|e| ApiError::new(ErrorCode::InvalidFilter, format!("filter must be JSON: {e}")))?;
@@ -176,11 +240,12 @@ pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut para
         return Err(ApiError::new(ErrorCode::InvalidFilter, "a search filter needs exactly one object"));
     }
     // Unfiltered, the index ranks and counts; filtered or faceted, the candidates are joined with the read model.
-    let narrowing = filter.is_some() || !facets.is_empty();
+    // Row rules: hits are joined with the read model under the caller's rules, so totals count only visible ones.
+    let narrowing = filter.is_some() || !facets.is_empty() || governed;
     let request =
         SearchRequest { query: text.clone(), objects, fields, boost, fuzzy, match_all, limit: if narrowing { CANDIDATES } else { offset + limit }, min_score };
     let hits = run(system, &request)?;
-    let viewer = viewer(headers);
+    let viewer = &caller.viewer;
     // Documents (and the filter) from the query model, one read per object.
     let mut by_object: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let wanted = if narrowing { hits.hits.len() } else { (offset + limit).min(hits.hits.len()) };
@@ -195,7 +260,7 @@ pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut para
             Some(f) => Filter::and(vec![f.clone(), ids_filter(ids)]),
             None => ids_filter(ids),
         });
-        for record in system.reader.execute(&viewer, query).await?.records {
+        for record in system.reader.execute(viewer, query).await?.records {
             if let Some(id) = record.get("id").and_then(Value::as_str) {
                 documents.insert((object.clone(), id.to_string()), record.clone());
             }
@@ -203,7 +268,7 @@ pub(crate) async fn search_result(system: &System, headers: &HeaderMap, mut para
     }
     let matched: Vec<(&projections::search::SearchHit, &Arc<Record>)> =
         hits.hits[..wanted].iter().filter_map(|h| documents.get(&(h.object.clone(), h.id.clone())).map(|d| (h, d))).collect();
-    let total = if filter.is_some() { matched.len() } else { hits.total };
+    let total = if narrowing { matched.len() } else { hits.total };
     let mut facet_counts = Map::new();
     for field in &facets {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();

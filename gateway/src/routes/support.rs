@@ -1,8 +1,8 @@
-//! Shared pieces of handlers: envelopes, waiting for positions, versions, actors.
+//! Shared pieces of handlers: envelopes, waiting for positions, versions.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use domain::ErrorCode;
-use projections::{ProjectionHandle, Viewer};
+use projections::ProjectionHandle;
 use serde_json::{json, Value as Json};
 
 use crate::app::System;
@@ -14,15 +14,6 @@ pub(crate) const MIN_POSITION: HeaderName = HeaderName::from_static("x-min-posit
 /// `{success: true, data}`.
 pub(crate) fn ok(data: Json) -> Json {
     json!({"success": true, "data": data})
-}
-
-/// The actor of a request. There is no authentication yet: everyone is `anonymous`.
-pub(crate) fn actor(_headers: &HeaderMap) -> String {
-    "anonymous".into()
-}
-
-pub(crate) fn viewer(headers: &HeaderMap) -> Viewer {
-    Viewer { actor: actor(headers), tenant: "default".into() }
 }
 
 fn parse_position(text: &str, source: &str) -> Result<u64, ApiError> {

@@ -86,6 +86,41 @@ impl Change {
         self.frames[slot.min(3)].get_or_init(build)
     }
 
+    /// This change as one viewer may see it: `None` when it sees the record
+    /// neither before nor after; the change itself when nothing is hidden from
+    /// it; otherwise a copy with hidden fields masked, a record that left the
+    /// viewer's sight as a removal without content, and one that came into
+    /// sight as a creation.
+    pub fn for_viewer(self: &Arc<Change>, seen_before: bool, seen_after: bool, mask: &domain::security::Mask) -> Option<Arc<Change>> {
+        if !seen_before && !seen_after {
+            return None;
+        }
+        let masked = |r: &Option<Arc<Record>>| -> Option<Arc<Record>> {
+            r.as_ref().map(|r| {
+                if mask.touches(r) {
+                    let mut copy = (**r).clone();
+                    mask.apply(&mut copy);
+                    Arc::new(copy)
+                } else {
+                    r.clone()
+                }
+            })
+        };
+        let (kind, record, previous) = match (seen_before, seen_after) {
+            (true, false) if self.kind != ChangeKind::Deleted => (ChangeKind::Deleted, None, None),
+            (false, true) if self.kind == ChangeKind::Updated => (ChangeKind::Created, masked(&self.record), None),
+            _ if mask.is_empty() || (!self.record.as_ref().is_some_and(|r| mask.touches(r)) && !self.previous.as_ref().is_some_and(|r| mask.touches(r))) => {
+                return Some(self.clone())
+            }
+            _ => (self.kind, masked(&self.record), masked(&self.previous)),
+        };
+        let changed = match kind {
+            ChangeKind::Deleted if record.is_none() && previous.is_none() => Vec::new(),
+            _ => self.changed.iter().filter(|f| !mask.hidden.contains(*f)).cloned().collect(),
+        };
+        Some(Arc::new(Change::new(self.position, self.event_id, self.object.clone(), self.id.clone(), kind, record, previous, changed, self.actor.clone(), self.occurred_at)))
+    }
+
     /// The event id as a UUID string.
     pub fn event_uuid(&self) -> String {
         let h: String = self.event_id.iter().map(|b| format!("{b:02x}")).collect();

@@ -73,10 +73,46 @@ struct Sub {
     id: Arc<str>,
     connection: Option<u64>,
     viewer: Viewer,
+    /// What the viewer may see of each object, compiled on first use (cleared when metadata changes).
+    grants: Mutex<HashMap<String, Arc<SubGrant>>>,
     spec: Spec,
     filter: Option<RecordFilter>,
     live: Option<LiveState>,
     detached_at: Option<Instant>,
+}
+
+/// A subscriber's rights on one object.
+struct SubGrant {
+    readable: bool,
+    /// The rows it sees (`None`: all).
+    rows: Option<RecordFilter>,
+    mask: domain::security::Mask,
+}
+
+impl Sub {
+    fn grant(&self, model: &QueryModel, object: &str) -> Arc<SubGrant> {
+        let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(grant) = grants.get(object) {
+            return grant.clone();
+        }
+        let access = &self.viewer.access;
+        let grant = match model.catalog().get(object) {
+            _ if access.is_system() => SubGrant { readable: true, rows: None, mask: Default::default() },
+            None => SubGrant { readable: false, rows: None, mask: Default::default() },
+            Some(definition) => {
+                let grant = access.grant(model.catalog(), definition);
+                let rows = grant.read_rows.clone().and_then(|f| model.compile_filter(object, f).ok());
+                SubGrant {
+                    readable: grant.permission.can_read(),
+                    rows,
+                    mask: domain::security::Mask { hidden: grant.hidden.clone(), relations: Default::default() },
+                }
+            }
+        };
+        let grant = Arc::new(grant);
+        grants.insert(object.to_string(), grant.clone());
+        grant
+    }
 }
 
 struct LiveState {
@@ -208,12 +244,19 @@ impl Hub {
             return Err(LiveError::Unknown(resume.id.unwrap_or_default()));
         }
         let id: Arc<str> = resume.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into();
-        let mut sub = Sub { id: id.clone(), connection: None, viewer, spec, filter: None, live: None, detached_at: Some(Instant::now()) };
+        let mut sub = Sub { id: id.clone(), connection: None, viewer, grants: Default::default(), spec, filter: None, live: None, detached_at: Some(Instant::now()) };
         let mut initial = Vec::new();
         match &mut sub.spec {
             Spec::Changes { object, filter, .. } => {
                 if let Some(name) = object.as_mut() {
                     *name = model.catalog().require(name)?.name.clone();
+                }
+                if let Some(name) = object.as_deref() {
+                    // The same refusals as a query: an object the viewer may not read, a hidden field in the filter.
+                    let mut probe = domain::query::Query::new(name);
+                    probe.filter = filter.clone();
+                    domain::query::check_query(&mut probe, model.catalog())?;
+                    domain::security::secure_query(&sub.viewer.access, model.catalog(), &mut probe)?;
                 }
                 if let Some(filter) = filter.take() {
                     let Some(name) = object.as_deref() else {
@@ -279,6 +322,9 @@ impl Hub {
                 model.apply(envelope, payload);
                 if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
                     self.metadata_version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    for sub in inner.subs.values() {
+                        sub.grants.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    }
                 }
                 if live_queries {
                     touched.insert(payload.object().to_string());
@@ -379,26 +425,37 @@ impl Inner {
         let start = self.ring.partition_point(|c| c.position <= after);
         let mut out = Vec::new();
         for change in self.ring.range(start..) {
-            for kind in self.wanted(model, sub, change) {
-                out.push(Message::Event { kind, change: change.clone() });
+            if let Some((kinds, seen)) = self.wanted(model, sub, change) {
+                for kind in kinds {
+                    out.push(Message::Event { kind, change: seen.clone() });
+                }
             }
         }
         Ok(out)
     }
 
-    /// The event kinds under which a subscription wants a change.
-    fn wanted(&self, model: &QueryModel, sub: &Sub, change: &Change) -> Vec<EventKind> {
-        let Spec::Changes { object, kinds, fields, .. } = &sub.spec else { return Vec::new() };
+    /// The event kinds under which a subscription wants a change, and the
+    /// change as its viewer may see it (row rules and hidden fields applied).
+    fn wanted(&self, model: &QueryModel, sub: &Sub, change: &Arc<Change>) -> Option<(Vec<EventKind>, Arc<Change>)> {
+        let Spec::Changes { object, kinds, fields, .. } = &sub.spec else { return None };
         if object.as_deref().is_some_and(|o| o != change.object) {
-            return Vec::new();
+            return None;
         }
+        let grant = sub.grant(model, &change.object);
+        if !grant.readable {
+            return None;
+        }
+        let seen = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| grant.rows.as_ref().is_none_or(|rows| model.record_matches(rows, r)));
+        let change = change.for_viewer(seen(&change.previous), seen(&change.record), &grant.mask)?;
         if !fields.is_empty() && change.kind == ChangeKind::Updated && !change.changed.iter().any(|f| fields.contains(f)) {
-            return Vec::new();
+            return None;
         }
         if let Some(filter) = &sub.filter {
             let passes = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| model.record_matches(filter, r));
-            if !passes(&change.record) && !passes(&change.previous) {
-                return Vec::new();
+            // A removal without content passes: the subscriber saw the record before.
+            let removal = change.kind == ChangeKind::Deleted && change.previous.is_none();
+            if !removal && !passes(&change.record) && !passes(&change.previous) {
+                return None;
             }
         }
         let own = EventKind::of(change.kind);
@@ -409,15 +466,16 @@ impl Inner {
         if own == EventKind::Updated && kinds.contains(&EventKind::FieldChanged) {
             out.push(EventKind::FieldChanged);
         }
-        out
+        (!out.is_empty()).then_some((out, change))
     }
 
     fn fan_out(&mut self, model: &QueryModel, change: &Arc<Change>) {
         let mut deliveries: Vec<(u64, Delivery)> = Vec::new();
         for sub in self.subs.values() {
             let Some(connection) = sub.connection else { continue };
-            for kind in self.wanted(model, sub, change) {
-                deliveries.push((connection, Delivery { subscription: sub.id.clone(), message: Message::Event { kind, change: change.clone() } }));
+            let Some((kinds, seen)) = self.wanted(model, sub, change) else { continue };
+            for kind in kinds {
+                deliveries.push((connection, Delivery { subscription: sub.id.clone(), message: Message::Event { kind, change: seen.clone() } }));
             }
         }
         for (connection, delivery) in deliveries {

@@ -11,7 +11,8 @@ use domain::value::{Record, Value};
 use super::sql::{self, Kind, Params};
 use super::table;
 use crate::query_model::aggregate::finish;
-use crate::query_model::{ids_of, page, select, QueryOutput, Viewer, DEFAULT_LIMIT};
+use crate::query_model::{ids_of, mask_output, page, select, QueryOutput, Viewer, DEFAULT_LIMIT};
+use domain::security::secure_query;
 use crate::reader::ReadError;
 
 #[derive(Clone)]
@@ -51,17 +52,36 @@ impl PgReader {
         self.catalog.read().expect("catalog lock").clone()
     }
 
-    pub async fn get(&self, _viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, ReadError> {
+    pub async fn get(&self, viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, ReadError> {
         let definition = self.catalog().require(object)?.clone();
+        if !viewer.access.is_system() {
+            let mut query = Query::new(&definition.name);
+            query.filter = Some(domain::query::Filter::Cond(domain::query::Condition {
+                field: "id".into(),
+                op: domain::query::Op::Eq,
+                value: domain::query::Operand::Value(Value::Text(id.to_string())),
+            }));
+            query.limit = Some(1);
+            return Ok(self.execute(viewer, query).await?.records.into_iter().next().map(std::sync::Arc::unwrap_or_clone));
+        }
         let client = self.pool.get().await.map_err(store)?;
         let sql = format!("SELECT data::text FROM {} WHERE id = $1", table(&definition.name));
         let row = client.query_opt(&sql, &[&id]).await.map_err(store)?;
         row.map(|r| parse_record(r.get(0)).map(|rec| with_formulas(&definition, rec))).transpose()
     }
 
-    pub async fn execute(&self, _viewer: &Viewer, mut query: Query) -> Result<QueryOutput, ReadError> {
+    /// Runs a query secured for the viewer (row rules in the SQL, hidden fields masked).
+    pub async fn execute(&self, viewer: &Viewer, mut query: Query) -> Result<QueryOutput, ReadError> {
         let catalog = self.catalog();
         check_query(&mut query, &catalog)?;
+        let mask = secure_query(&viewer.access, &catalog, &mut query)?;
+        let mut output = self.run(&catalog, query).await?;
+        mask_output(&mask, &mut output);
+        Ok(output)
+    }
+
+    async fn run(&self, catalog: &Catalog, query: Query) -> Result<QueryOutput, ReadError> {
+        let catalog = catalog.clone();
         let object = catalog.require(&query.object)?.clone();
         let mut params = Params::default();
         let where_sql = match &query.filter {
@@ -115,9 +135,21 @@ impl PgReader {
             return Ok(());
         }
         let client = self.pool.get().await.map_err(store)?;
-        let sql = format!("SELECT id, data::text FROM {} WHERE id = ANY($1)", table(&target.name));
+        // The sub-query's filter holds the viewer's row rules on the target: a related record they hide is null.
+        let mut params = Params::default();
+        let id_list: Vec<String> = ids.iter().map(|id| params.text(id.clone())).collect();
+        let visible = match &sub.filter {
+            Some(f) => sql::filter(catalog, &target, f, &mut params)?,
+            None => "TRUE".into(),
+        };
+        let sql = format!("SELECT t.id, t.data::text, ({visible}) FROM {} t WHERE t.id IN ({})", table(&target.name), id_list.join(", "));
         let mut related: HashMap<String, Record> = HashMap::new();
-        for row in client.query(&sql, &[&ids]).await.map_err(store)? {
+        let mut hidden: std::collections::HashSet<String> = Default::default();
+        for row in client.query(&sql, &params.refs()).await.map_err(store)? {
+            if !row.get::<_, bool>(2) {
+                hidden.insert(row.get(0));
+                continue;
+            }
             let mut record = with_formulas(&target, parse_record(row.get(1))?);
             if let Some(fields) = &sub.fields {
                 select(&mut record, fields, sub.expand.keys());
@@ -126,6 +158,7 @@ impl PgReader {
         }
         for record in records.iter_mut() {
             let replaced = match record.get(relation) {
+                Some(Value::Text(id)) if hidden.contains(id) => Some(Value::Null),
                 Some(Value::Text(id)) => related.get(id).cloned().map(Value::Map),
                 Some(Value::List(items)) => {
                     Some(Value::List(items.iter().filter_map(Value::as_str).filter_map(|id| related.get(id).cloned().map(Value::Map)).collect()))

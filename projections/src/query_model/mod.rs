@@ -20,6 +20,7 @@ use std::sync::Arc;
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::{evolve_catalog, Catalog, ObjectDef};
 use domain::query::{check_query, Query, SortOrder};
+use domain::security::{secure_query, Access, Mask};
 use domain::value::{Record, Value};
 use domain::DomainError;
 
@@ -29,17 +30,38 @@ use self::table::{KeyKind, Table};
 use self::values::Resolver;
 use crate::hashing::Map;
 
-/// Who is reading. Today every viewer sees every row of their tenant; row-
-/// and field-level rules will hook in here.
+/// Who is reading, with what rights: every read of either model takes one,
+/// and [`secure_query`] rewrites the query for it (row rules in the filter,
+/// no hidden field named) before it runs, and masks its answer after.
 #[derive(Debug, Clone)]
 pub struct Viewer {
-    pub actor: String,
-    pub tenant: String,
+    pub access: Arc<Access>,
 }
 
 impl Viewer {
+    /// The server itself: no rule applies (internal reads only).
     pub fn system() -> Viewer {
-        Viewer { actor: "system".into(), tenant: "default".into() }
+        Viewer { access: Arc::new(Access::system()) }
+    }
+
+    pub fn new(access: Access) -> Viewer {
+        Viewer { access: Arc::new(access) }
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.access.principal().user_id
+    }
+}
+
+/// Takes what the caller may not read out of an answer (copying only rows that hold some).
+pub fn mask_output(mask: &Mask, output: &mut QueryOutput) {
+    if mask.is_empty() {
+        return;
+    }
+    for record in output.records.iter_mut() {
+        if mask.touches(record) {
+            mask.apply(Arc::make_mut(record));
+        }
     }
 }
 
@@ -156,17 +178,40 @@ impl QueryModel {
         &self.catalog
     }
 
-    /// One record with its formula fields computed, or `None`.
-    pub fn get(&self, _viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, DomainError> {
+    /// One record with its formula fields computed, or `None` (also when the viewer may not see it).
+    pub fn get(&self, viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, DomainError> {
         let definition = self.catalog.require(object)?;
         let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
-        Ok(self.tables.get(&definition.name).and_then(|t| t.get(id)).map(|r| resolver.with_formulas(definition, r)))
+        if viewer.access.is_system() {
+            return Ok(self.tables.get(&definition.name).and_then(|t| t.get(id)).map(|r| resolver.with_formulas(definition, r)));
+        }
+        let mut query = Query::new(&definition.name);
+        query.filter = Some(domain::query::Filter::Cond(domain::query::Condition {
+            field: "id".into(),
+            op: domain::query::Op::Eq,
+            value: domain::query::Operand::Value(Value::Text(id.to_string())),
+        }));
+        query.limit = Some(1);
+        Ok(self.execute(viewer, query)?.records.into_iter().next().map(Arc::unwrap_or_clone))
     }
 
-    /// Runs a parsed query: checks it against the catalog, then evaluates it.
+    /// Runs a parsed query: checks it against the catalog, secures it for the
+    /// viewer, evaluates it, and masks what the viewer may not read.
     pub fn execute(&self, viewer: &Viewer, mut query: Query) -> Result<QueryOutput, DomainError> {
         check_query(&mut query, &self.catalog)?;
-        self.run(viewer, &query)
+        let mask = secure_query(&viewer.access, &self.catalog, &mut query)?;
+        let mut output = self.run(viewer, &query)?;
+        mask_output(&mask, &mut output);
+        Ok(output)
+    }
+
+    /// Whether a viewer may see a record (its row rules hold for it).
+    pub fn visible(&self, viewer: &Viewer, object: &str, record: &Record, rows: Option<&domain::query::Filter>) -> bool {
+        let Some(rows) = rows else { return true };
+        let Some(definition) = self.catalog.get(object) else { return false };
+        let _ = viewer;
+        let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
+        Matcher::compile(rows).map(|m| m.matches(&resolver, definition, record)).unwrap_or(false)
     }
 
     fn run(&self, viewer: &Viewer, query: &Query) -> Result<QueryOutput, DomainError> {
@@ -301,10 +346,23 @@ impl QueryModel {
     fn expand(&self, viewer: &Viewer, resolver: &Resolver, relation: &str, sub: &Query, records: &mut [Arc<Record>]) -> Result<(), DomainError> {
         let target = self.catalog.require(&sub.object)?;
         let table = self.tables.get(&target.name);
+        // The sub-query's filter holds the viewer's row rules on the target: a related record they hide is null.
+        let visible = sub.filter.as_ref().map(Matcher::compile).transpose()?;
         let mut related: HashMap<String, Option<Record>> = HashMap::new();
+        let mut hidden: std::collections::HashSet<String> = Default::default();
         for record in records.iter() {
             for id in ids_of(record.get(relation)) {
-                related.entry(id.clone()).or_insert_with(|| table.and_then(|t| t.get(&id)).map(|r| resolver.with_formulas(target, r)));
+                if related.contains_key(&id) || hidden.contains(&id) {
+                    continue;
+                }
+                match table.and_then(|t| t.get(&id)) {
+                    Some(r) if visible.as_ref().is_some_and(|m| !m.matches(resolver, target, r)) => {
+                        hidden.insert(id);
+                    }
+                    found => {
+                        related.insert(id, found.map(|r| resolver.with_formulas(target, r)));
+                    }
+                }
             }
         }
         let _ = viewer;
@@ -315,6 +373,7 @@ impl QueryModel {
         }
         for record in records.iter_mut() {
             let replaced = match record.get(relation) {
+                Some(Value::Text(id)) if hidden.contains(id) => Some(Value::Null),
                 Some(Value::Text(id)) => related.get(id).cloned().flatten().map(Value::Map),
                 Some(Value::List(items)) => {
                     Some(Value::List(items.iter().filter_map(Value::as_str).filter_map(|id| related.get(id).cloned().flatten().map(Value::Map)).collect()))

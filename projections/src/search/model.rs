@@ -60,14 +60,15 @@ pub struct SearchHits {
 /// `searchable`, and the object's `search.fields` and `displayFields`; when it
 /// names none, every free-text field. `enable.searchable: false` turns search off.
 pub fn searchable_fields(object: &ObjectDef) -> Vec<String> {
-    if object.raw.pointer("/enable/searchable") == Some(&serde_json::Value::Bool(false)) {
+    // Sessions and keys are never searched; passwords are never indexed, even when declared searchable.
+    if object.raw.pointer("/enable/searchable") == Some(&serde_json::Value::Bool(false)) || domain::security::INTERNAL_OBJECTS.contains(&object.name.as_str()) {
         return Vec::new();
     }
-    let mut fields: Vec<String> = object.fields.iter().filter(|f| f.searchable).map(|f| f.name.clone()).collect();
+    let mut fields: Vec<String> = object.fields.iter().filter(|f| f.searchable && f.field_type != FieldType::Password).map(|f| f.name.clone()).collect();
     for pointer in ["/search/fields", "/displayFields"] {
         if let Some(serde_json::Value::Array(names)) = object.raw.pointer(pointer) {
             for name in names.iter().filter_map(|n| n.as_str()) {
-                if object.field(name).is_some() && !fields.iter().any(|f| f == name) {
+                if object.field(name).is_some_and(|f| f.field_type != FieldType::Password) && !fields.iter().any(|f| f == name) {
                     fields.push(name.to_string());
                 }
             }

@@ -1,0 +1,377 @@
+//! What one caller may do: the union of the caller's profile and permission
+//! sets, compiled per object into an [`ObjectGrant`] (object rights, hidden
+//! and read-only fields, and the row filters of each operation).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::metadata::{Catalog, FieldType, ObjectDef, SYSTEM_FIELDS};
+use crate::query::{Condition, Filter, Op, Operand};
+use crate::value::Value;
+
+use super::permission_set::{ObjectPermission, RlsOperation};
+use super::policy::{Recipient, SecurityPolicy, SharedRecords, SharingModel};
+use super::predicate::never;
+use super::principal::{Principal, PrincipalKind};
+use super::INTERNAL_OBJECTS;
+
+/// System permissions this server checks (names as an app writes them in `systemPermissions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemPermission {
+    /// Change object definitions (`PUT /meta/...`).
+    ManageMetadata,
+    /// Rebuild projections.
+    ManageProjections,
+    /// Read the whole audit trail and `/metrics`.
+    ViewAuditTrail,
+    /// Assign profiles, permission sets and roles to users.
+    ManageUsers,
+    /// Read every record of every object (implies read on all objects).
+    ViewAllData,
+    /// Everything: every object, every record, bypassing row rules (the administrator).
+    ModifyAllData,
+}
+
+impl SystemPermission {
+    pub const ALL: [SystemPermission; 6] = [
+        SystemPermission::ManageMetadata,
+        SystemPermission::ManageProjections,
+        SystemPermission::ViewAuditTrail,
+        SystemPermission::ManageUsers,
+        SystemPermission::ViewAllData,
+        SystemPermission::ModifyAllData,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemPermission::ManageMetadata => "manage_metadata",
+            SystemPermission::ManageProjections => "manage_projections",
+            SystemPermission::ViewAuditTrail => "view_audit_trail",
+            SystemPermission::ManageUsers => "manage_users",
+            SystemPermission::ViewAllData => "view_all_data",
+            SystemPermission::ModifyAllData => "modify_all_data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The server itself: nothing is refused or hidden.
+    System,
+    /// The app declares no security (local development): everything but passwords.
+    Open,
+    /// The app's rules apply.
+    Governed,
+}
+
+/// One caller's rights, ready to compile per object.
+#[derive(Debug, Clone)]
+pub struct Access {
+    mode: Mode,
+    principal: Principal,
+    policy: Arc<SecurityPolicy>,
+    /// Role name to the ids of its users (for owner-based sharing rules).
+    role_members: Arc<BTreeMap<String, Vec<String>>>,
+}
+
+/// What a caller may do on one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectGrant {
+    pub permission: ObjectPermission,
+    /// Fields the caller may not read (passwords always).
+    pub hidden: BTreeSet<String>,
+    /// Fields the caller may not write (hidden ones included, passwords excepted when editable).
+    pub readonly: BTreeSet<String>,
+    /// Fields of type password: hidden from every reader, writable (hashed) by who may edit them.
+    pub passwords: BTreeSet<String>,
+    /// The field that names a record's owner (`owner`, `owner_id`, else `created_by`).
+    pub owner_field: String,
+    /// Rows the caller sees (`None`: all).
+    pub read_rows: Option<Filter>,
+    /// Rows the caller may update / delete (within those it sees).
+    pub update_rows: Option<Filter>,
+    pub delete_rows: Option<Filter>,
+    /// What a created / updated record must satisfy (RLS `check`).
+    pub insert_check: Option<Filter>,
+    pub update_check: Option<Filter>,
+}
+
+fn and(parts: Vec<Option<Filter>>) -> Option<Filter> {
+    let parts: Vec<Filter> = parts.into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| Filter::and(parts))
+}
+
+fn or(parts: Vec<Filter>) -> Option<Filter> {
+    match parts.len() {
+        0 => None,
+        1 => parts.into_iter().next(),
+        _ => Some(Filter::Or(parts)),
+    }
+}
+
+fn cond(field: &str, op: Op, value: Value) -> Filter {
+    Filter::Cond(Condition { field: field.into(), op, value: Operand::Value(value) })
+}
+
+/// Every condition of a filter read through a relation (`field` -> `relation.field`).
+fn prefixed(filter: &Filter, relation: &str) -> Filter {
+    match filter {
+        Filter::And(list) => Filter::And(list.iter().map(|f| prefixed(f, relation)).collect()),
+        Filter::Or(list) => Filter::Or(list.iter().map(|f| prefixed(f, relation)).collect()),
+        Filter::Not(inner) => Filter::Not(Box::new(prefixed(inner, relation))),
+        Filter::Cond(c) => Filter::Cond(Condition {
+            field: format!("{relation}.{}", c.field),
+            op: c.op,
+            value: match &c.value {
+                Operand::Field(f) => Operand::Field(format!("{relation}.{f}")),
+                other => other.clone(),
+            },
+        }),
+    }
+}
+
+/// The field naming a record's owner.
+pub fn owner_field(object: &ObjectDef) -> String {
+    for name in ["owner", "owner_id"] {
+        if object.field(name).is_some_and(|f| f.field_type.is_reference()) {
+            return name.into();
+        }
+    }
+    "created_by".into()
+}
+
+impl Access {
+    /// The server itself.
+    pub fn system() -> Access {
+        Access { mode: Mode::System, principal: Principal::system(), policy: Default::default(), role_members: Default::default() }
+    }
+
+    /// A caller under an app's policy: open when the app declares no security.
+    pub fn new(principal: Principal, policy: Arc<SecurityPolicy>, role_members: Arc<BTreeMap<String, Vec<String>>>) -> Access {
+        let mode = match principal.kind {
+            PrincipalKind::System => Mode::System,
+            _ if !policy.declared => Mode::Open,
+            _ => Mode::Governed,
+        };
+        Access { mode, principal, policy, role_members }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.mode == Mode::System
+    }
+
+    /// Whether the app declares no security (everything but passwords is open).
+    pub fn is_open(&self) -> bool {
+        self.mode == Mode::Open
+    }
+
+    fn sets(&self) -> impl Iterator<Item = &super::permission_set::PermissionSet> {
+        let guest = (self.principal.kind == PrincipalKind::Guest).then_some(self.policy.guest_profile.as_deref()).flatten();
+        let names: Vec<&str> = match guest {
+            Some(profile) => vec![profile],
+            None if self.principal.kind == PrincipalKind::Guest => Vec::new(),
+            None => self.principal.set_names().collect(),
+        };
+        names.into_iter().filter_map(|n| self.policy.sets.get(n))
+    }
+
+    /// Whether the caller holds a system permission (`modify_all_data` implies every one).
+    pub fn has(&self, permission: SystemPermission) -> bool {
+        match self.mode {
+            Mode::System | Mode::Open => true,
+            Mode::Governed => self.sets().any(|s| s.system_permissions.contains(permission.name()) || s.system_permissions.contains("modify_all_data")),
+        }
+    }
+
+    /// The system permissions the caller holds, by name.
+    pub fn system_permissions(&self) -> Vec<&'static str> {
+        SystemPermission::ALL.iter().filter(|p| self.has(**p)).map(|p| p.name()).collect()
+    }
+
+    fn object_permission(&self, object: &str) -> ObjectPermission {
+        if INTERNAL_OBJECTS.contains(&object) {
+            return if self.mode == Mode::System { ObjectPermission::ALL } else { ObjectPermission::default() };
+        }
+        match self.mode {
+            Mode::System | Mode::Open => ObjectPermission::ALL,
+            Mode::Governed => {
+                if self.has(SystemPermission::ModifyAllData) {
+                    return ObjectPermission::ALL;
+                }
+                let mut out = self.sets().fold(ObjectPermission::default(), |acc, s| acc.union(s.object(object)));
+                if self.has(SystemPermission::ViewAllData) {
+                    out.read = true;
+                    out.view_all = true;
+                }
+                out
+            }
+        }
+    }
+
+    /// What the caller may do on `object`.
+    pub fn grant(&self, catalog: &Catalog, object: &ObjectDef) -> ObjectGrant {
+        self.grant_at(catalog, object, 0)
+    }
+
+    fn grant_at(&self, catalog: &Catalog, object: &ObjectDef, depth: usize) -> ObjectGrant {
+        let permission = self.object_permission(&object.name);
+        let owner_field = owner_field(object);
+        let mut grant = ObjectGrant {
+            permission,
+            hidden: BTreeSet::new(),
+            readonly: BTreeSet::new(),
+            passwords: BTreeSet::new(),
+            owner_field: owner_field.clone(),
+            read_rows: None,
+            update_rows: None,
+            delete_rows: None,
+            insert_check: None,
+            update_check: None,
+        };
+        if self.mode == Mode::System {
+            return grant;
+        }
+        for field in &object.fields {
+            if field.field_type == FieldType::Password {
+                grant.hidden.insert(field.name.clone());
+                grant.passwords.insert(field.name.clone());
+            }
+        }
+        if self.mode == Mode::Open || self.has(SystemPermission::ModifyAllData) {
+            return grant;
+        }
+        if !permission.can_read() && !permission.create {
+            grant.read_rows = Some(never());
+            return grant;
+        }
+        // Field-level security: the most permissive of the sets that grant the object.
+        let sets: Vec<_> = self.sets().collect();
+        for field in &object.fields {
+            let readable = sets.iter().any(|s| s.object(&object.name).can_read() && s.field(&object.name, &field.name).is_none_or(|p| p.readable));
+            let editable = sets.iter().any(|s| {
+                let o = s.object(&object.name);
+                (o.edit || o.create || o.modify_all) && s.field(&object.name, &field.name).is_none_or(|p| p.editable)
+            });
+            if !readable {
+                grant.hidden.insert(field.name.clone());
+            }
+            if !editable || (!readable && !grant.passwords.contains(&field.name)) {
+                grant.readonly.insert(field.name.clone());
+            }
+        }
+        // Row-level security: permissive policies of the held sets, ORed per operation.
+        let superuser = self.has(SystemPermission::ModifyAllData);
+        let policies: Vec<_> = sets
+            .iter()
+            .flat_map(|s| s.row_level_security.iter())
+            .filter(|p| p.enabled && p.object == object.name && (p.roles.is_empty() || p.roles.iter().any(|r| self.principal.roles.contains(r))))
+            .collect();
+        let rls = |operation: RlsOperation, use_check: bool| -> Option<Filter> {
+            if superuser {
+                return None;
+            }
+            let applicable: Vec<Filter> = policies
+                .iter()
+                .filter(|p| p.operation.covers(operation))
+                .filter_map(|p| if use_check { p.check.as_ref().or(p.using.as_ref()) } else { p.using.as_ref() })
+                .map(|pred| pred.compile(&self.principal))
+                .collect();
+            or(applicable)
+        };
+        // Sharing: the org-wide default, widened by sharing rules.
+        let model = SharingModel::of(object).unwrap_or(SharingModel::ReadWrite);
+        let mine = cond(&owner_field, Op::Eq, Value::Text(self.principal.user_id.clone()));
+        let shared = |edit_only: bool| -> Vec<Filter> {
+            self.policy
+                .sharing_rules
+                .iter()
+                .filter(|r| r.object == object.name && (r.edit || !edit_only) && self.receives(&r.shared_with))
+                .map(|r| match &r.records {
+                    SharedRecords::Criteria(predicate) => predicate.compile(&self.principal),
+                    SharedRecords::OwnedBy(owners) => cond(&owner_field, Op::In, Value::List(self.owners(owners).into_iter().map(Value::Text).collect())),
+                })
+                .collect()
+        };
+        let parent = || -> Option<(String, ObjectGrant)> {
+            let field = object.fields.iter().find(|f| f.field_type == FieldType::MasterDetail)?;
+            let target = catalog.get(field.reference.as_deref()?)?;
+            (depth < 4).then(|| (field.name.clone(), self.grant_at(catalog, target, depth + 1)))
+        };
+        let (sharing_read, sharing_edit) = match model {
+            SharingModel::ReadWrite => (None, None),
+            SharingModel::Read => {
+                let mut edit = vec![mine.clone()];
+                edit.extend(shared(true));
+                (None, or(edit))
+            }
+            SharingModel::Private => {
+                let mut read = vec![mine.clone()];
+                read.extend(shared(false));
+                let mut edit = vec![mine.clone()];
+                edit.extend(shared(true));
+                (or(read), or(edit))
+            }
+            SharingModel::ControlledByParent => match parent() {
+                Some((relation, parent)) => (
+                    parent.read_rows.as_ref().map(|f| prefixed(f, &relation)),
+                    parent.update_rows.as_ref().map(|f| prefixed(f, &relation)),
+                ),
+                None => (None, None),
+            },
+        };
+        let (sharing_read, sharing_edit) = (
+            if permission.view_all || permission.modify_all { None } else { sharing_read },
+            if permission.modify_all { None } else { sharing_edit },
+        );
+        grant.read_rows = and(vec![rls(RlsOperation::Select, false), sharing_read]);
+        grant.update_rows = and(vec![grant.read_rows.clone(), rls(RlsOperation::Update, false), sharing_edit.clone()]);
+        grant.delete_rows = and(vec![grant.read_rows.clone(), rls(RlsOperation::Delete, false), sharing_edit]);
+        grant.insert_check = rls(RlsOperation::Insert, true);
+        grant.update_check = rls(RlsOperation::Update, true);
+        grant
+    }
+
+    /// Whether the caller is among a rule's recipients.
+    fn receives(&self, recipient: &Recipient) -> bool {
+        let principal = &self.principal;
+        match recipient.kind.as_str() {
+            "user" => principal.user_id == recipient.value || principal.email.as_deref() == Some(recipient.value.as_str()),
+            "role" | "group" => principal.roles.contains(&recipient.value),
+            // The role and those below it: the caller's role or one of its ancestors is the value.
+            "role_and_subordinates" => principal.roles.iter().any(|r| self.policy.role_and_ancestors(r).contains(&recipient.value)),
+            "guest" => principal.kind == PrincipalKind::Guest,
+            _ => false,
+        }
+    }
+
+    /// The user ids an owner rule covers.
+    fn owners(&self, owners: &Recipient) -> Vec<String> {
+        match owners.kind.as_str() {
+            "user" => vec![owners.value.clone()],
+            "role" | "group" => self.role_members.get(&owners.value).cloned().unwrap_or_default(),
+            "role_and_subordinates" => self
+                .role_members
+                .iter()
+                .filter(|(role, _)| self.policy.role_and_ancestors(role).contains(&owners.value))
+                .flat_map(|(_, users)| users.iter().cloned())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the policy has owner rules over roles (the caller then needs role members).
+    pub fn needs_role_members(policy: &SecurityPolicy) -> bool {
+        policy.sharing_rules.iter().any(|r| matches!(&r.records, SharedRecords::OwnedBy(o) if o.kind != "user"))
+    }
+}
+
+impl ObjectGrant {
+    /// System fields are always readable: only declared fields can be hidden.
+    pub fn can_read_field(&self, field: &str) -> bool {
+        SYSTEM_FIELDS.contains(&field) || !self.hidden.contains(field)
+    }
+}
