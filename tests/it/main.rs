@@ -18,6 +18,7 @@ mod rebuild;
 mod replay;
 mod rest;
 mod search;
+mod security;
 mod service;
 mod store_suite;
 mod tidy;

@@ -155,6 +155,8 @@ pub struct WriteGuard {
     grant: ObjectGrant,
     /// The caller may set or change the owner (transfer, or modify all).
     may_transfer: bool,
+    /// The caller's user id: a record may always be given to its writer.
+    caller: String,
 }
 
 fn verb(op: WriteOp) -> &'static str {
@@ -174,7 +176,7 @@ impl WriteGuard {
         let def = catalog.require(object)?;
         let grant = access.grant(catalog, def);
         let may_transfer = grant.permission.transfer || grant.permission.modify_all || access.is_open();
-        Ok(Some(WriteGuard { object: def.name.clone(), grant, may_transfer }))
+        Ok(Some(WriteGuard { object: def.name.clone(), grant, may_transfer, caller: access.principal().user_id.clone() }))
     }
 
     /// Refuses an operation the caller's object permissions do not allow.
@@ -214,7 +216,8 @@ impl WriteGuard {
             }
             if *name == self.grant.owner_field && !self.may_transfer {
                 let unchanged = current.and_then(|r| r.get(name.as_str())).is_some_and(|v| v.to_json() == *value);
-                if !unchanged {
+                let to_self = current.is_none() && value.as_str() == Some(self.caller.as_str());
+                if !unchanged && !to_self {
                     return Err(DomainError::FieldNotAccessible(format!("setting the owner of {} records needs the transfer permission", self.object)));
                 }
             }

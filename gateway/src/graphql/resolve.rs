@@ -113,7 +113,10 @@ pub async fn aggregate(ctx: &ResolverContext<'_>, numeric: &[String], object: &s
     };
     query.group_by = keys.clone();
     query.aggregations.push(Aggregation { function: AggFunction::Count, field: None, alias: "count".into(), distinct: false, filter: None });
-    for field in numeric {
+    // Only fields the caller may read are measured (the others answer null).
+    let catalog = system.reader.catalog();
+    let grant = request.caller.access().grant(&catalog, catalog.require(object).map_err(gql)?);
+    for field in numeric.iter().filter(|f| grant.can_read_field(f)) {
         for (name, function) in MEASURES {
             query.aggregations.push(Aggregation { function, field: Some(field.clone()), alias: format!("{name}__{field}"), distinct: false, filter: None });
         }
