@@ -30,7 +30,7 @@ const APP: &str = r#"{
     {"name": "task", "sharingModel": "controlled_by_parent", "fields": {
        "title": {"type": "text", "required": true},
        "project": {"type": "master_detail", "reference": "project"}}},
-    {"name": "note", "fields": {"body": {"type": "text", "searchable": true}, "status": {"type": "text"}}}
+    {"name": "note", "fields": {"body": {"type": "text", "searchable": true}, "status": {"type": "text"}, "project": {"type": "lookup", "reference": "project"}}}
   ],
   "permissions": [
     {"name": "member", "isProfile": true,
@@ -196,6 +196,12 @@ async fn rest_rules(postgres: bool) {
     // An expanded lookup to a project the caller may not see is null.
     let expanded = w.ok(Some(&w.admin), "GET", &format!("/api/v1/data/task/{tb}?expand=project"), None).await;
     assert_eq!(expanded["record"]["project"]["name"], json!("Borealis"));
+    let pointer = w.ok(Some(&w.admin), "POST", "/api/v1/data/note", Some(json!({"body": "about B", "status": "open", "project": b}))).await;
+    let pointer = pointer["id"].as_str().unwrap().to_string();
+    let expanded = w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note/{pointer}?expand=project"), None).await;
+    assert_eq!(expanded["record"]["project"], Json::Null, "{expanded}");
+    let expanded = w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note?expand=project&filter={}", urlencode(&json!([["id", "=", pointer]]).to_string())), None).await;
+    assert_eq!(expanded["records"][0]["project"], Json::Null, "{expanded}");
 
     // Writes: a hidden record is not found whatever version is named; nothing is appended.
     let head = *w.api.system.commands.store().head().borrow();
@@ -223,7 +229,7 @@ async fn rest_rules(postgres: bool) {
     assert_eq!(code, "record_not_accessible");
     w.ok(Some(&w.admin), "POST", "/api/v1/data/note", Some(json!({"body": "gone", "status": "archived"}))).await;
     let notes = w.ok(Some(w.alice()), "GET", "/api/v1/data/note", None).await;
-    assert_eq!(notes["total"], json!(1), "{notes}");
+    assert_eq!(notes["total"], json!(2), "{notes}");
 
     // A criteria sharing rule: the red team reads red projects (not edit them).
     w.ok(Some(&w.admin), "PATCH", &format!("/api/v1/data/user/{}", w.alice.0), Some(json!({"roles": ["reds"]}))).await;
@@ -324,6 +330,11 @@ async fn graphql_rules(postgres: bool) {
     // A lookup to a project the caller may not see is null (the task itself is not visible either).
     let task = w.graphql(w.alice(), &format!("{{ task(id: \"{tb}\") {{ id project {{ name }} }} }}")).await;
     assert_eq!(task["data"]["task"], Json::Null, "{task}");
+    let pointer = w.ok(Some(&w.admin), "POST", "/api/v1/data/note", Some(json!({"body": "about B", "status": "open", "project": b}))).await;
+    let pointer = pointer["id"].as_str().unwrap();
+    let note = w.graphql(w.alice(), &format!("{{ note(id: \"{pointer}\") {{ id body project {{ name }} }} }}")).await;
+    assert_eq!(note["data"]["note"]["body"], json!("about B"), "{note}");
+    assert_eq!(note["data"]["note"]["project"], Json::Null, "{note}");
     let update = w.graphql(w.alice(), &format!("mutation {{ updateProject(id: \"{b}\", input: {{name: \"x\"}}) {{ id }} }}")).await;
     assert_eq!(update["errors"][0]["extensions"]["code"], json!("record_not_found"), "{update}");
     let delete = w.graphql(w.alice(), &format!("mutation {{ deleteProject(id: \"{a}\") {{ id }} }}")).await;
