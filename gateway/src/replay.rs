@@ -48,8 +48,61 @@ pub struct Selection {
     pub to: Option<Bound>,
 }
 
-fn line(envelope: &EventEnvelope, upcasters: &Upcasters) -> anyhow::Result<serde_json::Value> {
-    let payload = decode_envelope_payload(envelope, upcasters)?;
+/// Takes secrets out of replayed payloads: the values of `password` fields
+/// (hashes, but secrets all the same) and session token hashes. Definitions
+/// are folded as they pass, so every record event is read with the metadata of its time.
+#[derive(Default)]
+struct Redactor {
+    catalog: domain::metadata::Catalog,
+}
+
+const REDACTED: &str = "[redacted]";
+
+impl Redactor {
+    fn secret_fields(&self, object: &str) -> Vec<String> {
+        let mut out: Vec<String> = match self.catalog.get(object) {
+            Some(definition) => definition.fields.iter().filter(|f| f.field_type == domain::metadata::FieldType::Password).map(|f| f.name.clone()).collect(),
+            None => Vec::new(),
+        };
+        if object == "session" {
+            out.push("token_hash".into());
+        }
+        out
+    }
+
+    fn redact(&mut self, payload: &domain::event::EventPayload, json: &mut serde_json::Value) {
+        if matches!(
+            payload,
+            domain::event::EventPayload::ObjectDefined(_) | domain::event::EventPayload::ObjectAltered(_) | domain::event::EventPayload::ObjectRemoved(_)
+        ) {
+            let _ = domain::metadata::evolve_catalog(&mut self.catalog, payload);
+            return;
+        }
+        let secrets = self.secret_fields(payload.object());
+        for key in ["record", "previous"] {
+            if let Some(serde_json::Value::Object(record)) = json.get_mut(key) {
+                for field in &secrets {
+                    if let Some(value) = record.get_mut(field) {
+                        *value = json!(REDACTED);
+                    }
+                }
+            }
+        }
+        if let Some(serde_json::Value::Array(changes)) = json.get_mut("changes") {
+            for change in changes {
+                if secrets.iter().any(|s| change["field"].as_str() == Some(s.as_str())) {
+                    change["oldValue"] = json!(REDACTED);
+                    change["newValue"] = json!(REDACTED);
+                }
+            }
+        }
+    }
+}
+
+fn line(envelope: &EventEnvelope, upcasters: &Upcasters, redactor: &mut Redactor) -> anyhow::Result<serde_json::Value> {
+    let decoded = decode_envelope_payload(envelope, upcasters)?;
+    let mut payload = decoded.to_json();
+    redactor.redact(&decoded, &mut payload);
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     Ok(json!({
         "position": envelope.position,
@@ -63,7 +116,7 @@ fn line(envelope: &EventEnvelope, upcasters: &Upcasters) -> anyhow::Result<serde
         "eventId": hex(&envelope.event_id),
         "correlationId": hex(&envelope.correlation_id),
         "idempotencyKey": envelope.idempotency_key,
-        "payload": payload.to_json(),
+        "payload": payload,
     }))
 }
 
@@ -72,10 +125,16 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
     let upcasters = domain::event::registry();
     let in_range = |e: &EventEnvelope| selection.from.is_none_or(|b| b.at_or_after(e)) && selection.to.is_none_or(|b| b.at_or_before(e));
     let mut written = 0;
+    let mut redactor = Redactor::default();
     if let (Some(object), Some(record)) = (&selection.object, &selection.record) {
+        // The object's definition first, for its password fields.
+        for envelope in store.read_stream(StreamId::metadata(object).as_str(), 1).await? {
+            let payload = decode_envelope_payload(&envelope, upcasters)?;
+            redactor.redact(&payload, &mut serde_json::Value::Null);
+        }
         for envelope in store.read_stream(StreamId::record(object, record).as_str(), 1).await? {
             if in_range(&envelope) {
-                writeln!(out, "{}", line(&envelope, upcasters)?)?;
+                writeln!(out, "{}", line(&envelope, upcasters, &mut redactor)?)?;
                 written += 1;
             }
         }
@@ -84,10 +143,8 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
     if selection.record.is_some() {
         anyhow::bail!("--record needs --object");
     }
-    let mut after = match selection.from {
-        Some(Bound::Position(p)) => p.saturating_sub(1),
-        _ => 0,
-    };
+    // From the start, so that definitions are folded before the events that use them.
+    let mut after = 0;
     loop {
         let batch = store.read_all(after, 10_000).await?;
         let Some(last) = batch.last() else { break };
@@ -99,15 +156,23 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
                 }
             }
             if !in_range(envelope) {
+                if envelope.stream.starts_with("$meta/") {
+                    let payload = decode_envelope_payload(envelope, upcasters)?;
+                    redactor.redact(&payload, &mut serde_json::Value::Null);
+                }
                 continue;
             }
             if let Some(object) = &selection.object {
                 let ours = envelope.stream.strip_prefix("$meta/").map_or_else(|| envelope.stream.split('/').next() == Some(object.as_str()), |o| o == object);
                 if !ours {
+                    if envelope.stream.starts_with("$meta/") {
+                        let payload = decode_envelope_payload(envelope, upcasters)?;
+                        redactor.redact(&payload, &mut serde_json::Value::Null);
+                    }
                     continue;
                 }
             }
-            writeln!(out, "{}", line(envelope, upcasters)?)?;
+            writeln!(out, "{}", line(envelope, upcasters, &mut redactor)?)?;
             written += 1;
         }
     }

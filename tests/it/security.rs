@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use gateway::config::{AdminBootstrap, Settings, Storage};
 use serde_json::{json, Value as Json};
 use tokio_tungstenite::tungstenite::Message;
@@ -200,19 +200,27 @@ async fn rest_rules(postgres: bool) {
     let pointer = pointer["id"].as_str().unwrap().to_string();
     let expanded = w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note/{pointer}?expand=project"), None).await;
     assert_eq!(expanded["record"]["project"], Json::Null, "{expanded}");
-    let expanded = w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note?expand=project&filter={}", urlencode(&json!([["id", "=", pointer]]).to_string())), None).await;
+    let expanded =
+        w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note?expand=project&filter={}", urlencode(&json!([["id", "=", pointer]]).to_string())), None).await;
     assert_eq!(expanded["records"][0]["project"], Json::Null, "{expanded}");
 
     // Writes: a hidden record is not found whatever version is named; nothing is appended.
     let head = *w.api.system.commands.store().head().borrow();
-    assert_eq!(w.refused(Some(w.alice()), "PATCH", &format!("/api/v1/data/project/{b}?expectedVersion=1"), Some(json!({"name": "x", "expectedVersion": 1})), 404).await, "record_not_found");
+    assert_eq!(
+        w.refused(Some(w.alice()), "PATCH", &format!("/api/v1/data/project/{b}?expectedVersion=1"), Some(json!({"name": "x", "expectedVersion": 1})), 404)
+            .await,
+        "record_not_found"
+    );
     // Object permission: members may not delete.
     assert_eq!(w.refused(Some(w.alice()), "DELETE", &format!("/api/v1/data/project/{a}"), None, 403).await, "permission_denied");
     // FLS edit: team is read-only, budget hidden, the owner needs transfer.
     for patch in [json!({"team": "red"}), json!({"budget": 1}), json!({"owner": w.bob.0})] {
         assert_eq!(w.refused(Some(w.alice()), "PATCH", &format!("/api/v1/data/project/{a}"), Some(patch), 403).await, "field_not_accessible");
     }
-    assert_eq!(w.refused(Some(w.alice()), "POST", "/api/v1/data/project", Some(json!({"name": "Forged", "owner": w.bob.0})), 403).await, "field_not_accessible");
+    assert_eq!(
+        w.refused(Some(w.alice()), "POST", "/api/v1/data/project", Some(json!({"name": "Forged", "owner": w.bob.0})), 403).await,
+        "field_not_accessible"
+    );
     // Batches go through the same rules: one forbidden record fails the atomic batch.
     let batch = json!({"operation": "update", "records": [{"id": a, "data": {"name": "A2"}}, {"id": b, "data": {"name": "B2"}}]});
     let result = w.ok(Some(w.alice()), "POST", "/api/v1/data/project/batch", Some(batch)).await;
@@ -307,6 +315,15 @@ async fn rest_rules(postgres: bool) {
     let seen = w.seen.lock().unwrap().clone();
     for secret in [SECRET, PASSWORD, ADMIN_PASSWORD, "$argon2"] {
         assert!(!seen.contains(secret), "'{secret}' reached a response");
+    }
+    // Nor in what `objectstack replay` prints (hashes of passwords and tokens are redacted).
+    for (object, record) in [(None, None), (Some("user".to_string()), Some(w.alice.0.clone())), (Some("project".to_string()), Some(a.clone()))] {
+        let selection = gateway::replay::Selection { object, record, from: None, to: None };
+        let mut out = Vec::new();
+        gateway::replay::replay(w.api.system.commands.store().clone(), &selection, &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("[redacted]"), "{text}");
+        assert!(!text.contains("$argon2") && !text.contains(SECRET), "a secret in replay output");
     }
     // Nor in clear in the log.
     let events = w.api.system.commands.store().read_all(0, 100_000).await.unwrap();

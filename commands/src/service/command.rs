@@ -62,7 +62,15 @@ impl CommandMeta {
     }
 
     pub fn actor(actor: &str) -> CommandMeta {
-        CommandMeta { actor: actor.to_string(), tenant: "default".into(), idempotency_key: None, correlation_id: None, causation_id: None, skip_rules: false, guard: None }
+        CommandMeta {
+            actor: actor.to_string(),
+            tenant: "default".into(),
+            idempotency_key: None,
+            correlation_id: None,
+            causation_id: None,
+            skip_rules: false,
+            guard: None,
+        }
     }
 
     pub fn with_key(mut self, key: impl Into<String>) -> CommandMeta {

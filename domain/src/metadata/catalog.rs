@@ -19,31 +19,34 @@ pub struct Catalog {
 /// Objects every server has: `user`, the target of `owner` lookups (apps
 /// reference it without defining it; it comes from the auth plugin upstream).
 pub fn builtin_objects() -> Vec<serde_json::Value> {
-    vec![json!({
-        "name": "user",
-        "label": "User",
-        "pluralLabel": "Users",
-        "isSystem": true,
-        "fields": {
-            "name": {"type": "text", "label": "Name", "required": true, "searchable": true},
-            "email": {"type": "email", "label": "Email", "unique": true},
-            "active": {"type": "boolean", "label": "Active", "defaultValue": true},
-            "password": {"type": "password", "label": "Password"},
-            "profile": {"type": "text", "label": "Profile"},
-            "permission_sets": {"type": "tags", "label": "Permission sets"},
-            "roles": {"type": "tags", "label": "Roles"}
-        }
-    }), json!({
-        "name": "session",
-        "label": "Session",
-        "pluralLabel": "Sessions",
-        "isSystem": true,
-        "fields": {
-            "user": {"type": "lookup", "reference": "user", "required": true, "deleteBehavior": "cascade"},
-            "token_hash": {"type": "text", "required": true, "unique": true},
-            "expires_at": {"type": "datetime", "required": true}
-        }
-    })]
+    vec![
+        json!({
+            "name": "user",
+            "label": "User",
+            "pluralLabel": "Users",
+            "isSystem": true,
+            "fields": {
+                "name": {"type": "text", "label": "Name", "required": true, "searchable": true},
+                "email": {"type": "email", "label": "Email", "unique": true},
+                "active": {"type": "boolean", "label": "Active", "defaultValue": true},
+                "password": {"type": "password", "label": "Password"},
+                "profile": {"type": "text", "label": "Profile"},
+                "permission_sets": {"type": "tags", "label": "Permission sets"},
+                "roles": {"type": "tags", "label": "Roles"}
+            }
+        }),
+        json!({
+            "name": "session",
+            "label": "Session",
+            "pluralLabel": "Sessions",
+            "isSystem": true,
+            "fields": {
+                "user": {"type": "lookup", "reference": "user", "required": true, "deleteBehavior": "cascade"},
+                "token_hash": {"type": "text", "required": true, "unique": true},
+                "expires_at": {"type": "datetime", "required": true}
+            }
+        }),
+    ]
 }
 
 impl Catalog {

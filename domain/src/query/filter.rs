@@ -134,6 +134,11 @@ fn condition(field: &str, op: Op, implied: Option<bool>, value: &Json) -> Result
             return Err(invalid(format!("field '{field}': operator {op:?} takes {expected}, got {}", v.to_json())));
         }
     }
+    // `like` without a `%` or `_` wildcard is a case-insensitive substring match (what the client means by it).
+    let op = match (&op, &value) {
+        (Op::Like, Operand::Value(Value::Text(pattern))) if !pattern.contains(['%', '_']) => Op::Contains,
+        _ => op,
+    };
     let cond = Condition { field: field.to_string(), op, value };
     if op == Op::Regex {
         check_regex(&cond)?;

@@ -53,6 +53,9 @@ fn tuples_lists_and_special_operators() {
     assert_eq!(parse_filter(&json!(["a", "is_not_null"])).unwrap(), cond("a", Op::Null, json!(false)));
     assert_eq!(parse_filter(&json!(["a", "not_in", [1]])).unwrap(), cond("a", Op::Nin, json!([1])));
     assert_eq!(parse_filter(&json!(["a", "like", "%x%"])).unwrap(), cond("a", Op::Like, json!("%x%")));
+    // Without a wildcard, like is a case-insensitive substring match.
+    assert_eq!(parse_filter(&json!(["a", "like", "x"])).unwrap(), cond("a", Op::Contains, json!("x")));
+    assert_eq!(parse_filter(&json!({"a": {"$like": "x"}})).unwrap(), cond("a", Op::Contains, json!("x")));
     assert_eq!(parse_filter(&json!(["a", "between", [1, 5]])).unwrap(), cond("a", Op::Between, json!([1, 5])));
     assert_eq!(parse_filter(&json!({"a": {"$startsWith": "x"}})).unwrap(), cond("a", Op::StartsWith, json!("x")));
     assert_eq!(parse_filter(&json!({"a": {"$regex": "^x", "$options": "i"}})).unwrap(), cond("a", Op::Regex, json!("(?i)^x")));

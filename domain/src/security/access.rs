@@ -316,17 +316,14 @@ impl Access {
                 (or(read), or(edit))
             }
             SharingModel::ControlledByParent => match parent() {
-                Some((relation, parent)) => (
-                    parent.read_rows.as_ref().map(|f| prefixed(f, &relation)),
-                    parent.update_rows.as_ref().map(|f| prefixed(f, &relation)),
-                ),
+                Some((relation, parent)) => {
+                    (parent.read_rows.as_ref().map(|f| prefixed(f, &relation)), parent.update_rows.as_ref().map(|f| prefixed(f, &relation)))
+                }
                 None => (None, None),
             },
         };
-        let (sharing_read, sharing_edit) = (
-            if permission.view_all || permission.modify_all { None } else { sharing_read },
-            if permission.modify_all { None } else { sharing_edit },
-        );
+        let (sharing_read, sharing_edit) =
+            (if permission.view_all || permission.modify_all { None } else { sharing_read }, if permission.modify_all { None } else { sharing_edit });
         grant.read_rows = and(vec![rls(RlsOperation::Select, false), sharing_read]);
         grant.update_rows = and(vec![grant.read_rows.clone(), rls(RlsOperation::Update, false), sharing_edit.clone()]);
         grant.delete_rows = and(vec![grant.read_rows.clone(), rls(RlsOperation::Delete, false), sharing_edit]);

@@ -92,7 +92,8 @@ pub fn matches(filter: &Filter, record: &Record, object: &ObjectDef, catalog: &C
                 Op::Nin => !matches!(operand, Value::List(options) if options.iter().any(|o| equals(&value, o))),
                 Op::Between => match operand {
                     Value::List(b) if b.len() == 2 => {
-                        value.partial_compare(&b[0]).is_some_and(|o| o != Ordering::Less) && value.partial_compare(&b[1]).is_some_and(|o| o != Ordering::Greater)
+                        value.partial_compare(&b[0]).is_some_and(|o| o != Ordering::Less)
+                            && value.partial_compare(&b[1]).is_some_and(|o| o != Ordering::Greater)
                     }
                     _ => false,
                 },

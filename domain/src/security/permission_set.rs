@@ -153,7 +153,10 @@ impl PermissionSet {
     pub fn parse(json: &Json) -> Result<PermissionSet, DomainError> {
         let map = json.as_object().ok_or_else(|| invalid("each permission set must be an object".into()))?;
         let name = map.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
-        if name.len() < 2 || !name.starts_with(|c: char| c.is_ascii_lowercase()) || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        if name.len() < 2
+            || !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
             return Err(invalid(format!("permission set name '{name}' must be snake_case, 2 characters or more")));
         }
         let mut set = PermissionSet { name: name.clone(), ..PermissionSet::default() };

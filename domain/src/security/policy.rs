@@ -152,7 +152,13 @@ impl SecurityPolicy {
                 Some("owner") => SharedRecords::OwnedBy(recipient(&name, item.get("ownedBy"))?),
                 _ => return Err(invalid(format!("sharing rule '{name}': type must be criteria or owner"))),
             };
-            policy.sharing_rules.push(SharingRule { name, object, edit, shared_with: recipient(&text("name").unwrap_or_default(), item.get("sharedWith"))?, records });
+            policy.sharing_rules.push(SharingRule {
+                name,
+                object,
+                edit,
+                shared_with: recipient(&text("name").unwrap_or_default(), item.get("sharedWith"))?,
+                records,
+            });
         }
         if let Some(auth) = app.get("auth") {
             let profile = |key: &str| -> Result<Option<String>, DomainError> {

@@ -107,7 +107,9 @@ pub fn secure_query(access: &Access, catalog: &Catalog, query: &mut Query) -> Re
     }
     let having_aliases: BTreeSet<&str> = query.aggregations.iter().map(|a| a.alias.as_str()).collect();
     for path in &paths {
-        if having_aliases.contains(path.as_str()) || !path.contains('.') && object.field(path).is_none() && !crate::metadata::SYSTEM_FIELDS.contains(&path.as_str()) {
+        if having_aliases.contains(path.as_str())
+            || !path.contains('.') && object.field(path).is_none() && !crate::metadata::SYSTEM_FIELDS.contains(&path.as_str())
+        {
             // Aggregate aliases, and names the query check will refuse as unknown.
             continue;
         }

@@ -125,7 +125,10 @@ fn unknown_names_in_declarations_are_refused_at_load() {
         ("permissions", json!([{"name": "x1", "fields": {"project.ghost": {"readable": false}}}])),
         ("permissions", json!([{"name": "x1", "objects": {"project": {"allowRaed": true}}}])),
         ("permissions", json!([{"name": "x1", "rowLevelSecurity": [{"name": "r", "object": "project", "operation": "select", "using": "ghost = 1"}]}])),
-        ("sharingRules", json!([{"name": "r", "object": "project", "type": "criteria", "condition": "ghost = 1", "sharedWith": {"type": "role", "value": "x"}}])),
+        (
+            "sharingRules",
+            json!([{"name": "r", "object": "project", "type": "criteria", "condition": "ghost = 1", "sharedWith": {"type": "role", "value": "x"}}]),
+        ),
     ] {
         let mut app = app();
         app[key] = value.clone();

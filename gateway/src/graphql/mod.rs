@@ -78,7 +78,12 @@ fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response 
 }
 
 /// `POST /api/v1/graphql` with `{query, operationName?, variables?}`.
-pub(crate) async fn post(State(system): State<Arc<System>>, caller: crate::service::Caller, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub(crate) async fn post(
+    State(system): State<Arc<System>>,
+    caller: crate::service::Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let request: async_graphql::Request = serde_json::from_value(body)
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("a GraphQL request is {{query, operationName?, variables?}}: {e}")))?;
     barriers(&system, &headers).await?;

@@ -128,7 +128,6 @@ pub async fn aggregate(ctx: &ResolverContext<'_>, numeric: &[String], object: &s
     Ok(Some(FieldValue::list(output.records.into_iter().map(|row| FieldValue::owned_any(Group { row, keys: keys.clone() })))))
 }
 
-
 fn input_map(ctx: &ResolverContext<'_>) -> Result<Map<String, Json>> {
     match arg_json(&ctx.args, "input").map_err(gql)? {
         Some(Json::Object(map)) => Ok(map),

@@ -87,7 +87,12 @@ pub(crate) async fn disconnect(State(system): State<Arc<System>>, headers: Heade
 }
 
 /// `POST /realtime/subscribe {channel, events?, filter?, fields?, connectionId?}` -> `{subscriptionId, channel, position}`.
-pub(crate) async fn subscribe(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn subscribe(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
     let spec = protocol::changes_spec(&body)?;
     barrier_on(&system, &system.realtime_handle, &headers, None).await?;
     let subscribed = system.hub.subscribe(None, caller.viewer.clone(), spec, Resume::default())?;

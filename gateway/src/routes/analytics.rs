@@ -120,7 +120,12 @@ pub(crate) async fn meta(State(system): State<Arc<System>>, caller: Caller, head
 }
 
 /// `GET /api/v1/analytics/meta/{cube}`.
-pub(crate) async fn meta_of(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, Path(name): Path<String>) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn meta_of(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<JsonResponse<Json>, ApiError> {
     barrier_on(&system, &system.analytics, &headers, None).await?;
     let cube = cube_of(&system, &name)?;
     let catalog = system.reader.catalog();
@@ -131,14 +136,24 @@ pub(crate) async fn meta_of(State(system): State<Arc<System>>, caller: Caller, h
 }
 
 /// `POST /api/v1/analytics/sql` -> `{sql, params}` (a dry run).
-pub(crate) async fn sql(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn sql(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
     let (cube, query) = prepare(&system, &caller, &headers, &body).await?;
     let (sql, params) = sql::generate(&cube, &query, commands::clock::now())?;
     Ok(JsonResponse(ok(json!({"sql": sql, "params": params}))))
 }
 
 /// `POST /api/v1/analytics/explain` -> how the query is answered.
-pub(crate) async fn explain(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn explain(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
     let (cube, query) = prepare(&system, &caller, &headers, &body).await?;
     let (sql, params) = sql::generate(&cube, &query, commands::clock::now())?;
     let rows = system.analytics_model.read().expect("analytics model lock").row_counts().into_iter().find(|(o, _)| *o == cube.object).map_or(0, |(_, n)| n);

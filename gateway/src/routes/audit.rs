@@ -95,7 +95,12 @@ fn answer(system: &System, caller: &Caller, query: &AuditQuery) -> JsonResponse<
 }
 
 /// The whole audit trail needs `view_audit_trail`.
-pub(crate) async fn audit(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap, mut params: QueryPairs) -> Result<JsonResponse<Json>, ApiError> {
+pub(crate) async fn audit(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    headers: HeaderMap,
+    mut params: QueryPairs,
+) -> Result<JsonResponse<Json>, ApiError> {
     caller.require(SystemPermission::ViewAuditTrail)?;
     barrier_on(&system, &system.audit, &headers, params.take("minPosition")).await?;
     let query = parse(params.0, false)?;

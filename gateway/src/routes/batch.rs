@@ -14,11 +14,11 @@ use domain::ErrorCode;
 use serde_json::{json, Map, Value as Json};
 
 use super::data::{idempotency_key, kind, take_id, written_record};
-use crate::service::{writes, Caller};
 use super::support::{ok, position_headers};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::service::{writes, Caller};
 
 /// Most records in one batch.
 pub const MAX_BATCH: usize = 200;

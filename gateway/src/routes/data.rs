@@ -15,10 +15,10 @@ use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
 use super::support::{expected_version, ok, position_headers, read_barrier};
-use crate::service::{writes, Caller};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
+use crate::service::{writes, Caller};
 
 /// The list payload (`FindDataResponse`), serialized straight from the records.
 #[derive(serde::Serialize)]

@@ -12,12 +12,12 @@ use domain::ErrorCode;
 use serde_json::{json, Value as Json};
 
 use super::data::{idempotency_key, kind};
-use crate::service::{writes, Caller};
-use domain::security::SystemPermission;
 use super::support::{ok, position_headers, read_barrier, wait_for};
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
+use crate::service::{writes, Caller};
+use domain::security::SystemPermission;
 
 fn check_kind(kind: &str) -> Result<(), ApiError> {
     match kind {
@@ -79,8 +79,7 @@ pub(crate) async fn item(
     read_barrier(&system, &headers, params.take("minPosition")).await?;
     let catalog = system.reader.catalog();
     // An object the caller may not use is not found (its existence is not told).
-    let definition = described(&caller, &catalog, catalog.require(&name)?)
-        .ok_or_else(|| ApiError::from(domain::DomainError::ObjectNotFound(name.clone())))?;
+    let definition = described(&caller, &catalog, catalog.require(&name)?).ok_or_else(|| ApiError::from(domain::DomainError::ObjectNotFound(name.clone())))?;
     let etag = etag_of(&definition);
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));

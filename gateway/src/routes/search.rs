@@ -20,10 +20,10 @@ use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
 use super::support::{barrier_on, ok, read_barrier};
-use crate::service::Caller;
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
+use crate::service::Caller;
 
 /// Most hits ranked per search; filters, facets and totals under a filter work on these.
 pub const CANDIDATES: usize = 10_000;
@@ -54,7 +54,10 @@ pub(crate) async fn query_with_search(system: &System, caller: &Caller, mut quer
     };
     barrier_on(system, &system.search, &HeaderMap::new(), None).await?;
     let definition = system.reader.catalog().require(&query.object)?.clone();
-    let fields = visible_search_fields(system, caller, &[definition.name.clone()], &search.fields)?;
+    let Some(fields) = visible_search_fields(system, caller, std::slice::from_ref(&definition.name), &search.fields)? else {
+        query.filter = Some(ids_filter(Vec::new()));
+        return Ok(system.reader.execute(viewer, query).await?);
+    };
     let request = SearchRequest {
         query: search.query.clone(),
         objects: vec![definition.name.clone()],
@@ -91,8 +94,9 @@ pub(crate) async fn query_with_search(system: &System, caller: &Caller, mut quer
 
 /// The fields a caller's search may match: those it names (each must be
 /// readable: no oracle), or, when it names none, every searchable field it may
-/// read (an empty list when it may read them all, the index's default).
-fn visible_search_fields(system: &System, caller: &Caller, objects: &[String], requested: &[String]) -> Result<Vec<String>, ApiError> {
+/// read (an empty list when it may read them all, the index's default);
+/// `None` when it may read no searchable field at all.
+fn visible_search_fields(system: &System, caller: &Caller, objects: &[String], requested: &[String]) -> Result<Option<Vec<String>>, ApiError> {
     let catalog = system.reader.catalog();
     let model = system.search_model.read().expect("search model lock");
     let mut visible = Vec::new();
@@ -114,18 +118,14 @@ fn visible_search_fields(system: &System, caller: &Caller, objects: &[String], r
         }
     }
     if !requested.is_empty() {
-        return Ok(requested.to_vec());
+        return Ok(Some(requested.to_vec()));
     }
     if !any_hidden {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
     visible.sort();
     visible.dedup();
-    if visible.is_empty() {
-        // Nothing the caller may read is searchable: match a name no field has.
-        visible.push("\u{0}none".into());
-    }
-    Ok(visible)
+    Ok((!visible.is_empty()).then_some(visible))
 }
 
 fn flag(value: Option<String>, name: &str) -> Result<bool, ApiError> {
@@ -196,7 +196,9 @@ pub(crate) async fn search_result(system: &System, caller: &Caller, headers: &He
             }
         }
     }
-    let fields = visible_search_fields(system, caller, &objects, &fields)?;
+    let Some(fields) = visible_search_fields(system, caller, &objects, &fields)? else {
+        return Ok(json!({"hits": [], "totalHits": 0, "processingTimeMs": 0.0, "hasMore": false}));
+    };
     let filter = match params.take("filter").or_else(|| params.take("where")) {
         Some(raw) => {
             let json: Json = serde_json::from_str(&raw).map_err(|e| ApiError::new(ErrorCode::InvalidFilter, format!("filter must be JSON: {e}")))?;

@@ -287,17 +287,12 @@ pub(crate) async fn sign_up(State(system): State<Arc<System>>, JsonBody(body): J
 
 /// `POST /api/v1/auth/sign-in/email {email, password}` -> `{token, user, session}`; 401
 /// `invalid_credentials`, 429 `rate_limit_exceeded` after repeated failures.
-pub(crate) async fn sign_in(
-    State(system): State<Arc<System>>,
-    client: ClientAddress,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
+pub(crate) async fn sign_in(State(system): State<Arc<System>>, client: ClientAddress, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let email = field(&body, "email")?.trim().to_lowercase();
     let password = field(&body, "password")?.to_string();
     let (account, client) = (format!("account:{email}"), client_key(&client));
     if system.limiter.locked(&account) || system.limiter.locked(&client) {
-        return Err(ApiError::new(ErrorCode::RateLimitExceeded, format!("too many failed sign-ins: try again in {} minutes", LOCKOUT.as_secs() / 60))
-            );
+        return Err(ApiError::new(ErrorCode::RateLimitExceeded, format!("too many failed sign-ins: try again in {} minutes", LOCKOUT.as_secs() / 60)));
     }
     settle(&system).await?;
     let user = find(&system, "user", "email", &email).await?;
@@ -354,7 +349,9 @@ fn action_allowed(caller: &Caller, system: &System, object: &str, action: &str) 
         "transfer" => p.transfer || p.modify_all,
         "restore" => p.restore,
         "purge" => p.purge,
-        other => return Err(ApiError::new(ErrorCode::InvalidField, format!("unknown action '{other}' (create, read, edit, delete, transfer, restore, purge)"))),
+        other => {
+            return Err(ApiError::new(ErrorCode::InvalidField, format!("unknown action '{other}' (create, read, edit, delete, transfer, restore, purge)")))
+        }
     })
 }
 

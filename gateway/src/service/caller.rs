@@ -55,7 +55,10 @@ impl Caller {
             }
             None => {
                 if system.policy.declared && system.policy.guest_profile.is_none() {
-                    return Err(ApiError::new(ErrorCode::Unauthenticated, "sign in first: send Authorization: Bearer <token> (POST /api/v1/auth/sign-in/email)"));
+                    return Err(ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "sign in first: send Authorization: Bearer <token> (POST /api/v1/auth/sign-in/email)",
+                    ));
                 }
                 (Principal::guest(), None)
             }

@@ -118,7 +118,18 @@ impl Change {
             ChangeKind::Deleted if record.is_none() && previous.is_none() => Vec::new(),
             _ => self.changed.iter().filter(|f| !mask.hidden.contains(*f)).cloned().collect(),
         };
-        Some(Arc::new(Change::new(self.position, self.event_id, self.object.clone(), self.id.clone(), kind, record, previous, changed, self.actor.clone(), self.occurred_at)))
+        Some(Arc::new(Change::new(
+            self.position,
+            self.event_id,
+            self.object.clone(),
+            self.id.clone(),
+            kind,
+            record,
+            previous,
+            changed,
+            self.actor.clone(),
+            self.occurred_at,
+        )))
     }
 
     /// The event id as a UUID string.

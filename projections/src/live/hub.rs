@@ -244,7 +244,8 @@ impl Hub {
             return Err(LiveError::Unknown(resume.id.unwrap_or_default()));
         }
         let id: Arc<str> = resume.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into();
-        let mut sub = Sub { id: id.clone(), connection: None, viewer, grants: Default::default(), spec, filter: None, live: None, detached_at: Some(Instant::now()) };
+        let mut sub =
+            Sub { id: id.clone(), connection: None, viewer, grants: Default::default(), spec, filter: None, live: None, detached_at: Some(Instant::now()) };
         let mut initial = Vec::new();
         match &mut sub.spec {
             Spec::Changes { object, filter, .. } => {

@@ -12,8 +12,8 @@ use super::sql::{self, Kind, Params};
 use super::table;
 use crate::query_model::aggregate::finish;
 use crate::query_model::{ids_of, mask_output, page, select, QueryOutput, Viewer, DEFAULT_LIMIT};
-use domain::security::secure_query;
 use crate::reader::ReadError;
+use domain::security::secure_query;
 
 #[derive(Clone)]
 pub struct PgReader {
