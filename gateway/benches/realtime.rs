@@ -9,7 +9,9 @@
 //! it includes the commit (fsync on ours) for both servers.
 //!
 //! Env: BENCH_TARGET (objectstack|pocketbase), BENCH_ADDR (host:port),
-//! BENCH_SUBSCRIBERS, BENCH_WRITES (default 100), BENCH_INTERVAL_MS (default 20).
+//! BENCH_SUBSCRIBERS, BENCH_WRITES (default 100), BENCH_INTERVAL_MS (default 20);
+//! for an app with permissions, BENCH_TOKENS (a file of bearer tokens, one per
+//! line: subscriber i signs in with line i) and BENCH_WRITER_TOKEN.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,16 +42,23 @@ fn marks(text: &str) -> Vec<usize> {
 struct Http {
     stream: TcpStream,
     host: String,
+    /// `Authorization: ...\r\n`, or nothing.
+    authorization: String,
 }
 
 impl Http {
     async fn connect(addr: &str) -> Http {
-        Http { stream: TcpStream::connect(addr).await.expect("connect"), host: addr.to_string() }
+        let authorization = std::env::var("BENCH_WRITER_TOKEN").map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        Http { stream: TcpStream::connect(addr).await.expect("connect"), host: addr.to_string(), authorization }
     }
 
     async fn request(&mut self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let request =
-            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", self.host, body.len());
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            self.authorization,
+            body.len()
+        );
         self.stream.write_all(request.as_bytes()).await.expect("write");
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 8192];
@@ -75,10 +84,18 @@ impl Http {
 /// Receive times per sequence number, one list per subscriber.
 type Received = Arc<Mutex<Vec<Vec<(usize, Instant)>>>>;
 
-async fn objectstack_subscriber(addr: String, writes: usize, deadline: Instant, ready: tokio::sync::mpsc::Sender<()>, received: Received) {
+async fn objectstack_subscriber(
+    addr: String,
+    token: Option<String>,
+    writes: usize,
+    deadline: Instant,
+    ready: tokio::sync::mpsc::Sender<()>,
+    received: Received,
+) {
     // A small read buffer: tungstenite zero-fills it before every read.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 << 10);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/api/v1/realtime"), Some(config), true).await.expect("websocket");
+    let query = token.map(|t| format!("?access_token={t}")).unwrap_or_default();
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/api/v1/realtime{query}"), Some(config), true).await.expect("websocket");
     ws.send(Message::Text(r#"{"type":"subscribe","object":"item","events":["record.created"]}"#.into())).await.expect("subscribe");
     loop {
         match ws.next().await {
@@ -158,9 +175,14 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(120) + interval * writes as u32;
     let connecting = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    let tokens: Vec<String> = match std::env::var("BENCH_TOKENS") {
+        Ok(path) => std::fs::read_to_string(path).expect("BENCH_TOKENS file").lines().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    };
     let mut tasks = Vec::new();
-    for _ in 0..subscribers {
+    for index in 0..subscribers {
         let (addr, ready, received, gate) = (addr.clone(), ready_tx.clone(), received.clone(), gate.clone());
+        let token = (!tokens.is_empty()).then(|| tokens[index % tokens.len()].clone());
         let pocketbase = target == "pocketbase";
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("semaphore");
@@ -169,7 +191,7 @@ async fn main() {
                 if pocketbase {
                     pocketbase_subscriber(addr, writes, deadline, tx, received).await
                 } else {
-                    objectstack_subscriber(addr, writes, deadline, tx, received).await
+                    objectstack_subscriber(addr, token, writes, deadline, tx, received).await
                 }
             };
             let handle = tokio::spawn(run);

@@ -64,8 +64,8 @@ impl Redactor {
             Some(definition) => definition.fields.iter().filter(|f| f.field_type == domain::metadata::FieldType::Password).map(|f| f.name.clone()).collect(),
             None => Vec::new(),
         };
-        if object == "session" {
-            out.push("token_hash".into());
+        if domain::security::INTERNAL_OBJECTS.contains(&object) {
+            out.extend(domain::security::SECRET_FIELDS.iter().map(|f| f.to_string()));
         }
         out
     }

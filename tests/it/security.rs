@@ -230,6 +230,17 @@ async fn rest_rules(postgres: bool) {
     assert_eq!(w.refused(Some(w.alice()), "POST", "/api/v1/data/note", Some(json!({"body": "x", "created_by": w.bob.0})), 400).await, "invalid_field");
     assert_eq!(*w.api.system.commands.store().head().borrow(), head, "refused writes append nothing");
 
+    // An idempotency key belongs to its caller: Bob reusing Alice's key gets his own write, not her record.
+    let key = [("idempotency-key", "same-key-1")];
+    let bearer_a = format!("Bearer {}", w.alice());
+    let bearer_b = format!("Bearer {}", w.bob());
+    let first = w.api.call("POST", "/api/v1/data/note", Some(json!({"body": "alice's", "status": "open"})), &[key[0], ("authorization", &bearer_a)]).await;
+    let again = w.api.call("POST", "/api/v1/data/note", Some(json!({"body": "alice's", "status": "open"})), &[key[0], ("authorization", &bearer_a)]).await;
+    assert_eq!(first.body["data"]["id"], again.body["data"]["id"], "a repeat returns the first result");
+    let other = w.api.call("POST", "/api/v1/data/note", Some(json!({"body": "bob's", "status": "open"})), &[key[0], ("authorization", &bearer_b)]).await;
+    assert_ne!(other.body["data"]["id"], first.body["data"]["id"], "{}", other.body);
+    assert_eq!(other.body["data"]["record"]["body"], json!("bob's"));
+
     // RLS using and check.
     let note = w.ok(Some(w.alice()), "POST", "/api/v1/data/note", Some(json!({"body": "keep", "status": "open"}))).await;
     let note = note["id"].as_str().unwrap().to_string();
@@ -237,7 +248,7 @@ async fn rest_rules(postgres: bool) {
     assert_eq!(code, "record_not_accessible");
     w.ok(Some(&w.admin), "POST", "/api/v1/data/note", Some(json!({"body": "gone", "status": "archived"}))).await;
     let notes = w.ok(Some(w.alice()), "GET", "/api/v1/data/note", None).await;
-    assert_eq!(notes["total"], json!(2), "{notes}");
+    assert_eq!(notes["total"], json!(4), "{notes}");
 
     // A criteria sharing rule: the red team reads red projects (not edit them).
     w.ok(Some(&w.admin), "PATCH", &format!("/api/v1/data/user/{}", w.alice.0), Some(json!({"roles": ["reds"]}))).await;
@@ -442,6 +453,84 @@ async fn authentication(postgres: bool) {
     let events = w.api.system.commands.store().read_all(0, 100_000).await.unwrap();
     assert!(events.iter().any(|e| e.event_type == "record.deleted" && e.stream.starts_with("session/")), "sign-out is an event");
     assert!(events.iter().filter(|e| e.stream.starts_with("session/")).all(|e| e.actor != "anonymous"));
+}
+
+async fn keys_sessions_and_failures(postgres: bool) {
+    let w = world(postgres).await;
+    // An API key acts as its user; its secret is shown once and never listed.
+    let created = w.ok(Some(w.alice()), "POST", "/api/v1/auth/api-keys", Some(json!({"name": "ci"}))).await;
+    let key = created["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("osk_") && key.len() > 40, "{created}");
+    let listed = w.ok(Some(w.alice()), "GET", "/api/v1/auth/api-keys", None).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+    assert!(!listed.to_string().contains(&key[8..]));
+    let made = w.ok(Some(&key), "POST", "/api/v1/data/note", Some(json!({"body": "by key", "status": "open"}))).await;
+    assert_eq!(made["record"]["created_by"], json!(w.alice.0));
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(w.refused(Some(w.bob()), "DELETE", &format!("/api/v1/auth/api-keys/{id}"), None, 404).await, "resource_not_found");
+    w.ok(Some(w.alice()), "DELETE", &format!("/api/v1/auth/api-keys/{id}"), None).await;
+    assert_eq!(w.refused(Some(&key), "GET", "/api/v1/data/note", None, 401).await, "invalid_token");
+
+    // Sessions: an expired one is refused, one near its end is renewed (an event).
+    let system = &w.api.system;
+    let session = |token: &str, expires: i64| {
+        let mut data = serde_json::Map::new();
+        data.insert("user".into(), json!(w.alice.0));
+        data.insert("token_hash".into(), json!(gateway::service::auth::hash_token(token)));
+        data.insert("expires_at".into(), json!(domain::Timestamp::from_micros(expires).to_rfc3339()));
+        commands::service::Command::Create { object: "session".into(), id: None, data }
+    };
+    let now = commands::clock::now().micros();
+    system.commands.execute(session("expired-token-0123456789", now - 1_000_000), commands::service::CommandMeta::system()).await.unwrap();
+    assert_eq!(w.refused(Some("expired-token-0123456789"), "GET", "/api/v1/data/note", None, 401).await, "session_expired");
+    let ending = system.commands.execute(session("ending-token-0123456789", now + 3_600_000_000), commands::service::CommandMeta::system()).await.unwrap();
+    w.ok(Some("ending-token-0123456789"), "GET", "/api/v1/data/note", None).await;
+    let renewed = system.commands.record_state("session", &ending.id).record.unwrap();
+    let until = domain::Timestamp::parse(renewed.get("expires_at").unwrap().as_str().unwrap()).unwrap().micros();
+    assert!(until > now + 6 * 24 * 3600 * 1_000_000, "the session was renewed to a full week");
+
+    // Failed sign-ins and lockouts are events in the audit trail (with no secret in them).
+    for _ in 0..gateway::service::auth::MAX_FAILURES {
+        w.refused(None, "POST", "/api/v1/auth/sign-in/email", Some(json!({"email": "alice@example.com", "password": "guess-guess"})), 401).await;
+    }
+    let trail = w.ok(Some(&w.admin), "GET", "/api/v1/audit?object=auth_event&limit=100", None).await;
+    let text = trail.to_string();
+    assert_eq!(trail["total"], json!(gateway::service::auth::MAX_FAILURES as u64 + 1), "{text}");
+    assert!(text.contains("sign_in_failed") && text.contains("locked_out") && !text.contains("guess-guess"), "{text}");
+    // Sessions appear in the audit trail without their token hashes.
+    let sessions = w.ok(Some(&w.admin), "GET", "/api/v1/audit?object=session&limit=100", None).await;
+    assert!(sessions.to_string().contains("expires_at") && !sessions.to_string().contains("token_hash"), "{sessions}");
+}
+
+/// A sign-out on one node is refused on another node sharing the PostgreSQL store,
+/// as soon as the request carries the sign-out's position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_another_node() {
+    let w = world(true).await;
+    let app_dir = tempfile::tempdir().unwrap();
+    let app_path = app_dir.path().join("app.json");
+    std::fs::write(&app_path, APP).unwrap();
+    let storage = Storage::Postgres(w.api.system.pg_settings.clone().unwrap());
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5), admin: None };
+    let other = Api { system: gateway::app::start(&settings).await.unwrap(), _dir: None };
+    let bearer = format!("Bearer {}", w.alice());
+    let before = other.call("GET", "/api/v1/data/project", None, &[("authorization", &bearer)]).await;
+    assert_eq!(before.status.as_u16(), 200, "{}", before.body);
+    let out = w.call(Some(w.alice()), "POST", "/api/v1/auth/sign-out", None).await;
+    let position = out.headers["x-log-position"].to_str().unwrap().to_string();
+    let after = other.call("GET", "/api/v1/data/project", None, &[("authorization", &bearer), ("x-min-position", &position)]).await;
+    assert_eq!(after.status.as_u16(), 401, "{}", after.body);
+    assert_eq!(after.body["error"]["code"], json!("invalid_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_sessions_and_failures_embedded() {
+    keys_sessions_and_failures(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_sessions_and_failures_postgres() {
+    keys_sessions_and_failures(true).await;
 }
 
 fn urlencode(text: &str) -> String {

@@ -17,7 +17,9 @@ pub struct Catalog {
 }
 
 /// Objects every server has: `user`, the target of `owner` lookups (apps
-/// reference it without defining it; it comes from the auth plugin upstream).
+/// reference it without defining it; it comes from the auth plugin upstream),
+/// and the internal objects of authentication (`session`, `api_key`,
+/// `auth_event`: see `security::INTERNAL_OBJECTS`).
 pub fn builtin_objects() -> Vec<serde_json::Value> {
     vec![
         json!({
@@ -44,6 +46,30 @@ pub fn builtin_objects() -> Vec<serde_json::Value> {
                 "user": {"type": "lookup", "reference": "user", "required": true, "deleteBehavior": "cascade"},
                 "token_hash": {"type": "text", "required": true, "unique": true},
                 "expires_at": {"type": "datetime", "required": true}
+            }
+        }),
+        json!({
+            "name": "api_key",
+            "label": "API key",
+            "pluralLabel": "API keys",
+            "isSystem": true,
+            "fields": {
+                "user": {"type": "lookup", "reference": "user", "required": true, "deleteBehavior": "cascade"},
+                "name": {"type": "text", "required": true},
+                "key_hash": {"type": "text", "required": true, "unique": true},
+                "prefix": {"type": "text"},
+                "expires_at": {"type": "datetime"}
+            }
+        }),
+        json!({
+            "name": "auth_event",
+            "label": "Authentication event",
+            "pluralLabel": "Authentication events",
+            "isSystem": true,
+            "fields": {
+                "kind": {"type": "text", "required": true},
+                "email": {"type": "text"},
+                "client": {"type": "text"}
             }
         }),
     ]

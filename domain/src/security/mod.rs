@@ -30,6 +30,10 @@ pub use predicate::{parse_predicate, Predicate};
 pub use principal::{Principal, PrincipalKind};
 pub use secure::{secure_query, Mask, WriteGuard, WriteOp};
 
-/// Objects that only the server reads and writes (sessions, API keys): no
-/// permission set can grant them, and they never appear on any surface.
-pub const INTERNAL_OBJECTS: [&str; 2] = ["session", "api_key"];
+/// Objects that only the server reads and writes (sessions, API keys, failed
+/// sign-ins): no permission set can grant them; they appear only in the audit
+/// trail, without their [`SECRET_FIELDS`].
+pub const INTERNAL_OBJECTS: [&str; 3] = ["session", "api_key", "auth_event"];
+
+/// Fields of internal objects that no surface shows, the audit trail included.
+pub const SECRET_FIELDS: [&str; 2] = ["token_hash", "key_hash"];

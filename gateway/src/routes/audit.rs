@@ -57,19 +57,19 @@ pub(crate) fn parse(params: Vec<(String, String)>, fixed: bool) -> Result<AuditQ
 }
 
 /// Takes out of an entry the changes of fields the caller may not read (and
-/// every value of the internal objects: sessions, keys).
+/// the token and key hashes of sessions and API keys).
 fn mask_entry(caller: &Caller, catalog: &domain::metadata::Catalog, entry: &mut Json) {
     let object = entry["target"]["type"].as_str().unwrap_or_default().to_string();
-    let hidden: Option<std::collections::BTreeSet<String>> = if domain::security::INTERNAL_OBJECTS.contains(&object.as_str()) {
-        None
+    let hidden: std::collections::BTreeSet<String> = if domain::security::INTERNAL_OBJECTS.contains(&object.as_str()) {
+        domain::security::SECRET_FIELDS.iter().map(|f| f.to_string()).collect()
     } else {
         match catalog.get(&object) {
-            Some(definition) => Some(caller.access().grant(catalog, definition).hidden),
-            None => Some(Default::default()),
+            Some(definition) => caller.access().grant(catalog, definition).hidden,
+            None => Default::default(),
         }
     };
     if let Some(Json::Array(changes)) = entry.get_mut("changes") {
-        changes.retain(|c| hidden.as_ref().is_some_and(|h| !h.contains(c["field"].as_str().unwrap_or_default())));
+        changes.retain(|c| !hidden.contains(c["field"].as_str().unwrap_or_default()));
     }
 }
 

@@ -55,6 +55,8 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/auth/sign-out", post(crate::service::auth::sign_out))
         .route("/api/v1/auth/get-session", get(crate::service::auth::get_session))
         .route("/api/v1/auth/check", post(crate::service::auth::check))
+        .route("/api/v1/auth/api-keys", get(crate::service::api_keys::list).post(crate::service::api_keys::create))
+        .route("/api/v1/auth/api-keys/{id}", axum::routing::delete(crate::service::api_keys::revoke))
         .route("/api/v1/auth/permissions/effective", get(crate::service::auth::effective))
         .route("/api/v1/auth/permissions/{object}", get(crate::service::auth::permissions_of))
         .route("/api/v1/graphql", get(crate::graphql::get).post(crate::graphql::post))

@@ -69,7 +69,7 @@ pub fn hash_token(token: &str) -> String {
     sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn new_token() -> Result<String, ApiError> {
+pub(crate) fn new_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         tracing::error!(error = %e, "no randomness for a session token");
@@ -107,7 +107,12 @@ fn eq(field: &str, value: &str) -> Filter {
 
 /// Waits until the query model has every write acknowledged so far (a session made a moment ago is seen).
 async fn settle(system: &System) -> Result<(), ApiError> {
-    let head = *system.commands.store().head().borrow();
+    settle_at(system, None).await
+}
+
+/// [`settle`], and at least `min` (a position the client got from another node, `X-Min-Position`).
+pub(crate) async fn settle_at(system: &System, min: Option<u64>) -> Result<(), ApiError> {
+    let head = (*system.commands.store().head().borrow()).max(min.unwrap_or(0));
     if system.query.wait_for(head, system.read_wait).await {
         Ok(())
     } else {
@@ -158,19 +163,52 @@ fn user_json(user: &Record) -> Json {
 
 /// The user and session a token opens, or why it opens none.
 pub async fn principal_of_token(system: &System, token: &str) -> Result<(Principal, String), ApiError> {
-    settle(system).await?;
-    let invalid = || ApiError::new(ErrorCode::InvalidToken, "the token is not valid (signed out, or never issued): sign in again");
-    let session = find(system, "session", "token_hash", &hash_token(token)).await?.ok_or_else(invalid)?;
-    let expires = text(&session, "expires_at").and_then(|t| Timestamp::parse(&t)).map(Timestamp::micros).unwrap_or(0);
+    principal_of_token_at(system, token, None).await
+}
+
+/// [`principal_of_token`] once the read model has reached `min` (so a sign-out on another node is seen).
+pub async fn principal_of_token_at(system: &System, token: &str, min: Option<u64>) -> Result<(Principal, String), ApiError> {
+    settle_at(system, min).await?;
+    let invalid = || ApiError::new(ErrorCode::InvalidToken, "the token is not valid (signed out, revoked, or never issued): sign in again");
+    // An API key acts as its user; a session token as the session's.
+    let object = if token.starts_with(super::api_keys::PREFIX) { "api_key" } else { "session" };
+    let session = find(system, object, if object == "session" { "token_hash" } else { "key_hash" }, &hash_token(token)).await?.ok_or_else(invalid)?;
+    let expires = match text(&session, "expires_at") {
+        Some(t) => Timestamp::parse(&t).map(Timestamp::micros).unwrap_or(0),
+        None if object == "api_key" => i64::MAX,
+        None => 0,
+    };
     if expires <= commands::clock::now().micros() {
         return Err(ApiError::new(ErrorCode::SessionExpired, "the session has expired: sign in again"));
     }
     let user_id = text(&session, "user").ok_or_else(invalid)?;
+    if object == "session" {
+        renew(system, &session, expires).await;
+    }
     let user = find(system, "user", "id", &user_id).await?.ok_or_else(invalid)?;
     if user.get("active") == Some(&Value::Bool(false)) {
         return Err(ApiError::new(ErrorCode::InvalidToken, "the account is deactivated"));
     }
     Ok((principal_of_user(&user), text(&session, "id").unwrap_or_default()))
+}
+
+/// Sliding sessions: a session used when less than [`SESSION_TTL`] minus a
+/// day remains is extended to a full [`SESSION_TTL`] (an event, at most daily).
+async fn renew(system: &System, session: &Record, expires: i64) {
+    let now = commands::clock::now().micros();
+    let day = 24 * 3600 * 1_000_000i64;
+    if expires - now >= SESSION_TTL.as_micros() as i64 - day {
+        return;
+    }
+    let Some(id) = text(session, "id") else { return };
+    let mut patch = Map::new();
+    patch.insert("expires_at".into(), json!(Timestamp::from_micros(now + SESSION_TTL.as_micros() as i64).to_rfc3339()));
+    let user = text(session, "user").unwrap_or_default();
+    if let Err(error) =
+        system.commands.execute(Command::Update { object: "session".into(), id, patch, expected_version: None }, CommandMeta::actor(&user)).await
+    {
+        tracing::warn!(%error, "cannot renew a session");
+    }
 }
 
 /// Role name to the ids of its users (owner-based sharing rules need it).
@@ -216,6 +254,17 @@ impl Limiter {
 
     fn clear(&self, key: &str) {
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Appends an authentication event (a failed sign-in, a lockout). A failure to record is logged, not shown.
+async fn record_auth_event(system: &System, kind: &str, email: &str, client: &str) {
+    let mut data = Map::new();
+    data.insert("kind".into(), json!(kind));
+    data.insert("email".into(), json!(email));
+    data.insert("client".into(), json!(client.trim_start_matches("ip:")));
+    if let Err(error) = system.commands.execute(Command::Create { object: "auth_event".into(), id: None, data }, CommandMeta::actor("anonymous")).await {
+        tracing::error!(%error, kind, "cannot record an authentication event");
     }
 }
 
@@ -309,6 +358,11 @@ pub(crate) async fn sign_in(State(system): State<Arc<System>>, client: ClientAdd
     if !valid || !active {
         let locked = system.limiter.fail(&account) | system.limiter.fail(&client);
         tracing::warn!(client = %client, locked, "failed sign-in");
+        // Each failure and each lockout is an event (in the audit trail); bounded by the lockout itself.
+        record_auth_event(&system, "sign_in_failed", &email, &client).await;
+        if locked {
+            record_auth_event(&system, "locked_out", &email, &client).await;
+        }
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password"));
     }
     system.limiter.clear(&account);
@@ -316,13 +370,16 @@ pub(crate) async fn sign_in(State(system): State<Arc<System>>, client: ClientAdd
     Ok(JsonResponse(ok(open_session(&system, &user).await?)).into_response())
 }
 
-/// `POST /api/v1/auth/sign-out`: the session is deleted (an event), at once on every node.
-pub(crate) async fn sign_out(State(system): State<Arc<System>>, caller: Caller) -> Result<JsonResponse<Json>, ApiError> {
-    if let Some(session) = &caller.session {
+/// `POST /api/v1/auth/sign-out`: the session is deleted (an event), at once on
+/// every node (a request carrying the answer's `X-Log-Position` as
+/// `X-Min-Position` is refused anywhere).
+pub(crate) async fn sign_out(State(system): State<Arc<System>>, caller: Caller) -> Result<Response, ApiError> {
+    let mut position = 0;
+    if let Some(session) = caller.session.as_ref().filter(|_| !caller.api_key) {
         let command = Command::Delete { object: "session".into(), id: session.clone(), expected_version: None };
-        system.commands.execute(command, CommandMeta::actor(caller.actor())).await?;
+        position = system.commands.execute(command, CommandMeta::actor(caller.actor())).await?.position;
     }
-    Ok(JsonResponse(ok(json!({"success": true}))))
+    Ok((crate::routes::support::position_headers(position), JsonResponse(ok(json!({"success": true})))).into_response())
 }
 
 /// `GET /api/v1/auth/get-session` -> `{session, user}` (`null` without a valid token).

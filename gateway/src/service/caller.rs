@@ -18,8 +18,10 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct Caller {
     pub viewer: Viewer,
-    /// The session the bearer token opened (`None`: no token).
+    /// The session (or API key) the bearer token opened (`None`: no token).
     pub session: Option<String>,
+    /// Whether the token was an API key.
+    pub api_key: bool,
 }
 
 impl Caller {
@@ -48,9 +50,12 @@ impl Caller {
     /// Resolves the caller of a request from its headers (and `?access_token=` for WebSockets).
     pub async fn resolve(system: &System, parts: &Parts) -> Result<Caller, ApiError> {
         let token = auth::bearer(parts);
+        let api_key = token.as_deref().is_some_and(|t| t.starts_with(super::api_keys::PREFIX));
         let (principal, session) = match token {
             Some(token) => {
-                let (principal, session) = auth::principal_of_token(system, &token).await?;
+                // A position the client got from another node (a sign-out there) is waited for.
+                let min = crate::routes::support::min_position(&parts.headers, None)?;
+                let (principal, session) = auth::principal_of_token_at(system, &token, min).await?;
                 (principal, Some(session))
             }
             None => {
@@ -64,7 +69,7 @@ impl Caller {
             }
         };
         let members = if Access::needs_role_members(&system.policy) { auth::role_members(system).await? } else { Default::default() };
-        Ok(Caller { viewer: Viewer::new(Access::new(principal, system.policy.clone(), Arc::new(members))), session })
+        Ok(Caller { viewer: Viewer::new(Access::new(principal, system.policy.clone(), Arc::new(members))), session, api_key })
     }
 }
 

@@ -8,6 +8,7 @@
 //! surface: reads by the read models through the caller's `Viewer`, writes by
 //! the command service through the caller's `WriteGuard`.
 
+pub mod api_keys;
 pub mod auth;
 pub mod caller;
 pub mod writes;
