@@ -42,15 +42,15 @@ pub struct System {
     /// Realtime: the hub (its own projection) and the HTTP sessions.
     pub hub: Arc<projections::live::Hub>,
     pub realtime_handle: ProjectionHandle,
-    pub realtime: crate::realtime::http::Sessions,
+    pub realtime: crate::service::presence::Sessions,
     /// The GraphQL schema generated from the current metadata.
-    pub graphql: crate::graphql::Schemas,
+    pub graphql: crate::graphql::cache::Schemas,
     /// The loaded app's display name.
     pub app_name: String,
     /// The app's security declarations (open when it declares none).
     pub policy: Arc<domain::security::SecurityPolicy>,
     /// Failed sign-ins per account and client address.
-    pub limiter: crate::service::auth::Limiter,
+    pub limiter: crate::service::limiter::Limiter,
 }
 
 /// Opens the event store, and the pool of its database for stored read models.
@@ -157,7 +157,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
-    let system = Arc::new(System {
+    Ok(Arc::new(System {
         commands,
         query,
         reader,
@@ -182,11 +182,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         app_name,
         policy,
         limiter: Default::default(),
-    });
-    if let Some(admin) = &settings.admin {
-        crate::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;
-    }
-    Ok(system)
+    }))
 }
 
 /// The app's security declarations; a governed app always has an `admin`

@@ -25,8 +25,6 @@ pub struct Settings {
     /// How long a read waits for the read model to reach a requested position,
     /// and a write for its own position to become visible.
     pub read_wait: Duration,
-    /// The first administrator, made at start when none exists (`OBJECTSTACK_ADMIN_EMAIL`, `OBJECTSTACK_ADMIN_PASSWORD`).
-    pub admin: Option<AdminBootstrap>,
 }
 
 /// An administrator's email and password; the password never prints.

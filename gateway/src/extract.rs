@@ -1,4 +1,8 @@
-//! Extractors whose rejections speak the protocol's error envelope.
+//! HTTP extractors shared by the transports (REST, GraphQL over HTTP, the
+//! WebSocket upgrades), whose rejections speak the protocol's error envelope:
+//! JSON bodies, query pairs, the client's address, and the [`Caller`] (the
+//! bearer token, `Authorization: Bearer` or `?access_token=`, resolved by the
+//! service layer).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -7,7 +11,63 @@ use axum::http::StatusCode;
 use domain::ErrorCode;
 use serde_json::Value as Json;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Uri};
+
+use crate::app::System;
 use crate::error::ApiError;
+use crate::service::Caller;
+
+/// The bearer token of a request: `Authorization: Bearer <token>`, or
+/// `?access_token=` (browsers cannot set headers on a WebSocket).
+pub(crate) fn bearer_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
+            return Some(token.trim().to_string());
+        }
+    }
+    let query = uri.query()?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query).ok()?.into_iter().find(|(k, _)| k == "access_token").map(|(_, v)| v)
+}
+
+impl FromRequestParts<Arc<System>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, system: &Arc<System>) -> Result<Self, Self::Rejection> {
+        caller_of(system, parts).await
+    }
+}
+
+/// The caller of a request (also for handlers that extract by hand).
+pub(crate) async fn caller_of(system: &System, parts: &Parts) -> Result<Caller, ApiError> {
+    // A position the client got from another node (a sign-out there) is waited for.
+    let min = crate::wire::min_position(&parts.headers, None)?;
+    Caller::resolve(system, bearer_of(&parts.headers, &parts.uri).as_deref(), min).await
+}
+
+/// The client's address, when the server was served with connection info.
+pub(crate) struct ClientAddress(Option<SocketAddr>);
+
+impl std::fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, "{}", address.ip()),
+            None => f.write_str("local"),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
 
 /// A JSON body: malformed JSON, a wrong content type or an oversize body are 4xx errors in the envelope.
 pub(crate) struct JsonBody(pub Json);

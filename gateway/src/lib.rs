@@ -20,3 +20,4 @@ pub mod replay;
 mod routes;
 pub mod server;
 pub mod service;
+mod wire;

@@ -166,8 +166,11 @@ async fn run() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("give both OBJECTSTACK_ADMIN_EMAIL and OBJECTSTACK_ADMIN_PASSWORD (or neither)"),
             };
-            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), admin };
+            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms) };
             let system = gateway::app::start(&settings).await?;
+            if let Some(admin) = &admin {
+                gateway::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;
+            }
             if !system.policy.declared && !listen.ip().is_loopback() && !allow_open {
                 anyhow::bail!(
                     "the app declares no permissions, so anyone who reaches {listen} could read and change everything: declare permissions, listen on 127.0.0.1, or pass --allow-open"

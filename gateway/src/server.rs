@@ -4,18 +4,38 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
 use axum::serve::ListenerExt;
 use axum::Router;
+use domain::ErrorCode;
 use tokio::net::TcpListener;
 
 use crate::app::System;
-use crate::routes;
+use crate::error::ApiError;
+use crate::{graphql, realtime, routes};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 8 << 20;
 
+/// Every surface: REST, GraphQL and realtime, over the same service layer.
 pub fn router(system: Arc<System>) -> Router {
-    routes::router().layer(DefaultBodyLimit::max(MAX_BODY)).with_state(system)
+    routes::router()
+        .route("/api/v1/graphql", get(graphql::get).post(graphql::post))
+        .route("/api/v1/graphql/schema", get(graphql::schema))
+        .route("/api/v1/realtime", get(realtime::socket::upgrade))
+        .route("/api/v1/realtime/connect", post(realtime::http::connect))
+        .route("/api/v1/realtime/disconnect", post(realtime::http::disconnect))
+        .route("/api/v1/realtime/subscribe", post(realtime::http::subscribe))
+        .route("/api/v1/realtime/unsubscribe", post(realtime::http::unsubscribe))
+        .route("/api/v1/realtime/presence", put(realtime::http::set_presence))
+        .route("/api/v1/realtime/presence/{channel}", get(realtime::http::get_presence))
+        .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::ValidationError, "method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(system)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

@@ -63,7 +63,7 @@ pub(crate) async fn api_on(storage: Storage) -> Api {
 
 /// A server for another app (a JSON file).
 pub(crate) async fn api_with_app(storage: Storage, app: &std::path::Path) -> Api {
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app.to_path_buf()), read_wait: Duration::from_secs(5), admin: None };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app.to_path_buf()), read_wait: Duration::from_secs(5) };
     Api { system: start(&settings).await.unwrap(), _dir: None }
 }
 
@@ -72,7 +72,7 @@ async fn api_with(storage: Storage, read_wait: Duration) -> Api {
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
     let dir = None;
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait, admin: None };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait };
     let system = start(&settings).await.unwrap();
     Api { system, _dir: dir }
 }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use gateway::config::{AdminBootstrap, Settings, Storage};
+use gateway::config::{Settings, Storage};
 use serde_json::{json, Value as Json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -124,9 +124,9 @@ async fn world(postgres: bool) -> World {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
-    let admin = Some(AdminBootstrap { email: "root@example.com".into(), password: ADMIN_PASSWORD.into() });
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5), admin };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5) };
     let system = gateway::app::start(&settings).await.unwrap();
+    gateway::service::auth::bootstrap_admin(&system, "root@example.com", ADMIN_PASSWORD).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -442,7 +442,7 @@ async fn authentication(postgres: bool) {
     assert_eq!(w.refused(Some(w.bob()), "GET", "/api/v1/data/project", None, 401).await, "invalid_token");
     assert_eq!(w.refused(Some("made-up-token"), "GET", "/api/v1/data/project", None, 401).await, "invalid_token");
     // Brute force: wrong passwords are refused, then the account is locked even for the right one.
-    for _ in 0..gateway::service::auth::MAX_FAILURES {
+    for _ in 0..gateway::service::limiter::MAX_FAILURES {
         let code = w.refused(None, "POST", "/api/v1/auth/sign-in/email", Some(json!({"email": "bob@example.com", "password": "wrong-password"})), 401).await;
         assert_eq!(code, "invalid_credentials");
     }
@@ -476,7 +476,7 @@ async fn keys_sessions_and_failures(postgres: bool) {
     let session = |token: &str, expires: i64| {
         let mut data = serde_json::Map::new();
         data.insert("user".into(), json!(w.alice.0));
-        data.insert("token_hash".into(), json!(gateway::service::auth::hash_token(token)));
+        data.insert("token_hash".into(), json!(gateway::service::tokens::hash_token(token)));
         data.insert("expires_at".into(), json!(domain::Timestamp::from_micros(expires).to_rfc3339()));
         commands::service::Command::Create { object: "session".into(), id: None, data }
     };
@@ -490,12 +490,12 @@ async fn keys_sessions_and_failures(postgres: bool) {
     assert!(until > now + 6 * 24 * 3600 * 1_000_000, "the session was renewed to a full week");
 
     // Failed sign-ins and lockouts are events in the audit trail (with no secret in them).
-    for _ in 0..gateway::service::auth::MAX_FAILURES {
+    for _ in 0..gateway::service::limiter::MAX_FAILURES {
         w.refused(None, "POST", "/api/v1/auth/sign-in/email", Some(json!({"email": "alice@example.com", "password": "guess-guess"})), 401).await;
     }
     let trail = w.ok(Some(&w.admin), "GET", "/api/v1/audit?object=auth_event&limit=100", None).await;
     let text = trail.to_string();
-    assert_eq!(trail["total"], json!(gateway::service::auth::MAX_FAILURES as u64 + 1), "{text}");
+    assert_eq!(trail["total"], json!(gateway::service::limiter::MAX_FAILURES as u64 + 1), "{text}");
     assert!(text.contains("sign_in_failed") && text.contains("locked_out") && !text.contains("guess-guess"), "{text}");
     // Sessions appear in the audit trail without their token hashes.
     let sessions = w.ok(Some(&w.admin), "GET", "/api/v1/audit?object=session&limit=100", None).await;
@@ -511,7 +511,7 @@ async fn revocation_reaches_another_node() {
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
     let storage = Storage::Postgres(w.api.system.pg_settings.clone().unwrap());
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5), admin: None };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5) };
     let other = Api { system: gateway::app::start(&settings).await.unwrap(), _dir: None };
     let bearer = format!("Bearer {}", w.alice());
     let before = other.call("GET", "/api/v1/data/project", None, &[("authorization", &bearer)]).await;

@@ -501,7 +501,7 @@ pub fn build(catalog: &Catalog) -> std::result::Result<Schema, SchemaError> {
     let mut query = Object::new("Query").field(Field::new("_position", TypeRef::named_nn("BigInt"), |ctx| {
         FieldFuture::new(async move {
             let (system, _) = resolve::context(&ctx)?;
-            Ok(number(system.query.checkpoint()))
+            Ok(number(crate::service::barrier::reached(system)))
         })
     }));
     query = query.field(

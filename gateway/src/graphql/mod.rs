@@ -9,12 +9,13 @@
 //! error carries `extensions.code` from the one error table.
 
 pub mod build;
+pub mod cache;
 mod resolve;
 mod subscribe;
 pub mod types;
 mod values;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_graphql::dynamic::Schema;
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
@@ -28,31 +29,21 @@ pub use self::resolve::RequestInfo;
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::routes::support::{barrier_on, read_barrier};
 
-/// The schema of the current metadata, rebuilt when the metadata changes.
-#[derive(Default)]
-pub struct Schemas {
-    current: RwLock<Option<(u64, Arc<Schema>)>>,
-}
+pub use self::cache::Schemas;
 
-impl Schemas {
-    /// The schema for the hub's metadata version, generated on first use after a change.
-    pub fn current(&self, system: &System) -> Result<Arc<Schema>, ApiError> {
-        let version = system.hub.metadata_version();
-        if let Some((built, schema)) = &*self.current.read().unwrap_or_else(|p| p.into_inner()) {
-            if *built == version {
-                return Ok(schema.clone());
-            }
-        }
-        let (version, catalog) = system.hub.catalog();
-        let schema = Arc::new(build::build(&catalog).map_err(|error| {
-            tracing::error!(%error, "cannot generate the GraphQL schema");
-            ApiError::new(ErrorCode::InternalError, format!("the GraphQL schema cannot be generated from the metadata: {error}"))
-        })?);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((version, schema.clone()));
-        Ok(schema)
+/// The schema of the current metadata, generated on first use after a change.
+pub fn current(system: &System) -> Result<Arc<Schema>, ApiError> {
+    let (version, catalog) = crate::service::meta::catalog_version(system);
+    if let Some(schema) = system.graphql.get(version) {
+        return Ok(schema);
     }
+    let schema = Arc::new(build::build(&catalog).map_err(|error| {
+        tracing::error!(%error, "cannot generate the GraphQL schema");
+        ApiError::new(ErrorCode::InternalError, format!("the GraphQL schema cannot be generated from the metadata: {error}"))
+    })?);
+    system.graphql.set(version, schema.clone());
+    Ok(schema)
 }
 
 /// The SDL of the schema generated for a catalog (for snapshots and `GET /api/v1/graphql/schema`).
@@ -62,8 +53,8 @@ pub fn sdl(catalog: &domain::metadata::Catalog) -> Result<String, String> {
 
 /// Reads wait for this node's acknowledged writes, and the schema for its metadata.
 async fn barriers(system: &System, headers: &HeaderMap) -> Result<(), ApiError> {
-    read_barrier(system, headers, None).await?;
-    barrier_on(system, &system.realtime_handle, headers, None).await
+    let min = crate::wire::min_position(headers, None)?;
+    crate::service::barrier::read_and_realtime_barrier(system, min).await
 }
 
 /// Errors GraphQL itself raised (parse, validation, limits) get a code too.
@@ -87,7 +78,7 @@ pub(crate) async fn post(
     let request: async_graphql::Request = serde_json::from_value(body)
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("a GraphQL request is {{query, operationName?, variables?}}: {e}")))?;
     barriers(&system, &headers).await?;
-    let schema = system.graphql.current(&system)?;
+    let schema = current(&system)?;
     let request = request.data(system.clone()).data(RequestInfo { headers, caller });
     let response = with_codes(schema.execute(request).await);
     Ok(axum::Json(response).into_response())
@@ -107,12 +98,12 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &system)
         .await
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("cannot open a WebSocket: {e}")))?;
-    let caller = crate::service::Caller::resolve(&system, &parts).await?;
+    let caller = crate::extract::caller_of(&system, &parts).await?;
     barriers(&system, &parts.headers).await?;
-    let schema = system.graphql.current(&system)?;
+    let schema = current(&system)?;
     let headers = parts.headers.clone();
     Ok(upgrade
-        .read_buffer_size(crate::realtime::socket::READ_BUFFER)
+        .read_buffer_size(crate::wire::READ_BUFFER)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let mut data = async_graphql::Data::default();
@@ -126,5 +117,5 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
 /// `GET /api/v1/graphql/schema`: the SDL of the current schema.
 pub(crate) async fn schema(State(system): State<Arc<System>>, headers: HeaderMap) -> Result<Response, ApiError> {
     barriers(&system, &headers).await?;
-    Ok(system.graphql.current(&system)?.sdl().into_response())
+    Ok(current(&system)?.sdl().into_response())
 }

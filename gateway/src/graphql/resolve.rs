@@ -8,16 +8,17 @@ use async_graphql::SelectionField;
 use axum::http::HeaderMap;
 use commands::service::Command;
 use domain::metadata::Catalog;
-use domain::query::{AggFunction, Aggregation, Condition, Filter, Op, Operand, Query};
+use domain::query::{AggFunction, Aggregation, Query};
 use domain::value::{Record, Value};
 use domain::ErrorCode;
-use projections::as_of::{record_as_of, AsOf};
 use serde_json::{Map, Value as Json};
 
 use super::values::{arg_json, filter_of, paging_of, position_of, sort_of, string_of, Deleted, Group, Page, Row, Written};
 use crate::app::System;
 use crate::error::ApiError;
-use crate::service::Caller;
+use crate::service::search::{self, Search};
+use crate::service::{audit, data, writes, Caller};
+use projections::audit_model::AuditQuery;
 
 /// What a resolver needs from the request (put in the request's data).
 pub struct RequestInfo {
@@ -62,27 +63,18 @@ pub fn expand_from(selection: SelectionField<'_>, catalog: &Catalog, object: &st
     out
 }
 
-fn id_filter(id: &str) -> Filter {
-    Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.to_string())) })
-}
-
 /// `object(id, asOf)`.
 pub async fn get_one(ctx: &ResolverContext<'_>, catalog: &Catalog, object: &str) -> Result<Option<FieldValue<'static>>> {
     let (system, request) = context(ctx)?;
     let id = string_of(&ctx.args, "id").map_err(gql)?.unwrap_or_default();
-    if let Some(text) = string_of(&ctx.args, "asOf").map_err(gql)? {
-        let moment = AsOf::parse(&text)
-            .ok_or_else(|| gql(ApiError::new(ErrorCode::InvalidQuery, format!("asOf must be a log position or an ISO-8601 time, got '{text}'"))))?;
-        let definition = system.reader.catalog().require(object).map_err(gql)?.clone();
-        let record = record_as_of(system.commands.store(), &system.snapshots, &definition, &id, moment).await.map_err(gql)?;
-        return Ok(record.map(|r| FieldValue::owned_any(Row(Arc::new(r)))));
+    let as_of = string_of(&ctx.args, "asOf").map_err(gql)?;
+    let mut shape = Query::new(object);
+    shape.expand = expand_from(ctx.field(), catalog, object);
+    match data::get(system, &request.caller, None, object, &id, shape, as_of.as_deref()).await {
+        Ok(one) => Ok(Some(FieldValue::owned_any(Row(one.record)))),
+        Err(error) if error.code == ErrorCode::RecordNotFound => Ok(None),
+        Err(error) => Err(gql(error)),
     }
-    let mut query = Query::new(object);
-    query.filter = Some(id_filter(&id));
-    query.limit = Some(1);
-    query.expand = expand_from(ctx.field(), catalog, object);
-    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
-    Ok(output.records.into_iter().next().map(|r| FieldValue::owned_any(Row(r))))
 }
 
 /// `objectList(filter, where, sort, limit|first, offset|after)`.
@@ -95,7 +87,7 @@ pub async fn list(ctx: &ResolverContext<'_>, catalog: &Catalog, object: &str) ->
     query.limit = limit;
     query.offset = offset;
     query.expand = expand_from(ctx.field(), catalog, object);
-    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
+    let output = data::query(system, &request.caller, None, query, None).await.map_err(gql)?.output;
     Ok(Some(FieldValue::owned_any(Page { records: output.records, total: output.total, has_more: output.has_more, offset })))
 }
 
@@ -114,9 +106,8 @@ pub async fn aggregate(ctx: &ResolverContext<'_>, numeric: &[String], object: &s
     query.group_by = keys.clone();
     query.aggregations.push(Aggregation { function: AggFunction::Count, field: None, alias: "count".into(), distinct: false, filter: None });
     // Only fields the caller may read are measured (the others answer null).
-    let catalog = system.reader.catalog();
-    let grant = request.caller.access().grant(&catalog, catalog.require(object).map_err(gql)?);
-    for field in numeric.iter().filter(|f| grant.can_read_field(f)) {
+    let readable = data::readable_fields(system, &request.caller, object).map_err(gql)?;
+    for field in numeric.iter().filter(|f| readable.contains(f.as_str())) {
         for (name, function) in MEASURES {
             query.aggregations.push(Aggregation { function, field: Some(field.clone()), alias: format!("{name}__{field}"), distinct: false, filter: None });
         }
@@ -124,7 +115,7 @@ pub async fn aggregate(ctx: &ResolverContext<'_>, numeric: &[String], object: &s
     let (limit, offset) = paging_of(&ctx.args).map_err(gql)?;
     query.limit = Some(limit.unwrap_or(domain::query::MAX_LIMIT));
     query.offset = offset;
-    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
+    let output = data::query(system, &request.caller, None, query, None).await.map_err(gql)?.output;
     Ok(Some(FieldValue::list(output.records.into_iter().map(|row| FieldValue::owned_any(Group { row, keys: keys.clone() })))))
 }
 
@@ -144,7 +135,7 @@ fn key_of(ctx: &ResolverContext<'_>) -> Result<Option<String>> {
 }
 
 fn written(system: &System, caller: &Caller, outcome: commands::service::Outcome) -> FieldValue<'static> {
-    let record: Option<Record> = crate::routes::written_record_value(system, caller, &outcome);
+    let record: Option<Record> = writes::written_record(system, caller, &outcome);
     FieldValue::owned_any(Written { id: outcome.id, position: outcome.position, version: outcome.version, record: record.map(Arc::new) })
 }
 
@@ -154,7 +145,7 @@ pub async fn create(ctx: &ResolverContext<'_>, object: &str) -> Result<Option<Fi
     let data = input_map(ctx)?;
     let id = string_of(&ctx.args, "id").map_err(gql)?;
     let command = Command::Create { object: object.to_string(), id, data };
-    let outcome = crate::routes::execute_with_key(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
+    let outcome = writes::execute(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
     Ok(Some(written(system, &request.caller, outcome)))
 }
 
@@ -165,7 +156,7 @@ pub async fn update(ctx: &ResolverContext<'_>, object: &str) -> Result<Option<Fi
     let id = string_of(&ctx.args, "id").map_err(gql)?.unwrap_or_default();
     let expected_version = position_of(&ctx.args, "expectedVersion").map_err(gql)?;
     let command = Command::Update { object: object.to_string(), id, patch, expected_version };
-    let outcome = crate::routes::execute_with_key(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
+    let outcome = writes::execute(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
     Ok(Some(written(system, &request.caller, outcome)))
 }
 
@@ -175,7 +166,7 @@ pub async fn delete(ctx: &ResolverContext<'_>, object: &str) -> Result<Option<Fi
     let id = string_of(&ctx.args, "id").map_err(gql)?.unwrap_or_default();
     let expected_version = position_of(&ctx.args, "expectedVersion").map_err(gql)?;
     let command = Command::Delete { object: object.to_string(), id, expected_version };
-    let outcome = crate::routes::execute_with_key(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
+    let outcome = writes::execute(system, &request.caller, key_of(ctx)?, command).await.map_err(gql)?;
     Ok(Some(FieldValue::owned_any(Deleted { id: outcome.id, position: outcome.position })))
 }
 
@@ -198,14 +189,9 @@ pub async fn related(ctx: &ResolverContext<'_>, field: &str, target: &str, catal
         _ => return Ok(None),
     };
     let (system, request) = context(ctx)?;
-    let mut query = Query::new(target);
-    query.filter =
-        Some(Filter::Cond(Condition { field: "id".into(), op: Op::In, value: Operand::Value(Value::List(ids.iter().cloned().map(Value::Text).collect())) }));
-    query.limit = Some(ids.len() as u64);
-    query.expand = expand_from(ctx.field(), catalog, target);
-    let output = system.reader.execute(&request.caller.viewer, query).await.map_err(gql)?;
+    let records = data::by_ids(system, &request.caller, target, &ids, expand_from(ctx.field(), catalog, target)).await.map_err(gql)?;
     let by_id: std::collections::HashMap<String, Arc<Record>> =
-        output.records.into_iter().filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.clone()))).collect();
+        records.into_iter().filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.clone()))).collect();
     let rows: Vec<FieldValue<'static>> = ids.iter().filter_map(|id| by_id.get(id)).map(|r| FieldValue::owned_any(Row(r.clone()))).collect();
     if list {
         Ok(Some(FieldValue::list(rows)))
@@ -214,54 +200,74 @@ pub async fn related(ctx: &ResolverContext<'_>, field: &str, target: &str, catal
     }
 }
 
+fn time_arg(ctx: &ResolverContext<'_>, key: &str) -> Result<Option<i64>> {
+    match string_of(&ctx.args, key).map_err(gql)? {
+        None => Ok(None),
+        Some(text) => domain::Timestamp::parse(&text)
+            .map(|t| Some(t.micros()))
+            .ok_or_else(|| gql(ApiError::new(ErrorCode::InvalidQuery, format!("{key} must be an ISO-8601 datetime, got '{text}'")))),
+    }
+}
+
 /// `audit(object, recordId, actor, eventType, from, to, limit, offset)`: the audit trail, newest first.
 pub async fn audit(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'static>>> {
     let (system, request) = context(ctx)?;
-    request.caller.require(domain::security::SystemPermission::ViewAuditTrail).map_err(gql)?;
-    crate::routes::support::barrier_on(system, &system.audit, &request.headers, None).await.map_err(gql)?;
-    let mut params = Vec::new();
-    for key in ["object", "recordId", "actor", "eventType", "from", "to"] {
-        if let Some(value) = string_of(&ctx.args, key).map_err(gql)? {
-            params.push((key.to_string(), value));
-        }
+    let limit = position_of(&ctx.args, "limit").map_err(gql)?.unwrap_or(50) as usize;
+    if limit > audit::MAX_LIMIT {
+        return Err(gql(ApiError::new(ErrorCode::InvalidQuery, format!("limit {limit} is above the maximum of {}", audit::MAX_LIMIT))));
     }
-    for key in ["limit", "offset"] {
-        if let Some(value) = position_of(&ctx.args, key).map_err(gql)? {
-            params.push((key.to_string(), value.to_string()));
-        }
+    let query = AuditQuery {
+        object: string_of(&ctx.args, "object").map_err(gql)?,
+        record_id: string_of(&ctx.args, "recordId").map_err(gql)?,
+        actor: string_of(&ctx.args, "actor").map_err(gql)?,
+        event_type: string_of(&ctx.args, "eventType").map_err(gql)?,
+        from: time_arg(ctx, "from")?,
+        to: time_arg(ctx, "to")?,
+        limit,
+        offset: position_of(&ctx.args, "offset").map_err(gql)?.unwrap_or(0) as usize,
+    };
+    if query.record_id.is_some() && query.object.is_none() {
+        return Err(gql(ApiError::new(ErrorCode::InvalidQuery, "recordId needs object")));
     }
-    let query = crate::routes::audit::parse(params, false).map_err(gql)?;
-    Ok(Some(FieldValue::owned_any(crate::routes::audit::page(system, &request.caller, &query))))
+    Ok(Some(FieldValue::owned_any(audit::trail(system, &request.caller, &query, None).await.map_err(gql)?)))
+}
+
+fn strings(ctx: &ResolverContext<'_>, key: &str) -> Result<Vec<String>> {
+    Ok(match arg_json(&ctx.args, key).map_err(gql)? {
+        Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// `search(q, objects, fields, filter, facets, fuzzy, operator, highlight, limit, offset)`: the REST search result as JSON.
 pub async fn search(ctx: &ResolverContext<'_>) -> Result<Option<FieldValue<'static>>> {
     let (system, request) = context(ctx)?;
-    let mut params = Vec::new();
-    for (arg, key) in [("q", "q"), ("operator", "operator")] {
-        if let Some(value) = string_of(&ctx.args, arg).map_err(gql)? {
-            params.push((key.to_string(), value));
-        }
-    }
-    for (arg, key) in [("objects", "object"), ("fields", "fields"), ("facets", "facets")] {
-        if let Some(Json::Array(items)) = arg_json(&ctx.args, arg).map_err(gql)? {
-            let list: Vec<&str> = items.iter().filter_map(Json::as_str).collect();
-            params.push((key.to_string(), list.join(",")));
-        }
-    }
-    if let Some(filter) = arg_json(&ctx.args, "filter").map_err(gql)? {
-        params.push(("filter".to_string(), filter.to_string()));
-    }
-    for key in ["fuzzy", "highlight"] {
-        if let Some(Json::Bool(b)) = arg_json(&ctx.args, key).map_err(gql)? {
-            params.push((key.to_string(), b.to_string()));
-        }
-    }
-    for key in ["limit", "offset"] {
-        if let Some(value) = position_of(&ctx.args, key).map_err(gql)? {
-            params.push((key.to_string(), value.to_string()));
-        }
-    }
-    let result = crate::routes::search::search_result(system, &request.caller, &request.headers, crate::extract::QueryPairs(params)).await.map_err(gql)?;
+    let flag = |key: &str| -> Result<Option<bool>> {
+        Ok(match arg_json(&ctx.args, key).map_err(gql)? {
+            Some(Json::Bool(b)) => Some(b),
+            _ => None,
+        })
+    };
+    let match_all = match string_of(&ctx.args, "operator").map_err(gql)?.as_deref() {
+        None | Some("or") => false,
+        Some("and") => true,
+        Some(other) => return Err(gql(ApiError::new(ErrorCode::InvalidQuery, format!("operator must be 'and' or 'or', got '{other}'")))),
+    };
+    let request_search = Search {
+        text: string_of(&ctx.args, "q").map_err(gql)?.unwrap_or_default(),
+        objects: strings(ctx, "objects")?,
+        fields: strings(ctx, "fields")?,
+        facets: strings(ctx, "facets")?,
+        filter: arg_json(&ctx.args, "filter").map_err(gql)?.map(|f| domain::query::parse_filter(&f)).transpose().map_err(gql)?,
+        boost: Default::default(),
+        highlight: flag("highlight")?.unwrap_or(false),
+        fuzzy: flag("fuzzy")?.unwrap_or(true),
+        match_all,
+        min_score: None,
+        limit: position_of(&ctx.args, "limit").map_err(gql)?.unwrap_or(20) as usize,
+        offset: position_of(&ctx.args, "offset").map_err(gql)?.unwrap_or(0) as usize,
+        min_position: None,
+    };
+    let result = search::search(system, &request.caller, request_search).await.map_err(gql)?;
     Ok(Some(FieldValue::value(super::values::gql_from_json(&result))))
 }

@@ -1,29 +1,15 @@
 //! Subscription resolvers: record changes and live queries, served by the
 //! realtime hub (the same mechanism as the realtime WebSocket).
 
-use std::sync::Arc;
-
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use futures_util::stream::{self, BoxStream, StreamExt};
-use projections::live::{Delivery, EventKind, Hub, Resume, Spec};
+use projections::live::{Delivery, EventKind, Resume, Spec};
 use serde_json::Value as Json;
 
 use super::resolve::{context, gql, Result};
 use super::values::{arg_json, filter_of, position_of, sort_of, string_of};
 use crate::error::ApiError;
-use crate::routes::support::barrier_on;
-
-/// Ends the hub connection when the subscription stream is dropped.
-struct Connection {
-    hub: Arc<Hub>,
-    id: u64,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.hub.disconnect(self.id);
-    }
-}
+use crate::service::realtime;
 
 fn kinds(ctx: &ResolverContext<'_>) -> Result<Vec<EventKind>> {
     let Some(Json::Array(items)) = arg_json(&ctx.args, "events").map_err(gql)? else { return Ok(Vec::new()) };
@@ -52,17 +38,15 @@ fn strings(ctx: &ResolverContext<'_>, name: &str) -> Result<Vec<String>> {
 async fn open<'a>(ctx: &ResolverContext<'a>, spec: Spec) -> Result<BoxStream<'a, Result<FieldValue<'a>>>> {
     let (system, request) = context(ctx)?;
     let resume = Resume { id: string_of(&ctx.args, "resumeId").map_err(gql)?, after: position_of(&ctx.args, "after").map_err(gql)? };
-    barrier_on(system, &system.realtime_handle, &request.headers, None).await.map_err(gql)?;
-    let hub = system.hub.clone();
-    let (id, receiver) = hub.connect(crate::realtime::socket::BUFFER);
-    let connection = Connection { hub: hub.clone(), id };
-    hub.subscribe(Some(id), request.caller.viewer.clone(), spec, resume).map_err(gql)?;
+    // The connection ends (the hub forgets it) when the stream is dropped.
+    let (connection, receiver) = realtime::connect(system, realtime::BUFFER);
+    realtime::subscribe(system, &request.caller, Some(&connection), spec, resume).await.map_err(gql)?;
     let stream = stream::unfold(Some((receiver, connection)), |state| async move {
         let (mut receiver, connection) = state?;
         match receiver.recv().await {
             Some(delivery) => Some((Ok(FieldValue::owned_any::<Delivery>(delivery)), Some((receiver, connection)))),
             None => {
-                let reason = connection.hub.close_reason(connection.id).unwrap_or_else(|| "the subscription ended".into());
+                let reason = connection.close_reason().unwrap_or_else(|| "the subscription ended".into());
                 Some((Err(gql(ApiError::new(domain::ErrorCode::ServiceUnavailable, reason))), None))
             }
         }

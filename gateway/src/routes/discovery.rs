@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::Json as JsonResponse;
 use serde_json::{json, Value as Json};
 
-use super::support::ok;
 use crate::app::System;
+use crate::wire::ok;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
     let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth"});
@@ -35,5 +35,5 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
 }
 
 pub(crate) async fn health(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    JsonResponse(ok(json!({"status": "ok", "position": system.query.checkpoint()})))
+    JsonResponse(ok(json!({"status": "ok", "position": crate::service::barrier::reached(&system)})))
 }

@@ -1,16 +1,16 @@
-//! The caller of a request: the bearer token's session (or none), turned into
-//! the caller's rights. Handlers of every data surface take a [`Caller`], so
-//! none can reach the data without one.
+//! The caller of an operation: the principal a token opens (or a guest), and
+//! the rights that follow, as a [`projections::Viewer`] every read passes to
+//! the read models. Every service operation takes a [`Caller`]; transports
+//! get one only from [`Caller::resolve`] (through their extractor), so no
+//! surface can call an operation anonymously by accident.
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use domain::security::{Access, Principal, SystemPermission};
 use domain::ErrorCode;
 use projections::Viewer;
 
-use super::auth;
+use super::sessions;
 use crate::app::System;
 use crate::error::ApiError;
 
@@ -47,16 +47,14 @@ impl Caller {
         }
     }
 
-    /// Resolves the caller of a request from its headers (and `?access_token=` for WebSockets).
-    pub async fn resolve(system: &System, parts: &Parts) -> Result<Caller, ApiError> {
-        let token = auth::bearer(parts);
-        let api_key = token.as_deref().is_some_and(|t| t.starts_with(super::api_keys::PREFIX));
-        let (principal, session) = match token {
+    /// The caller a bearer token makes (none: a guest, refused with 401 when
+    /// the app declares permissions and names no guest profile), once the read
+    /// model has reached `min` (a position the client got from another node).
+    pub async fn resolve(system: &System, token: Option<&str>, min: Option<u64>) -> Result<Caller, ApiError> {
+        let (principal, session, api_key) = match token {
             Some(token) => {
-                // A position the client got from another node (a sign-out there) is waited for.
-                let min = crate::routes::support::min_position(&parts.headers, None)?;
-                let (principal, session) = auth::principal_of_token_at(system, &token, min).await?;
-                (principal, Some(session))
+                let opened = sessions::open_token(system, token, min).await?;
+                (opened.principal, Some(opened.id), opened.api_key)
             }
             None => {
                 if system.policy.declared && system.policy.guest_profile.is_none() {
@@ -65,18 +63,10 @@ impl Caller {
                         "sign in first: send Authorization: Bearer <token> (POST /api/v1/auth/sign-in/email)",
                     ));
                 }
-                (Principal::guest(), None)
+                (Principal::guest(), None, false)
             }
         };
-        let members = if Access::needs_role_members(&system.policy) { auth::role_members(system).await? } else { Default::default() };
+        let members = if Access::needs_role_members(&system.policy) { sessions::role_members(system).await? } else { Default::default() };
         Ok(Caller { viewer: Viewer::new(Access::new(principal, system.policy.clone(), Arc::new(members))), session, api_key })
-    }
-}
-
-impl FromRequestParts<Arc<System>> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, system: &Arc<System>) -> Result<Self, Self::Rejection> {
-        Caller::resolve(system, parts).await
     }
 }

@@ -1,16 +1,36 @@
-//! The service layer's security half: who the caller is ([`caller::Caller`],
-//! the extractor every data surface takes), authentication ([`auth`]: users,
-//! passwords, sessions, sign-in limits), and what a write carries for the
-//! command service ([`writes`]: the actor, the caller's write guard, hashed
-//! passwords, the owner).
+//! The service layer: every operation of every surface, transport-neutral.
+//! REST, GraphQL and realtime parse, call an operation here with the caller,
+//! and render what it returns; none of them reaches a read model, the write
+//! model or a store (a tidy test checks). Every operation takes a [`Caller`]
+//! (made only by [`Caller::resolve`]), owns the read barrier and the locks,
+//! and applies the caller's rights: reads through the caller's `Viewer`
+//! (the read models compile the rules into the query), writes through the
+//! caller's `WriteGuard` (checked under the command service's lock).
 //!
-//! The rules themselves are pure (`domain::security`) and enforced below every
-//! surface: reads by the read models through the caller's `Viewer`, writes by
-//! the command service through the caller's `WriteGuard`.
+//! Rooms: [`caller`] (who), [`sessions`], [`tokens`], [`limiter`] and [`auth`]
+//! (authentication), [`api_keys`], [`permissions`] (checks the client asks
+//! for), [`barrier`] (read your writes), [`writes`] (what a caller's write
+//! carries), [`data`] (records: get, query, create, update, delete, batch),
+//! [`search`], [`audit`], [`analytics`], [`meta`] (definitions),
+//! [`projection_admin`] (status, metrics, rebuilds), [`realtime`] (subscriptions).
 
+pub mod analytics;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
+pub mod barrier;
+pub mod batch;
 pub mod caller;
+pub mod data;
+pub mod limiter;
+pub mod meta;
+pub mod permissions;
+pub mod presence;
+pub mod projection_admin;
+pub mod realtime;
+pub mod search;
+pub mod sessions;
+pub mod tokens;
 pub mod writes;
 
 pub use caller::Caller;

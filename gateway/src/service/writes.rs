@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
-use commands::service::{Command, CommandMeta};
+use commands::service::{Command, CommandMeta, Outcome};
 use domain::security::{PrincipalKind, SystemPermission, WriteGuard};
+use domain::value::Record;
 use domain::ErrorCode;
 use serde_json::{Map, Value as Json};
 
-use super::auth::hash_password;
+use super::auth::{hash_password, MIN_PASSWORD};
 use super::caller::Caller;
 use crate::app::System;
 use crate::error::ApiError;
@@ -19,9 +20,11 @@ use crate::error::ApiError;
 const USER_ADMIN_FIELDS: [&str; 4] = ["profile", "permission_sets", "roles", "password"];
 
 /// The command metadata of a caller's writes to `object` (`None` for metadata commands).
+/// An idempotency key is scoped to the caller and the object: another caller
+/// reusing the same key never gets the first caller's result.
 pub fn meta(system: &System, caller: &Caller, object: Option<&str>, idempotency_key: Option<String>) -> Result<CommandMeta, ApiError> {
     let mut meta = CommandMeta::actor(caller.actor());
-    meta.idempotency_key = idempotency_key;
+    meta.idempotency_key = idempotency_key.map(|key| format!("{}/{}/{key}", caller.actor(), object.unwrap_or("$meta")));
     if let Some(object) = object {
         meta.guard = WriteGuard::new(caller.access(), &system.commands.catalog(), object)?.map(Arc::new);
     }
@@ -57,8 +60,8 @@ async fn hash_passwords(guard: &WriteGuard, data: &mut Map<String, Json>) -> Res
         match value {
             Json::Null => {}
             Json::String(clear) => {
-                if clear.chars().count() < super::auth::MIN_PASSWORD {
-                    return Err(ApiError::new(ErrorCode::ValueTooShort, format!("{field} needs at least {} characters", super::auth::MIN_PASSWORD)));
+                if clear.chars().count() < MIN_PASSWORD {
+                    return Err(ApiError::new(ErrorCode::ValueTooShort, format!("{field} needs at least {} characters", MIN_PASSWORD)));
                 }
                 let hashed = hash_password(clear.clone()).await?;
                 data.insert(field.clone(), Json::String(hashed));
@@ -67,4 +70,44 @@ async fn hash_passwords(guard: &WriteGuard, data: &mut Map<String, Json>) -> Res
         }
     }
     Ok(())
+}
+
+/// Runs one command for a caller: its rights checked (under the write lock),
+/// its fields prepared, its idempotency key scoped to it.
+pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<String>, mut command: Command) -> Result<Outcome, ApiError> {
+    let object = match &command {
+        Command::Create { object, .. } | Command::Update { object, .. } | Command::Delete { object, .. } => Some(object.clone()),
+        Command::Metadata(_) => None,
+    };
+    let meta = meta(system, caller, object.as_deref(), idempotency_key)?;
+    prepare(system, caller, &meta, &mut command).await?;
+    Ok(system.commands.execute(command, meta).await?)
+}
+
+/// The record a write leaves: the command's result with its formula fields
+/// computed (reads of this node see the same, after the barrier), without the
+/// fields the caller may not read.
+pub fn written_record(system: &System, caller: &Caller, outcome: &Outcome) -> Option<Record> {
+    let record = outcome.record.as_ref()?;
+    let now = domain::Timestamp::from_micros(outcome.events.last().map(|e| e.occurred_at).unwrap_or_default());
+    let object = system.commands.object(&outcome.object)?;
+    let mut record = domain::formula::with_formula_fields(&object, record, now);
+    let grant = caller.access().grant(&system.commands.catalog(), &object);
+    for hidden in &grant.hidden {
+        record.remove(hidden);
+    }
+    Some(record)
+}
+
+/// Takes the record id out of a create body (`id`, or `_id` as an alias).
+pub fn take_id(data: &mut Map<String, Json>) -> Result<Option<String>, ApiError> {
+    let mut id = None;
+    for key in ["id", "_id"] {
+        match data.remove(key) {
+            None | Some(Json::Null) => {}
+            Some(Json::String(s)) => id = Some(s),
+            Some(other) => return Err(ApiError::new(ErrorCode::InvalidField, format!("{key} must be a string, got {}", crate::error::json_kind(&other)))),
+        }
+    }
+    Ok(id)
 }

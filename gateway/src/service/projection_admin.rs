@@ -1,0 +1,154 @@
+//! Projection administration (needs `manage_projections`): status (version,
+//! position, lag, state, rebuild progress), Prometheus metrics, and live
+//! rebuilds (one per projection at a time, in the background; readers keep
+//! being served and switch at one position).
+
+use std::sync::Arc;
+
+use domain::security::SystemPermission;
+use domain::ErrorCode;
+use projections::rebuild::{rebuild, Progress};
+use serde_json::{json, Value as Json};
+use tokio::sync::watch;
+
+use super::caller::Caller;
+use crate::app::System;
+use crate::error::ApiError;
+
+const NAMES: [&str; 5] = ["query", "audit", "search", "analytics", "realtime"];
+
+fn status_of(system: &System, name: &str) -> Json {
+    let head = *system.commands.store().head().borrow();
+    let handle = match name {
+        "query" => &system.query,
+        "search" => &system.search,
+        "analytics" => &system.analytics,
+        "realtime" => &system.realtime_handle,
+        _ => &system.audit,
+    };
+    let position = handle.checkpoint();
+    let rebuilds = system.rebuilds.lock().expect("rebuilds lock");
+    let (generation, progress) = rebuilds.get(name).cloned().unwrap_or((0, None));
+    let progress: Option<Progress> = progress.map(|rx| rx.borrow().clone());
+    let rebuilding = progress.as_ref().is_some_and(|p| !p.done);
+    let store = match (&system.reader, name) {
+        (projections::QueryReader::Postgres(_), "query") => "postgres",
+        _ => "memory",
+    };
+    json!({
+        "name": name,
+        "version": generation + 1,
+        "store": store,
+        "position": position,
+        "head": head,
+        "lag": head.saturating_sub(position),
+        "state": if rebuilding { "rebuilding" } else if position >= head { "live" } else { "catching_up" },
+        "rebuild": progress.map(|p| json!({
+            "applied": p.applied, "head": p.head, "eventsPerSecond": p.events_per_second.round(), "done": p.done, "matchedLive": p.matched_live,
+        })),
+    })
+}
+
+fn known(name: &str) -> Result<(), ApiError> {
+    if NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::EndpointNotFound, format!("no projection named '{name}' (known: {})", NAMES.join(", "))))
+    }
+}
+
+/// One projection's status.
+pub fn status(system: &System, caller: &Caller, name: &str) -> Result<Json, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    known(name)?;
+    Ok(status_of(system, name))
+}
+
+/// Every projection's status.
+pub fn all(system: &System, caller: &Caller) -> Result<Vec<Json>, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    Ok(NAMES.iter().map(|n| status_of(system, n)).collect())
+}
+
+/// Prometheus text: the log head and each projection's position, lag and version.
+pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    let mut out = String::new();
+    let head = *system.commands.store().head().borrow();
+    out.push_str("# HELP objectstack_log_head Last committed log position known to this node.\n# TYPE objectstack_log_head gauge\n");
+    out.push_str(&format!("objectstack_log_head {head}\n"));
+    let statuses: Vec<Json> = NAMES.iter().map(|n| status_of(system, n)).collect();
+    for (metric, help, field) in [
+        ("objectstack_projection_position", "Last log position a projection applied.", "position"),
+        ("objectstack_projection_lag", "Events a projection is behind the log head.", "lag"),
+        ("objectstack_projection_version", "Generation of a projection (1 + live rebuilds swapped in).", "version"),
+    ] {
+        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
+        for status in &statuses {
+            out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), status[field]));
+        }
+    }
+    Ok(out)
+}
+
+/// The PostgreSQL query model, rebuilt in a schema of its own and swapped in.
+async fn rebuild_postgres(
+    store: std::sync::Arc<dyn commands::store::EventStore>,
+    pool: deadpool_postgres::Pool,
+    settings: &commands::store::PostgresSettings,
+    progress: watch::Sender<Progress>,
+) -> Result<Option<bool>, projections::ReadError> {
+    use projections::pg_model::rebuild::{copy_schema, live_schema, rebuild_live};
+    let to_read = |e: projections::ProjectionError| projections::ReadError::Store(e.to_string());
+    let live = live_schema(&pool).await.map_err(to_read)?;
+    let copy = commands::store::pool_for_schema(settings, &copy_schema(&live)).map_err(|e| projections::ReadError::Store(e.to_string()))?;
+    rebuild_live(store, pool, copy, progress).await.map_err(to_read)
+}
+
+/// Starts a live rebuild of a projection; answers its status (a second
+/// request while one runs is refused with the running one's conflict).
+pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Result<Json, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    let name = name.to_string();
+    known(&name)?;
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    {
+        let mut rebuilds = system.rebuilds.lock().expect("rebuilds lock");
+        let entry = rebuilds.entry(name.clone()).or_insert((0, None));
+        if entry.1.as_ref().is_some_and(|rx| !rx.borrow().done) {
+            return Err(ApiError::new(ErrorCode::ResourceConflict, format!("projection '{name}' is already being rebuilt")));
+        }
+        if name == "realtime" {
+            return Err(ApiError::new(ErrorCode::NotImplemented, "the realtime hub is not rebuilt: it keeps subscriptions, restart the server to refold it"));
+        }
+        entry.1 = Some(progress_rx);
+    }
+    let store = system.commands.store().clone();
+    let task_system = system.clone();
+    let task_name = name.clone();
+    tokio::spawn(async move {
+        let result = match task_name.as_str() {
+            "query" => match (task_system.reader.memory_model(), &task_system.reader, &task_system.pg_settings) {
+                (Some(model), _, _) => rebuild(store, model, progress_tx).await,
+                (None, projections::QueryReader::Postgres(reader), Some(settings)) => {
+                    rebuild_postgres(store, reader.pool().clone(), settings, progress_tx).await
+                }
+                _ => return,
+            },
+            "search" => rebuild(store, task_system.search_model.clone(), progress_tx).await,
+            "analytics" => rebuild(store, task_system.analytics_model.clone(), progress_tx).await,
+            _ => rebuild(store, task_system.audit_model.clone(), progress_tx).await,
+        };
+        match result {
+            Ok(matched) => {
+                let mut rebuilds = task_system.rebuilds.lock().expect("rebuilds lock");
+                if let Some(entry) = rebuilds.get_mut(&task_name) {
+                    entry.0 += 1;
+                }
+                tracing::info!(projection = %task_name, ?matched, "projection rebuilt and swapped in");
+            }
+            Err(error) => tracing::error!(projection = %task_name, %error, "projection rebuild failed; the live copy stays"),
+        }
+    });
+    Ok(status_of(system, &name))
+}
