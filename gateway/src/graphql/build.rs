@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::service::realtime::{Change, Delivery, EventKind, LiveOp, Message};
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, Scalar, Schema, SchemaError, Subscription, SubscriptionField,
     SubscriptionFieldFuture, TypeRef,
@@ -13,7 +14,6 @@ use async_graphql::dynamic::{
 use async_graphql::Value as Gql;
 use domain::metadata::{Catalog, FieldType, ObjectDef};
 use domain::value::{Record, Value};
-use projections::live::{Delivery, LiveOp, Message};
 
 use super::resolve::{self, Result};
 use super::subscribe;
@@ -415,7 +415,7 @@ fn delivery<'a>(p: &'a FieldValue<'_>) -> Result<&'a Delivery> {
 }
 
 fn change_type(ty: &str) -> Object {
-    let change = |p: &FieldValue<'_>| -> Result<(projections::live::EventKind, Arc<projections::live::Change>)> {
+    let change = |p: &FieldValue<'_>| -> Result<(EventKind, Arc<Change>)> {
         match &delivery(p)?.message {
             Message::Event { kind, change } => Ok((*kind, change.clone())),
             _ => Err("not a change event".into()),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use async_graphql::SelectionField;
 use axum::http::HeaderMap;
-use commands::service::Command;
 use domain::metadata::Catalog;
 use domain::query::{AggFunction, Aggregation, Query};
 use domain::value::{Record, Value};
@@ -16,9 +15,10 @@ use serde_json::{Map, Value as Json};
 use super::values::{arg_json, filter_of, paging_of, position_of, sort_of, string_of, Deleted, Group, Page, Row, Written};
 use crate::app::System;
 use crate::error::ApiError;
+use crate::service::audit::{self, AuditQuery};
 use crate::service::search::{self, Search};
-use crate::service::{audit, data, writes, Caller};
-use projections::audit_model::AuditQuery;
+use crate::service::writes::{self, Command};
+use crate::service::{data, Caller};
 
 /// What a resolver needs from the request (put in the request's data).
 pub struct RequestInfo {
@@ -134,7 +134,7 @@ fn key_of(ctx: &ResolverContext<'_>) -> Result<Option<String>> {
     Ok(key)
 }
 
-fn written(system: &System, caller: &Caller, outcome: commands::service::Outcome) -> FieldValue<'static> {
+fn written(system: &System, caller: &Caller, outcome: writes::Outcome) -> FieldValue<'static> {
     let record: Option<Record> = writes::written_record(system, caller, &outcome);
     FieldValue::owned_any(Written { id: outcome.id, position: outcome.position, version: outcome.version, record: record.map(Arc::new) })
 }

@@ -3,13 +3,12 @@
 
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use futures_util::stream::{self, BoxStream, StreamExt};
-use projections::live::{Delivery, EventKind, Resume, Spec};
 use serde_json::Value as Json;
 
 use super::resolve::{context, gql, Result};
 use super::values::{arg_json, filter_of, position_of, sort_of, string_of};
 use crate::error::ApiError;
-use crate::service::realtime;
+use crate::service::realtime::{self, Delivery, EventKind, Resume, Spec};
 
 fn kinds(ctx: &ResolverContext<'_>) -> Result<Vec<EventKind>> {
     let Some(Json::Array(items)) = arg_json(&ctx.args, "events").map_err(gql)? else { return Ok(Vec::new()) };

@@ -2,7 +2,7 @@
 //! `realtime` (`/api/v1/realtime`), and the HTTP routes the official client
 //! calls (`connect`, `subscribe`, `unsubscribe`, `disconnect`, `presence`).
 //!
-//! Everything is served by the [`projections::live::Hub`]: subscriptions to
+//! Everything is served by the service layer (`service::realtime`, over the hub): subscriptions to
 //! record changes (`record.created|updated|deleted`, `field.changed`, by
 //! object, event types, filter and fields) and live queries (the current
 //! result, then only the changes). The wire protocol is in [`protocol`].

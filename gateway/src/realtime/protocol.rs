@@ -15,10 +15,10 @@
 //! position, records, total, hasMore}` then `ops {subscriptionId, position, ops, total, hasMore}`
 //! with ops `{op: remove|insert|update|move, id, index?, record?}`.
 
+use crate::service::realtime::{Delivery, EventKind, LiveOp, Message, Resume, Spec};
 use domain::query::{parse_filter, parse_query, Query};
 use domain::value::record_to_json;
 use domain::{DomainError, ErrorCode};
-use projections::live::{Delivery, EventKind, LiveOp, Message, Resume, Spec};
 use serde_json::{json, Value as Json};
 
 use crate::error::ApiError;

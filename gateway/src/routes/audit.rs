@@ -8,13 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json as JsonResponse;
 use domain::{ErrorCode, Timestamp};
-use projections::audit_model::AuditQuery;
 use serde_json::Value as Json;
 
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
-use crate::service::audit::{self, MAX_LIMIT};
+use crate::service::audit::{self, AuditQuery, MAX_LIMIT};
 use crate::service::Caller;
 use crate::wire::{min_position, ok};
 

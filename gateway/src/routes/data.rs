@@ -7,17 +7,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json as JsonResponse;
-use commands::service::{Command, Outcome};
 use domain::query::{parse_query, parse_url_params, Query};
 use domain::value::record_to_json;
 use domain::ErrorCode;
-use projections::QueryOutput;
 use serde_json::{json, Map, Value as Json};
 
 use crate::app::System;
 use crate::error::{json_kind, ApiError};
 use crate::extract::{JsonBody, QueryPairs};
-use crate::service::{data, writes, Caller};
+use crate::service::data::{self, QueryOutput};
+use crate::service::writes::{self, Command, Outcome};
+use crate::service::Caller;
 use crate::wire::{expected_version, min_position, ok, position_headers};
 
 /// The list payload (`FindDataResponse`), serialized straight from the records.

@@ -8,7 +8,7 @@ mod batch;
 mod data;
 mod discovery;
 mod meta;
-mod projections;
+mod projection_admin;
 mod search;
 
 use std::sync::Arc;
@@ -37,8 +37,8 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/data/{object}/{id}", get(data::get_one).patch(data::update).delete(data::delete))
         .route("/api/v1/data/{object}/{id}/history", get(audit::history))
         .route("/api/v1/audit", get(audit::audit))
-        .route("/api/v1/projections", get(projections::list))
-        .route("/metrics", get(projections::metrics))
+        .route("/api/v1/projections", get(projection_admin::list))
+        .route("/metrics", get(projection_admin::metrics))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/analytics/query", post(analytics::query))
         .route("/api/v1/analytics/meta", get(analytics::meta))
@@ -54,6 +54,6 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/auth/api-keys/{id}", axum::routing::delete(auth::revoke_key))
         .route("/api/v1/auth/permissions/effective", get(auth::effective))
         .route("/api/v1/auth/permissions/{object}", get(auth::permissions_of))
-        .route("/api/v1/projections/{name}", get(projections::one))
-        .route("/api/v1/projections/{name}/rebuild", post(projections::start_rebuild))
+        .route("/api/v1/projections/{name}", get(projection_admin::one))
+        .route("/api/v1/projections/{name}/rebuild", post(projection_admin::start_rebuild))
 }

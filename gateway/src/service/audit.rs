@@ -5,7 +5,7 @@
 
 use domain::security::SystemPermission;
 use domain::ErrorCode;
-use projections::audit_model::AuditQuery;
+pub use projections::audit_model::AuditQuery;
 use serde_json::{json, Value as Json};
 
 use super::barrier::{barrier_on, read_barrier};

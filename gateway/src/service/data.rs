@@ -9,7 +9,7 @@ use domain::query::{Condition, Filter, Op, Operand, Query};
 use domain::value::{Record, Value};
 use domain::ErrorCode;
 use projections::as_of::{query_model_as_of, record_as_of, AsOf};
-use projections::QueryOutput;
+pub use projections::QueryOutput;
 
 use super::barrier::{reached, read_barrier};
 use super::caller::Caller;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use domain::ErrorCode;
-use projections::live::{Delivery, Hub, Resume, Spec, Subscribed};
+use projections::live::Hub;
+pub use projections::live::{Change, Delivery, EventKind, LiveOp, Message, Resume, Spec, Subscribed};
 use serde_json::{json, Value as Json};
 use tokio::sync::mpsc;
 

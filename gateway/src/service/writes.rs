@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use commands::service::{Command, CommandMeta, Outcome};
+use commands::service::CommandMeta;
+pub use commands::service::{Command, Outcome};
 use domain::security::{PrincipalKind, SystemPermission, WriteGuard};
 use domain::value::Record;
 use domain::ErrorCode;
