@@ -96,6 +96,17 @@ impl Catalog {
         self.objects.values()
     }
 
+    /// The catalog as one viewer sees it: each object as `view` shows it, or left out.
+    pub fn restricted(&self, view: impl Fn(&ObjectDef) -> Option<ObjectDef>) -> Catalog {
+        let mut out = Catalog::default();
+        for (name, object) in &self.objects {
+            if let Some(shown) = view(object) {
+                out.insert(shown, self.namespaces.get(name).cloned().flatten());
+            }
+        }
+        out
+    }
+
     pub fn namespace_of(&self, name: &str) -> Option<&str> {
         self.namespaces.get(name).and_then(|n| n.as_deref())
     }

@@ -366,6 +366,35 @@ impl Access {
     }
 }
 
+impl Access {
+    /// The catalog as this caller may see it: objects it may read or create,
+    /// without the fields it may not read (passwords stay: they can be written).
+    pub fn catalog_view(&self, catalog: &Catalog) -> Catalog {
+        if self.mode == Mode::System {
+            return catalog.clone();
+        }
+        catalog.restricted(|object| {
+            let grant = self.grant(catalog, object);
+            if !grant.permission.can_read() && !grant.permission.create {
+                return None;
+            }
+            let mut shown = object.clone();
+            shown.fields.retain(|f| !grant.hidden.contains(&f.name) || grant.passwords.contains(&f.name));
+            Some(shown)
+        })
+    }
+
+    /// What decides [`Access::catalog_view`]: callers with equal keys see the same catalog.
+    pub fn view_key(&self) -> String {
+        let mut sets: Vec<&str> = match self.mode {
+            Mode::Governed => self.sets().map(|s| s.name.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        sets.sort_unstable();
+        format!("{:?}/{}", self.mode, sets.join(","))
+    }
+}
+
 impl ObjectGrant {
     /// System fields are always readable: only declared fields can be hidden.
     pub fn can_read_field(&self, field: &str) -> bool {

@@ -284,3 +284,18 @@ fn an_app_without_permissions_is_open_but_passwords_stay_hidden() {
     assert!(grant.permission.modify_all && grant.hidden.contains("pin") && grant.read_rows.is_none());
     assert!(!anyone.grant(&catalog, catalog.get("session").unwrap()).permission.can_read());
 }
+
+#[test]
+fn the_catalog_a_caller_sees_leaves_out_what_it_may_not_read() {
+    let world = given();
+    let member = world.member("u1");
+    let view = member.catalog_view(&world.catalog);
+    assert!(view.get("user").is_none() && view.get("session").is_none(), "objects it may not read are left out");
+    let project = view.get("project").unwrap();
+    assert!(project.field("budget").is_none(), "hidden fields are not described");
+    assert!(project.field("secret").is_some() && project.field("name").is_some());
+    let boss = world.access(Principal::user("b", Some("boss")));
+    assert!(boss.catalog_view(&world.catalog).get("user").unwrap().field("email").is_some());
+    assert_eq!(member.view_key(), world.member("u2").view_key(), "callers with the same sets share one view");
+    assert_ne!(member.view_key(), boss.view_key());
+}

@@ -29,20 +29,23 @@ pub use self::resolve::RequestInfo;
 use crate::app::System;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::service::Caller;
 
 pub use self::cache::Schemas;
 
-/// The schema of the current metadata, generated on first use after a change.
-pub fn current(system: &System) -> Result<Arc<Schema>, ApiError> {
-    let (version, catalog) = crate::service::meta::catalog_version(system);
-    if let Some(schema) = system.graphql.get(version) {
+/// The schema of the current metadata as a caller may see it (objects it may
+/// not use are left out, fields it may not read are not described), generated
+/// on first use after a change and shared by callers with the same view.
+pub fn current(system: &System, caller: &Caller) -> Result<Arc<Schema>, ApiError> {
+    let (version, view, catalog) = crate::service::meta::catalog_for(system, caller);
+    if let Some(schema) = system.graphql.get(version, &view) {
         return Ok(schema);
     }
     let schema = Arc::new(build::build(&catalog).map_err(|error| {
         tracing::error!(%error, "cannot generate the GraphQL schema");
         ApiError::new(ErrorCode::InternalError, format!("the GraphQL schema cannot be generated from the metadata: {error}"))
     })?);
-    system.graphql.set(version, schema.clone());
+    system.graphql.set(version, view, schema.clone());
     Ok(schema)
 }
 
@@ -78,7 +81,7 @@ pub(crate) async fn post(
     let request: async_graphql::Request = serde_json::from_value(body)
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("a GraphQL request is {{query, operationName?, variables?}}: {e}")))?;
     barriers(&system, &headers).await?;
-    let schema = current(&system)?;
+    let schema = current(&system, &caller)?;
     let request = request.data(system.clone()).data(RequestInfo { headers, caller });
     let response = with_codes(schema.execute(request).await);
     Ok(axum::Json(response).into_response())
@@ -100,7 +103,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("cannot open a WebSocket: {e}")))?;
     let caller = crate::extract::caller_of(&system, &parts).await?;
     barriers(&system, &parts.headers).await?;
-    let schema = current(&system)?;
+    let schema = current(&system, &caller)?;
     let headers = parts.headers.clone();
     Ok(upgrade
         .read_buffer_size(crate::wire::READ_BUFFER)
@@ -115,7 +118,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
 }
 
 /// `GET /api/v1/graphql/schema`: the SDL of the current schema.
-pub(crate) async fn schema(State(system): State<Arc<System>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn schema(State(system): State<Arc<System>>, caller: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
     barriers(&system, &headers).await?;
-    Ok(current(&system)?.sdl().into_response())
+    Ok(current(&system, &caller)?.sdl().into_response())
 }

@@ -67,6 +67,7 @@ impl Caller {
             }
         };
         let members = if Access::needs_role_members(&system.policy) { sessions::role_members(system).await? } else { Default::default() };
-        Ok(Caller { viewer: Viewer::new(Access::new(principal, system.policy.clone(), Arc::new(members))), session, api_key })
+        let access = Access::new(principal, system.policy.clone(), Arc::new(members));
+        Ok(Caller { viewer: Viewer::signed_in(access, session.as_deref()), session, api_key })
     }
 }

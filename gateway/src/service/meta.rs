@@ -14,10 +14,12 @@ use super::writes;
 use crate::app::System;
 use crate::error::ApiError;
 
-/// The catalog as of the realtime hub's position, with a number that changes
-/// whenever a definition does (generated schemas are kept per number).
-pub fn catalog_version(system: &System) -> (u64, Catalog) {
-    system.hub.catalog()
+/// The catalog a caller's generated API describes: its metadata version, the
+/// key of its view (callers with the same key see the same), and the objects
+/// and fields it may use.
+pub fn catalog_for(system: &System, caller: &Caller) -> (u64, String, Catalog) {
+    let (version, catalog) = system.hub.catalog();
+    (version, caller.access().view_key(), caller.access().catalog_view(&catalog))
 }
 
 /// An object's definition as a caller may see it: fields it may not read are not described.

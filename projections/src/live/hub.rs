@@ -309,6 +309,8 @@ impl Hub {
         // query projection's path on the embedded store: no work for nobody).
         let live_queries = inner.subs.values().any(|s| s.live.is_some());
         let mut touched: HashSet<String> = HashSet::new();
+        // Sessions and keys revoked, users whose rights may have changed: their subscriptions end.
+        let mut revoked: Vec<(bool, String)> = Vec::new();
         for (envelope, payload) in batch {
             if envelope.position <= model.checkpoint() {
                 continue;
@@ -319,6 +321,14 @@ impl Hub {
                 EventPayload::RecordDeleted(e) => Some((ChangeKind::Deleted, &e.object, &e.id, e.previous.keys().map(|k| k.to_string()).collect())),
                 _ => None,
             };
+            if watched {
+                match payload {
+                    EventPayload::RecordDeleted(e) if e.object == "session" || e.object == "api_key" => revoked.push((true, e.id.clone())),
+                    EventPayload::RecordUpdated(e) if e.object == "user" => revoked.push((false, e.id.clone())),
+                    EventPayload::RecordDeleted(e) if e.object == "user" => revoked.push((false, e.id.clone())),
+                    _ => {}
+                }
+            }
             let Some((kind, object, id, changed)) = record_event.filter(|_| watched) else {
                 model.apply(envelope, payload);
                 if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
@@ -359,6 +369,9 @@ impl Hub {
             }
         }
         model.advance(up_to);
+        if !revoked.is_empty() {
+            inner.revoke(&revoked);
+        }
         if !watched {
             inner.ring.clear();
             inner.ring_from = model.checkpoint();
@@ -552,6 +565,29 @@ impl Inner {
                 sub.connection = None;
                 sub.detached_at = Some(now);
             }
+        }
+    }
+
+    /// Ends the subscriptions of revoked sessions (`(true, session)`) and of
+    /// users whose record changed (`(false, user)`: their rights may differ
+    /// now), closing their connections with the reason; nothing is resumable.
+    fn revoke(&mut self, revoked: &[(bool, String)]) {
+        let hit = |sub: &Sub| {
+            revoked.iter().any(|(session, id)| {
+                if *session {
+                    sub.viewer.session.as_deref() == Some(id.as_str())
+                } else {
+                    !sub.viewer.access.is_system() && sub.viewer.access.principal().user_id == *id
+                }
+            })
+        };
+        let ended: Vec<Arc<str>> = self.subs.values().filter(|s| hit(s)).map(|s| s.id.clone()).collect();
+        let connections: HashSet<u64> = ended.iter().filter_map(|id| self.subs.get(id).and_then(|s| s.connection)).collect();
+        for id in &ended {
+            self.subs.remove(id);
+        }
+        for connection in connections {
+            self.close(connection, Some("signed out, or your rights changed: sign in and subscribe again".into()));
         }
     }
 

@@ -36,16 +36,24 @@ use crate::hashing::Map;
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub access: Arc<Access>,
+    /// The session (or API key) the viewer signed in with: when it is
+    /// revoked, the realtime hub ends the viewer's subscriptions.
+    pub session: Option<Arc<str>>,
 }
 
 impl Viewer {
     /// The server itself: no rule applies (internal reads only).
     pub fn system() -> Viewer {
-        Viewer { access: Arc::new(Access::system()) }
+        Viewer { access: Arc::new(Access::system()), session: None }
     }
 
     pub fn new(access: Access) -> Viewer {
-        Viewer { access: Arc::new(access) }
+        Viewer { access: Arc::new(access), session: None }
+    }
+
+    /// A viewer signed in with a session (or an API key).
+    pub fn signed_in(access: Access, session: Option<&str>) -> Viewer {
+        Viewer { access: Arc::new(access), session: session.map(Arc::from) }
     }
 
     pub fn actor(&self) -> &str {
