@@ -85,12 +85,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.is_empty() {
             return Err(ApiError::new(ErrorCode::ValidationError, "the request body is empty; send a JSON document"));
         }
-        if !content_type.is_empty() && !content_type.contains("json") {
+        if !content_type.is_empty() && !is_json(&content_type) {
             return Err(ApiError::new(ErrorCode::ValidationError, format!("unsupported content type '{content_type}': send application/json"))
                 .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("malformed JSON: {e}")))
     }
+}
+
+/// `application/json` or `application/*+json` (parameters such as `charset` allowed):
+/// anything else a browser form could send cross-site is refused.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The raw query string as ordered pairs (repeated keys kept).

@@ -171,6 +171,22 @@ async fn rest_rules(postgres: bool) {
         assert_eq!(w.refused(None, method, uri, body, 401).await, "unauthenticated");
     }
 
+    // The HTTP edge: only JSON content types (a cross-site form cannot write), no sniffing, and
+    // `?expectedVersion=` on PATCH is honoured (a stale version is a conflict, not a lost update).
+    let bearer = format!("Bearer {}", w.alice());
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/data/note")
+        .header("content-type", "text/plain;x=json")
+        .header("authorization", &bearer)
+        .body(axum::body::Body::from(json!({"body": "x"}).to_string()))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(gateway::server::router(w.api.system.clone()), request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let reply = w.call(Some(w.alice()), "PATCH", &format!("/api/v1/data/project/{a}?expectedVersion=1"), Some(json!({"name": "Apollo"}))).await;
+    assert_eq!(reply.status.as_u16(), 409, "{}", reply.body);
+
     // Private sharing: Alice lists only her project, with a true total.
     let list = w.ok(Some(w.alice()), "GET", "/api/v1/data/project", None).await;
     assert_eq!(list["total"], json!(1), "{list}");

@@ -169,10 +169,16 @@ pub(crate) async fn update(
     Path((object, id)): Path<(String, String)>,
     caller: Caller,
     headers: HeaderMap,
+    mut params: QueryPairs,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let mut patch = object_body(body)?;
-    let explicit = patch.remove("expectedVersion");
+    // The expected version, from the body, `?expectedVersion=` or `If-Match` (in that order).
+    let in_query = params.take("expectedVersion").map(Json::String);
+    let explicit = patch.remove("expectedVersion").or(in_query);
+    if let Some((key, _)) = params.0.first() {
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unsupported query parameter '{key}' on update")));
+    }
     let expected_version = expected_version(&headers, explicit.as_ref())?;
     let outcome = writes::execute(&system, &caller, idempotency_key(&headers)?, Command::Update { object, id, patch, expected_version }).await?;
     let record = written_json(&system, &caller, &outcome);
