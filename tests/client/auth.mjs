@@ -2,6 +2,7 @@
 // Usage: node auth.mjs <baseUrl> <client version: 3.0.6 | 4.0.4>
 // Exits non-zero, naming the failed check, when the server and the client disagree.
 import assert from 'node:assert/strict';
+import { checker, rejects } from './checks.mjs';
 
 const [, , baseUrl, version] = process.argv;
 const { ObjectStackClient } = await import(`client-${version}`);
@@ -10,25 +11,7 @@ const tag = `v${version.replaceAll('.', '_')}_${Date.now()}`;
 const email = `${tag}@example.com`;
 const password = 'a-long-enough-password';
 
-async function check(name, body) {
-  try {
-    await body();
-  } catch (error) {
-    console.error(`FAILED ${name} (client ${version}):`, error);
-    process.exit(1);
-  }
-}
-
-async function rejects(promise, status, code) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.equal(error.httpStatus, status, `status of: ${error.message}`);
-    if (code) assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
+const check = checker(version);
 
 await check('discovery reports auth', async () => {
   const discovery = await client.connect();

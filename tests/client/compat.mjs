@@ -2,32 +2,14 @@
 // Usage: node compat.mjs <baseUrl> <client version: 3.0.6 | 4.0.4>
 // Exits non-zero, naming the failed check, when the server and the client disagree.
 import assert from 'node:assert/strict';
+import { checker, rejects } from './checks.mjs';
 
 const [, , baseUrl, version] = process.argv;
 const { ObjectStackClient } = await import(`client-${version}`);
 const client = new ObjectStackClient({ baseUrl });
 const tag = `v${version.replaceAll('.', '_')}_${Date.now()}`;
 
-async function check(name, body) {
-  try {
-    await body();
-  } catch (error) {
-    console.error(`FAILED ${name} (client ${version}):`, error);
-    process.exit(1);
-  }
-}
-
-async function rejects(promise, status, code) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.equal(error.httpStatus, status, `status of: ${error.message}`);
-    if (code) assert.equal(error.code, code, error.message);
-    assert.ok(error.message.length > 15, `a clear message: ${error.message}`);
-    return error;
-  }
-  assert.fail(`expected HTTP ${status}`);
-}
+const check = checker(version);
 
 await check('discovery', async () => {
   const discovery = await client.connect();

@@ -51,3 +51,13 @@ pub fn event(tag: &str) -> EventEnvelope {
 pub fn tag(e: &EventEnvelope) -> String {
     String::from_utf8_lossy(&e.payload).into_owned()
 }
+
+/// Percent-encodes a query parameter value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

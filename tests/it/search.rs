@@ -64,9 +64,9 @@ async fn ranking_boosts_facets_and_freshness(postgres: bool) {
     assert_eq!(exact["totalHits"], json!(3));
 
     // Boosts: the body match wins when the body is boosted enough, the title match otherwise.
-    let boosted = search(&api, &format!("q=budget&object=note&fuzzy=false&boost={}", urlencode(r#"{"body": 20}"#))).await;
+    let boosted = search(&api, &format!("q=budget&object=note&fuzzy=false&boost={}", crate::common::urlencode(r#"{"body": 20}"#))).await;
     assert_eq!(titles(&boosted)[0], "Garden");
-    let title_first = search(&api, &format!("q=budget&object=note&fuzzy=false&boost={}", urlencode(r#"{"title": 20}"#))).await;
+    let title_first = search(&api, &format!("q=budget&object=note&fuzzy=false&boost={}", crate::common::urlencode(r#"{"title": 20}"#))).await;
     assert_ne!(titles(&title_first)[0], "Garden");
     let only_body = search(&api, "q=budget&object=note&fields=body").await;
     assert_eq!(titles(&only_body), vec!["Garden"]);
@@ -76,7 +76,7 @@ async fn ranking_boosts_facets_and_freshness(postgres: bool) {
     assert_eq!(faceted["facets"]["category"], json!({"home": 2, "work": 2}));
     assert_eq!(faceted["hits"].as_array().unwrap().len(), 1);
     assert_eq!(faceted["hasMore"], json!(true));
-    let filtered = search(&api, &format!("q=budget&object=note&filter={}", urlencode(r#"{"priority": {"$gte": 3}}"#))).await;
+    let filtered = search(&api, &format!("q=budget&object=note&filter={}", crate::common::urlencode(r#"{"priority": {"$gte": 3}}"#))).await;
     let mut got = titles(&filtered);
     got.sort();
     assert_eq!(got, vec!["Annual budget", "Budgit plan"]);
@@ -113,15 +113,6 @@ async fn ranking_boosts_facets_and_freshness(postgres: bool) {
         let reply = api.call("GET", &format!("/api/v1/search?{bad}"), None, &[]).await;
         assert!(reply.status.is_client_error(), "{bad}: {} {}", reply.status, reply.body);
     }
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,7 +198,7 @@ async fn rest_rules(postgres: bool) {
     let query = w.ok(Some(w.alice()), "POST", "/api/v1/data/project/query", Some(json!({"where": {"name": {"$in": ["Apollo", "Borealis"]}}}))).await;
     assert_eq!(query["total"], json!(1));
     // No oracle: filtering or sorting by a hidden field is refused.
-    let uri = format!("/api/v1/data/project?filter={}", urlencode(&json!([["budget", ">", 10]]).to_string()));
+    let uri = format!("/api/v1/data/project?filter={}", crate::common::urlencode(&json!([["budget", ">", 10]]).to_string()));
     assert_eq!(w.refused(Some(w.alice()), "GET", &uri, None, 403).await, "field_not_accessible");
     assert_eq!(w.refused(Some(w.alice()), "GET", "/api/v1/data/project?sort=-budget", None, 403).await, "field_not_accessible");
     let grouped = json!({"groupBy": ["secret"], "aggregations": [{"function": "count", "alias": "n"}]});
@@ -216,8 +216,14 @@ async fn rest_rules(postgres: bool) {
     let pointer = pointer["id"].as_str().unwrap().to_string();
     let expanded = w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note/{pointer}?expand=project"), None).await;
     assert_eq!(expanded["record"]["project"], Json::Null, "{expanded}");
-    let expanded =
-        w.ok(Some(w.alice()), "GET", &format!("/api/v1/data/note?expand=project&filter={}", urlencode(&json!([["id", "=", pointer]]).to_string())), None).await;
+    let expanded = w
+        .ok(
+            Some(w.alice()),
+            "GET",
+            &format!("/api/v1/data/note?expand=project&filter={}", crate::common::urlencode(&json!([["id", "=", pointer]]).to_string())),
+            None,
+        )
+        .await;
     assert_eq!(expanded["records"][0]["project"], Json::Null, "{expanded}");
 
     // Writes: a hidden record is not found whatever version is named; nothing is appended.
@@ -569,15 +575,6 @@ async fn keys_sessions_and_failures_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_sessions_and_failures_postgres() {
     keys_sessions_and_failures(true).await;
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,4 +194,12 @@ impl Query {
     pub fn new(object: &str) -> Query {
         Query { object: object.to_string(), count: true, ..Query::default() }
     }
+
+    /// The one record with this id (at most one row).
+    pub fn by_id(object: &str, id: &str) -> Query {
+        let mut query = Query::new(object);
+        query.filter = Some(Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.to_string())) }));
+        query.limit = Some(1);
+        query
+    }
 }

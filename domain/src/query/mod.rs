@@ -7,6 +7,7 @@
 
 mod ast;
 mod check;
+pub mod compare;
 mod filter;
 mod operators;
 mod params;

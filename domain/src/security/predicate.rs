@@ -158,29 +158,12 @@ fn compare(left: &Term, op: Op, right: &Term, principal: &Principal) -> Folded {
     }
 }
 
-/// A comparison of two known values (a list on either side of `=` means membership).
+/// A comparison of two known values, with the read models' meaning (a list
+/// on either side of `=` means membership).
 fn constant(a: &Value, op: Op, b: &Value) -> bool {
-    let eq = |x: &Value, y: &Value| match (x, y) {
-        (Value::List(items), other) | (other, Value::List(items)) if !matches!(other, Value::List(_)) => items.iter().any(|i| i.loose_eq(other)),
-        _ => x.loose_eq(y),
-    };
-    match op {
-        Op::Eq => eq(a, b),
-        Op::Ne => !eq(a, b),
-        Op::In => match b {
-            Value::List(items) => items.iter().any(|i| eq(a, i)),
-            _ => false,
-        },
-        Op::Nin => match b {
-            Value::List(items) => !items.iter().any(|i| eq(a, i)),
-            _ => true,
-        },
-        Op::Null => a.is_null() == matches!(b, Value::Bool(true)),
-        Op::Gt => a.partial_compare(b) == Some(std::cmp::Ordering::Greater),
-        Op::Gte => matches!(a.partial_compare(b), Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)),
-        Op::Lt => a.partial_compare(b) == Some(std::cmp::Ordering::Less),
-        Op::Lte => matches!(a.partial_compare(b), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)),
-        _ => false,
+    match (op, a, b) {
+        (Op::Eq | Op::Ne, a, Value::List(_)) if !matches!(a, Value::List(_)) => crate::query::compare::test(op, b, a, None),
+        _ => crate::query::compare::test(op, a, b, None),
     }
 }
 

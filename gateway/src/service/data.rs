@@ -59,10 +59,6 @@ pub async fn query(system: &System, caller: &Caller, min: Option<u64>, query: Qu
     Ok(Read { output, as_of, position: reached(system) })
 }
 
-fn id_filter(id: &str) -> Filter {
-    Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.to_string())) })
-}
-
 /// One record for the caller; `shape` selects fields and expands relations.
 /// A record the caller may not see is not found.
 pub async fn get(system: &System, caller: &Caller, min: Option<u64>, object: &str, id: &str, mut shape: Query, as_of: Option<&str>) -> Result<One, ApiError> {
@@ -84,9 +80,10 @@ pub async fn get(system: &System, caller: &Caller, min: Option<u64>, object: &st
         }
         return Ok(One { record: Arc::new(record), version: None, as_of: None, position: reached(system) });
     }
-    shape.object = definition.name.clone();
-    shape.filter = Some(id_filter(id));
-    shape.limit = Some(1);
+    let by_id = Query::by_id(&definition.name, id);
+    shape.object = by_id.object;
+    shape.filter = by_id.filter;
+    shape.limit = by_id.limit;
     let read = query_now_or_then(system, caller, shape, as_of).await?;
     let Some(record) = read.output.records.into_iter().next() else {
         return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));

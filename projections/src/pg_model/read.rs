@@ -55,14 +55,7 @@ impl PgReader {
     pub async fn get(&self, viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, ReadError> {
         let definition = self.catalog().require(object)?.clone();
         if !viewer.access.is_system() {
-            let mut query = Query::new(&definition.name);
-            query.filter = Some(domain::query::Filter::Cond(domain::query::Condition {
-                field: "id".into(),
-                op: domain::query::Op::Eq,
-                value: domain::query::Operand::Value(Value::Text(id.to_string())),
-            }));
-            query.limit = Some(1);
-            return Ok(self.execute(viewer, query).await?.records.into_iter().next().map(std::sync::Arc::unwrap_or_clone));
+            return Ok(self.execute(viewer, Query::by_id(&definition.name, id)).await?.records.into_iter().next().map(std::sync::Arc::unwrap_or_clone));
         }
         let client = self.pool.get().await.map_err(store)?;
         let sql = format!("SELECT data::text FROM {} WHERE id = $1", table(&definition.name));

@@ -193,14 +193,7 @@ impl QueryModel {
         if viewer.access.is_system() {
             return Ok(self.tables.get(&definition.name).and_then(|t| t.get(id)).map(|r| resolver.with_formulas(definition, r)));
         }
-        let mut query = Query::new(&definition.name);
-        query.filter = Some(domain::query::Filter::Cond(domain::query::Condition {
-            field: "id".into(),
-            op: domain::query::Op::Eq,
-            value: domain::query::Operand::Value(Value::Text(id.to_string())),
-        }));
-        query.limit = Some(1);
-        Ok(self.execute(viewer, query)?.records.into_iter().next().map(Arc::unwrap_or_clone))
+        Ok(self.execute(viewer, Query::by_id(&definition.name, id))?.records.into_iter().next().map(Arc::unwrap_or_clone))
     }
 
     /// Runs a parsed query: checks it against the catalog, secures it for the

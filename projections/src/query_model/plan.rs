@@ -1,6 +1,8 @@
 //! Choosing rows through indexes: the primary key and the field indexes
-//! answer `=`, `in` and ranges on top-level conditions; the rest of the filter
-//! is then checked row by row.
+//! answer `=`, `in` and ranges; conditions under AND are intersected (the
+//! smallest set walked, the others probed) and under OR united, so a filter
+//! made only of indexed conditions (a caller's query AND its row rules) is
+//! answered exactly without looking at rows. The rest is checked row by row.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -23,6 +25,13 @@ impl<'a> Ids<'a> {
         match self {
             Ids::Set(set) => set.map_or(0, IdSet::len),
             Ids::List(list) => list.len(),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match self {
+            Ids::Set(set) => set.is_some_and(|s| s.contains(id)),
+            Ids::List(list) => list.binary_search(&id).is_ok(),
         }
     }
 
@@ -54,22 +63,6 @@ impl<'a> Candidates<'a> {
             Some(ids) => ids.iter().filter_map(|id| table.get(id)).collect(),
             None => table.rows().collect(),
         }
-    }
-}
-
-fn top_level(filter: &Filter) -> Vec<&Condition> {
-    match filter {
-        Filter::Cond(c) => vec![c],
-        Filter::And(list) => list.iter().filter_map(|f| if let Filter::Cond(c) = f { Some(c) } else { None }).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn is_single(filter: &Filter) -> bool {
-    match filter {
-        Filter::Cond(_) => true,
-        Filter::And(list) => list.len() == 1 && matches!(list[0], Filter::Cond(_)),
-        _ => false,
     }
 }
 
@@ -135,21 +128,101 @@ fn sorted(mut ids: Vec<&str>) -> Ids<'_> {
     Ids::List(ids)
 }
 
-/// The rows a filter needs looked at: through the most selective index, or all rows.
+/// What indexes can say about a filter, before any set is built.
+enum Plan<'a> {
+    Ids(Ids<'a>),
+    /// Every part must hold: walk the smallest, probe the others.
+    All(Vec<Plan<'a>>),
+    /// Some part must hold.
+    Any(Vec<Plan<'a>>),
+}
+
+impl<'a> Plan<'a> {
+    /// At most how many ids.
+    fn estimate(&self) -> usize {
+        match self {
+            Plan::Ids(ids) => ids.len(),
+            Plan::All(parts) => parts.iter().map(Plan::estimate).min().unwrap_or(0),
+            Plan::Any(parts) => parts.iter().map(Plan::estimate).sum(),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match self {
+            Plan::Ids(ids) => ids.contains(id),
+            Plan::All(parts) => parts.iter().all(|p| p.contains(id)),
+            Plan::Any(parts) => parts.iter().any(|p| p.contains(id)),
+        }
+    }
+
+    /// The ids, in id order.
+    fn build(self) -> Ids<'a> {
+        match self {
+            Plan::Ids(ids) => ids,
+            Plan::All(mut parts) => {
+                let smallest = (0..parts.len()).min_by_key(|i| parts[*i].estimate()).expect("an AND plan has parts");
+                let walked = parts.swap_remove(smallest).build();
+                if parts.is_empty() {
+                    return walked;
+                }
+                Ids::List(walked.iter().filter(|id| parts.iter().all(|p| p.contains(id))).collect())
+            }
+            Plan::Any(parts) => {
+                let mut all: Vec<&'a str> = Vec::new();
+                for part in parts {
+                    all.extend(part.build().iter());
+                }
+                all.sort_unstable();
+                all.dedup();
+                Ids::List(all)
+            }
+        }
+    }
+}
+
+/// The plan for a filter and whether it is exact (no row check needed); `None` when indexes cannot narrow it.
+fn plan_of<'a>(table: &'a Table, filter: &Filter) -> Option<(Plan<'a>, bool)> {
+    match filter {
+        Filter::Cond(c) => ids_for(table, c).map(|ids| (Plan::Ids(ids), true)),
+        Filter::And(list) => {
+            let mut parts = Vec::new();
+            let mut exact = true;
+            for part in list {
+                match plan_of(table, part) {
+                    Some((plan, part_exact)) => {
+                        exact &= part_exact;
+                        parts.push(plan);
+                    }
+                    None => exact = false,
+                }
+            }
+            match parts.len() {
+                0 => None,
+                1 => parts.pop().map(|p| (p, exact)),
+                _ => Some((Plan::All(parts), exact)),
+            }
+        }
+        Filter::Or(list) if !list.is_empty() => {
+            let mut parts = Vec::new();
+            let mut exact = true;
+            for part in list {
+                let (plan, part_exact) = plan_of(table, part)?;
+                exact &= part_exact;
+                parts.push(plan);
+            }
+            Some((Plan::Any(parts), exact))
+        }
+        _ => None,
+    }
+}
+
+/// The rows a filter needs looked at: through its indexes, or all rows.
 pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candidates<'a> {
     let Some(filter) = filter else {
         return Candidates { ids: None, exact: true };
     };
-    let mut best: Option<Ids> = None;
-    for condition in top_level(filter) {
-        if let Some(ids) = ids_for(table, condition) {
-            if best.as_ref().is_none_or(|b| ids.len() < b.len()) {
-                best = Some(ids);
-            }
-        }
-    }
-    match best {
-        Some(ids) => Candidates { ids: Some(ids), exact: is_single(filter) },
+    match plan_of(table, filter) {
+        Some((plan, exact)) => Candidates { ids: Some(plan.build()), exact },
         None => Candidates { ids: None, exact: false },
     }
 }

@@ -212,6 +212,14 @@ impl IdSet {
         self.len() == 0
     }
 
+    pub fn contains(&self, id: &str) -> bool {
+        match self {
+            IdSet::One(own) => **own == *id,
+            IdSet::Few(ids) => ids.binary_search_by(|probe| (**probe).cmp(id)).is_ok(),
+            IdSet::Many(ids) => ids.contains(id),
+        }
+    }
+
     /// The ids in id order.
     pub fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = &str> + '_> {
         match self {
