@@ -128,6 +128,32 @@ fn sorted(mut ids: Vec<&str>) -> Ids<'_> {
     Ids::List(ids)
 }
 
+/// Up to this size ratio two sets are intersected by merging them, beyond it
+/// by probing the larger one per id of the smaller.
+const MERGE_RATIO: usize = 8;
+
+/// The ids two sorted walks share.
+fn merge_intersection<'a>(left: impl Iterator<Item = &'a str>, right: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let (mut left, mut right) = (left.peekable(), right.peekable());
+    let mut out = Vec::new();
+    while let (Some(a), Some(b)) = (left.peek(), right.peek()) {
+        match a.cmp(b) {
+            std::cmp::Ordering::Less => {
+                left.next();
+            }
+            std::cmp::Ordering::Greater => {
+                right.next();
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(*a);
+                left.next();
+                right.next();
+            }
+        }
+    }
+    out
+}
+
 /// What indexes can say about a filter, before any set is built.
 enum Plan<'a> {
     Ids(Ids<'a>),
@@ -165,6 +191,12 @@ impl<'a> Plan<'a> {
                 if parts.is_empty() {
                     return walked;
                 }
+                // Two sets of like size: one merge of both (sorted) walks beats a probe per id.
+                if let [Plan::Ids(other)] = parts.as_slice() {
+                    if other.len() <= walked.len().saturating_mul(MERGE_RATIO) {
+                        return Ids::List(merge_intersection(walked.iter(), other.iter()));
+                    }
+                }
                 Ids::List(walked.iter().filter(|id| parts.iter().all(|p| p.contains(id))).collect())
             }
             Plan::Any(parts) => {
@@ -187,7 +219,9 @@ fn plan_of<'a>(table: &'a Table, filter: &Filter) -> Option<(Plan<'a>, bool)> {
         Filter::And(list) => {
             let mut parts = Vec::new();
             let mut exact = true;
-            for part in list {
+            // Absorption: `A AND (A OR B)` is `A` (a query narrower than the caller's row rules).
+            let implied = |part: &Filter| matches!(part, Filter::Or(branches) if branches.iter().any(|b| list.iter().any(|other| other == b)));
+            for part in list.iter().filter(|part| !implied(part)) {
                 match plan_of(table, part) {
                     Some((plan, part_exact)) => {
                         exact &= part_exact;

@@ -98,6 +98,14 @@ fn filters_sort_and_paging_with_true_totals() {
         (json!({"where": {"double": {"$gt": 600}}}), vec!["d4"]),
         (json!({"where": {"amount": {"$between": [50, 100]}}, "orderBy": "amount"}), vec!["d3", "d1"]),
         (json!({"where": {"$not": {"stage": "won"}}, "orderBy": "name"}), vec!["d2", "d4"]),
+        // Indexed conditions under AND intersect, under OR unite; `A AND (A OR B)` is `A`.
+        (json!({"where": {"$and": [{"stage": "won"}, {"amount": {"$gt": 60}}]}, "orderBy": "amount"}), vec!["d1"]),
+        (json!({"where": {"$or": [{"stage": "lost"}, {"amount": {"$lt": 60}}]}, "orderBy": "name"}), vec!["d2", "d3"]),
+        (json!({"where": {"$and": [{"stage": "won"}, {"$or": [{"stage": "won"}, {"amount": {"$gt": 300}}]}]}, "orderBy": "-amount"}), vec!["d1", "d3"]),
+        (
+            json!({"where": {"$and": [{"stage": {"$in": ["won", "open"]}}, {"$or": [{"account": "a2"}, {"amount": {"$gt": 300}}]}]}, "orderBy": "name"}),
+            vec!["d4", "d3"],
+        ),
         (json!({"where": {"name": {"$regex": "^[a-z]"}}, "orderBy": "name"}), vec!["d2", "d4"]),
     ];
     for (body, expected) in cases {
