@@ -51,6 +51,8 @@ pub struct System {
     pub policy: Arc<domain::security::SecurityPolicy>,
     /// Failed sign-ins per account and client address.
     pub limiter: crate::service::limiter::Limiter,
+    /// Callers recently resolved from their tokens.
+    pub tokens: crate::service::token_cache::TokenCache,
 }
 
 /// Opens the event store, and the pool of its database for stored read models.
@@ -182,6 +184,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         app_name,
         policy,
         limiter: Default::default(),
+        tokens: Default::default(),
     }))
 }
 

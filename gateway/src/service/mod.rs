@@ -30,6 +30,7 @@ pub mod projection_admin;
 pub mod realtime;
 pub mod search;
 pub mod sessions;
+pub mod token_cache;
 pub mod tokens;
 pub mod writes;
 

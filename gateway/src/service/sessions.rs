@@ -88,46 +88,64 @@ pub struct Opened {
 /// The user and session a token opens, or why it opens none, once the read model has reached `min`.
 pub async fn open_token(system: &System, token: &str, min: Option<u64>) -> Result<Opened, ApiError> {
     settle(system, min).await?;
+    // The hub too (on PostgreSQL it follows the log apart): its generation then covers every change up to here.
+    super::barrier::barrier_on(system, &system.realtime_handle, min).await?;
+    let generation = system.hub.auth_generation();
+    let hash = hash_token(token);
+    let now = commands::clock::now().micros();
+    if let Some(hit) = system.tokens.get(&hash, generation) {
+        let renew_after = hit.expires.saturating_sub(SESSION_TTL.as_micros() as i64 - 24 * 3600 * 1_000_000);
+        if hit.expires > now && (hit.api_key || now < renew_after) {
+            return Ok(Opened { principal: hit.principal, id: hit.id, api_key: hit.api_key });
+        }
+    }
     let invalid = || ApiError::new(ErrorCode::InvalidToken, "the token is not valid (signed out, revoked, or never issued): sign in again");
     // An API key acts as its user; a session token as the session's.
     let api_key = token.starts_with(API_KEY_PREFIX);
     let (object, field) = if api_key { ("api_key", "key_hash") } else { ("session", "token_hash") };
-    let session = find(system, object, field, &hash_token(token)).await?.ok_or_else(invalid)?;
+    let session = find(system, object, field, &hash).await?.ok_or_else(invalid)?;
     let expires = match text(&session, "expires_at") {
         Some(t) => Timestamp::parse(&t).map(Timestamp::micros).unwrap_or(0),
         None if api_key => i64::MAX,
         None => 0,
     };
-    if expires <= commands::clock::now().micros() {
+    if expires <= now {
         return Err(ApiError::new(ErrorCode::SessionExpired, "the session has expired: sign in again"));
     }
     let user_id = text(&session, "user").ok_or_else(invalid)?;
-    if !api_key {
-        renew(system, &session, expires).await;
-    }
     let user = find(system, "user", "id", &user_id).await?.ok_or_else(invalid)?;
     if user.get("active") == Some(&Value::Bool(false)) {
         return Err(ApiError::new(ErrorCode::InvalidToken, "the account is deactivated"));
     }
-    Ok(Opened { principal: principal_of_user(&user), id: text(&session, "id").unwrap_or_default(), api_key })
+    let opened = Opened { principal: principal_of_user(&user), id: text(&session, "id").unwrap_or_default(), api_key };
+    if !api_key && renew(system, &session, expires).await {
+        // Renewed: the next request reads the new expiry.
+        return Ok(opened);
+    }
+    let entry = super::token_cache::Entry { generation, principal: opened.principal.clone(), id: opened.id.clone(), api_key, expires };
+    system.tokens.put(hash, entry);
+    Ok(opened)
 }
 
 /// Sliding sessions: a session used when less than [`SESSION_TTL`] minus a
-/// day remains is extended to a full [`SESSION_TTL`] (an event, at most daily).
-async fn renew(system: &System, session: &Record, expires: i64) {
+/// day remains is extended to a full [`SESSION_TTL`] (an event, at most
+/// daily). Whether it was.
+async fn renew(system: &System, session: &Record, expires: i64) -> bool {
     let now = commands::clock::now().micros();
     let day = 24 * 3600 * 1_000_000i64;
     if expires - now >= SESSION_TTL.as_micros() as i64 - day {
-        return;
+        return false;
     }
-    let Some(id) = text(session, "id") else { return };
+    let Some(id) = text(session, "id") else { return false };
     let mut patch = Map::new();
     patch.insert("expires_at".into(), json!(Timestamp::from_micros(now + SESSION_TTL.as_micros() as i64).to_rfc3339()));
     let user = text(session, "user").unwrap_or_default();
     let command = Command::Update { object: "session".into(), id, patch, expected_version: None };
     if let Err(error) = system.commands.execute(command, CommandMeta::actor(&user)).await {
         tracing::warn!(%error, "cannot renew a session");
+        return false;
     }
+    true
 }
 
 /// Opens a session for a user: a session record (an event), the token returned once.

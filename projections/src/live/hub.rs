@@ -61,6 +61,9 @@ pub struct Hub {
     inner: Mutex<Inner>,
     /// Moves on every metadata event (generated schemas compare it).
     metadata_version: std::sync::atomic::AtomicU64,
+    /// Moves on every change to a session, an API key or a user, before the
+    /// batch's position is published (caches of signed-in callers compare it).
+    auth_generation: std::sync::atomic::AtomicU64,
 }
 
 struct Connection {
@@ -143,7 +146,7 @@ impl Hub {
 
     /// A hub over a query model that it keeps up to date (as the query projection).
     pub fn over(model: Arc<RwLock<QueryModel>>) -> Arc<Hub> {
-        Arc::new(Hub { model, inner: Mutex::new(Inner::default()), metadata_version: Default::default() })
+        Arc::new(Hub { model, inner: Mutex::new(Inner::default()), metadata_version: Default::default(), auth_generation: Default::default() })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, QueryModel> {
@@ -162,6 +165,11 @@ impl Hub {
     /// A number that changes whenever an object definition does.
     pub fn metadata_version(&self) -> u64 {
         self.metadata_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A number that changes whenever a session, an API key or a user does.
+    pub fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The metadata as of the hub's position, with its [`Hub::metadata_version`].
@@ -314,6 +322,11 @@ impl Hub {
         for (envelope, payload) in batch {
             if envelope.position <= model.checkpoint() {
                 continue;
+            }
+            if matches!(payload.object(), "session" | "api_key" | "user")
+                && !matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_))
+            {
+                self.auth_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             }
             let record_event = match payload {
                 EventPayload::RecordCreated(e) => Some((ChangeKind::Created, &e.object, &e.id, e.record.keys().map(|k| k.to_string()).collect::<Vec<_>>())),

@@ -1,0 +1,44 @@
+//! Callers recently resolved from their tokens, so a request does not read
+//! the session and the user again. An entry is good only while no session,
+//! API key or user has changed since it was made (the realtime hub's
+//! `auth_generation`, which moves before the change's position is published),
+//! so a revocation is seen as soon as the read barrier passes its position.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use domain::security::Principal;
+
+/// Most tokens kept (the cache is emptied when it is full).
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Clone)]
+pub struct Entry {
+    pub generation: u64,
+    pub principal: Principal,
+    pub id: String,
+    pub api_key: bool,
+    /// Microseconds since the epoch; `i64::MAX` for keys without an expiry.
+    pub expires: i64,
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl TokenCache {
+    /// The entry for a token hash, if it was made at `generation`.
+    pub fn get(&self, hash: &str, generation: u64) -> Option<Entry> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(hash).filter(|e| e.generation == generation).cloned()
+    }
+
+    pub fn put(&self, hash: String, entry: Entry) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(hash, entry);
+    }
+}
