@@ -70,14 +70,22 @@ impl Redactor {
         out
     }
 
-    fn redact(&mut self, payload: &domain::event::EventPayload, json: &mut serde_json::Value) {
-        if matches!(
-            payload,
-            domain::event::EventPayload::ObjectDefined(_) | domain::event::EventPayload::ObjectAltered(_) | domain::event::EventPayload::ObjectRemoved(_)
-        ) {
+    /// Folds a definition (its password fields are secret from then on); other events pass.
+    fn observe(&mut self, payload: &domain::event::EventPayload) {
+        use domain::event::EventPayload::{ObjectAltered, ObjectDefined, ObjectRemoved};
+        if matches!(payload, ObjectDefined(_) | ObjectAltered(_) | ObjectRemoved(_)) {
             let _ = domain::metadata::evolve_catalog(&mut self.catalog, payload);
-            return;
         }
+    }
+
+    /// Folds a definition event read only for its definition.
+    fn observe_envelope(&mut self, envelope: &EventEnvelope, upcasters: &Upcasters) -> anyhow::Result<()> {
+        self.observe(&decode_envelope_payload(envelope, upcasters)?);
+        Ok(())
+    }
+
+    /// Replaces the secret values of a record event's JSON.
+    fn redact(&self, payload: &domain::event::EventPayload, json: &mut serde_json::Value) {
         let secrets = self.secret_fields(payload.object());
         for key in ["record", "previous"] {
             if let Some(serde_json::Value::Object(record)) = json.get_mut(key) {
@@ -101,6 +109,7 @@ impl Redactor {
 
 fn line(envelope: &EventEnvelope, upcasters: &Upcasters, redactor: &mut Redactor) -> anyhow::Result<serde_json::Value> {
     let decoded = decode_envelope_payload(envelope, upcasters)?;
+    redactor.observe(&decoded);
     let mut payload = decoded.to_json();
     redactor.redact(&decoded, &mut payload);
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -129,8 +138,7 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
     if let (Some(object), Some(record)) = (&selection.object, &selection.record) {
         // The object's definition first, for its password fields.
         for envelope in store.read_stream(StreamId::metadata(object).as_str(), 1).await? {
-            let payload = decode_envelope_payload(&envelope, upcasters)?;
-            redactor.redact(&payload, &mut serde_json::Value::Null);
+            redactor.observe_envelope(&envelope, upcasters)?;
         }
         for envelope in store.read_stream(StreamId::record(object, record).as_str(), 1).await? {
             if in_range(&envelope) {
@@ -157,8 +165,7 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
             }
             if !in_range(envelope) {
                 if envelope.stream.starts_with("$meta/") {
-                    let payload = decode_envelope_payload(envelope, upcasters)?;
-                    redactor.redact(&payload, &mut serde_json::Value::Null);
+                    redactor.observe_envelope(envelope, upcasters)?;
                 }
                 continue;
             }
@@ -166,8 +173,7 @@ pub async fn replay(store: Arc<dyn EventStore>, selection: &Selection, out: &mut
                 let ours = envelope.stream.strip_prefix("$meta/").map_or_else(|| envelope.stream.split('/').next() == Some(object.as_str()), |o| o == object);
                 if !ours {
                     if envelope.stream.starts_with("$meta/") {
-                        let payload = decode_envelope_payload(envelope, upcasters)?;
-                        redactor.redact(&payload, &mut serde_json::Value::Null);
+                        redactor.observe_envelope(envelope, upcasters)?;
                     }
                     continue;
                 }

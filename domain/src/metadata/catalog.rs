@@ -10,10 +10,12 @@ use super::object::ObjectDef;
 use crate::error::DomainError;
 
 /// Objects by short name, plus fully qualified aliases (`todo__task` → `task`).
+/// The maps are shared: a clone (every read takes one) costs two reference
+/// counts, and a change copies them only while another clone holds them.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    objects: BTreeMap<String, Arc<ObjectDef>>,
-    namespaces: BTreeMap<String, Option<String>>,
+    objects: Arc<BTreeMap<String, Arc<ObjectDef>>>,
+    namespaces: Arc<BTreeMap<String, Option<String>>>,
 }
 
 /// Objects every server has: `user`, the target of `owner` lookups (apps
@@ -99,7 +101,7 @@ impl Catalog {
     /// The catalog as one viewer sees it: each object as `view` shows it, or left out.
     pub fn restricted(&self, view: impl Fn(&ObjectDef) -> Option<ObjectDef>) -> Catalog {
         let mut out = Catalog::default();
-        for (name, object) in &self.objects {
+        for (name, object) in self.objects.iter() {
             if let Some(shown) = view(object) {
                 out.insert(shown, self.namespaces.get(name).cloned().flatten());
             }
@@ -124,13 +126,13 @@ impl Catalog {
     }
 
     pub(crate) fn insert(&mut self, object: ObjectDef, namespace: Option<String>) {
-        self.namespaces.insert(object.name.clone(), namespace);
-        self.objects.insert(object.name.clone(), Arc::new(object));
+        Arc::make_mut(&mut self.namespaces).insert(object.name.clone(), namespace);
+        Arc::make_mut(&mut self.objects).insert(object.name.clone(), Arc::new(object));
     }
 
     pub(crate) fn remove(&mut self, name: &str) {
-        self.objects.remove(name);
-        self.namespaces.remove(name);
+        Arc::make_mut(&mut self.objects).remove(name);
+        Arc::make_mut(&mut self.namespaces).remove(name);
     }
 
     /// Every reference field of `object` must target a known object (or itself).

@@ -195,10 +195,16 @@ impl Query {
         Query { object: object.to_string(), count: true, ..Query::default() }
     }
 
+    /// The records whose `field` is `value` (a text).
+    pub fn by_field(object: &str, field: &str, value: &str) -> Query {
+        let mut query = Query::new(object);
+        query.filter = Some(Filter::Cond(Condition { field: field.into(), op: Op::Eq, value: Operand::Value(Value::Text(value.to_string())) }));
+        query
+    }
+
     /// The one record with this id (at most one row).
     pub fn by_id(object: &str, id: &str) -> Query {
-        let mut query = Query::new(object);
-        query.filter = Some(Filter::Cond(Condition { field: "id".into(), op: Op::Eq, value: Operand::Value(Value::Text(id.to_string())) }));
+        let mut query = Query::by_field(object, "id", id);
         query.limit = Some(1);
         query
     }

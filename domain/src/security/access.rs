@@ -32,6 +32,9 @@ pub enum SystemPermission {
     ModifyAllData,
 }
 
+/// Fields of the `user` object only user managers set: who a user is and what it may do.
+const USER_ADMIN_FIELDS: [&str; 4] = ["profile", "permission_sets", "roles", "password"];
+
 impl SystemPermission {
     pub const ALL: [SystemPermission; 6] = [
         SystemPermission::ManageMetadata,
@@ -41,6 +44,10 @@ impl SystemPermission {
         SystemPermission::ViewAllData,
         SystemPermission::ModifyAllData,
     ];
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +71,9 @@ enum Mode {
     Governed,
 }
 
+/// Role name to the ids of its users (owner sharing rules by role).
+pub type RoleMembers = BTreeMap<String, Vec<String>>;
+
 /// One caller's rights, ready to compile per object.
 #[derive(Debug, Clone)]
 pub struct Access {
@@ -71,7 +81,12 @@ pub struct Access {
     principal: Principal,
     policy: Arc<SecurityPolicy>,
     /// Role name to the ids of its users (for owner-based sharing rules).
-    role_members: Arc<BTreeMap<String, Vec<String>>>,
+    role_members: Arc<RoleMembers>,
+    /// The sets the caller holds that the app declares (the profile first),
+    /// resolved once: every grant folds them.
+    held: Vec<String>,
+    /// The system permissions the caller holds, one bit per [`SystemPermission`].
+    system: u8,
 }
 
 /// What a caller may do on one object.
@@ -143,17 +158,37 @@ pub fn owner_field(object: &ObjectDef) -> String {
 impl Access {
     /// The server itself.
     pub fn system() -> Access {
-        Access { mode: Mode::System, principal: Principal::system(), policy: Default::default(), role_members: Default::default() }
+        Access {
+            mode: Mode::System,
+            principal: Principal::system(),
+            policy: Default::default(),
+            role_members: Default::default(),
+            held: Vec::new(),
+            system: u8::MAX,
+        }
     }
 
     /// A caller under an app's policy: open when the app declares no security.
-    pub fn new(principal: Principal, policy: Arc<SecurityPolicy>, role_members: Arc<BTreeMap<String, Vec<String>>>) -> Access {
+    pub fn new(principal: Principal, policy: Arc<SecurityPolicy>, role_members: Arc<RoleMembers>) -> Access {
         let mode = match principal.kind {
             PrincipalKind::System => Mode::System,
             _ if !policy.declared => Mode::Open,
             _ => Mode::Governed,
         };
-        Access { mode, principal, policy, role_members }
+        // A guest holds the guest profile (or nothing); a user its profile and sets.
+        let held: Vec<String> = match principal.kind {
+            PrincipalKind::Guest => policy.guest_profile.iter().cloned().collect(),
+            _ => principal.set_names().filter(|n| policy.sets.contains_key(*n)).map(str::to_string).collect(),
+        };
+        let system = match mode {
+            Mode::System | Mode::Open => u8::MAX,
+            Mode::Governed => {
+                let names: Vec<&std::collections::BTreeSet<String>> = held.iter().filter_map(|n| policy.sets.get(n)).map(|s| &s.system_permissions).collect();
+                let holds = |p: SystemPermission| names.iter().any(|s| s.contains(p.name()) || s.contains(SystemPermission::ModifyAllData.name()));
+                SystemPermission::ALL.iter().filter(|p| holds(**p)).fold(0, |bits, p| bits | p.bit())
+            }
+        };
+        Access { mode, principal, policy, role_members, held, system }
     }
 
     pub fn principal(&self) -> &Principal {
@@ -170,21 +205,12 @@ impl Access {
     }
 
     fn sets(&self) -> impl Iterator<Item = &super::permission_set::PermissionSet> {
-        let guest = (self.principal.kind == PrincipalKind::Guest).then_some(self.policy.guest_profile.as_deref()).flatten();
-        let names: Vec<&str> = match guest {
-            Some(profile) => vec![profile],
-            None if self.principal.kind == PrincipalKind::Guest => Vec::new(),
-            None => self.principal.set_names().collect(),
-        };
-        names.into_iter().filter_map(|n| self.policy.sets.get(n))
+        self.held.iter().filter_map(|n| self.policy.sets.get(n))
     }
 
     /// Whether the caller holds a system permission (`modify_all_data` implies every one).
     pub fn has(&self, permission: SystemPermission) -> bool {
-        match self.mode {
-            Mode::System | Mode::Open => true,
-            Mode::Governed => self.sets().any(|s| s.system_permissions.contains(permission.name()) || s.system_permissions.contains("modify_all_data")),
-        }
+        self.system & permission.bit() != 0
     }
 
     /// The system permissions the caller holds, by name.
@@ -263,17 +289,17 @@ impl Access {
                 grant.readonly.insert(field.name.clone());
             }
         }
-        // Row-level security: permissive policies of the held sets, ORed per operation.
-        let superuser = self.has(SystemPermission::ModifyAllData);
+        if object.name == "user" && !self.has(SystemPermission::ManageUsers) {
+            grant.readonly.extend(USER_ADMIN_FIELDS.iter().map(|f| f.to_string()));
+        }
+        // Row-level security: permissive policies of the held sets, ORed per operation
+        // (the administrator, `modify_all_data`, returned above: it bypasses them).
         let policies: Vec<_> = sets
             .iter()
             .flat_map(|s| s.row_level_security.iter())
             .filter(|p| p.enabled && p.object == object.name && (p.roles.is_empty() || p.roles.iter().any(|r| self.principal.roles.contains(r))))
             .collect();
         let rls = |operation: RlsOperation, use_check: bool| -> Option<Filter> {
-            if superuser {
-                return None;
-            }
             let applicable: Vec<Filter> = policies
                 .iter()
                 .filter(|p| p.operation.covers(operation))
@@ -364,30 +390,44 @@ impl Access {
     pub fn needs_role_members(policy: &SecurityPolicy) -> bool {
         policy.sharing_rules.iter().any(|r| matches!(&r.records, SharedRecords::OwnedBy(o) if o.kind != "user"))
     }
-}
 
-impl Access {
-    /// The catalog as this caller may see it: objects it may read or create,
-    /// without the fields it may not read (passwords stay: they can be written).
+    /// An object as this caller may see it described: `None` when it may
+    /// neither read nor create it; otherwise without the fields it may not
+    /// read (passwords stay: they can be written), in `fields` and in the
+    /// definition as given (`raw`).
+    pub fn describe(&self, catalog: &Catalog, object: &ObjectDef) -> Option<ObjectDef> {
+        let grant = self.grant(catalog, object);
+        if !grant.permission.can_read() && !grant.permission.create {
+            return None;
+        }
+        let hidden: BTreeSet<&String> = grant.hidden.difference(&grant.passwords).collect();
+        let mut shown = object.clone();
+        if hidden.is_empty() {
+            return Some(shown);
+        }
+        shown.fields.retain(|f| !hidden.contains(&f.name));
+        match shown.raw.get_mut("fields") {
+            Some(serde_json::Value::Object(fields)) => fields.retain(|name, _| !hidden.contains(name)),
+            Some(serde_json::Value::Array(fields)) => {
+                fields.retain(|f| !f.get("name").and_then(serde_json::Value::as_str).is_some_and(|n| hidden.iter().any(|h| h.as_str() == n)))
+            }
+            _ => {}
+        }
+        Some(shown)
+    }
+
+    /// The catalog as this caller may see it: every object as [`Access::describe`] shows it.
     pub fn catalog_view(&self, catalog: &Catalog) -> Catalog {
         if self.mode == Mode::System {
             return catalog.clone();
         }
-        catalog.restricted(|object| {
-            let grant = self.grant(catalog, object);
-            if !grant.permission.can_read() && !grant.permission.create {
-                return None;
-            }
-            let mut shown = object.clone();
-            shown.fields.retain(|f| !grant.hidden.contains(&f.name) || grant.passwords.contains(&f.name));
-            Some(shown)
-        })
+        catalog.restricted(|object| self.describe(catalog, object))
     }
 
     /// What decides [`Access::catalog_view`]: callers with equal keys see the same catalog.
     pub fn view_key(&self) -> String {
         let mut sets: Vec<&str> = match self.mode {
-            Mode::Governed => self.sets().map(|s| s.name.as_str()).collect(),
+            Mode::Governed => self.held.iter().map(String::as_str).collect(),
             _ => Vec::new(),
         };
         sets.sort_unstable();

@@ -22,7 +22,7 @@ mod secure;
 #[cfg(test)]
 mod tests;
 
-pub use access::{Access, ObjectGrant, SystemPermission};
+pub use access::{Access, ObjectGrant, RoleMembers, SystemPermission};
 pub use eval::matches;
 pub use permission_set::{FieldPermission, ObjectPermission, PermissionSet, RlsOperation, RlsPolicy};
 pub use policy::{SecurityPolicy, SharingModel, SharingRule};

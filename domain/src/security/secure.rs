@@ -125,17 +125,11 @@ pub fn secure_query(access: &Access, catalog: &Catalog, query: &mut Query) -> Re
         fields.retain(|f| grant.can_read_field(f.split('.').next().unwrap_or_default()));
     }
     let mut mask = Mask { hidden: grant.hidden.clone(), relations: BTreeMap::new() };
-    let relations: Vec<String> = query.expand.keys().cloned().collect();
-    for relation in relations {
-        let readable_target = {
-            let sub = &query.expand[&relation];
-            grant.can_read_field(&relation) && catalog.get(&sub.object).is_some_and(|t| access.grant(catalog, t).permission.can_read())
-        };
-        if !readable_target {
-            query.expand.remove(&relation);
-            continue;
-        }
-        let sub = query.expand.get_mut(&relation).expect("present");
+    // Relations through a hidden field, or to an object the caller may not read, are not expanded.
+    query
+        .expand
+        .retain(|relation, sub| grant.can_read_field(relation) && catalog.get(&sub.object).is_some_and(|t| access.grant(catalog, t).permission.can_read()));
+    for (relation, sub) in query.expand.iter_mut() {
         mask.relations.insert(relation.clone(), secure_query(access, catalog, sub)?);
     }
     Ok(mask)

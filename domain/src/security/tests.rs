@@ -43,7 +43,9 @@ fn app() -> Json {
                                   {"name": "no_archiving", "object": "note", "operation": "update", "check": "status <> 'archived'"}]},
             {"name": "finance", "objects": {"project": {"allowRead": true}}, "fields": {"project.budget": {"readable": true}}},
             {"name": "auditor", "isProfile": true, "objects": {"project": {"allowRead": true, "viewAllRecords": true}}},
-            {"name": "boss", "isProfile": true, "objects": {}, "systemPermissions": ["modify_all_data"]}
+            {"name": "boss", "isProfile": true, "objects": {}, "systemPermissions": ["modify_all_data"]},
+            {"name": "self_service", "objects": {"user": {"allowRead": true, "allowEdit": true}}},
+            {"name": "people_admin", "objects": {"user": {"allowRead": true, "allowEdit": true}}, "systemPermissions": ["manage_users"]}
         ],
         "roles": [{"name": "ceo", "label": "CEO"}, {"name": "lead", "label": "Lead", "parent": "ceo"}],
         "sharingRules": [
@@ -298,4 +300,23 @@ fn the_catalog_a_caller_sees_leaves_out_what_it_may_not_read() {
     assert!(boss.catalog_view(&world.catalog).get("user").unwrap().field("email").is_some());
     assert_eq!(member.view_key(), world.member("u2").view_key(), "callers with the same sets share one view");
     assert_ne!(member.view_key(), boss.view_key());
+}
+
+#[test]
+fn only_user_managers_set_who_a_user_is() {
+    let world = given();
+    let data = json!({"profile": "boss"}).as_object().unwrap().clone();
+    let mut editor = Principal::user("u1", Some("member"));
+    editor.permission_sets = vec!["self_service".into()];
+    let guard = WriteGuard::new(&world.access(editor), &world.catalog, "user").unwrap().unwrap();
+    guard.allow(WriteOp::Update).unwrap();
+    guard.check_fields(&json!({"name": "New name"}).as_object().unwrap().clone(), None).unwrap();
+    for field in ["profile", "permission_sets", "roles", "password"] {
+        let data = json!({field: "x"}).as_object().unwrap().clone();
+        assert_eq!(guard.check_fields(&data, None).unwrap_err().code(), crate::ErrorCode::FieldNotAccessible, "{field}");
+    }
+    let mut manager = Principal::user("u2", Some("member"));
+    manager.permission_sets = vec!["people_admin".into()];
+    let guard = WriteGuard::new(&world.access(manager), &world.catalog, "user").unwrap().unwrap();
+    guard.check_fields(&data, None).unwrap();
 }

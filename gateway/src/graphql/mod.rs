@@ -37,10 +37,11 @@ pub use self::cache::Schemas;
 /// not use are left out, fields it may not read are not described), generated
 /// on first use after a change and shared by callers with the same view.
 pub fn current(system: &System, caller: &Caller) -> Result<Arc<Schema>, ApiError> {
-    let (version, view, catalog) = crate::service::meta::catalog_for(system, caller);
+    let (version, view) = crate::service::meta::api_key(system, caller);
     if let Some(schema) = system.graphql.get(version, &view) {
         return Ok(schema);
     }
+    let (version, catalog) = crate::service::meta::api_catalog(system, caller);
     let schema = Arc::new(build::build(&catalog).map_err(|error| {
         tracing::error!(%error, "cannot generate the GraphQL schema");
         ApiError::new(ErrorCode::InternalError, format!("the GraphQL schema cannot be generated from the metadata: {error}"))

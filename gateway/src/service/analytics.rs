@@ -74,16 +74,16 @@ pub async fn run(system: &System, caller: &Caller, body: &Json) -> Result<(Analy
     Ok((result, sql))
 }
 
-fn readable(system: &System, caller: &Caller, object: &str) -> bool {
-    let catalog = system.reader.catalog();
-    catalog.get(object).is_some_and(|d| caller.access().grant(&catalog, d).permission.can_read())
+fn readable(catalog: &domain::metadata::Catalog, caller: &Caller, object: &str) -> bool {
+    catalog.get(object).is_some_and(|d| caller.access().grant(catalog, d).permission.can_read())
 }
 
 /// The cubes over objects the caller may read: `{cubes}`.
 pub async fn cubes(system: &System, caller: &Caller) -> Result<Json, ApiError> {
     barrier_on(system, &system.analytics, None).await?;
+    let catalog = system.reader.catalog();
     let model = system.analytics_model.read().expect("analytics model lock");
-    let cubes: Vec<Json> = model.cubes(&system.cubes).iter().filter(|c| readable(system, caller, &c.object)).map(Cube::meta).collect();
+    let cubes: Vec<Json> = model.cubes(&system.cubes).iter().filter(|c| readable(&catalog, caller, &c.object)).map(Cube::meta).collect();
     Ok(json!({"cubes": cubes}))
 }
 
@@ -91,7 +91,7 @@ pub async fn cubes(system: &System, caller: &Caller) -> Result<Json, ApiError> {
 pub async fn cube(system: &System, caller: &Caller, name: &str) -> Result<Json, ApiError> {
     barrier_on(system, &system.analytics, None).await?;
     let cube = cube_of(system, name)?;
-    if !readable(system, caller, &cube.object) {
+    if !readable(&system.reader.catalog(), caller, &cube.object) {
         return Err(ApiError::new(ErrorCode::PermissionDenied, format!("you may not read {}", cube.object)));
     }
     Ok(cube.meta())

@@ -4,7 +4,7 @@
 //! is stored. Revoking deletes the record, at once on every node.
 
 use commands::service::{Command, CommandMeta};
-use domain::query::{Condition, Filter, Op, Operand, Query};
+use domain::query::Query;
 use domain::security::{PrincipalKind, SystemPermission};
 use domain::value::Value;
 use domain::{ErrorCode, Timestamp};
@@ -51,15 +51,10 @@ pub async fn create(system: &System, caller: &Caller, name: &str, expires_at: Op
     Ok(answer)
 }
 
-fn of_user(user: &str) -> Filter {
-    Filter::Cond(Condition { field: "user".into(), op: Op::Eq, value: Operand::Value(Value::Text(user.to_string())) })
-}
-
 /// The caller's keys (never a secret): `{keys}`.
 pub async fn list(system: &System, caller: &Caller) -> Result<Json, ApiError> {
     signed_in(caller)?;
-    let mut query = Query::new("api_key");
-    query.filter = Some(of_user(caller.actor()));
+    let mut query = Query::by_field("api_key", "user", caller.actor());
     query.limit = Some(1000);
     let keys: Vec<Json> = system.reader.execute(&Viewer::system(), query).await?.records.iter().map(|r| key_json(r)).collect();
     Ok(json!({"keys": keys}))

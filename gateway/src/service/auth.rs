@@ -18,9 +18,10 @@ use domain::ErrorCode;
 use projections::Viewer;
 use serde_json::{json, Map, Value as Json};
 
+use super::barrier::read_barrier;
 use super::caller::Caller;
 use super::limiter::LOCKOUT;
-use super::sessions::{find, open_session, open_token, settle, text, user_json};
+use super::sessions::{find, open_session, open_token, text, user_json};
 use crate::app::System;
 use crate::error::ApiError;
 
@@ -71,7 +72,7 @@ pub async fn sign_up(system: &System, email: &str, password: String, name: Optio
         return Err(ApiError::new(ErrorCode::ValueTooShort, format!("the password needs at least {MIN_PASSWORD} characters")));
     }
     let name = name.filter(|n| !n.trim().is_empty()).map(str::to_string).unwrap_or_else(|| email.clone());
-    settle(system, None).await?;
+    read_barrier(system, None).await?;
     if find(system, "user", "email", &email).await?.is_some() {
         return Err(ApiError::new(ErrorCode::DuplicateRecord, "an account with this email exists: sign in instead"));
     }
@@ -95,7 +96,7 @@ pub async fn sign_in(system: &System, client: &str, email: &str, password: Strin
     if system.limiter.locked(&account) || system.limiter.locked(&client_key) {
         return Err(ApiError::new(ErrorCode::RateLimitExceeded, format!("too many failed sign-ins: try again in {} minutes", LOCKOUT.as_secs() / 60)));
     }
-    settle(system, None).await?;
+    read_barrier(system, None).await?;
     let user = find(system, "user", "email", &email).await?;
     let hash = user.as_ref().and_then(|u| text(u, "password"));
     // Unknown accounts cost a hash too, so timing does not tell which accounts exist.

@@ -136,7 +136,7 @@ pub async fn run(
     let total = commands.len();
     let meta = writes::meta(system, caller, Some(&object), idempotency_key)?;
     for command in commands.iter_mut() {
-        writes::prepare(system, caller, &meta, command).await?;
+        writes::prepare(caller, &meta, command).await?;
     }
     let mut results: Vec<Json> = Vec::with_capacity(total);
     let mut position = 0;

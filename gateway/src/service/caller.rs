@@ -66,8 +66,8 @@ impl Caller {
                 (Principal::guest(), None, false)
             }
         };
-        let members = if Access::needs_role_members(&system.policy) { sessions::role_members(system).await? } else { Default::default() };
-        let access = Access::new(principal, system.policy.clone(), Arc::new(members));
+        let members = if Access::needs_role_members(&system.policy) { sessions::role_members(system, min).await? } else { Arc::default() };
+        let access = Access::new(principal, system.policy.clone(), members);
         Ok(Caller { viewer: Viewer::signed_in(access, session.as_deref()), session, api_key })
     }
 }

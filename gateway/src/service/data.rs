@@ -49,6 +49,11 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, ApiError> {
 /// folded from the log up to then.
 pub async fn query(system: &System, caller: &Caller, min: Option<u64>, query: Query, as_of: Option<&str>) -> Result<Read, ApiError> {
     read_barrier(system, min).await?;
+    run(system, caller, query, as_of).await
+}
+
+/// [`query`] after the barrier.
+async fn run(system: &System, caller: &Caller, query: Query, as_of: Option<&str>) -> Result<Read, ApiError> {
     let (output, as_of) = match as_of {
         None => (super::search::query_with_search(system, caller, query).await?, None),
         Some(text) => {
@@ -84,24 +89,12 @@ pub async fn get(system: &System, caller: &Caller, min: Option<u64>, object: &st
     shape.object = by_id.object;
     shape.filter = by_id.filter;
     shape.limit = by_id.limit;
-    let read = query_now_or_then(system, caller, shape, as_of).await?;
+    let read = run(system, caller, shape, as_of).await?;
     let Some(record) = read.output.records.into_iter().next() else {
         return Err(ApiError::new(ErrorCode::RecordNotFound, format!("Record {id} not found in {object}")));
     };
     let version = read.as_of.is_none().then(|| system.commands.version_of(&definition.name, id));
     Ok(One { record, version, as_of: read.as_of, position: read.position })
-}
-
-/// [`query`] without a second barrier.
-async fn query_now_or_then(system: &System, caller: &Caller, query: Query, as_of: Option<&str>) -> Result<Read, ApiError> {
-    let (output, as_of) = match as_of {
-        None => (system.reader.execute(&caller.viewer, query).await?, None),
-        Some(text) => {
-            let (model, position) = query_model_as_of(system.commands.store(), parse_as_of(text)?).await?;
-            (model.execute(&caller.viewer, query)?, Some(position))
-        }
-    };
-    Ok(Read { output, as_of, position: reached(system) })
 }
 
 /// Records of `object` by id, in one read (GraphQL lookups resolved by id).
@@ -118,12 +111,4 @@ pub async fn by_ids(
     query.limit = Some(ids.len() as u64);
     query.expand = expand;
     Ok(system.reader.execute(&caller.viewer, query).await?.records)
-}
-
-/// The fields of `object` the caller may read (GraphQL measures only these).
-pub fn readable_fields(system: &System, caller: &Caller, object: &str) -> Result<std::collections::BTreeSet<String>, ApiError> {
-    let catalog = system.reader.catalog();
-    let definition = catalog.require(object)?;
-    let grant = caller.access().grant(&catalog, definition);
-    Ok(definition.fields.iter().filter(|f| grant.can_read_field(&f.name)).map(|f| f.name.clone()).collect())
 }

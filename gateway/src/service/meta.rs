@@ -14,30 +14,22 @@ use super::writes;
 use crate::app::System;
 use crate::error::ApiError;
 
-/// The catalog a caller's generated API describes: its metadata version, the
-/// key of its view (callers with the same key see the same), and the objects
-/// and fields it may use.
-pub fn catalog_for(system: &System, caller: &Caller) -> (u64, String, Catalog) {
+/// What names the API generated for a caller: the metadata version and the
+/// key of the caller's view (callers with the same key see the same).
+pub fn api_key(system: &System, caller: &Caller) -> (u64, String) {
+    (system.hub.metadata_version(), caller.access().view_key())
+}
+
+/// The catalog a caller's generated API describes (the objects and fields it
+/// may use), with its metadata version.
+pub fn api_catalog(system: &System, caller: &Caller) -> (u64, Catalog) {
     let (version, catalog) = system.hub.catalog();
-    (version, caller.access().view_key(), caller.access().catalog_view(&catalog))
+    (version, caller.access().catalog_view(&catalog))
 }
 
 /// An object's definition as a caller may see it: fields it may not read are not described.
 fn described(caller: &Caller, catalog: &Catalog, object: &ObjectDef) -> Option<Json> {
-    let grant = caller.access().grant(catalog, object);
-    if !grant.permission.can_read() && !grant.permission.create {
-        return None;
-    }
-    let mut raw = object.raw.clone();
-    let hidden: Vec<&String> = grant.hidden.iter().filter(|f| !grant.passwords.contains(*f)).collect();
-    match raw.get_mut("fields") {
-        Some(Json::Object(fields)) => hidden.iter().for_each(|f| {
-            fields.remove(f.as_str());
-        }),
-        Some(Json::Array(fields)) => fields.retain(|f| !hidden.iter().any(|h| f.get("name").and_then(Json::as_str) == Some(h.as_str()))),
-        _ => {}
-    }
-    Some(raw)
+    caller.access().describe(catalog, object).map(|shown| shown.raw)
 }
 
 /// Every object the caller may use, described.

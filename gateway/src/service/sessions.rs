@@ -1,5 +1,5 @@
-//! Sessions and API keys as records: the principal a token opens (with the
-//! read model settled first, so a session made or revoked a moment ago, here
+//! Sessions and API keys as records: the principal a token opens (after the
+//! read barrier, so a session made or revoked a moment ago, here
 //! or on another node whose position the client carries, is seen), sliding
 //! renewal, and the users of each role.
 
@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use commands::service::{Command, CommandMeta};
 use domain::query::{Condition, Filter, Op, Operand, Query};
-use domain::security::{Principal, PrincipalKind};
+use domain::security::{Principal, PrincipalKind, RoleMembers};
 use domain::value::{Record, Value};
 use domain::{ErrorCode, Timestamp};
 use projections::Viewer;
 use serde_json::{json, Map, Value as Json};
 
+use super::barrier::read_and_realtime_barrier;
 use super::tokens::{hash_token, new_token, API_KEY_PREFIX};
 use crate::app::System;
 use crate::error::ApiError;
@@ -22,24 +23,9 @@ use crate::error::ApiError;
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-fn eq(field: &str, value: &str) -> Filter {
-    Filter::Cond(Condition { field: field.into(), op: Op::Eq, value: Operand::Value(Value::Text(value.to_string())) })
-}
-
-/// Waits until the query model has every write acknowledged so far, and at least `min`.
-pub(crate) async fn settle(system: &System, min: Option<u64>) -> Result<(), ApiError> {
-    let head = (*system.commands.store().head().borrow()).max(min.unwrap_or(0));
-    if system.query.wait_for(head, system.read_wait).await {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::Timeout, "the read model is behind; retry"))
-    }
-}
-
 /// One record by a field's value, read as the server.
 pub(crate) async fn find(system: &System, object: &str, field: &str, value: &str) -> Result<Option<Arc<Record>>, ApiError> {
-    let mut query = Query::new(object);
-    query.filter = Some(eq(field, value));
+    let mut query = Query::by_field(object, field, value);
     query.limit = Some(1);
     Ok(system.reader.execute(&Viewer::system(), query).await?.records.into_iter().next())
 }
@@ -87,9 +73,8 @@ pub struct Opened {
 
 /// The user and session a token opens, or why it opens none, once the read model has reached `min`.
 pub async fn open_token(system: &System, token: &str, min: Option<u64>) -> Result<Opened, ApiError> {
-    settle(system, min).await?;
     // The hub too (on PostgreSQL it follows the log apart): its generation then covers every change up to here.
-    super::barrier::barrier_on(system, &system.realtime_handle, min).await?;
+    read_and_realtime_barrier(system, min).await?;
     let generation = system.hub.auth_generation();
     let hash = hash_token(token);
     let now = commands::clock::now().micros();
@@ -166,8 +151,20 @@ pub(crate) async fn open_session(system: &System, user: &Record) -> Result<Json,
     }))
 }
 
-/// Role name to the ids of its users (owner-based sharing rules need it).
-pub async fn role_members(system: &System) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+/// Role name to the ids of its users (owner-based sharing rules need it),
+/// read again only when a user has changed (the hub's auth generation).
+pub async fn role_members(system: &System, min: Option<u64>) -> Result<Arc<RoleMembers>, ApiError> {
+    read_and_realtime_barrier(system, min).await?;
+    let generation = system.hub.auth_generation();
+    if let Some(members) = system.tokens.role_members(generation) {
+        return Ok(members);
+    }
+    let members = Arc::new(read_role_members(system).await?);
+    system.tokens.put_role_members(generation, members.clone());
+    Ok(members)
+}
+
+async fn read_role_members(system: &System) -> Result<RoleMembers, ApiError> {
     let mut query = Query::new("user");
     query.filter = Some(Filter::Cond(Condition { field: "roles".into(), op: Op::Null, value: Operand::Value(Value::Bool(false)) }));
     query.limit = Some(domain::query::MAX_LIMIT);

@@ -1,13 +1,14 @@
 //! Callers recently resolved from their tokens, so a request does not read
-//! the session and the user again. An entry is good only while no session,
+//! the session and the user again (and the users of each role, for owner
+//! sharing rules by role). An entry is good only while no session,
 //! API key or user has changed since it was made (the realtime hub's
 //! `auth_generation`, which moves before the change's position is published),
 //! so a revocation is seen as soon as the read barrier passes its position.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use domain::security::Principal;
+use domain::security::{Principal, RoleMembers};
 
 /// Most tokens kept (the cache is emptied when it is full).
 const MAX_ENTRIES: usize = 100_000;
@@ -25,6 +26,8 @@ pub struct Entry {
 #[derive(Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Role name to its users, and the generation it was read at (owner sharing rules by role).
+    role_members: Mutex<Option<(u64, Arc<RoleMembers>)>>,
 }
 
 impl TokenCache {
@@ -32,6 +35,16 @@ impl TokenCache {
     pub fn get(&self, hash: &str, generation: u64) -> Option<Entry> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.get(hash).filter(|e| e.generation == generation).cloned()
+    }
+
+    /// The role members read at `generation`, if kept.
+    pub fn role_members(&self, generation: u64) -> Option<Arc<RoleMembers>> {
+        let kept = self.role_members.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().filter(|(at, _)| *at == generation).map(|(_, members)| members.clone())
+    }
+
+    pub fn put_role_members(&self, generation: u64, members: Arc<RoleMembers>) {
+        *self.role_members.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, members));
     }
 
     pub fn put(&self, hash: String, entry: Entry) {

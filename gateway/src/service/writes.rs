@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use commands::service::CommandMeta;
 pub use commands::service::{Command, Outcome};
-use domain::security::{PrincipalKind, SystemPermission, WriteGuard};
+use domain::security::{PrincipalKind, WriteGuard};
 use domain::value::Record;
 use domain::ErrorCode;
 use serde_json::{Map, Value as Json};
@@ -16,9 +16,6 @@ use super::auth::{hash_password, MIN_PASSWORD};
 use super::caller::Caller;
 use crate::app::System;
 use crate::error::ApiError;
-
-/// Fields of the `user` object that only user managers set through the data API.
-const USER_ADMIN_FIELDS: [&str; 4] = ["profile", "permission_sets", "roles", "password"];
 
 /// The command metadata of a caller's writes to `object` (`None` for metadata commands).
 /// An idempotency key is scoped to the caller and the object: another caller
@@ -32,21 +29,16 @@ pub fn meta(system: &System, caller: &Caller, object: Option<&str>, idempotency_
     Ok(meta)
 }
 
-/// Prepares a record command's fields for a caller: refuses user-admin
-/// fields without `manage_users`, stamps the owner on a create, hashes passwords.
-pub async fn prepare(system: &System, caller: &Caller, meta: &CommandMeta, command: &mut Command) -> Result<(), ApiError> {
+/// Prepares a record command's fields for a caller: stamps the owner on a
+/// create, hashes passwords. (Which fields it may write at all, the guard
+/// checks under the write lock.)
+pub async fn prepare(caller: &Caller, meta: &CommandMeta, command: &mut Command) -> Result<(), ApiError> {
     let Some(guard) = meta.guard.as_deref() else { return Ok(()) };
-    let (object, data, creating) = match command {
-        Command::Create { object, data, .. } => (object.clone(), data, true),
-        Command::Update { object, patch, .. } => (object.clone(), patch, false),
+    let (data, creating) = match command {
+        Command::Create { data, .. } => (data, true),
+        Command::Update { patch, .. } => (patch, false),
         _ => return Ok(()),
     };
-    let canonical = system.commands.catalog().require(&object)?.name.clone();
-    if canonical == "user" && !caller.access().has(SystemPermission::ManageUsers) {
-        if let Some(field) = USER_ADMIN_FIELDS.iter().find(|f| data.contains_key(**f)) {
-            return Err(ApiError::new(ErrorCode::FieldNotAccessible, format!("setting a user's {field} needs the manage_users permission")));
-        }
-    }
     if creating && caller.principal().kind == PrincipalKind::User {
         if let Some(owner) = guard.owner_to_stamp(data) {
             data.insert(owner.to_string(), Json::String(caller.actor().to_string()));
@@ -81,7 +73,7 @@ pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<S
         Command::Metadata(_) => None,
     };
     let meta = meta(system, caller, object.as_deref(), idempotency_key)?;
-    prepare(system, caller, &meta, &mut command).await?;
+    prepare(caller, &meta, &mut command).await?;
     Ok(system.commands.execute(command, meta).await?)
 }
 

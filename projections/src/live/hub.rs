@@ -104,11 +104,14 @@ impl Sub {
             None => SubGrant { readable: false, rows: None, mask: Default::default() },
             Some(definition) => {
                 let grant = access.grant(model.catalog(), definition);
-                let rows = grant.read_rows.clone().and_then(|f| model.compile_filter(object, f).ok());
-                SubGrant {
-                    readable: grant.permission.can_read(),
-                    rows,
-                    mask: domain::security::Mask { hidden: grant.hidden.clone(), relations: Default::default() },
+                let mask = domain::security::Mask { hidden: grant.hidden.clone(), relations: Default::default() };
+                match grant.read_rows.map(|f| model.compile_filter(object, f)).transpose() {
+                    Ok(rows) => SubGrant { readable: grant.permission.can_read(), rows, mask },
+                    // Rows the hub cannot tell apart are not shown at all (never all of them).
+                    Err(error) => {
+                        tracing::warn!(subscription = %self.id, object, %error, "a row rule does not compile for realtime; the object is withheld");
+                        SubGrant { readable: false, rows: None, mask }
+                    }
                 }
             }
         };
@@ -323,10 +326,11 @@ impl Hub {
             if envelope.position <= model.checkpoint() {
                 continue;
             }
-            if matches!(payload.object(), "session" | "api_key" | "user")
-                && !matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_))
-            {
+            if let Some(change) = auth_change(payload) {
                 self.auth_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                if watched {
+                    revoked.extend(change);
+                }
             }
             let record_event = match payload {
                 EventPayload::RecordCreated(e) => Some((ChangeKind::Created, &e.object, &e.id, e.record.keys().map(|k| k.to_string()).collect::<Vec<_>>())),
@@ -334,14 +338,6 @@ impl Hub {
                 EventPayload::RecordDeleted(e) => Some((ChangeKind::Deleted, &e.object, &e.id, e.previous.keys().map(|k| k.to_string()).collect())),
                 _ => None,
             };
-            if watched {
-                match payload {
-                    EventPayload::RecordDeleted(e) if e.object == "session" || e.object == "api_key" => revoked.push((true, e.id.clone())),
-                    EventPayload::RecordUpdated(e) if e.object == "user" => revoked.push((false, e.id.clone())),
-                    EventPayload::RecordDeleted(e) if e.object == "user" => revoked.push((false, e.id.clone())),
-                    _ => {}
-                }
-            }
             let Some((kind, object, id, changed)) = record_event.filter(|_| watched) else {
                 model.apply(envelope, payload);
                 if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
@@ -399,6 +395,20 @@ impl Hub {
             inner.refresh_live(&model, &touched);
         }
         self.lock().purge();
+    }
+}
+
+/// Whether an event changes who a caller is (a session, an API key or a
+/// user); and, when it may end subscriptions, whose: `(true, session)` for a
+/// revoked session or key, `(false, user)` for a changed or removed user.
+fn auth_change(payload: &EventPayload) -> Option<Option<(bool, String)>> {
+    match payload {
+        EventPayload::RecordDeleted(e) if e.object == "session" || e.object == "api_key" => Some(Some((true, e.id.clone()))),
+        EventPayload::RecordUpdated(e) if e.object == "user" => Some(Some((false, e.id.clone()))),
+        EventPayload::RecordDeleted(e) if e.object == "user" => Some(Some((false, e.id.clone()))),
+        EventPayload::RecordCreated(e) if matches!(e.object.as_str(), "session" | "api_key" | "user") => Some(None),
+        EventPayload::RecordUpdated(e) if e.object == "session" || e.object == "api_key" => Some(None),
+        _ => None,
     }
 }
 
@@ -473,17 +483,17 @@ impl Inner {
             return None;
         }
         let seen = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| grant.rows.as_ref().is_none_or(|rows| model.record_matches(rows, r)));
-        let change = change.for_viewer(seen(&change.previous), seen(&change.record), &grant.mask)?;
-        if !fields.is_empty() && change.kind == ChangeKind::Updated && !change.changed.iter().any(|f| fields.contains(f)) {
-            return None;
-        }
+        let (before, after) = (seen(&change.previous), seen(&change.record));
+        // The subscriber's filter, on the sides it may see (it names no hidden field: refused at subscribe).
         if let Some(filter) = &sub.filter {
             let passes = |r: &Option<Arc<Record>>| r.as_ref().is_some_and(|r| model.record_matches(filter, r));
-            // A removal without content passes: the subscriber saw the record before.
-            let removal = change.kind == ChangeKind::Deleted && change.previous.is_none();
-            if !removal && !passes(&change.record) && !passes(&change.previous) {
+            if !(before && passes(&change.previous) || after && passes(&change.record)) {
                 return None;
             }
+        }
+        let change = change.for_viewer(before, after, &grant.mask)?;
+        if !fields.is_empty() && change.kind == ChangeKind::Updated && !change.changed.iter().any(|f| fields.contains(f)) {
+            return None;
         }
         let own = EventKind::of(change.kind);
         let mut out = Vec::new();

@@ -74,19 +74,18 @@ impl PgReader {
     }
 
     async fn run(&self, catalog: &Catalog, query: Query) -> Result<QueryOutput, ReadError> {
-        let catalog = catalog.clone();
         let object = catalog.require(&query.object)?.clone();
         let mut params = Params::default();
         let where_sql = match &query.filter {
-            Some(f) => sql::filter(&catalog, &object, f, &mut params)?,
+            Some(f) => sql::filter(catalog, &object, f, &mut params)?,
             None => "TRUE".into(),
         };
         if !query.group_by.is_empty() || !query.aggregations.is_empty() {
-            return self.aggregate(&catalog, &object, &query, where_sql, params).await;
+            return self.aggregate(catalog, &object, &query, where_sql, params).await;
         }
         let mut order = Vec::new();
         for sort in &query.order_by {
-            let e = sql::path(&catalog, &object, &sort.field, "t", 0)?;
+            let e = sql::path(catalog, &object, &sort.field, "t", 0)?;
             order.extend(sql::order_terms(&e, sort.order == SortOrder::Desc));
         }
         order.push("t.id COLLATE \"C\"".into());
@@ -108,7 +107,7 @@ impl PgReader {
         };
         drop(client);
         for (relation, sub) in &query.expand {
-            self.expand(&catalog, relation, sub, &mut records).await?;
+            self.expand(catalog, relation, sub, &mut records).await?;
         }
         if let Some(fields) = &query.fields {
             for record in records.iter_mut() {

@@ -47,10 +47,6 @@ impl Viewer {
         Viewer { access: Arc::new(Access::system()), session: None }
     }
 
-    pub fn new(access: Access) -> Viewer {
-        Viewer { access: Arc::new(access), session: None }
-    }
-
     /// A viewer signed in with a session (or an API key).
     pub fn signed_in(access: Access, session: Option<&str>) -> Viewer {
         Viewer { access: Arc::new(access), session: session.map(Arc::from) }
@@ -204,15 +200,6 @@ impl QueryModel {
         let mut output = self.run(viewer, &query)?;
         mask_output(&mask, &mut output);
         Ok(output)
-    }
-
-    /// Whether a viewer may see a record (its row rules hold for it).
-    pub fn visible(&self, viewer: &Viewer, object: &str, record: &Record, rows: Option<&domain::query::Filter>) -> bool {
-        let Some(rows) = rows else { return true };
-        let Some(definition) = self.catalog.get(object) else { return false };
-        let _ = viewer;
-        let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
-        Matcher::compile(rows).map(|m| m.matches(&resolver, definition, record)).unwrap_or(false)
     }
 
     fn run(&self, viewer: &Viewer, query: &Query) -> Result<QueryOutput, DomainError> {
