@@ -172,6 +172,10 @@ pub enum DomainError {
     /// A stored event could not be decoded (unknown type or schema version, corrupt bytes).
     #[error("cannot decode event: {0}")]
     Decode(String),
+    /// The record's stream holds an event this server cannot read, so its
+    /// state is unknown: it cannot be changed until that is mended.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl DomainError {
@@ -194,6 +198,7 @@ impl DomainError {
             DomainError::FieldNotAccessible(_) => ErrorCode::FieldNotAccessible,
             DomainError::RecordNotAccessible(_) => ErrorCode::RecordNotAccessible,
             DomainError::Decode(_) => ErrorCode::InternalError,
+            DomainError::Unreadable(_) => ErrorCode::ResourceConflict,
         }
     }
 

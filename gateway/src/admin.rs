@@ -1,4 +1,4 @@
-//! `objectstack projections status|rebuild`: talks to a running server's
+//! `objectstack projections status|rebuild|retry|skip`: talks to a running server's
 //! projection routes (a live rebuild needs the server that serves the model).
 //! A minimal HTTP/1.0 client: one request per connection, JSON bodies only.
 
@@ -10,6 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends one request; returns the status and the JSON body.
 pub async fn request(server: &str, method: &str, path: &str) -> anyhow::Result<(u16, Json)> {
+    request_with(server, method, path, None).await
+}
+
+/// [`request`] with a JSON body.
+pub async fn request_with(server: &str, method: &str, path: &str, body: Option<&Json>) -> anyhow::Result<(u16, Json)> {
     let authority = server.trim_start_matches("http://").trim_end_matches('/');
     if server.starts_with("https://") {
         bail!("https is not supported by this command; use the plain http address of the server");
@@ -19,8 +24,16 @@ pub async fn request(server: &str, method: &str, path: &str) -> anyhow::Result<(
     let host = authority.split('/').next().unwrap_or(authority);
     // A server whose app declares permissions needs an administrator's token (`OBJECTSTACK_TOKEN`).
     let authorization = std::env::var("OBJECTSTACK_TOKEN").map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let content_type = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
     stream
-        .write_all(format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\nAccept: application/json\r\n{authorization}\r\n").as_bytes())
+        .write_all(
+            format!(
+                "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n{content_type}Accept: application/json\r\n{authorization}\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
         .await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
@@ -54,6 +67,47 @@ pub async fn status(server: &str) -> anyhow::Result<()> {
             p["state"].as_str().unwrap_or("")
         );
     }
+    Ok(())
+}
+
+/// Prints the events each projection parked (its dead letters).
+pub async fn dead_letters(server: &str) -> anyhow::Result<()> {
+    let (code, body) = request(server, "GET", "/api/v1/projections").await?;
+    if code != 200 {
+        bail!("{}", error_message(&body));
+    }
+    let mut any = false;
+    for p in body["data"]["projections"].as_array().into_iter().flatten() {
+        for letter in p["deadLetters"].as_array().into_iter().flatten() {
+            any = true;
+            println!(
+                "{:<10} position {:>10}  {} on {}: {}",
+                p["name"].as_str().unwrap_or(""),
+                letter["position"],
+                letter["eventType"].as_str().unwrap_or(""),
+                letter["stream"].as_str().unwrap_or(""),
+                letter["error"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if !any {
+        println!("no parked events");
+    }
+    Ok(())
+}
+
+/// Applies a parked event again, or (with a reason) skips it.
+pub async fn settle(server: &str, name: &str, position: u64, skip_reason: Option<&str>) -> anyhow::Result<()> {
+    let (action, body) = match skip_reason {
+        Some(reason) => ("skip", Some(serde_json::json!({ "reason": reason }))),
+        None => ("retry", None),
+    };
+    let (code, answer) = request_with(server, "POST", &format!("/api/v1/projections/{name}/dead-letters/{position}/{action}"), body.as_ref()).await?;
+    if code != 200 {
+        bail!("{name}: {}", error_message(&answer));
+    }
+    let left = answer["data"]["deadLetters"].as_array().map_or(0, Vec::len);
+    println!("{name}: position {position} {}; {left} parked event(s) left", if skip_reason.is_some() { "skipped" } else { "applied" });
     Ok(())
 }
 
@@ -104,23 +158,22 @@ pub async fn rebuild_postgres_offline(settings: &commands::store::PostgresSettin
     projections::pg_model::reset(&pool).await?;
     let (mut projection, _reader) = projections::pg_model::open(pool).await?;
     let head = *store.head().borrow();
-    let upcasters = domain::event::registry();
     let started = Instant::now();
     let mut after = projection.checkpoint().await?;
+    let mut parked = Vec::new();
     loop {
         let batch = store.read_all(after, 2_000).await?;
         let Some(last) = batch.last().map(|e| e.position) else { break };
-        let mut decoded = Vec::with_capacity(batch.len());
-        for envelope in batch {
-            let payload = domain::event::codec::decode_envelope_payload(&envelope, upcasters)?;
-            decoded.push((envelope, payload));
-        }
-        projection.apply(&decoded, last).await?;
+        let decoded = projections::runner::decode(batch);
+        parked.extend(projections::runner::apply_or_park(&mut projection, &decoded.events, &decoded.undecodable, last).await?);
         after = last;
         let rate = after as f64 / started.elapsed().as_secs_f64().max(1e-6);
         let eta = head.saturating_sub(after) as f64 / rate.max(1.0);
         eprint!("\rquery (postgres) {after}/{head} events  {rate:.0} events/s  ETA {eta:.1}s   ");
     }
     eprintln!("\nquery (postgres): rebuilt {after} events in {:.1}s", started.elapsed().as_secs_f64());
+    for letter in &parked {
+        eprintln!("parked: position {} ({} on {}): {}", letter.position, letter.event_type, letter.stream, letter.error);
+    }
     Ok(after)
 }

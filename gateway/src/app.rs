@@ -100,7 +100,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             let query = async {
                 match query_model {
                     Some(model) => projections::rebuild::load(store.clone(), model).await,
-                    None => Ok(()),
+                    None => Ok(Default::default()),
                 }
             };
             tokio::try_join!(
@@ -135,12 +135,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     // The realtime hub needs a query model at its own position: on the
     // embedded store it is the query projection (one model, not two); with
     // PostgreSQL it keeps one of its own in process.
-    loads.await.context("loading the in-process read models")??;
+    let (query_parked, audit_parked, analytics_parked, search_parked) = loads.await.context("loading the in-process read models")??;
     let (query, reader, hub, realtime_handle) = match query_side {
         QuerySide::Memory(reader) => {
             let model = reader.memory_model().expect("an in-process reader");
             let hub = projections::live::Hub::over(model);
-            let query = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }).await?;
+            let query =
+                runner::spawn_with(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }, query_parked.of("query")).await?;
             (query.clone(), reader, hub, query)
         }
         QuerySide::Postgres(pool) => {
@@ -150,9 +151,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader), hub, realtime)
         }
     };
-    let audit = runner::spawn(store.clone(), audit_projection).await?;
-    let analytics = runner::spawn(store.clone(), analytics_projection).await?;
-    let search = runner::spawn(store.clone(), search_projection).await?;
+    let audit = runner::spawn_with(store.clone(), audit_projection, audit_parked.of("audit")).await?;
+    let analytics = runner::spawn_with(store.clone(), analytics_projection, analytics_parked.of("analytics")).await?;
+    let search = runner::spawn_with(store.clone(), search_projection, search_parked.of("search")).await?;
     let head = *store.head().borrow();
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
         if !handle.wait_for(head, Duration::from_secs(600)).await {

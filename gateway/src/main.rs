@@ -93,6 +93,33 @@ enum ProjectionAction {
         #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
     },
+    /// Events projections parked because they could not apply them (dead letters).
+    DeadLetters {
+        /// The running server.
+        #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Apply a parked event again, once its cause is mended.
+    Retry {
+        /// The projection (query, audit, search, analytics, realtime).
+        name: String,
+        /// The log position of the parked event.
+        position: u64,
+        #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Give up on a parked event; recorded in the log as `projection.event_skipped`.
+    Skip {
+        /// The projection (query, audit, search, analytics, realtime).
+        name: String,
+        /// The log position of the parked event.
+        position: u64,
+        /// Why it is skipped (kept in the log and the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "OBJECTSTACK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
     /// Rebuild projections from the log while the server keeps serving, then swap them in.
     /// With --database-url, rebuild the PostgreSQL query model offline (server stopped) instead.
     Rebuild {
@@ -204,6 +231,11 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(events = count, "replayed");
         }
         Commands::Projections { action: ProjectionAction::Status { server } } => gateway::admin::status(&server).await?,
+        Commands::Projections { action: ProjectionAction::DeadLetters { server } } => gateway::admin::dead_letters(&server).await?,
+        Commands::Projections { action: ProjectionAction::Retry { name, position, server } } => gateway::admin::settle(&server, &name, position, None).await?,
+        Commands::Projections { action: ProjectionAction::Skip { name, position, reason, server } } => {
+            gateway::admin::settle(&server, &name, position, Some(&reason)).await?
+        }
         Commands::Projections { action: ProjectionAction::Rebuild { name, all, database_url, server } } => {
             let names: Vec<String> = match (name, all) {
                 (Some(name), false) => vec![name],

@@ -121,6 +121,9 @@ fn changes_of(payload: EventPayload) -> Vec<(String, Value, Value)> {
         EventPayload::RecordDeleted(e) => all(e.previous, false),
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => vec![("definition".into(), Value::Null, Value::Text(e.definition))],
         EventPayload::ObjectRemoved(_) => Vec::new(),
+        EventPayload::EventSkipped(e) => {
+            vec![("position".into(), Value::Null, Value::Int(e.position as i64)), ("reason".into(), Value::Null, Value::Text(e.reason))]
+        }
     }
 }
 
@@ -153,6 +156,7 @@ impl AuditModel {
             EventPayload::RecordDeleted(e) => ("data.delete", self.names.get(&e.object), &e.id),
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => ("system.config_changed", self.names.get("object"), &e.name),
             EventPayload::ObjectRemoved(e) => ("system.config_changed", self.names.get("object"), &e.name),
+            EventPayload::EventSkipped(e) => ("system.config_changed", self.names.get("projection"), &e.projection),
         };
         let index = self.entries.len();
         let ids = self.by_target.entry(target_type.clone()).or_default();

@@ -23,6 +23,7 @@
 pub mod analytics;
 pub mod as_of;
 pub mod audit_model;
+pub mod dead_letter;
 mod hashing;
 pub mod live;
 mod names;
@@ -39,6 +40,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use domain::event::{EventEnvelope, EventPayload};
 
+pub use dead_letter::DeadLetter;
 pub use query_model::{QueryModel, QueryOutput, RecordFilter, Viewer};
 pub use reader::{QueryReader, ReadError};
 pub use rebuild::MemoryModel;

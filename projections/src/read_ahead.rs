@@ -17,6 +17,7 @@ use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::mpsc;
 
+use crate::dead_letter::DeadLetter;
 use crate::reader::ReadError;
 
 /// Events per read while folding.
@@ -26,17 +27,23 @@ const READ_BATCH: u64 = 8_192;
 const DEPTH: usize = 2;
 
 /// A batch of events with their decoded payloads (`None` where the payload
-/// could not be decoded: the fold passes it by, and the error is logged).
+/// could not be decoded: the fold parks it, see [`Batch::failures`]).
 #[derive(Default)]
 pub struct Batch {
     envelopes: Vec<EventEnvelope>,
     payloads: Vec<Option<EventPayload>>,
+    failures: Vec<DeadLetter>,
 }
 
 impl Batch {
     /// The position of the batch's last event.
     pub fn last(&self) -> Option<u64> {
         self.envelopes.last().map(|e| e.position)
+    }
+
+    /// Letters for the events that could not be decoded.
+    pub fn failures(&mut self) -> Vec<DeadLetter> {
+        std::mem::take(&mut self.failures)
     }
 
     /// The events with the payloads that decoded; the envelopes stay for the
@@ -106,11 +113,13 @@ async fn decode(target: u64, mut rx: mpsc::Receiver<Result<Batch, ReadError>>, t
             let within = batch.envelopes.partition_point(|e| e.position <= target);
             batch.envelopes.truncate(within);
             batch.payloads.reserve(within);
+            batch.failures.clear();
             for envelope in &batch.envelopes {
                 batch.payloads.push(match decode_envelope_payload(envelope, upcasters) {
                     Ok(payload) => Some(payload),
                     Err(error) => {
-                        tracing::error!(position = envelope.position, %error, "cannot decode an event; the fold passes it by");
+                        tracing::error!(position = envelope.position, %error, "cannot decode an event: parked as a dead letter, the fold goes on");
+                        batch.failures.push(DeadLetter::of(envelope, format!("cannot decode: {error}")));
                         None
                     }
                 });

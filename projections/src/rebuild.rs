@@ -15,6 +15,7 @@ use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::watch;
 
 use crate::audit_model::AuditModel;
+use crate::dead_letter::FoldLetters;
 use crate::query_model::QueryModel;
 use crate::read_ahead::ReadAhead;
 use crate::reader::ReadError;
@@ -145,35 +146,40 @@ pub async fn fold_projection<P: crate::runner::Projection>(
     while let Some(batch) = batches.next().await {
         let mut batch = batch.map_err(|e| crate::runner::ProjectionError::Store(e.to_string()))?;
         let Some(last) = batch.last() else { continue };
+        let failures = batch.failures();
         decoded.clear();
         decoded.extend(batch.take());
         batches.recycle(batch);
-        match projection.apply(&decoded, last).await {
-            Ok(()) | Err(crate::runner::ProjectionError::Moved(_)) => {}
-            Err(error) => return Err(error),
-        }
+        crate::runner::apply_or_park(projection, &decoded, &failures, last).await?;
         after = last;
         on_batch(after);
     }
     Ok(after)
 }
 
-/// Folds the log into `copy` up to `target` (never past it), publishing progress.
+/// Folds the log into `copy` up to `target` (never past it), publishing
+/// progress. Returns the letters of the events that could not be decoded,
+/// and the skips it met.
 pub async fn fold_until<M: MemoryModel>(
     store: &Arc<dyn EventStore>,
     copy: &mut M,
     target: u64,
     started: Instant,
     progress: &watch::Sender<Progress>,
-) -> Result<(), ReadError> {
+) -> Result<FoldLetters, ReadError> {
+    let mut parked = FoldLetters::default();
     if copy.checkpoint() >= target {
-        return Ok(());
+        return Ok(parked);
     }
     let mut batches = ReadAhead::start(store.clone(), copy.checkpoint(), target);
     while let Some(batch) = batches.next().await {
         let mut batch = batch?;
         let Some(last) = batch.last() else { continue };
+        parked.letters.extend(batch.failures());
         for (envelope, payload) in batch.events() {
+            if let EventPayload::EventSkipped(skip) = &payload {
+                parked.skipped.push((skip.projection.clone(), skip.position));
+            }
             copy.apply_event(envelope, payload);
         }
         batches.recycle(batch);
@@ -185,18 +191,19 @@ pub async fn fold_until<M: MemoryModel>(
             p.events_per_second = rate;
         });
     }
-    Ok(())
+    Ok(parked)
 }
 
 /// Loads a model that nobody reads yet (at start) from the log, in bulk, up
-/// to the head as it is now; its runner then follows from there.
-pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<(), ReadError> {
+/// to the head as it is now; its runner then follows from there
+/// ([`crate::runner::spawn_with`] the letters returned).
+pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<FoldLetters, ReadError> {
     let started = Instant::now();
     let mut copy = M::default();
     copy.begin_bulk();
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
-    fold_until(&store, &mut copy, head, started, &progress).await?;
+    let parked = fold_until(&store, &mut copy, head, started, &progress).await?;
     copy.end_bulk();
     let model_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("model");
     tracing::info!(model = model_name, events = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
@@ -204,7 +211,7 @@ pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<
     if guard.checkpoint() < copy.checkpoint() {
         *guard = copy;
     }
-    Ok(())
+    Ok(parked)
 }
 
 /// Rebuilds `live` from the log and swaps the copy in. Returns whether the

@@ -193,7 +193,7 @@ async fn matches_brute_force(postgres: bool) {
         json!({"cube": "sale", "measures": ["amount_sum"], "timeDimensions": [{"dimension": "closed_on", "granularity": "month", "dateRange": "Last 7 days"}]});
     let sql = api.call("POST", "/api/v1/analytics/sql", Some(body.clone()), &[]).await;
     let text = sql.body["data"]["sql"].as_str().unwrap();
-    assert!(text.contains("date_trunc('month'") && text.contains("sum(") && text.contains("\"rm_sale\""), "{text}");
+    assert!(text.contains("date_trunc('month'") && text.contains("sum(") && text.contains("\"obj_sale\""), "{text}");
     assert_eq!(sql.body["data"]["params"].as_array().unwrap().len(), 2);
     let explain = api.call("POST", "/api/v1/analytics/explain", Some(body), &[]).await;
     assert_eq!(explain.body["data"]["rows"], json!(state.len()));

@@ -11,6 +11,7 @@ mod client_compat;
 mod common;
 mod embedded_recovery;
 mod graphql;
+mod hardening;
 mod postgres_ordering;
 mod read_models;
 mod realtime;

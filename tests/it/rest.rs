@@ -68,13 +68,16 @@ pub(crate) async fn api_with_app(storage: Storage, app: &std::path::Path) -> Api
 }
 
 async fn api_with(storage: Storage, read_wait: Duration) -> Api {
+    try_api_with(storage, read_wait).await.unwrap()
+}
+
+/// A server on the given storage, or why it did not start.
+pub(crate) async fn try_api_with(storage: Storage, read_wait: Duration) -> anyhow::Result<Api> {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
-    let dir = None;
     let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait };
-    let system = start(&settings).await.unwrap();
-    Api { system, _dir: dir }
+    Ok(Api { system: start(&settings).await?, _dir: None })
 }
 
 impl Api {

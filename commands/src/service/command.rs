@@ -28,6 +28,14 @@ pub enum Command {
         expected_version: Option<u64>,
     },
     Metadata(MetadataCommand),
+    /// An operator gives up on an event a projection parked (a dead letter):
+    /// recorded in the log (`projection.event_skipped`) so that every node
+    /// and every rebuild forgets it at the same point.
+    SkipParkedEvent {
+        projection: String,
+        position: u64,
+        reason: String,
+    },
 }
 
 impl Command {

@@ -95,19 +95,25 @@ impl CommandService {
     }
 
     fn apply_and_release(&self, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
-        let decoded = events.iter().map(|e| decode_envelope_payload(e, self.upcasters).map(|p| (e, p))).collect::<Result<Vec<_>, _>>();
-        let mut model = self.model.lock().expect("write model lock");
-        let mut outcome = Ok(());
-        match decoded {
-            Ok(decoded) => {
-                for (envelope, payload) in decoded {
-                    if let Err(e) = model.apply(&envelope.stream, envelope.stream_version, &payload) {
-                        outcome = Err(e.into());
-                        break;
-                    }
+        let mut decoded = Vec::with_capacity(events.len());
+        let mut unreadable = Vec::new();
+        for envelope in events {
+            match decode_envelope_payload(envelope, self.upcasters) {
+                Ok(payload) => decoded.push((envelope, payload)),
+                Err(error) => {
+                    tracing::error!(position = envelope.position, stream = %envelope.stream, %error, "cannot decode an event: its stream is refused to commands");
+                    unreadable.push(envelope.stream.clone());
                 }
             }
-            Err(e) => outcome = Err(e.into()),
+        }
+        let mut model = self.model.lock().expect("write model lock");
+        model.unreadable.extend(unreadable);
+        let mut outcome = Ok(());
+        for (envelope, payload) in decoded {
+            if let Err(e) = model.apply(&envelope.stream, envelope.stream_version, &payload) {
+                outcome = Err(e.into());
+                break;
+            }
         }
         for reservation in reservations {
             model.release(reservation);

@@ -82,6 +82,29 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
             let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() });
             Ok(Planned { request, reservation: Reservation::default(), outcome })
         }
+        Command::SkipParkedEvent { projection, position, reason } => {
+            let payload =
+                EventPayload::EventSkipped(domain::event::EventSkipped { projection: projection.clone(), position: *position, reason: reason.clone() });
+            let stream = StreamId::projection(projection).0;
+            let outcome = Outcome {
+                position: 0,
+                stream: stream.clone(),
+                object: String::new(),
+                id: String::new(),
+                version: 0,
+                record: None,
+                events: Vec::new(),
+                warnings: Vec::new(),
+                replayed: false,
+            };
+            // Operators' decisions need no order among themselves.
+            let streams = vec![StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![envelope(&payload, meta, now, correlation)] }];
+            Ok(Planned {
+                request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() }),
+                reservation: Reservation::default(),
+                outcome,
+            })
+        }
         Command::Create { object, id, data } => {
             let id = id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             plan_record(model, object, &id, RecordCommand::Create { data: data.clone() }, None, meta, now, correlation)
@@ -106,6 +129,13 @@ fn plan_record(
 ) -> Result<Planned, CommandError> {
     let object = model.catalog.require(object_name)?.clone();
     let stream = StreamId::record(&object.name, id).0;
+    if model.unreadable.contains(&stream) {
+        return Err(DomainError::Unreadable(format!(
+            "{} {id} has an event this server cannot read (see the projections' dead letters): it cannot be changed until that is mended",
+            object.name
+        ))
+        .into());
+    }
     let state = model.record(&object.name, id);
     // The caller's rights, checked first: a record it cannot see answers as
     // not found, whatever version it names.

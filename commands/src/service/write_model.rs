@@ -41,6 +41,9 @@ pub(crate) struct WriteModel {
     reserved: HashMap<UniqueSet, HashMap<String, String>>,
     /// `(target object, target id)` -> records referencing it.
     referrers: HashMap<(String, String), HashSet<ReferringField>>,
+    /// Streams with an event this server could not decode: their state is
+    /// unknown, so commands on them are refused (the rest of the log serves).
+    pub unreadable: HashSet<String>,
 }
 
 /// A reservation of unique values, released when the append is done.
@@ -128,6 +131,8 @@ impl WriteModel {
                 self.index_record(&object, &id, before.as_ref(), after.record.as_ref());
                 self.records.entry(object).or_default().insert(id, after);
             }
+            // Operators' decisions about projections: nothing for the write model.
+            EventPayload::EventSkipped(_) => {}
         }
         Ok(())
     }

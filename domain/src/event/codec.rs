@@ -65,6 +65,7 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
         EventPayload::RecordDeleted(e) => encode(e),
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => encode(e),
         EventPayload::ObjectRemoved(e) => encode(e),
+        EventPayload::EventSkipped(e) => encode(e),
     };
     (payload.event_type(), current_version(payload.event_type()), bytes)
 }
@@ -89,6 +90,7 @@ pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcas
         "object.defined" => EventPayload::ObjectDefined(decode(bytes, event_type)?),
         "object.altered" => EventPayload::ObjectAltered(decode(bytes, event_type)?),
         "object.removed" => EventPayload::ObjectRemoved(decode(bytes, event_type)?),
+        "projection.event_skipped" => EventPayload::EventSkipped(decode(bytes, event_type)?),
         other => return Err(DomainError::Decode(format!("unknown event type '{other}'"))),
     })
 }

@@ -19,6 +19,11 @@ impl StreamId {
         StreamId(format!("$meta/{object}"))
     }
 
+    /// Operators' decisions about a projection (skipped dead letters).
+    pub fn projection(name: &str) -> StreamId {
+        StreamId(format!("$projections/{name}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -11,6 +11,6 @@ mod reuse;
 mod upcast;
 
 pub use envelope::{EventEnvelope, EventId, StreamId};
-pub use payload::{EventPayload, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordDeletedV1, RecordUpdated};
+pub use payload::{EventPayload, EventSkipped, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordDeletedV1, RecordUpdated};
 pub use reuse::{copy_envelope_into, decode_envelope_into};
 pub use upcast::{registry, Upcaster, Upcasters};

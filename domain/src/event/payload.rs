@@ -59,6 +59,17 @@ pub struct ObjectRemoved {
     pub name: String,
 }
 
+/// An operator gave up on an event a projection had parked (a dead letter):
+/// the projection forgets it at this point of the log, on every node and in
+/// every rebuild. The stream is `$projections/{projection}`.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct EventSkipped {
+    pub projection: String,
+    /// The log position of the parked event.
+    pub position: u64,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventPayload {
     RecordCreated(RecordCreated),
@@ -67,6 +78,7 @@ pub enum EventPayload {
     ObjectDefined(ObjectDefined),
     ObjectAltered(ObjectDefined),
     ObjectRemoved(ObjectRemoved),
+    EventSkipped(EventSkipped),
 }
 
 impl EventPayload {
@@ -79,6 +91,7 @@ impl EventPayload {
             EventPayload::ObjectDefined(_) => "object.defined",
             EventPayload::ObjectAltered(_) => "object.altered",
             EventPayload::ObjectRemoved(_) => "object.removed",
+            EventPayload::EventSkipped(_) => "projection.event_skipped",
         }
     }
 
@@ -98,6 +111,7 @@ impl EventPayload {
                 "definition": serde_json::from_str::<serde_json::Value>(&e.definition).unwrap_or(serde_json::Value::Null),
             }),
             EventPayload::ObjectRemoved(e) => json!({"name": e.name}),
+            EventPayload::EventSkipped(e) => json!({"projection": e.projection, "position": e.position, "reason": e.reason}),
         }
     }
 
@@ -109,6 +123,8 @@ impl EventPayload {
             EventPayload::RecordDeleted(e) => &e.object,
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => &e.name,
             EventPayload::ObjectRemoved(e) => &e.name,
+            // About no object: consumers of records and definitions pass it by.
+            EventPayload::EventSkipped(_) => "",
         }
     }
 }

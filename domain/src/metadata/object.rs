@@ -55,6 +55,9 @@ impl ObjectDef {
     /// and the field or rule at fault.
     pub fn from_json(json: &Json) -> Result<ObjectDef, DomainError> {
         let map = json.as_object().ok_or_else(|| DomainError::InvalidDefinition("an object definition must be a JSON object".into()))?;
+        if crate::validate::has_nul(json) {
+            return Err(DomainError::InvalidDefinition("an object definition must not contain a NUL character (\\u0000)".into()));
+        }
         let name = map.get("name").and_then(Json::as_str).ok_or_else(|| DomainError::InvalidDefinition("object definition without 'name'".into()))?;
         check_machine_name(name).map_err(|e| invalid(name, e))?;
         if name.contains("__") {

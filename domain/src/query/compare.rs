@@ -25,6 +25,10 @@ pub fn like_to_regex(pattern: &str) -> String {
     out
 }
 
+/// Memory one compiled pattern may take (the regex crate's default is 10 MiB;
+/// a pattern that needs more is refused as too complex).
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
 /// The compiled pattern of a `regex` or `like` condition.
 pub fn pattern_of(condition: &Condition) -> Result<Option<Regex>, DomainError> {
     let pattern = match (&condition.op, &condition.value) {
@@ -32,7 +36,15 @@ pub fn pattern_of(condition: &Condition) -> Result<Option<Regex>, DomainError> {
         (Op::Like, Operand::Value(Value::Text(p))) => Some(like_to_regex(p)),
         _ => None,
     };
-    pattern.map(|p| Regex::new(&p).map_err(|e| DomainError::InvalidFilter(format!("field '{}': bad pattern: {e}", condition.field)))).transpose()
+    pattern
+        .map(|p| {
+            regex::RegexBuilder::new(&p)
+                .size_limit(PATTERN_SIZE_LIMIT)
+                .dfa_size_limit(PATTERN_SIZE_LIMIT)
+                .build()
+                .map_err(|e| DomainError::InvalidFilter(format!("field '{}': bad pattern: {e}", condition.field)))
+        })
+        .transpose()
 }
 
 /// `exists`: the field is present and not null, or (with `false`) not.

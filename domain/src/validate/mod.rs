@@ -12,7 +12,7 @@ mod value;
 
 pub use formats::{is_email, is_phone, is_url};
 pub use rules::{check_rules, RuleOutcome};
-pub use value::check_value;
+pub use value::{check_value, has_nul};
 
 #[cfg(test)]
 mod tests;

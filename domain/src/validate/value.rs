@@ -15,6 +15,9 @@ pub fn check_value(field: &FieldDef, json: &JsonValue) -> Result<Value, FieldErr
     if json.is_null() {
         return Ok(Value::Null);
     }
+    if has_nul(json) {
+        return Err(err(field, ErrorCode::InvalidFormat, format!("{} contains a NUL character (\\u0000), which cannot be stored", field.name)));
+    }
     if field.field_type.is_read_only() {
         return Err(err(field, ErrorCode::InvalidField, format!("{} is read-only ({})", field.name, field.field_type.as_str())));
     }
@@ -31,6 +34,18 @@ pub fn check_value(field: &FieldDef, json: &JsonValue) -> Result<Value, FieldErr
         return Ok(Value::List(out));
     }
     check_single(field, json)
+}
+
+/// Whether a NUL character is anywhere in the value (keys of nested objects
+/// too). No text column or `jsonb` value of PostgreSQL can hold one, so every
+/// store refuses it alike.
+pub fn has_nul(json: &JsonValue) -> bool {
+    match json {
+        JsonValue::String(s) => s.contains('\0'),
+        JsonValue::Array(items) => items.iter().any(has_nul),
+        JsonValue::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 fn err(field: &FieldDef, code: ErrorCode, message: String) -> FieldError {

@@ -56,4 +56,6 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/auth/permissions/{object}", get(auth::permissions_of))
         .route("/api/v1/projections/{name}", get(projection_admin::one))
         .route("/api/v1/projections/{name}/rebuild", post(projection_admin::start_rebuild))
+        .route("/api/v1/projections/{name}/dead-letters/{position}/retry", post(projection_admin::retry))
+        .route("/api/v1/projections/{name}/dead-letters/{position}/skip", post(projection_admin::skip))
 }

@@ -1,7 +1,8 @@
 //! Projection administration (needs `manage_projections`): status (version,
-//! position, lag, state, rebuild progress), Prometheus metrics, and live
-//! rebuilds (one per projection at a time, in the background; readers keep
-//! being served and switch at one position).
+//! position, lag, state, rebuild progress, parked events), Prometheus
+//! metrics, live rebuilds (one per projection at a time, in the background;
+//! readers keep being served and switch at one position), and the dead
+//! letters: retry one, or skip it (an event in the log).
 
 use std::sync::Arc;
 
@@ -17,15 +18,21 @@ use crate::error::ApiError;
 
 const NAMES: [&str; 5] = ["query", "audit", "search", "analytics", "realtime"];
 
-fn status_of(system: &System, name: &str) -> Json {
-    let head = *system.commands.store().head().borrow();
-    let handle = match name {
+fn handle_of<'a>(system: &'a System, name: &str) -> &'a projections::ProjectionHandle {
+    match name {
         "query" => &system.query,
         "search" => &system.search,
         "analytics" => &system.analytics,
         "realtime" => &system.realtime_handle,
         _ => &system.audit,
-    };
+    }
+}
+
+fn status_of(system: &System, name: &str) -> Json {
+    let head = *system.commands.store().head().borrow();
+    let handle = handle_of(system, name);
+    let letters = handle.dead_letters();
+    let stalled = handle.stalled();
     let position = handle.checkpoint();
     let rebuilds = system.rebuilds.lock().expect("rebuilds lock");
     let (generation, progress) = rebuilds.get(name).cloned().unwrap_or((0, None));
@@ -42,7 +49,11 @@ fn status_of(system: &System, name: &str) -> Json {
         "position": position,
         "head": head,
         "lag": head.saturating_sub(position),
-        "state": if rebuilding { "rebuilding" } else if position >= head { "live" } else { "catching_up" },
+        // Rebuilding, stalled (a store error it keeps retrying), degraded
+        // (events parked), else live or catching up.
+        "state": if rebuilding { "rebuilding" } else if stalled.is_some() { "stalled" } else if !letters.is_empty() { "degraded" } else if position >= head { "live" } else { "catching_up" },
+        "lastError": stalled,
+        "deadLetters": letters.iter().map(projections::DeadLetter::to_json).collect::<Vec<_>>(),
         "rebuild": progress.map(|p| json!({
             "applied": p.applied, "head": p.head, "eventsPerSecond": p.events_per_second.round(), "done": p.done, "matchedLive": p.matched_live,
         })),
@@ -82,10 +93,18 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
         ("objectstack_projection_position", "Last log position a projection applied.", "position"),
         ("objectstack_projection_lag", "Events a projection is behind the log head.", "lag"),
         ("objectstack_projection_version", "Generation of a projection (1 + live rebuilds swapped in).", "version"),
+        ("objectstack_projection_dead_letters", "Events a projection parked because it could not apply them.", "deadLetters"),
+        ("objectstack_projection_stalled", "1 while a projection keeps failing on its store.", "lastError"),
     ] {
         out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
         for status in &statuses {
-            out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), status[field]));
+            let value = match &status[field] {
+                Json::Array(items) => Json::from(items.len()),
+                Json::String(_) => Json::from(1),
+                Json::Null => Json::from(0),
+                other => other.clone(),
+            };
+            out.push_str(&format!("{metric}{{projection=\"{}\"}} {value}\n", status["name"].as_str().unwrap_or("")));
         }
     }
     Ok(out)
@@ -151,4 +170,36 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
         }
     });
     Ok(status_of(system, &name))
+}
+
+/// Applies a parked event again (after its cause was mended); answers the
+/// projection's status. Still failing: a conflict with the model's reason.
+pub async fn retry(system: &System, caller: &Caller, name: &str, position: u64) -> Result<Json, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    known(name)?;
+    let handle = handle_of(system, name);
+    if !handle.dead_letters().iter().any(|l| l.position == position) {
+        return Err(ApiError::new(ErrorCode::ResourceNotFound, format!("projection '{name}' has no parked event at position {position}")));
+    }
+    handle
+        .retry(position)
+        .await
+        .map_err(|reason| ApiError::new(ErrorCode::ResourceConflict, format!("the event at position {position} still cannot be applied: {reason}")))?;
+    Ok(status_of(system, name))
+}
+
+/// Gives up on a parked event: a `projection.event_skipped` event in the log
+/// (with the caller as its actor), which the projection applies by
+/// forgetting the letter. Answers the projection's status once it has.
+pub async fn skip(system: &System, caller: &Caller, name: &str, position: u64, reason: String) -> Result<Json, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    known(name)?;
+    let handle = handle_of(system, name);
+    if !handle.dead_letters().iter().any(|l| l.position == position) {
+        return Err(ApiError::new(ErrorCode::ResourceNotFound, format!("projection '{name}' has no parked event at position {position}")));
+    }
+    let command = commands::service::Command::SkipParkedEvent { projection: name.to_string(), position, reason };
+    let outcome = super::writes::execute(system, caller, None, command).await?;
+    handle.wait_for(outcome.position, system.read_wait).await;
+    Ok(status_of(system, name))
 }

@@ -70,7 +70,7 @@ async fn hash_passwords(guard: &WriteGuard, data: &mut Map<String, Json>) -> Res
 pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<String>, mut command: Command) -> Result<Outcome, ApiError> {
     let object = match &command {
         Command::Create { object, .. } | Command::Update { object, .. } | Command::Delete { object, .. } => Some(object.clone()),
-        Command::Metadata(_) => None,
+        Command::Metadata(_) | Command::SkipParkedEvent { .. } => None,
     };
     let meta = meta(system, caller, object.as_deref(), idempotency_key)?;
     prepare(caller, &meta, &mut command).await?;

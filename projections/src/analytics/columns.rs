@@ -248,6 +248,7 @@ impl AnalyticsModel {
                 let _ = evolve_catalog(&mut self.catalog, payload);
                 self.tables.remove(&e.name);
             }
+            EventPayload::EventSkipped(_) => {}
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The SQL an analytics query is on the PostgreSQL read model
-//! (`rm_{object}` tables of `id` and `data jsonb`): a dry run for
+//! (`obj_{object}` tables of `id` and `data jsonb`): a dry run for
 //! `POST /analytics/sql` and `/explain`.
 
 use domain::{DomainError, Timestamp};
@@ -104,7 +104,7 @@ pub fn generate(cube: &Cube, query: &AnalyticsQuery, now: Timestamp) -> Result<(
         };
         select.push(format!("{aggregate} AS {}", quote_ident(member)));
     }
-    let mut sql = format!("SELECT {} FROM {}", select.join(", "), quote_ident(&format!("rm_{}", cube.object)));
+    let mut sql = format!("SELECT {} FROM {}", select.join(", "), quote_ident(&crate::pg_model::table(&cube.object)));
     if !conditions.is_empty() {
         sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }

@@ -9,7 +9,8 @@ use domain::metadata::{evolve_catalog, Catalog};
 use domain::value::{Record, Value};
 use serde_json::{Map, Value as Json};
 
-use super::{ddl, store_error, table};
+use super::{db_error, ddl, store_error, table};
+use crate::dead_letter::DeadLetter;
 use crate::runner::{Projection, ProjectionError};
 
 pub struct PgProjection {
@@ -38,19 +39,19 @@ impl Projection for PgProjection {
         client
             .execute("INSERT INTO rm_checkpoints (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING", &[&NAME])
             .await
-            .map_err(store_error)?;
-        let row = client.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1", &[&NAME]).await.map_err(store_error)?;
+            .map_err(db_error)?;
+        let row = client.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1", &[&NAME]).await.map_err(db_error)?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
     async fn apply(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
         let mut client = self.pool.get().await.map_err(store_error)?;
-        let tx = client.transaction().await.map_err(store_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
         // The read model is derived: a crash may lose its last few commits
         // (data and checkpoint together), which are then applied again from
         // the log. So it need not wait for the WAL flush.
-        tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(store_error)?;
-        let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(store_error)?.get(0);
+        tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(db_error)?;
+        let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(db_error)?.get(0);
         let mut catalog = self.catalog.read().expect("catalog lock").clone();
         let mut metadata_at = self.applied_metadata;
         // Consecutive creates of one object go in one multi-row insert (a rebuild is mostly creates).
@@ -87,9 +88,9 @@ impl Projection for PgProjection {
         }
         flush_creates(&tx, creates.take()).await?;
         if (up_to as i64) > from {
-            tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(up_to as i64)]).await.map_err(store_error)?;
+            tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(up_to as i64)]).await.map_err(db_error)?;
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await.map_err(db_error)?;
         *self.catalog.write().expect("catalog lock") = catalog;
         self.applied_metadata = metadata_at.max(batch.last().map_or(0, |(e, _)| e.position));
         if (up_to as i64) <= from {
@@ -97,11 +98,62 @@ impl Projection for PgProjection {
         }
         Ok(())
     }
+
+    async fn park(&mut self, letter: &DeadLetter) -> Result<(), ProjectionError> {
+        let mut client = self.pool.get().await.map_err(store_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(db_error)?.get(0);
+        if letter.position as i64 <= from {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO rm_dead_letters (projection, position, event_id, stream, event_type, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[&NAME, &(letter.position as i64), &clean(&letter.event_id), &clean(&letter.stream), &clean(&letter.event_type), &clean(&letter.error)],
+        )
+        .await
+        .map_err(db_error)?;
+        tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(letter.position as i64)]).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn parked(&mut self) -> Result<Option<Vec<DeadLetter>>, ProjectionError> {
+        let client = self.pool.get().await.map_err(store_error)?;
+        let rows = client
+            .query("SELECT position, event_id, stream, event_type, error FROM rm_dead_letters WHERE projection = $1 ORDER BY position", &[&NAME])
+            .await
+            .map_err(db_error)?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| DeadLetter { position: r.get::<_, i64>(0) as u64, event_id: r.get(1), stream: r.get(2), event_type: r.get(3), error: r.get(4) })
+                .collect(),
+        ))
+    }
+
+    async fn reapply(&mut self, events: &[(EventEnvelope, EventPayload)]) -> Result<(), ProjectionError> {
+        let mut client = self.pool.get().await.map_err(store_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        // Serialised with the runners (they take this row first too).
+        tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(db_error)?;
+        let mut catalog = self.catalog.read().expect("catalog lock").clone();
+        for (_, payload) in events {
+            apply_one(&tx, &mut catalog, payload).await?;
+        }
+        let positions: Vec<i64> = events.iter().map(|(e, _)| e.position as i64).collect();
+        tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1 AND position = ANY($2)", &[&NAME, &positions]).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        *self.catalog.write().expect("catalog lock") = catalog;
+        Ok(())
+    }
+}
+
+/// Text as PostgreSQL can store it (a dead letter must park whatever the event held).
+fn clean(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
 }
 
 /// A row's `data`: the record written straight to JSON text (no JSON tree in between).
 fn row_json(record: &Record) -> Result<String, ProjectionError> {
-    serde_json::to_string(record).map_err(store_error)
+    serde_json::to_string(record).map_err(|e| ProjectionError::Rejected(e.to_string()))
 }
 
 async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
@@ -110,8 +162,8 @@ async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<
         "INSERT INTO {} (id, data) SELECT id, data::jsonb FROM unnest($1::text[], $2::text[]) AS t(id, data) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
         table(&object)
     );
-    let statement = tx.prepare_cached(&sql).await.map_err(store_error)?;
-    tx.execute(&statement, &[&ids, &rows]).await.map_err(store_error)?;
+    let statement = tx.prepare_cached(&sql).await.map_err(db_error)?;
+    tx.execute(&statement, &[&ids, &rows]).await.map_err(db_error)?;
     Ok(())
 }
 
@@ -132,30 +184,35 @@ async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalo
                 }
             }
             let sql = format!("UPDATE {} SET data = (data || ($2::text)::jsonb) - ($3::text[]) WHERE id = $1", table(&e.object));
-            let statement = tx.prepare_cached(&sql).await.map_err(store_error)?;
-            tx.execute(&statement, &[&e.id, &Json::Object(set).to_string(), &removed]).await.map_err(store_error)?;
+            let statement = tx.prepare_cached(&sql).await.map_err(db_error)?;
+            tx.execute(&statement, &[&e.id, &Json::Object(set).to_string(), &removed]).await.map_err(db_error)?;
         }
         EventPayload::RecordDeleted(e) => {
-            let statement = tx.prepare_cached(&format!("DELETE FROM {} WHERE id = $1", table(&e.object))).await.map_err(store_error)?;
-            tx.execute(&statement, &[&e.id]).await.map_err(store_error)?;
+            let statement = tx.prepare_cached(&format!("DELETE FROM {} WHERE id = $1", table(&e.object))).await.map_err(db_error)?;
+            tx.execute(&statement, &[&e.id]).await.map_err(db_error)?;
         }
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {
-            evolve_catalog(catalog, payload).map_err(store_error)?;
-            let object = catalog.get(&e.name).cloned().ok_or_else(|| store_error(format!("object {} vanished", e.name)))?;
+            evolve_catalog(catalog, payload).map_err(|e| ProjectionError::Rejected(e.to_string()))?;
+            let object = catalog.get(&e.name).cloned().ok_or_else(|| ProjectionError::Rejected(format!("object {} vanished", e.name)))?;
             for statement in ddl::statements(&object) {
-                tx.batch_execute(&statement).await.map_err(store_error)?;
+                tx.batch_execute(&statement).await.map_err(db_error)?;
             }
             tx.execute(
                 "INSERT INTO rm_objects (name, namespace, definition) VALUES ($1, $2, ($3::text)::jsonb) ON CONFLICT (name) DO UPDATE SET namespace = EXCLUDED.namespace, definition = EXCLUDED.definition",
                 &[&e.name, &e.namespace, &e.definition],
             )
             .await
-            .map_err(store_error)?;
+            .map_err(db_error)?;
         }
         EventPayload::ObjectRemoved(e) => {
-            evolve_catalog(catalog, payload).map_err(store_error)?;
-            tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(&e.name))).await.map_err(store_error)?;
-            tx.execute("DELETE FROM rm_objects WHERE name = $1", &[&e.name]).await.map_err(store_error)?;
+            evolve_catalog(catalog, payload).map_err(|e| ProjectionError::Rejected(e.to_string()))?;
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(&e.name))).await.map_err(db_error)?;
+            tx.execute("DELETE FROM rm_objects WHERE name = $1", &[&e.name]).await.map_err(db_error)?;
+        }
+        EventPayload::EventSkipped(e) => {
+            if e.projection == NAME {
+                tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1 AND position = $2", &[&NAME, &(e.position as i64)]).await.map_err(db_error)?;
+            }
         }
     }
     Ok(())

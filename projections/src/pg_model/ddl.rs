@@ -2,7 +2,7 @@
 
 use domain::metadata::{FieldType, ObjectDef};
 
-use super::table;
+use super::{naming, table};
 
 /// The SQL expression of a top-level field over a row aliased `t`, typed so
 /// that indexes and queries agree: numbers as numeric, booleans as boolean,
@@ -19,15 +19,6 @@ pub(crate) fn field_expr(object: &ObjectDef, field: &str, alias: &str) -> String
         Some((FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File, _)) | Some((_, true)) => format!("({alias}data->'{field}')"),
         _ => format!("({alias}data->>'{field}')"),
     }
-}
-
-fn index_name(object: &str, fields: &[String]) -> String {
-    let name = format!("rm_{object}__{}", fields.join("__"));
-    if name.len() <= 63 {
-        return name;
-    }
-    let hash = domain::hash::fnv64(name.as_bytes());
-    format!("rm_{}__{hash:016x}", &object[..object.len().min(40)])
 }
 
 /// `CREATE TABLE` and `CREATE INDEX` statements for an object (idempotent).
@@ -49,7 +40,7 @@ pub(crate) fn statements(object: &ObjectDef) -> Vec<String> {
             continue;
         }
         let exprs: Vec<String> = fields.iter().map(|f| field_expr(object, f, "")).collect();
-        out.push(format!("CREATE INDEX IF NOT EXISTS {} ON {table} ({})", index_name(&object.name, &fields), exprs.join(", ")));
+        out.push(format!("CREATE INDEX IF NOT EXISTS {} ON {table} ({})", naming::index(&object.name, &fields), exprs.join(", ")));
     }
     out
 }

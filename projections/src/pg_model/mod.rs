@@ -1,6 +1,6 @@
 //! The query read model in PostgreSQL.
 //!
-//! One table per object, `rm_{object} (id text primary key, data jsonb)`,
+//! One table per object, `obj_{object} (id text primary key, data jsonb)` ([`naming`]),
 //! with expression indexes generated from metadata (declared indexes, unique
 //! and `index: true` fields, lookups). Metadata is kept in `rm_objects` and the
 //! checkpoint in `rm_checkpoints`; a batch of events, its metadata changes and
@@ -14,6 +14,7 @@
 
 mod apply;
 mod ddl;
+pub mod naming;
 mod read;
 pub mod rebuild;
 mod sql;
@@ -25,12 +26,28 @@ use domain::event::{EventPayload, ObjectDefined};
 use domain::metadata::{evolve_catalog, Catalog};
 
 pub use apply::PgProjection;
+pub use naming::table;
 pub use read::PgReader;
 
 use crate::runner::ProjectionError;
 
 pub(crate) fn store_error(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Store(e.to_string())
+}
+
+/// A PostgreSQL error, classified: the data or the statement refused
+/// (SQLSTATE classes 22 data exception, 23 integrity, 42 syntax or access,
+/// 54 a limit) is `Rejected`, so the event is parked; anything else
+/// (connection, resources, serialisation) is retried. Only the server's
+/// message and code are kept: its detail may quote values.
+pub(crate) fn db_error(e: tokio_postgres::Error) -> ProjectionError {
+    match e.as_db_error() {
+        Some(db) if matches!(&db.code().code()[..2], "22" | "23" | "42" | "54") => {
+            ProjectionError::Rejected(format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+        }
+        Some(db) => ProjectionError::Store(format!("{} (SQLSTATE {})", db.message(), db.code().code())),
+        None => ProjectionError::Store(e.to_string()),
+    }
 }
 
 /// Opens the read model in the event store's database: loads the stored
@@ -48,11 +65,6 @@ pub async fn open(pool: Pool) -> Result<(PgProjection, PgReader), ProjectionErro
     Ok((PgProjection::new(pool.clone(), catalog.clone()), PgReader::new(pool, catalog)))
 }
 
-/// The table of an object's rows.
-pub(crate) fn table(object: &str) -> String {
-    format!("rm_{object}")
-}
-
 /// Drops the read model's tables and metadata and sets its checkpoint to 0,
 /// in one transaction: the next fold rebuilds it from the log (offline rebuild).
 pub async fn reset(pool: &Pool) -> Result<(), ProjectionError> {
@@ -63,6 +75,7 @@ pub async fn reset(pool: &Pool) -> Result<(), ProjectionError> {
         tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(&name))).await.map_err(store_error)?;
     }
     tx.execute("DELETE FROM rm_objects", &[]).await.map_err(store_error)?;
+    tx.execute("DELETE FROM rm_dead_letters WHERE projection = 'query'", &[]).await.map_err(store_error)?;
     tx.execute("UPDATE rm_checkpoints SET position = 0 WHERE projection = 'query'", &[]).await.map_err(store_error)?;
     tx.commit().await.map_err(store_error)
 }

@@ -1,4 +1,4 @@
-//! Compiling the query AST to SQL over `rm_{object}` tables.
+//! Compiling the query AST to SQL over the objects' tables.
 //!
 //! Every value travels as a text parameter and is cast in SQL, so no Rust
 //! type maps to numeric. Conditions are wrapped in `coalesce(..., false)` so

@@ -161,6 +161,7 @@ impl QueryModel {
                 let _ = evolve_catalog(&mut self.catalog, payload);
                 self.tables.remove(&e.name);
             }
+            EventPayload::EventSkipped(_) => {}
         }
     }
 }

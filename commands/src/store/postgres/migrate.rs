@@ -9,6 +9,7 @@ use crate::error::StoreError;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "create-events", include_str!("../../../../migrations/0001_create-events.up.sql")),
     (2, "create-read-models", include_str!("../../../../migrations/0002_create-read-models.up.sql")),
+    (3, "rename-object-tables", include_str!("../../../../migrations/0003_rename-object-tables.up.sql")),
 ];
 
 pub(crate) async fn apply(client: &mut Object, lock_key: i64) -> Result<(), StoreError> {
