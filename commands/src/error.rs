@@ -41,6 +41,14 @@ pub enum CommandError {
     /// Optimistic concurrency: the record changed since the version the caller named.
     #[error("record changed: expected version {expected}, current version {actual}")]
     Conflict { expected: u64, actual: u64 },
+    /// A command that named no version kept losing races on its stream (it
+    /// is decided again against the fresh state each time): nothing was written.
+    #[error("the record kept changing while this write was decided; retry")]
+    Contended,
+    /// The idempotency key was used before for a different request (its
+    /// fingerprint, the correlation id, differs): nothing was written.
+    #[error("this idempotency key was used for a different request")]
+    KeyReused,
     /// The store failed; nothing was written.
     #[error(transparent)]
     Store(StoreError),
@@ -59,7 +67,8 @@ impl CommandError {
     pub fn code(&self) -> ErrorCode {
         match self {
             CommandError::Rejected(e) => e.code(),
-            CommandError::Conflict { .. } => ErrorCode::ConcurrentModification,
+            CommandError::Conflict { .. } | CommandError::Contended => ErrorCode::ConcurrentModification,
+            CommandError::KeyReused => ErrorCode::ResourceConflict,
             CommandError::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,
             CommandError::Store(StoreError::Postgres(_)) => ErrorCode::DatabaseError,
             CommandError::Store(_) => ErrorCode::InternalError,

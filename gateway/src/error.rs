@@ -117,6 +117,9 @@ impl From<CommandError> for ApiError {
                 details: Some(Box::new(json!({"expectedVersion": expected, "currentVersion": actual}))),
                 status: None,
             },
+            CommandError::Contended => ApiError::new(ErrorCode::ConcurrentModification, e.to_string()),
+            // The IETF Idempotency-Key draft's answer to a key reused with another request.
+            CommandError::KeyReused => ApiError::new(ErrorCode::ResourceConflict, e.to_string()).with_status(StatusCode::UNPROCESSABLE_ENTITY),
             CommandError::Store(store) => store.into(),
         }
     }

@@ -79,8 +79,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::MaxRecordsExceeded } else { ErrorCode::ValidationError };
-            ApiError::new(code, format!("cannot read the request body: {e}")).with_status(status)
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("the request body is larger than the limit of {} bytes", crate::wire::MAX_BODY)
+            } else {
+                format!("cannot read the request body: {e}")
+            };
+            ApiError::new(ErrorCode::ValidationError, message).with_status(status)
         })?;
         if bytes.is_empty() {
             return Err(ApiError::new(ErrorCode::ValidationError, "the request body is empty; send a JSON document"));

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 mod extract;
 pub mod graphql;
+mod listen;
 pub mod realtime;
 pub mod replay;
 mod routes;

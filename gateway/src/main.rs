@@ -49,6 +49,15 @@ enum Commands {
         /// Serve an app that declares no permissions on a non-loopback address (everyone may read and change everything).
         #[arg(long, env = "OBJECTSTACK_ALLOW_OPEN")]
         allow_open: bool,
+        /// Open connections at most (WebSockets included); more wait to be accepted.
+        #[arg(long, env = "OBJECTSTACK_MAX_CONNECTIONS", default_value_t = 10_000)]
+        max_connections: usize,
+        /// Seconds a client has to send a request's headers; also how long an idle keep-alive connection stays open.
+        #[arg(long, env = "OBJECTSTACK_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+        header_timeout_secs: u64,
+        /// Seconds a whole request may take, its body read and its answer made (408 after).
+        #[arg(long, env = "OBJECTSTACK_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+        request_timeout_secs: u64,
     },
     /// Print the event history of a record, an object or the whole log, as JSON lines.
     /// With the embedded store, run it while the server is stopped (the log is locked while served).
@@ -183,7 +192,19 @@ async fn run() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match Cli::parse().command {
-        Commands::Serve { app, listen, data_dir, database_url, read_wait_ms, admin_email, admin_password, allow_open } => {
+        Commands::Serve {
+            app,
+            listen,
+            data_dir,
+            database_url,
+            read_wait_ms,
+            admin_email,
+            admin_password,
+            allow_open,
+            max_connections,
+            header_timeout_secs,
+            request_timeout_secs,
+        } => {
             let storage = match database_url {
                 Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
                 None => Storage::Embedded(data_dir),
@@ -205,7 +226,12 @@ async fn run() -> anyhow::Result<()> {
             }
             let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
             tracing::info!(address = %listener.local_addr()?, "serving");
-            gateway::server::serve(listener, system.clone(), shutdown_signal()).await?;
+            let limits = gateway::server::HttpLimits {
+                max_connections: max_connections.max(1),
+                header_timeout: Duration::from_secs(header_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+            };
+            gateway::server::serve_with(listener, system.clone(), limits, shutdown_signal()).await?;
             system.query.stop();
             drop(system);
             // Let the log writer finish what it has (every acknowledged append is already durable).

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use axum::serve::ListenerExt;
 use axum::Router;
 use domain::ErrorCode;
 use tokio::net::TcpListener;
 
 use crate::app::System;
 use crate::error::ApiError;
+pub use crate::listen::HttpLimits;
 use crate::{graphql, realtime, routes};
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 8 << 20;
+pub use crate::wire::MAX_BODY;
 
 /// Every surface: REST, GraphQL and realtime, over the same service layer.
 pub fn router(system: Arc<System>) -> Router {
@@ -35,18 +34,47 @@ pub fn router(system: Arc<System>) -> Router {
             ApiError::new(ErrorCode::ValidationError, "method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(envelope_plain_errors))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(system)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests, with
+/// the default [`HttpLimits`].
 pub async fn serve(listener: TcpListener, system: Arc<System>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    // No Nagle delay: realtime frames and small responses go out at once.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // Connection info gives sign-in limits the client's address.
-    axum::serve(listener, router(system).into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await
+    serve_with(listener, system, HttpLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given limits on connections and requests.
+pub async fn serve_with(
+    listener: TcpListener,
+    system: Arc<System>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::listen::serve(listener, router(system), limits, shutdown).await
+}
+
+/// Errors the HTTP layer makes itself (axum's rejections: a path that is not
+/// UTF-8, a malformed query string) come as plain text: they get the
+/// protocol's envelope like every other error, with their status kept.
+async fn envelope_plain_errors(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let status = response.status();
+    let plain = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 << 10).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::EndpointNotFound,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimitExceeded,
+        s if s.is_server_error() => ErrorCode::InternalError,
+        _ => ErrorCode::ValidationError,
+    };
+    ApiError::new(code, format!("invalid request: {text}")).with_status(status).into_response()
 }
 
 /// Headers every response carries: no content sniffing, no referrer leaving

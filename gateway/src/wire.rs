@@ -6,6 +6,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use domain::ErrorCode;
 use serde_json::{json, Value as Json};
 
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 8 << 20;
+
 use crate::error::ApiError;
 
 pub(crate) const LOG_POSITION: HeaderName = HeaderName::from_static("x-log-position");

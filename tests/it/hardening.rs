@@ -265,3 +265,207 @@ async fn names_never_collide_embedded() {
 async fn names_never_collide_postgres() {
     names_never_collide(true).await;
 }
+
+/// A server on a real socket with the given limits; returns its address.
+async fn listening(limits: gateway::server::HttpLimits) -> (Api, std::net::SocketAddr) {
+    let api = api(false).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(gateway::server::serve_with(listener, api.system.clone(), limits, std::future::pending()));
+    (api, address)
+}
+
+/// Reads until the peer closes (Ok with what came) or `within` passes (Err).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(String::from_utf8_lossy(&got).into_owned()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return Err(String::from_utf8_lossy(&got).into_owned()),
+        }
+    }
+}
+
+/// Idle, partial-header, slow-body and idle keep-alive connections are closed
+/// in their time; a request whose body never comes answers 408 in the envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let limits = gateway::server::HttpLimits { max_connections: 100, header_timeout: Duration::from_secs(1), request_timeout: Duration::from_secs(2) };
+    let (_api, address) = listening(limits).await;
+    let connect = || tokio::net::TcpStream::connect(address);
+
+    let mut idle = connect().await.unwrap();
+    assert!(read_until_closed(&mut idle, Duration::from_secs(4)).await.is_ok(), "a connection that sends nothing is closed");
+
+    let mut partial = connect().await.unwrap();
+    partial.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert!(read_until_closed(&mut partial, Duration::from_secs(4)).await.is_ok(), "a connection that never ends its headers is closed");
+
+    let mut kept = connect().await.unwrap();
+    kept.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answer = read_until_closed(&mut kept, Duration::from_secs(4)).await.expect("an idle keep-alive connection is closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let mut slow = connect().await.unwrap();
+    slow.write_all(b"POST /api/v1/data/order HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"title\":").await.unwrap();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(6)).await.expect("a body that never comes is cut off");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+}
+
+/// Connections beyond the cap wait to be accepted until one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let limits = gateway::server::HttpLimits { max_connections: 2, header_timeout: Duration::from_secs(30), request_timeout: Duration::from_secs(30) };
+    let (_api, address) = listening(limits).await;
+    let first = tokio::net::TcpStream::connect(address).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(address).await.unwrap();
+    third.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let waiting = read_until_closed(&mut third, Duration::from_millis(700)).await;
+    assert_eq!(waiting, Err(String::new()), "not served while two connections are open");
+    drop(first);
+    let answer = read_until_closed(&mut third, Duration::from_secs(5)).await.expect("served once one closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Errors the HTTP layer makes itself come in the envelope: a path that is
+/// not UTF-8, an oversized body (a size error, not a batch error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_errors_in_the_envelope() {
+    let api = api(false).await;
+    for uri in ["/api/v1/data/order/%FF", "/api/v1/data/%FF%FE", "/api/v1/data/order/x/history?limit=%FF"] {
+        let reply = api.call("GET", uri, None, &[]).await;
+        assert!(reply.status.is_client_error(), "{uri}: {}", reply.status);
+        assert_eq!(reply.body["success"], json!(false), "{uri}: {}", reply.body);
+        assert_eq!(reply.body["error"]["httpStatus"], json!(reply.status.as_u16()), "{uri}: {}", reply.body);
+    }
+    let big = json!({"title": "x".repeat(9 << 20)});
+    let reply = api.call("POST", "/api/v1/data/order", Some(big), &[]).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(code(&reply), "validation_error");
+    assert!(reply.body["error"]["message"].as_str().unwrap().contains("larger than the limit"), "{}", reply.body);
+}
+
+/// Racing PATCHes: without a version each applies to the latest state (none
+/// fails, none reports a version the client never sent); with a stale
+/// version in the header or the query exactly one wins.
+async fn racing_patches(postgres: bool) {
+    let api = std::sync::Arc::new(api(postgres).await);
+    let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": "race"})), &[]).await;
+    let id = created.body["data"]["id"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (api, id) = (api.clone(), id.clone());
+        tasks.push(tokio::spawn(async move { api.call("PATCH", &format!("/api/v1/data/order/{id}"), Some(json!({"amount": i})), &[]).await }));
+    }
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let got = api.call("GET", &format!("/api/v1/data/order/{id}"), None, &[]).await;
+    assert_eq!(got.headers["etag"], "\"65\"", "every unversioned PATCH applied once");
+
+    for conditional in [("?expectedVersion=65", None), ("", Some("\"65\""))] {
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let (api, id, (query, etag)) = (api.clone(), id.clone(), conditional);
+            tasks.push(tokio::spawn(async move {
+                let headers: Vec<(&str, &str)> = etag.iter().map(|e| ("if-match", *e)).collect();
+                api.call("PATCH", &format!("/api/v1/data/order/{id}{query}"), Some(json!({"amount": 1000 + i})), &headers).await.status
+            }));
+        }
+        let mut wins = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                StatusCode::OK => wins += 1,
+                StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        // The first round moved the record to 66: the second round's version is stale for all.
+        let expected = if conditional.0.is_empty() { 0 } else { 1 };
+        assert_eq!(wins, expected, "{conditional:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_patches_embedded() {
+    racing_patches(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_patches_postgres() {
+    racing_patches(true).await;
+}
+
+/// An idempotency key reused for a different request answers 422 (the IETF
+/// draft); the same request gets the first result; another object is another scope.
+async fn idempotency_key_reuse(postgres: bool) {
+    let api = api(postgres).await;
+    let key = [("idempotency-key", "k-1")];
+    let first = api.call("POST", "/api/v1/data/customer", Some(json!({"name": "Alan"})), &key).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = api.call("POST", "/api/v1/data/customer", Some(json!({"name": "Alan"})), &key).await;
+    assert!(again.status.is_success(), "{}", again.body);
+    assert_eq!(again.body["data"]["id"], first.body["data"]["id"]);
+    let other = api.call("POST", "/api/v1/data/customer", Some(json!({"name": "Barbara"})), &key).await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", other.body);
+    assert_eq!(code(&other), "resource_conflict");
+    let elsewhere = api.call("POST", "/api/v1/data/order", Some(json!({"title": "Barbara"})), &key).await;
+    assert_eq!(elsewhere.status, StatusCode::CREATED, "{}", elsewhere.body);
+    let list = api.call("GET", "/api/v1/data/customer?name=Barbara", None, &[]).await;
+    assert_eq!(list.body["data"]["records"], json!([]), "the reused key wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_reuse_embedded() {
+    idempotency_key_reuse(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_reuse_postgres() {
+    idempotency_key_reuse(true).await;
+}
+
+/// GraphQL counts rows, not fields: aliases of a big list are refused before
+/// anything runs; an ordinary query passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_counts_rows_and_fields() {
+    let api = api(false).await;
+    let post = |query: String, variables: Json| {
+        let api = &api;
+        async move { api.call("POST", "/api/v1/graphql", Some(json!({"query": query, "variables": variables})), &[]).await }
+    };
+    let aliases: String = (0..200).map(|i| format!("a{i}: orderList(limit: 10000) {{ records {{ id title }} }} ")).collect();
+    let reply = post(format!("{{ {aliases} }}"), json!({})).await;
+    assert!(reply.body["data"].is_null(), "nothing ran: {}", reply.body.to_string().chars().take(300).collect::<String>());
+    let error = &reply.body["errors"][0];
+    assert!(error["message"].as_str().unwrap().contains("rows"), "{error}");
+    assert_eq!(error["extensions"]["code"], json!("invalid_query"));
+    // The limit through a variable, and through a fragment.
+    let reply =
+        post("query($n: Int) { a: orderList(limit: $n) { records { id } } b: orderList(limit: $n) { records { id } } }".into(), json!({"n": 30000})).await;
+    assert!(reply.body["errors"][0]["message"].as_str().unwrap_or_default().contains("rows"), "{}", reply.body);
+    let fragment: String = (0..60).map(|i| format!("x{i}: orderList(limit: 1000) {{ records {{ id }} }} ")).collect();
+    let reply = post(format!("query {{ ...F }} fragment F on Query {{ {fragment} }}"), json!({})).await;
+    assert!(reply.body["errors"][0]["message"].as_str().unwrap_or_default().contains("rows"), "{}", reply.body);
+    let many: String = (0..2_100).map(|i| format!("f{i}: _position ")).collect();
+    let reply = post(format!("{{ {many} }}"), json!({})).await;
+    assert!(
+        reply.body["errors"][0]["message"].as_str().unwrap_or_default().contains("fields"),
+        "{}",
+        reply.body.to_string().chars().take(300).collect::<String>()
+    );
+    let fine = post("{ a: orderList(limit: 10000) { records { id } } b: customerList { records { name } } }".into(), json!({})).await;
+    assert!(fine.body["errors"].is_null(), "{}", fine.body);
+    assert!(fine.body["data"]["b"]["records"].is_array(), "{}", fine.body);
+}

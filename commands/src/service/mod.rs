@@ -6,10 +6,12 @@
 //! the unique values of the result are reserved; the append runs without the
 //! lock (so concurrent commands share one fsync); the committed events are then
 //! applied to the write model. A version conflict on a command without an
-//! explicit expected version is retried against the fresh state.
+//! explicit expected version is retried against the fresh state; such
+//! commands on one record take its stream in turn first (`stream_locks`).
 
 mod command;
 mod plan;
+mod stream_locks;
 mod write_model;
 
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ use crate::error::{CommandError, StoreError};
 use crate::store::{AppendRequest, EventStore, StreamAppend};
 
 /// How often a command without an explicit expected version is re-decided after a conflict.
-const MAX_ATTEMPTS: usize = 5;
+const MAX_ATTEMPTS: usize = 20;
 
 /// Events read per batch when folding the log at start.
 const CATCH_UP_BATCH: usize = 10_000;
@@ -37,12 +39,13 @@ pub struct CommandService {
     model: Mutex<WriteModel>,
     /// Every reader of the log decodes through the project's upcasters.
     upcasters: &'static Upcasters,
+    streams: stream_locks::StreamLocks,
 }
 
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: domain::event::registry() };
+        let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: domain::event::registry(), streams: Default::default() };
         let mut after = 0;
         // One buffer for the whole fold: each read decodes into the envelopes
         // of the batch before (no allocations per event for the envelope).
@@ -134,10 +137,16 @@ impl CommandService {
     pub async fn execute_all(&self, commands: Vec<Command>, meta: CommandMeta) -> Result<Vec<Outcome>, (usize, CommandError)> {
         if let Some(key) = &meta.idempotency_key {
             if let Some(events) = self.store.read_idempotent(key).await.map_err(|e| (0, e.into()))? {
-                return self.replay_outcomes(events, commands.len()).await.map_err(|e| (0, e));
+                return self.replay_checked(events, &meta, commands.len()).await;
             }
         }
         let explicit_version = commands.iter().any(|c| c.expected_version().is_some());
+        let _turn = match commands.as_slice() {
+            [Command::Update { object, id, expected_version: None, .. } | Command::Delete { object, id, expected_version: None }] => {
+                Some(self.streams.hold(StreamId::record(object, id).0).await)
+            }
+            _ => None,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -157,10 +166,16 @@ impl CommandService {
             applied.map_err(|e| (0, e))?;
             let committed = match result {
                 Ok(committed) => committed,
-                Err(StoreError::Conflict { .. }) if !explicit_version && attempt < MAX_ATTEMPTS => continue,
+                // No version named: decide again against the fresh state, after
+                // a pause that grows (the winner's events reach the write model).
+                Err(StoreError::Conflict { .. }) if !explicit_version && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_micros(200 * attempt as u64)).await;
+                    continue;
+                }
+                Err(StoreError::Conflict { .. }) if !explicit_version => return Err((0, CommandError::Contended)),
                 Err(StoreError::KeyUsed { key }) => {
                     let events = self.store.read_idempotent(&key).await.map_err(|e| (0, e.into()))?.unwrap_or_default();
-                    return self.replay_outcomes(events, commands.len()).await.map_err(|e| (0, e));
+                    return self.replay_checked(events, &meta, commands.len()).await;
                 }
                 Err(other) => return Err((0, other.into())),
             };
@@ -180,6 +195,17 @@ impl CommandService {
             }
             return Ok(outcomes);
         }
+    }
+
+    /// The first result of a repeated key, if the request is the same one
+    /// (when the caller gave a fingerprint as the correlation id).
+    async fn replay_checked(&self, events: Vec<EventEnvelope>, meta: &CommandMeta, count: usize) -> Result<Vec<Outcome>, (usize, CommandError)> {
+        if let (Some(fingerprint), Some(first)) = (meta.correlation_id, events.first()) {
+            if first.correlation_id != fingerprint {
+                return Err((0, CommandError::KeyReused));
+            }
+        }
+        self.replay_outcomes(events, count).await.map_err(|e| (0, e))
     }
 
     /// Plans every command under one lock; merges their appends.

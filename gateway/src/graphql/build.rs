@@ -644,5 +644,5 @@ pub fn build(catalog: &Catalog) -> std::result::Result<Schema, SchemaError> {
     if !objects.is_empty() {
         builder = builder.register(mutation).register(subscription);
     }
-    builder.limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY).finish()
+    builder.limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY).extension(super::cost::CostLimit).finish()
 }

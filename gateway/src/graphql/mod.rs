@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod cache;
+mod cost;
 mod resolve;
 mod subscribe;
 pub mod types;

@@ -134,7 +134,7 @@ pub async fn run(
     let object = system.reader.catalog().require(&object)?.name.clone();
     let mut commands: Vec<Command> = items.iter().enumerate().map(|(i, item)| command_for(system, &object, operation, item, i)).collect::<Result<_, _>>()?;
     let total = commands.len();
-    let meta = writes::meta(system, caller, Some(&object), idempotency_key)?;
+    let meta = writes::meta(system, caller, Some(&object), idempotency_key, &commands)?;
     for command in commands.iter_mut() {
         writes::prepare(caller, &meta, command).await?;
     }

@@ -60,7 +60,8 @@ pub async fn put_object(system: &System, caller: &Caller, name: &str, definition
     }
     let namespace = system.commands.catalog().namespace_of(name).map(str::to_string);
     let command = Command::Metadata(MetadataCommand::PutObjects { objects: vec![ObjectSpec { definition, namespace }] });
-    let outcome = system.commands.execute(command, writes::meta(system, caller, None, idempotency_key)?).await?;
+    let meta = writes::meta(system, caller, None, idempotency_key, std::slice::from_ref(&command))?;
+    let outcome = system.commands.execute(command, meta).await?;
     wait_for(system, outcome.position).await?;
     Ok(Saved { changed: !outcome.events.is_empty(), position: outcome.position })
 }

@@ -1,7 +1,9 @@
 //! What a write carries to the command service for its caller: the actor
 //! (who the events name), the caller's write guard on the object (checked
 //! under the write lock), the owner stamped on a create, and passwords
-//! hashed before they reach a command, an event or a log line.
+//! hashed before they reach a command, an event or a log line. A write with
+//! an idempotency key carries the fingerprint of its request as the events'
+//! correlation id, so a key reused for a different request is told apart.
 
 use std::sync::Arc;
 
@@ -20,13 +22,42 @@ use crate::error::ApiError;
 /// The command metadata of a caller's writes to `object` (`None` for metadata commands).
 /// An idempotency key is scoped to the caller and the object: another caller
 /// reusing the same key never gets the first caller's result.
-pub fn meta(system: &System, caller: &Caller, object: Option<&str>, idempotency_key: Option<String>) -> Result<CommandMeta, ApiError> {
+/// `commands` are the request as sent (before [`prepare`]): with a key,
+/// their fingerprint becomes the correlation id.
+pub fn meta(system: &System, caller: &Caller, object: Option<&str>, idempotency_key: Option<String>, commands: &[Command]) -> Result<CommandMeta, ApiError> {
     let mut meta = CommandMeta::actor(caller.actor());
     meta.idempotency_key = idempotency_key.map(|key| format!("{}/{}/{key}", caller.actor(), object.unwrap_or("$meta")));
     if let Some(object) = object {
         meta.guard = WriteGuard::new(caller.access(), &system.commands.catalog(), object)?.map(Arc::new);
     }
+    if meta.idempotency_key.is_some() {
+        let passwords = meta.guard.as_deref().map(WriteGuard::passwords).cloned().unwrap_or_default();
+        meta.correlation_id = Some(fingerprint(commands, &passwords));
+    }
     Ok(meta)
+}
+
+/// What identifies a request for its idempotency key: the commands as sent,
+/// with password values left out (an unsalted hash of a password is a secret).
+fn fingerprint(commands: &[Command], passwords: &std::collections::BTreeSet<String>) -> domain::event::EventId {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for command in commands {
+        let mut command = command.clone();
+        if let Command::Create { data, .. } | Command::Update { patch: data, .. } = &mut command {
+            for field in passwords {
+                if let Some(value) = data.get_mut(field) {
+                    *value = Json::Null;
+                }
+            }
+        }
+        hasher.update(format!("{command:?}").as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
 }
 
 /// Prepares a record command's fields for a caller: stamps the owner on a
@@ -72,7 +103,7 @@ pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<S
         Command::Create { object, .. } | Command::Update { object, .. } | Command::Delete { object, .. } => Some(object.clone()),
         Command::Metadata(_) | Command::SkipParkedEvent { .. } => None,
     };
-    let meta = meta(system, caller, object.as_deref(), idempotency_key)?;
+    let meta = meta(system, caller, object.as_deref(), idempotency_key, std::slice::from_ref(&command))?;
     prepare(caller, &meta, &mut command).await?;
     Ok(system.commands.execute(command, meta).await?)
 }

@@ -1,0 +1,102 @@
+//! Serving connections on a caller-owned listener, with limits: a cap on
+//! open connections (accepting waits for one to close), a time limit on
+//! reading a request's headers (which also closes a keep-alive connection
+//! idle that long: hyper starts the same timer while it waits for the next
+//! request), and a time limit on a whole request, body included (a slow body
+//! or a handler that runs too long answers 408 in the envelope). A WebSocket
+//! leaves these limits once upgraded: it has its own pings and buffers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use domain::ErrorCode;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// Limits on connections and requests (`serve` flags and environment).
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Open connections at most (WebSockets included).
+    pub max_connections: usize,
+    /// Time to send a request's headers, and the longest a keep-alive connection stays idle.
+    pub header_timeout: Duration,
+    /// Time for a whole request: its body read and the answer made.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits { max_connections: 10_000, header_timeout: Duration::from_secs(30), request_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Serves `router` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let request_timeout = limits.request_timeout;
+    let router = router.layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| async move {
+        match tokio::time::timeout(request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => axum::response::IntoResponse::into_response(
+                ApiError::new(ErrorCode::Timeout, format!("the request took longer than {} s (body and answer)", request_timeout.as_secs()))
+                    .with_status(StatusCode::REQUEST_TIMEOUT),
+            ),
+        }
+    }));
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (tcp, address) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // No Nagle delay: realtime frames and small responses go out at once.
+        let _ = tcp.set_nodelay(true);
+        // Connection info gives sign-in limits the client's address.
+        let service = tower::ServiceExt::map_request(router.clone(), move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(address));
+            request
+        });
+        let (builder, watcher, header_timeout) = (builder.clone(), graceful.watcher(), limits.header_timeout);
+        tokio::spawn(async move {
+            // The protocol is told by the first bytes, before hyper's header timer
+            // starts: a connection that sends nothing is closed here.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await, Ok(Ok(1..))) {
+                drop(permit);
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), hyper_util::service::TowerToHyperService::new(service));
+            let _ = watcher.watch(connection.into_owned()).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
