@@ -10,6 +10,7 @@ mod audit;
 mod client_compat;
 mod common;
 mod embedded_recovery;
+mod fuzz;
 mod graphql;
 mod hardening;
 mod postgres_ordering;

@@ -96,7 +96,7 @@ impl Api {
         self.raw(request.body(body).unwrap()).await
     }
 
-    async fn raw(&self, request: Request<Body>) -> Reply {
+    pub(crate) async fn raw(&self, request: Request<Body>) -> Reply {
         let response = gateway::server::router(self.system.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
