@@ -187,8 +187,11 @@ fn graphql(rng: &mut Rng) -> Json {
     }
 }
 
-/// One random request: method, path, body and headers.
-fn request(rng: &mut Rng, ids: &[String]) -> (String, String, Option<Vec<u8>>, Vec<(String, String)>) {
+/// Method, path, body and headers.
+type Made = (String, String, Option<Vec<u8>>, Vec<(String, String)>);
+
+/// One random request.
+fn request(rng: &mut Rng, ids: &[String]) -> Made {
     let object = rng.pick(OBJECTS).to_string();
     let id = if !ids.is_empty() && rng.chance(60) { rng.pick(ids).clone() } else { encode(&text(rng)) };
     let (method, path) = match rng.below(14) {
