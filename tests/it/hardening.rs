@@ -469,3 +469,77 @@ async fn graphql_counts_rows_and_fields() {
     assert!(fine.body["errors"].is_null(), "{}", fine.body);
     assert!(fine.body["data"]["b"]["records"].is_array(), "{}", fine.body);
 }
+
+/// The next frame of a socket, whatever it is.
+async fn frame<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> tokio_tungstenite::tungstenite::Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s").expect("socket open").unwrap()
+}
+
+fn close_code(message: &tokio_tungstenite::tungstenite::Message) -> Option<u16> {
+    match message {
+        tokio_tungstenite::tungstenite::Message::Close(Some(frame)) => Some(frame.code.into()),
+        _ => None,
+    }
+}
+
+/// The GraphQL socket's protocol rules: subscribe before init closes with
+/// 4401, a reused id with 4409, a malformed frame with 1002, and one
+/// subscription over the cap is refused by id while the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_socket_rules() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = crate::realtime::server(false).await;
+    let open = || async {
+        let mut request = format!("ws://{}/api/v1/graphql", server.base).into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+    let send = |message: Json| Message::Text(message.to_string().into());
+    let subscribe = |id: String| send(json!({"id": id, "type": "subscribe", "payload": {"query": "subscription { orderChanged { type } }"}}));
+
+    let mut ws = open().await;
+    ws.send(subscribe("1".into())).await.unwrap();
+    assert_eq!(close_code(&frame(&mut ws).await), Some(4401));
+
+    let mut ws = open().await;
+    ws.send(send(json!({"type": "connection_init"}))).await.unwrap();
+    assert!(frame(&mut ws).await.to_text().unwrap().contains("connection_ack"));
+    ws.send(subscribe("a".into())).await.unwrap();
+    ws.send(subscribe("a".into())).await.unwrap();
+    assert_eq!(close_code(&frame(&mut ws).await), Some(4409));
+
+    let mut ws = open().await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(close_code(&frame(&mut ws).await), Some(1002));
+
+    let mut ws = open().await;
+    ws.send(send(json!({"type": "connection_init"}))).await.unwrap();
+    frame(&mut ws).await;
+    let cap = 200;
+    for i in 0..=cap {
+        ws.send(subscribe(i.to_string())).await.unwrap();
+    }
+    let refused = crate::realtime::next(&mut ws).await;
+    assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some("200")), "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], json!("rate_limit_exceeded"));
+    // A completed subscription frees its place.
+    ws.send(send(json!({"id": "0", "type": "complete"}))).await.unwrap();
+    ws.send(subscribe("again".into())).await.unwrap();
+    server.api.call("POST", "/api/v1/data/order", Some(json!({"title": "seen"})), &[]).await;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < cap {
+        let message = crate::realtime::next(&mut ws).await;
+        if message["type"] == json!("complete") && message["id"] == json!("0") {
+            continue;
+        }
+        assert_eq!(message["type"], json!("next"), "{message}");
+        seen.insert(message["id"].as_str().unwrap().to_string());
+    }
+    assert!(seen.contains("again") && !seen.contains("0") && !seen.contains("200"));
+}

@@ -12,6 +12,7 @@ pub mod build;
 pub mod cache;
 mod cost;
 mod resolve;
+mod socket;
 mod subscribe;
 pub mod types;
 mod values;
@@ -20,7 +21,6 @@ use std::sync::Arc;
 
 use async_graphql::dynamic::Schema;
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
@@ -97,9 +97,8 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
         let page = GraphiQLSource::build().endpoint("/api/v1/graphql").subscription_endpoint("/api/v1/graphql").finish();
         return Ok(Html(page).into_response());
     }
-    let protocol = GraphQLProtocol::from_request_parts(&mut parts, &system)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::ValidationError, "unsupported WebSocket subprotocol: use graphql-transport-ws or graphql-ws"))?;
+    let protocol = socket::protocol_of(&parts.headers)
+        .ok_or_else(|| ApiError::new(ErrorCode::ValidationError, "unsupported WebSocket subprotocol: use graphql-transport-ws or graphql-ws"))?;
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &system)
         .await
         .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("cannot open a WebSocket: {e}")))?;
@@ -114,7 +113,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
             let mut data = async_graphql::Data::default();
             data.insert(system.clone());
             data.insert(RequestInfo { headers, caller });
-            GraphQLWebSocket::new(socket, (*schema).clone(), protocol).with_data(data).serve().await
+            socket::serve(socket, (*schema).clone(), protocol, data).await
         })
         .into_response())
 }

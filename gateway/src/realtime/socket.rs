@@ -70,7 +70,13 @@ async fn run(system: Arc<System>, socket: WebSocket, session: Option<String>, ca
                 let reply = match incoming {
                     Some(Ok(WsMessage::Text(text))) => handle(&system, &connection, &caller, &text).await,
                     Some(Ok(WsMessage::Binary(_))) => Some(error_frame(None, &ApiError::new(domain::ErrorCode::ValidationError, "send JSON text frames"))),
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(WsMessage::Close(_))) | None => break,
+                    Some(Err(_)) => {
+                        // Not a WebSocket frame: a protocol error, said with its code.
+                        let frame = CloseFrame { code: 1002, reason: "protocol error".into() };
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+                        break;
+                    }
                     Some(Ok(_)) => None,
                 };
                 if let Some(reply) = reply {
