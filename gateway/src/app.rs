@@ -36,6 +36,8 @@ pub struct System {
     pub pg_settings: Option<commands::store::PostgresSettings>,
     /// Snapshots of long record streams, for as-of reads.
     pub snapshots: projections::as_of::StreamSnapshots,
+    /// Folds of the log for as-of lists: bounded, the last ones kept.
+    pub as_of_folds: projections::as_of::AsOfFolds,
     /// Full-text search: the projection and its model.
     pub search: ProjectionHandle,
     pub search_model: Arc<std::sync::RwLock<projections::search::SearchModel>>,
@@ -176,6 +178,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             Storage::Embedded(_) => None,
         },
         snapshots: Default::default(),
+        as_of_folds: Default::default(),
         search,
         search_model,
         hub,

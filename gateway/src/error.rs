@@ -151,7 +151,7 @@ impl From<projections::live::LiveError> for ApiError {
             LiveError::Rejected(domain) => domain.into(),
             gap @ LiveError::ResumeGap { .. } => ApiError::new(ErrorCode::ResourceConflict, gap.to_string()),
             closed @ LiveError::Closed => ApiError::new(ErrorCode::ServiceUnavailable, closed.to_string()),
-            many @ LiveError::TooMany => ApiError::new(ErrorCode::ValidationError, many.to_string()),
+            many @ (LiveError::TooMany | LiveError::TooManyRows(_)) => ApiError::new(ErrorCode::ValidationError, many.to_string()),
             unknown @ LiveError::Unknown(_) => ApiError::new(ErrorCode::ResourceNotFound, unknown.to_string()),
         }
     }

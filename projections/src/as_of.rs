@@ -34,18 +34,71 @@ impl AsOf {
     }
 }
 
-/// The query model as it was at `as_of`, and the position it stands at.
-pub async fn query_model_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Result<(QueryModel, u64), ReadError> {
+/// Folds of the whole log for as-of lists: at most [`MAX_FOLDS`] at once (a
+/// fold costs CPU in proportion to the log; more wait their turn, as long as
+/// a read may wait), and the last [`KEPT_FOLDS`] finished ones kept, so the
+/// same moment asked again (a console paging through a past list) costs a
+/// lookup. A fold is kept only when the log had already moved past its moment.
+pub struct AsOfFolds {
+    turns: tokio::sync::Semaphore,
+    kept: std::sync::Mutex<std::collections::VecDeque<(AsOf, u64, Arc<QueryModel>)>>,
+}
+
+/// As-of folds running at once.
+pub const MAX_FOLDS: usize = 2;
+/// Finished folds kept.
+pub const KEPT_FOLDS: usize = 2;
+
+impl Default for AsOfFolds {
+    fn default() -> AsOfFolds {
+        AsOfFolds { turns: tokio::sync::Semaphore::new(MAX_FOLDS), kept: Default::default() }
+    }
+}
+
+impl AsOfFolds {
+    /// The model at `as_of` and its position; `None` when no turn came within `wait`.
+    pub async fn model(&self, store: &Arc<dyn EventStore>, as_of: AsOf, wait: std::time::Duration) -> Result<Option<(Arc<QueryModel>, u64)>, ReadError> {
+        if let Some(found) = self.find(as_of) {
+            return Ok(Some(found));
+        }
+        let Ok(Ok(_turn)) = tokio::time::timeout(wait, self.turns.acquire()).await else { return Ok(None) };
+        // Someone may have folded the same moment while we waited.
+        if let Some(found) = self.find(as_of) {
+            return Ok(Some(found));
+        }
+        let (model, reached, past) = fold_as_of(store, as_of).await?;
+        let model = Arc::new(model);
+        if past {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            kept.push_back((as_of, reached, model.clone()));
+            while kept.len() > KEPT_FOLDS {
+                kept.pop_front();
+            }
+        }
+        Ok(Some((model, reached)))
+    }
+
+    fn find(&self, as_of: AsOf) -> Option<(Arc<QueryModel>, u64)> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().find(|(at, _, _)| *at == as_of).map(|(_, reached, model)| (model.clone(), *reached))
+    }
+}
+
+/// The fold, its position, and whether the log had moved past the moment
+/// (so the answer can never change).
+async fn fold_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Result<(QueryModel, u64, bool), ReadError> {
     let upcasters = domain::event::registry();
     let mut model = QueryModel::default();
     let mut after = 0;
     let mut reached = 0;
+    let mut past = false;
     'read: loop {
         let batch = store.read_all(after, 10_000).await.map_err(|e| ReadError::Store(e.to_string()))?;
         let Some(last) = batch.last() else { break };
         after = last.position;
         for envelope in &batch {
             if !as_of.includes(envelope.position, envelope.occurred_at) {
+                past = true;
                 // Positions follow commit order; a time bound may see a few out-of-order
                 // clocks, so a time bound keeps scanning the batch but a position bound stops.
                 if matches!(as_of, AsOf::Position(_)) {
@@ -58,7 +111,7 @@ pub async fn query_model_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Resu
             reached = envelope.position;
         }
     }
-    Ok((model, reached))
+    Ok((model, reached, past))
 }
 
 /// Snapshots of record streams, taken every [`SNAPSHOT_EVERY`] versions while
@@ -148,4 +201,61 @@ pub async fn record_as_of(
         }
     }
     Ok(state.record.map(|r| domain::formula::with_formula_fields(object, &r, Timestamp::from_micros(at))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commands::store::{AppendRequest, ExpectedVersion, StreamAppend};
+    use domain::event::codec::encode_payload;
+    use domain::event::{EventEnvelope, EventPayload, RecordCreated};
+
+    async fn store_with(events: u64) -> (tempfile::TempDir, Arc<dyn EventStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(dir.path()).unwrap());
+        for i in 0..events {
+            let payload = EventPayload::RecordCreated(RecordCreated { object: "note".into(), id: format!("n{i}"), record: Default::default() });
+            let (event_type, schema_version, bytes) = encode_payload(&payload);
+            let envelope = EventEnvelope {
+                position: 0,
+                stream: format!("note/n{i}"),
+                stream_version: 0,
+                event_id: [i as u8; 16],
+                event_type: event_type.into(),
+                schema_version,
+                occurred_at: 1_700_000_000_000_000 + i as i64,
+                actor: "t".into(),
+                tenant: "default".into(),
+                correlation_id: [0; 16],
+                causation_id: None,
+                idempotency_key: None,
+                payload: bytes,
+            };
+            let request = AppendRequest {
+                streams: vec![StreamAppend { stream: envelope.stream.clone(), expected: ExpectedVersion::Exact(0), events: vec![envelope] }],
+                idempotency_key: None,
+            };
+            store.append(request).await.unwrap();
+        }
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_past_moment_is_folded_once_and_folds_wait_their_turn() {
+        let (_dir, store) = store_with(5).await;
+        let folds = AsOfFolds::default();
+        let wait = std::time::Duration::from_millis(50);
+        let (first, reached) = folds.model(&store, AsOf::Position(3), wait).await.unwrap().unwrap();
+        assert_eq!(reached, 3);
+        let (again, _) = folds.model(&store, AsOf::Position(3), wait).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the past does not change: kept");
+        // A moment at the head may still change: folded each time.
+        let (head, _) = folds.model(&store, AsOf::Position(99), wait).await.unwrap().unwrap();
+        let (head_again, _) = folds.model(&store, AsOf::Position(99), wait).await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&head, &head_again));
+        // Every turn taken: a fold that is not kept waits, then gives up.
+        let _turns = folds.turns.acquire_many(MAX_FOLDS as u32).await.unwrap();
+        assert!(folds.model(&store, AsOf::Position(2), wait).await.unwrap().is_none());
+        assert!(folds.model(&store, AsOf::Position(3), wait).await.unwrap().is_some(), "a kept one needs no turn");
+    }
 }

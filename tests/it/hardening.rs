@@ -543,3 +543,26 @@ async fn graphql_socket_rules() {
     }
     assert!(seen.contains("again") && !seen.contains("0") && !seen.contains("200"));
 }
+
+/// The live queries of one connection hold at most 50,000 rows (each counts
+/// its limit): one more is refused with the reason, the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_queries_have_a_row_budget() {
+    let server = crate::realtime::server(false).await;
+    let mut ws = crate::realtime::socket(&server, "").await;
+    for i in 0..5 {
+        crate::realtime::send(&mut ws, json!({"type": "live", "id": format!("q{i}"), "object": "order", "query": {"limit": 10000}})).await;
+        let ack = crate::realtime::next(&mut ws).await;
+        assert_eq!(ack["type"], json!("subscribed"), "{ack}");
+        let snapshot = crate::realtime::next(&mut ws).await;
+        assert_eq!(snapshot["type"], json!("snapshot"), "{snapshot}");
+    }
+    crate::realtime::send(&mut ws, json!({"type": "live", "id": "q5", "object": "order", "query": {"limit": 1}})).await;
+    let refused = crate::realtime::next(&mut ws).await;
+    assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some("q5")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("50000"), "{refused}");
+    crate::realtime::send(&mut ws, json!({"type": "unsubscribe", "id": "q0"})).await;
+    assert_eq!(crate::realtime::next(&mut ws).await["type"], json!("unsubscribed"));
+    crate::realtime::send(&mut ws, json!({"type": "live", "id": "q6", "object": "order", "query": {"limit": 10000}})).await;
+    assert_eq!(crate::realtime::next(&mut ws).await["type"], json!("subscribed"), "room again once one ended");
+}

@@ -41,11 +41,11 @@ impl Drop for Server {
     }
 }
 
-async fn socket(server: &Server, query: &str) -> Socket {
+pub(crate) async fn socket(server: &Server, query: &str) -> Socket {
     connect_async(format!("ws://{}/api/v1/realtime{query}", server.base)).await.unwrap().0
 }
 
-async fn send(ws: &mut Socket, message: Json) {
+pub(crate) async fn send(ws: &mut Socket, message: Json) {
     ws.send(Message::Text(message.to_string().into())).await.unwrap();
 }
 

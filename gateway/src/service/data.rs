@@ -8,7 +8,7 @@ use domain::metadata::ObjectDef;
 use domain::query::{Condition, Filter, Op, Operand, Query};
 use domain::value::{Record, Value};
 use domain::ErrorCode;
-use projections::as_of::{query_model_as_of, record_as_of, AsOf};
+use projections::as_of::{record_as_of, AsOf};
 pub use projections::QueryOutput;
 
 use super::barrier::{reached, read_barrier};
@@ -57,7 +57,10 @@ async fn run(system: &System, caller: &Caller, query: Query, as_of: Option<&str>
     let (output, as_of) = match as_of {
         None => (super::search::query_with_search(system, caller, query).await?, None),
         Some(text) => {
-            let (model, position) = query_model_as_of(system.commands.store(), parse_as_of(text)?).await?;
+            let folded = system.as_of_folds.model(system.commands.store(), parse_as_of(text)?, system.read_wait).await?;
+            let Some((model, position)) = folded else {
+                return Err(ApiError::new(ErrorCode::ServiceUnavailable, "too many as-of reads at once; retry"));
+            };
             (model.execute(&caller.viewer, query)?, Some(position))
         }
     };

@@ -22,6 +22,10 @@ pub const RING: usize = 65_536;
 pub const HISTORY: usize = 1_024;
 /// Most subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 1_000;
+/// Rows the live queries of one connection may hold, counted by their page
+/// size (a live query keeps its last result to diff the next against): 4
+/// connections of 1,000 live queries of 10,000 rows took 2 GB before.
+pub const MAX_LIVE_ROWS: u64 = 50_000;
 /// How long a subscription outlives its connection.
 pub const RETAIN: Duration = Duration::from_secs(120);
 
@@ -36,6 +40,8 @@ pub enum LiveError {
     Closed,
     #[error("a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions")]
     TooMany,
+    #[error("the live queries of a connection hold at most {MAX_LIVE_ROWS} rows (each counts its limit); this one would make {0}")]
+    TooManyRows(u64),
     #[error("no subscription '{0}' is kept (they are kept {RETAIN:?} after their connection ends); subscribe again")]
     Unknown(String),
 }
@@ -281,6 +287,20 @@ impl Hub {
                 }
             }
             Spec::Live { query } => {
+                if let Some(c) = connection {
+                    let rows = |q: &domain::query::Query| q.limit.unwrap_or(crate::query_model::DEFAULT_LIMIT);
+                    let held: u64 = inner.connections[&c]
+                        .subs
+                        .iter()
+                        .filter_map(|id| match &inner.subs.get(id)?.spec {
+                            Spec::Live { query } => Some(rows(query)),
+                            Spec::Changes { .. } => None,
+                        })
+                        .sum();
+                    if held + rows(query) > MAX_LIVE_ROWS {
+                        return Err(LiveError::TooManyRows(held + rows(query)));
+                    }
+                }
                 let output = model.execute(&sub.viewer, (**query).clone())?;
                 // Keep the checked query (canonical names) for the re-runs.
                 domain::query::check_query(query, model.catalog())?;
