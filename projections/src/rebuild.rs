@@ -151,6 +151,7 @@ pub async fn fold_projection<P: crate::runner::Projection>(
         decoded.extend(batch.take());
         batches.recycle(batch);
         crate::runner::apply_or_park(projection, &decoded, &failures, last).await?;
+        tokio::task::yield_now().await;
         after = last;
         on_batch(after);
     }
@@ -184,6 +185,8 @@ pub async fn fold_until<M: MemoryModel>(
         }
         batches.recycle(batch);
         copy.advance_to(last.min(target));
+        // A fold is long CPU work on the runtime that serves requests: let them in between batches.
+        tokio::task::yield_now().await;
         let applied = copy.checkpoint();
         let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-6);
         progress.send_modify(|p| {

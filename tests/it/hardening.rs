@@ -566,3 +566,22 @@ async fn live_queries_have_a_row_budget() {
     crate::realtime::send(&mut ws, json!({"type": "live", "id": "q6", "object": "order", "query": {"limit": 10000}})).await;
     assert_eq!(crate::realtime::next(&mut ws).await["type"], json!("subscribed"), "room again once one ended");
 }
+
+/// One rebuild at a time: asking again for the running one answers its
+/// status, asking for another is refused until it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_rebuild_at_a_time() {
+    let api = api(false).await;
+    // A rebuild of the audit model under way (its progress not done).
+    let (_progress, running) = tokio::sync::watch::channel(projections::rebuild::Progress::default());
+    api.system.rebuilds.lock().unwrap().insert("audit".into(), (0, Some(running)));
+    let again = api.call("POST", "/api/v1/projections/audit/rebuild", None, &[]).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(again.body["data"]["state"], json!("rebuilding"), "{}", again.body);
+    let other = api.call("POST", "/api/v1/projections/search/rebuild", None, &[]).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.body);
+    assert!(other.body["error"]["message"].as_str().unwrap().contains("'audit'"), "{}", other.body);
+    api.system.rebuilds.lock().unwrap().clear();
+    let now = api.call("POST", "/api/v1/projections/search/rebuild", None, &[]).await;
+    assert_eq!(now.status, StatusCode::ACCEPTED, "{}", now.body);
+}
