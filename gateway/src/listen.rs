@@ -5,6 +5,8 @@
 //! request), and a time limit on a whole request, body included (a slow body
 //! or a handler that runs too long answers 408 in the envelope). A WebSocket
 //! leaves these limits once upgraded: it has its own pings and buffers.
+//! Outermost: CORS for the configured origins (off by default) and an
+//! access log line per request (target `access`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,23 +27,25 @@ use crate::error::ApiError;
 
 /// Limits on connections and requests (`serve` flags and environment).
 #[derive(Debug, Clone)]
-pub struct HttpLimits {
+pub struct HttpOptions {
     /// Open connections at most (WebSockets included).
     pub max_connections: usize,
     /// Time to send a request's headers, and the longest a keep-alive connection stays idle.
     pub header_timeout: Duration,
     /// Time for a whole request: its body read and the answer made.
     pub request_timeout: Duration,
+    /// Origins browser apps may call from (CORS): none by default, `*` for any.
+    pub cors_origins: Vec<String>,
 }
 
-impl Default for HttpLimits {
-    fn default() -> HttpLimits {
-        HttpLimits { max_connections: 10_000, header_timeout: Duration::from_secs(30), request_timeout: Duration::from_secs(60) }
+impl Default for HttpOptions {
+    fn default() -> HttpOptions {
+        HttpOptions { max_connections: 10_000, header_timeout: Duration::from_secs(30), request_timeout: Duration::from_secs(60), cors_origins: Vec::new() }
     }
 }
 
 /// Serves `router` until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, router: Router, limits: HttpOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let request_timeout = limits.request_timeout;
     let router = router.layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| async move {
         match tokio::time::timeout(request_timeout, next.run(request)).await {
@@ -52,6 +56,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, sh
             ),
         }
     }));
+    let router = router.layer(axum::middleware::from_fn(access_log));
+    let router = match cors(&limits.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -99,4 +108,47 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, sh
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One line per request at target `access` (`RUST_LOG=info` shows them):
+/// method, path without its query (which may carry filters), status, time.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return next.run(request).await;
+    }
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(target: "access", %method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64);
+    response
+}
+
+/// The CORS layer for the configured origins (`None`: CORS off).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+    };
+    let custom = |name: &'static str| HeaderName::from_static(name);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                custom("idempotency-key"),
+                custom("x-min-position"),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, custom("x-log-position")])
+            .max_age(Duration::from_secs(600)),
+    )
 }

@@ -58,6 +58,9 @@ enum Commands {
         /// Seconds a whole request may take, its body read and its answer made (408 after).
         #[arg(long, env = "OBJECTSTACK_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
         request_timeout_secs: u64,
+        /// Origins browser apps may call from (CORS), comma-separated; `*` for any. Off by default.
+        #[arg(long, env = "OBJECTSTACK_CORS_ORIGINS", value_delimiter = ',')]
+        cors_origins: Vec<String>,
     },
     /// Print the event history of a record, an object or the whole log, as JSON lines.
     /// With the embedded store, run it while the server is stopped (the log is locked while served).
@@ -187,10 +190,16 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    // RUST_LOG filters (default: info, and tantivy's own lines only from warn);
+    // OBJECTSTACK_LOG_FORMAT=json writes one JSON object per line; colours
+    // only when stderr is a terminal.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if std::env::var("OBJECTSTACK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     match Cli::parse().command {
         Commands::Serve {
             app,
@@ -204,6 +213,7 @@ async fn run() -> anyhow::Result<()> {
             max_connections,
             header_timeout_secs,
             request_timeout_secs,
+            cors_origins,
         } => {
             let storage = match database_url {
                 Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
@@ -226,10 +236,11 @@ async fn run() -> anyhow::Result<()> {
             }
             let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
             tracing::info!(address = %listener.local_addr()?, "serving");
-            let limits = gateway::server::HttpLimits {
+            let limits = gateway::server::HttpOptions {
                 max_connections: max_connections.max(1),
                 header_timeout: Duration::from_secs(header_timeout_secs.max(1)),
                 request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+                cors_origins,
             };
             gateway::server::serve_with(listener, system.clone(), limits, shutdown_signal()).await?;
             system.query.stop();

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::app::System;
 use crate::error::ApiError;
-pub use crate::listen::HttpLimits;
+pub use crate::listen::HttpOptions;
 use crate::{graphql, realtime, routes};
 
 pub use crate::wire::MAX_BODY;
@@ -40,16 +40,16 @@ pub fn router(system: Arc<System>) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests, with
-/// the default [`HttpLimits`].
+/// the default [`HttpOptions`].
 pub async fn serve(listener: TcpListener, system: Arc<System>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    serve_with(listener, system, HttpLimits::default(), shutdown).await
+    serve_with(listener, system, HttpOptions::default(), shutdown).await
 }
 
 /// [`serve`] with the given limits on connections and requests.
 pub async fn serve_with(
     listener: TcpListener,
     system: Arc<System>,
-    limits: HttpLimits,
+    limits: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::listen::serve(listener, router(system), limits, shutdown).await

@@ -267,7 +267,7 @@ async fn names_never_collide_postgres() {
 }
 
 /// A server on a real socket with the given limits; returns its address.
-async fn listening(limits: gateway::server::HttpLimits) -> (Api, std::net::SocketAddr) {
+async fn listening(limits: gateway::server::HttpOptions) -> (Api, std::net::SocketAddr) {
     let api = api(false).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -296,7 +296,12 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: std::time
 async fn slow_and_idle_connections_are_closed() {
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
-    let limits = gateway::server::HttpLimits { max_connections: 100, header_timeout: Duration::from_secs(1), request_timeout: Duration::from_secs(2) };
+    let limits = gateway::server::HttpOptions {
+        max_connections: 100,
+        header_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
     let (_api, address) = listening(limits).await;
     let connect = || tokio::net::TcpStream::connect(address);
 
@@ -324,7 +329,12 @@ async fn slow_and_idle_connections_are_closed() {
 async fn connections_beyond_the_cap_wait() {
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
-    let limits = gateway::server::HttpLimits { max_connections: 2, header_timeout: Duration::from_secs(30), request_timeout: Duration::from_secs(30) };
+    let limits = gateway::server::HttpOptions {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
     let (_api, address) = listening(limits).await;
     let first = tokio::net::TcpStream::connect(address).await.unwrap();
     let _second = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -584,4 +594,33 @@ async fn one_rebuild_at_a_time() {
     api.system.rebuilds.lock().unwrap().clear();
     let now = api.call("POST", "/api/v1/projections/search/rebuild", None, &[]).await;
     assert_eq!(now.status, StatusCode::ACCEPTED, "{}", now.body);
+}
+
+/// CORS: off by default; with origins configured, a preflight from one of
+/// them is answered and responses name it, another origin gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_for_configured_origins() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    async fn ask(address: std::net::SocketAddr, request: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        read_until_closed(&mut stream, Duration::from_secs(5)).await.expect("an answer").to_lowercase()
+    }
+    let preflight = |origin: &str| {
+        format!("OPTIONS /api/v1/data/order HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type, authorization\r\nConnection: close\r\n\r\n")
+    };
+    let (_off, address) = listening(gateway::server::HttpOptions::default()).await;
+    assert!(!ask(address, &preflight("http://app.example")).await.contains("access-control-allow-origin"), "off by default");
+
+    let options = gateway::server::HttpOptions { cors_origins: vec!["http://app.example".into()], ..Default::default() };
+    let (_api, address) = listening(options).await;
+    let answer = ask(address, &preflight("http://app.example")).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("access-control-allow-origin: http://app.example"), "{answer}");
+    assert!(answer.contains("authorization"), "{answer}");
+    let get = ask(address, "GET /api/v1/data/order HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\nConnection: close\r\n\r\n").await;
+    assert!(get.contains("access-control-allow-origin: http://app.example") && get.contains("x-log-position"), "{get}");
+    let other = ask(address, &preflight("http://evil.example")).await;
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
 }

@@ -53,8 +53,24 @@ pub struct PostgresStore {
     head_rx: watch::Receiver<u64>,
 }
 
-pub(crate) fn pg_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Postgres(e.to_string())
+/// A PostgreSQL error in words: the server's message and code for a server
+/// error (`tokio_postgres` alone says only "db error"; a missing database
+/// now says so), never its detail, which may quote values.
+pub(crate) fn pg_error(e: impl std::fmt::Display + 'static) -> StoreError {
+    let any: &dyn std::any::Any = &e;
+    let db = any
+        .downcast_ref::<tokio_postgres::Error>()
+        .or_else(|| {
+            any.downcast_ref::<deadpool_postgres::PoolError>().and_then(|p| match p {
+                deadpool_postgres::PoolError::Backend(e) => Some(e),
+                _ => None,
+            })
+        })
+        .and_then(tokio_postgres::Error::as_db_error);
+    match db {
+        Some(db) => StoreError::Postgres(format!("{} (SQLSTATE {})", db.message(), db.code().code())),
+        None => StoreError::Postgres(e.to_string()),
+    }
 }
 
 fn quote_ident(name: &str) -> String {
