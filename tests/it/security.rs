@@ -203,6 +203,12 @@ async fn rest_rules(postgres: bool) {
     assert_eq!(w.refused(Some(w.alice()), "GET", "/api/v1/data/project?sort=-budget", None, 403).await, "field_not_accessible");
     let grouped = json!({"groupBy": ["secret"], "aggregations": [{"function": "count", "alias": "n"}]});
     assert_eq!(w.refused(Some(w.alice()), "POST", "/api/v1/data/project/query", Some(grouped), 403).await, "field_not_accessible");
+    // No oracle through references: pointing at a record the caller cannot see
+    // is refused exactly as pointing at one that does not exist.
+    let hidden = w.call(Some(w.alice()), "POST", "/api/v1/data/note", Some(json!({"body": "x", "status": "open", "project": b}))).await;
+    let missing = w.call(Some(w.alice()), "POST", "/api/v1/data/note", Some(json!({"body": "x", "status": "open", "project": "no-such-id"}))).await;
+    assert_eq!((hidden.status.as_u16(), missing.status.as_u16()), (400, 400), "{} {}", hidden.body, missing.body);
+    assert_eq!(hidden.body.to_string().replace(b.as_str(), "ID"), missing.body.to_string().replace("no-such-id", "ID"));
 
     // controlled_by_parent: tasks follow their project.
     let tasks = w.ok(Some(w.alice()), "GET", "/api/v1/data/task", None).await;
@@ -311,6 +317,10 @@ async fn rest_rules(postgres: bool) {
     assert_eq!(found["totalHits"], json!(1), "{found}");
     assert!(found["hits"][0]["document"].get("budget").is_none());
     assert_eq!(w.refused(Some(w.alice()), "GET", "/api/v1/search?q=Apollo&object=project&facets=budget", None, 403).await, "field_not_accessible");
+    // A field that is not searchable: the error names no other field (some may be hidden from the caller).
+    let unsearchable = w.call(Some(w.alice()), "GET", "/api/v1/search?q=Apollo&object=project&fields=team", None).await;
+    assert_eq!(unsearchable.status.as_u16(), 400, "{}", unsearchable.body);
+    assert!(!unsearchable.body.to_string().contains("name"), "{}", unsearchable.body);
     let listed = w.ok(Some(w.bob()), "GET", "/api/v1/data/project?search=Apollo", None).await;
     assert_eq!(listed["total"], json!(0));
 

@@ -169,7 +169,8 @@ fn plan_record(
             return Err(CommandError::Conflict { expected: expected_version, actual: state.version });
         }
     }
-    let ctx = DecideContext { now, actor: &meta.actor, lookups: &*model, skip_rules: meta.skip_rules };
+    let seen = SeenBy { model, guard: meta.guard.as_deref() };
+    let ctx = DecideContext { now, actor: &meta.actor, lookups: &seen, skip_rules: meta.skip_rules };
     let decision = decide(&object, &state, id, &command, &ctx)?;
     let mut outcome = Outcome {
         position: 0,
@@ -273,4 +274,33 @@ fn cascade(
         }
     }
     Ok(())
+}
+
+/// The write model's facts as the writer may know them: a referenced record
+/// the caller cannot see does not exist for its write (the same error as a
+/// missing one, so a write cannot probe for records it may not read).
+struct SeenBy<'a> {
+    model: &'a WriteModel,
+    guard: Option<&'a domain::security::WriteGuard>,
+}
+
+impl Lookups for SeenBy<'_> {
+    fn record_exists(&self, object: &str, id: &str) -> bool {
+        if !self.model.record_exists(object, id) {
+            return false;
+        }
+        let Some(guard) = self.guard else { return true };
+        let Some(record) = self.model.record(object, id).record else { return false };
+        let fetch = |object: &str, id: &str| self.model.record(object, id).record;
+        guard.may_reference(&self.model.catalog, object, &record, &fetch)
+    }
+    fn find_duplicate(&self, object: &str, fields: &[String], values: &[domain::value::Value], case_sensitive: bool, except_id: &str) -> Option<String> {
+        self.model.find_duplicate(object, fields, values, case_sensitive, except_id)
+    }
+    fn next_autonumber(&self, object: &str, field: &str) -> u64 {
+        self.model.next_autonumber(object, field)
+    }
+    fn referrers(&self, object: &str, id: &str) -> Vec<domain::record::Referrer> {
+        self.model.referrers(object, id)
+    }
 }

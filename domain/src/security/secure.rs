@@ -153,6 +153,10 @@ pub struct WriteGuard {
     may_transfer: bool,
     /// The caller's user id: a record may always be given to its writer.
     caller: String,
+    /// For each object a reference field of this one points to: whether the
+    /// caller may read it, and the rows it sees. A reference to a record the
+    /// caller cannot see is refused as if the record did not exist (no oracle).
+    targets: std::collections::BTreeMap<String, (bool, Option<Filter>)>,
 }
 
 fn verb(op: WriteOp) -> &'static str {
@@ -172,7 +176,31 @@ impl WriteGuard {
         let def = catalog.require(object)?;
         let grant = access.grant(catalog, def);
         let may_transfer = grant.permission.transfer || grant.permission.modify_all || access.is_open();
-        Ok(Some(WriteGuard { object: def.name.clone(), grant, may_transfer, caller: access.principal().user_id.clone() }))
+        let mut targets = std::collections::BTreeMap::new();
+        for field in def.fields.iter().filter(|f| f.field_type.is_reference()) {
+            let Some(target) = field.reference.as_deref().and_then(|t| catalog.get(t)) else { continue };
+            if !targets.contains_key(&target.name) {
+                let seen = access.grant(catalog, target);
+                targets.insert(target.name.clone(), (seen.permission.can_read(), seen.read_rows));
+            }
+        }
+        Ok(Some(WriteGuard { object: def.name.clone(), grant, may_transfer, caller: access.principal().user_id.clone(), targets }))
+    }
+
+    /// Whether the caller may point a reference at `record` of `target`: it
+    /// may read that object and sees the record (its own user always).
+    pub fn may_reference(&self, catalog: &Catalog, target: &str, record: &Record, fetch: &dyn Fn(&str, &str) -> Option<Record>) -> bool {
+        let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
+        if target == "user" && id == self.caller {
+            return true;
+        }
+        match (self.targets.get(target), catalog.get(target)) {
+            (None, _) => true,
+            (Some((false, _)), _) => false,
+            (Some((true, None)), _) => true,
+            (Some((true, Some(rows))), Some(def)) => matches(rows, record, def, catalog, fetch),
+            (Some((true, Some(_))), None) => false,
+        }
     }
 
     /// Refuses an operation the caller's object permissions do not allow.
