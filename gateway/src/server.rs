@@ -22,6 +22,7 @@ pub fn router(system: Arc<System>) -> Router {
     routes::router()
         .route("/api/v1/graphql", get(graphql::get).post(graphql::post))
         .route("/api/v1/graphql/schema", get(graphql::schema))
+        .route("/api/v1/graphql/assets/{file}", get(graphql::page::asset))
         .route("/api/v1/realtime", get(realtime::socket::upgrade))
         .route("/api/v1/realtime/connect", post(realtime::http::connect))
         .route("/api/v1/realtime/disconnect", post(realtime::http::disconnect))
@@ -78,8 +79,8 @@ async fn envelope_plain_errors(response: axum::response::Response) -> axum::resp
 }
 
 /// Headers every response carries: no content sniffing, no referrer leaving
-/// the site, and a restrictive policy on HTML pages (GraphiQL loads its
-/// assets from a CDN, which the policy names).
+/// the site, and a restrictive policy on HTML pages: only this server's
+/// scripts (GraphiQL's assets are embedded; no inline script).
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let headers = response.headers_mut();
@@ -90,7 +91,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data: https:; connect-src 'self' ws: wss:; frame-ancestors 'none'",
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
             ),
         );
     }

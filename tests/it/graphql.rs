@@ -165,7 +165,24 @@ async fn round_trips(postgres: bool) {
     assert_eq!(sdl.status, 200);
     assert!(sdl.body["raw"].as_str().unwrap().contains("note: String"), "the schema has the new field");
     let graphiql = api.call("GET", "/api/v1/graphql", None, &[]).await;
-    assert!(graphiql.body["raw"].as_str().unwrap().contains("graphiql"), "GraphiQL on GET");
+    let page = graphiql.body["raw"].as_str().unwrap().to_string();
+    assert!(page.contains("graphiql"), "GraphiQL on GET");
+    // Offline: every script and style comes from this server, under a CSP that allows nothing else.
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script>"), "{page}");
+    let csp = graphiql.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';") && !csp.contains("http"), "{csp}");
+    let assets: Vec<&str> = page.split("/api/v1/graphql/assets/").skip(1).map(|rest| rest.split('"').next().unwrap()).collect();
+    assert_eq!(assets.len(), 5, "{page}");
+    for asset in assets {
+        let served = api.call("GET", &format!("/api/v1/graphql/assets/{asset}"), None, &[]).await;
+        assert_eq!(served.status, 200, "{asset}");
+        let on_disk = std::fs::read(format!("{}/../gateway/assets/graphiql/{asset}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let kind = served.headers["content-type"].to_str().unwrap();
+        assert!(kind.starts_with(if asset.ends_with(".css") { "text/css" } else { "text/javascript" }), "{asset}: {kind}");
+        assert!(on_disk.len() > 100, "{asset}");
+    }
+    let missing = api.call("GET", "/api/v1/graphql/assets/nope.js", None, &[]).await;
+    assert_eq!(missing.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -541,15 +541,21 @@ async fn graphql_socket_rules() {
     // A completed subscription frees its place.
     ws.send(send(json!({"id": "0", "type": "complete"}))).await.unwrap();
     ws.send(subscribe("again".into())).await.unwrap();
-    server.api.call("POST", "/api/v1/data/order", Some(json!({"title": "seen"})), &[]).await;
+    // Subscriptions start when the server first polls them: write until each has seen a change.
     let mut seen = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     while seen.len() < cap {
-        let message = crate::realtime::next(&mut ws).await;
-        if message["type"] == json!("complete") && message["id"] == json!("0") {
-            continue;
+        assert!(tokio::time::Instant::now() < deadline, "only {} subscriptions saw a change", seen.len());
+        server.api.call("POST", "/api/v1/data/order", Some(json!({"title": "seen"})), &[]).await;
+        use futures_util::StreamExt;
+        while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(std::time::Duration::from_millis(300), ws.next()).await {
+            let message: Json = serde_json::from_str(&text).unwrap();
+            if message["type"] == json!("complete") && message["id"] == json!("0") {
+                continue;
+            }
+            assert_eq!(message["type"], json!("next"), "{message}");
+            seen.insert(message["id"].as_str().unwrap().to_string());
         }
-        assert_eq!(message["type"], json!("next"), "{message}");
-        seen.insert(message["id"].as_str().unwrap().to_string());
     }
     assert!(seen.contains("again") && !seen.contains("0") && !seen.contains("200"));
 }

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod cache;
 mod cost;
+pub(crate) mod page;
 mod resolve;
 mod socket;
 mod subscribe;
@@ -20,10 +21,10 @@ mod values;
 use std::sync::Arc;
 
 use async_graphql::dynamic::Schema;
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use domain::ErrorCode;
 
 pub use self::resolve::RequestInfo;
@@ -94,8 +95,7 @@ pub(crate) async fn get(State(system): State<Arc<System>>, request: Request) -> 
     let (mut parts, _body) = request.into_parts();
     let wants_socket = parts.headers.get(axum::http::header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if !wants_socket {
-        let page = GraphiQLSource::build().endpoint("/api/v1/graphql").subscription_endpoint("/api/v1/graphql").finish();
-        return Ok(Html(page).into_response());
+        return Ok(page::page());
     }
     let protocol = socket::protocol_of(&parts.headers)
         .ok_or_else(|| ApiError::new(ErrorCode::ValidationError, "unsupported WebSocket subprotocol: use graphql-transport-ws or graphql-ws"))?;
