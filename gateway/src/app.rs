@@ -38,6 +38,8 @@ pub struct System {
     pub snapshots: projections::as_of::StreamSnapshots,
     /// Folds of the log for as-of lists: bounded, the last ones kept.
     pub as_of_folds: projections::as_of::AsOfFolds,
+    /// Requests answered and their latencies (`/metrics`).
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// Full-text search: the projection and its model.
     pub search: ProjectionHandle,
     pub search_model: Arc<std::sync::RwLock<projections::search::SearchModel>>,
@@ -179,6 +181,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         },
         snapshots: Default::default(),
         as_of_folds: Default::default(),
+        http_metrics: Default::default(),
         search,
         search_model,
         hub,

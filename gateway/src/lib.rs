@@ -16,6 +16,7 @@ pub mod error;
 mod extract;
 pub mod graphql;
 mod listen;
+pub mod metrics;
 pub mod realtime;
 pub mod replay;
 mod routes;

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::metrics::HttpMetrics;
 
 /// Limits on connections and requests (`serve` flags and environment).
 #[derive(Debug, Clone)]
@@ -45,7 +46,13 @@ impl Default for HttpOptions {
 }
 
 /// Serves `router` until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, router: Router, limits: HttpOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    metrics: Arc<HttpMetrics>,
+    limits: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let request_timeout = limits.request_timeout;
     let router = router.layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| async move {
         match tokio::time::timeout(request_timeout, next.run(request)).await {
@@ -56,7 +63,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpOptions, s
             ),
         }
     }));
-    let router = router.layer(axum::middleware::from_fn(access_log));
+    let router = router.layer(axum::middleware::from_fn(move |request, next| access_log(metrics.clone(), request, next)));
     let router = match cors(&limits.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -110,16 +117,19 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpOptions, s
     Ok(())
 }
 
-/// One line per request at target `access` (`RUST_LOG=info` shows them):
-/// method, path without its query (which may carry filters), status, time.
-async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
-        return next.run(request).await;
-    }
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+/// Counts every request in the metrics, and writes one line per request at
+/// target `access` (`RUST_LOG=info` shows them): method, path without its
+/// query (which may carry filters), status, time.
+async fn access_log(metrics: Arc<HttpMetrics>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| request.uri().path().to_string());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    tracing::info!(target: "access", %method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64);
+    let took = started.elapsed();
+    metrics.record(method.as_str(), response.status().as_u16(), took);
+    if let Some(path) = path {
+        tracing::info!(target: "access", %method, path, status = response.status().as_u16(), micros = took.as_micros() as u64);
+    }
     response
 }
 

@@ -53,7 +53,8 @@ pub async fn serve_with(
     limits: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::listen::serve(listener, router(system), limits, shutdown).await
+    let metrics = system.http_metrics.clone();
+    crate::listen::serve(listener, router(system), metrics, limits, shutdown).await
 }
 
 /// Errors the HTTP layer makes itself (axum's rejections: a path that is not

@@ -630,3 +630,32 @@ async fn cors_for_configured_origins() {
     let other = ask(address, &preflight("http://evil.example")).await;
     assert!(!other.contains("access-control-allow-origin"), "{other}");
 }
+
+/// `/metrics` counts requests by method and status class, with a latency histogram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_metrics() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let (_api, address) = listening(gateway::server::HttpOptions::default()).await;
+    let ask = |request: String| async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        read_until_closed(&mut stream, Duration::from_secs(5)).await.expect("an answer")
+    };
+    for _ in 0..3 {
+        ask("GET /api/v1/data/order HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
+    }
+    ask("GET /api/v1/data/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
+    let body = "{\"title\":\"counted\"}";
+    ask(format!(
+        "POST /api/v1/data/order HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let metrics = ask("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(metrics.contains("objectstack_http_requests_total{method=\"GET\",status=\"2xx\"} 3"), "{metrics}");
+    assert!(metrics.contains("objectstack_http_requests_total{method=\"GET\",status=\"4xx\"} 1"), "{metrics}");
+    assert!(metrics.contains("objectstack_http_requests_total{method=\"POST\",status=\"2xx\"} 1"), "{metrics}");
+    assert!(metrics.contains("objectstack_http_request_duration_seconds_count 5"), "{metrics}");
+    assert!(metrics.contains("objectstack_http_request_duration_seconds_bucket{le=\"+Inf\"} 5"), "{metrics}");
+}

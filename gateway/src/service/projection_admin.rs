@@ -107,6 +107,7 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
             out.push_str(&format!("{metric}{{projection=\"{}\"}} {value}\n", status["name"].as_str().unwrap_or("")));
         }
     }
+    out.push_str(&system.http_metrics.render());
     Ok(out)
 }
 
