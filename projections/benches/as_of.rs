@@ -9,39 +9,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::store::{open_embedded, AppendRequest, EventStore, ExpectedVersion, StreamAppend};
-use domain::event::{EventPayload, ObjectDefined, RecordCreated};
-use domain::value::{Record, Value};
+use commands::store::{open_embedded, EventStore};
 use projections::as_of::{record_as_of, AsOf, AsOfFolds, StreamSnapshots};
 
-use support::envelope;
+use support::fill;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-async fn fill(store: &Arc<dyn EventStore>, events: u64) {
-    let definition = serde_json::json!({"name": "item", "fields": {"title": {"type": "text"}, "amount": {"type": "number"}}});
-    let defined = EventPayload::ObjectDefined(ObjectDefined { name: "item".into(), namespace: None, definition: definition.to_string() });
-    let first = AppendRequest {
-        streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &defined)] }],
-        idempotency_key: None,
-    };
-    store.append(first).await.expect("define");
-    let mut n = 0u64;
-    while n < events {
-        let mut streams = Vec::with_capacity(1000);
-        for _ in 0..1000.min(events - n) {
-            let mut record = Record::new();
-            record.insert("id", Value::Text(format!("i{n:08}")));
-            record.insert("title", Value::Text(format!("item {n}")));
-            record.insert("amount", Value::Int((n % 1000) as i64));
-            let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
-            streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
-            n += 1;
-        }
-        store.append(AppendRequest { streams, idempotency_key: None }).await.expect("append");
-    }
-}
 
 fn summary(label: &str, mut times: Vec<Duration>) {
     times.sort();

@@ -8,45 +8,17 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use commands::store::{open_embedded, open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
+use commands::store::{open_embedded, open_postgres, EventStore, PostgresSettings};
 use domain::event::codec::decode_envelope_payload;
-use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
-use domain::value::{Record, Value};
+use domain::event::{EventEnvelope, EventPayload};
 use projections::audit_model::AuditModel;
 use projections::rebuild::{fold_until, Progress};
 use projections::{Projection, QueryModel};
 
-use support::{envelope, rss_mib};
+use support::{fill, rss_mib};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-async fn fill(store: &Arc<dyn EventStore>, events: u64) {
-    let definition = serde_json::json!({"name": "item", "fields": {
-        "title": {"type": "text"}, "status": {"type": "select", "options": [{"label": "Open", "value": "open"}, {"label": "Done", "value": "done"}]},
-        "amount": {"type": "number"}}});
-    let defined = EventPayload::ObjectDefined(ObjectDefined { name: "item".into(), namespace: None, definition: definition.to_string() });
-    let first = AppendRequest {
-        streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &defined)] }],
-        idempotency_key: None,
-    };
-    store.append(first).await.expect("define");
-    let mut n = 0u64;
-    while n < events {
-        let mut streams = Vec::with_capacity(1000);
-        for _ in 0..1000.min(events - n) {
-            let mut record = Record::new();
-            record.insert("id", Value::Text(format!("i{n:08}")));
-            record.insert("title", Value::Text(format!("item {n}")));
-            record.insert("status", Value::Text(if n.is_multiple_of(2) { "open" } else { "done" }.into()));
-            record.insert("amount", Value::Int((n % 1000) as i64));
-            let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
-            streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
-            n += 1;
-        }
-        store.append(AppendRequest { streams, idempotency_key: None }).await.expect("append");
-    }
-}
 
 /// Folds the whole log into a fresh model, the way a rebuild does (bulk load,
 /// indexes built at the end). The first fold grows the heap (the kernel hands

@@ -9,26 +9,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::rest::{api, Api};
 
-/// A small deterministic generator (xorshift64*): a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use crate::common::Rng;
 
 const OBJECTS: &[&str] = &["order", "order", "order", "customer", "customer", "nope", "Order", "_x", "order%00", "%FF", "a.b", ""];
 const FIELDS: &[&str] = &["title", "amount", "status", "customer", "total", "name", "email", "id", "_id", "created_at", "nope", "a.b", "customer.name", ""];
@@ -77,32 +58,32 @@ const WORDS: &[&str] = &[
 ];
 
 fn text(rng: &mut Rng) -> String {
-    match rng.below(4) {
+    match rng.index(4) {
         0 => rng.pick(WORDS).to_string(),
-        1 => (0..rng.below(40)).map(|_| char::from_u32(rng.below(0x3000) as u32 + 1).unwrap_or('x')).collect(),
-        2 => "x".repeat(rng.below(3) * 100),
+        1 => (0..rng.index(40)).map(|_| char::from_u32(rng.index(0x3000) as u32 + 1).unwrap_or('x')).collect(),
+        2 => "x".repeat(rng.index(3) * 100),
         _ => format!("{}", rng.next()),
     }
 }
 
 fn value(rng: &mut Rng, depth: usize) -> Json {
-    match rng.below(if depth > 2 { 6 } else { 8 }) {
+    match rng.index(if depth > 2 { 6 } else { 8 }) {
         0 => Json::Null,
         1 => json!(rng.chance(50)),
         2 => json!(rng.next() as i64),
         3 => json!((rng.next() as f64) / 7.0 - 1e18),
         4 | 5 => json!(text(rng)),
-        6 => Json::Array((0..rng.below(5)).map(|_| value(rng, depth + 1)).collect()),
-        _ => Json::Object((0..rng.below(5)).map(|_| (rng.pick(FIELDS).to_string(), value(rng, depth + 1))).collect()),
+        6 => Json::Array((0..rng.index(5)).map(|_| value(rng, depth + 1)).collect()),
+        _ => Json::Object((0..rng.index(5)).map(|_| (rng.pick(FIELDS).to_string(), value(rng, depth + 1))).collect()),
     }
 }
 
 fn filter(rng: &mut Rng, depth: usize) -> Json {
-    match rng.below(if depth > 2 { 3 } else { 6 }) {
+    match rng.index(if depth > 2 { 3 } else { 6 }) {
         0 => json!({ *rng.pick(FIELDS): value(rng, 2) }),
         1 => json!({ *rng.pick(FIELDS): { *rng.pick(OPERATORS): value(rng, 2) } }),
         2 => json!([*rng.pick(FIELDS), *rng.pick(&["=", ">", "in", "like", "contains", "between", "?"]), value(rng, 2)]),
-        3 => json!({ *rng.pick(&["$and", "$or", "$not", "and"]): (0..rng.below(4)).map(|_| filter(rng, depth + 1)).collect::<Vec<_>>() }),
+        3 => json!({ *rng.pick(&["$and", "$or", "$not", "and"]): (0..rng.index(4)).map(|_| filter(rng, depth + 1)).collect::<Vec<_>>() }),
         4 => json!([filter(rng, depth + 1), *rng.pick(&["and", "or", "xor"]), filter(rng, depth + 1)]),
         _ => value(rng, depth),
     }
@@ -114,7 +95,7 @@ fn encode(text: &str) -> String {
 
 fn query_string(rng: &mut Rng) -> String {
     let mut pairs = Vec::new();
-    for _ in 0..rng.below(4) {
+    for _ in 0..rng.index(4) {
         let key = *rng.pick(&[
             "filter",
             "where",
@@ -155,8 +136,8 @@ fn query_string(rng: &mut Rng) -> String {
 fn graphql(rng: &mut Rng) -> Json {
     let root = *rng.pick(&["orderList", "customerList", "order", "orderAggregate", "nopeList", "search", "audit", "_position"]);
     let mut args = Vec::new();
-    for _ in 0..rng.below(3) {
-        let arg = match rng.below(6) {
+    for _ in 0..rng.index(3) {
+        let arg = match rng.index(6) {
             0 => format!("limit: {}", rng.pick(&["1", "10000", "-5", "\"x\"", "99999999999"])),
             1 => format!("where: {}", serde_json::to_string(&filter(rng, 0).to_string()).unwrap()),
             2 => format!("filter: {{{}: {{eq: {}}}}}", rng.pick(FIELDS), serde_json::to_string(&text(rng)).unwrap()),
@@ -167,14 +148,14 @@ fn graphql(rng: &mut Rng) -> Json {
         args.push(arg);
     }
     let args = if args.is_empty() { String::new() } else { format!("({})", args.join(", ")) };
-    let mut query = match rng.below(4) {
+    let mut query = match rng.index(4) {
         0 => format!("{{ {root}{args} {{ records {{ id title }} total }} }}"),
         1 => format!("mutation {{ createOrder(data: {}) {{ id }} }}", serde_json::to_string(&value(rng, 1).to_string()).unwrap()),
         2 => format!("{{ {root}{args} }}"),
         _ => text(rng),
     };
     if rng.chance(10) {
-        let mut cut = rng.below(query.len() + 1);
+        let mut cut = rng.index(query.len() + 1);
         while !query.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -194,7 +175,7 @@ type Made = (String, String, Option<Vec<u8>>, Vec<(String, String)>);
 fn request(rng: &mut Rng, ids: &[String]) -> Made {
     let object = rng.pick(OBJECTS).to_string();
     let id = if !ids.is_empty() && rng.chance(60) { rng.pick(ids).clone() } else { encode(&text(rng)) };
-    let (method, path) = match rng.below(14) {
+    let (method, path) = match rng.index(14) {
         0 | 1 => ("GET", format!("/api/v1/data/{object}{}", query_string(rng))),
         2 => ("GET", format!("/api/v1/data/{object}/{id}{}", query_string(rng))),
         3 | 4 => ("POST", format!("/api/v1/data/{object}")),
@@ -215,22 +196,22 @@ fn request(rng: &mut Rng, ids: &[String]) -> Made {
         12 => ("PUT", format!("/api/v1/meta/object/{object}")),
         _ => (*rng.pick(&["GET", "POST", "PUT", "OPTIONS", "TRACE"]), format!("/{}", encode(&text(rng)).replace("%2F", "/"))),
     };
-    let body: Option<Json> = match (method, rng.below(10)) {
+    let body: Option<Json> = match (method, rng.index(10)) {
         ("GET" | "DELETE", _) => None,
         (_, 0) => None,
         _ if path.ends_with("/graphql") => Some(graphql(rng)),
         _ if path.ends_with("/query") => Some(json!({"object": object, "where": filter(rng, 0), "limit": value(rng, 2), "orderBy": value(rng, 2)})),
         _ if path.contains("/analytics/") => Some(json!({"cube": text(rng), "measures": value(rng, 1), "dimensions": value(rng, 1), "filters": value(rng, 1)})),
         _ if path.contains("Many") || path.ends_with("/batch") => {
-            Some(json!({"records": (0..rng.below(4)).map(|_| value(rng, 0)).collect::<Vec<_>>(), "operation": text(rng), "ids": value(rng, 1)}))
+            Some(json!({"records": (0..rng.index(4)).map(|_| value(rng, 0)).collect::<Vec<_>>(), "operation": text(rng), "ids": value(rng, 1)}))
         }
         _ if path.contains("/meta/") => Some(json!({"name": object, "fields": { *rng.pick(FIELDS): {"type": text(rng)} }})),
         // Well-formed writes too, so reads and later writes meet real records.
-        (_, 1..=4) if object == "order" => Some(json!({"title": rng.pick(&["a", "open", "Ada", "🚀", "x y"]), "amount": rng.below(100)})),
+        (_, 1..=4) if object == "order" => Some(json!({"title": rng.pick(&["a", "open", "Ada", "🚀", "x y"]), "amount": rng.index(100)})),
         (_, 1..=4) if object == "customer" => Some(json!({"name": rng.pick(&["Ada", "Alan", "Grace"])})),
         _ => {
             let mut record = Map::new();
-            for _ in 0..rng.below(5) {
+            for _ in 0..rng.index(5) {
                 record.insert(rng.pick(FIELDS).to_string(), value(rng, 1));
             }
             Some(Json::Object(record))
@@ -238,8 +219,8 @@ fn request(rng: &mut Rng, ids: &[String]) -> Made {
     };
     let mut bytes = body.map(|b| b.to_string().into_bytes());
     if let Some(raw) = bytes.as_mut() {
-        match rng.below(12) {
-            0 => raw.truncate(rng.below(raw.len() + 1)),
+        match rng.index(12) {
+            0 => raw.truncate(rng.index(raw.len() + 1)),
             1 => raw.extend_from_slice(&[0xff, 0xfe, 0x00]),
             _ => {}
         }
@@ -260,7 +241,7 @@ fn request(rng: &mut Rng, ids: &[String]) -> Made {
         headers.push(("if-match".to_string(), rng.pick(&["\"1\"", "*", "garbage", "\"99\""]).to_string()));
     }
     if rng.chance(10) {
-        headers.push(("idempotency-key".to_string(), format!("k{}", rng.below(5))));
+        headers.push(("idempotency-key".to_string(), format!("k{}", rng.index(5))));
     }
     if rng.chance(5) {
         headers.push(("x-min-position".to_string(), rng.pick(&["0", "1", "x", "-1"]).to_string()));

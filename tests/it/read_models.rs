@@ -16,23 +16,7 @@ use serde_json::{json, Value as Json};
 
 use crate::common;
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+use crate::common::Rng;
 
 const NAMES: [&str; 8] = ["alpha", "Beta", "gamma", "Delta", "epsilon", "zeta", "Eta", "theta"];
 const STAGES: [&str; 4] = ["new", "open", "won", "lost"];

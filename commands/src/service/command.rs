@@ -107,3 +107,11 @@ pub struct Outcome {
     /// True when this is the stored result of an earlier command with the same key.
     pub replayed: bool,
 }
+
+impl Outcome {
+    /// The outcome of a command on a stream that is not a record's (a
+    /// definition, an operator's decision), before its append is placed.
+    pub(crate) fn unplaced(stream: String, object: String) -> Outcome {
+        Outcome { position: 0, stream, object, id: String::new(), version: 0, record: None, events: Vec::new(), warnings: Vec::new(), replayed: false }
+    }
+}

@@ -68,17 +68,7 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
                     events: vec![envelope(p, meta, now, correlation)],
                 })
                 .collect();
-            let outcome = Outcome {
-                position: 0,
-                stream: StreamId::metadata(&first_object).0,
-                object: first_object,
-                id: String::new(),
-                version: 0,
-                record: None,
-                events: Vec::new(),
-                warnings: Vec::new(),
-                replayed: false,
-            };
+            let outcome = Outcome::unplaced(StreamId::metadata(&first_object).0, first_object);
             let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() });
             Ok(Planned { request, reservation: Reservation::default(), outcome })
         }
@@ -86,17 +76,7 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
             let payload =
                 EventPayload::EventSkipped(domain::event::EventSkipped { projection: projection.clone(), position: *position, reason: reason.clone() });
             let stream = StreamId::projection(projection).0;
-            let outcome = Outcome {
-                position: 0,
-                stream: stream.clone(),
-                object: String::new(),
-                id: String::new(),
-                version: 0,
-                record: None,
-                events: Vec::new(),
-                warnings: Vec::new(),
-                replayed: false,
-            };
+            let outcome = Outcome::unplaced(stream.clone(), String::new());
             // Operators' decisions need no order among themselves.
             let streams = vec![StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![envelope(&payload, meta, now, correlation)] }];
             Ok(Planned {

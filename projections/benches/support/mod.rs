@@ -1,11 +1,16 @@
 //! Shared by the benchmarks: an envelope around a payload, as the command
 //! side would write it (the store assigns positions on append; benchmarks that
-//! feed models directly give one), and the process's resident memory.
+//! feed models directly give one), a log of `item` records, and the
+//! process's resident memory.
 //! Each benchmark uses part of it.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
+use commands::store::{AppendRequest, EventStore, ExpectedVersion, StreamAppend};
 use domain::event::codec::encode_payload;
-use domain::event::{EventEnvelope, EventPayload};
+use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
+use domain::value::{Record, Value};
 
 pub fn envelope(position: u64, payload: &EventPayload) -> EventEnvelope {
     let (event_type, schema_version, bytes) = encode_payload(payload);
@@ -31,4 +36,32 @@ pub fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
     kib.unwrap_or(0) as f64 / 1024.0
+}
+
+/// The `item` object (title, status, amount) defined, then `events` creates of it.
+pub async fn fill(store: &Arc<dyn EventStore>, events: u64) {
+    let definition = serde_json::json!({"name": "item", "fields": {
+        "title": {"type": "text"}, "status": {"type": "select", "options": [{"label": "Open", "value": "open"}, {"label": "Done", "value": "done"}]},
+        "amount": {"type": "number"}}});
+    let defined = EventPayload::ObjectDefined(ObjectDefined { name: "item".into(), namespace: None, definition: definition.to_string() });
+    let first = AppendRequest {
+        streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &defined)] }],
+        idempotency_key: None,
+    };
+    store.append(first).await.expect("define");
+    let mut n = 0u64;
+    while n < events {
+        let mut streams = Vec::with_capacity(1000);
+        for _ in 0..1000.min(events - n) {
+            let mut record = Record::new();
+            record.insert("id", Value::Text(format!("i{n:08}")));
+            record.insert("title", Value::Text(format!("item {n}")));
+            record.insert("status", Value::Text(if n.is_multiple_of(2) { "open" } else { "done" }.into()));
+            record.insert("amount", Value::Int((n % 1000) as i64));
+            let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
+            streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
+            n += 1;
+        }
+        store.append(AppendRequest { streams, idempotency_key: None }).await.expect("append");
+    }
 }
