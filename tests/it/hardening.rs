@@ -659,3 +659,22 @@ async fn request_metrics() {
     assert!(metrics.contains("objectstack_http_request_duration_seconds_count 5"), "{metrics}");
     assert!(metrics.contains("objectstack_http_request_duration_seconds_bucket{le=\"+Inf\"} 5"), "{metrics}");
 }
+
+/// A definition with a property the protocol does not have (a typo) is
+/// refused, naming the one meant; nothing is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definition_typos_are_refused() {
+    let api = api(false).await;
+    let head = *api.system.commands.store().head().borrow();
+    let definition = json!({"name": "memo", "fields": {"title": {"type": "text", "requird": true}}});
+    let reply = api.call("PUT", "/api/v1/meta/object/memo", Some(definition), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("field 'title'") && message.contains("did you mean 'required'"), "{message}");
+    let definition = json!({"name": "memo", "lable": "Memo", "fields": {"title": {"type": "text"}}});
+    let reply = api.call("PUT", "/api/v1/meta/object/memo", Some(definition), &[]).await;
+    assert!(reply.body["error"]["message"].as_str().unwrap().contains("did you mean 'label'"), "{}", reply.body);
+    assert_eq!(*api.system.commands.store().head().borrow(), head);
+    let good = json!({"name": "memo", "label": "Memo", "fields": {"title": {"type": "text", "required": true}}});
+    assert!(api.call("PUT", "/api/v1/meta/object/memo", Some(good), &[]).await.status.is_success());
+}

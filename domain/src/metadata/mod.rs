@@ -10,6 +10,7 @@ mod decide;
 pub mod examples;
 mod field;
 mod field_type;
+pub mod keys;
 mod naming;
 mod object;
 mod rule;
