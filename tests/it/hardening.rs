@@ -678,3 +678,50 @@ async fn definition_typos_are_refused() {
     let good = json!({"name": "memo", "label": "Memo", "fields": {"title": {"type": "text", "required": true}}});
     assert!(api.call("PUT", "/api/v1/meta/object/memo", Some(good), &[]).await.status.is_success());
 }
+
+/// A definition change that would leave records impossible to edit (a new
+/// required field, a removed option, a shorter maximum) is refused with what
+/// breaks; the same change on an object without such records goes through.
+async fn breaking_definition_changes(postgres: bool) {
+    let api = api(postgres).await;
+    let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": "a long enough title", "status": "paid"})), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let base = |fields: Json| json!({"name": "order", "fields": fields});
+    let mut fields = json!({
+        "title": {"type": "text", "required": true, "maxLength": 40},
+        "amount": {"type": "currency"},
+        "status": {"type": "select", "options": [{"label": "Open", "value": "open", "default": true}, {"label": "Paid", "value": "paid"}]},
+        "customer": {"type": "lookup", "reference": "customer"},
+        "total": {"type": "formula", "expression": "amount * 2"}});
+    let head = *api.system.commands.store().head().borrow();
+    for (change, expected) in [
+        (json!({"region": {"type": "text", "required": true}}), "'region' would be required"),
+        (json!({"status": {"type": "select", "options": [{"label": "Open", "value": "open"}]}}), "'status'"),
+        (json!({"title": {"type": "text", "required": true, "maxLength": 5}}), "'title'"),
+    ] {
+        let mut changed = fields.clone();
+        for (k, v) in change.as_object().unwrap() {
+            changed[k] = v.clone();
+        }
+        let reply = api.call("PUT", "/api/v1/meta/object/order", Some(base(changed)), &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("would break existing records") && message.contains(expected) && message.contains("1 record"), "{message}");
+    }
+    assert_eq!(*api.system.commands.store().head().borrow(), head, "nothing logged");
+    // Optional fields and added options are safe.
+    fields["region"] = json!({"type": "text"});
+    fields["status"]["options"].as_array_mut().unwrap().push(json!({"label": "Void", "value": "void"}));
+    let reply = api.call("PUT", "/api/v1/meta/object/order", Some(base(fields)), &[]).await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaking_definition_changes_embedded() {
+    breaking_definition_changes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaking_definition_changes_postgres() {
+    breaking_definition_changes(true).await;
+}

@@ -59,6 +59,19 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
     match command {
         Command::Metadata(metadata) => {
             let payloads = decide_metadata(&model.catalog, metadata)?;
+            // A change that would leave records impossible to edit is refused with what breaks.
+            for payload in &payloads {
+                if let EventPayload::ObjectAltered(altered) = payload {
+                    let json: Json = serde_json::from_str(&altered.definition).map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
+                    let new = domain::metadata::ObjectDef::from_json(&json)?;
+                    let report = domain::metadata::breaking_changes(&new, model.live_records(&altered.name));
+                    if !report.is_empty() {
+                        return Err(
+                            DomainError::InvalidDefinition(format!("changing '{}' would break existing records: {}", altered.name, report.join("; "))).into()
+                        );
+                    }
+                }
+            }
             let first_object = payloads.first().map(|p| p.object().to_string()).unwrap_or_default();
             let streams: Vec<StreamAppend> = payloads
                 .iter()

@@ -91,6 +91,11 @@ impl WriteModel {
         self.records.get(object).and_then(|m| m.get(id)).map_or(0, |s| s.version)
     }
 
+    /// The live records of an object.
+    pub fn live_records<'a>(&'a self, object: &str) -> impl Iterator<Item = &'a Record> + 'a {
+        self.records.get(object).into_iter().flat_map(|records| records.values()).filter_map(|state| state.record.as_ref())
+    }
+
     pub fn record(&self, object: &str, id: &str) -> RecordState {
         self.records.get(object).and_then(|m| m.get(id)).cloned().unwrap_or_default()
     }

@@ -5,6 +5,7 @@
 //! what metadata events carry.
 
 mod app;
+mod breaking;
 mod catalog;
 mod decide;
 pub mod examples;
@@ -16,6 +17,7 @@ mod object;
 mod rule;
 
 pub use app::{load_app, AppDef, Manifest, SeedSet};
+pub use breaking::breaking_changes;
 pub use catalog::{builtin_objects, Catalog};
 pub use decide::{decide_metadata, evolve_catalog, MetadataCommand, ObjectSpec};
 pub use field::{DeleteBehavior, FieldDef, SelectOption};
