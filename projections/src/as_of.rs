@@ -38,7 +38,8 @@ impl AsOf {
 /// fold costs CPU in proportion to the log; more wait their turn, as long as
 /// a read may wait), and the last [`KEPT_FOLDS`] finished ones kept, so the
 /// same moment asked again (a console paging through a past list) costs a
-/// lookup. A fold is kept only when the log had already moved past its moment.
+/// lookup. A fold is kept only when the log had already moved past its
+/// moment, and when it holds at most [`MAX_KEPT_ROWS`] rows.
 pub struct AsOfFolds {
     turns: tokio::sync::Semaphore,
     kept: std::sync::Mutex<std::collections::VecDeque<(AsOf, u64, Arc<QueryModel>)>>,
@@ -48,6 +49,8 @@ pub struct AsOfFolds {
 pub const MAX_FOLDS: usize = 2;
 /// Finished folds kept.
 pub const KEPT_FOLDS: usize = 2;
+/// Rows a fold may hold and still be kept (each kept fold is a copy of the data as it was).
+pub const MAX_KEPT_ROWS: usize = 200_000;
 
 impl Default for AsOfFolds {
     fn default() -> AsOfFolds {
@@ -68,7 +71,9 @@ impl AsOfFolds {
         }
         let (model, reached, past) = fold_as_of(store, as_of).await?;
         let model = Arc::new(model);
-        if past {
+        // A kept fold is a second copy of the data: only small ones are kept.
+        let rows: usize = model.row_counts().iter().map(|(_, n)| n).sum();
+        if past && rows <= MAX_KEPT_ROWS {
             let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
             kept.push_back((as_of, reached, model.clone()));
             while kept.len() > KEPT_FOLDS {

@@ -41,6 +41,11 @@ impl DeadLetter {
         }
     }
 
+    /// The letter of an event that could not be decoded.
+    pub fn undecodable(envelope: &EventEnvelope, error: impl std::fmt::Display) -> DeadLetter {
+        DeadLetter::of(envelope, format!("cannot decode: {error}"))
+    }
+
     pub fn to_json(&self) -> Json {
         json!({
             "position": self.position, "eventId": self.event_id, "stream": self.stream, "eventType": self.event_type, "error": self.error,
@@ -50,9 +55,9 @@ impl DeadLetter {
 
 /// The parked events of one projection, shared by its runner and its handle.
 #[derive(Clone, Default)]
-pub struct Parked(Arc<Mutex<BTreeMap<u64, DeadLetter>>>);
+pub struct ParkedEvents(Arc<Mutex<BTreeMap<u64, DeadLetter>>>);
 
-impl Parked {
+impl ParkedEvents {
     pub fn park(&self, letter: DeadLetter) {
         self.0.lock().expect("parked lock").insert(letter.position, letter);
     }
@@ -74,14 +79,6 @@ impl Parked {
     /// Every letter, in position order.
     pub fn list(&self) -> Vec<DeadLetter> {
         self.0.lock().expect("parked lock").values().cloned().collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.lock().expect("parked lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

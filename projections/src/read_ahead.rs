@@ -119,7 +119,7 @@ async fn decode(target: u64, mut rx: mpsc::Receiver<Result<Batch, ReadError>>, t
                     Ok(payload) => Some(payload),
                     Err(error) => {
                         tracing::error!(position = envelope.position, %error, "cannot decode an event: parked as a dead letter, the fold goes on");
-                        batch.failures.push(DeadLetter::of(envelope, format!("cannot decode: {error}")));
+                        batch.failures.push(DeadLetter::undecodable(envelope, error));
                         None
                     }
                 });

@@ -16,7 +16,7 @@ use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::dead_letter::{DeadLetter, Parked};
+use crate::dead_letter::{DeadLetter, ParkedEvents};
 
 /// Events read and applied per batch (one transaction for stored read models).
 const BATCH: usize = 2_000;
@@ -79,7 +79,7 @@ enum Control {
 pub struct ProjectionHandle {
     name: String,
     checkpoint_rx: watch::Receiver<u64>,
-    parked: Parked,
+    parked: ParkedEvents,
     /// The last store error while it keeps failing; `None` once a batch goes through.
     stalled: Arc<Mutex<Option<String>>>,
     control: mpsc::UnboundedSender<Control>,
@@ -124,9 +124,6 @@ impl ProjectionHandle {
 
     /// Applies the parked event at `position` again (see [`Projection::reapply`]).
     pub async fn retry(&self, position: u64) -> Result<(), String> {
-        if self.parked.get(position).is_none() {
-            return Err(format!("projection '{}' has no parked event at position {position}", self.name));
-        }
         let (tx, rx) = oneshot::channel();
         self.control.send(Control::Retry(position, tx)).map_err(|_| "the projection has stopped".to_string())?;
         rx.await.map_err(|_| "the projection has stopped".to_string())?
@@ -147,7 +144,7 @@ pub async fn spawn<P: Projection>(store: Arc<dyn EventStore>, projection: P) -> 
 /// [`spawn`], knowing the letters parked by the load before it.
 pub async fn spawn_with<P: Projection>(store: Arc<dyn EventStore>, mut projection: P, loaded: Vec<DeadLetter>) -> Result<ProjectionHandle, ProjectionError> {
     let start = projection.checkpoint().await?;
-    let parked = Parked::default();
+    let parked = ParkedEvents::default();
     for letter in projection.parked().await?.unwrap_or_default().into_iter().chain(loaded) {
         parked.park(letter);
     }
@@ -173,7 +170,7 @@ pub fn decode(batch: Vec<EventEnvelope>) -> Decoded {
     for envelope in batch {
         match decode_envelope_payload(&envelope, upcasters) {
             Ok(payload) => out.events.push((envelope, payload)),
-            Err(error) => out.undecodable.push(DeadLetter::of(&envelope, format!("cannot decode: {error}"))),
+            Err(error) => out.undecodable.push(DeadLetter::undecodable(&envelope, error)),
         }
     }
     out
@@ -234,7 +231,7 @@ async fn park<P: Projection + ?Sized>(projection: &mut P, letter: DeadLetter, pa
 struct Follower {
     store: Arc<dyn EventStore>,
     checkpoint_tx: watch::Sender<u64>,
-    parked: Parked,
+    parked: ParkedEvents,
     stalled: Arc<Mutex<Option<String>>>,
     control: mpsc::UnboundedReceiver<Control>,
 }

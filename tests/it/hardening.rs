@@ -725,3 +725,31 @@ async fn breaking_definition_changes_embedded() {
 async fn breaking_definition_changes_postgres() {
     breaking_definition_changes(true).await;
 }
+
+/// A write whose caller goes away once its append is under way (a client
+/// gone, a request timed out) still reaches the write model: the record
+/// exists for the next command, and its unique values are not held for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_write_still_reaches_the_write_model() {
+    let api = api(false).await;
+    let commands = &api.system.commands;
+    let before = *commands.store().head().borrow();
+    let mut data = serde_json::Map::new();
+    data.insert("name".into(), json!("Dropped"));
+    data.insert("email".into(), json!("dropped@example.com"));
+    let command = commands::service::Command::Create { object: "customer".into(), id: Some("c-dropped".into()), data };
+    let mut write = Box::pin(commands.execute(command, commands::service::CommandMeta::system()));
+    assert!(futures_util::poll!(&mut write).is_pending(), "the append is under way");
+    drop(write);
+    let mut head = commands.store().head();
+    tokio::time::timeout(std::time::Duration::from_secs(5), head.wait_for(|h| *h > before)).await.expect("the append committed").unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !commands.exists("customer", "c-dropped") {
+        assert!(tokio::time::Instant::now() < deadline, "the committed create never reached the write model");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let patch = api.call("PATCH", "/api/v1/data/customer/c-dropped", Some(json!({"name": "Kept"})), &[]).await;
+    assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
+    let again = api.call("POST", "/api/v1/data/customer", Some(json!({"name": "Other", "email": "dropped@example.com"})), &[]).await;
+    assert_eq!(code(&again), "duplicate_value", "the unique value is held by the committed record, once");
+}

@@ -36,7 +36,8 @@ const CATCH_UP_BATCH: usize = 10_000;
 
 pub struct CommandService {
     store: Arc<dyn EventStore>,
-    model: Mutex<WriteModel>,
+    /// Shared with the append task of each command (see [`CommandService::execute_all`]).
+    model: Arc<Mutex<WriteModel>>,
     /// Every reader of the log decodes through the project's upcasters.
     upcasters: &'static Upcasters,
     streams: stream_locks::StreamLocks,
@@ -45,7 +46,8 @@ pub struct CommandService {
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        let service = CommandService { store, model: Mutex::new(WriteModel::default()), upcasters: domain::event::registry(), streams: Default::default() };
+        let service =
+            CommandService { store, model: Arc::new(Mutex::new(WriteModel::default())), upcasters: domain::event::registry(), streams: Default::default() };
         let mut after = 0;
         // One buffer for the whole fold: each read decodes into the envelopes
         // of the batch before (no allocations per event for the envelope).
@@ -94,34 +96,7 @@ impl CommandService {
     }
 
     fn apply(&self, events: &[EventEnvelope]) -> Result<(), CommandError> {
-        self.apply_and_release(events, Vec::new())
-    }
-
-    fn apply_and_release(&self, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
-        let mut decoded = Vec::with_capacity(events.len());
-        let mut unreadable = Vec::new();
-        for envelope in events {
-            match decode_envelope_payload(envelope, self.upcasters) {
-                Ok(payload) => decoded.push((envelope, payload)),
-                Err(error) => {
-                    tracing::error!(position = envelope.position, stream = %envelope.stream, %error, "cannot decode an event: its stream is refused to commands");
-                    unreadable.push(envelope.stream.clone());
-                }
-            }
-        }
-        let mut model = self.model.lock().expect("write model lock");
-        model.unreadable.extend(unreadable);
-        let mut outcome = Ok(());
-        for (envelope, payload) in decoded {
-            if let Err(e) = model.apply(&envelope.stream, envelope.stream_version, &payload) {
-                outcome = Err(e.into());
-                break;
-            }
-        }
-        for reservation in reservations {
-            model.release(reservation);
-        }
-        outcome
+        apply_and_release(&self.model, self.upcasters, events, Vec::new())
     }
 
     /// Executes one command.
@@ -155,14 +130,23 @@ impl CommandService {
             let Some(request) = request else {
                 return Ok(outcomes);
             };
-            let result = self.store.append(request).await;
-            // Committed events enter the write model in the same critical section
-            // that drops the reservations: at no moment is a claimed unique value
-            // neither reserved nor committed.
-            let applied = match &result {
-                Ok(committed) => self.apply_and_release(&committed.events, reservations),
-                Err(_) => self.apply_and_release(&[], reservations),
-            };
+            // The append and its entry into the write model run as a task of their
+            // own: a caller dropped half way (a client gone, a request timed out)
+            // cannot leave a committed write out of the write model, or a unique
+            // value reserved for ever. Committed events enter the write model in
+            // the same critical section that drops the reservations: at no moment
+            // is a claimed unique value neither reserved nor committed.
+            let (store, model, upcasters) = (self.store.clone(), self.model.clone(), self.upcasters);
+            let (result, applied) = tokio::spawn(async move {
+                let result = store.append(request).await;
+                let applied = match &result {
+                    Ok(committed) => apply_and_release(&model, upcasters, &committed.events, reservations),
+                    Err(_) => apply_and_release(&model, upcasters, &[], reservations),
+                };
+                (result, applied)
+            })
+            .await
+            .map_err(|e| (0, CommandError::Store(StoreError::Unavailable(format!("the append task failed: {e}")))))?;
             applied.map_err(|e| (0, e))?;
             let committed = match result {
                 Ok(committed) => committed,
@@ -304,4 +288,34 @@ impl CommandService {
             replayed: true,
         })
     }
+}
+
+/// Applies committed events to the write model and drops the reservations of
+/// their command, under one lock. An event that cannot be decoded marks its
+/// stream unreadable instead of stopping the service.
+fn apply_and_release(model: &Mutex<WriteModel>, upcasters: &Upcasters, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    let mut unreadable = Vec::new();
+    for envelope in events {
+        match decode_envelope_payload(envelope, upcasters) {
+            Ok(payload) => decoded.push((envelope, payload)),
+            Err(error) => {
+                tracing::error!(position = envelope.position, stream = %envelope.stream, %error, "cannot decode an event: its stream is refused to commands");
+                unreadable.push(envelope.stream.clone());
+            }
+        }
+    }
+    let mut model = model.lock().expect("write model lock");
+    model.unreadable.extend(unreadable);
+    let mut outcome = Ok(());
+    for (envelope, payload) in decoded {
+        if let Err(e) = model.apply(&envelope.stream, envelope.stream_version, &payload) {
+            outcome = Err(e.into());
+            break;
+        }
+    }
+    for reservation in reservations {
+        model.release(reservation);
+    }
+    outcome
 }

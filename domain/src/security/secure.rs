@@ -2,6 +2,7 @@
 //! answer) and a write (what a change must satisfy before and after).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -151,12 +152,10 @@ pub struct WriteGuard {
     grant: ObjectGrant,
     /// The caller may set or change the owner (transfer, or modify all).
     may_transfer: bool,
-    /// The caller's user id: a record may always be given to its writer.
-    caller: String,
-    /// For each object a reference field of this one points to: whether the
-    /// caller may read it, and the rows it sees. A reference to a record the
-    /// caller cannot see is refused as if the record did not exist (no oracle).
-    targets: std::collections::BTreeMap<String, (bool, Option<Filter>)>,
+    /// The caller's rights: its user id (a record may always be given to its
+    /// writer), and what it sees of the objects this one references (asked
+    /// only when a write sets a reference).
+    access: Arc<Access>,
 }
 
 fn verb(op: WriteOp) -> &'static str {
@@ -169,38 +168,32 @@ fn verb(op: WriteOp) -> &'static str {
 
 impl WriteGuard {
     /// The guard of a caller on an object (`None` for the server itself, which is never refused).
-    pub fn new(access: &Access, catalog: &Catalog, object: &str) -> Result<Option<WriteGuard>, DomainError> {
+    pub fn new(access: &Arc<Access>, catalog: &Catalog, object: &str) -> Result<Option<WriteGuard>, DomainError> {
         if access.is_system() {
             return Ok(None);
         }
         let def = catalog.require(object)?;
         let grant = access.grant(catalog, def);
         let may_transfer = grant.permission.transfer || grant.permission.modify_all || access.is_open();
-        let mut targets = std::collections::BTreeMap::new();
-        for field in def.fields.iter().filter(|f| f.field_type.is_reference()) {
-            let Some(target) = field.reference.as_deref().and_then(|t| catalog.get(t)) else { continue };
-            if !targets.contains_key(&target.name) {
-                let seen = access.grant(catalog, target);
-                targets.insert(target.name.clone(), (seen.permission.can_read(), seen.read_rows));
-            }
-        }
-        Ok(Some(WriteGuard { object: def.name.clone(), grant, may_transfer, caller: access.principal().user_id.clone(), targets }))
+        Ok(Some(WriteGuard { object: def.name.clone(), grant, may_transfer, access: access.clone() }))
+    }
+
+    fn caller(&self) -> &str {
+        &self.access.principal().user_id
     }
 
     /// Whether the caller may point a reference at `record` of `target`: it
-    /// may read that object and sees the record (its own user always).
+    /// may read that object and sees the record (its own user always). A
+    /// reference to a record it cannot see is refused as if the record did
+    /// not exist (no oracle).
     pub fn may_reference(&self, catalog: &Catalog, target: &str, record: &Record, fetch: &dyn Fn(&str, &str) -> Option<Record>) -> bool {
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
-        if target == "user" && id == self.caller {
+        if target == "user" && id == self.caller() {
             return true;
         }
-        match (self.targets.get(target), catalog.get(target)) {
-            (None, _) => true,
-            (Some((false, _)), _) => false,
-            (Some((true, None)), _) => true,
-            (Some((true, Some(rows))), Some(def)) => matches(rows, record, def, catalog, fetch),
-            (Some((true, Some(_))), None) => false,
-        }
+        let Some(def) = catalog.get(target) else { return false };
+        let seen = self.access.grant(catalog, def);
+        seen.permission.can_read() && seen.read_rows.as_ref().is_none_or(|rows| matches(rows, record, def, catalog, fetch))
     }
 
     /// Refuses an operation the caller's object permissions do not allow.
@@ -240,7 +233,7 @@ impl WriteGuard {
             }
             if *name == self.grant.owner_field && !self.may_transfer {
                 let unchanged = current.and_then(|r| r.get(name.as_str())).is_some_and(|v| v.to_json() == *value);
-                let to_self = current.is_none() && value.as_str() == Some(self.caller.as_str());
+                let to_self = current.is_none() && value.as_str() == Some(self.caller());
                 if !unchanged && !to_self {
                     return Err(DomainError::FieldNotAccessible(format!("setting the owner of {} records needs the transfer permission", self.object)));
                 }

@@ -236,7 +236,7 @@ fn row_level_security_filters_reads_and_checks_writes() {
     let (query, _) = world.secure(&member, "note", Some(json!({"body": "x"}))).unwrap();
     let filter = query.filter.unwrap();
     assert!(matches!(&filter, Filter::And(parts) if parts.len() == 2), "the caller's filter AND the policy: {filter:?}");
-    let guard = WriteGuard::new(&member, &world.catalog, "note").unwrap().unwrap();
+    let guard = WriteGuard::new(&Arc::new(member.clone()), &world.catalog, "note").unwrap().unwrap();
     let archived = record(json!({"id": "n1", "status": "archived"}));
     let live = record(json!({"id": "n1", "status": "open"}));
     // A record the caller cannot see answers as not found.
@@ -256,7 +256,7 @@ fn row_level_security_filters_reads_and_checks_writes() {
 fn writes_refuse_frozen_fields_and_owner_changes_without_transfer() {
     let world = given();
     let member = world.member("u1");
-    let guard = WriteGuard::new(&member, &world.catalog, "project").unwrap().unwrap();
+    let guard = WriteGuard::new(&Arc::new(member.clone()), &world.catalog, "project").unwrap().unwrap();
     let data = |v: Json| -> Map<String, Json> { v.as_object().unwrap().clone() };
     assert_eq!(guard.check_fields(&data(json!({"team": "red"})), None).unwrap_err().code(), crate::ErrorCode::FieldNotAccessible);
     assert_eq!(guard.check_fields(&data(json!({"budget": 5})), None).unwrap_err().code(), crate::ErrorCode::FieldNotAccessible);
@@ -269,7 +269,7 @@ fn writes_refuse_frozen_fields_and_owner_changes_without_transfer() {
     // A member may not edit someone else's private project even though it could read it through a rule.
     let mut lead = Principal::user("u9", Some("member"));
     lead.roles = vec!["lead".into()];
-    let guard = WriteGuard::new(&world.access(lead), &world.catalog, "project").unwrap().unwrap();
+    let guard = WriteGuard::new(&Arc::new(world.access(lead)), &world.catalog, "project").unwrap().unwrap();
     let theirs = record(json!({"id": "p2", "owner": "u2", "team": "red"}));
     assert_eq!(guard.check_before(WriteOp::Update, &world.catalog, &theirs, &no_fetch).unwrap_err().code(), crate::ErrorCode::RecordNotAccessible);
 }
@@ -308,7 +308,7 @@ fn only_user_managers_set_who_a_user_is() {
     let data = json!({"profile": "boss"}).as_object().unwrap().clone();
     let mut editor = Principal::user("u1", Some("member"));
     editor.permission_sets = vec!["self_service".into()];
-    let guard = WriteGuard::new(&world.access(editor), &world.catalog, "user").unwrap().unwrap();
+    let guard = WriteGuard::new(&Arc::new(world.access(editor)), &world.catalog, "user").unwrap().unwrap();
     guard.allow(WriteOp::Update).unwrap();
     guard.check_fields(&json!({"name": "New name"}).as_object().unwrap().clone(), None).unwrap();
     for field in ["profile", "permission_sets", "roles", "password"] {
@@ -317,6 +317,6 @@ fn only_user_managers_set_who_a_user_is() {
     }
     let mut manager = Principal::user("u2", Some("member"));
     manager.permission_sets = vec!["people_admin".into()];
-    let guard = WriteGuard::new(&world.access(manager), &world.catalog, "user").unwrap().unwrap();
+    let guard = WriteGuard::new(&Arc::new(world.access(manager)), &world.catalog, "user").unwrap().unwrap();
     guard.check_fields(&data, None).unwrap();
 }

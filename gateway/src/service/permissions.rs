@@ -47,7 +47,7 @@ pub async fn check(system: &System, caller: &Caller, object: &str, action: &str,
             reason = Some(format!("record {id} is not visible"));
         } else if action != "read" && action != "create" {
             let catalog = system.commands.catalog();
-            let guard = WriteGuard::new(caller.access(), &catalog, object)?;
+            let guard = WriteGuard::new(&caller.viewer.access, &catalog, object)?;
             let state = system.commands.record_state(object, id);
             if let (Some(guard), Some(current)) = (guard, state.record) {
                 let op = if action == "delete" { WriteOp::Delete } else { WriteOp::Update };

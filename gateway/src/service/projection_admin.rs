@@ -81,7 +81,11 @@ pub fn all(system: &System, caller: &Caller) -> Result<Vec<Json>, ApiError> {
     Ok(NAMES.iter().map(|n| status_of(system, n)).collect())
 }
 
-/// Prometheus text: the log head and each projection's position, lag and version.
+/// A projection gauge: its name, its help, and its value in a status.
+type Gauge = (&'static str, &'static str, fn(&Json) -> u64);
+
+/// Prometheus text: the log head, each projection's position, lag, version,
+/// parked events and whether it is stalled, and the request metrics.
 pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
     caller.require(SystemPermission::ManageProjections)?;
     let mut out = String::new();
@@ -89,22 +93,19 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
     out.push_str("# HELP objectstack_log_head Last committed log position known to this node.\n# TYPE objectstack_log_head gauge\n");
     out.push_str(&format!("objectstack_log_head {head}\n"));
     let statuses: Vec<Json> = NAMES.iter().map(|n| status_of(system, n)).collect();
-    for (metric, help, field) in [
-        ("objectstack_projection_position", "Last log position a projection applied.", "position"),
-        ("objectstack_projection_lag", "Events a projection is behind the log head.", "lag"),
-        ("objectstack_projection_version", "Generation of a projection (1 + live rebuilds swapped in).", "version"),
-        ("objectstack_projection_dead_letters", "Events a projection parked because it could not apply them.", "deadLetters"),
-        ("objectstack_projection_stalled", "1 while a projection keeps failing on its store.", "lastError"),
-    ] {
+    let gauges: [Gauge; 5] = [
+        ("objectstack_projection_position", "Last log position a projection applied.", |s| s["position"].as_u64().unwrap_or(0)),
+        ("objectstack_projection_lag", "Events a projection is behind the log head.", |s| s["lag"].as_u64().unwrap_or(0)),
+        ("objectstack_projection_version", "Generation of a projection (1 + live rebuilds swapped in).", |s| s["version"].as_u64().unwrap_or(0)),
+        ("objectstack_projection_dead_letters", "Events a projection parked because it could not apply them.", |s| {
+            s["deadLetters"].as_array().map_or(0, |letters| letters.len() as u64)
+        }),
+        ("objectstack_projection_stalled", "1 while a projection keeps failing on its store.", |s| u64::from(!s["lastError"].is_null())),
+    ];
+    for (metric, help, value) in gauges {
         out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
         for status in &statuses {
-            let value = match &status[field] {
-                Json::Array(items) => Json::from(items.len()),
-                Json::String(_) => Json::from(1),
-                Json::Null => Json::from(0),
-                other => other.clone(),
-            };
-            out.push_str(&format!("{metric}{{projection=\"{}\"}} {value}\n", status["name"].as_str().unwrap_or("")));
+            out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), value(status)));
         }
     }
     out.push_str(&system.http_metrics.render());
@@ -180,15 +181,22 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
     Ok(status_of(system, &name))
 }
 
+/// The projection that parked the event at `position` (not found otherwise).
+fn parked_at<'a>(system: &'a System, name: &str, position: u64) -> Result<&'a projections::ProjectionHandle, ApiError> {
+    let handle = handle_of(system, name);
+    if handle.dead_letters().iter().any(|l| l.position == position) {
+        Ok(handle)
+    } else {
+        Err(ApiError::new(ErrorCode::ResourceNotFound, format!("projection '{name}' has no parked event at position {position}")))
+    }
+}
+
 /// Applies a parked event again (after its cause was mended); answers the
 /// projection's status. Still failing: a conflict with the model's reason.
 pub async fn retry(system: &System, caller: &Caller, name: &str, position: u64) -> Result<Json, ApiError> {
     caller.require(SystemPermission::ManageProjections)?;
     known(name)?;
-    let handle = handle_of(system, name);
-    if !handle.dead_letters().iter().any(|l| l.position == position) {
-        return Err(ApiError::new(ErrorCode::ResourceNotFound, format!("projection '{name}' has no parked event at position {position}")));
-    }
+    let handle = parked_at(system, name, position)?;
     handle
         .retry(position)
         .await
@@ -202,10 +210,7 @@ pub async fn retry(system: &System, caller: &Caller, name: &str, position: u64) 
 pub async fn skip(system: &System, caller: &Caller, name: &str, position: u64, reason: String) -> Result<Json, ApiError> {
     caller.require(SystemPermission::ManageProjections)?;
     known(name)?;
-    let handle = handle_of(system, name);
-    if !handle.dead_letters().iter().any(|l| l.position == position) {
-        return Err(ApiError::new(ErrorCode::ResourceNotFound, format!("projection '{name}' has no parked event at position {position}")));
-    }
+    let handle = parked_at(system, name, position)?;
     let command = commands::service::Command::SkipParkedEvent { projection: name.to_string(), position, reason };
     let outcome = super::writes::execute(system, caller, None, command).await?;
     handle.wait_for(outcome.position, system.read_wait).await;

@@ -28,7 +28,7 @@ pub fn meta(system: &System, caller: &Caller, object: Option<&str>, idempotency_
     let mut meta = CommandMeta::actor(caller.actor());
     meta.idempotency_key = idempotency_key.map(|key| format!("{}/{}/{key}", caller.actor(), object.unwrap_or("$meta")));
     if let Some(object) = object {
-        meta.guard = WriteGuard::new(caller.access(), &system.commands.catalog(), object)?.map(Arc::new);
+        meta.guard = WriteGuard::new(&caller.viewer.access, &system.commands.catalog(), object)?.map(Arc::new);
     }
     if meta.idempotency_key.is_some() {
         let passwords = meta.guard.as_deref().map(WriteGuard::passwords).cloned().unwrap_or_default();
