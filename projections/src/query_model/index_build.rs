@@ -1,9 +1,9 @@
 //! Building every index of a table from its rows at once (after a bulk load).
 //!
-//! One pass over the rows takes each indexed field's keys, borrowed, into a
-//! column per field; each column is then sorted on its own and grouped into
-//! one owned key per distinct value. Sorts are stable and rows come in id
-//! order, so the ids of a key stay in id order. In tables of
+//! One pass over the rows, in slot order, takes each indexed field's keys,
+//! borrowed, into a column per field; each column is then sorted on its own
+//! and grouped into one owned key per distinct value. Sorts are stable and
+//! rows come in slot order, so the slots of a key stay in order. In tables of
 //! [`PARALLEL_BUILD_FROM`] rows or more, two threads take the keys of either
 //! half of the rows, and the columns' sorts spread over the cores.
 //!
@@ -12,20 +12,23 @@
 //! when those tie (and only when either is longer than eight bytes).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use domain::value::Record;
+use roaring::RoaringBitmap;
 
-use super::table::{FieldIndex, IdSet, IndexKey, Key, KeyKind};
+use super::rows::{Row, Rows};
+use super::slots::{Slot, SlotSet};
+use super::table::{FieldIndex, IndexKey, Key, KeyKind};
 
 /// Below this many rows, a table's indexes are built on the calling thread.
 pub(super) const PARALLEL_BUILD_FROM: usize = 50_000;
 
 /// One field's keys as taken from the rows, ready to sort.
 enum Column<'a> {
-    Num(Vec<(u64, f64, &'a Arc<str>)>),
-    Bool(Vec<(bool, &'a Arc<str>)>),
-    Text(Vec<(u64, &'a str, &'a Arc<str>)>),
+    /// Numbers, and how many were given as text.
+    Num(Vec<(u64, f64, Slot)>, usize),
+    Bool(Vec<(bool, Slot)>),
+    Text(Vec<(u64, &'a str, Slot)>),
 }
 
 /// The bits of a number whose unsigned order is `f64::total_cmp`'s.
@@ -49,22 +52,25 @@ fn prefix(text: &str) -> u64 {
 
 /// Text order, given the prefixes: when they tie and both texts fit in
 /// eight bytes, the padding hid only the end, so the shorter comes first.
-fn text_order(a: &(u64, &str, &Arc<str>), b: &(u64, &str, &Arc<str>)) -> std::cmp::Ordering {
+fn text_order(a: &(u64, &str, Slot), b: &(u64, &str, Slot)) -> std::cmp::Ordering {
     a.0.cmp(&b.0).then_with(|| if a.1.len() <= 8 && b.1.len() <= 8 { a.1.len().cmp(&b.1.len()) } else { a.1.cmp(b.1) })
 }
 
 impl<'a> Column<'a> {
     fn new(kind: KeyKind, capacity: usize) -> Column<'a> {
         match kind {
-            KeyKind::Number => Column::Num(Vec::with_capacity(capacity)),
+            KeyKind::Number => Column::Num(Vec::with_capacity(capacity), 0),
             KeyKind::Bool => Column::Bool(Vec::with_capacity(capacity)),
             KeyKind::Text => Column::Text(Vec::with_capacity(capacity)),
         }
     }
 
-    fn push(&mut self, kind: KeyKind, value: &'a domain::value::Value, id: &'a Arc<str>) {
+    fn push(&mut self, kind: KeyKind, value: &'a domain::value::Value, id: Slot) {
         match (self, kind.key_ref(value)) {
-            (Column::Num(keys), Some(Key::Num(n))) => keys.push((order_bits(n), n, id)),
+            (Column::Num(keys, loose), Some(Key::Num(n))) => {
+                keys.push((order_bits(n), n, id));
+                *loose += usize::from(!kind.is_native(value));
+            }
             (Column::Bool(keys), Some(Key::Bool(b))) => keys.push((b, id)),
             (Column::Text(keys), Some(Key::Text(s))) => keys.push((prefix(s), s, id)),
             _ => {}
@@ -74,21 +80,29 @@ impl<'a> Column<'a> {
     /// Adds the keys of later rows.
     fn append(&mut self, later: Column<'a>) {
         match (self, later) {
-            (Column::Num(keys), Column::Num(mut more)) => keys.append(&mut more),
+            (Column::Num(keys, loose), Column::Num(mut more, more_loose)) => {
+                keys.append(&mut more);
+                *loose += more_loose;
+            }
             (Column::Bool(keys), Column::Bool(mut more)) => keys.append(&mut more),
             (Column::Text(keys), Column::Text(mut more)) => keys.append(&mut more),
             _ => unreachable!("columns of one field have one kind"),
         }
     }
 
+    /// The slots with a key, in order (rows were taken in slot order).
+    fn present(&self) -> RoaringBitmap {
+        let slots: Box<dyn Iterator<Item = Slot>> = match self {
+            Column::Num(keys, _) => Box::new(keys.iter().map(|k| k.2)),
+            Column::Bool(keys) => Box::new(keys.iter().map(|k| k.1)),
+            Column::Text(keys) => Box::new(keys.iter().map(|k| k.2)),
+        };
+        RoaringBitmap::from_sorted_iter(slots).expect("rows taken in slot order")
+    }
+
     /// Sorts the keys and groups them: one owned key per distinct value.
     fn into_index(self, kind: KeyKind) -> FieldIndex {
-        fn group<T, K: PartialEq>(
-            sorted: Vec<T>,
-            key: impl Fn(&T) -> K,
-            owned: impl Fn(&T) -> IndexKey,
-            id: impl Fn(&T) -> &Arc<str>,
-        ) -> Vec<(IndexKey, IdSet)> {
+        fn group<T, K: PartialEq>(sorted: Vec<T>, key: impl Fn(&T) -> K, owned: impl Fn(&T) -> IndexKey, id: impl Fn(&T) -> Slot) -> Vec<(IndexKey, SlotSet)> {
             // Sized for the worst case (every key distinct): pages never
             // written are never backed, and the vector never moves.
             let mut grouped = Vec::with_capacity(sorted.len());
@@ -97,74 +111,76 @@ impl<'a> Column<'a> {
                 let k = key(first);
                 let ids = match items.next_if(|next| key(next) == k) {
                     // A unique key (every key of a unique field): no vector.
-                    None => IdSet::One(id(first).clone()),
+                    None => SlotSet::One(id(first)),
                     Some(second) => {
-                        let mut ids = vec![id(first).clone(), id(second).clone()];
+                        let mut ids = vec![id(first), id(second)];
                         while let Some(next) = items.next_if(|next| key(next) == k) {
-                            ids.push(id(next).clone());
+                            ids.push(id(next));
                         }
-                        IdSet::from_sorted(ids)
+                        SlotSet::from_unsorted(ids)
                     }
                 };
                 grouped.push((owned(first), ids));
             }
             grouped
         }
-        let (count, grouped) = match self {
-            Column::Num(mut keys) => {
+        let present = self.present();
+        let loose = match &self {
+            Column::Num(_, loose) => *loose,
+            _ => 0,
+        };
+        let grouped = match self {
+            Column::Num(mut keys, _) => {
                 keys.sort_by_key(|k| k.0);
-                (keys.len(), group(keys, |k| k.0, |k| Key::Num(k.1), |k| k.2))
+                group(keys, |k| k.0, |k| Key::Num(k.1), |k| k.2)
             }
             Column::Bool(mut keys) => {
                 keys.sort_by_key(|k| k.0);
-                (keys.len(), group(keys, |k| k.0, |k| Key::Bool(k.0), |k| k.1))
+                group(keys, |k| k.0, |k| Key::Bool(k.0), |k| k.1)
             }
             Column::Text(mut keys) => {
                 keys.sort_by(text_order);
-                (keys.len(), group(keys, |k| (k.0, k.1), |k| Key::Text(k.1.to_string()), |k| k.2))
+                group(keys, |k| (k.0, k.1), |k| Key::Text(k.1.to_string()), |k| k.2)
             }
         };
-        FieldIndex::from_groups(kind, BTreeMap::from_iter(grouped), count)
+        FieldIndex::from_groups(kind, BTreeMap::from_iter(grouped), present, loose)
     }
 }
 
 /// Every index of `fields` over `rows`, built at once.
-pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>) -> Vec<(String, FieldIndex)> {
-    build(fields, rows, rows.len() >= PARALLEL_BUILD_FROM)
+pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &Rows) -> Vec<(String, FieldIndex)> {
+    let rows: Vec<(Slot, &Row)> = rows.by_slot().collect();
+    build(fields, &rows, rows.len() >= PARALLEL_BUILD_FROM)
 }
 
 /// Each field's keys from some rows, in the rows' order.
-fn extract<'a>(fields: &[(String, KeyKind)], rows: impl Iterator<Item = (&'a Arc<str>, &'a Arc<Record>)>, capacity: usize) -> Vec<Column<'a>> {
+fn extract<'a>(fields: &[(String, KeyKind)], rows: &[(Slot, &'a Row)], capacity: usize) -> Vec<Column<'a>> {
     let mut columns: Vec<Column> = fields.iter().map(|(_, kind)| Column::new(*kind, capacity)).collect();
-    for (id, record) in rows {
+    for (slot, row) in rows {
         for ((field, kind), column) in fields.iter().zip(columns.iter_mut()) {
-            if let Some(value) = record.get(field) {
-                column.push(*kind, value, id);
+            if let Some(value) = row.record.get(field) {
+                column.push(*kind, value, *slot);
             }
         }
     }
     columns
 }
 
-fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, parallel: bool) -> Vec<(String, FieldIndex)> {
-    let middle = if parallel { rows.keys().nth(rows.len() / 2) } else { None };
-    let columns = match middle {
-        None => extract(fields, rows.iter(), rows.len()),
-        Some(middle) => {
-            // The two halves of the rows on two threads, the first half's keys first.
-            use std::ops::Bound::{Excluded, Included, Unbounded};
-            let (low, high) = (rows.range::<str, _>((Unbounded, Excluded(&**middle))), rows.range::<str, _>((Included(&**middle), Unbounded)));
-            let half = rows.len() / 2 + 1;
-            let (mut first, second) = std::thread::scope(|scope| {
-                let first = scope.spawn(|| extract(fields, low, rows.len()));
-                let second = extract(fields, high, half);
-                (first.join().expect("key extractor"), second)
-            });
-            for (column, rest) in first.iter_mut().zip(second) {
-                column.append(rest);
-            }
-            first
+fn build(fields: &[(String, KeyKind)], rows: &[(Slot, &Row)], parallel: bool) -> Vec<(String, FieldIndex)> {
+    let columns = if !parallel {
+        extract(fields, rows, rows.len())
+    } else {
+        // The two halves of the rows on two threads, the first half's keys first.
+        let (low, high) = rows.split_at(rows.len() / 2);
+        let (mut first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| extract(fields, low, rows.len()));
+            let second = extract(fields, high, high.len());
+            (first.join().expect("key extractor"), second)
+        });
+        for (column, rest) in first.iter_mut().zip(second) {
+            column.append(rest);
         }
+        first
     };
     let columns: Vec<(&(String, KeyKind), Column)> = fields.iter().zip(columns).collect();
     if !parallel {
@@ -193,13 +209,14 @@ fn build(fields: &[(String, KeyKind)], rows: &BTreeMap<Arc<str>, Arc<Record>>, p
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::value::Value;
+    use domain::value::{Record, Value};
+    use std::sync::Arc;
 
     #[test]
     fn builders_on_threads_build_what_one_thread_builds() {
         let fields: Vec<(String, KeyKind)> =
             vec![("n".into(), KeyKind::Number), ("t".into(), KeyKind::Text), ("b".into(), KeyKind::Bool), ("absent".into(), KeyKind::Text)];
-        let rows: BTreeMap<Arc<str>, Arc<Record>> = (0..500)
+        let rows: Vec<Row> = (0..500)
             .map(|i: i64| {
                 let mut record = Record::new();
                 record.insert("n", if i % 7 == 0 { Value::Text("NaN".into()) } else { Value::Int(i % 13 - 6) });
@@ -207,10 +224,11 @@ mod tests {
                 if i % 3 != 0 {
                     record.insert("b", Value::Bool(i % 2 == 0));
                 }
-                (Arc::from(format!("r{i:04}")), Arc::new(record))
+                Row { id: Arc::from(format!("r{i:04}")), record: Arc::new(record) }
             })
             .collect();
-        type Entries = Vec<(IndexKey, Vec<String>)>;
+        let rows: Vec<(Slot, &Row)> = rows.iter().enumerate().map(|(slot, row)| (slot as Slot, row)).collect();
+        type Entries = Vec<(IndexKey, Vec<Slot>)>;
         let sorted = |built: Vec<(String, FieldIndex)>| {
             let mut out: Vec<(String, Entries)> = built.into_iter().map(|(f, index)| (f, index.entries())).collect();
             out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -222,7 +240,7 @@ mod tests {
         assert_eq!(one, many);
         let numbers = &one.iter().find(|(f, _)| f == "n").expect("n").1;
         assert_eq!(numbers.len(), 14, "13 numbers and NaN");
-        assert!(numbers.iter().all(|(_, ids)| ids.windows(2).all(|w| w[0] < w[1])), "ids in id order");
+        assert!(numbers.iter().all(|(_, slots)| slots.windows(2).all(|w| w[0] < w[1])), "slots in order");
     }
 
     #[test]
@@ -233,11 +251,11 @@ mod tests {
                 assert_eq!(order_bits(a).cmp(&order_bits(b)), a.total_cmp(&b), "{a} vs {b}");
             }
         }
-        let id: Arc<str> = Arc::from("x");
+        let id: Slot = 0;
         let texts = ["", "a", "a\0", "a\0b", "ab", "abcdefgh", "abcdefgh\0", "abcdefghi", "abcdefgi", "b", "é", "\u{7f}"];
         for a in texts {
             for b in texts {
-                let order = text_order(&(prefix(a), a, &id), &(prefix(b), b, &id));
+                let order = text_order(&(prefix(a), a, id), &(prefix(b), b, id));
                 assert_eq!(order, a.cmp(b), "{a:?} vs {b:?}");
             }
         }

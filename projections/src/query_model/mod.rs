@@ -8,9 +8,12 @@
 pub(crate) mod aggregate;
 mod index_build;
 mod matcher;
+mod page;
 mod plan;
+mod range_cache;
 mod record_filter;
 mod rows;
+mod slots;
 mod table;
 mod values;
 
@@ -26,7 +29,8 @@ use domain::DomainError;
 
 use self::matcher::Matcher;
 pub use self::record_filter::RecordFilter;
-use self::table::{KeyKind, Table};
+use self::rows::Row;
+use self::table::Table;
 use self::values::Resolver;
 use crate::hashing::Map;
 
@@ -211,26 +215,40 @@ impl QueryModel {
         let table = self.tables.get(&definition.name).unwrap_or(&empty);
         let candidates = plan::candidates(table, query.filter.as_ref());
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        let wanted = query.offset.saturating_add(limit);
         let plain = query.group_by.is_empty() && query.aggregations.is_empty();
         if plain && candidates.exact {
-            if let Some(page) = self.page_by_index(viewer, &resolver, definition, table, query, &candidates, matcher.as_ref(), limit)? {
-                return Ok(page);
+            let slots = match query.order_by.as_slice() {
+                [] => Some(page::by_id(table, &candidates, wanted)),
+                [sort] => page::by_field(table, &candidates, &sort.field, sort.order, query.filter.as_ref(), wanted),
+                _ => None,
+            };
+            if let Some(slots) = slots {
+                let total = candidates.len(table);
+                let page: Vec<&Arc<Record>> =
+                    slots.into_iter().skip(query.offset as usize).filter_map(|slot| table.rows.row(slot)).map(|row| &row.record).collect();
+                return self.finish_page(viewer, &resolver, definition, query, page, total, wanted);
             }
         }
-        let mut matches: Vec<&Arc<Record>> = if candidates.exact {
-            candidates.rows(table)
-        } else {
-            candidates.rows(table).into_iter().filter(|r| matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, r))).collect()
+        let keep = |row: &&Row| candidates.exact || matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, &row.record));
+        // Rows in id order when every row is looked at; in slot order from the indexes.
+        let (mut matches, in_id_order): (Vec<&Row>, bool) = match &candidates.slots {
+            None => (table.rows.slots_by_id().filter_map(|slot| table.rows.row(slot)).filter(keep).collect(), true),
+            Some(slots) => (slots.iter().filter_map(|slot| table.rows.row(slot)).filter(keep).collect(), false),
         };
-
-        if !query.group_by.is_empty() || !query.aggregations.is_empty() {
-            let plain: Vec<&Record> = matches.iter().map(|r| r.as_ref()).collect();
+        let total = matches.len() as u64;
+        if !plain {
+            if !in_id_order {
+                matches.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            }
+            let plain: Vec<&Record> = matches.iter().map(|r| r.record.as_ref()).collect();
             let rows = aggregate::aggregate(&resolver, definition, &plain, query)?;
             return Ok(page(rows, query));
         }
+        let wanted_rows = usize::try_from(wanted).unwrap_or(usize::MAX);
         if !query.order_by.is_empty() {
             let keys: Vec<Vec<std::borrow::Cow<Value>>> =
-                matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value_cow(definition, r, &s.field)).collect()).collect();
+                matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value_cow(definition, &r.record, &s.field)).collect()).collect();
             let compare = |a: &usize, b: &usize| {
                 for (i, sort) in query.order_by.iter().enumerate() {
                     let ord = compare_for_sort(&keys[*a][i], &keys[*b][i], sort.order);
@@ -238,73 +256,29 @@ impl QueryModel {
                         return ord;
                     }
                 }
-                // Rows come in id order: the position breaks ties, as a stable sort would.
-                a.cmp(b)
+                matches[*a].id.cmp(&matches[*b].id)
             };
             let mut order: Vec<usize> = (0..matches.len()).collect();
-            let wanted = (query.offset as usize).saturating_add(limit as usize);
-            if wanted < order.len() {
+            if wanted_rows < order.len() {
                 // Only the first `wanted` rows are returned: select them, then sort those.
-                order.select_nth_unstable_by(wanted, compare);
-                order.truncate(wanted);
+                order.select_nth_unstable_by(wanted_rows, compare);
+                order.truncate(wanted_rows);
             }
             order.sort_by(compare);
-            let total_matches = matches.len();
             matches = order.into_iter().map(|i| matches[i]).collect();
-            return self.finish_page(viewer, &resolver, definition, query, matches, total_matches as u64, limit);
+        } else if !in_id_order {
+            let by_id = |a: &&Row, b: &&Row| a.id.cmp(&b.id);
+            if wanted_rows < matches.len() {
+                matches.select_nth_unstable_by(wanted_rows, by_id);
+                matches.truncate(wanted_rows);
+            }
+            matches.sort_unstable_by(by_id);
         }
-        let total = matches.len() as u64;
-        self.finish_page(viewer, &resolver, definition, query, matches, total, limit)
+        let page: Vec<&Arc<Record>> = matches.into_iter().skip(query.offset as usize).take(limit as usize).map(|row| &row.record).collect();
+        self.finish_page(viewer, &resolver, definition, query, page, total, wanted)
     }
 
-    /// The fast path when the matches are known exactly without looking at rows
-    /// (no filter, or one indexed condition): the total is the candidate count,
-    /// and the page comes from the candidates in id order (no sort), or from
-    /// walking the sort field's index (one number or boolean sort key with no nulls).
-    #[allow(clippy::too_many_arguments)]
-    fn page_by_index(
-        &self,
-        viewer: &Viewer,
-        resolver: &Resolver,
-        definition: &ObjectDef,
-        table: &Table,
-        query: &Query,
-        candidates: &plan::Candidates,
-        matcher: Option<&Matcher>,
-        limit: u64,
-    ) -> Result<Option<QueryOutput>, DomainError> {
-        let total = candidates.len(table);
-        let wanted = (query.offset as usize).saturating_add(limit as usize);
-        let page: Vec<&Arc<Record>> = match query.order_by.as_slice() {
-            [] => match &candidates.ids {
-                Some(ids) => ids.iter().skip(query.offset as usize).take(limit as usize).filter_map(|id| table.get(id)).collect(),
-                None => table.rows().skip(query.offset as usize).take(limit as usize).collect(),
-            },
-            [sort] if matches!(table.kind_of(&sort.field), Some(KeyKind::Number | KeyKind::Bool)) => {
-                let Some(ordered) = table.ordered_ids(&sort.field, sort.order == SortOrder::Desc) else { return Ok(None) };
-                ordered
-                    .filter_map(|id| table.get(id))
-                    .filter(|r| matcher.is_none_or(|m| m.matches(resolver, definition, r)))
-                    .take(wanted)
-                    .skip(query.offset as usize)
-                    .collect()
-            }
-            _ => return Ok(None),
-        };
-        let mut records: Vec<Arc<Record>> = page.iter().map(|r| resolver.shared_with_formulas(definition, r)).collect();
-        for (relation, sub) in &query.expand {
-            self.expand(viewer, resolver, relation, sub, &mut records)?;
-        }
-        if let Some(fields) = &query.fields {
-            for record in records.iter_mut() {
-                select(Arc::make_mut(record), fields, query.expand.keys());
-            }
-        }
-        let has_more = (wanted as u64) < total as u64;
-        Ok(Some(QueryOutput { records, total: query.count.then_some(total as u64), has_more }))
-    }
-
-    /// Pages the (sorted) matches, computes formulas, expands and selects.
+    /// Computes formulas on a page of rows, expands and selects.
     #[allow(clippy::too_many_arguments)]
     fn finish_page(
         &self,
@@ -312,13 +286,11 @@ impl QueryModel {
         resolver: &Resolver,
         definition: &ObjectDef,
         query: &Query,
-        matches: Vec<&Arc<Record>>,
+        page: Vec<&Arc<Record>>,
         total: u64,
-        limit: u64,
+        wanted: u64,
     ) -> Result<QueryOutput, DomainError> {
-        let start = (query.offset as usize).min(matches.len());
-        let end = start.saturating_add(limit as usize).min(matches.len());
-        let mut records: Vec<Arc<Record>> = matches[start..end].iter().map(|r| resolver.shared_with_formulas(definition, r)).collect();
+        let mut records: Vec<Arc<Record>> = page.into_iter().map(|r| resolver.shared_with_formulas(definition, r)).collect();
         for (relation, sub) in &query.expand {
             self.expand(viewer, resolver, relation, sub, &mut records)?;
         }
@@ -327,7 +299,7 @@ impl QueryModel {
                 select(Arc::make_mut(record), fields, query.expand.keys());
             }
         }
-        Ok(QueryOutput { records, total: query.count.then_some(total), has_more: (end as u64) < total })
+        Ok(QueryOutput { records, total: query.count.then_some(total), has_more: wanted < total })
     }
 
     /// Replaces each lookup id of the page by the related record, one batched
@@ -421,5 +393,7 @@ pub(crate) fn page(rows: Vec<Record>, query: &Query) -> QueryOutput {
     QueryOutput { records: rows[start..end].to_vec(), total: query.count.then_some(total), has_more: end < rows.len() }
 }
 
+#[cfg(test)]
+mod planner_tests;
 #[cfg(test)]
 mod tests;

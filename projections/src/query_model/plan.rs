@@ -1,73 +1,241 @@
-//! Choosing rows through indexes: the primary key and the field indexes
-//! answer `=`, `in` and ranges; conditions under AND are intersected (the
-//! smallest set walked, the others probed) and under OR united, so a filter
-//! made only of indexed conditions (a caller's query AND its row rules) is
-//! answered exactly without looking at rows. The rest is checked row by row.
+//! Choosing rows through indexes. Each indexed condition (`=`, `in`, ranges,
+//! `between`, and `=`/`in` on the id) names a set of row slots; conditions
+//! under AND are intersected and under OR united, so a filter made only of
+//! indexed conditions (a caller's query AND its row rules) is answered
+//! exactly without looking at rows, and its total is the size of one bitmap.
+//!
+//! Sets are not built blindly: each part of an AND first says how many slots
+//! it holds at most (an index knows its keys' counts), the smallest is built,
+//! and each larger part either intersects it as a bitmap or, when it is far
+//! larger (a wide range), is checked per remaining slot against the row's
+//! own value, which costs one look-up instead of a union of many keys. Wide
+//! ranges, once built, are kept by their index ([`super::range_cache`]).
 
-use std::collections::BTreeSet;
 use std::ops::Bound;
-
-use domain::query::{Condition, Filter, Op, Operand};
 use std::sync::Arc;
 
-use domain::value::{Record, Value};
+use domain::query::{Condition, Filter, Op, Operand};
+use domain::value::Value;
+use roaring::RoaringBitmap;
 
-use super::table::{IdSet, Table};
+use super::range_cache::KEEP_FROM;
+use super::slots::{Slot, SlotSet};
+use super::table::{in_bounds, FieldIndex, IndexKey, KeyKind, Table};
 
-/// Ids an index gave: one key's set (already in id order), or a list.
-pub(crate) enum Ids<'a> {
-    Set(Option<&'a IdSet>),
-    List(Vec<&'a str>),
+/// A set of slots: one key's set in an index, or one built for the query.
+pub(crate) enum Slots<'a> {
+    Index(&'a SlotSet),
+    Built(RoaringBitmap),
+    /// A range an index keeps built ([`super::range_cache`]).
+    Kept(Arc<RoaringBitmap>),
 }
 
-impl<'a> Ids<'a> {
-    fn len(&self) -> usize {
+impl Slots<'_> {
+    pub fn len(&self) -> u64 {
         match self {
-            Ids::Set(set) => set.map_or(0, IdSet::len),
-            Ids::List(list) => list.len(),
+            Slots::Index(set) => set.len(),
+            Slots::Built(bits) => bits.len(),
+            Slots::Kept(bits) => bits.len(),
         }
     }
 
-    fn contains(&self, id: &str) -> bool {
+    pub fn contains(&self, slot: Slot) -> bool {
         match self {
-            Ids::Set(set) => set.is_some_and(|s| s.contains(id)),
-            Ids::List(list) => list.binary_search(&id).is_ok(),
+            Slots::Index(set) => set.contains(slot),
+            Slots::Built(bits) => bits.contains(slot),
+            Slots::Kept(bits) => bits.contains(slot),
         }
     }
 
-    /// The ids in id order.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &'a str> + '_> {
+    /// The slots in ascending order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Slot> + '_> {
         match self {
-            Ids::Set(set) => Box::new(set.iter().flat_map(|s| s.iter())),
-            Ids::List(list) => Box::new(list.iter().copied()),
+            Slots::Index(set) => set.iter(),
+            Slots::Built(bits) => Box::new(bits.iter()),
+            Slots::Kept(bits) => Box::new(bits.iter()),
+        }
+    }
+
+    /// The set as a bitmap, when it is one.
+    pub fn bitmap(&self) -> Option<&RoaringBitmap> {
+        match self {
+            Slots::Index(SlotSet::Many(bits)) | Slots::Built(bits) => Some(bits),
+            Slots::Kept(bits) => Some(bits),
+            Slots::Index(_) => None,
+        }
+    }
+
+    fn into_bitmap(self) -> RoaringBitmap {
+        match self {
+            Slots::Index(set) => set.to_bitmap(),
+            Slots::Built(bits) => bits,
+            Slots::Kept(bits) => Arc::unwrap_or_clone(bits),
         }
     }
 }
 
-/// Rows to consider: every row, or the ids an index gave (in id order).
+/// Rows to consider: every row (`None`), or the slots the indexes gave.
 /// `exact` says the rows are exactly the matches (no row check needed).
 pub(crate) struct Candidates<'a> {
-    pub ids: Option<Ids<'a>>,
+    pub slots: Option<Slots<'a>>,
     pub exact: bool,
 }
 
-impl<'a> Candidates<'a> {
+impl Candidates<'_> {
     /// How many rows, without touching them.
-    pub fn len(&self, table: &Table) -> usize {
-        self.ids.as_ref().map_or(table.row_count(), Ids::len)
+    pub fn len(&self, table: &Table) -> u64 {
+        self.slots.as_ref().map_or(table.row_count() as u64, Slots::len)
     }
 
-    /// The rows, in id order.
-    pub fn rows(&self, table: &'a Table) -> Vec<&'a Arc<Record>> {
-        match &self.ids {
-            Some(ids) => ids.iter().filter_map(|id| table.get(id)).collect(),
-            None => table.rows().collect(),
+    pub fn contains(&self, slot: Slot) -> bool {
+        self.slots.as_ref().is_none_or(|s| s.contains(slot))
+    }
+}
+
+/// A range over one field's index, not yet built.
+struct Range<'a> {
+    field: &'a str,
+    index: &'a FieldIndex,
+    low: Bound<IndexKey>,
+    high: Bound<IndexKey>,
+    /// At most this many slots.
+    estimate: u64,
+}
+
+/// Keys a range's estimate adds up one by one; a wider range counts as the whole index.
+const ESTIMATE_KEYS: usize = 1024;
+
+impl<'a> Range<'a> {
+    fn new(field: &'a str, index: &'a FieldIndex, low: Bound<IndexKey>, high: Bound<IndexKey>) -> Range<'a> {
+        let mut estimate = 0;
+        let mut sets = index.range(low.clone(), high.clone());
+        for set in sets.by_ref().take(ESTIMATE_KEYS) {
+            estimate += set.len();
+        }
+        if sets.next().is_some() {
+            estimate = index.present().len();
+        }
+        Range { field, index, low, high, estimate }
+    }
+
+    /// Whether a row's own value falls in the range.
+    fn holds(&self, table: &Table, slot: Slot) -> bool {
+        let value = table.rows.row(slot).and_then(|row| row.record.get(self.field));
+        value.and_then(|v| self.index.kind().key_ref(v)).is_some_and(|key| in_bounds(key, &self.low, &self.high))
+    }
+
+    /// The range's slots: kept from an earlier query, or built (and kept when wide).
+    fn build(&self) -> Slots<'a> {
+        if self.estimate < KEEP_FROM {
+            return Slots::Built(self.union());
+        }
+        if let Some(kept) = self.index.kept_ranges().get(&self.low, &self.high) {
+            return Slots::Kept(kept);
+        }
+        let bits = Arc::new(self.union());
+        self.index.kept_ranges().put(self.low.clone(), self.high.clone(), bits.clone());
+        Slots::Kept(bits)
+    }
+
+    /// The union of the range's keys: large sets merged as bitmaps, small ones gathered and sorted once.
+    fn union(&self) -> RoaringBitmap {
+        let mut bits = RoaringBitmap::new();
+        let mut loose: Vec<Slot> = Vec::new();
+        for set in self.index.range(self.low.clone(), self.high.clone()) {
+            match set {
+                SlotSet::Many(many) => bits |= many,
+                small => loose.extend(small.iter()),
+            }
+        }
+        if !loose.is_empty() {
+            loose.sort_unstable();
+            bits |= RoaringBitmap::from_sorted_iter(loose).expect("sorted slots");
+        }
+        bits
+    }
+}
+
+/// What indexes can say about a filter, before any set is built.
+enum Plan<'a> {
+    Slots(Slots<'a>),
+    Range(Range<'a>),
+    /// Every part must hold.
+    All(Vec<Plan<'a>>),
+    /// Some part must hold.
+    Any(Vec<Plan<'a>>),
+}
+
+/// A part this many times larger than the slots left is checked per slot instead of built.
+const PROBE_RATIO: u64 = 16;
+
+impl<'a> Plan<'a> {
+    /// At most how many slots.
+    fn estimate(&self) -> u64 {
+        match self {
+            Plan::Slots(slots) => slots.len(),
+            Plan::Range(range) => range.estimate,
+            Plan::All(parts) => parts.iter().map(Plan::estimate).min().unwrap_or(0),
+            Plan::Any(parts) => parts.iter().map(Plan::estimate).sum(),
+        }
+    }
+
+    fn contains(&self, table: &Table, slot: Slot) -> bool {
+        match self {
+            Plan::Slots(slots) => slots.contains(slot),
+            Plan::Range(range) => range.holds(table, slot),
+            Plan::All(parts) => parts.iter().all(|p| p.contains(table, slot)),
+            Plan::Any(parts) => parts.iter().any(|p| p.contains(table, slot)),
+        }
+    }
+
+    /// The slots.
+    fn build(self, table: &Table) -> Slots<'a> {
+        match self {
+            Plan::Slots(slots) => slots,
+            Plan::Range(range) => range.build(),
+            Plan::All(mut parts) => {
+                parts.sort_by_key(Plan::estimate);
+                let mut parts = parts.into_iter();
+                let first = parts.next().expect("an AND plan has parts").build(table);
+                let rest: Vec<Plan> = parts.collect();
+                if rest.is_empty() {
+                    return first;
+                }
+                let mut bits = first.into_bitmap();
+                for part in rest {
+                    if bits.is_empty() {
+                        break;
+                    }
+                    if part.estimate() > bits.len().saturating_mul(PROBE_RATIO) {
+                        bits.retain(|slot| part.contains(table, slot));
+                        continue;
+                    }
+                    match part.build(table) {
+                        Slots::Index(SlotSet::Many(many)) => bits &= many,
+                        Slots::Index(small) => bits.retain(|slot| small.contains(slot)),
+                        Slots::Built(built) => bits &= built,
+                        Slots::Kept(kept) => bits &= &*kept,
+                    }
+                }
+                Slots::Built(bits)
+            }
+            Plan::Any(parts) => {
+                let mut bits = RoaringBitmap::new();
+                for part in parts {
+                    match part.build(table) {
+                        Slots::Index(set) => set.add_to(&mut bits),
+                        Slots::Built(built) => bits |= built,
+                        Slots::Kept(kept) => bits |= &*kept,
+                    }
+                }
+                Slots::Built(bits)
+            }
         }
     }
 }
 
-/// Ids the index gives for one condition, or `None` when it cannot answer it.
-fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
+/// The plan for one condition, or `None` when no index can answer it.
+fn plan_condition<'a>(table: &'a Table, c: &'a Condition) -> Option<Plan<'a>> {
     let Operand::Value(value) = &c.value else { return None };
     if c.field == "id" {
         let wanted: Vec<&Value> = match (c.op, value) {
@@ -75,34 +243,35 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
             (Op::In, Value::List(items)) => items.iter().collect(),
             _ => return None,
         };
-        let mut ids: Vec<&str> = Vec::new();
+        let mut bits = RoaringBitmap::new();
         for v in wanted {
             let Value::Text(id) = v else { return None };
-            if let Some(record) = table.get(id) {
-                if let Some(Value::Text(own)) = record.get("id") {
-                    ids.push(own);
-                }
+            if let Some(slot) = table.rows.slot_of(id) {
+                bits.insert(slot);
             }
         }
-        ids.sort();
-        ids.dedup();
-        return Some(Ids::List(ids));
+        return Some(Plan::Slots(Slots::Built(bits)));
     }
-    let kind = table.kind_of(&c.field)?;
+    let index = table.index_of(&c.field)?;
+    let kind: KeyKind = index.kind();
     let key = |v: &Value| kind.key(v);
     match (c.op, value) {
         (Op::Eq, Value::Null) => None,
         // A value of another kind compares loosely (text "5" equals 5): leave it to the row check.
-        (Op::Eq, v) => key(v).map(|k| Ids::Set(table.equal(&c.field, &k))),
+        (Op::Eq, v) => {
+            let k = key(v)?;
+            Some(Plan::Slots(match index.equal(&k) {
+                Some(set) => Slots::Index(set),
+                None => Slots::Built(RoaringBitmap::new()),
+            }))
+        }
         (Op::In, Value::List(items)) => {
             if items.iter().any(Value::is_null) {
                 return None;
             }
-            let mut set: BTreeSet<&str> = BTreeSet::new();
-            for item in items {
-                set.extend(table.equal(&c.field, &key(item)?).into_iter().flat_map(IdSet::iter));
-            }
-            Some(Ids::List(set.into_iter().collect()))
+            let keys: Vec<IndexKey> = items.iter().map(key).collect::<Option<_>>()?;
+            let parts = keys.iter().map(|k| Plan::Slots(index.equal(k).map_or_else(|| Slots::Built(RoaringBitmap::new()), Slots::Index))).collect();
+            Some(Plan::Any(parts))
         }
         (Op::Gt | Op::Gte | Op::Lt | Op::Lte, v) => {
             let k = key(v)?;
@@ -112,110 +281,20 @@ fn ids_for<'a>(table: &'a Table, c: &Condition) -> Option<Ids<'a>> {
                 Op::Lt => (Bound::Unbounded, Bound::Excluded(k)),
                 _ => (Bound::Unbounded, Bound::Included(k)),
             };
-            Some(sorted(table.range(&c.field, low, high)))
+            Some(Plan::Range(Range::new(&c.field, index, low, high)))
         }
-        (Op::Between, Value::List(bounds)) if bounds.len() == 2 => match (key(&bounds[0]), key(&bounds[1])) {
-            (Some(a), Some(b)) => Some(sorted(table.range(&c.field, Bound::Included(a), Bound::Included(b)))),
-            _ => None,
-        },
+        (Op::Between, Value::List(bounds)) if bounds.len() == 2 => {
+            let (a, b) = (key(&bounds[0])?, key(&bounds[1])?);
+            Some(Plan::Range(Range::new(&c.field, index, Bound::Included(a), Bound::Included(b))))
+        }
         _ => None,
     }
 }
 
-/// Range results come in key order; candidates go in id order.
-fn sorted(mut ids: Vec<&str>) -> Ids<'_> {
-    ids.sort();
-    Ids::List(ids)
-}
-
-/// Up to this size ratio two sets are intersected by merging them, beyond it
-/// by probing the larger one per id of the smaller.
-const MERGE_RATIO: usize = 8;
-
-/// The ids two sorted walks share.
-fn merge_intersection<'a>(left: impl Iterator<Item = &'a str>, right: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let (mut left, mut right) = (left.peekable(), right.peekable());
-    let mut out = Vec::new();
-    while let (Some(a), Some(b)) = (left.peek(), right.peek()) {
-        match a.cmp(b) {
-            std::cmp::Ordering::Less => {
-                left.next();
-            }
-            std::cmp::Ordering::Greater => {
-                right.next();
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(*a);
-                left.next();
-                right.next();
-            }
-        }
-    }
-    out
-}
-
-/// What indexes can say about a filter, before any set is built.
-enum Plan<'a> {
-    Ids(Ids<'a>),
-    /// Every part must hold: walk the smallest, probe the others.
-    All(Vec<Plan<'a>>),
-    /// Some part must hold.
-    Any(Vec<Plan<'a>>),
-}
-
-impl<'a> Plan<'a> {
-    /// At most how many ids.
-    fn estimate(&self) -> usize {
-        match self {
-            Plan::Ids(ids) => ids.len(),
-            Plan::All(parts) => parts.iter().map(Plan::estimate).min().unwrap_or(0),
-            Plan::Any(parts) => parts.iter().map(Plan::estimate).sum(),
-        }
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        match self {
-            Plan::Ids(ids) => ids.contains(id),
-            Plan::All(parts) => parts.iter().all(|p| p.contains(id)),
-            Plan::Any(parts) => parts.iter().any(|p| p.contains(id)),
-        }
-    }
-
-    /// The ids, in id order.
-    fn build(self) -> Ids<'a> {
-        match self {
-            Plan::Ids(ids) => ids,
-            Plan::All(mut parts) => {
-                let smallest = (0..parts.len()).min_by_key(|i| parts[*i].estimate()).expect("an AND plan has parts");
-                let walked = parts.swap_remove(smallest).build();
-                if parts.is_empty() {
-                    return walked;
-                }
-                // Two sets of like size: one merge of both (sorted) walks beats a probe per id.
-                if let [Plan::Ids(other)] = parts.as_slice() {
-                    if other.len() <= walked.len().saturating_mul(MERGE_RATIO) {
-                        return Ids::List(merge_intersection(walked.iter(), other.iter()));
-                    }
-                }
-                Ids::List(walked.iter().filter(|id| parts.iter().all(|p| p.contains(id))).collect())
-            }
-            Plan::Any(parts) => {
-                let mut all: Vec<&'a str> = Vec::new();
-                for part in parts {
-                    all.extend(part.build().iter());
-                }
-                all.sort_unstable();
-                all.dedup();
-                Ids::List(all)
-            }
-        }
-    }
-}
-
 /// The plan for a filter and whether it is exact (no row check needed); `None` when indexes cannot narrow it.
-fn plan_of<'a>(table: &'a Table, filter: &Filter) -> Option<(Plan<'a>, bool)> {
+fn plan_of<'a>(table: &'a Table, filter: &'a Filter) -> Option<(Plan<'a>, bool)> {
     match filter {
-        Filter::Cond(c) => ids_for(table, c).map(|ids| (Plan::Ids(ids), true)),
+        Filter::Cond(c) => plan_condition(table, c).map(|plan| (plan, true)),
         Filter::And(list) => {
             let mut parts = Vec::new();
             let mut exact = true;
@@ -251,12 +330,12 @@ fn plan_of<'a>(table: &'a Table, filter: &Filter) -> Option<(Plan<'a>, bool)> {
 }
 
 /// The rows a filter needs looked at: through its indexes, or all rows.
-pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&Filter>) -> Candidates<'a> {
+pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&'a Filter>) -> Candidates<'a> {
     let Some(filter) = filter else {
-        return Candidates { ids: None, exact: true };
+        return Candidates { slots: None, exact: true };
     };
     match plan_of(table, filter) {
-        Some((plan, exact)) => Candidates { ids: Some(plan.build()), exact },
-        None => Candidates { ids: None, exact: false },
+        Some((plan, exact)) => Candidates { slots: Some(plan.build(table)), exact },
+        None => Candidates { slots: None, exact: false },
     }
 }

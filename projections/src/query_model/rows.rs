@@ -1,27 +1,45 @@
-//! A table's rows ordered by id, with a fast path for bulk loads.
+//! A table's rows: each in a slot (a dense number the indexes refer to,
+//! [`super::slots`]), and ordered by id so that scans and ties are
+//! deterministic, with a fast path for bulk loads.
 //!
-//! Rows live in a B-tree keyed by id. While a table loads in bulk, rows whose
-//! ids come after every id so far (the usual case: ids are time-ordered) go
-//! to a sorted tail instead, with no tree search and no node splits; at the
-//! end the tail becomes tree nodes in one pass ([`Rows::settle`]), filled
-//! completely instead of half. Any other change that touches the tail first
-//! moves it into the tree, so every row moves at most once and a load in any
-//! order costs no more than inserting row by row.
+//! The id order lives in a B-tree from id to slot. While a table loads in
+//! bulk, rows whose ids come after every id so far (the usual case: ids are
+//! time-ordered) go to a sorted tail instead, with no tree search and no node
+//! splits; at the end the tail becomes tree nodes in one pass
+//! ([`Rows::settle`]), filled completely instead of half. Any other change
+//! that touches the tail first moves it into the tree, so every row moves at
+//! most once and a load in any order costs no more than inserting row by row.
 //!
-//! Invariant: every id in the tail is greater than every id in the tree, and
-//! the tail is sorted.
+//! Invariants: every id in the tail is greater than every id in the tree, and
+//! the tail is sorted; every slot the tree or the tail names holds a row, and
+//! every row's slot is named once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use domain::value::Record;
+use roaring::RoaringBitmap;
+
+use super::slots::Slot;
+
+/// One row: its id (shared with the id order) and its record (shared with pages).
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub id: Arc<str>,
+    pub record: Arc<Record>,
+}
 
 #[derive(Default)]
 pub(crate) struct Rows {
-    tree: BTreeMap<Arc<str>, Arc<Record>>,
-    tail: Vec<(Arc<str>, Arc<Record>)>,
+    tree: BTreeMap<Arc<str>, Slot>,
+    tail: Vec<(Arc<str>, Slot)>,
     /// Whether new rows may go to the tail (a bulk load).
     appending: bool,
+    slots: Vec<Option<Row>>,
+    /// Slots of removed rows, taken again before new ones.
+    free: Vec<Slot>,
+    /// The slots that hold a row.
+    live: RoaringBitmap,
 }
 
 impl Rows {
@@ -46,77 +64,114 @@ impl Rows {
 
     /// Moves the tail into the tree row by row (a change out of order).
     fn spill(&mut self) {
-        for (id, record) in self.tail.drain(..) {
-            self.tree.insert(id, record);
+        for (id, slot) in self.tail.drain(..) {
+            self.tree.insert(id, slot);
         }
     }
 
-    /// The tail's slot of an id, if the id falls within the tail.
+    /// The tail's index of an id, if the id falls within the tail.
     fn in_tail(&self, id: &str) -> Option<Result<usize, usize>> {
         let first = self.tail.first()?;
         (id >= &*first.0).then(|| self.tail.binary_search_by(|(probe, _)| (**probe).cmp(id)))
     }
 
-    /// Sets a row; returns its shared id and the row it replaced.
-    pub fn put(&mut self, id: String, record: Arc<Record>) -> (Arc<str>, Option<Arc<Record>>) {
+    /// A slot for a new row.
+    fn take_slot(&mut self, id: Arc<str>, record: Arc<Record>) -> Slot {
+        let row = Some(Row { id, record });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = row;
+                slot
+            }
+            None => {
+                let slot = Slot::try_from(self.slots.len()).expect("fewer than 2^32 rows in a table");
+                self.slots.push(row);
+                slot
+            }
+        };
+        self.live.insert(slot);
+        slot
+    }
+
+    /// Sets a row; returns its slot and the record it replaced.
+    pub fn put(&mut self, id: String, record: Arc<Record>) -> (Slot, Option<Arc<Record>>) {
+        if let Some(slot) = self.slot_of(&id) {
+            let row = self.slots[slot as usize].as_mut().expect("a named slot holds a row");
+            return (slot, Some(std::mem::replace(&mut row.record, record)));
+        }
+        let key: Arc<str> = Arc::from(id);
+        let slot = self.take_slot(key.clone(), record);
         if self.appending {
             let after_all = match self.tail.last() {
-                Some((last, _)) => *id > **last,
-                None => self.tree.last_key_value().is_none_or(|(last, _)| *id > **last),
+                Some((last, _)) => *key > **last,
+                None => self.tree.last_key_value().is_none_or(|(last, _)| *key > **last),
             };
             if after_all {
-                let key: Arc<str> = Arc::from(id);
-                self.tail.push((key.clone(), record));
-                return (key, None);
-            }
-            match self.in_tail(&id) {
-                Some(Ok(at)) => {
-                    let key = self.tail[at].0.clone();
-                    return (key, Some(std::mem::replace(&mut self.tail[at].1, record)));
-                }
-                Some(Err(_)) => self.spill(),
-                None => {}
+                self.tail.push((key, slot));
+                return (slot, None);
             }
         }
-        match self.tree.entry(Arc::from(id)) {
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let key = slot.key().clone();
-                slot.insert(record);
-                (key, None)
-            }
-            std::collections::btree_map::Entry::Occupied(mut slot) => {
-                let key = slot.key().clone();
-                (key, Some(slot.insert(record)))
-            }
-        }
-    }
-
-    /// Puts back a row taken with [`Rows::remove_entry`].
-    pub fn insert(&mut self, id: Arc<str>, record: Arc<Record>) {
-        if self.in_tail(&id).is_some() {
+        if self.in_tail(&key).is_some() {
             self.spill();
         }
-        self.tree.insert(id, record);
+        self.tree.insert(key, slot);
+        (slot, None)
     }
 
-    pub fn remove_entry(&mut self, id: &str) -> Option<(Arc<str>, Arc<Record>)> {
+    /// Removes a row; returns its (now free) slot and its record.
+    pub fn remove(&mut self, id: &str) -> Option<(Slot, Arc<Record>)> {
         if self.in_tail(id).is_some() {
             self.spill();
         }
-        self.tree.remove_entry(id)
+        let (_, slot) = self.tree.remove_entry(id)?;
+        let row = self.slots[slot as usize].take().expect("a named slot holds a row");
+        self.free.push(slot);
+        self.live.remove(slot);
+        Some((slot, row.record))
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Record>> {
+    /// The slot of an id.
+    pub fn slot_of(&self, id: &str) -> Option<Slot> {
         match self.in_tail(id) {
-            Some(Ok(at)) => Some(&self.tail[at].1),
+            Some(Ok(at)) => Some(self.tail[at].1),
             Some(Err(_)) => None,
-            None => self.tree.get(id),
+            None => self.tree.get(id).copied(),
         }
     }
 
+    /// The row in a slot.
+    pub fn row(&self, slot: Slot) -> Option<&Row> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The record in a slot, to change it (the indexes are the caller's to keep right).
+    pub fn record_mut(&mut self, slot: Slot) -> Option<&mut Arc<Record>> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut).map(|row| &mut row.record)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Record>> {
+        self.slot_of(id).and_then(|slot| self.row(slot)).map(|row| &row.record)
+    }
+
+    /// The slots in id order.
+    pub fn slots_by_id(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.tree.values().chain(self.tail.iter().map(|(_, slot)| slot)).copied()
+    }
+
     /// The rows in id order.
+    #[cfg(test)]
     pub fn values(&self) -> impl Iterator<Item = &Arc<Record>> {
-        self.tree.values().chain(self.tail.iter().map(|(_, record)| record))
+        self.slots_by_id().filter_map(|slot| self.row(slot)).map(|row| &row.record)
+    }
+
+    /// Every row with its slot, in slot order (for index builds: no order needed).
+    pub fn by_slot(&self) -> impl Iterator<Item = (Slot, &Row)> {
+        self.slots.iter().enumerate().filter_map(|(slot, row)| row.as_ref().map(|row| (slot as Slot, row)))
+    }
+
+    /// The slots that hold a row.
+    pub fn live(&self) -> &RoaringBitmap {
+        &self.live
     }
 
     pub fn len(&self) -> usize {
@@ -127,12 +182,6 @@ impl Rows {
     #[cfg(test)]
     pub fn tail_len(&self) -> usize {
         self.tail.len()
-    }
-
-    /// The tree, for a bulk index build; call [`Rows::settle`] first.
-    pub fn settled(&self) -> &BTreeMap<Arc<str>, Arc<Record>> {
-        debug_assert!(self.tail.is_empty(), "rows settled before an index build");
-        &self.tree
     }
 }
 
@@ -165,13 +214,12 @@ mod tests {
                         expected.insert(id.clone(), 1000);
                     }
                     2 => {
-                        let (key, record) = rows.remove_entry(&id).expect("just put");
-                        rows.insert(key, Arc::new([("n".to_string(), Value::Int(2000))].into_iter().collect()));
-                        drop(record);
+                        let slot = rows.slot_of(&id).expect("just put");
+                        *rows.record_mut(slot).expect("a row") = Arc::new([("n".to_string(), Value::Int(2000))].into_iter().collect());
                         expected.insert(id.clone(), 2000);
                     }
                     3 => {
-                        assert!(rows.remove_entry(&id).is_some());
+                        assert!(rows.remove(&id).is_some());
                         expected.remove(&id);
                     }
                     _ => {}
@@ -181,7 +229,9 @@ mod tests {
             }
             let during: Vec<Value> = rows.values().map(|r| r["n"].clone()).collect();
             rows.settle();
-            let after: Vec<(String, Value)> = rows.settled().iter().map(|(k, r)| (k.to_string(), r["n"].clone())).collect();
+            let after: Vec<(String, Value)> =
+                rows.slots_by_id().map(|slot| rows.row(slot).expect("a row")).map(|row| (row.id.to_string(), row.record["n"].clone())).collect();
+            assert_eq!(rows.by_slot().count(), after.len(), "every slot named once");
             let want: Vec<(String, Value)> = expected.into_iter().map(|(k, n)| (k, Value::Int(n))).collect();
             assert_eq!(after, want);
             assert_eq!(during, want.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());

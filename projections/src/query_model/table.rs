@@ -1,14 +1,19 @@
-//! One object's rows, ordered by id so that scans and ties are deterministic,
-//! with ordered indexes on the fields worth indexing (equality, ranges, `in`).
+//! One object's rows ([`super::rows`]) with ordered indexes on the fields
+//! worth indexing: each key maps to the slots of its rows
+//! ([`super::slots`]), so the planner combines them as bitmaps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::metadata::{FieldType, ObjectDef};
 use domain::value::{Record, Value};
+use roaring::RoaringBitmap;
 
+use super::range_cache::RangeCache;
 use super::rows::Rows;
+use super::slots::{Slot, SlotSet};
 
 /// How a field's values are keyed in its index.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,7 +36,7 @@ pub(crate) enum Key<T> {
 pub(crate) type IndexKey = Key<String>;
 
 /// A key borrowed from a row, to sort a whole column without copies.
-pub(super) type KeyRef<'a> = Key<&'a str>;
+pub(crate) type KeyRef<'a> = Key<&'a str>;
 
 impl<T: Ord> PartialEq for Key<T> {
     fn eq(&self, other: &Self) -> bool {
@@ -62,6 +67,17 @@ impl<T: Ord> Ord for Key<T> {
     }
 }
 
+impl IndexKey {
+    /// The same key, borrowed (to compare with keys taken from rows).
+    pub fn borrowed(&self) -> KeyRef<'_> {
+        match self {
+            Key::Bool(b) => Key::Bool(*b),
+            Key::Num(n) => Key::Num(*n),
+            Key::Text(s) => Key::Text(s),
+        }
+    }
+}
+
 impl KeyRef<'_> {
     fn owned(self) -> IndexKey {
         match self {
@@ -79,7 +95,7 @@ impl KeyKind {
     }
 
     /// The same key, borrowed from the value.
-    pub(super) fn key_ref(self, value: &Value) -> Option<KeyRef<'_>> {
+    pub(crate) fn key_ref(self, value: &Value) -> Option<KeyRef<'_>> {
         match (self, value) {
             (KeyKind::Number, Value::Int(i)) => Some(Key::Num(*i as f64)),
             (KeyKind::Number, Value::Float(f)) => Some(Key::Num(*f)),
@@ -88,6 +104,11 @@ impl KeyKind {
             (KeyKind::Text, Value::Text(s)) => Some(Key::Text(s)),
             _ => None,
         }
+    }
+
+    /// Whether a value is of this kind itself, not converted to it.
+    pub fn is_native(self, value: &Value) -> bool {
+        matches!((self, value), (KeyKind::Number, Value::Int(_) | Value::Float(_)) | (KeyKind::Bool, Value::Bool(_)) | (KeyKind::Text, Value::Text(_)))
     }
 
     /// Which fields are indexed: every single-valued field but long text and composites.
@@ -125,154 +146,128 @@ impl KeyKind {
 /// System fields worth an index (who and when); `id` is the primary key.
 const INDEXED_SYSTEM_FIELDS: [&str; 4] = ["created_at", "updated_at", "created_by", "modified_by"];
 
-/// The ids that share one key, in id order: one inline (every key of a
-/// unique field), a sorted vector while few, a B-tree once many.
-#[derive(Debug, Clone)]
-pub(crate) enum IdSet {
-    One(Arc<str>),
-    Few(Vec<Arc<str>>),
-    Many(BTreeSet<Arc<str>>),
+/// Whether a key lies within two bounds.
+pub(crate) fn in_bounds(key: KeyRef, low: &Bound<IndexKey>, high: &Bound<IndexKey>) -> bool {
+    let above = match low {
+        Bound::Included(low) => key >= low.borrowed(),
+        Bound::Excluded(low) => key > low.borrowed(),
+        Bound::Unbounded => true,
+    };
+    above
+        && match high {
+            Bound::Included(high) => key <= high.borrowed(),
+            Bound::Excluded(high) => key < high.borrowed(),
+            Bound::Unbounded => true,
+        }
 }
 
-/// Above this many ids a key's set becomes a B-tree.
-const FEW: usize = 32;
-
-impl Default for IdSet {
-    fn default() -> Self {
-        IdSet::Few(Vec::new())
-    }
-}
-
-impl IdSet {
-    pub(super) fn from_sorted(mut ids: Vec<Arc<str>>) -> IdSet {
-        if ids.len() == 1 {
-            IdSet::One(ids.pop().expect("one id"))
-        } else if ids.len() <= FEW {
-            IdSet::Few(ids)
-        } else {
-            IdSet::Many(ids.into_iter().collect())
-        }
-    }
-
-    /// Adds an id; false when it was there.
-    fn insert(&mut self, id: &Arc<str>) -> bool {
-        match self {
-            IdSet::One(own) if **own == **id => false,
-            IdSet::One(own) => {
-                let own = own.clone();
-                *self = IdSet::Few(if *own < **id { vec![own, id.clone()] } else { vec![id.clone(), own] });
-                true
-            }
-            IdSet::Few(ids) if ids.is_empty() => {
-                *self = IdSet::One(id.clone());
-                true
-            }
-            IdSet::Few(ids) => match ids.binary_search_by(|probe| (**probe).cmp(id)) {
-                Ok(_) => false,
-                Err(at) => {
-                    ids.insert(at, id.clone());
-                    if ids.len() > FEW {
-                        *self = IdSet::Many(std::mem::take(ids).into_iter().collect());
-                    }
-                    true
-                }
-            },
-            IdSet::Many(ids) => ids.insert(id.clone()),
-        }
-    }
-
-    /// Removes an id; false when it was not there.
-    fn remove(&mut self, id: &str) -> bool {
-        match self {
-            IdSet::One(own) if **own == *id => {
-                *self = IdSet::default();
-                true
-            }
-            IdSet::One(_) => false,
-            IdSet::Few(ids) => match ids.binary_search_by(|probe| (**probe).cmp(id)) {
-                Ok(at) => {
-                    ids.remove(at);
-                    true
-                }
-                Err(_) => false,
-            },
-            IdSet::Many(ids) => ids.remove(id),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            IdSet::One(_) => 1,
-            IdSet::Few(ids) => ids.len(),
-            IdSet::Many(ids) => ids.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        match self {
-            IdSet::One(own) => **own == *id,
-            IdSet::Few(ids) => ids.binary_search_by(|probe| (**probe).cmp(id)).is_ok(),
-            IdSet::Many(ids) => ids.contains(id),
-        }
-    }
-
-    /// The ids in id order.
-    pub fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = &str> + '_> {
-        match self {
-            IdSet::One(id) => Box::new(std::iter::once(&**id)),
-            IdSet::Few(ids) => Box::new(ids.iter().map(|id| &**id)),
-            IdSet::Many(ids) => Box::new(ids.iter().map(|id| &**id)),
-        }
+/// Whether a text changes when lowercased: an index whose keys never do
+/// orders them as text sorts (case-insensitively, then by the bytes).
+fn cased(key: &IndexKey) -> bool {
+    match key {
+        Key::Text(text) => text.chars().any(|c| c.to_lowercase().ne(std::iter::once(c))),
+        _ => false,
     }
 }
 
-/// One field's ordered index: key -> ids, and how many rows it holds.
-pub(super) struct FieldIndex {
+/// One field's ordered index: key -> slots, the slots with a value, and how
+/// many keys would sort differently as text.
+pub(crate) struct FieldIndex {
     kind: KeyKind,
-    keys: BTreeMap<IndexKey, IdSet>,
-    /// Rows with a value for the field (nulls are not indexed).
-    count: usize,
+    keys: BTreeMap<IndexKey, SlotSet>,
+    /// Slots with a value for the field (nulls are not indexed).
+    present: RoaringBitmap,
+    /// Keys that change when lowercased (text sorts case-insensitively).
+    cased: usize,
+    /// Rows whose value is not of the index's own kind (a number given as
+    /// text): keyed as their kind, but sorted as values they compare otherwise.
+    loose: usize,
+    /// Wide ranges kept built, kept right by every add and remove.
+    ranges: Mutex<RangeCache>,
 }
 
 impl FieldIndex {
-    fn add(&mut self, id: &Arc<str>, key: IndexKey) {
-        if self.keys.entry(key).or_default().insert(id) {
-            self.count += 1;
+    fn add(&mut self, slot: Slot, key: IndexKey, native: bool) {
+        self.loose += usize::from(!native);
+        self.ranges.get_mut().unwrap_or_else(PoisonError::into_inner).add(slot, &key);
+        match self.keys.entry(key) {
+            Entry::Occupied(mut set) => {
+                set.get_mut().insert(slot);
+            }
+            Entry::Vacant(entry) => {
+                self.cased += usize::from(cased(entry.key()));
+                entry.insert(SlotSet::One(slot));
+            }
         }
+        self.present.insert(slot);
     }
 
-    fn remove(&mut self, id: &str, key: &IndexKey) {
-        if let Some(ids) = self.keys.get_mut(key) {
-            if ids.remove(id) {
-                self.count -= 1;
-            }
-            if ids.is_empty() {
+    fn remove(&mut self, slot: Slot, key: &IndexKey, native: bool) {
+        self.loose -= usize::from(!native);
+        self.ranges.get_mut().unwrap_or_else(PoisonError::into_inner).remove(slot, key);
+        if let Some(set) = self.keys.get_mut(key) {
+            set.remove(slot);
+            if set.is_empty() {
                 self.keys.remove(key);
+                self.cased -= usize::from(cased(key));
             }
         }
+        self.present.remove(slot);
     }
 
-    /// Every key with its ids (tests compare indexes built different ways).
+    /// Every key with its slots (tests compare indexes built different ways).
     #[cfg(test)]
-    pub(super) fn entries(&self) -> Vec<(IndexKey, Vec<String>)> {
-        self.keys.iter().map(|(k, ids)| (k.clone(), ids.iter().map(String::from).collect())).collect()
+    pub(super) fn entries(&self) -> Vec<(IndexKey, Vec<Slot>)> {
+        self.keys.iter().map(|(k, slots)| (k.clone(), slots.iter().collect())).collect()
     }
 
     /// An index from keys already grouped (a bulk build).
-    pub(super) fn from_groups(kind: KeyKind, keys: BTreeMap<IndexKey, IdSet>, count: usize) -> FieldIndex {
-        FieldIndex { kind, keys, count }
+    pub(super) fn from_groups(kind: KeyKind, keys: BTreeMap<IndexKey, SlotSet>, present: RoaringBitmap, loose: usize) -> FieldIndex {
+        let cased = keys.keys().filter(|k| cased(k)).count();
+        FieldIndex { kind, keys, present, cased, loose, ranges: Mutex::default() }
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The slots with exactly this key.
+    pub fn equal(&self, key: &IndexKey) -> Option<&SlotSet> {
+        self.keys.get(key)
+    }
+
+    /// The slot sets of the keys in a range, in key order.
+    pub fn range(&self, low: Bound<IndexKey>, high: Bound<IndexKey>) -> impl DoubleEndedIterator<Item = &SlotSet> {
+        let empty = match (&low, &high) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a >= b,
+            _ => false,
+        };
+        let range = if empty { None } else { Some(self.keys.range((low, high)).map(|(_, slots)| slots)) };
+        range.into_iter().flatten()
+    }
+
+    /// The ranges this index keeps built.
+    pub fn kept_ranges(&self) -> MutexGuard<'_, RangeCache> {
+        self.ranges.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slots with a value.
+    pub fn present(&self) -> &RoaringBitmap {
+        &self.present
+    }
+
+    /// Whether the key order is the order a sort on the field gives.
+    pub fn sorts_like_values(&self) -> bool {
+        (self.kind != KeyKind::Text || self.cased == 0) && self.loose == 0
     }
 }
 
 #[derive(Default)]
 pub(crate) struct Table {
     /// Shared so that a page of results is a set of reference counts, not
-    /// copies; ids are shared with the indexes.
-    rows: Rows,
+    /// copies; ids are shared with the id order.
+    pub(super) rows: Rows,
     /// The indexed fields and their kinds (from the definition).
     fields: Vec<(String, KeyKind)>,
     /// field -> its index; empty while the indexes are deferred.
@@ -313,43 +308,50 @@ impl Table {
     pub fn build_indexes(&mut self) {
         self.deferred = false;
         self.rows.settle();
-        self.indexes = super::index_build::build_all(&self.fields, self.rows.settled()).into_iter().collect();
+        self.indexes = super::index_build::build_all(&self.fields, &self.rows).into_iter().collect();
     }
 
-    fn index(&mut self, id: &Arc<str>, record: &Record) {
+    fn index(&mut self, slot: Slot, record: &Record) {
         for (field, index) in self.indexes.iter_mut() {
-            if let Some(key) = record.get(field).and_then(|v| index.kind.key(v)) {
-                index.add(id, key);
+            if let Some(value) = record.get(field) {
+                if let Some(key) = index.kind.key(value) {
+                    index.add(slot, key, index.kind.is_native(value));
+                }
             }
         }
     }
 
-    fn unindex(&mut self, id: &str, record: &Record) {
+    fn unindex(&mut self, slot: Slot, record: &Record) {
         for (field, index) in self.indexes.iter_mut() {
-            if let Some(key) = record.get(field).and_then(|v| index.kind.key(v)) {
-                index.remove(id, &key);
+            if let Some(value) = record.get(field) {
+                if let Some(key) = index.kind.key(value) {
+                    index.remove(slot, &key, index.kind.is_native(value));
+                }
             }
         }
     }
 
     pub fn put(&mut self, id: String, record: Record) {
         let record = Arc::new(record);
-        let (key, old) = self.rows.put(id, record.clone());
+        let (slot, old) = self.rows.put(id, record.clone());
         if !self.deferred {
             if let Some(old) = old {
-                self.unindex(&key, &old);
+                self.unindex(slot, &old);
             }
-            self.index(&key, &record);
+            self.index(slot, &record);
         }
     }
 
     /// Changes some fields of a row (`Null` removes), keeping the indexes right.
     pub fn update(&mut self, id: &str, changes: &[(String, Value)]) {
-        let Some((key, mut record)) = self.rows.remove_entry(id) else { return };
+        let Some(slot) = self.rows.slot_of(id) else { return };
+        let Some(current) = self.rows.row(slot).map(|row| row.record.clone()) else { return };
         if !self.deferred {
-            self.unindex(&key, &record);
+            self.unindex(slot, &current);
         }
-        let fields = Arc::make_mut(&mut record);
+        drop(current);
+        let record = self.rows.record_mut(slot).expect("the slot of a row");
+        let fields = Arc::make_mut(record);
         for (field, value) in changes {
             match value {
                 Value::Null => fields.remove(field),
@@ -357,9 +359,9 @@ impl Table {
             };
         }
         if !self.deferred {
-            self.index(&key, &record);
+            let record = record.clone();
+            self.index(slot, &record);
         }
-        self.rows.insert(key, record);
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Record>> {
@@ -367,51 +369,20 @@ impl Table {
     }
 
     pub fn remove(&mut self, id: &str) {
-        if let Some((key, old)) = self.rows.remove_entry(id) {
+        if let Some((slot, old)) = self.rows.remove(id) {
             if !self.deferred {
-                self.unindex(&key, &old);
+                self.unindex(slot, &old);
             }
         }
-    }
-
-    pub fn rows(&self) -> impl Iterator<Item = &Arc<Record>> {
-        self.rows.values()
     }
 
     pub fn row_count(&self) -> usize {
         self.rows.len()
     }
 
-    /// Ids in the order of a field's index (ascending or descending), when
-    /// every row has a value for it (nulls are not indexed, and must sort too).
-    pub fn ordered_ids(&self, field: &str, descending: bool) -> Option<Box<dyn Iterator<Item = &str> + '_>> {
-        let index = self.indexes.get(field)?;
-        if index.count != self.rows.len() {
-            return None;
-        }
-        let keys = index.keys.values();
-        Some(if descending { Box::new(keys.rev().flat_map(IdSet::iter)) } else { Box::new(keys.flat_map(IdSet::iter)) })
-    }
-
-    /// The index of a field: its key kind and a way to look keys up.
-    pub fn kind_of(&self, field: &str) -> Option<KeyKind> {
-        self.indexes.get(field).map(|index| index.kind)
-    }
-
-    /// Ids whose key lies in the range, in key order.
-    pub fn range(&self, field: &str, low: Bound<IndexKey>, high: Bound<IndexKey>) -> Vec<&str> {
-        let Some(index) = self.indexes.get(field) else { return Vec::new() };
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) = (&low, &high) {
-            if a > b {
-                return Vec::new();
-            }
-        }
-        index.keys.range((low, high)).flat_map(|(_, ids)| ids.iter()).collect()
-    }
-
-    /// Ids with exactly this key, in id order.
-    pub fn equal(&self, field: &str, key: &IndexKey) -> Option<&IdSet> {
-        self.indexes.get(field).and_then(|index| index.keys.get(key))
+    /// A field's index.
+    pub fn index_of(&self, field: &str) -> Option<&FieldIndex> {
+        self.indexes.get(field)
     }
 }
 

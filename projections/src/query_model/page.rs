@@ -1,0 +1,192 @@
+//! A page of exact matches straight from the indexes: the first rows in id
+//! order, or in the order of an indexed sort field, found without sorting
+//! every match.
+//!
+//! Both choose between walking and gathering by what each would touch: a
+//! walk (rows in id order, or a sort field's keys in order) stops after
+//! `offset + limit` matches and touches about `wanted * rows / matches`
+//! entries; gathering takes every match and selects the first ones. The
+//! walk wins when matches are many, gathering when they are few.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use domain::query::{Filter, Op, Operand, SortOrder};
+use domain::value::Value;
+use roaring::RoaringBitmap;
+
+use super::plan::Candidates;
+use super::rows::Rows;
+use super::slots::{Slot, SlotSet};
+use super::table::{FieldIndex, IndexKey, KeyKind, Table};
+
+/// A key with more matches than this may be walked in id order instead of
+/// gathered (tests walk small keys too, so that their tables take this path).
+const GATHER_AT_MOST: u64 = if cfg!(test) { 4 } else { 4096 };
+
+/// Whether walking `walked` entries to find `wanted` of `matches` beats gathering the matches.
+fn walk_pays(wanted: u64, walked: u64, matches: u64) -> bool {
+    // A walk visits about wanted * walked / matches entries, gathering every match once: each step costs about the same.
+    wanted.saturating_mul(walked) <= matches.saturating_mul(matches)
+}
+
+/// The first `need` slots in id order, from slots in any order.
+fn first_by_id(rows: &Rows, slots: Vec<Slot>, need: usize) -> Vec<Slot> {
+    if need == 0 || slots.is_empty() {
+        return Vec::new();
+    }
+    // Ids looked up once, not twice per comparison.
+    let mut keyed: Vec<(&str, Slot)> = slots.into_iter().filter_map(|slot| rows.row(slot).map(|row| (&*row.id, slot))).collect();
+    if need < keyed.len() {
+        keyed.select_nth_unstable_by(need, |a, b| a.0.cmp(b.0));
+        keyed.truncate(need);
+    }
+    keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    keyed.into_iter().map(|(_, slot)| slot).collect()
+}
+
+/// The first `wanted` matches in id order.
+pub(crate) fn by_id(table: &Table, candidates: &Candidates, wanted: u64) -> Vec<Slot> {
+    let rows = &table.rows;
+    let Some(slots) = &candidates.slots else {
+        return rows.slots_by_id().take(wanted as usize).collect();
+    };
+    if walk_pays(wanted, rows.len() as u64, slots.len()) {
+        return rows.slots_by_id().filter(|slot| slots.contains(*slot)).take(wanted as usize).collect();
+    }
+    first_by_id(rows, slots.iter().collect(), wanted as usize)
+}
+
+/// The bounds a filter puts on one field at its top level (conditions ANDed
+/// with the rest), to walk only that part of the field's index.
+fn bounds_on(filter: Option<&Filter>, field: &str, kind: KeyKind) -> (Bound<IndexKey>, Bound<IndexKey>) {
+    let mut low = Bound::Unbounded;
+    let mut high = Bound::Unbounded;
+    let parts: &[Filter] = match filter {
+        Some(Filter::And(parts)) => parts,
+        Some(single @ Filter::Cond(_)) => std::slice::from_ref(single),
+        _ => &[],
+    };
+    // Keeps the tighter of two bounds on the same side.
+    fn tighter(current: Bound<IndexKey>, new: Bound<IndexKey>, is_low: bool) -> Bound<IndexKey> {
+        let key = |b: &Bound<IndexKey>| match b {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+            Bound::Unbounded => None,
+        };
+        match (key(&current), key(&new)) {
+            (None, _) => new,
+            (_, None) => current,
+            (Some(a), Some(b)) => match (a.cmp(&b), is_low) {
+                (Ordering::Less, true) | (Ordering::Greater, false) => new,
+                (Ordering::Equal, _) if matches!(new, Bound::Excluded(_)) => new,
+                _ => current,
+            },
+        }
+    }
+    for part in parts {
+        let Filter::Cond(c) = part else { continue };
+        let Operand::Value(value) = &c.value else { continue };
+        if c.field != field {
+            continue;
+        }
+        let key = |v: &Value| kind.key(v);
+        match (c.op, value) {
+            (Op::Gt, v) => {
+                if let Some(k) = key(v) {
+                    low = tighter(low, Bound::Excluded(k), true);
+                }
+            }
+            (Op::Gte, v) => {
+                if let Some(k) = key(v) {
+                    low = tighter(low, Bound::Included(k), true);
+                }
+            }
+            (Op::Lt, v) => {
+                if let Some(k) = key(v) {
+                    high = tighter(high, Bound::Excluded(k), false);
+                }
+            }
+            (Op::Lte, v) => {
+                if let Some(k) = key(v) {
+                    high = tighter(high, Bound::Included(k), false);
+                }
+            }
+            (Op::Between, Value::List(bounds)) if bounds.len() == 2 => {
+                if let (Some(a), Some(b)) = (key(&bounds[0]), key(&bounds[1])) {
+                    low = tighter(low, Bound::Included(a), true);
+                    high = tighter(high, Bound::Included(b), false);
+                }
+            }
+            _ => {}
+        }
+    }
+    (low, high)
+}
+
+/// The matches as one bitmap, when they are one already (every row, a built set, a key's large set).
+fn bitmap_of<'a>(table: &'a Table, candidates: &'a Candidates) -> Option<&'a RoaringBitmap> {
+    match &candidates.slots {
+        None => Some(table.rows.live()),
+        Some(slots) => slots.bitmap(),
+    }
+}
+
+/// The members of one key's set that are matches.
+fn matching(set: &SlotSet, candidates: &Candidates, universe: Option<&RoaringBitmap>) -> Vec<Slot> {
+    match (&candidates.slots, universe, set) {
+        (None, _, set) => set.iter().collect(),
+        (_, Some(bits), SlotSet::Many(many)) => (many & bits).iter().collect(),
+        (Some(slots), _, set) => set.iter().filter(|slot| slots.contains(*slot)).collect(),
+    }
+}
+
+/// The first `wanted` matches in the order of one indexed field (ties by id,
+/// rows without a value last ascending and first descending), or `None`
+/// when sorting the matches would touch less.
+pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, order: SortOrder, filter: Option<&Filter>, wanted: u64) -> Option<Vec<Slot>> {
+    let index: &FieldIndex = table.index_of(field).filter(|index| index.sorts_like_values())?;
+    let rows = &table.rows;
+    let matches = candidates.len(table);
+    if !walk_pays(wanted, index.present().len(), matches) {
+        return None;
+    }
+    let (low, high) = bounds_on(filter, field, index.kind());
+    let descending = order == SortOrder::Desc;
+    let universe = bitmap_of(table, candidates);
+    let nulls = || -> Vec<Slot> {
+        match (universe, &candidates.slots) {
+            (Some(bits), _) => (bits - index.present()).iter().collect(),
+            (None, Some(slots)) => slots.iter().filter(|slot| !index.present().contains(*slot)).collect(),
+            (None, None) => Vec::new(),
+        }
+    };
+    let wanted = wanted as usize;
+    let mut out: Vec<Slot> = Vec::with_capacity(wanted.min(10_000));
+    if descending {
+        out = first_by_id(rows, nulls(), wanted);
+    }
+    let keys = index.range(low, high);
+    let keys: Box<dyn Iterator<Item = &SlotSet>> = if descending { Box::new(keys.rev()) } else { Box::new(keys) };
+    for set in keys {
+        let need = wanted - out.len();
+        if need == 0 {
+            break;
+        }
+        // A key with many matches and few wanted from it: walk the ids instead of gathering the key.
+        let hits = match (universe, set) {
+            (Some(bits), SlotSet::Many(many)) => many.intersection_len(bits),
+            _ => 0,
+        };
+        if hits > GATHER_AT_MOST && walk_pays(need as u64, rows.len() as u64, hits) {
+            out.extend(rows.slots_by_id().filter(|slot| set.contains(*slot) && candidates.contains(*slot)).take(need));
+            continue;
+        }
+        let members = matching(set, candidates, universe);
+        out.extend(first_by_id(rows, members, need));
+    }
+    if !descending && out.len() < wanted {
+        let need = wanted - out.len();
+        out.extend(first_by_id(rows, nulls(), need));
+    }
+    Some(out)
+}
