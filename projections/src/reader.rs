@@ -44,6 +44,14 @@ impl QueryReader {
         }
     }
 
+    /// How a list query runs for the viewer on whichever model serves it (it runs).
+    pub async fn explain(&self, viewer: &Viewer, query: Query) -> Result<serde_json::Value, ReadError> {
+        match self {
+            QueryReader::Memory(model) => Ok(model.read().expect("query model lock").explain(viewer, query)?),
+            QueryReader::Postgres(reader) => reader.explain(viewer, query).await,
+        }
+    }
+
     pub async fn get(&self, viewer: &Viewer, object: &str, id: &str) -> Result<Option<Record>, ReadError> {
         match self {
             QueryReader::Memory(model) => Ok(model.read().expect("query model lock").get(viewer, object, id)?),

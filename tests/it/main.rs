@@ -13,6 +13,7 @@ mod embedded_recovery;
 mod fuzz;
 mod graphql;
 mod hardening;
+mod planner;
 mod postgres_ordering;
 mod read_models;
 mod realtime;

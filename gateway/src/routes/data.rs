@@ -74,8 +74,17 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let min = params.take("minPosition");
     let as_of = params.take("asOf");
+    let explain = params.take("explain");
     let query = parse_url_params(&*data::object(&system, &object)?, &params.0)?;
-    answer_list(&system, &caller, &headers, min, &object, query, as_of).await
+    match explain.as_deref() {
+        None | Some("false") => answer_list(&system, &caller, &headers, min, &object, query, as_of).await,
+        Some("true") if as_of.is_none() => {
+            let explained = data::explain(&system, &caller, min_position(&headers, min)?, query).await?;
+            Ok(axum::Json(ok(json!({"object": object, "explain": explained}))).into_response())
+        }
+        Some("true") => Err(ApiError::new(ErrorCode::InvalidQuery, "explain covers reads of now, not asOf")),
+        Some(other) => Err(ApiError::new(ErrorCode::InvalidQuery, format!("explain must be true or false, got '{other}'"))),
+    }
 }
 
 pub(crate) async fn query(

@@ -67,6 +67,15 @@ async fn run(system: &System, caller: &Caller, query: Query, as_of: Option<&str>
     Ok(Read { output, as_of, position: reached(system) })
 }
 
+/// How a list query runs for the caller (which indexes answer it, how many
+/// rows it touches): an operator's tool, so it needs `manage_projections`
+/// (an explanation counts rows per index key, beyond the caller's own rows).
+pub async fn explain(system: &System, caller: &Caller, min: Option<u64>, query: Query) -> Result<serde_json::Value, ApiError> {
+    caller.require(domain::security::SystemPermission::ManageProjections)?;
+    read_barrier(system, min).await?;
+    Ok(system.reader.explain(&caller.viewer, query).await?)
+}
+
 /// One record for the caller; `shape` selects fields and expands relations.
 /// A record the caller may not see is not found.
 pub async fn get(system: &System, caller: &Caller, min: Option<u64>, object: &str, id: &str, mut shape: Query, as_of: Option<&str>) -> Result<One, ApiError> {

@@ -21,6 +21,30 @@ pub(crate) fn field_expr(object: &ObjectDef, field: &str, alias: &str) -> String
     }
 }
 
+/// A field as an index expression: its typed form, text under the `C`
+/// collation that every text comparison of `sql.rs` uses (an index serves a
+/// comparison only under the same collation).
+fn index_expr(object: &ObjectDef, field: &str) -> String {
+    let expr = field_expr(object, field, "");
+    let text = match object.field(field) {
+        _ if field == "id" => false,
+        None => domain::metadata::SYSTEM_FIELDS.contains(&field),
+        Some(f) => {
+            !f.is_list()
+                && !f.field_type.is_numeric()
+                && !matches!(
+                    f.field_type,
+                    FieldType::Boolean | FieldType::Toggle | FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File
+                )
+        }
+    };
+    if text {
+        format!("({expr} COLLATE \"C\")")
+    } else {
+        expr
+    }
+}
+
 /// `CREATE TABLE` and `CREATE INDEX` statements for an object (idempotent).
 pub(crate) fn statements(object: &ObjectDef) -> Vec<String> {
     let table = table(&object.name);
@@ -39,7 +63,9 @@ pub(crate) fn statements(object: &ObjectDef) -> Vec<String> {
         if !known || fields.is_empty() {
             continue;
         }
-        let exprs: Vec<String> = fields.iter().map(|f| field_expr(object, f, "")).collect();
+        let exprs: Vec<String> = fields.iter().map(|f| index_expr(object, f)).collect();
+        // Indexes of earlier versions (text under the database's collation, which text comparisons do not use).
+        out.push(format!("DROP INDEX IF EXISTS {}", naming::index_v1(&object.name, &fields)));
         out.push(format!("CREATE INDEX IF NOT EXISTS {} ON {table} ({})", naming::index(&object.name, &fields), exprs.join(", ")));
     }
     out

@@ -24,10 +24,21 @@ pub fn table(object: &str) -> String {
     format!("objh_{prefix}_{:016x}", fnv64(object.as_bytes()))
 }
 
-/// The name of an index on `fields` of an object's table.
+/// The name of an index on `fields` of an object's table (the second
+/// version: text under the `C` collation).
 pub fn index(object: &str, fields: &[String]) -> String {
+    named_index(object, fields, b"v2\0")
+}
+
+/// The name the first version gave the same index, to drop it.
+pub fn index_v1(object: &str, fields: &[String]) -> String {
+    named_index(object, fields, b"")
+}
+
+fn named_index(object: &str, fields: &[String], version: &[u8]) -> String {
     let table = table(object);
-    let mut key = table.clone().into_bytes();
+    let mut key = version.to_vec();
+    key.extend_from_slice(table.as_bytes());
     for field in fields {
         key.push(0);
         key.extend_from_slice(field.as_bytes());
@@ -56,5 +67,6 @@ mod tests {
         // Two indexes whose fields join to the same text differ.
         assert_ne!(index("t", &["a_b".into(), "c".into()]), index("t", &["a".into(), "b_c".into()]));
         assert_ne!(index("t", &["a".into()]), index("u", &["a".into()]));
+        assert_ne!(index("t", &["a".into()]), index_v1("t", &["a".into()]));
     }
 }

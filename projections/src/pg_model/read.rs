@@ -7,6 +7,8 @@ use deadpool_postgres::Pool;
 use domain::metadata::{Catalog, ObjectDef};
 use domain::query::{check_query, AggFunction, Aggregation, Query, SortOrder};
 use domain::value::{Record, Value};
+use domain::DomainError;
+use serde_json::json;
 
 use super::sql::{self, Kind, Params};
 use super::table;
@@ -75,36 +77,23 @@ impl PgReader {
 
     async fn run(&self, catalog: &Catalog, query: Query) -> Result<QueryOutput, ReadError> {
         let object = catalog.require(&query.object)?.clone();
-        let mut params = Params::default();
-        let where_sql = match &query.filter {
-            Some(f) => sql::filter(catalog, &object, f, &mut params)?,
-            None => "TRUE".into(),
-        };
         if !query.group_by.is_empty() || !query.aggregations.is_empty() {
+            let mut params = Params::default();
+            let where_sql = match &query.filter {
+                Some(f) => sql::filter(catalog, &object, f, &mut params)?,
+                None => "TRUE".into(),
+            };
             return self.aggregate(catalog, &object, &query, where_sql, params).await;
         }
-        let mut order = Vec::new();
-        for sort in &query.order_by {
-            let e = sql::path(catalog, &object, &sort.field, "t", 0)?;
-            order.extend(sql::order_terms(&e, sort.order == SortOrder::Desc));
-        }
-        order.push("t.id COLLATE \"C\"".into());
+        let List { page_sql, count_sql, params } = list_sql(catalog, &object, &query)?;
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-        let table = table(&object.name);
         let client = self.pool.get().await.map_err(store)?;
         let refs = params.refs();
-        let page_sql =
-            format!("SELECT t.data::text FROM {table} t WHERE {where_sql} ORDER BY {} LIMIT {} OFFSET {}", order.join(", "), limit + 1, query.offset);
         let rows = client.query(&page_sql, &refs).await.map_err(store)?;
         let has_more_rows = rows.len() as u64 > limit;
         let mut records: Vec<Record> =
             rows.iter().take(limit as usize).map(|r| parse_record(r.get(0)).map(|rec| with_formulas(&object, rec))).collect::<Result<_, _>>()?;
-        let total = if query.count {
-            let count_sql = format!("SELECT count(*) FROM {table} t WHERE {where_sql}");
-            Some(client.query_one(&count_sql, &refs).await.map_err(store)?.get::<_, i64>(0) as u64)
-        } else {
-            None
-        };
+        let total = if query.count { Some(client.query_one(&count_sql, &refs).await.map_err(store)?.get::<_, i64>(0) as u64) } else { None };
         drop(client);
         for (relation, sub) in &query.expand {
             self.expand(catalog, relation, sub, &mut records).await?;
@@ -115,6 +104,30 @@ impl PgReader {
             }
         }
         Ok(QueryOutput { records: records.into_iter().map(std::sync::Arc::new).collect(), total, has_more: has_more_rows })
+    }
+
+    /// How PostgreSQL runs a list for the viewer (its row rules included):
+    /// the SQL (values as parameters) and `EXPLAIN (ANALYZE, BUFFERS)` of the
+    /// page and of the count, which run.
+    pub async fn explain(&self, viewer: &Viewer, mut query: Query) -> Result<serde_json::Value, ReadError> {
+        let catalog = self.catalog();
+        check_query(&mut query, &catalog)?;
+        secure_query(&viewer.access, &catalog, &mut query)?;
+        if !query.group_by.is_empty() || !query.aggregations.is_empty() {
+            return Err(DomainError::InvalidQuery("explain covers lists; aggregates are not explained on the PostgreSQL read model".into()).into());
+        }
+        let object = catalog.require(&query.object)?.clone();
+        let List { page_sql, count_sql, params } = list_sql(&catalog, &object, &query)?;
+        let client = self.pool.get().await.map_err(store)?;
+        let refs = params.refs();
+        let mut plans = Vec::new();
+        for sql in [&page_sql, &count_sql] {
+            let row = client.query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"), &refs).await.map_err(store)?;
+            let plan: serde_json::Value = row.try_get(0).map_err(store)?;
+            plans.push(json!({"sql": sql, "plan": plan}));
+        }
+        let [page, count]: [serde_json::Value; 2] = plans.try_into().expect("two plans");
+        Ok(json!({"model": "postgres", "object": object.name, "page": page, "count": count}))
     }
 
     /// One look-up per relation for the whole page.
@@ -266,4 +279,31 @@ fn aggregate_sql(catalog: &Catalog, object: &ObjectDef, aggregation: &Aggregatio
         (_, None) => return Err(ReadError::Rejected(domain::DomainError::InvalidQuery(format!("aggregation '{}' needs a field", aggregation.alias)))),
     };
     Ok(format!("(to_jsonb({sql}))::text"))
+}
+
+/// A list's statements: the page (one row more than the limit, to tell
+/// whether more follow) and the count, with their parameters.
+struct List {
+    page_sql: String,
+    count_sql: String,
+    params: Params,
+}
+
+fn list_sql(catalog: &Catalog, object: &ObjectDef, query: &Query) -> Result<List, DomainError> {
+    let mut params = Params::default();
+    let where_sql = match &query.filter {
+        Some(f) => sql::filter(catalog, object, f, &mut params)?,
+        None => "TRUE".into(),
+    };
+    let mut order = Vec::new();
+    for sort in &query.order_by {
+        let e = sql::path(catalog, object, &sort.field, "t", 0)?;
+        order.extend(sql::order_terms(&e, sort.order == SortOrder::Desc));
+    }
+    order.push("t.id COLLATE \"C\"".into());
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let table = table(&object.name);
+    let page_sql = format!("SELECT t.data::text FROM {table} t WHERE {where_sql} ORDER BY {} LIMIT {} OFFSET {}", order.join(", "), limit + 1, query.offset);
+    let count_sql = format!("SELECT count(*) FROM {table} t WHERE {where_sql}");
+    Ok(List { page_sql, count_sql, params })
 }

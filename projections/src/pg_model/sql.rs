@@ -1,8 +1,12 @@
 //! Compiling the query AST to SQL over the objects' tables.
 //!
 //! Every value travels as a text parameter and is cast in SQL, so no Rust
-//! type maps to numeric. Conditions are wrapped in `coalesce(..., false)` so
-//! that NOT and missing values behave as in the in-process model.
+//! type maps to numeric. Conditions under a NOT are wrapped in
+//! `coalesce(..., false)` so that missing values behave as in the in-process
+//! model; elsewhere (AND and OR only, where a NULL excludes a row exactly as
+//! false does) they are left bare, so that PostgreSQL matches them to the
+//! expression indexes the definitions produce (`ddl.rs`: the same
+//! expressions, text under the `C` collation every text comparison uses).
 
 use domain::metadata::{Catalog, FieldType, ObjectDef, SYSTEM_FIELDS};
 use domain::query::{Condition, Filter, Op, Operand};
@@ -144,8 +148,8 @@ fn eq(e: &Expr, value: &Value, params: &mut Params) -> String {
             _ => "FALSE".into(),
         },
         Kind::Text => match value {
-            Value::Text(s) => format!("{} = {}", e.text, params.text(s.clone())),
-            Value::Int(_) | Value::Float(_) => format!("{} = {}", e.text, params.text(number_text(value).unwrap_or_default())),
+            Value::Text(s) => format!("{} COLLATE \"C\" = {}", e.text, params.text(s.clone())),
+            Value::Int(_) | Value::Float(_) => format!("{} COLLATE \"C\" = {}", e.text, params.text(number_text(value).unwrap_or_default())),
             other => format!("{} = {}", e.json, params.json(other)),
         },
     }
@@ -174,7 +178,16 @@ fn sql_op(op: Op) -> &'static str {
     }
 }
 
-fn condition(catalog: &Catalog, object: &ObjectDef, c: &Condition, params: &mut Params) -> Result<String, DomainError> {
+/// Wraps a condition in `coalesce(..., false)` where a NULL must count as false (under a NOT).
+fn guarded(sql: String, negated: bool) -> String {
+    if negated {
+        format!("coalesce(({sql}), false)")
+    } else {
+        format!("({sql})")
+    }
+}
+
+fn condition(catalog: &Catalog, object: &ObjectDef, c: &Condition, params: &mut Params, negated: bool) -> Result<String, DomainError> {
     let e = path(catalog, object, &c.field, "t", 0)?;
     let value = match &c.value {
         Operand::Field(other) => {
@@ -187,7 +200,7 @@ fn condition(catalog: &Catalog, object: &ObjectDef, c: &Condition, params: &mut 
             } else {
                 format!("{} COLLATE \"C\" {} {}", e.text, sql_op(c.op), o.text)
             };
-            return Ok(format!("coalesce(({sql}), false)"));
+            return Ok(guarded(sql, negated));
         }
         Operand::Value(v) => v,
     };
@@ -200,7 +213,7 @@ fn condition(catalog: &Catalog, object: &ObjectDef, c: &Condition, params: &mut 
                 Value::List(items) => items.clone(),
                 _ => Vec::new(),
             };
-            let any: Vec<String> = items.iter().map(|item| format!("coalesce(({}), false)", eq(&e, item, params))).collect();
+            let any: Vec<String> = items.iter().map(|item| guarded(eq(&e, item, params), negated || c.op == Op::Nin)).collect();
             let any = if any.is_empty() { "FALSE".to_string() } else { any.join(" OR ") };
             if c.op == Op::In {
                 any
@@ -210,7 +223,7 @@ fn condition(catalog: &Catalog, object: &ObjectDef, c: &Condition, params: &mut 
         }
         Op::Between => match value {
             Value::List(bounds) if bounds.len() == 2 => {
-                format!("coalesce(({}), false) AND coalesce(({}), false)", compare(&e, &bounds[0], ">=", params), compare(&e, &bounds[1], "<=", params))
+                format!("{} AND {}", guarded(compare(&e, &bounds[0], ">=", params), negated), guarded(compare(&e, &bounds[1], "<=", params), negated))
             }
             _ => "FALSE".into(),
         },
@@ -252,18 +265,29 @@ fn condition(catalog: &Catalog, object: &ObjectDef, c: &Condition, params: &mut 
             }
         }
     };
-    Ok(format!("coalesce(({sql}), false)"))
+    Ok(guarded(sql, negated))
 }
 
-/// A filter as a SQL boolean expression over rows aliased `t`.
+/// A filter as a SQL boolean expression over rows aliased `t`, for a WHERE
+/// or FILTER clause (where a NULL excludes a row).
 pub(crate) fn filter(catalog: &Catalog, object: &ObjectDef, f: &Filter, params: &mut Params) -> Result<String, DomainError> {
+    filter_in(catalog, object, f, params, false)
+}
+
+/// `negated`: under an odd number of NOTs, where a NULL must read as false.
+/// Under an even number the whole filter grows with each condition, so a
+/// NULL there decides the row exactly as false would.
+fn filter_in(catalog: &Catalog, object: &ObjectDef, f: &Filter, params: &mut Params, negated: bool) -> Result<String, DomainError> {
+    let parts = |list: &[Filter], params: &mut Params| -> Result<Vec<String>, DomainError> {
+        list.iter().map(|x| filter_in(catalog, object, x, params, negated)).collect()
+    };
     Ok(match f {
         Filter::And(list) if list.is_empty() => "TRUE".into(),
         Filter::Or(list) if list.is_empty() => "FALSE".into(),
-        Filter::And(list) => format!("({})", list.iter().map(|x| filter(catalog, object, x, params)).collect::<Result<Vec<_>, _>>()?.join(" AND ")),
-        Filter::Or(list) => format!("({})", list.iter().map(|x| filter(catalog, object, x, params)).collect::<Result<Vec<_>, _>>()?.join(" OR ")),
-        Filter::Not(inner) => format!("(NOT {})", filter(catalog, object, inner, params)?),
-        Filter::Cond(c) => condition(catalog, object, c, params)?,
+        Filter::And(list) => format!("({})", parts(list, params)?.join(" AND ")),
+        Filter::Or(list) => format!("({})", parts(list, params)?.join(" OR ")),
+        Filter::Not(inner) => format!("(NOT {})", filter_in(catalog, object, inner, params, !negated)?),
+        Filter::Cond(c) => condition(catalog, object, c, params, negated)?,
     })
 }
 

@@ -6,6 +6,7 @@
 //! [`Viewer`]: the one place where row- and field-level security will filter.
 
 pub(crate) mod aggregate;
+mod explain;
 mod index_build;
 mod matcher;
 mod page;
@@ -207,6 +208,22 @@ impl QueryModel {
         Ok(output)
     }
 
+    /// How a query runs for the viewer (its row rules included): which
+    /// conditions indexes answer, how many rows were checked, how the page was
+    /// found, and the total. Runs the query.
+    pub fn explain(&self, viewer: &Viewer, mut query: Query) -> Result<serde_json::Value, DomainError> {
+        check_query(&mut query, &self.catalog)?;
+        secure_query(&viewer.access, &self.catalog, &mut query)?;
+        let mut counted = query.clone();
+        counted.count = true;
+        let output = self.run(viewer, &counted)?;
+        let definition = self.catalog.require(&query.object)?;
+        let empty = Table::default();
+        let table = self.tables.get(&definition.name).unwrap_or(&empty);
+        let candidates = plan::candidates(table, counted.filter.as_ref());
+        Ok(explain::explain(table, &counted, &candidates, &output))
+    }
+
     fn run(&self, viewer: &Viewer, query: &Query) -> Result<QueryOutput, DomainError> {
         let definition = self.catalog.require(&query.object)?;
         let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
@@ -223,10 +240,10 @@ impl QueryModel {
                 [sort] => page::by_field(table, &candidates, &sort.field, sort.order, query.filter.as_ref(), wanted),
                 _ => None,
             };
-            if let Some(slots) = slots {
+            if let Some(found) = slots {
                 let total = candidates.len(table);
                 let page: Vec<&Arc<Record>> =
-                    slots.into_iter().skip(query.offset as usize).filter_map(|slot| table.rows.row(slot)).map(|row| &row.record).collect();
+                    found.slots.into_iter().skip(query.offset as usize).filter_map(|slot| table.rows.row(slot)).map(|row| &row.record).collect();
                 return self.finish_page(viewer, &resolver, definition, query, page, total, wanted);
             }
         }

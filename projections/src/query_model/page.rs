@@ -45,16 +45,23 @@ fn first_by_id(rows: &Rows, slots: Vec<Slot>, need: usize) -> Vec<Slot> {
     keyed.into_iter().map(|(_, slot)| slot).collect()
 }
 
+/// A page's slots and how they were found (for explanations).
+pub(crate) struct Page {
+    pub slots: Vec<Slot>,
+    pub how: &'static str,
+}
+
 /// The first `wanted` matches in id order.
-pub(crate) fn by_id(table: &Table, candidates: &Candidates, wanted: u64) -> Vec<Slot> {
+pub(crate) fn by_id(table: &Table, candidates: &Candidates, wanted: u64) -> Page {
     let rows = &table.rows;
     let Some(slots) = &candidates.slots else {
-        return rows.slots_by_id().take(wanted as usize).collect();
+        return Page { slots: rows.slots_by_id().take(wanted as usize).collect(), how: "the first rows in id order" };
     };
     if walk_pays(wanted, rows.len() as u64, slots.len()) {
-        return rows.slots_by_id().filter(|slot| slots.contains(*slot)).take(wanted as usize).collect();
+        let slots = rows.slots_by_id().filter(|slot| slots.contains(*slot)).take(wanted as usize).collect();
+        return Page { slots, how: "rows walked in id order until the page was full" };
     }
-    first_by_id(rows, slots.iter().collect(), wanted as usize)
+    Page { slots: first_by_id(rows, slots.iter().collect(), wanted as usize), how: "the matches gathered and the first ones by id selected" }
 }
 
 /// The bounds a filter puts on one field at its top level (conditions ANDed
@@ -143,7 +150,7 @@ fn matching(set: &SlotSet, candidates: &Candidates, universe: Option<&RoaringBit
 /// The first `wanted` matches in the order of one indexed field (ties by id,
 /// rows without a value last ascending and first descending), or `None`
 /// when sorting the matches would touch less.
-pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, order: SortOrder, filter: Option<&Filter>, wanted: u64) -> Option<Vec<Slot>> {
+pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, order: SortOrder, filter: Option<&Filter>, wanted: u64) -> Option<Page> {
     let index: &FieldIndex = table.index_of(field).filter(|index| index.sorts_like_values())?;
     let rows = &table.rows;
     let matches = candidates.len(table);
@@ -188,5 +195,5 @@ pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, orde
         let need = wanted - out.len();
         out.extend(first_by_id(rows, nulls(), need));
     }
-    Some(out)
+    Some(Page { slots: out, how: "the sort field's index walked in order until the page was full" })
 }

@@ -291,6 +291,20 @@ fn plan_condition<'a>(table: &'a Table, c: &'a Condition) -> Option<Plan<'a>> {
     }
 }
 
+/// What the indexes say about one condition, for an explanation: at most how
+/// many rows, and how they are found; `None` when each row must be checked.
+pub(crate) fn condition_plan(table: &Table, c: &Condition) -> Option<(u64, &'static str)> {
+    let plan = plan_condition(table, c)?;
+    let how = match &plan {
+        Plan::Range(range) if range.index.kept_ranges().has(&range.low, &range.high) => "a range the index keeps built",
+        Plan::Range(_) => "the keys of an index range",
+        _ if c.field == "id" => "the primary key",
+        Plan::Any(_) => "the keys of an index",
+        _ => "an index key",
+    };
+    Some((plan.estimate(), how))
+}
+
 /// The plan for a filter and whether it is exact (no row check needed); `None` when indexes cannot narrow it.
 fn plan_of<'a>(table: &'a Table, filter: &'a Filter) -> Option<(Plan<'a>, bool)> {
     match filter {

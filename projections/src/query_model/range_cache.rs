@@ -45,6 +45,11 @@ impl RangeCache {
         Some(kept.bits.clone())
     }
 
+    /// Whether this range is kept (without counting as a use).
+    pub fn has(&self, low: &Bound<IndexKey>, high: &Bound<IndexKey>) -> bool {
+        self.kept.iter().any(|k| k.low == *low && k.high == *high)
+    }
+
     /// Keeps a built range, forgetting the least recently used one beyond [`KEPT`].
     pub fn put(&mut self, low: Bound<IndexKey>, high: Bound<IndexKey>, bits: Arc<RoaringBitmap>) {
         if self.kept.iter().any(|k| k.low == low && k.high == high) {
