@@ -30,19 +30,32 @@ fn walk_pays(wanted: u64, walked: u64, matches: u64) -> bool {
     wanted.saturating_mul(walked) <= matches.saturating_mul(matches)
 }
 
-/// The first `need` slots in id order, from slots in any order.
+/// The first `need` slots in id order, from slots in any order. Slots below
+/// the rows' order bound are in id order and before every other row, so they
+/// are taken by number; only the rest are ordered by their ids.
 fn first_by_id(rows: &Rows, slots: Vec<Slot>, need: usize) -> Vec<Slot> {
     if need == 0 || slots.is_empty() {
         return Vec::new();
     }
-    // Ids looked up once, not twice per comparison.
-    let mut keyed: Vec<(&str, Slot)> = slots.into_iter().filter_map(|slot| rows.row(slot).map(|row| (&*row.id, slot))).collect();
-    if need < keyed.len() {
-        keyed.select_nth_unstable_by(need, |a, b| a.0.cmp(b.0));
-        keyed.truncate(need);
+    let bound = rows.ordered();
+    let (mut ordered, rest): (Vec<Slot>, Vec<Slot>) = slots.into_iter().partition(|slot| *slot < bound);
+    if need < ordered.len() {
+        ordered.select_nth_unstable(need);
+        ordered.truncate(need);
     }
-    keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    keyed.into_iter().map(|(_, slot)| slot).collect()
+    ordered.sort_unstable();
+    if ordered.len() < need && !rest.is_empty() {
+        // Ids looked up once, not twice per comparison.
+        let mut keyed: Vec<(&str, Slot)> = rest.into_iter().filter_map(|slot| rows.row(slot).map(|row| (&*row.id, slot))).collect();
+        let more = need - ordered.len();
+        if more < keyed.len() {
+            keyed.select_nth_unstable_by(more, |a, b| a.0.cmp(b.0));
+            keyed.truncate(more);
+        }
+        keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        ordered.extend(keyed.into_iter().map(|(_, slot)| slot));
+    }
+    ordered
 }
 
 /// A page's slots and how they were found (for explanations).
@@ -138,7 +151,7 @@ fn bitmap_of<'a>(table: &'a Table, candidates: &'a Candidates) -> Option<&'a Roa
     }
 }
 
-/// The members of one key's set that are matches.
+/// The members of one key's set that are matches, in slot order.
 fn matching(set: &SlotSet, candidates: &Candidates, universe: Option<&RoaringBitmap>) -> Vec<Slot> {
     match (&candidates.slots, universe, set) {
         (None, _, set) => set.iter().collect(),
@@ -161,6 +174,9 @@ pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, orde
     let descending = order == SortOrder::Desc;
     let universe = bitmap_of(table, candidates);
     let nulls = || -> Vec<Slot> {
+        if index.present().len() == rows.len() as u64 {
+            return Vec::new();
+        }
         match (universe, &candidates.slots) {
             (Some(bits), _) => (bits - index.present()).iter().collect(),
             (None, Some(slots)) => slots.iter().filter(|slot| !index.present().contains(*slot)).collect(),
@@ -172,6 +188,7 @@ pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, orde
     if descending {
         out = first_by_id(rows, nulls(), wanted);
     }
+    let bound = rows.ordered();
     let keys = index.range(low, high);
     let keys: Box<dyn Iterator<Item = &SlotSet>> = if descending { Box::new(keys.rev()) } else { Box::new(keys) };
     for set in keys {
@@ -179,17 +196,22 @@ pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, orde
         if need == 0 {
             break;
         }
-        // A key with many matches and few wanted from it: walk the ids instead of gathering the key.
-        let hits = match (universe, set) {
-            (Some(bits), SlotSet::Many(many)) => many.intersection_len(bits),
-            _ => 0,
-        };
-        if hits > GATHER_AT_MOST && walk_pays(need as u64, rows.len() as u64, hits) {
-            out.extend(rows.slots_by_id().filter(|slot| set.contains(*slot) && candidates.contains(*slot)).take(need));
-            continue;
-        }
+        // A key's matches in slot order: those below the order bound come first, in id order.
         let members = matching(set, candidates, universe);
-        out.extend(first_by_id(rows, members, need));
+        let ordered = members.partition_point(|slot| *slot < bound);
+        if ordered >= need {
+            out.extend_from_slice(&members[..need]);
+            break;
+        }
+        out.extend_from_slice(&members[..ordered]);
+        let rest = &members[ordered..];
+        let more = need - ordered;
+        // Many more rows than wanted out of order: walk the ids instead of ordering them all.
+        if rest.len() as u64 > GATHER_AT_MOST && walk_pays(more as u64, rows.len() as u64, rest.len() as u64) {
+            out.extend(rows.slots_by_id().filter(|slot| *slot >= bound && set.contains(*slot) && candidates.contains(*slot)).take(more));
+        } else {
+            out.extend(first_by_id(rows, rest.to_vec(), more));
+        }
     }
     if !descending && out.len() < wanted {
         let need = wanted - out.len();

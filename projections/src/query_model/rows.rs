@@ -10,9 +10,23 @@
 //! that touches the tail first moves it into the tree, so every row moves at
 //! most once and a load in any order costs no more than inserting row by row.
 //!
+//! Slots follow id order as far as they can: a bulk load ends by numbering
+//! the rows in id order ([`Rows::renumber`]), and a new row whose id comes
+//! after every id so far takes the next slot and stays in order (ids are
+//! time-ordered). Below [`Rows::ordered`], slot order is id order and every
+//! other row has a greater id, so the first rows by id among any set of slots
+//! are its smallest slots there, found without reading an id. A row out of
+//! order lowers that bound to where it belongs. A removed row's slot below the
+//! bound stays empty (a new row there would break the order) until the next
+//! renumbering, which the table asks for when such holes outnumber half its
+//! rows.
+//!
 //! Invariants: every id in the tail is greater than every id in the tree, and
 //! the tail is sorted; every slot the tree or the tail names holds a row, and
-//! every row's slot is named once.
+//! every row's slot is named once; live slots below `ordered` increase with
+//! their ids, every live row at or above it has an id greater than
+//! `ordered_max`, which is at least every id below; free slots are at or
+//! above `ordered`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +54,12 @@ pub(crate) struct Rows {
     free: Vec<Slot>,
     /// The slots that hold a row.
     live: RoaringBitmap,
+    /// Slots below this are in id order, before every other row.
+    ordered: Slot,
+    /// At least every id held below `ordered` (kept when its row goes).
+    ordered_max: Option<Arc<str>>,
+    /// Removed rows' slots below `ordered`, left empty.
+    holes: usize,
 }
 
 impl Rows {
@@ -107,15 +127,71 @@ impl Rows {
                 None => self.tree.last_key_value().is_none_or(|(last, _)| *key > **last),
             };
             if after_all {
+                self.place(slot, &key);
                 self.tail.push((key, slot));
                 return (slot, None);
             }
+            // Out of order in a bulk load: the load ends by renumbering anyway.
+            self.ordered = 0;
+            self.ordered_max = None;
         }
         if self.in_tail(&key).is_some() {
             self.spill();
         }
-        self.tree.insert(key, slot);
+        self.tree.insert(key.clone(), slot);
+        if !self.appending {
+            self.place(slot, &key);
+        }
         (slot, None)
+    }
+
+    /// Keeps the order bound right for a new row (already in the id order).
+    fn place(&mut self, slot: Slot, id: &Arc<str>) {
+        let last = slot as usize + 1 == self.slots.len();
+        if slot == self.ordered && last && self.ordered_max.as_deref().is_none_or(|max| **id > *max) {
+            self.ordered += 1;
+            self.ordered_max = Some(id.clone());
+            return;
+        }
+        if self.ordered_max.as_deref().is_none_or(|max| **id > *max) {
+            return;
+        }
+        // The row belongs among the ordered ones: the bound drops to the next
+        // greater id's slot, and what lies below it is below this id.
+        use std::ops::Bound::{Excluded, Unbounded};
+        let next = self.tree.range::<str, _>((Excluded(&**id), Unbounded)).next().map(|(_, slot)| *slot);
+        if let Some(next) = next.filter(|next| *next < self.ordered) {
+            self.ordered = next;
+        }
+        self.ordered_max = self.tree.range::<str, _>((Unbounded, Excluded(&**id))).next_back().map(|(id, _)| id.clone());
+    }
+
+    /// Numbers the rows in id order (after a bulk load, or when holes pile up):
+    /// every slot changes, so the caller rebuilds what refers to slots.
+    pub fn renumber(&mut self) {
+        self.settle();
+        let mut slots = Vec::with_capacity(self.tree.len());
+        for slot in self.tree.values_mut() {
+            slots.push(self.slots[*slot as usize].take());
+            *slot = Slot::try_from(slots.len() - 1).expect("fewer than 2^32 rows in a table");
+        }
+        self.slots = slots;
+        self.free.clear();
+        self.holes = 0;
+        self.live = RoaringBitmap::new();
+        self.live.insert_range(0..self.slots.len() as Slot);
+        self.ordered = self.slots.len() as Slot;
+        self.ordered_max = self.tree.last_key_value().map(|(id, _)| id.clone());
+    }
+
+    /// Whether empty slots below the order bound outnumber half the rows.
+    pub fn wants_renumber(&self) -> bool {
+        self.holes > 4096 && self.holes > self.len() / 2
+    }
+
+    /// Slots below this hold rows in id order, before every other row.
+    pub fn ordered(&self) -> Slot {
+        self.ordered
     }
 
     /// Removes a row; returns its (now free) slot and its record.
@@ -125,7 +201,11 @@ impl Rows {
         }
         let (_, slot) = self.tree.remove_entry(id)?;
         let row = self.slots[slot as usize].take().expect("a named slot holds a row");
-        self.free.push(slot);
+        if slot < self.ordered {
+            self.holes += 1;
+        } else {
+            self.free.push(slot);
+        }
         self.live.remove(slot);
         Some((slot, row.record))
     }
@@ -236,5 +316,59 @@ mod tests {
             assert_eq!(after, want);
             assert_eq!(during, want.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
         }
+    }
+
+    /// The order bound holds through rows in order, out of order, removals
+    /// and renumbering: slots below it increase with their ids, every other
+    /// row's id is greater, and no free slot lies below it.
+    #[test]
+    fn slots_below_the_bound_follow_id_order() {
+        let check = |rows: &Rows| {
+            let bound = rows.ordered();
+            let below: Vec<&str> = rows.by_slot().filter(|(slot, _)| *slot < bound).map(|(_, row)| &*row.id).collect();
+            assert!(below.windows(2).all(|w| w[0] < w[1]), "ids increase with slots below {bound}");
+            let top = below.last().copied().unwrap_or("");
+            assert!(rows.by_slot().filter(|(slot, _)| *slot >= bound).all(|(_, row)| &*row.id > top), "rows above the bound come after");
+            assert!(rows.free.iter().all(|slot| *slot >= bound), "no free slot below the bound");
+        };
+        let mut rows = Rows::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut counter = 1_000u64;
+        let (mut grew, mut dropped) = (false, false);
+        for step in 0..3_000 {
+            let before = rows.ordered();
+            match next(10) {
+                // Mostly ids after every other (time-ordered), sometimes one a little behind or anywhere.
+                0..=5 => {
+                    counter += 1 + next(3);
+                    rows.put(format!("k{counter:06}"), row(0));
+                }
+                6 => {
+                    rows.put(format!("k{:06}", counter.saturating_sub(next(20))), row(1));
+                }
+                7 => {
+                    rows.put(format!("k{:06}", next(counter)), row(2));
+                }
+                _ => {
+                    let id = format!("k{:06}", next(counter + 1));
+                    rows.remove(&id);
+                }
+            }
+            check(&rows);
+            grew |= rows.ordered() > before;
+            dropped |= rows.ordered() < before;
+            if step % 1_000 == 999 {
+                rows.renumber();
+                assert_eq!(rows.ordered() as usize, rows.len());
+                check(&rows);
+            }
+        }
+        assert!(grew && dropped, "the bound moved both ways");
     }
 }

@@ -304,10 +304,11 @@ impl Table {
         self.rows.begin_appending();
     }
 
-    /// Builds every index from the rows at once ([`super::index_build`]) and resumes upkeep.
+    /// Numbers the rows in id order and builds every index from them at once
+    /// ([`super::index_build`]), and resumes upkeep.
     pub fn build_indexes(&mut self) {
         self.deferred = false;
-        self.rows.settle();
+        self.rows.renumber();
         self.indexes = super::index_build::build_all(&self.fields, &self.rows).into_iter().collect();
     }
 
@@ -372,6 +373,9 @@ impl Table {
         if let Some((slot, old)) = self.rows.remove(id) {
             if !self.deferred {
                 self.unindex(slot, &old);
+                if self.rows.wants_renumber() {
+                    self.build_indexes();
+                }
             }
         }
     }
