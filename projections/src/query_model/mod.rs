@@ -382,6 +382,17 @@ pub(crate) fn select<'a>(record: &mut Record, fields: &[String], expanded: impl 
     record.retain(|k, _| keep.contains(&k.as_str()) || expanded.iter().any(|e| e.as_str() == k.as_str()));
 }
 
+/// How texts sort: case-insensitively, ties broken by the exact bytes
+/// (ASCII texts compared byte by byte, without lowercased copies).
+pub(crate) fn text_order(x: &str, y: &str) -> std::cmp::Ordering {
+    let folded = if x.is_ascii() && y.is_ascii() {
+        x.bytes().map(|b| b.to_ascii_lowercase()).cmp(y.bytes().map(|b| b.to_ascii_lowercase()))
+    } else {
+        x.to_lowercase().cmp(&y.to_lowercase())
+    };
+    folded.then_with(|| x.cmp(y))
+}
+
 /// Nulls sort last ascending and first descending (as PostgreSQL does).
 fn compare_for_sort(a: &Value, b: &Value, order: SortOrder) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;
@@ -390,8 +401,7 @@ fn compare_for_sort(a: &Value, b: &Value, order: SortOrder) -> std::cmp::Orderin
         (true, false) => Greater,
         (false, true) => Less,
         _ => match (a, b) {
-            // Text sorts case-insensitively, ties broken by the exact bytes.
-            (Value::Text(x), Value::Text(y)) => x.to_lowercase().cmp(&y.to_lowercase()).then_with(|| x.cmp(y)),
+            (Value::Text(x), Value::Text(y)) => text_order(x, y),
             _ => a.total_cmp(b),
         },
     };

@@ -167,7 +167,8 @@ pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, orde
     let index: &FieldIndex = table.index_of(field).filter(|index| index.sorts_like_values())?;
     let rows = &table.rows;
     let matches = candidates.len(table);
-    if !walk_pays(wanted, index.present().len(), matches) {
+    // Sorting the matches reads each row's value; a walk step only tests a slot: about sixteen times cheaper.
+    if !walk_pays(wanted, index.present().len(), matches.saturating_mul(4)) {
         return None;
     }
     let (low, high) = bounds_on(filter, field, index.kind());

@@ -115,6 +115,20 @@ impl Rows {
 
     /// Sets a row; returns its slot and the record it replaced.
     pub fn put(&mut self, id: String, record: Arc<Record>) -> (Slot, Option<Arc<Record>>) {
+        // A bulk load's usual row: after every id so far, so new, and in order.
+        if self.appending {
+            let after_all = match self.tail.last() {
+                Some((last, _)) => *id > **last,
+                None => self.tree.last_key_value().is_none_or(|(last, _)| *id > **last),
+            };
+            if after_all {
+                let key: Arc<str> = Arc::from(id);
+                let slot = self.take_slot(key.clone(), record);
+                self.place(slot, &key);
+                self.tail.push((key, slot));
+                return (slot, None);
+            }
+        }
         if let Some(slot) = self.slot_of(&id) {
             let row = self.slots[slot as usize].as_mut().expect("a named slot holds a row");
             return (slot, Some(std::mem::replace(&mut row.record, record)));
@@ -122,15 +136,6 @@ impl Rows {
         let key: Arc<str> = Arc::from(id);
         let slot = self.take_slot(key.clone(), record);
         if self.appending {
-            let after_all = match self.tail.last() {
-                Some((last, _)) => *key > **last,
-                None => self.tree.last_key_value().is_none_or(|(last, _)| *key > **last),
-            };
-            if after_all {
-                self.place(slot, &key);
-                self.tail.push((key, slot));
-                return (slot, None);
-            }
             // Out of order in a bulk load: the load ends by renumbering anyway.
             self.ordered = 0;
             self.ordered_max = None;

@@ -2,7 +2,6 @@
 //! worth indexing: each key maps to the slots of its rows
 //! ([`super::slots`]), so the planner combines them as bitmaps.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -161,11 +160,11 @@ pub(crate) fn in_bounds(key: KeyRef, low: &Bound<IndexKey>, high: &Bound<IndexKe
         }
 }
 
-/// Whether a text changes when lowercased: an index whose keys never do
-/// orders them as text sorts (case-insensitively, then by the bytes).
-fn cased(key: &IndexKey) -> bool {
-    match key {
-        Key::Text(text) => text.chars().any(|c| c.to_lowercase().ne(std::iter::once(c))),
+/// Whether two keys, next to each other in key order, sort the other way
+/// round as values (text sorts case-insensitively: `Low` comes after `high`).
+fn out_of_sort(a: &IndexKey, b: &IndexKey) -> bool {
+    match (a, b) {
+        (Key::Text(a), Key::Text(b)) => super::text_order(a, b) != std::cmp::Ordering::Less,
         _ => false,
     }
 }
@@ -177,8 +176,9 @@ pub(crate) struct FieldIndex {
     keys: BTreeMap<IndexKey, SlotSet>,
     /// Slots with a value for the field (nulls are not indexed).
     present: RoaringBitmap,
-    /// Keys that change when lowercased (text sorts case-insensitively).
-    cased: usize,
+    /// Neighbouring keys whose sort order as values is not their key order
+    /// (none: walking the keys walks the sort).
+    disordered: usize,
     /// Rows whose value is not of the index's own kind (a number given as
     /// text): keyed as their kind, but sorted as values they compare otherwise.
     loose: usize,
@@ -190,14 +190,12 @@ impl FieldIndex {
     fn add(&mut self, slot: Slot, key: IndexKey, native: bool) {
         self.loose += usize::from(!native);
         self.ranges.get_mut().unwrap_or_else(PoisonError::into_inner).add(slot, &key);
-        match self.keys.entry(key) {
-            Entry::Occupied(mut set) => {
-                set.get_mut().insert(slot);
-            }
-            Entry::Vacant(entry) => {
-                self.cased += usize::from(cased(entry.key()));
-                entry.insert(SlotSet::One(slot));
-            }
+        if let Some(set) = self.keys.get_mut(&key) {
+            set.insert(slot);
+        } else {
+            let (gone, new) = self.pairs_around(&key);
+            self.disordered = self.disordered + new - gone;
+            self.keys.insert(key, SlotSet::One(slot));
         }
         self.present.insert(slot);
     }
@@ -209,10 +207,24 @@ impl FieldIndex {
             set.remove(slot);
             if set.is_empty() {
                 self.keys.remove(key);
-                self.cased -= usize::from(cased(key));
+                let (back, gone) = self.pairs_around(key);
+                self.disordered = self.disordered + back - gone;
             }
         }
         self.present.remove(slot);
+    }
+
+    /// For a key not in the index: how many out-of-sort neighbour pairs its
+    /// neighbours form now, and how many it would form with them.
+    fn pairs_around(&self, key: &IndexKey) -> (usize, usize) {
+        let before = self.keys.range((Bound::Unbounded, Bound::Excluded(key))).next_back().map(|(k, _)| k);
+        let after = self.keys.range((Bound::Excluded(key), Bound::Unbounded)).next().map(|(k, _)| k);
+        let now = match (before, after) {
+            (Some(b), Some(a)) => usize::from(out_of_sort(b, a)),
+            _ => 0,
+        };
+        let with = before.map_or(0, |b| usize::from(out_of_sort(b, key))) + after.map_or(0, |a| usize::from(out_of_sort(key, a)));
+        (now, with)
     }
 
     /// Every key with its slots (tests compare indexes built different ways).
@@ -223,8 +235,8 @@ impl FieldIndex {
 
     /// An index from keys already grouped (a bulk build).
     pub(super) fn from_groups(kind: KeyKind, keys: BTreeMap<IndexKey, SlotSet>, present: RoaringBitmap, loose: usize) -> FieldIndex {
-        let cased = keys.keys().filter(|k| cased(k)).count();
-        FieldIndex { kind, keys, present, cased, loose, ranges: Mutex::default() }
+        let disordered = keys.keys().zip(keys.keys().skip(1)).filter(|(a, b)| out_of_sort(a, b)).count();
+        FieldIndex { kind, keys, present, disordered, loose, ranges: Mutex::default() }
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -259,7 +271,7 @@ impl FieldIndex {
 
     /// Whether the key order is the order a sort on the field gives.
     pub fn sorts_like_values(&self) -> bool {
-        (self.kind != KeyKind::Text || self.cased == 0) && self.loose == 0
+        self.disordered == 0 && self.loose == 0
     }
 }
 
