@@ -197,6 +197,13 @@ pub(crate) fn by_field(table: &Table, candidates: &Candidates, field: &str, orde
         if need == 0 {
             break;
         }
+        // One row under this key (most keys of a number or time field): nothing to order.
+        if let SlotSet::One(slot) = set {
+            if candidates.contains(*slot) {
+                out.push(*slot);
+            }
+            continue;
+        }
         // A key's matches in slot order: those below the order bound come first, in id order.
         let members = matching(set, candidates, universe);
         let ordered = members.partition_point(|slot| *slot < bound);
