@@ -13,18 +13,7 @@ use domain::Timestamp;
 use projections::analytics::{parse_query, AnalyticsModel};
 use projections::search::{SearchModel, SearchRequest};
 
-use support::envelope;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use support::{envelope, Rng};
 
 /// A pronounceable word per number (a vocabulary without a dictionary file).
 fn word(n: u64) -> String {

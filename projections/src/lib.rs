@@ -34,6 +34,8 @@ pub mod reader;
 pub mod rebuild;
 pub mod runner;
 pub mod search;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::{Arc, RwLock};
 

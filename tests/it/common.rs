@@ -25,6 +25,17 @@ pub async fn postgres(settings: &PostgresSettings) -> Arc<dyn EventStore> {
     }
 }
 
+/// A fresh store for a server: PostgreSQL in a schema of its own, or an
+/// embedded log in a temporary folder (removed when the guard goes).
+pub fn storage(postgres: bool) -> (gateway::config::Storage, Option<tempfile::TempDir>) {
+    if postgres {
+        (gateway::config::Storage::Postgres(pg_settings()), None)
+    } else {
+        let dir = tempfile::tempdir().expect("temp dir");
+        (gateway::config::Storage::Embedded(dir.path().to_path_buf()), Some(dir))
+    }
+}
+
 pub fn embedded(dir: &std::path::Path) -> Arc<dyn EventStore> {
     Arc::new(open_embedded(dir).expect("open embedded store"))
 }

@@ -5,13 +5,10 @@
 //! the SQL of a compound filter reaches the expression indexes the object's
 //! definition declares (a compound one included) instead of scanning the table.
 
-use std::time::Duration;
-
-use gateway::config::{Settings, Storage};
 use serde_json::{json, Value as Json};
 
 use crate::common;
-use crate::rest::{Api, Reply};
+use crate::rest::{api_with_app, Api, Reply};
 
 const APP: &str = r#"{
   "manifest": {"id": "com.example.plans", "name": "Plans"},
@@ -51,17 +48,12 @@ fn plan_values(plan: &Json, key: &str, out: &mut Vec<String>) {
 }
 
 async fn explained(postgres: bool) {
-    let (storage, _dir) = if postgres {
-        (Storage::Postgres(common::pg_settings()), None)
-    } else {
-        let dir = tempfile::tempdir().unwrap();
-        (Storage::Embedded(dir.path().to_path_buf()), Some(dir))
-    };
+    let (storage, dir) = common::storage(postgres);
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5) };
-    let api = Api { system: gateway::app::start(&settings).await.unwrap(), _dir: None };
+    let mut api = api_with_app(storage, &app_path).await;
+    api._dir = dir;
     gateway::service::auth::bootstrap_admin(&api.system, "root@example.com", "admin-pass-1234").await.unwrap();
     let signed = api.call("POST", "/api/v1/auth/sign-in/email", Some(json!({"email": "root@example.com", "password": "admin-pass-1234"})), &[]).await;
     let admin = signed.body["data"]["token"].as_str().unwrap().to_string();

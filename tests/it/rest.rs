@@ -45,12 +45,7 @@ pub(crate) async fn api(postgres: bool) -> Api {
 }
 
 pub(crate) async fn api_with_wait(postgres: bool, read_wait: Duration) -> Api {
-    let (storage, dir) = if postgres {
-        (Storage::Postgres(common::pg_settings()), None)
-    } else {
-        let dir = tempfile::tempdir().unwrap();
-        (Storage::Embedded(dir.path().to_path_buf()), Some(dir))
-    };
+    let (storage, dir) = common::storage(postgres);
     let mut api = api_with(storage, read_wait).await;
     api._dir = dir;
     api

@@ -115,12 +115,7 @@ async fn sign_up(api: &World, email: &str) -> (String, String) {
 }
 
 async fn world(postgres: bool) -> World {
-    let (storage, dir) = if postgres {
-        (Storage::Postgres(common::pg_settings()), None)
-    } else {
-        let dir = tempfile::tempdir().unwrap();
-        (Storage::Embedded(dir.path().to_path_buf()), Some(dir))
-    };
+    let (storage, dir) = common::storage(postgres);
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();

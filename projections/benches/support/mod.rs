@@ -1,4 +1,4 @@
-//! Shared by the benchmarks: an envelope around a payload, as the command
+//! Shared by the benchmarks: a seeded generator, an envelope around a payload, as the command
 //! side would write it (the store assigns positions on append; benchmarks that
 //! feed models directly give one), a log of `item` records, and the
 //! process's resident memory.
@@ -11,6 +11,18 @@ use commands::store::{AppendRequest, EventStore, ExpectedVersion, StreamAppend};
 use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
 use domain::value::{Record, Value};
+
+/// A small deterministic generator (xorshift64): the same data every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
 
 pub fn envelope(position: u64, payload: &EventPayload) -> EventEnvelope {
     let (event_type, schema_version, bytes) = encode_payload(payload);

@@ -2,6 +2,7 @@
 
 use domain::metadata::{FieldType, ObjectDef};
 
+use super::sql::{kind_of, Kind};
 use super::{naming, table};
 
 /// The SQL expression of a top-level field over a row aliased `t`, typed so
@@ -13,11 +14,11 @@ pub(crate) fn field_expr(object: &ObjectDef, field: &str, alias: &str) -> String
     if field == "id" {
         return format!("{alias}id");
     }
-    match object.field(field).map(|f| (f.field_type, f.is_list())) {
-        Some((t, false)) if t.is_numeric() => format!("(({alias}data->>'{field}')::numeric)"),
-        Some((FieldType::Boolean | FieldType::Toggle, false)) => format!("(({alias}data->>'{field}')::boolean)"),
-        Some((FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File, _)) | Some((_, true)) => format!("({alias}data->'{field}')"),
-        _ => format!("({alias}data->>'{field}')"),
+    match kind_of(object.field(field)) {
+        Kind::Number => format!("(({alias}data->>'{field}')::numeric)"),
+        Kind::Bool => format!("(({alias}data->>'{field}')::boolean)"),
+        Kind::Json => format!("({alias}data->'{field}')"),
+        Kind::Text => format!("({alias}data->>'{field}')"),
     }
 }
 
@@ -26,19 +27,7 @@ pub(crate) fn field_expr(object: &ObjectDef, field: &str, alias: &str) -> String
 /// comparison only under the same collation).
 fn index_expr(object: &ObjectDef, field: &str) -> String {
     let expr = field_expr(object, field, "");
-    let text = match object.field(field) {
-        _ if field == "id" => false,
-        None => domain::metadata::SYSTEM_FIELDS.contains(&field),
-        Some(f) => {
-            !f.is_list()
-                && !f.field_type.is_numeric()
-                && !matches!(
-                    f.field_type,
-                    FieldType::Boolean | FieldType::Toggle | FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File
-                )
-        }
-    };
-    if text {
+    if field != "id" && kind_of(object.field(field)) == Kind::Text {
         format!("({expr} COLLATE \"C\")")
     } else {
         expr

@@ -8,7 +8,7 @@
 //! expression indexes the definitions produce (`ddl.rs`: the same
 //! expressions, text under the `C` collation every text comparison uses).
 
-use domain::metadata::{Catalog, FieldType, ObjectDef, SYSTEM_FIELDS};
+use domain::metadata::{Catalog, FieldDef, FieldType, ObjectDef, SYSTEM_FIELDS};
 use domain::query::{Condition, Filter, Op, Operand};
 use domain::value::Value;
 use domain::DomainError;
@@ -57,6 +57,18 @@ impl Params {
     }
 }
 
+/// How a top-level field is stored and compared: numbers as numeric,
+/// booleans as boolean, lists and composites as jsonb, the rest (system
+/// fields, which have no definition, included) as text.
+pub(crate) fn kind_of(field: Option<&FieldDef>) -> Kind {
+    match field.map(|f| (f.field_type, f.is_list())) {
+        Some((t, false)) if t.is_numeric() => Kind::Number,
+        Some((FieldType::Boolean | FieldType::Toggle, false)) => Kind::Bool,
+        Some((FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File, _)) | Some((_, true)) => Kind::Json,
+        _ => Kind::Text,
+    }
+}
+
 fn unsupported(what: String) -> DomainError {
     DomainError::InvalidQuery(what)
 }
@@ -84,13 +96,7 @@ pub(crate) fn path(catalog: &Catalog, object: &ObjectDef, field_path: &str, alia
         return Err(unsupported(format!("formula field '{first}' cannot be filtered, sorted or grouped on with the PostgreSQL read model")));
     }
     let Some(rest) = rest else {
-        let kind = match (field.field_type, field.is_list()) {
-            (t, false) if t.is_numeric() => Kind::Number,
-            (FieldType::Boolean | FieldType::Toggle, false) => Kind::Bool,
-            (FieldType::Json | FieldType::Location | FieldType::Address | FieldType::File, _) | (_, true) => Kind::Json,
-            _ => Kind::Text,
-        };
-        return Ok(Expr { typed: field_expr(object, first, alias), text, json, kind });
+        return Ok(Expr { typed: field_expr(object, first, alias), text, json, kind: kind_of(Some(field)) });
     };
     if field.field_type.is_reference() {
         let target =

@@ -7,9 +7,9 @@
 use domain::query::{Condition, Filter, Operand, Query};
 use serde_json::{json, Value as Json};
 
-use super::plan::{self, Candidates};
+use super::plan;
 use super::table::Table;
-use super::{page, QueryOutput};
+use super::QueryOutput;
 
 /// A condition as text: `estimate Gt 50`.
 fn text(c: &Condition) -> String {
@@ -33,33 +33,26 @@ fn describe(table: &Table, filter: &Filter) -> Json {
     }
 }
 
-/// The explanation of a query already checked and secured, with its answer's total.
-pub(super) fn explain(table: &Table, query: &Query, candidates: &Candidates, output: &QueryOutput) -> Json {
-    let limit = query.limit.unwrap_or(super::DEFAULT_LIMIT);
-    let wanted = query.offset.saturating_add(limit);
-    let plain = query.group_by.is_empty() && query.aggregations.is_empty();
-    let found = match query.order_by.as_slice() {
-        _ if !plain || !candidates.exact => None,
-        [] => Some(page::by_id(table, candidates, wanted).how),
-        [sort] => page::by_field(table, candidates, &sort.field, sort.order, query.filter.as_ref(), wanted).map(|p| p.how),
-        _ => None,
-    };
-    let how = match found {
-        Some(how) => how,
-        None if !plain => "the matches grouped and aggregated",
-        None if query.order_by.is_empty() => "the matches gathered and the first ones by id selected",
-        None => "the matches sorted, only as far as the page",
-    };
-    let considered = candidates.len(table);
+/// How a query found its rows, as [`super::QueryModel`] ran it.
+pub(super) struct Trace {
+    /// The indexes answered the whole filter (no row checked).
+    pub exact: bool,
+    /// Rows the indexes left to consider.
+    pub candidates: u64,
+    pub how: &'static str,
+}
+
+/// The explanation of a query that ran, with its answer.
+pub(super) fn explain(table: &Table, query: &Query, trace: &Trace, output: &QueryOutput) -> Json {
     json!({
         "model": "in-process",
         "object": query.object,
         "rows": table.row_count(),
         "filter": query.filter.as_ref().map(|f| describe(table, f)),
-        "answeredByIndexes": candidates.exact,
-        "candidates": considered,
-        "rowsChecked": if candidates.exact { 0 } else { considered },
-        "page": how,
+        "answeredByIndexes": trace.exact,
+        "candidates": trace.candidates,
+        "rowsChecked": if trace.exact { 0 } else { trace.candidates },
+        "page": trace.how,
         "total": output.total,
         "returned": output.records.len(),
     })

@@ -28,6 +28,7 @@ use domain::security::{secure_query, Access, Mask};
 use domain::value::{Record, Value};
 use domain::DomainError;
 
+use self::explain::Trace;
 use self::matcher::Matcher;
 pub use self::record_filter::RecordFilter;
 use self::rows::Row;
@@ -214,23 +215,26 @@ impl QueryModel {
     pub fn explain(&self, viewer: &Viewer, mut query: Query) -> Result<serde_json::Value, DomainError> {
         check_query(&mut query, &self.catalog)?;
         secure_query(&viewer.access, &self.catalog, &mut query)?;
-        let mut counted = query.clone();
-        counted.count = true;
-        let output = self.run(viewer, &counted)?;
-        let definition = self.catalog.require(&query.object)?;
+        query.count = true;
+        let (output, trace) = self.run_traced(viewer, &query)?;
         let empty = Table::default();
-        let table = self.tables.get(&definition.name).unwrap_or(&empty);
-        let candidates = plan::candidates(table, counted.filter.as_ref());
-        Ok(explain::explain(table, &counted, &candidates, &output))
+        let table = self.tables.get(&query.object).unwrap_or(&empty);
+        Ok(explain::explain(table, &query, &trace, &output))
     }
 
     fn run(&self, viewer: &Viewer, query: &Query) -> Result<QueryOutput, DomainError> {
+        self.run_traced(viewer, query).map(|(output, _)| output)
+    }
+
+    /// Runs a checked and secured query, saying how it found its rows.
+    fn run_traced(&self, viewer: &Viewer, query: &Query) -> Result<(QueryOutput, Trace), DomainError> {
         let definition = self.catalog.require(&query.object)?;
         let resolver = Resolver { catalog: &self.catalog, tables: &self.tables };
         let matcher = query.filter.as_ref().map(Matcher::compile).transpose()?;
         let empty = Table::default();
         let table = self.tables.get(&definition.name).unwrap_or(&empty);
         let candidates = plan::candidates(table, query.filter.as_ref());
+        let mut trace = Trace { exact: candidates.exact, candidates: candidates.len(table), how: "every row checked, in id order" };
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let wanted = query.offset.saturating_add(limit);
         let plain = query.group_by.is_empty() && query.aggregations.is_empty();
@@ -241,10 +245,10 @@ impl QueryModel {
                 _ => None,
             };
             if let Some(found) = slots {
-                let total = candidates.len(table);
+                trace.how = found.how;
                 let page: Vec<&Arc<Record>> =
                     found.slots.into_iter().skip(query.offset as usize).filter_map(|slot| table.rows.row(slot)).map(|row| &row.record).collect();
-                return self.finish_page(viewer, &resolver, definition, query, page, total, wanted);
+                return Ok((self.finish_page(viewer, &resolver, definition, query, page, trace.candidates, wanted)?, trace));
             }
         }
         let keep = |row: &&Row| candidates.exact || matcher.as_ref().is_none_or(|m| m.matches(&resolver, definition, &row.record));
@@ -260,10 +264,12 @@ impl QueryModel {
             }
             let plain: Vec<&Record> = matches.iter().map(|r| r.record.as_ref()).collect();
             let rows = aggregate::aggregate(&resolver, definition, &plain, query)?;
-            return Ok(page(rows, query));
+            trace.how = "the matches grouped and aggregated";
+            return Ok((page(rows, query), trace));
         }
         let wanted_rows = usize::try_from(wanted).unwrap_or(usize::MAX);
         if !query.order_by.is_empty() {
+            trace.how = "the matches sorted, only as far as the page";
             let keys: Vec<Vec<std::borrow::Cow<Value>>> =
                 matches.iter().map(|r| query.order_by.iter().map(|s| resolver.value_cow(definition, &r.record, &s.field)).collect()).collect();
             let compare = |a: &usize, b: &usize| {
@@ -284,6 +290,7 @@ impl QueryModel {
             order.sort_by(compare);
             matches = order.into_iter().map(|i| matches[i]).collect();
         } else if !in_id_order {
+            trace.how = "the matches gathered and the first ones by id selected";
             let by_id = |a: &&Row, b: &&Row| a.id.cmp(&b.id);
             if wanted_rows < matches.len() {
                 matches.select_nth_unstable_by(wanted_rows, by_id);
@@ -292,7 +299,7 @@ impl QueryModel {
             matches.sort_unstable_by(by_id);
         }
         let page: Vec<&Arc<Record>> = matches.into_iter().skip(query.offset as usize).take(limit as usize).map(|row| &row.record).collect();
-        self.finish_page(viewer, &resolver, definition, query, page, total, wanted)
+        Ok((self.finish_page(viewer, &resolver, definition, query, page, total, wanted)?, trace))
     }
 
     /// Computes formulas on a page of rows, expands and selects.

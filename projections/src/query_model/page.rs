@@ -11,11 +11,10 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
-use domain::query::{Filter, Op, Operand, SortOrder};
-use domain::value::Value;
+use domain::query::{Filter, SortOrder};
 use roaring::RoaringBitmap;
 
-use super::plan::Candidates;
+use super::plan::{bounds_of, Candidates};
 use super::rows::Rows;
 use super::slots::{Slot, SlotSet};
 use super::table::{FieldIndex, IndexKey, KeyKind, Table};
@@ -105,39 +104,12 @@ fn bounds_on(filter: Option<&Filter>, field: &str, kind: KeyKind) -> (Bound<Inde
     }
     for part in parts {
         let Filter::Cond(c) = part else { continue };
-        let Operand::Value(value) = &c.value else { continue };
         if c.field != field {
             continue;
         }
-        let key = |v: &Value| kind.key(v);
-        match (c.op, value) {
-            (Op::Gt, v) => {
-                if let Some(k) = key(v) {
-                    low = tighter(low, Bound::Excluded(k), true);
-                }
-            }
-            (Op::Gte, v) => {
-                if let Some(k) = key(v) {
-                    low = tighter(low, Bound::Included(k), true);
-                }
-            }
-            (Op::Lt, v) => {
-                if let Some(k) = key(v) {
-                    high = tighter(high, Bound::Excluded(k), false);
-                }
-            }
-            (Op::Lte, v) => {
-                if let Some(k) = key(v) {
-                    high = tighter(high, Bound::Included(k), false);
-                }
-            }
-            (Op::Between, Value::List(bounds)) if bounds.len() == 2 => {
-                if let (Some(a), Some(b)) = (key(&bounds[0]), key(&bounds[1])) {
-                    low = tighter(low, Bound::Included(a), true);
-                    high = tighter(high, Bound::Included(b), false);
-                }
-            }
-            _ => {}
+        if let Some((from, to)) = bounds_of(c, kind) {
+            low = tighter(low, from, true);
+            high = tighter(high, to, false);
         }
     }
     (low, high)

@@ -273,22 +273,25 @@ fn plan_condition<'a>(table: &'a Table, c: &'a Condition) -> Option<Plan<'a>> {
             let parts = keys.iter().map(|k| Plan::Slots(index.equal(k).map_or_else(|| Slots::Built(RoaringBitmap::new()), Slots::Index))).collect();
             Some(Plan::Any(parts))
         }
-        (Op::Gt | Op::Gte | Op::Lt | Op::Lte, v) => {
-            let k = key(v)?;
-            let (low, high) = match c.op {
-                Op::Gt => (Bound::Excluded(k), Bound::Unbounded),
-                Op::Gte => (Bound::Included(k), Bound::Unbounded),
-                Op::Lt => (Bound::Unbounded, Bound::Excluded(k)),
-                _ => (Bound::Unbounded, Bound::Included(k)),
-            };
+        _ => {
+            let (low, high) = bounds_of(c, kind)?;
             Some(Plan::Range(Range::new(&c.field, index, low, high)))
         }
-        (Op::Between, Value::List(bounds)) if bounds.len() == 2 => {
-            let (a, b) = (key(&bounds[0])?, key(&bounds[1])?);
-            Some(Plan::Range(Range::new(&c.field, index, Bound::Included(a), Bound::Included(b))))
-        }
-        _ => None,
     }
+}
+
+/// The key bounds of a range condition (`>`, `>=`, `<`, `<=`, `between`) on a field keyed as `kind`.
+pub(crate) fn bounds_of(c: &Condition, kind: KeyKind) -> Option<(Bound<IndexKey>, Bound<IndexKey>)> {
+    let Operand::Value(value) = &c.value else { return None };
+    let key = |v: &Value| kind.key(v);
+    Some(match (c.op, value) {
+        (Op::Gt, v) => (Bound::Excluded(key(v)?), Bound::Unbounded),
+        (Op::Gte, v) => (Bound::Included(key(v)?), Bound::Unbounded),
+        (Op::Lt, v) => (Bound::Unbounded, Bound::Excluded(key(v)?)),
+        (Op::Lte, v) => (Bound::Unbounded, Bound::Included(key(v)?)),
+        (Op::Between, Value::List(bounds)) if bounds.len() == 2 => (Bound::Included(key(&bounds[0])?), Bound::Included(key(&bounds[1])?)),
+        _ => return None,
+    })
 }
 
 /// What the indexes say about one condition, for an explanation: at most how

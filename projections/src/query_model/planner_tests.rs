@@ -7,44 +7,12 @@
 
 use serde_json::json;
 
-use domain::event::{EventEnvelope, EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted, RecordUpdated};
+use domain::event::{EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted, RecordUpdated};
 use domain::query::{parse_query, Condition, Filter, Op, Operand, Query};
 use domain::value::{Record, Value};
 
 use super::*;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
-fn envelope(position: u64) -> EventEnvelope {
-    EventEnvelope {
-        position,
-        stream: String::new(),
-        stream_version: 1,
-        event_id: [0; 16],
-        event_type: String::new(),
-        schema_version: 1,
-        occurred_at: 0,
-        actor: "t".into(),
-        tenant: "default".into(),
-        correlation_id: [0; 16],
-        causation_id: None,
-        idempotency_key: None,
-        payload: Vec::new(),
-    }
-}
+use crate::test_support::{envelope, Rng};
 
 const PRIORITIES: [&str; 4] = ["high", "medium", "low", "Low"];
 

@@ -337,13 +337,8 @@ mod tests {
             assert!(rows.free.iter().all(|slot| *slot >= bound), "no free slot below the bound");
         };
         let mut rows = Rows::default();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::test_support::Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.below(n);
         let mut counter = 1_000u64;
         let (mut grew, mut dropped) = (false, false);
         for step in 0..3_000 {

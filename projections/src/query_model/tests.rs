@@ -2,29 +2,12 @@
 
 use serde_json::json;
 
-use domain::event::{EventEnvelope, EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted, RecordUpdated};
+use domain::event::{EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted, RecordUpdated};
 use domain::query::{parse_query, parse_url_params};
 use domain::value::{Record, Value};
 
 use super::*;
-
-fn envelope(position: u64) -> EventEnvelope {
-    EventEnvelope {
-        position,
-        stream: String::new(),
-        stream_version: 1,
-        event_id: [0; 16],
-        event_type: String::new(),
-        schema_version: 1,
-        occurred_at: 0,
-        actor: "t".into(),
-        tenant: "default".into(),
-        correlation_id: [0; 16],
-        causation_id: None,
-        idempotency_key: None,
-        payload: Vec::new(),
-    }
-}
+use crate::test_support::envelope;
 
 fn record(json: serde_json::Value) -> Record {
     json.as_object().unwrap().iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()
@@ -185,13 +168,8 @@ fn updates_deletes_and_url_params() {
 fn bulk_loaded_indexes_answer_like_incremental_ones() {
     let definition = json!({"name": "deal", "fields": {"name": {"type": "text"}, "amount": {"type": "number"}, "stage": {"type": "text"}, "won": {"type": "boolean"}, "code": {"type": "text"}}});
     let mut events = vec![EventPayload::ObjectDefined(ObjectDefined { name: "deal".into(), namespace: None, definition: definition.to_string() })];
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = crate::test_support::Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = |n: u64| rng.below(n);
     for _ in 0..3_000 {
         let id = format!("d{}", next(400));
         let stage = Value::Text(["open", "won", "lost", "hold"][next(4) as usize].into());
