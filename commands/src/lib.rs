@@ -6,6 +6,8 @@
 //!   metadata and current state (through `domain::record::decide`), stamps
 //!   system fields and appends with the expected stream version and the
 //!   idempotency key.
+//! - [`process`]: the server's own processes (workflow rules, webhooks, jobs):
+//!   reactions to committed events that answer with commands.
 //! - [`seed`]: loading an app (metadata events, then seed records) through commands.
 //!
 //! Entry points: [`store::open_embedded`], [`store::open_postgres`],
@@ -13,6 +15,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod process;
 pub mod seed;
 pub mod service;
 pub mod store;

@@ -11,11 +11,13 @@
 //! - [`event`]: the event envelope, payloads, the bincode codec and the upcaster path.
 //! - [`record`]: record and metadata commands, `decide` and `evolve`.
 //! - [`query`]: the query AST and the parsers of every accepted filter/sort/URL form.
+//! - [`automation`]: workflow rules, webhooks and jobs an app declares (what runs them is `commands::process`).
 //! - [`error`]: the stable error codes shared by every surface.
 //!
 //! Entry points: [`metadata::load_app`], [`record::decide`], [`record::evolve`],
 //! [`metadata::decide_metadata`], [`query::parse_query`], [`event::codec`].
 
+pub mod automation;
 pub mod error;
 pub mod event;
 pub mod fields;

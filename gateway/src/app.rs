@@ -57,6 +57,9 @@ pub struct System {
     pub limiter: crate::service::limiter::Limiter,
     /// Callers recently resolved from their tokens.
     pub tokens: crate::service::token_cache::TokenCache,
+    /// The app's workflow rules, webhooks and jobs, and the processes running them.
+    pub automation: Arc<domain::automation::Automation>,
+    pub processes: commands::process::Processes,
 }
 
 /// Opens the event store, and the pool of its database for stored read models.
@@ -130,6 +133,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
     }
     let app_name = app.manifest.name.clone().unwrap_or_else(|| "ObjectStack".into());
     let policy = Arc::new(security_policy(&app_json, &commands.catalog())?);
+    let automation = Arc::new(domain::automation::Automation::from_app(&app_json, &commands.catalog()).context("loading the app's automation")?);
     if !policy.declared {
         tracing::warn!("the app declares no permissions: every caller may read and change everything (for local development only)");
     }
@@ -164,6 +168,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
             anyhow::bail!("the {} projection did not catch up with the log", handle.name());
         }
     }
+    // The app's processes start once the app is loaded: they react to what
+    // comes after (and to what they had not handled before a stop).
+    let processes = commands::process::Processes::start(commands.clone(), &automation);
+    if !automation.is_empty() {
+        tracing::info!(workflows = automation.workflows.len(), webhooks = automation.webhooks.len(), jobs = automation.jobs.len(), "automation running");
+    }
     Ok(Arc::new(System {
         commands,
         query,
@@ -192,6 +202,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         policy,
         limiter: Default::default(),
         tokens: Default::default(),
+        automation,
+        processes,
     }))
 }
 

@@ -243,6 +243,8 @@ async fn run() -> anyhow::Result<()> {
                 cors_origins,
             };
             gateway::server::serve_with(listener, system.clone(), limits, shutdown_signal()).await?;
+            // Processes record where they got before the projections stop.
+            system.processes.stop().await;
             system.query.stop();
             drop(system);
             // Let the log writer finish what it has (every acknowledged append is already durable).

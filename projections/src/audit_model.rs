@@ -33,6 +33,8 @@ pub struct AuditEntry {
     pub stream_version: u64,
     /// For a cascaded delete: the stream of the delete that caused it.
     pub cause: Option<String>,
+    /// The event this change answered (a workflow rule's or a job's write): its id.
+    pub caused_by: Option<[u8; 16]>,
     payload: StoredPayload,
 }
 
@@ -80,7 +82,10 @@ impl AuditEntry {
             "changes": changes,
             "result": "success",
             "tenantId": &*self.tenant,
-            "metadata": {"position": self.position, "eventId": id, "version": self.stream_version, "cause": self.cause},
+            "metadata": {
+                "position": self.position, "eventId": id, "version": self.stream_version, "cause": self.cause,
+                "causedBy": self.caused_by.map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            },
         })
     }
 }
@@ -124,6 +129,7 @@ fn changes_of(payload: EventPayload) -> Vec<(String, Value, Value)> {
         EventPayload::EventSkipped(e) => {
             vec![("position".into(), Value::Null, Value::Int(e.position as i64)), ("reason".into(), Value::Null, Value::Text(e.reason))]
         }
+        EventPayload::Process(_) => Vec::new(),
     }
 }
 
@@ -146,6 +152,11 @@ impl AuditModel {
 
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = self.checkpoint.max(envelope.position);
+        // The processes' own bookkeeping (progress, deliveries, job runs) is
+        // shown by the automation routes; what they change is audited as records.
+        if matches!(payload, EventPayload::Process(_)) {
+            return;
+        }
         let cause = match payload {
             EventPayload::RecordDeleted(e) => e.cause.clone(),
             _ => None,
@@ -157,6 +168,7 @@ impl AuditModel {
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => ("system.config_changed", self.names.get("object"), &e.name),
             EventPayload::ObjectRemoved(e) => ("system.config_changed", self.names.get("object"), &e.name),
             EventPayload::EventSkipped(e) => ("system.config_changed", self.names.get("projection"), &e.projection),
+            EventPayload::Process(_) => return,
         };
         let index = self.entries.len();
         let ids = self.by_target.entry(target_type.clone()).or_default();
@@ -170,6 +182,7 @@ impl AuditModel {
         self.entries.push(AuditEntry {
             position: envelope.position,
             event_id: envelope.event_id,
+            caused_by: envelope.causation_id,
             event_type,
             occurred_at: envelope.occurred_at,
             actor,

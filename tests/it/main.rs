@@ -7,6 +7,7 @@
 
 mod analytics;
 mod audit;
+mod automation;
 mod client_compat;
 mod common;
 mod embedded_recovery;

@@ -36,13 +36,23 @@ pub enum Command {
         position: u64,
         reason: String,
     },
+    /// A step of one of the server's own processes (`commands::process`):
+    /// appended to its stream with the version the process last saw there,
+    /// so two nodes racing for the same step meet here and one wins.
+    Process {
+        stream: String,
+        expected_version: Option<u64>,
+        event: domain::event::ProcessEvent,
+    },
 }
 
 impl Command {
     /// The stream version the caller named, if any (optimistic concurrency).
     pub fn expected_version(&self) -> Option<u64> {
         match self {
-            Command::Update { expected_version, .. } | Command::Delete { expected_version, .. } => *expected_version,
+            Command::Update { expected_version, .. } | Command::Delete { expected_version, .. } | Command::Process { expected_version, .. } => {
+                *expected_version
+            }
             _ => None,
         }
     }
@@ -59,6 +69,9 @@ pub struct CommandMeta {
     pub causation_id: Option<EventId>,
     /// Skip object-level validation rules: set only when loading an app's seed data.
     pub skip_rules: bool,
+    /// Sent by the server's own processes (`commands::process`): read-only
+    /// fields may be set. The gateway never sets it.
+    pub automation: bool,
     /// The caller's rights on the object written (`None`: the server itself).
     /// Checked under the write-model lock against the record before and after.
     pub guard: Option<std::sync::Arc<domain::security::WriteGuard>>,
@@ -77,6 +90,7 @@ impl CommandMeta {
             correlation_id: None,
             causation_id: None,
             skip_rules: false,
+            automation: false,
             guard: None,
         }
     }

@@ -10,6 +10,7 @@
 //! commands on one record take its stream in turn first (`stream_locks`).
 
 mod command;
+mod follow_log;
 mod plan;
 mod stream_locks;
 mod write_model;
@@ -41,28 +42,47 @@ pub struct CommandService {
     /// Every reader of the log decodes through the project's upcasters.
     upcasters: &'static Upcasters,
     streams: stream_locks::StreamLocks,
+    /// The last log position the write model has applied (`follow_log`).
+    applied: tokio::sync::watch::Receiver<u64>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CommandService {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
 }
 
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        let service =
-            CommandService { store, model: Arc::new(Mutex::new(WriteModel::default())), upcasters: domain::event::registry(), streams: Default::default() };
+        let model = Arc::new(Mutex::new(WriteModel::default()));
+        let upcasters = domain::event::registry();
         let mut after = 0;
         // One buffer for the whole fold: each read decodes into the envelopes
         // of the batch before (no allocations per event for the envelope).
         let mut batch = Vec::new();
         loop {
-            batch = service.store.read_all_into(after, CATCH_UP_BATCH, batch).await?;
+            batch = store.read_all_into(after, CATCH_UP_BATCH, batch).await?;
             let Some(last) = batch.last() else { break };
             after = last.position;
-            service.apply(&batch)?;
+            apply_and_release(&model, upcasters, &batch, Vec::new())?;
         }
-        Ok(service)
+        // From here on the write model follows the log (other writers' events included).
+        let (applied_tx, applied) = tokio::sync::watch::channel(after);
+        let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
+        Ok(CommandService { store, model, upcasters, streams: Default::default(), applied, follower })
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// Waits (at most `limit`) until the write model has applied the log up
+    /// to `position`; false when it has not by then.
+    pub async fn wait_applied(&self, position: u64, limit: std::time::Duration) -> bool {
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(limit, applied.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// A snapshot of the current metadata.
@@ -90,13 +110,14 @@ impl CommandService {
         self.model.lock().expect("write model lock").record(object, id)
     }
 
+    /// A copy of every live record of an object (a job's sweep).
+    pub fn live_records(&self, object: &str) -> Vec<domain::value::Record> {
+        self.model.lock().expect("write model lock").live_records(object).cloned().collect()
+    }
+
     /// The id of a live record whose `field` equals `value`.
     pub fn find_by_field(&self, object: &str, field: &str, value: &Value) -> Option<String> {
         self.model.lock().expect("write model lock").find_by_field(object, field, value)
-    }
-
-    fn apply(&self, events: &[EventEnvelope]) -> Result<(), CommandError> {
-        apply_and_release(&self.model, self.upcasters, events, Vec::new())
     }
 
     /// Executes one command.

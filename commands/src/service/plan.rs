@@ -98,6 +98,17 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
                 outcome,
             })
         }
+        Command::Process { stream, expected_version, event } => {
+            let payload = EventPayload::Process(event.clone());
+            let outcome = Outcome::unplaced(stream.clone(), String::new());
+            let expected = expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
+            let streams = vec![StreamAppend { stream: stream.clone(), expected, events: vec![envelope(&payload, meta, now, correlation)] }];
+            Ok(Planned {
+                request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() }),
+                reservation: Reservation::default(),
+                outcome,
+            })
+        }
         Command::Create { object, id, data } => {
             let id = id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             plan_record(model, object, &id, RecordCommand::Create { data: data.clone() }, None, meta, now, correlation)
@@ -163,7 +174,7 @@ fn plan_record(
         }
     }
     let seen = SeenBy { model, guard: meta.guard.as_deref() };
-    let ctx = DecideContext { now, actor: &meta.actor, lookups: &seen, skip_rules: meta.skip_rules };
+    let ctx = DecideContext { now, actor: &meta.actor, lookups: &seen, skip_rules: meta.skip_rules, automation: meta.automation };
     let decision = decide(&object, &state, id, &command, &ctx)?;
     let mut outcome = Outcome {
         position: 0,
@@ -235,7 +246,7 @@ fn cascade(
                 unreachable!("decide refuses deletes with restricting referrers")
             }
         };
-        let ctx = DecideContext { now, actor: &meta.actor, lookups: model, skip_rules: meta.skip_rules };
+        let ctx = DecideContext { now, actor: &meta.actor, lookups: model, skip_rules: meta.skip_rules, automation: meta.automation };
         let decision = decide(&child, &state, &referrer.id, &command, &ctx).map_err(|e| DomainError::DeleteRestricted {
             object: object.into(),
             id: id.into(),

@@ -109,6 +109,21 @@ impl WriteModel {
         ids.first().map(|id| id.to_string())
     }
 
+    /// Whether the event at `stream_version` of `stream` is applied already
+    /// (or is of a stream the write model keeps nothing of).
+    pub fn holds(&self, stream: &str, stream_version: u64) -> bool {
+        if let Some(object) = stream.strip_prefix("$meta/") {
+            return self.meta_versions.get(object).is_some_and(|v| *v >= stream_version);
+        }
+        if stream.starts_with('$') {
+            return true;
+        }
+        match stream.split_once('/') {
+            Some((object, id)) => self.version(object, id) >= stream_version,
+            None => true,
+        }
+    }
+
     /// Applies one committed event. Events at or below a stream's version are skipped.
     pub fn apply(&mut self, stream: &str, stream_version: u64, payload: &EventPayload) -> Result<(), DomainError> {
         match payload {
@@ -137,7 +152,7 @@ impl WriteModel {
                 self.records.entry(object).or_default().insert(id, after);
             }
             // Operators' decisions about projections: nothing for the write model.
-            EventPayload::EventSkipped(_) => {}
+            EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 use bincode::config::{standard, Configuration, Limit, LittleEndian, Varint};
 
 use super::payload::*;
+use super::process::ProcessEvent;
 use super::{EventEnvelope, Upcasters};
 use crate::error::DomainError;
 
@@ -66,6 +67,10 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
         EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => encode(e),
         EventPayload::ObjectRemoved(e) => encode(e),
         EventPayload::EventSkipped(e) => encode(e),
+        EventPayload::Process(ProcessEvent::Progress(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::Deliveries(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::JobStarted(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::JobFinished(e)) => encode(e),
     };
     (payload.event_type(), current_version(payload.event_type()), bytes)
 }
@@ -91,6 +96,10 @@ pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcas
         "object.altered" => EventPayload::ObjectAltered(decode(bytes, event_type)?),
         "object.removed" => EventPayload::ObjectRemoved(decode(bytes, event_type)?),
         "projection.event_skipped" => EventPayload::EventSkipped(decode(bytes, event_type)?),
+        "process.progress" => EventPayload::Process(ProcessEvent::Progress(decode(bytes, event_type)?)),
+        "webhook.deliveries" => EventPayload::Process(ProcessEvent::Deliveries(decode(bytes, event_type)?)),
+        "job.started" => EventPayload::Process(ProcessEvent::JobStarted(decode(bytes, event_type)?)),
+        "job.finished" => EventPayload::Process(ProcessEvent::JobFinished(decode(bytes, event_type)?)),
         other => return Err(DomainError::Decode(format!("unknown event type '{other}'"))),
     })
 }

@@ -79,6 +79,8 @@ pub enum EventPayload {
     ObjectAltered(ObjectDefined),
     ObjectRemoved(ObjectRemoved),
     EventSkipped(EventSkipped),
+    /// The server's own processes (workflow runtime, webhooks, jobs): about no object.
+    Process(super::process::ProcessEvent),
 }
 
 impl EventPayload {
@@ -92,6 +94,7 @@ impl EventPayload {
             EventPayload::ObjectAltered(_) => "object.altered",
             EventPayload::ObjectRemoved(_) => "object.removed",
             EventPayload::EventSkipped(_) => "projection.event_skipped",
+            EventPayload::Process(e) => e.event_type(),
         }
     }
 
@@ -112,6 +115,7 @@ impl EventPayload {
             }),
             EventPayload::ObjectRemoved(e) => json!({"name": e.name}),
             EventPayload::EventSkipped(e) => json!({"projection": e.projection, "position": e.position, "reason": e.reason}),
+            EventPayload::Process(e) => e.to_json(),
         }
     }
 
@@ -124,7 +128,7 @@ impl EventPayload {
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => &e.name,
             EventPayload::ObjectRemoved(e) => &e.name,
             // About no object: consumers of records and definitions pass it by.
-            EventPayload::EventSkipped(_) => "",
+            EventPayload::EventSkipped(_) | EventPayload::Process(_) => "",
         }
     }
 }

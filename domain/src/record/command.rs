@@ -30,6 +30,9 @@ pub struct DecideContext<'a> {
     /// references still apply). Only for trusted imports such as an app's seed
     /// data, whose hooks (which would fill fields the rules ask for) cannot run here.
     pub skip_rules: bool,
+    /// The server's own processes (workflow field updates, jobs) write: read-only
+    /// fields, which exist for them to fill, may be set. Never set for a caller.
+    pub automation: bool,
 }
 
 /// The events to append, and warnings from rules of severity warning/info.

@@ -42,7 +42,13 @@ fn check_id(object: &ObjectDef, id: &str) -> Result<(), DomainError> {
 
 /// Checks the written fields one by one: unknown fields, read-only fields, value rules.
 /// Returns the normalised values; collects every error rather than stopping at the first.
-fn written_values(object: &ObjectDef, data: &Map<String, Json>, current: Option<&Record>, errors: &mut Vec<FieldError>) -> Vec<(String, Value)> {
+fn written_values(
+    object: &ObjectDef,
+    data: &Map<String, Json>,
+    current: Option<&Record>,
+    automation: bool,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, Value)> {
     let mut values = Vec::with_capacity(data.len());
     for (name, json) in data {
         if SYSTEM_FIELDS.contains(&name.as_str()) || name == "_id" {
@@ -57,7 +63,7 @@ fn written_values(object: &ObjectDef, data: &Map<String, Json>, current: Option<
             errors.push(FieldError::new(name, ErrorCode::InvalidField, format!("unknown field '{name}' on object '{}'", object.name)));
             continue;
         };
-        if field.readonly && current.is_some() {
+        if field.readonly && current.is_some() && !automation {
             let unchanged = current.and_then(|r| r.get(name)).is_some_and(|v| v.to_json() == *json);
             if !unchanged {
                 errors.push(FieldError::new(name, ErrorCode::InvalidField, format!("{name} is read-only")));
@@ -177,7 +183,7 @@ fn create(object: &ObjectDef, state: &RecordState, id: &str, data: &Map<String, 
     let mut errors = Vec::new();
     let mut record = Record::new();
     record.insert("id", Value::Text(id.to_string()));
-    for (name, value) in written_values(object, data, None, &mut errors) {
+    for (name, value) in written_values(object, data, None, ctx.automation, &mut errors) {
         if !value.is_null() {
             record.insert(name, value);
         }
@@ -217,7 +223,7 @@ fn update(object: &ObjectDef, state: &RecordState, id: &str, patch: &Map<String,
     };
     let mut errors = Vec::new();
     let mut record = current.clone();
-    for (name, value) in written_values(object, patch, Some(current), &mut errors) {
+    for (name, value) in written_values(object, patch, Some(current), ctx.automation, &mut errors) {
         match value {
             Value::Null => record.remove(&name),
             value => record.insert(name, value),

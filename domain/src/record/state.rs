@@ -33,7 +33,11 @@ pub fn evolve(mut state: RecordState, event: &EventPayload) -> RecordState {
             }
         }
         EventPayload::RecordDeleted(_) => state.record = None,
-        EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_) | EventPayload::EventSkipped(_) => {}
+        EventPayload::ObjectDefined(_)
+        | EventPayload::ObjectAltered(_)
+        | EventPayload::ObjectRemoved(_)
+        | EventPayload::EventSkipped(_)
+        | EventPayload::Process(_) => {}
     }
     state
 }

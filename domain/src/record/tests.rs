@@ -93,7 +93,7 @@ impl Given {
     }
 
     fn when(&self, command: RecordCommand) -> Result<Decision, DomainError> {
-        let ctx = DecideContext { now: now(), actor: "alice", lookups: &self.lookups, skip_rules: false };
+        let ctx = DecideContext { now: now(), actor: "alice", lookups: &self.lookups, skip_rules: false, automation: false };
         decide(&object(), &self.state, "t1", &command, &ctx)
     }
 }

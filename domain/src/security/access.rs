@@ -28,6 +28,8 @@ pub enum SystemPermission {
     ManageUsers,
     /// Read every record of every object (implies read on all objects).
     ViewAllData,
+    /// See and run the app's jobs and read webhook deliveries.
+    ManageAutomation,
     /// Everything: every object, every record, bypassing row rules (the administrator).
     ModifyAllData,
 }
@@ -36,12 +38,13 @@ pub enum SystemPermission {
 const USER_ADMIN_FIELDS: [&str; 4] = ["profile", "permission_sets", "roles", "password"];
 
 impl SystemPermission {
-    pub const ALL: [SystemPermission; 6] = [
+    pub const ALL: [SystemPermission; 7] = [
         SystemPermission::ManageMetadata,
         SystemPermission::ManageProjections,
         SystemPermission::ViewAuditTrail,
         SystemPermission::ManageUsers,
         SystemPermission::ViewAllData,
+        SystemPermission::ManageAutomation,
         SystemPermission::ModifyAllData,
     ];
 
@@ -56,6 +59,7 @@ impl SystemPermission {
             SystemPermission::ViewAuditTrail => "view_audit_trail",
             SystemPermission::ManageUsers => "manage_users",
             SystemPermission::ViewAllData => "view_all_data",
+            SystemPermission::ManageAutomation => "manage_automation",
             SystemPermission::ModifyAllData => "modify_all_data",
         }
     }

@@ -11,7 +11,7 @@ use crate::app::System;
 use crate::wire::ok;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth"});
+    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth", "automation": "/api/v1/automation", "jobs": "/api/v1/jobs"});
     JsonResponse(ok(json!({
         "name": system.app_name,
         "apiName": "ObjectStack API",
@@ -29,6 +29,9 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
             "search": {"enabled": true, "status": "available", "route": "/api/v1/search", "provider": "objectstack-rs"},
             "analytics": {"enabled": true, "status": "available", "route": "/api/v1/analytics", "provider": "objectstack-rs"},
             "auth": {"enabled": true, "status": "available", "route": "/api/v1/auth", "provider": "objectstack-rs"},
+            "automation": {"enabled": true, "status": "available", "route": "/api/v1/automation", "provider": "objectstack-rs",
+                           "message": "workflow rules (field updates) and webhooks run; flows (POST /automation/trigger) are not supported yet"},
+            "job": {"enabled": true, "status": "available", "route": "/api/v1/jobs", "provider": "objectstack-rs"},
         },
         "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}
     })))

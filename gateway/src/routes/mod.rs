@@ -4,6 +4,7 @@
 mod analytics;
 mod audit;
 mod auth;
+mod automation;
 mod batch;
 mod data;
 mod discovery;
@@ -54,6 +55,12 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/auth/api-keys/{id}", axum::routing::delete(auth::revoke_key))
         .route("/api/v1/auth/permissions/effective", get(auth::effective))
         .route("/api/v1/auth/permissions/{object}", get(auth::permissions_of))
+        .route("/api/v1/automation", get(automation::overview))
+        .route("/api/v1/jobs", get(automation::jobs))
+        .route("/api/v1/jobs/{name}/executions", get(automation::executions))
+        .route("/api/v1/jobs/{name}/trigger", post(automation::trigger))
+        .route("/api/v1/webhooks", get(automation::webhooks))
+        .route("/api/v1/webhooks/{name}/deliveries", get(automation::deliveries))
         .route("/api/v1/projections/{name}", get(projection_admin::one))
         .route("/api/v1/projections/{name}/rebuild", post(projection_admin::start_rebuild))
         .route("/api/v1/projections/{name}/dead-letters/{position}/retry", post(projection_admin::retry))

@@ -25,7 +25,7 @@ pub(crate) async fn metrics(State(system): State<Arc<System>>, caller: Caller) -
 }
 
 pub(crate) async fn list(State(system): State<Arc<System>>, caller: Caller) -> Result<JsonResponse<Json>, ApiError> {
-    Ok(JsonResponse(ok(json!({"projections": projection_admin::all(&system, &caller)?}))))
+    Ok(JsonResponse(ok(json!({"projections": projection_admin::all(&system, &caller)?, "processes": projection_admin::processes(&system, &caller)?}))))
 }
 
 pub(crate) async fn one(State(system): State<Arc<System>>, caller: Caller, Path(name): Path<String>) -> Result<JsonResponse<Json>, ApiError> {

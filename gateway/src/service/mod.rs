@@ -12,12 +12,14 @@
 //! for), [`barrier`] (read your writes), [`writes`] (what a caller's write
 //! carries), [`data`] (records: get, query, create, update, delete, batch),
 //! [`search`], [`audit`], [`analytics`], [`meta`] (definitions),
-//! [`projection_admin`] (status, metrics, rebuilds), [`realtime`] (subscriptions).
+//! [`projection_admin`] (status, metrics, rebuilds), [`automation`] (rules, jobs,
+//! webhooks), [`realtime`] (subscriptions).
 
 pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod barrier;
 pub mod batch;
 pub mod caller;

@@ -75,6 +75,12 @@ pub fn status(system: &System, caller: &Caller, name: &str) -> Result<Json, ApiE
     Ok(status_of(system, name))
 }
 
+/// Every process's status (workflow rules, webhooks, jobs): they follow the log as projections do.
+pub fn processes(system: &System, caller: &Caller) -> Result<Vec<Json>, ApiError> {
+    caller.require(SystemPermission::ManageProjections)?;
+    Ok(super::automation::processes(system))
+}
+
 /// Every projection's status.
 pub fn all(system: &System, caller: &Caller) -> Result<Vec<Json>, ApiError> {
     caller.require(SystemPermission::ManageProjections)?;
@@ -106,6 +112,20 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
         out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
         for status in &statuses {
             out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), value(status)));
+        }
+    }
+    let processes = system.processes.reports();
+    type ProcessGauge = (&'static str, &'static str, &'static str, fn(&commands::process::StatusReport) -> u64);
+    let process_gauges: [ProcessGauge; 4] = [
+        ("objectstack_process_position", "gauge", "Last log position a process (workflow rules, a webhook, a job) handled.", |r| r.position),
+        ("objectstack_process_lag", "gauge", "Events a process is behind the log head.", |r| r.lag),
+        ("objectstack_process_steps_total", "counter", "Steps a process completed (rule writes, deliveries, job runs).", |r| r.steps),
+        ("objectstack_process_failures_total", "counter", "Steps a process could not complete (see the logs and /api/v1/automation).", |r| r.failures),
+    ];
+    for (metric, kind, help, value) in process_gauges {
+        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} {kind}\n"));
+        for report in &processes {
+            out.push_str(&format!("{metric}{{process=\"{}\"}} {}\n", report.name, value(report)));
         }
     }
     out.push_str(&system.http_metrics.render());

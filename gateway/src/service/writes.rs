@@ -102,6 +102,8 @@ pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<S
     let object = match &command {
         Command::Create { object, .. } | Command::Update { object, .. } | Command::Delete { object, .. } => Some(object.clone()),
         Command::Metadata(_) | Command::SkipParkedEvent { .. } => None,
+        // Only the server's own processes append their steps.
+        Command::Process { .. } => return Err(ApiError::new(domain::ErrorCode::PermissionDenied, "process steps are not written by callers")),
     };
     let meta = meta(system, caller, object.as_deref(), idempotency_key, std::slice::from_ref(&command))?;
     prepare(caller, &meta, &mut command).await?;

@@ -248,7 +248,7 @@ impl AnalyticsModel {
                 let _ = evolve_catalog(&mut self.catalog, payload);
                 self.tables.remove(&e.name);
             }
-            EventPayload::EventSkipped(_) => {}
+            EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }
     }
 }

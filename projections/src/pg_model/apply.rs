@@ -214,6 +214,7 @@ async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalo
                 tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1 AND position = $2", &[&NAME, &(e.position as i64)]).await.map_err(db_error)?;
             }
         }
+        EventPayload::Process(_) => {}
     }
     Ok(())
 }

@@ -167,7 +167,7 @@ impl QueryModel {
                 let _ = evolve_catalog(&mut self.catalog, payload);
                 self.tables.remove(&e.name);
             }
-            EventPayload::EventSkipped(_) => {}
+            EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }
     }
 }

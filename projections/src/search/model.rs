@@ -222,7 +222,7 @@ impl SearchModel {
                 let prefix = format!("{}{KEY_SEPARATOR}", e.name);
                 self.texts.retain(|k, _| !k.starts_with(&prefix));
             }
-            EventPayload::EventSkipped(_) => {}
+            EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }
     }
 

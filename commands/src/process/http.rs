@@ -1,0 +1,92 @@
+//! Sending one webhook request: plain HTTP/1.1 (hyper's client, pooled), a
+//! time limit per attempt, and the signature headers a receiver checks:
+//! `X-ObjectStack-Timestamp` (Unix seconds) and `X-ObjectStack-Signature:
+//! sha256=<hex HMAC-SHA256 of "{timestamp}.{body}" keyed by the secret>`.
+
+use std::time::Duration;
+
+use base64::Engine;
+use domain::automation::webhook::Authentication;
+use domain::automation::Webhook;
+use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::Sha256;
+
+pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub(crate) fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http()
+}
+
+/// What one attempt got: the status (0 when there was no answer) and why it failed.
+pub(crate) struct Attempt {
+    pub status: u16,
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    pub fn delivered(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Worth trying again: no answer, a time-out, too many requests, or a server error.
+    pub fn retryable(&self) -> bool {
+        matches!(self.status, 0 | 408 | 425 | 429) || self.status >= 500
+    }
+}
+
+/// `sha256=<hex>` over `"{timestamp}.{body}"`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+pub(crate) async fn send(client: &HttpClient, hook: &Webhook, delivery_id: &str, trigger: &str, body: &[u8], now_seconds: i64) -> Attempt {
+    let mut request = hyper::Request::builder()
+        .method(hook.method.as_str())
+        .uri(hook.url.as_str())
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("objectstack-rs/", env!("CARGO_PKG_VERSION")))
+        .header("x-objectstack-webhook", hook.name.as_str())
+        .header("x-objectstack-delivery", delivery_id)
+        .header("x-objectstack-event", trigger)
+        .header("x-objectstack-timestamp", now_seconds.to_string());
+    if let Some(secret) = &hook.secret {
+        request = request.header("x-objectstack-signature", signature(secret, now_seconds, body));
+    }
+    match &hook.authentication {
+        Some(Authentication::Bearer { token }) => request = request.header("authorization", format!("Bearer {token}")),
+        Some(Authentication::Basic { username, password }) => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            request = request.header("authorization", format!("Basic {encoded}"));
+        }
+        Some(Authentication::ApiKey { header, key }) => request = request.header(header.as_str(), key.as_str()),
+        None => {}
+    }
+    for (name, value) in &hook.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = match request.body(Full::new(Bytes::copy_from_slice(body))) {
+        Ok(request) => request,
+        Err(error) => return Attempt { status: 0, error: Some(format!("invalid request: {error}")) },
+    };
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| format!("no answer: {e}"))?;
+        let status = response.status().as_u16();
+        // Read (and drop) the body so the connection goes back to the pool.
+        let _ = response.into_body().collect().await;
+        Ok::<u16, String>(status)
+    };
+    match tokio::time::timeout(Duration::from_millis(hook.timeout_ms), exchange).await {
+        Ok(Ok(status)) => Attempt { status, error: (!(200..300).contains(&status)).then(|| format!("the receiver answered {status}")) },
+        Ok(Err(error)) => Attempt { status: 0, error: Some(error) },
+        Err(_) => Attempt { status: 0, error: Some(format!("no answer within {} ms", hook.timeout_ms)) },
+    }
+}

@@ -1,0 +1,358 @@
+//! Scheduled jobs: one task per job computes the job's next tick, and at the
+//! tick claims it by appending `job.started` to `$jobs/{name}` with the
+//! version it last saw there. Every node computes the same ticks, so with
+//! several nodes on one store each tick has exactly one winner; the others
+//! find the tick claimed and wait for the next.
+//!
+//! A run applies its schedule rule to every record of the rule's object;
+//! each record's update is keyed by the run and the record, so a run resumed
+//! after a crash (a `job.started` without its `job.finished`) writes no
+//! record twice. A node that was down runs the last tick it missed once,
+//! late rather than never. Failed runs are retried with the job's backoff.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use domain::automation::{Job, Schedule, WorkflowRule};
+use domain::event::process::{JobFinished, JobStarted};
+use domain::event::{registry, EventId, EventPayload, ProcessEvent};
+use domain::time::Timestamp;
+use serde_json::{json, Value as Json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::status::ProcessStatus;
+use super::workflow::pause;
+use crate::service::{Command, CommandMeta, CommandService};
+use crate::CommandError;
+
+/// Runs kept in memory per job for the API (the log keeps them all).
+const KEPT_RUNS: usize = 200;
+
+/// One run of a job.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub run_id: String,
+    pub tick: i64,
+    pub manual: bool,
+    pub started_at: i64,
+    /// The `job.started` event (the causation of the run's writes).
+    started_event: EventId,
+    pub finished: Option<(JobFinished, i64)>,
+}
+
+impl JobRun {
+    /// The protocol's `JobExecution`, with the run's tick and what it changed.
+    pub fn to_json(&self, job: &str) -> Json {
+        let time = |micros: i64| Timestamp::from_micros(micros).to_rfc3339();
+        let (status, finished) = match &self.finished {
+            Some((finished, at)) => (finished.status.as_str(), Some((finished, *at))),
+            None => ("running", None),
+        };
+        json!({
+            "jobId": job,
+            "runId": self.run_id,
+            "status": status,
+            "manual": self.manual,
+            "scheduledAt": time(self.tick),
+            "startedAt": time(self.started_at),
+            "completedAt": finished.map(|(_, at)| time(at)),
+            "durationMs": finished.map(|(f, _)| f.duration_ms),
+            "attempts": finished.map(|(f, _)| f.attempts),
+            "changed": finished.map(|(f, _)| f.changed),
+            "error": finished.and_then(|(f, _)| f.error.clone()),
+        })
+    }
+}
+
+/// One job's runs, folded from its stream.
+#[derive(Debug, Default)]
+pub struct JobState {
+    version: u64,
+    /// The latest scheduled tick claimed (manual runs are not ticks).
+    pub last_tick: Option<i64>,
+    /// Newest last.
+    pub runs: VecDeque<JobRun>,
+    pub next_tick: Option<i64>,
+}
+
+impl JobState {
+    fn apply(&mut self, version: u64, event_id: EventId, occurred_at: i64, payload: &ProcessEvent) {
+        self.version = version;
+        match payload {
+            ProcessEvent::JobStarted(started) => {
+                if !started.manual {
+                    self.last_tick = Some(self.last_tick.unwrap_or(i64::MIN).max(started.tick));
+                }
+                self.runs.push_back(JobRun {
+                    run_id: started.run_id.clone(),
+                    tick: started.tick,
+                    manual: started.manual,
+                    started_at: occurred_at,
+                    started_event: event_id,
+                    finished: None,
+                });
+                if self.runs.len() > KEPT_RUNS {
+                    self.runs.pop_front();
+                }
+            }
+            ProcessEvent::JobFinished(finished) => {
+                if let Some(run) = self.runs.iter_mut().rev().find(|r| r.run_id == finished.run_id) {
+                    run.finished = Some((finished.clone(), occurred_at));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(crate) fn stream(name: &str) -> String {
+    format!("$jobs/{name}")
+}
+
+async fn load(commands: &CommandService, name: &str) -> Result<JobState, CommandError> {
+    let events = commands.store().read_stream(&stream(name), 0).await?;
+    let mut state = JobState::default();
+    for event in &events {
+        if let Ok(EventPayload::Process(process)) = domain::event::codec::decode_envelope_payload(event, registry()) {
+            state.apply(event.stream_version, event.event_id, event.occurred_at, &process);
+        }
+    }
+    Ok(state)
+}
+
+/// A request to run a job now: answered with the run's id once it is claimed.
+pub(crate) type Trigger = oneshot::Sender<Result<String, String>>;
+
+pub(crate) async fn run(
+    commands: Arc<CommandService>,
+    job: Job,
+    rule: WorkflowRule,
+    shared: Arc<RwLock<JobState>>,
+    status: Arc<ProcessStatus>,
+    mut triggers: mpsc::Receiver<Trigger>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let state = loop {
+        match load(&commands, &job.name).await {
+            Ok(state) => break state,
+            Err(error) => {
+                status.failed(format!("reading its runs: {error}"));
+                if pause(&mut stop, 1000).await {
+                    return;
+                }
+            }
+        }
+    };
+    // Runs left unfinished (a node died during them) are finished first.
+    let unfinished: Vec<JobRun> = state.runs.iter().filter(|r| r.finished.is_none()).cloned().collect();
+    let mut since = match (&job.schedule, state.last_tick) {
+        (_, Some(tick)) => Timestamp::from_micros(tick),
+        // A one-off moment never claimed runs even when it is past.
+        (Schedule::Once { .. }, None) => Timestamp::from_micros(i64::MIN),
+        // A new schedule starts from now (no ticks before it existed).
+        (_, None) => crate::clock::now(),
+    };
+    *shared.write().expect("job state lock") = state;
+    for run in unfinished {
+        if finish(&commands, &job, &rule, &shared, &status, &run, &mut stop).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let now = crate::clock::now();
+        if job.enabled {
+            if let Some(tick) = job.schedule.last_due(now, since) {
+                match claim(&commands, &job, &shared, tick.micros(), false).await {
+                    Ok(Some(run)) => {
+                        if finish(&commands, &job, &rule, &shared, &status, &run, &mut stop).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        status.failed(format!("claiming a tick: {error}"));
+                        if pause(&mut stop, 1000).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                since = tick;
+                continue;
+            }
+        }
+        let next = job.schedule.next_after(if now > since { now } else { since }).filter(|_| job.enabled);
+        shared.write().expect("job state lock").next_tick = next.map(|t| t.micros());
+        let sleep = match next {
+            Some(next) => Duration::from_micros((next.micros() - now.micros()).max(0) as u64),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = stop.changed() => return,
+            asked = triggers.recv() => {
+                let Some(answer) = asked else { return };
+                match claim(&commands, &job, &shared, crate::clock::now().micros(), true).await {
+                    Ok(Some(run)) => {
+                        let _ = answer.send(Ok(run.run_id.clone()));
+                        if finish(&commands, &job, &rule, &shared, &status, &run, &mut stop).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => { let _ = answer.send(Err("the run could not be claimed".into())); }
+                    Err(error) => { let _ = answer.send(Err(error.to_string())); }
+                }
+            }
+        }
+    }
+}
+
+/// Claims a tick (or a manual run) in the log; `None` when another node has it.
+async fn claim(commands: &CommandService, job: &Job, shared: &RwLock<JobState>, tick: i64, manual: bool) -> Result<Option<JobRun>, CommandError> {
+    loop {
+        let version = {
+            let state = shared.read().expect("job state lock");
+            if !manual && state.last_tick.is_some_and(|last| last >= tick) {
+                return Ok(None);
+            }
+            state.version
+        };
+        let started = JobStarted { job: job.name.clone(), run_id: uuid::Uuid::now_v7().to_string(), tick, manual };
+        let command = Command::Process { stream: stream(&job.name), expected_version: Some(version), event: ProcessEvent::JobStarted(started) };
+        match commands.execute(command, CommandMeta::system()).await {
+            Ok(outcome) => {
+                let event = outcome.events.last().expect("the claim's event");
+                let payload = domain::event::codec::decode_envelope_payload(event, registry())?;
+                let EventPayload::Process(process) = payload else { unreachable!("a job stream holds job events") };
+                let mut state = shared.write().expect("job state lock");
+                state.apply(outcome.version, event.event_id, event.occurred_at, &process);
+                return Ok(state.runs.back().cloned());
+            }
+            // Another node claimed something: see what, then decide again.
+            Err(CommandError::Conflict { .. }) => {
+                let fresh = load(commands, &job.name).await?;
+                let next_tick = shared.read().expect("job state lock").next_tick;
+                *shared.write().expect("job state lock") = JobState { next_tick, ..fresh };
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+struct Stopped;
+
+/// Runs a claimed run to its end (with retries) and records how it ended.
+async fn finish(
+    commands: &CommandService,
+    job: &Job,
+    rule: &WorkflowRule,
+    shared: &RwLock<JobState>,
+    status: &ProcessStatus,
+    run: &JobRun,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Stopped> {
+    let started = std::time::Instant::now();
+    let mut attempts = 0;
+    let (outcome, changed) = loop {
+        attempts += 1;
+        let sweep = sweep(commands, rule, run);
+        let result = match job.timeout_ms {
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), sweep).await.unwrap_or(Err(Failure::Timeout(ms))),
+            None => sweep.await,
+        };
+        match result {
+            Ok(changed) => break (Ok(()), changed),
+            Err(failure) if attempts > job.retry.max_retries => break (Err(failure), 0),
+            Err(failure) => {
+                status.failed(format!("job '{}' run {} attempt {attempts}: {failure}", job.name, run.run_id));
+                if pause(stop, job.retry.delay_ms(attempts)).await {
+                    return Err(Stopped);
+                }
+            }
+        }
+    };
+    let (state, error) = match &outcome {
+        Ok(()) => ("success", None),
+        Err(Failure::Timeout(_)) => ("timeout", outcome.as_ref().err().map(|f| f.to_string())),
+        Err(failure) => ("failed", Some(failure.to_string())),
+    };
+    match &error {
+        None => status.step(),
+        Some(error) => status.failed(format!("job '{}' run {}: {error}", job.name, run.run_id)),
+    }
+    let finished = JobFinished {
+        job: job.name.clone(),
+        run_id: run.run_id.clone(),
+        status: state.to_string(),
+        attempts,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error,
+        changed,
+    };
+    loop {
+        // Finishing needs no order: whichever node ends a run records it.
+        let command = Command::Process { stream: stream(&job.name), expected_version: None, event: ProcessEvent::JobFinished(finished.clone()) };
+        match commands.execute(command, CommandMeta::system()).await {
+            Ok(outcome) => {
+                let event = outcome.events.last().expect("the run's end");
+                shared.write().expect("job state lock").apply(outcome.version, event.event_id, event.occurred_at, &ProcessEvent::JobFinished(finished));
+                return Ok(());
+            }
+            Err(error) => status.failed(format!("recording the end of job '{}' run {}: {error}", job.name, run.run_id)),
+        }
+        if pause(stop, 1000).await {
+            return Err(Stopped);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    Timeout(u64),
+    Refused { failed: usize, first: String },
+    Store(CommandError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout(ms) => write!(f, "the run took longer than its timeout ({ms} ms)"),
+            Failure::Refused { failed, first } => write!(f, "{failed} records could not be updated; the first: {first}"),
+            Failure::Store(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Applies the run's rule to every record of its object; the records changed.
+async fn sweep(commands: &CommandService, rule: &WorkflowRule, run: &JobRun) -> Result<u64, Failure> {
+    let now = crate::clock::now();
+    let mut changed = 0;
+    let mut refused: Option<(usize, String)> = None;
+    for record in commands.live_records(&rule.object) {
+        if !rule.holds(&record, None, now) {
+            continue;
+        }
+        let patch = rule.patch(&record, None, now);
+        let Some(id) = record.get("id").and_then(|v| v.as_str()).map(str::to_string) else { continue };
+        if patch.is_empty() {
+            continue;
+        }
+        let mut meta = CommandMeta::system().with_key(format!("$job/{}/{id}", run.run_id));
+        meta.causation_id = Some(run.started_event);
+        meta.automation = true;
+        let command = Command::Update { object: rule.object.clone(), id: id.clone(), patch, expected_version: None };
+        match commands.execute(command, meta).await {
+            Ok(outcome) => changed += u64::from(!outcome.events.is_empty()),
+            Err(error @ (CommandError::Store(_) | CommandError::Contended)) => return Err(Failure::Store(error)),
+            Err(error) => {
+                let entry = refused.get_or_insert((0, format!("{} {id}: {error}", rule.object)));
+                entry.0 += 1;
+            }
+        }
+    }
+    match refused {
+        Some((failed, first)) => Err(Failure::Refused { failed, first }),
+        None => Ok(changed),
+    }
+}

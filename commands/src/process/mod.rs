@@ -1,0 +1,180 @@
+//! The server's own processes: server-side logic an app declares
+//! (`domain::automation`), run as reactions to the log. A process follows
+//! committed events like a projection does, but answers with commands
+//! through the [`CommandService`], as the `system` principal with the event
+//! that caused them as causation; its own progress (checkpoints, webhook
+//! deliveries, job runs) is events too, so it survives a crash and shows in
+//! the log. Steps carry idempotency keys derived from what caused them, so a
+//! step taken again after a crash is not applied twice.
+//!
+//! - `workflow`: workflow rules on record changes.
+//! - `webhooks`: delivery of changes to webhooks' receivers (`http`).
+//! - `jobs`: scheduled jobs (cron, interval, once) and runs on demand.
+//!
+//! Entry point: [`Processes::start`]; the caller stops them with [`Processes::stop`].
+
+mod follow;
+mod http;
+pub mod jobs;
+mod progress;
+mod state_at;
+mod status;
+pub mod webhooks;
+mod workflow;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use domain::automation::{Automation, Job, JobHandler, Webhook};
+use domain::event::process::Delivery;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use http::signature;
+pub use jobs::{JobRun, JobState};
+pub use status::{ProcessStatus, StatusReport};
+pub use webhooks::WebhookState;
+pub use workflow::MAX_DEPTH;
+
+use crate::service::CommandService;
+
+struct JobEntry {
+    job: Job,
+    state: Arc<RwLock<JobState>>,
+    trigger: mpsc::Sender<jobs::Trigger>,
+}
+
+/// The running processes of one node.
+pub struct Processes {
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    statuses: Vec<Arc<ProcessStatus>>,
+    webhooks: Vec<(Webhook, Arc<RwLock<WebhookState>>)>,
+    jobs: Vec<JobEntry>,
+}
+
+/// Why a job could not be run now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    #[error("no job named '{0}'")]
+    Unknown(String),
+    #[error("job '{0}' could not start: {1}")]
+    NotStarted(String, String),
+}
+
+impl Processes {
+    /// Starts a task per concern the app declares (none when it declares nothing).
+    pub fn start(commands: Arc<CommandService>, automation: &Automation) -> Processes {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut statuses = Vec::new();
+        let change_rules: Vec<_> = automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule).cloned().collect();
+        if !change_rules.is_empty() {
+            let status = Arc::new(ProcessStatus::new(workflow::NAME));
+            statuses.push(status.clone());
+            tasks.push(tokio::spawn(workflow::run(commands.clone(), Arc::new(change_rules), status, stopped.clone())));
+        }
+        let client = http::client();
+        let mut webhooks = Vec::new();
+        for hook in automation.webhooks.iter().filter(|h| h.active) {
+            let state = Arc::new(RwLock::new(WebhookState::default()));
+            let status = Arc::new(ProcessStatus::new(&format!("webhook:{}", hook.name)));
+            statuses.push(status.clone());
+            tasks.push(tokio::spawn(webhooks::run(commands.clone(), hook.clone(), state.clone(), status, client.clone(), stopped.clone())));
+            webhooks.push((hook.clone(), state));
+        }
+        let mut jobs = Vec::new();
+        for job in &automation.jobs {
+            let JobHandler::Workflow(rule) = &job.handler;
+            let rule = automation.workflow(rule).expect("a job's rule is checked at load").clone();
+            let state = Arc::new(RwLock::new(JobState::default()));
+            let status = Arc::new(ProcessStatus::new(&format!("job:{}", job.name)));
+            statuses.push(status.clone());
+            let (trigger, triggers) = mpsc::channel(16);
+            tasks.push(tokio::spawn(jobs::run(commands.clone(), job.clone(), rule, state.clone(), status, triggers, stopped.clone())));
+            jobs.push(JobEntry { job: job.clone(), state, trigger });
+        }
+        Processes { stop, tasks: Mutex::new(tasks), statuses, webhooks, jobs }
+    }
+
+    /// Stops every process and waits for them (each records where it got).
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("process tasks lock"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops every task wherever it is, recording nothing, as a crash would
+    /// (what a process does next time must not depend on a clean stop).
+    pub fn abort(&self) {
+        for task in self.tasks.lock().expect("process tasks lock").drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn reports(&self) -> Vec<StatusReport> {
+        self.statuses.iter().map(|s| s.report()).collect()
+    }
+
+    /// Every job with its schedule, next tick and last run.
+    pub fn jobs(&self) -> Vec<serde_json::Value> {
+        self.jobs
+            .iter()
+            .map(|entry| {
+                let state = entry.state.read().expect("job state lock");
+                let JobHandler::Workflow(rule) = &entry.job.handler;
+                serde_json::json!({
+                    "name": entry.job.name,
+                    "schedule": entry.job.schedule.to_json(),
+                    "handler": format!("workflow:{rule}"),
+                    "enabled": entry.job.enabled,
+                    "nextRunAt": state.next_tick.map(|t| domain::Timestamp::from_micros(t).to_rfc3339()),
+                    "lastRun": state.runs.back().map(|r| r.to_json(&entry.job.name)),
+                })
+            })
+            .collect()
+    }
+
+    /// A job's runs, newest first.
+    pub fn job_runs(&self, name: &str, limit: usize) -> Option<Vec<serde_json::Value>> {
+        let entry = self.jobs.iter().find(|e| e.job.name == name)?;
+        let state = entry.state.read().expect("job state lock");
+        Some(state.runs.iter().rev().take(limit).map(|r| r.to_json(name)).collect())
+    }
+
+    /// Runs a job now (a run of its own, besides its schedule): the run's id once claimed.
+    pub async fn trigger(&self, name: &str) -> Result<String, TriggerError> {
+        let entry = self.jobs.iter().find(|e| e.job.name == name).ok_or_else(|| TriggerError::Unknown(name.to_string()))?;
+        let (answer, answered) = oneshot::channel();
+        let not_started = |why: &str| TriggerError::NotStarted(name.to_string(), why.to_string());
+        entry.trigger.send(answer).await.map_err(|_| not_started("the server is stopping"))?;
+        answered.await.map_err(|_| not_started("the server is stopping"))?.map_err(|e| not_started(&e))
+    }
+
+    /// The webhooks that send, with what they delivered and failed.
+    pub fn webhooks(&self) -> Vec<serde_json::Value> {
+        self.webhooks
+            .iter()
+            .map(|(hook, state)| {
+                let state = state.read().expect("webhook state lock");
+                serde_json::json!({
+                    "name": hook.name,
+                    "object": hook.object,
+                    "triggers": hook.triggers.iter().map(|t| t.name()).collect::<Vec<_>>(),
+                    "url": hook.url,
+                    "delivered": state.delivered,
+                    "failed": state.failed,
+                    "through": state.through,
+                })
+            })
+            .collect()
+    }
+
+    /// A webhook's recent deliveries, newest first.
+    pub fn deliveries(&self, name: &str, limit: usize) -> Option<Vec<Delivery>> {
+        let (_, state) = self.webhooks.iter().find(|(hook, _)| hook.name == name)?;
+        let state = state.read().expect("webhook state lock");
+        Some(state.recent.iter().rev().take(limit).cloned().collect())
+    }
+}

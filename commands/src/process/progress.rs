@@ -1,0 +1,61 @@
+//! A process's checkpoint, kept in the log (`process.progress` events on
+//! `$process/{name}`): how far it has handled the log. Saved at most every
+//! few seconds; after a crash the process handles again what came after the
+//! last save, and its commands' idempotency keys make that a no-op.
+
+use std::time::{Duration, Instant};
+
+use domain::event::process::ProcessProgress;
+use domain::event::{registry, EventPayload, ProcessEvent};
+
+use crate::service::{Command, CommandMeta, CommandService};
+use crate::CommandError;
+
+/// How often a moving process records its position.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+pub(crate) struct Progress {
+    name: String,
+    stream: String,
+    /// The stream's version as this node last saw it.
+    version: u64,
+    saved: u64,
+    saved_at: Instant,
+}
+
+impl Progress {
+    /// The last recorded position, or `None` when the process never ran.
+    pub async fn load(commands: &CommandService, name: &str) -> Result<(Progress, Option<u64>), CommandError> {
+        let stream = format!("$process/{name}");
+        let events = commands.store().read_stream(&stream, 0).await?;
+        let mut position = None;
+        for event in &events {
+            if let Ok(EventPayload::Process(ProcessEvent::Progress(p))) = domain::event::codec::decode_envelope_payload(event, registry()) {
+                position = Some(position.unwrap_or(0).max(p.position));
+            }
+        }
+        let version = events.last().map_or(0, |e| e.stream_version);
+        Ok((Progress { name: name.to_string(), stream, version, saved: position.unwrap_or(0), saved_at: Instant::now() }, position))
+    }
+
+    /// Records `position` when it moved and the last save is old enough (or `now`).
+    pub async fn save(&mut self, commands: &CommandService, position: u64, now: bool) -> Result<(), CommandError> {
+        if position <= self.saved || (!now && self.saved_at.elapsed() < SAVE_EVERY) {
+            return Ok(());
+        }
+        let event = ProcessEvent::Progress(ProcessProgress { process: self.name.clone(), position });
+        let command = Command::Process { stream: self.stream.clone(), expected_version: Some(self.version), event };
+        match commands.execute(command, CommandMeta::system()).await {
+            Ok(outcome) => self.version = outcome.version,
+            // Another node recorded its own position: take its version and save next time.
+            Err(CommandError::Conflict { actual, .. }) => {
+                self.version = actual;
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        }
+        self.saved = position;
+        self.saved_at = Instant::now();
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! The workflow runtime: follows the log and, for each record created or
+//! updated, runs the object's workflow rules in `executionOrder`; a rule whose
+//! criteria hold writes its field updates as an update of that record.
+//!
+//! Each update is keyed by the rule and the event that caused it
+//! (`$wf/{depth}/{rule}/{event id}`), acts as `system` with that event as
+//! its causation, and is decided on the record's latest state. So a step
+//! handled again after a crash is not applied twice, and the audit trail says
+//! which change caused it. A rule's own writes are evaluated again only by
+//! rules with `reevaluateOnChange`, at most [`MAX_DEPTH`] rounds deep.
+
+use std::sync::Arc;
+
+use domain::automation::{Change, WorkflowRule};
+use domain::event::{registry, EventEnvelope, EventPayload, StreamId};
+use domain::time::Timestamp;
+use tokio::sync::watch;
+
+use super::follow::Follower;
+use super::progress::Progress;
+use super::state_at::{before_update, record_after};
+use super::status::ProcessStatus;
+use crate::service::{Command, CommandMeta, CommandService};
+use crate::CommandError;
+
+/// Rounds of rules reacting to rules' writes (Salesforce's limit is five too).
+pub const MAX_DEPTH: u32 = 5;
+const KEY_PREFIX: &str = "$wf/";
+
+/// The process's name (its progress stream is `$process/workflow`).
+pub const NAME: &str = "workflow";
+
+pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Vec<WorkflowRule>>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
+    let (mut progress, start) = loop {
+        match Progress::load(&commands, NAME).await {
+            Ok(loaded) => break loaded,
+            Err(error) => {
+                status.failed(format!("reading its progress: {error}"));
+                if pause(&mut stop, 1000).await {
+                    return;
+                }
+            }
+        }
+    };
+    // The first run starts at the log's head: rules act on changes from the
+    // moment they exist, they do not rewrite history. That start is recorded
+    // before anything is handled, so a crash before the first save does not
+    // move it on past changes nobody handled.
+    let start = match start {
+        Some(position) => position,
+        None => {
+            let head = *commands.store().head().borrow();
+            while let Err(error) = progress.save(&commands, head, true).await {
+                status.failed(format!("recording where it starts: {error}"));
+                if pause(&mut stop, 1000).await {
+                    return;
+                }
+            }
+            head
+        }
+    };
+    let mut follower = Follower::new(commands.store().clone(), start);
+    status.at(start, follower.head());
+    loop {
+        let batch = tokio::select! {
+            batch = follower.next(256) => batch,
+            _ = stop.changed() => break,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                status.failed(format!("reading the log: {error}"));
+                if pause(&mut stop, 1000).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        for event in &batch {
+            // A store failure is retried (the event is handled again, its
+            // done steps replayed by their keys); a refused step is logged.
+            let mut wait = 100;
+            while let Err(error) = handle(&commands, &rules, &status, event).await {
+                status.failed(format!("position {}: {error}", event.position));
+                if pause(&mut stop, wait).await {
+                    return;
+                }
+                wait = (wait * 2).min(10_000);
+            }
+            status.at(event.position, follower.head());
+        }
+        if let Err(error) = progress.save(&commands, follower.position, false).await {
+            status.failed(format!("saving its progress: {error}"));
+        }
+    }
+    let _ = progress.save(&commands, follower.position, true).await;
+}
+
+/// Waits `ms` or until asked to stop (true).
+pub(crate) async fn pause(stop: &mut watch::Receiver<bool>, ms: u64) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// Runs the rules of one event's object. Errors are the store's (retry).
+async fn handle(commands: &CommandService, rules: &[WorkflowRule], status: &ProcessStatus, event: &EventEnvelope) -> Result<(), CommandError> {
+    let stream = StreamId(event.stream.clone());
+    let Some((object, id)) = stream.record_parts() else { return Ok(()) };
+    if !rules.iter().any(|r| r.object == object) || !matches!(event.event_type.as_str(), "record.created" | "record.updated") {
+        return Ok(());
+    }
+    let depth = caused_depth(event);
+    if depth >= MAX_DEPTH {
+        status.failed(format!("{object} {id}: rules kept changing the record after {MAX_DEPTH} rounds; stopped there"));
+        return Ok(());
+    }
+    // The event is committed; the write model the commands are decided on
+    // applies it a moment later (or, on PostgreSQL, after another node wrote it).
+    if !commands.wait_applied(event.position, std::time::Duration::from_secs(10)).await {
+        return Err(CommandError::Store(crate::StoreError::Unavailable(format!("the write model has not reached position {}", event.position))));
+    }
+    let payload = domain::event::codec::decode_envelope_payload(event, registry())?;
+    let change = match &payload {
+        EventPayload::RecordCreated(_) => Change::Created,
+        _ => Change::Updated,
+    };
+    let Some(mut record) = record_after(commands, object, id, event).await? else { return Ok(()) };
+    let previous = before_update(&record, &payload);
+    let now = Timestamp::from_micros(event.occurred_at);
+    let event_id: String = event.event_id.iter().map(|b| format!("{b:02x}")).collect();
+    for rule in rules.iter().filter(|r| r.object == object) {
+        if depth > 0 && !rule.reevaluate {
+            continue;
+        }
+        if !rule.applies(change, &record, previous.as_ref(), now) {
+            continue;
+        }
+        let patch = rule.patch(&record, previous.as_ref(), now);
+        if patch.is_empty() {
+            continue;
+        }
+        let mut meta = CommandMeta::system().with_key(format!("{KEY_PREFIX}{}/{}/{event_id}", depth + 1, rule.name));
+        meta.causation_id = Some(event.event_id);
+        meta.automation = true;
+        let command = Command::Update { object: object.to_string(), id: id.to_string(), patch, expected_version: None };
+        match commands.execute(command, meta).await {
+            Ok(outcome) => {
+                status.step();
+                // Later rules see this rule's updates (executionOrder).
+                if let Some(after) = outcome.record {
+                    record = after;
+                }
+            }
+            Err(CommandError::Store(error)) => return Err(CommandError::Store(error)),
+            Err(CommandError::Contended) => return Err(CommandError::Contended),
+            Err(refused) => status.failed(format!("workflow '{}' on {object} {id}: {refused}", rule.name)),
+        }
+    }
+    Ok(())
+}
+
+/// How many rounds of rules' writes led to this event (0: a caller's write).
+fn caused_depth(event: &EventEnvelope) -> u32 {
+    event.idempotency_key.as_deref().and_then(|k| k.strip_prefix(KEY_PREFIX)).and_then(|rest| rest.split('/').next()).and_then(|d| d.parse().ok()).unwrap_or(0)
+}

@@ -1,0 +1,184 @@
+//! Automation definitions: what loads, what is refused (naming the definition
+//! and its action), and what rules and schedules compute.
+
+use serde_json::json;
+
+use super::*;
+use crate::metadata::{load_app, Catalog, ObjectDef};
+use crate::time::Timestamp;
+use crate::value::{Record, Value};
+
+fn catalog() -> Catalog {
+    let mut catalog = Catalog::default();
+    let task = json!({"name": "task", "fields": {
+        "title": {"type": "text", "required": true},
+        "status": {"type": "select", "options": [{"label": "Open", "value": "open"}, {"label": "Done", "value": "done"}]},
+        "priority": {"type": "text"},
+        "estimate": {"type": "number"},
+        "flagged": {"type": "boolean"},
+        "secret": {"type": "password"},
+    }});
+    catalog.insert(ObjectDef::from_json(&task).unwrap(), None);
+    catalog
+}
+
+fn error(app: serde_json::Value) -> String {
+    Automation::from_app(&app, &catalog()).unwrap_err().to_string()
+}
+
+fn record(pairs: &[(&str, Value)]) -> Record {
+    let mut record = Record::new();
+    for (k, v) in pairs {
+        record.insert((*k).to_string(), v.clone());
+    }
+    record
+}
+
+const NOW: Timestamp = Timestamp(1_767_225_600_000_000); // 2026-01-01T00:00:00Z
+
+#[test]
+fn a_rule_with_criteria_sets_fields_the_record_lacks() {
+    let app = json!({"workflows": [{"name": "flag_big", "objectName": "task", "triggerType": "on_create_or_update", "criteria": "estimate > 10",
+        "actions": [{"name": "flag", "type": "field_update", "field": "flagged", "value": true},
+                    {"name": "prio", "type": "field_update", "field": "priority", "value": "=IF(estimate > 100, \"urgent\", \"high\")"}]}]});
+    let automation = Automation::from_app(&app, &catalog()).unwrap();
+    let rule = &automation.workflows[0];
+    let big = record(&[("estimate", Value::Int(200))]);
+    assert!(rule.applies(Change::Created, &big, None, NOW));
+    assert!(rule.applies(Change::Updated, &big, None, NOW));
+    assert!(!rule.applies(Change::Created, &record(&[("estimate", Value::Int(5))]), None, NOW));
+    let patch = rule.patch(&big, None, NOW);
+    assert_eq!(serde_json::Value::Object(patch), json!({"flagged": true, "priority": "urgent"}));
+    // Once in place, nothing is left to write (so a rule's own write ends there).
+    let done = record(&[("estimate", Value::Int(200)), ("flagged", Value::Bool(true)), ("priority", Value::Text("urgent".into()))]);
+    assert!(rule.patch(&done, None, NOW).is_empty());
+}
+
+#[test]
+fn triggers_choose_the_changes_a_rule_sees() {
+    let app = json!({"workflows": [
+        {"name": "on_new", "objectName": "task", "triggerType": "on_create", "actions": []},
+        {"name": "on_edit", "objectName": "task", "triggerType": "on_update", "actions": [], "executionOrder": 5},
+        {"name": "off", "objectName": "task", "triggerType": "on_create", "actions": [], "active": false},
+    ]});
+    let automation = Automation::from_app(&app, &catalog()).unwrap();
+    // Ordered by executionOrder (default 100), then name.
+    let names: Vec<&str> = automation.workflows.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["on_edit", "off", "on_new"]);
+    let r = Record::new();
+    assert!(automation.workflow("on_new").unwrap().applies(Change::Created, &r, None, NOW));
+    assert!(!automation.workflow("on_new").unwrap().applies(Change::Updated, &r, None, NOW));
+    assert!(automation.workflow("on_edit").unwrap().applies(Change::Updated, &r, None, NOW));
+    assert!(!automation.workflow("off").unwrap().applies(Change::Created, &r, None, NOW));
+}
+
+#[test]
+fn bad_definitions_are_refused_naming_the_definition_and_the_action() {
+    let rule = |extra: serde_json::Value| {
+        let mut rule = json!({"name": "r1", "objectName": "task", "triggerType": "on_create", "actions": []});
+        for (k, v) in extra.as_object().unwrap() {
+            rule[k] = v.clone();
+        }
+        error(json!({"workflows": [rule]}))
+    };
+    assert!(rule(json!({"critera": "x"})).contains("workflow: unknown property 'critera'"));
+    assert!(rule(json!({"objectName": "nope"})).contains("workflow 'r1': unknown object 'nope'"));
+    assert!(rule(json!({"criteria": "nope > 1"})).contains("workflow 'r1': criteria: unknown field 'nope' of 'task'"));
+    assert!(rule(json!({"criteria": "estimate >"})).contains("workflow 'r1': criteria"));
+    assert!(rule(json!({"triggerType": "sometimes"})).contains("unknown triggerType 'sometimes'"));
+    let action = |action: serde_json::Value| rule(json!({"actions": [action]}));
+    assert!(action(json!({"name": "a", "type": "email_alert", "template": "t", "recipients": []}))
+        .contains("action 'a': action type 'email_alert' is not supported"));
+    assert!(action(json!({"name": "a", "type": "field_update", "field": "nope", "value": 1})).contains("action 'a': unknown field 'nope'"));
+    assert!(action(json!({"name": "a", "type": "field_update", "field": "secret", "value": "x"})).contains("cannot be set by a rule"));
+    assert!(action(json!({"name": "a", "type": "field_update", "field": "priority", "value": "=nope"})).contains("action 'a': unknown field 'nope'"));
+    assert!(action(json!({"name": "a", "type": "field_update", "field": "priority"})).contains("'value' is required"));
+    assert!(error(json!({"workflows": [{"name": "r1", "objectName": "task"}, {"name": "r1", "objectName": "task"}]})).contains("defined twice"));
+    assert!(error(json!({"workflows": [{"name": "R", "objectName": "task"}]})).contains("snake_case"));
+}
+
+#[test]
+fn webhooks_load_with_the_protocol_defaults_and_refuse_what_cannot_be_sent() {
+    let app = json!({"webhooks": [{"name": "hook", "object": "task", "url": "http://127.0.0.1:9/x", "secret": "s"}]});
+    let automation = Automation::from_app(&app, &catalog()).unwrap();
+    let hook = &automation.webhooks[0];
+    assert_eq!(hook.method, "POST");
+    assert_eq!(hook.timeout_ms, 30_000);
+    assert!(hook.wants("task", WebhookTrigger::Create) && hook.wants("task", WebhookTrigger::Delete));
+    assert!(!hook.wants("other", WebhookTrigger::Create));
+    assert_eq!((hook.retry.delay_ms(1), hook.retry.delay_ms(2), hook.retry.delay_ms(3)), (1000, 2000, 4000));
+    assert_eq!(RetryPolicy { max_delay_ms: 3000, ..RetryPolicy::default() }.delay_ms(5), 3000);
+    let hook_error = |extra: serde_json::Value| {
+        let mut hook = json!({"name": "hook", "object": "task", "url": "http://127.0.0.1:9/x"});
+        for (k, v) in extra.as_object().unwrap() {
+            hook[k] = v.clone();
+        }
+        error(json!({"webhooks": [hook]}))
+    };
+    assert!(hook_error(json!({"object": "nope"})).contains("webhook 'hook': unknown object 'nope'"));
+    assert!(hook_error(json!({"url": "ftp://x"})).contains("http:// URL"));
+    assert!(hook_error(json!({"url": "https://example.com"})).contains("TLS"));
+    assert!(hook_error(json!({"triggers": ["undelete"]})).contains("trigger 'undelete' is not supported"));
+    assert!(hook_error(json!({"payloadFields": ["secret"]})).contains("password field 'secret' is never sent"));
+    assert!(hook_error(json!({"retryPolicy": {"maxRetries": 11}})).contains("maxRetries"));
+    assert!(hook_error(json!({"authentication": {"type": "bearer"}})).contains("credentials need 'token'"));
+}
+
+#[test]
+fn jobs_run_schedule_rules_and_compute_their_ticks() {
+    let app = json!({
+        "workflows": [{"name": "nightly", "objectName": "task", "triggerType": "schedule", "criteria": "status = \"open\"",
+            "actions": [{"name": "flag", "type": "field_update", "field": "flagged", "value": true}]},
+            {"name": "on_new", "objectName": "task", "triggerType": "on_create"}],
+        "jobs": [{"name": "every_day", "schedule": {"type": "cron", "expression": "30 2 * * *", "timezone": "+02:00"}, "handler": "workflow:nightly"},
+                 {"name": "often", "schedule": {"type": "interval", "intervalMs": 60000}, "handler": "workflow:nightly"}]
+    });
+    let automation = Automation::from_app(&app, &catalog()).unwrap();
+    let daily = &automation.jobs[0];
+    assert_eq!(daily.handler, JobHandler::Workflow("nightly".into()));
+    // 02:30 at +02:00 is 00:30 UTC.
+    assert_eq!(daily.schedule.next_after(NOW).unwrap().to_rfc3339(), "2026-01-01T00:30:00.000Z");
+    let often = &automation.jobs[1].schedule;
+    let next = often.next_after(NOW).unwrap();
+    assert_eq!(next.micros() - NOW.micros(), 60_000_000);
+    assert_eq!(often.last_due(Timestamp::from_micros(NOW.micros() + 150_000_000), NOW).unwrap().micros(), NOW.micros() + 120_000_000);
+    assert_eq!(often.last_due(NOW, NOW), None);
+    let two_days = Timestamp::from_micros(NOW.micros() + 2 * 86_400_000_000);
+    assert_eq!(daily.schedule.last_due(two_days, NOW).unwrap().to_rfc3339(), "2026-01-02T00:30:00.000Z");
+
+    let job_error = |job: serde_json::Value| error(json!({"workflows": app["workflows"], "jobs": [job]}));
+    assert!(job_error(json!({"name": "j1", "schedule": {"type": "interval", "intervalMs": 1000}, "handler": "src/jobs.ts:run"})).contains("cannot run here"));
+    assert!(
+        job_error(json!({"name": "j1", "schedule": {"type": "interval", "intervalMs": 1000}, "handler": "workflow:on_new"})).contains("not a schedule rule")
+    );
+    assert!(
+        job_error(json!({"name": "j1", "schedule": {"type": "interval", "intervalMs": 1000}, "handler": "workflow:gone"})).contains("unknown workflow 'gone'")
+    );
+    assert!(job_error(json!({"name": "j1", "schedule": {"type": "cron", "expression": "61 * * * *"}, "handler": "workflow:nightly"}))
+        .contains("not a cron expression"));
+    assert!(job_error(
+        json!({"name": "j1", "schedule": {"type": "cron", "expression": "0 0 * * *", "timezone": "America/New_York"}, "handler": "workflow:nightly"})
+    )
+    .contains("timezone 'America/New_York' is not known here"));
+}
+
+#[test]
+fn five_field_cron_reads_sunday_as_zero_or_seven() {
+    assert_eq!(job::five_fields("0 9 * * 1-5"), "0 0 9 * * MON-FRI");
+    assert_eq!(job::five_fields("*/15 * * * 0,7"), "0 */15 * * * SUN,SUN");
+    assert_eq!(job::five_fields("0 0 * * */2"), "0 0 0 * * */2");
+    assert_eq!(job::five_fields("0 0 0 * * *"), "0 0 0 * * *");
+}
+
+#[test]
+fn the_bundled_apps_automation_loads() {
+    for app in [crate::metadata::examples::TODO_APP, crate::metadata::examples::CRM_APP] {
+        let json: serde_json::Value = serde_json::from_str(app).unwrap();
+        let loaded = load_app(&json).unwrap();
+        let mut catalog = Catalog::default();
+        for object in &loaded.objects {
+            catalog.insert(ObjectDef::from_json(object).unwrap(), None);
+        }
+        Automation::from_app(&json, &catalog).unwrap();
+    }
+}

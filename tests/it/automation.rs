@@ -1,0 +1,539 @@
+//! Server-side logic end to end, on both stores: workflow rules writing
+//! through the command service (as `system`, with the causing event as
+//! causation, read-only fields included, each step once even when two
+//! runtimes handle the same events), webhooks delivered to a receiver on
+//! 127.0.0.1 (signed, retried, in order, never a password, the delivery log
+//! over the API), jobs on a schedule claimed once per tick by two nodes
+//! sharing PostgreSQL and run on demand, the admin routes refused to a
+//! member, and bad definitions refused at start naming themselves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use domain::event::{registry, EventPayload, ProcessEvent};
+use gateway::config::{Settings, Storage};
+use serde_json::{json, Value as Json};
+
+use crate::common;
+use crate::rest::{Api, Reply};
+
+const PASSWORD: &str = "correct-horse-battery";
+
+fn app(extra: Json) -> String {
+    let mut app = json!({
+        "manifest": {"id": "com.example.automation", "name": "Automation"},
+        "objects": [{"name": "ticket", "fields": {
+            "title": {"type": "text", "required": true},
+            "priority": {"type": "select", "options": [{"label": "Low", "value": "low"}, {"label": "High", "value": "high"}]},
+            "score": {"type": "number"},
+            "escalated": {"type": "boolean", "readonly": true},
+            "level": {"type": "text"},
+            "touched": {"type": "boolean"},
+            "swept": {"type": "boolean"},
+            "pin": {"type": "password"}}}],
+        "permissions": [{"name": "member", "isProfile": true, "objects": {"ticket": {"allowRead": true, "allowCreate": true, "allowEdit": true}}}],
+        "auth": {"defaultProfile": "member"}
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        app[key] = value.clone();
+    }
+    app.to_string()
+}
+
+/// A server for `app` on `storage`, with an administrator and a member signed in.
+struct Node {
+    api: Api,
+    admin: String,
+    member: String,
+    _app_dir: tempfile::TempDir,
+}
+
+async fn node(storage: Storage, app: &str, first: bool) -> Node {
+    let app_dir = tempfile::tempdir().unwrap();
+    let path = app_dir.path().join("app.json");
+    std::fs::write(&path, app).unwrap();
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
+    let system = gateway::app::start(&settings).await.unwrap();
+    if first {
+        gateway::service::auth::bootstrap_admin(&system, "root@example.com", PASSWORD).await.unwrap();
+    }
+    let api = Api { system, _dir: None };
+    let token = |reply: Reply| reply.body["data"]["token"].as_str().unwrap_or_default().to_string();
+    let admin = token(api.call("POST", "/api/v1/auth/sign-in/email", Some(json!({"email": "root@example.com", "password": PASSWORD})), &[]).await);
+    let email = format!("member-{}@example.com", uuid::Uuid::new_v4().simple());
+    let member = token(api.call("POST", "/api/v1/auth/sign-up/email", Some(json!({"email": email, "password": PASSWORD, "name": "M"})), &[]).await);
+    assert!(!admin.is_empty() && !member.is_empty());
+    Node { api, admin, member, _app_dir: app_dir }
+}
+
+impl Node {
+    async fn call(&self, token: &str, method: &str, uri: &str, body: Option<Json>) -> Reply {
+        let bearer = format!("Bearer {token}");
+        self.api.call(method, uri, body, &[("authorization", bearer.as_str())]).await
+    }
+
+    /// A record as the administrator reads it.
+    async fn record(&self, uri: &str) -> Json {
+        self.ok(&self.admin, "GET", uri, None).await["record"].clone()
+    }
+
+    async fn ok(&self, token: &str, method: &str, uri: &str, body: Option<Json>) -> Json {
+        let reply = self.call(token, method, uri, body).await;
+        assert!(reply.status.is_success(), "{method} {uri}: {} {}", reply.status, reply.body);
+        reply.body["data"].clone()
+    }
+}
+
+/// Polls `check` until it holds (or fails the test after `limit`).
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn rules() -> Json {
+    json!({"workflows": [
+        {"name": "escalate", "objectName": "ticket", "triggerType": "on_create_or_update", "criteria": "priority = \"high\"", "executionOrder": 1,
+         "actions": [{"name": "flag", "type": "field_update", "field": "escalated", "value": true},
+                     {"name": "grade", "type": "field_update", "field": "level", "value": "=IF(score > 5, \"two\", \"one\")"}]},
+        {"name": "follow_up", "objectName": "ticket", "triggerType": "on_update", "criteria": "escalated = true AND NOT(CONTAINS(level, \"+\"))", "executionOrder": 2,
+         "reevaluateOnChange": true, "actions": [{"name": "mark", "type": "field_update", "field": "level", "value": "=CONCAT(level, \"+\")"}]},
+        {"name": "only_callers", "objectName": "ticket", "triggerType": "on_update", "criteria": "escalated = true", "executionOrder": 3,
+         "actions": [{"name": "touch", "type": "field_update", "field": "touched", "value": true}]},
+        {"name": "spiral", "objectName": "ticket", "triggerType": "on_update", "criteria": "score > 100", "reevaluateOnChange": true,
+         "actions": [{"name": "grow", "type": "field_update", "field": "score", "value": "=score + 1"}]},
+        {"name": "sweep", "objectName": "ticket", "triggerType": "schedule", "criteria": "priority = \"low\"",
+         "actions": [{"name": "sweep", "type": "field_update", "field": "swept", "value": true}]}
+    ]})
+}
+
+async fn workflow_rules(postgres: bool) {
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &app(rules()), true).await;
+    // A second runtime on the same node handles every event too (as a
+    // runtime resumed after a crash, or another node, would): still one write per step.
+    let twin = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation);
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("t{i}"), "priority": "high", "score": i}))).await;
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    let low = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "calm", "priority": "low"}))).await;
+    for (i, id) in ids.iter().enumerate() {
+        let uri = format!("/api/v1/data/ticket/{id}");
+        let want = if i > 5 { "two+" } else { "one+" };
+        let started = Instant::now();
+        loop {
+            let record = node.record(&uri).await;
+            if record["escalated"] == json!(true) && record["level"] == json!(want) {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let overview = node.ok(&node.admin, "GET", "/api/v1/automation", None).await;
+                let history = node.ok(&node.admin, "GET", &format!("{uri}/history"), None).await;
+                panic!("the rules' updates: not within 20 s: {record}\n{overview}\n{history}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // escalate (the create), then follow_up (reevaluateOnChange, on escalate's
+    // update); only_callers does not react to rules' writes.
+    for id in &ids {
+        let history = node.ok(&node.admin, "GET", &format!("/api/v1/data/ticket/{id}/history"), None).await;
+        let entries = history["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 3, "create, escalate, follow_up once each: {history}");
+        let (create, escalate, follow) = (&entries[2], &entries[1], &entries[0]);
+        assert_eq!(escalate["actor"]["id"], json!("system"));
+        assert_eq!(escalate["metadata"]["causedBy"], create["metadata"]["eventId"], "the create caused the rule's write");
+        assert_eq!(follow["metadata"]["causedBy"], escalate["metadata"]["eventId"]);
+        let record = node.record(&format!("/api/v1/data/ticket/{id}")).await;
+        assert_eq!(record["touched"], Json::Null, "only_callers waits for a caller's update");
+    }
+    let calm = node.record(&format!("/api/v1/data/ticket/{}", low["id"].as_str().unwrap())).await;
+    assert_eq!(calm["escalated"], Json::Null, "criteria false: nothing written");
+
+    // A caller's update runs the on_update rules (only_callers too); the
+    // read-only field stays read-only to callers.
+    let uri = format!("/api/v1/data/ticket/{}", ids[0]);
+    node.ok(&node.member, "PATCH", &uri, Some(json!({"title": "renamed"}))).await;
+    eventually("a caller's update reaches only_callers", Duration::from_secs(10), || async { node.record(&uri).await["touched"] == json!(true) }).await;
+    let refused = node.call(&node.member, "PATCH", &uri, Some(json!({"escalated": false}))).await;
+    // A rule that keeps re-triggering itself stops after MAX_DEPTH rounds, and says so.
+    let calm_uri = format!("/api/v1/data/ticket/{}", low["id"].as_str().unwrap());
+    node.ok(&node.member, "PATCH", &calm_uri, Some(json!({"score": 1000}))).await;
+    let rounds = commands::process::MAX_DEPTH as i64;
+    eventually("the spiral's rounds", Duration::from_secs(10), || async { node.record(&calm_uri).await["score"] == json!(1000 + rounds) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node.record(&calm_uri).await["score"], json!(1000 + rounds), "no round past the limit");
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+
+    // The processes report over the API and in /metrics; members may not look.
+    let overview = node.ok(&node.admin, "GET", "/api/v1/automation", None).await;
+    let workflow = overview["processes"].as_array().unwrap().iter().find(|p| p["name"] == "workflow").cloned().unwrap();
+    assert!(workflow["steps"].as_u64().unwrap() >= 21, "{overview}");
+    assert!(workflow["lastFailure"].as_str().unwrap_or_default().contains("after 5 rounds"), "{overview}");
+    let metrics = node.call(&node.admin, "GET", "/metrics", None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert_eq!(node.call(&node.member, "GET", "/api/v1/automation", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(node.call(&node.member, "GET", "/api/v1/jobs", None).await.status, StatusCode::FORBIDDEN);
+    twin.stop().await;
+    node.api.system.processes.stop().await;
+}
+
+#[tokio::test]
+async fn workflow_rules_embedded() {
+    workflow_rules(false).await;
+}
+
+#[tokio::test]
+async fn workflow_rules_postgres() {
+    workflow_rules(true).await;
+}
+
+/// What the receiver saw: each request's headers and body, in order.
+type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+/// A receiver on 127.0.0.1; with `refuse_first`, each delivery's first attempt gets 503.
+async fn receiver(refuse_first: bool) -> (String, Seen, tokio::sync::oneshot::Sender<()>) {
+    let seen: Seen = Default::default();
+    let tries: Arc<Mutex<HashMap<String, u32>>> = Default::default();
+    let handler = {
+        let (seen, tries) = (seen.clone(), tries.clone());
+        move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (seen, tries) = (seen.clone(), tries.clone());
+            async move {
+                let id = headers.get("x-objectstack-delivery").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                seen.lock().unwrap().push((headers, body.to_vec()));
+                let mut tries = tries.lock().unwrap();
+                let n = tries.entry(id).or_default();
+                *n += 1;
+                if *n == 1 && refuse_first {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }
+    };
+    let router = axum::Router::new().route("/hook", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (url, seen, stop)
+}
+
+/// What a receiver computes to check a delivery: `sha256=<hex HMAC of "{timestamp}.{body}">`.
+fn hmac_sha256(secret: &str, prefix: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(prefix.as_bytes());
+    mac.update(body);
+    format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+async fn webhooks(postgres: bool) {
+    let (url, seen, stop) = receiver(true).await;
+    let hooks = json!({"webhooks": [{"name": "tickets", "object": "ticket", "url": url, "method": "POST", "secret": "s3cret",
+        "includeSession": false, "timeoutMs": 2000, "isActive": true,
+        "retryPolicy": {"maxRetries": 3, "backoffStrategy": "fixed", "initialDelayMs": 100, "maxDelayMs": 1000}}]});
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &app(hooks), true).await;
+    let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "one", "pin": "pin-1234-first"}))).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    node.ok(&node.member, "PATCH", &format!("/api/v1/data/ticket/{id}"), Some(json!({"title": "two", "pin": "pin-5678-second"}))).await;
+    node.ok(&node.admin, "DELETE", &format!("/api/v1/data/ticket/{id}"), None).await;
+    let delivered = || {
+        let seen = seen.lock().unwrap();
+        seen.len()
+    };
+    eventually("three deliveries, each after one refusal", Duration::from_secs(15), || async { delivered() >= 6 }).await;
+    // The log records the deliveries after the attempts.
+    eventually("the delivery log", Duration::from_secs(10), || async {
+        node.ok(&node.admin, "GET", "/api/v1/webhooks/tickets/deliveries", None).await["deliveries"].as_array().unwrap().len() == 3
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 6, "every delivery twice (a 503, then accepted), no more");
+    let mut triggers = Vec::new();
+    for pair in seen.chunks(2) {
+        let (first, second) = (&pair[0], &pair[1]);
+        let header = |h: &HeaderMap, name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(header(&first.0, "x-objectstack-delivery"), header(&second.0, "x-objectstack-delivery"), "a retry keeps its delivery id");
+        let timestamp: i64 = header(&second.0, "x-objectstack-timestamp").parse().unwrap();
+        assert_eq!(header(&second.0, "x-objectstack-signature"), hmac_sha256("s3cret", &format!("{timestamp}."), &second.1));
+        let body: Json = serde_json::from_slice(&second.1).unwrap();
+        assert_eq!(body["recordId"], json!(id));
+        assert_eq!(body["deliveryId"], json!(header(&second.0, "x-objectstack-delivery")));
+        triggers.push(body["trigger"].as_str().unwrap().to_string());
+        let text = String::from_utf8_lossy(&second.1);
+        assert!(!text.contains("1234") && !text.contains("5678") && !text.contains("\"pin\""), "a password never leaves: {text}");
+        if body["trigger"] == "update" {
+            let title = body["changes"].as_array().unwrap().iter().find(|c| c["field"] == "title").cloned();
+            assert_eq!(title, Some(json!({"field": "title", "oldValue": "one", "newValue": "two"})), "{body}");
+            assert_eq!(body["record"]["title"], json!("two"));
+        }
+    }
+    assert_eq!(triggers, ["create", "update", "delete"], "a record's changes arrive in their order");
+    let log = node.ok(&node.admin, "GET", "/api/v1/webhooks/tickets/deliveries", None).await;
+    for delivery in log["deliveries"].as_array().unwrap() {
+        assert_eq!((delivery["delivered"].clone(), delivery["attempts"].clone(), delivery["status"].clone()), (json!(true), json!(2), json!(204)), "{log}");
+    }
+    assert_eq!(node.call(&node.member, "GET", "/api/v1/webhooks/tickets/deliveries", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(node.call(&node.admin, "GET", "/api/v1/webhooks/nope/deliveries", None).await.status, StatusCode::NOT_FOUND);
+    node.api.system.processes.stop().await;
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn webhooks_embedded() {
+    webhooks(false).await;
+}
+
+#[tokio::test]
+async fn webhooks_postgres() {
+    webhooks(true).await;
+}
+
+fn job_app() -> String {
+    let mut extra = rules();
+    extra["jobs"] =
+        json!([{"id": "sweeper", "name": "sweeper", "schedule": {"type": "interval", "intervalMs": 400}, "handler": "workflow:sweep", "enabled": true}]);
+    app(extra)
+}
+
+/// Ticks claimed in the log, by scheduled time: each once.
+async fn claimed_ticks(node: &Node) -> Vec<i64> {
+    let events = node.api.system.commands.store().read_stream("$jobs/sweeper", 0).await.unwrap();
+    let mut ticks = Vec::new();
+    for event in &events {
+        if let Ok(EventPayload::Process(ProcessEvent::JobStarted(started))) = domain::event::codec::decode_envelope_payload(event, registry()) {
+            if !started.manual {
+                ticks.push(started.tick);
+            }
+        }
+    }
+    ticks
+}
+
+async fn jobs(postgres: bool) {
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &job_app(), true).await;
+    let calm = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "calm", "priority": "low"}))).await;
+    let uri = format!("/api/v1/data/ticket/{}", calm["id"].as_str().unwrap());
+    eventually("a scheduled run sweeps the record", Duration::from_secs(10), || async { node.record(&uri).await["swept"] == json!(true) }).await;
+    let triggered = node.call(&node.admin, "POST", "/api/v1/jobs/sweeper/trigger", None).await;
+    assert_eq!(triggered.status, StatusCode::ACCEPTED, "{}", triggered.body);
+    let run = triggered.body["runId"].as_str().unwrap().to_string();
+    eventually("the manual run finishes", Duration::from_secs(10), || async {
+        let runs = node.ok(&node.admin, "GET", "/api/v1/jobs/sweeper/executions", None).await;
+        runs["executions"].as_array().unwrap().iter().any(|r| r["runId"] == json!(run) && r["status"] == json!("success") && r["manual"] == json!(true))
+    })
+    .await;
+    let jobs = node.ok(&node.admin, "GET", "/api/v1/jobs", None).await;
+    assert_eq!(jobs["jobs"][0]["name"], json!("sweeper"));
+    assert_eq!(jobs["jobs"][0]["schedule"], json!({"type": "interval", "intervalMs": 400}));
+    assert_eq!(node.call(&node.member, "POST", "/api/v1/jobs/sweeper/trigger", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(node.call(&node.admin, "POST", "/api/v1/jobs/nope/trigger", None).await.status, StatusCode::NOT_FOUND);
+    // The sweep's write is keyed by its run: the history shows one sweep
+    // write, caused by a run, even though later runs saw the record again.
+    let history = node.ok(&node.admin, "GET", &format!("{uri}/history"), None).await;
+    let writes: Vec<&Json> = history["entries"].as_array().unwrap().iter().filter(|e| e["actor"]["id"] == json!("system")).collect();
+    assert_eq!(writes.len(), 1, "{history}");
+    assert!(writes[0]["metadata"]["causedBy"].is_string());
+    let ticks = claimed_ticks(&node).await;
+    let mut unique = ticks.clone();
+    unique.dedup();
+    assert_eq!(ticks, unique, "every tick claimed once, in order");
+    node.api.system.processes.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_embedded() {
+    jobs(false).await;
+}
+
+#[tokio::test]
+async fn jobs_postgres() {
+    jobs(true).await;
+}
+
+/// Two nodes on one PostgreSQL store run the same schedule: each tick once.
+#[tokio::test]
+async fn a_tick_runs_once_across_two_nodes() {
+    let settings = common::pg_settings();
+    let first = node(Storage::Postgres(settings.clone()), &job_app(), true).await;
+    let second = node(Storage::Postgres(settings), &job_app(), false).await;
+    // Records written through either node are swept by whichever wins a
+    // tick: each node's write model follows the log, the other's writes included.
+    let mut uris = Vec::new();
+    for (i, writer) in [&first, &second, &first, &second].into_iter().enumerate() {
+        let calm = writer.ok(&writer.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("calm{i}"), "priority": "low"}))).await;
+        uris.push(format!("/api/v1/data/ticket/{}", calm["id"].as_str().unwrap()));
+    }
+    let reader = &second;
+    for uri in &uris {
+        eventually("swept through either node", Duration::from_secs(15), || async { reader.record(uri).await["swept"] == json!(true) }).await;
+    }
+    // A record written through one node is changed through the other.
+    let moved = first.call(&first.member, "PATCH", &uris[1], Some(json!({"title": "moved"}))).await;
+    assert!(moved.status.is_success(), "{}", moved.body);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.api.system.processes.stop().await;
+    second.api.system.processes.stop().await;
+    let ticks = claimed_ticks(&first).await;
+    assert!(ticks.len() >= 4, "ticks every 400 ms for 3 s: {ticks:?}");
+    let mut unique = ticks.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(ticks.len(), unique.len(), "no tick claimed twice: {ticks:?}");
+    let events = first.api.system.commands.store().read_stream("$jobs/sweeper", 0).await.unwrap();
+    let finished = events.iter().filter(|e| e.event_type == "job.finished").count();
+    assert!(finished + 2 >= ticks.len(), "runs finish ({finished} of {})", ticks.len());
+    for uri in &uris {
+        let history = first.ok(&first.admin, "GET", &format!("{uri}/history"), None).await;
+        let sweeps = history["entries"].as_array().unwrap().iter().filter(|e| e["actor"]["id"] == json!("system")).count();
+        assert_eq!(sweeps, 1, "one sweep per record across both nodes: {history}");
+    }
+}
+
+#[tokio::test]
+async fn bad_definitions_are_refused_at_start() {
+    for (extra, expected) in [
+        (json!({"workflows": [{"name": "bad", "objectName": "ticket", "criteria": "nope = 1"}]}), "workflow 'bad': criteria: unknown field 'nope'"),
+        (json!({"workflows": [{"name": "bad", "objectName": "ticket", "actions": [{"name": "a1", "type": "flow_launch"}]}]}), "workflow 'bad' action 'a1'"),
+        (json!({"webhooks": [{"name": "hook", "url": "http://127.0.0.1:9/x", "object": "nothing"}]}), "webhook 'hook': unknown object 'nothing'"),
+        (json!({"jobs": [{"name": "jj", "schedule": {"type": "cron", "expression": "whenever"}, "handler": "x"}]}), "job 'jj' schedule"),
+    ] {
+        let (storage, _dir) = common::storage(false);
+        let app_dir = tempfile::tempdir().unwrap();
+        let path = app_dir.path().join("app.json");
+        std::fs::write(&path, app(extra)).unwrap();
+        let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
+        let error = match gateway::app::start(&settings).await {
+            Ok(_) => panic!("{expected}: started"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains(expected), "{error}");
+    }
+}
+
+/// The processes stopped at random points (their tasks aborted wherever they
+/// are, recording nothing, as a crash would) while callers write, then
+/// started again, many times: every rule step and every swept record is
+/// written exactly once, every run ends, and the receiver got every change's
+/// delivery at least once (one id per change, nothing it cannot match).
+async fn crashes(postgres: bool) {
+    let (url, seen, stop) = receiver(false).await;
+    let mut extra = rules();
+    extra["jobs"] =
+        json!([{"id": "sweeper", "name": "sweeper", "schedule": {"type": "interval", "intervalMs": 200}, "handler": "workflow:sweep", "enabled": true}]);
+    extra["webhooks"] = json!([{"name": "tickets", "object": "ticket", "url": url, "method": "POST", "includeSession": false, "timeoutMs": 2000, "isActive": true,
+        "retryPolicy": {"maxRetries": 3, "backoffStrategy": "fixed", "initialDelayMs": 100, "maxDelayMs": 1000}}]);
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &app(extra), true).await;
+    let system = node.api.system.clone();
+    system.processes.abort();
+    let mut rng = common::Rng(0x5eed_c0ff_ee00 + postgres as u64);
+    let (mut high, mut low) = (Vec::new(), Vec::new());
+    for round in 0..12 {
+        let processes = commands::process::Processes::start(system.commands.clone(), &system.automation);
+        for i in 0..3 {
+            let created =
+                node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("r{round}-{i}"), "priority": "high", "score": i * 4}))).await;
+            high.push(created["id"].as_str().unwrap().to_string());
+        }
+        let calm = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("calm{round}"), "priority": "low"}))).await;
+        low.push(calm["id"].as_str().unwrap().to_string());
+        tokio::time::sleep(Duration::from_millis(rng.below(250))).await;
+        processes.abort();
+    }
+    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation);
+    for id in &high {
+        let uri = format!("/api/v1/data/ticket/{id}");
+        eventually("every high ticket escalated", Duration::from_secs(20), || async {
+            let record = node.record(&uri).await;
+            record["level"].as_str().is_some_and(|l| l.ends_with('+'))
+        })
+        .await;
+    }
+    for id in &low {
+        let uri = format!("/api/v1/data/ticket/{id}");
+        eventually("every low ticket swept", Duration::from_secs(20), || async { node.record(&uri).await["swept"] == json!(true) }).await;
+    }
+    let store = system.commands.store().clone();
+    let expected: std::collections::BTreeSet<String> = {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut after = 0;
+        loop {
+            let events = store.read_all(after, 1000).await.unwrap();
+            let Some(last) = events.last() else { break };
+            after = last.position;
+            for event in events.iter().filter(|e| e.stream.starts_with("ticket/")) {
+                ids.insert(format!("{}.tickets", event.event_id.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+            }
+        }
+        ids
+    };
+    eventually("every change delivered", Duration::from_secs(30), || async {
+        let got: std::collections::BTreeSet<String> =
+            seen.lock().unwrap().iter().map(|(h, _)| h.get("x-objectstack-delivery").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()).collect();
+        assert!(got.is_subset(&expected), "deliveries of changes that never happened: {:?}", got.difference(&expected).collect::<Vec<_>>());
+        got == expected
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in &high {
+        let history = node.ok(&node.admin, "GET", &format!("/api/v1/data/ticket/{id}/history"), None).await;
+        assert_eq!(history["entries"].as_array().unwrap().len(), 3, "create, escalate and follow_up, each once: {history}");
+    }
+    for id in &low {
+        let history = node.ok(&node.admin, "GET", &format!("/api/v1/data/ticket/{id}/history"), None).await;
+        assert_eq!(history["entries"].as_array().unwrap().len(), 2, "create and one sweep: {history}");
+    }
+    processes.stop().await;
+    let events = store.read_stream("$jobs/sweeper", 0).await.unwrap();
+    let started: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| match domain::event::codec::decode_envelope_payload(e, registry()) {
+            Ok(EventPayload::Process(ProcessEvent::JobStarted(s))) => Some(s.run_id),
+            _ => None,
+        })
+        .collect();
+    let finished: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| match domain::event::codec::decode_envelope_payload(e, registry()) {
+            Ok(EventPayload::Process(ProcessEvent::JobFinished(f))) => Some(f.run_id),
+            _ => None,
+        })
+        .collect();
+    assert!(!started.is_empty(), "runs were started");
+    assert_eq!(started, finished, "every run started (crashed ones resumed) ends");
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn crashes_embedded() {
+    crashes(false).await;
+}
+
+#[tokio::test]
+async fn crashes_postgres() {
+    crashes(true).await;
+}
