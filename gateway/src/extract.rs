@@ -72,28 +72,46 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
 /// A JSON body: malformed JSON, a wrong content type or an oversize body are 4xx errors in the envelope.
 pub(crate) struct JsonBody(pub Json);
 
+/// A JSON body that may be left out (an empty body is `None`); otherwise as [`JsonBody`].
+pub(crate) struct OptionalJsonBody(pub Option<Json>);
+
+async fn read_json<S: Send + Sync>(req: Request, state: &S) -> Result<Option<Json>, ApiError> {
+    let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the request body is larger than the limit of {} bytes", crate::wire::MAX_BODY)
+        } else {
+            format!("cannot read the request body: {e}")
+        };
+        ApiError::new(ErrorCode::ValidationError, message).with_status(status)
+    })?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if !content_type.is_empty() && !is_json(&content_type) {
+        return Err(ApiError::new(ErrorCode::ValidationError, format!("unsupported content type '{content_type}': send application/json"))
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("malformed JSON: {e}")))
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!("the request body is larger than the limit of {} bytes", crate::wire::MAX_BODY)
-            } else {
-                format!("cannot read the request body: {e}")
-            };
-            ApiError::new(ErrorCode::ValidationError, message).with_status(status)
-        })?;
-        if bytes.is_empty() {
-            return Err(ApiError::new(ErrorCode::ValidationError, "the request body is empty; send a JSON document"));
+        match read_json(req, state).await? {
+            Some(json) => Ok(JsonBody(json)),
+            None => Err(ApiError::new(ErrorCode::ValidationError, "the request body is empty; send a JSON document")),
         }
-        if !content_type.is_empty() && !is_json(&content_type) {
-            return Err(ApiError::new(ErrorCode::ValidationError, format!("unsupported content type '{content_type}': send application/json"))
-                .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-        }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("malformed JSON: {e}")))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(req, state).await.map(OptionalJsonBody)
     }
 }
 

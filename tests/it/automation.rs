@@ -537,3 +537,178 @@ async fn crashes_embedded() {
 async fn crashes_postgres() {
     crashes(true).await;
 }
+
+fn flow_app() -> String {
+    let mut app: Json = serde_json::from_str(&app(json!({}))).unwrap();
+    app["objects"].as_array_mut().unwrap().push(json!({"name": "note", "fields": {
+        "ticket": {"type": "lookup", "reference": "ticket"}, "body": {"type": "text"}}}));
+    app["permissions"][0]["objects"]["note"] = json!({"allowRead": true, "allowCreate": true, "allowEdit": true});
+    app["permissions"][0]["fields"] = json!({"ticket.score": {"readable": true, "editable": false}});
+    let rescore = |name: &str, run_as: &str| {
+        json!({"name": name, "label": name, "type": "api", "runAs": run_as, "status": "active",
+            "variables": [{"name": "ticketId", "type": "text", "isInput": true, "isOutput": false}],
+            "nodes": [{"id": "begin", "type": "start"},
+                      {"id": "rescore", "type": "update_record", "config": {"objectName": "ticket", "recordId": "=ticketId", "fields": {"score": 99}}},
+                      {"id": "done", "type": "end"}],
+            "edges": [{"id": "e1", "source": "begin", "target": "rescore"}, {"id": "e2", "source": "rescore", "target": "done"}]})
+    };
+    app["flows"] = json!([
+        {"name": "follow_up", "label": "Follow up", "type": "record_change", "runAs": "system", "status": "active",
+         "nodes": [{"id": "begin", "type": "start", "config": {"objectName": "ticket", "triggerType": "on_create", "criteria": "record.priority = \"high\""}},
+                   {"id": "note", "type": "create_record", "config": {"objectName": "note", "fields": {"ticket": "=record.id", "body": "=CONCAT(\"follow up: \", record.title)"}}},
+                   {"id": "done", "type": "end"}],
+         "edges": [{"id": "e1", "source": "begin", "target": "note"}, {"id": "e2", "source": "note", "target": "done"}]},
+        {"name": "close_ticket", "label": "Close", "type": "api", "runAs": "user", "status": "active",
+         "variables": [{"name": "ticketId", "type": "text", "isInput": true, "isOutput": false},
+                       {"name": "reason", "type": "text", "isInput": true, "isOutput": false},
+                       {"name": "result", "type": "text", "isInput": false, "isOutput": true}],
+         "nodes": [{"id": "begin", "type": "start"},
+                   {"id": "find", "type": "get_record", "config": {"objectName": "ticket", "filter": {"id": "=ticketId"}, "outputVariable": "found"}},
+                   {"id": "exists", "type": "decision"},
+                   {"id": "close", "type": "update_record", "config": {"objectName": "ticket", "recordId": "=found.id", "fields": {"level": "=CONCAT(\"closed: \", reason)"}}},
+                   {"id": "closed", "type": "assignment", "config": {"assignments": [{"variable": "result", "value": "closed"}]}},
+                   {"id": "missing", "type": "assignment", "config": {"assignments": [{"variable": "result", "value": "missing"}]}},
+                   {"id": "done", "type": "end"}],
+         "edges": [{"id": "e1", "source": "begin", "target": "find"}, {"id": "e2", "source": "find", "target": "exists"},
+                   {"id": "e3", "source": "exists", "target": "close", "condition": "NOT(ISBLANK(found))", "type": "conditional"},
+                   {"id": "e4", "source": "exists", "target": "missing", "isDefault": true},
+                   {"id": "e5", "source": "close", "target": "closed"}, {"id": "e6", "source": "closed", "target": "done"},
+                   {"id": "e7", "source": "missing", "target": "done"}]},
+        rescore("rescore_as_user", "user"),
+        rescore("rescore_as_system", "system"),
+        {"name": "housekeeping", "label": "Housekeeping", "type": "autolaunched", "runAs": "system", "status": "active",
+         "nodes": [{"id": "begin", "type": "start"}, {"id": "done", "type": "end"}],
+         "edges": [{"id": "e1", "source": "begin", "target": "done"}]}
+    ]);
+    app.to_string()
+}
+
+async fn flows(postgres: bool) {
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &flow_app(), true).await;
+    // A record_change flow: a high ticket gets a follow-up note, written as the system.
+    let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "leak", "priority": "high"}))).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "calm", "priority": "low"}))).await;
+    let filter = common::urlencode(&json!([["ticket", "=", id]]).to_string());
+    eventually("the follow-up note", Duration::from_secs(10), || async {
+        node.ok(&node.admin, "GET", &format!("/api/v1/data/note?filter={filter}"), None).await["total"] == json!(1)
+    })
+    .await;
+    let notes = node.ok(&node.admin, "GET", "/api/v1/data/note", None).await;
+    assert_eq!(notes["total"], json!(1), "no note for the low ticket: {notes}");
+    assert_eq!(notes["records"][0]["body"], json!("follow up: leak"));
+
+    // An api flow as its caller: a decision, a read, an update, an output.
+    let run = |body: Json| node.call(&node.member, "POST", "/api/v1/automation/trigger/close_ticket", Some(body));
+    let closed = run(json!({"ticketId": id, "reason": "fixed"})).await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    assert_eq!(closed.body["result"], json!({"result": "closed"}));
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{id}")).await["level"], json!("closed: fixed"));
+    let missing = run(json!({"ticketId": "nope", "reason": "x"})).await;
+    assert_eq!(missing.body["result"], json!({"result": "missing"}), "{}", missing.body);
+    let unknown = run(json!({"ticketId": id, "mood": "x"})).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    let guest = node.api.call("POST", "/api/v1/automation/trigger/close_ticket", Some(json!({"ticketId": id, "reason": "x"})), &[]).await;
+    assert_eq!(guest.status, StatusCode::UNAUTHORIZED, "{}", guest.body);
+
+    // As the user, a flow can do only what its caller may: the member may not edit `score`.
+    let uri = |flow: &str| format!("/api/v1/automation/trigger/{flow}");
+    let refused = node.call(&node.member, "POST", &uri("rescore_as_user"), Some(json!({"ticketId": id}))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("node 'rescore'"), "{}", refused.body);
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{id}")).await["score"], Json::Null);
+    let as_system = node.call(&node.member, "POST", &uri("rescore_as_system"), Some(json!({"ticketId": id}))).await;
+    assert_eq!(as_system.status, StatusCode::OK, "{}", as_system.body);
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{id}")).await["score"], json!(99));
+    // The same request twice with one idempotency key runs once.
+    let keyed = || async {
+        let bearer = format!("Bearer {}", node.member);
+        let headers = [("authorization", bearer.as_str()), ("idempotency-key", "close-1")];
+        node.api.call("POST", "/api/v1/automation/trigger/close_ticket", Some(json!({"ticketId": id, "reason": "again"})), &headers).await
+    };
+    let history = format!("/api/v1/data/ticket/{id}/history");
+    assert_eq!(keyed().await.status, StatusCode::OK);
+    let before = node.ok(&node.admin, "GET", &history, None).await["total"].clone();
+    let repeated = keyed().await;
+    assert_eq!(repeated.status, StatusCode::OK, "{}", repeated.body);
+    assert_eq!(repeated.body["result"], json!({"result": "closed"}));
+    let after = node.ok(&node.admin, "GET", &history, None).await["total"].clone();
+    assert_eq!(before, after, "a repeated run writes nothing");
+
+    // Autolaunched flows are an administrator's; record_change flows are not triggered.
+    assert_eq!(node.call(&node.member, "POST", &uri("housekeeping"), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(node.call(&node.admin, "POST", &uri("housekeeping"), None).await.status, StatusCode::OK);
+    assert_eq!(node.call(&node.admin, "POST", &uri("follow_up"), None).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(node.call(&node.admin, "POST", &uri("nope"), None).await.status, StatusCode::NOT_FOUND);
+    node.api.system.processes.stop().await;
+}
+
+#[tokio::test]
+async fn flows_embedded() {
+    flows(false).await;
+}
+
+#[tokio::test]
+async fn flows_postgres() {
+    flows(true).await;
+}
+
+#[tokio::test]
+async fn bad_flows_are_refused_at_start() {
+    let flow = |nodes: Json, edges: Json| json!({"flows": [{"name": "f1", "label": "F", "type": "api", "runAs": "user", "status": "active", "nodes": nodes, "edges": edges}]});
+    let start_end = json!([{"id": "a", "type": "start"}, {"id": "b", "type": "decision"}, {"id": "c", "type": "end"}]);
+    for (extra, expected) in [
+        (flow(json!([{"id": "a", "type": "start"}, {"id": "l", "type": "loop"}]), json!([])), "flow 'f1' node 'l': node type 'loop' is not supported"),
+        (
+            flow(
+                start_end.clone(),
+                json!([{"source": "a", "target": "b"}, {"source": "b", "target": "c"}, {"source": "b", "target": "a", "condition": "1 = 1"}]),
+            ),
+            "the graph has a cycle",
+        ),
+        (flow(start_end.clone(), json!([{"source": "a", "target": "b", "condition": "nobody = 1"}])), "unknown variable 'nobody'"),
+        (flow(start_end, json!([{"source": "a", "target": "zz"}])), "unknown node 'zz'"),
+        (flow(json!([{"id": "a", "type": "end"}]), json!([])), "exactly one start node"),
+    ] {
+        let (storage, _dir) = common::storage(false);
+        let app_dir = tempfile::tempdir().unwrap();
+        let path = app_dir.path().join("app.json");
+        std::fs::write(&path, app(extra)).unwrap();
+        let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
+        let error = match gateway::app::start(&settings).await {
+            Ok(_) => panic!("{expected}: started"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+}
+
+/// The bundled CRM app's automation, as a new user meets it: a deal marked
+/// won gets its probability and forecast set by rules and a kick-off task
+/// created by a flow.
+#[tokio::test]
+async fn the_crm_app_automates_a_won_deal() {
+    let crm = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../domain/apps/crm.json")).unwrap();
+    let (storage, _dir) = common::storage(false);
+    let node = node(storage, &crm, true).await;
+    let open = common::urlencode(&json!([["stage", "in", ["proposal", "negotiation"]]]).to_string());
+    let deals = node.ok(&node.admin, "GET", &format!("/api/v1/data/opportunity?filter={open}&top=1"), None).await;
+    let deal = deals["records"][0].clone();
+    let id = deal["id"].as_str().expect("the CRM seed data has an open deal").to_string();
+    // The app's stage rule allows winning from negotiation only.
+    if deal["stage"] != json!("negotiation") {
+        node.ok(&node.admin, "PATCH", &format!("/api/v1/data/opportunity/{id}"), Some(json!({"stage": "negotiation"}))).await;
+    }
+    node.ok(&node.admin, "PATCH", &format!("/api/v1/data/opportunity/{id}"), Some(json!({"stage": "closed_won"}))).await;
+    let tasks = common::urlencode(&json!([["related_to_opportunity", "=", id]]).to_string());
+    eventually("the rules and the flow", Duration::from_secs(10), || async {
+        let record = node.record(&format!("/api/v1/data/opportunity/{id}")).await;
+        let kickoff = node.ok(&node.admin, "GET", &format!("/api/v1/data/task?filter={tasks}"), None).await;
+        record["probability"] == json!(100)
+            && record["forecast_category"] == json!("closed")
+            && kickoff["records"].as_array().unwrap().iter().any(|t| t["subject"] == json!(format!("Kick-off: {}", deal["name"].as_str().unwrap())))
+    })
+    .await;
+    node.api.system.processes.stop().await;
+}

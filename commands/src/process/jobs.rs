@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use domain::automation::{Job, Schedule, WorkflowRule};
+use domain::automation::{Flow, Job, Schedule, WorkflowRule};
 use domain::event::process::{JobFinished, JobStarted};
 use domain::event::{registry, EventId, EventPayload, ProcessEvent};
 use domain::time::Timestamp;
@@ -25,6 +25,15 @@ use super::status::ProcessStatus;
 use super::workflow::pause;
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
+
+/// What a job's run does.
+#[derive(Debug, Clone)]
+pub(crate) enum Work {
+    /// A schedule rule over every record of its object.
+    Rule(WorkflowRule),
+    /// An autolaunched flow, once.
+    Flow(Flow),
+}
 
 /// Runs kept in memory per job for the API (the log keeps them all).
 const KEPT_RUNS: usize = 200;
@@ -127,7 +136,7 @@ pub(crate) type Trigger = oneshot::Sender<Result<String, String>>;
 pub(crate) async fn run(
     commands: Arc<CommandService>,
     job: Job,
-    rule: WorkflowRule,
+    rule: Work,
     shared: Arc<RwLock<JobState>>,
     status: Arc<ProcessStatus>,
     mut triggers: mpsc::Receiver<Trigger>,
@@ -244,9 +253,9 @@ struct Stopped;
 
 /// Runs a claimed run to its end (with retries) and records how it ended.
 async fn finish(
-    commands: &CommandService,
+    commands: &Arc<CommandService>,
     job: &Job,
-    rule: &WorkflowRule,
+    rule: &Work,
     shared: &RwLock<JobState>,
     status: &ProcessStatus,
     run: &JobRun,
@@ -256,7 +265,7 @@ async fn finish(
     let mut attempts = 0;
     let (outcome, changed) = loop {
         attempts += 1;
-        let sweep = sweep(commands, rule, run);
+        let sweep = work(commands, rule, run);
         let result = match job.timeout_ms {
             Some(ms) => tokio::time::timeout(Duration::from_millis(ms), sweep).await.unwrap_or(Err(Failure::Timeout(ms))),
             None => sweep.await,
@@ -320,6 +329,21 @@ impl std::fmt::Display for Failure {
             Failure::Timeout(ms) => write!(f, "the run took longer than its timeout ({ms} ms)"),
             Failure::Refused { failed, first } => write!(f, "{failed} records could not be updated; the first: {first}"),
             Failure::Store(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Does a run's work: the records it changed (for a flow, the nodes it ran through are not counted).
+async fn work(commands: &Arc<CommandService>, work: &Work, run: &JobRun) -> Result<u64, Failure> {
+    match work {
+        Work::Rule(rule) => sweep(commands, rule, run).await,
+        Work::Flow(flow) => {
+            let host = super::flows::SystemHost { commands: commands.clone(), causation: Some(run.started_event) };
+            match super::flows::run(flow, domain::value::Record::new(), &format!("{}/{}", flow.name, run.run_id), &host, crate::clock::now()).await {
+                Ok(_) => Ok(0),
+                Err(super::flows::FlowError::Unavailable(_, message)) => Err(Failure::Store(CommandError::Store(crate::StoreError::Unavailable(message)))),
+                Err(failed) => Err(Failure::Refused { failed: 1, first: failed.to_string() }),
+            }
         }
     }
 }

@@ -7,12 +7,14 @@
 //! the log. Steps carry idempotency keys derived from what caused them, so a
 //! step taken again after a crash is not applied twice.
 //!
-//! - `workflow`: workflow rules on record changes.
+//! - `workflow`: workflow rules and `record_change` flows on record changes.
+//! - `flows`: running a flow, through a host (the system, or a caller).
 //! - `webhooks`: delivery of changes to webhooks' receivers (`http`).
 //! - `jobs`: scheduled jobs (cron, interval, once) and runs on demand.
 //!
 //! Entry point: [`Processes::start`]; the caller stops them with [`Processes::stop`].
 
+pub mod flows;
 mod follow;
 mod http;
 pub mod jobs;
@@ -67,11 +69,14 @@ impl Processes {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut statuses = Vec::new();
-        let change_rules: Vec<_> = automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule).cloned().collect();
-        if !change_rules.is_empty() {
+        let reactions = workflow::Reactions {
+            rules: automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule).cloned().collect(),
+            flows: automation.flows.iter().filter(|f| matches!(f.start_kind, domain::automation::FlowStart::RecordChange { .. })).cloned().collect(),
+        };
+        if !reactions.is_empty() {
             let status = Arc::new(ProcessStatus::new(workflow::NAME));
             statuses.push(status.clone());
-            tasks.push(tokio::spawn(workflow::run(commands.clone(), Arc::new(change_rules), status, stopped.clone())));
+            tasks.push(tokio::spawn(workflow::run(commands.clone(), Arc::new(reactions), status, stopped.clone())));
         }
         let client = http::client();
         let mut webhooks = Vec::new();
@@ -84,13 +89,15 @@ impl Processes {
         }
         let mut jobs = Vec::new();
         for job in &automation.jobs {
-            let JobHandler::Workflow(rule) = &job.handler;
-            let rule = automation.workflow(rule).expect("a job's rule is checked at load").clone();
+            let work = match &job.handler {
+                JobHandler::Workflow(rule) => jobs::Work::Rule(automation.workflow(rule).expect("a job's rule is checked at load").clone()),
+                JobHandler::Flow(flow) => jobs::Work::Flow(automation.flow(flow).expect("a job's flow is checked at load").clone()),
+            };
             let state = Arc::new(RwLock::new(JobState::default()));
             let status = Arc::new(ProcessStatus::new(&format!("job:{}", job.name)));
             statuses.push(status.clone());
             let (trigger, triggers) = mpsc::channel(16);
-            tasks.push(tokio::spawn(jobs::run(commands.clone(), job.clone(), rule, state.clone(), status, triggers, stopped.clone())));
+            tasks.push(tokio::spawn(jobs::run(commands.clone(), job.clone(), work, state.clone(), status, triggers, stopped.clone())));
             jobs.push(JobEntry { job: job.clone(), state, trigger });
         }
         Processes { stop, tasks: Mutex::new(tasks), statuses, webhooks, jobs }
@@ -123,11 +130,14 @@ impl Processes {
             .iter()
             .map(|entry| {
                 let state = entry.state.read().expect("job state lock");
-                let JobHandler::Workflow(rule) = &entry.job.handler;
+                let handler = match &entry.job.handler {
+                    JobHandler::Workflow(rule) => format!("workflow:{rule}"),
+                    JobHandler::Flow(flow) => format!("flow:{flow}"),
+                };
                 serde_json::json!({
                     "name": entry.job.name,
                     "schedule": entry.job.schedule.to_json(),
-                    "handler": format!("workflow:{rule}"),
+                    "handler": handler,
                     "enabled": entry.job.enabled,
                     "nextRunAt": state.next_tick.map(|t| domain::Timestamp::from_micros(t).to_rfc3339()),
                     "lastRun": state.runs.back().map(|r| r.to_json(&entry.job.name)),

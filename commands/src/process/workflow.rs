@@ -1,6 +1,7 @@
 //! The workflow runtime: follows the log and, for each record created or
-//! updated, runs the object's workflow rules in `executionOrder`; a rule whose
-//! criteria hold writes its field updates as an update of that record.
+//! updated, runs the object's workflow rules in `executionOrder` (a rule whose
+//! criteria hold writes its field updates as an update of that record), then
+//! its `record_change` flows (as the system; run id: the flow and the event).
 //!
 //! Each update is keyed by the rule and the event that caused it
 //! (`$wf/{depth}/{rule}/{event id}`), acts as `system` with that event as
@@ -11,11 +12,12 @@
 
 use std::sync::Arc;
 
-use domain::automation::{Change, WorkflowRule};
+use domain::automation::{Change, Flow, FlowStart, WorkflowRule};
 use domain::event::{registry, EventEnvelope, EventPayload, StreamId};
 use domain::time::Timestamp;
 use tokio::sync::watch;
 
+use super::flows::{self, FlowError, SystemHost};
 use super::follow::Follower;
 use super::progress::Progress;
 use super::state_at::{before_update, record_after};
@@ -30,7 +32,7 @@ const KEY_PREFIX: &str = "$wf/";
 /// The process's name (its progress stream is `$process/workflow`).
 pub const NAME: &str = "workflow";
 
-pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Vec<WorkflowRule>>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
     let (mut progress, start) = loop {
         match Progress::load(&commands, NAME).await {
             Ok(loaded) => break loaded,
@@ -104,11 +106,31 @@ pub(crate) async fn pause(stop: &mut watch::Receiver<bool>, ms: u64) -> bool {
     }
 }
 
-/// Runs the rules of one event's object. Errors are the store's (retry).
-async fn handle(commands: &CommandService, rules: &[WorkflowRule], status: &ProcessStatus, event: &EventEnvelope) -> Result<(), CommandError> {
+/// What reacts to record changes: the workflow rules (in `executionOrder`)
+/// and the `record_change` flows.
+#[derive(Debug, Default)]
+pub(crate) struct Reactions {
+    pub rules: Vec<WorkflowRule>,
+    pub flows: Vec<Flow>,
+}
+
+impl Reactions {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.flows.is_empty()
+    }
+
+    fn watches(&self, object: &str) -> bool {
+        self.rules.iter().any(|r| r.object == object)
+            || self.flows.iter().any(|f| matches!(&f.start_kind, FlowStart::RecordChange { object: o, .. } if o == object))
+    }
+}
+
+/// Runs the rules and flows of one event's object. Errors are the store's (retry).
+async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &ProcessStatus, event: &EventEnvelope) -> Result<(), CommandError> {
+    let rules = &reactions.rules;
     let stream = StreamId(event.stream.clone());
     let Some((object, id)) = stream.record_parts() else { return Ok(()) };
-    if !rules.iter().any(|r| r.object == object) || !matches!(event.event_type.as_str(), "record.created" | "record.updated") {
+    if !reactions.watches(object) || !matches!(event.event_type.as_str(), "record.created" | "record.updated") {
         return Ok(());
     }
     let depth = caused_depth(event);
@@ -156,6 +178,19 @@ async fn handle(commands: &CommandService, rules: &[WorkflowRule], status: &Proc
             Err(CommandError::Store(error)) => return Err(CommandError::Store(error)),
             Err(CommandError::Contended) => return Err(CommandError::Contended),
             Err(refused) => status.failed(format!("workflow '{}' on {object} {id}: {refused}", rule.name)),
+        }
+    }
+    // Flows react to callers' changes (not to rules' or flows' own writes).
+    if depth > 0 {
+        return Ok(());
+    }
+    for flow in reactions.flows.iter().filter(|f| f.reacts_to(object, change, &record, previous.as_ref(), now)) {
+        let host = SystemHost { commands: commands.clone(), causation: Some(event.event_id) };
+        let variables = Flow::change_variables(&record, previous.as_ref());
+        match flows::run(flow, variables, &format!("{}/{event_id}", flow.name), &host, now).await {
+            Ok(_) => status.step(),
+            Err(FlowError::Unavailable(_, message)) => return Err(CommandError::Store(crate::StoreError::Unavailable(message))),
+            Err(failed) => status.failed(failed.to_string()),
         }
     }
     Ok(())

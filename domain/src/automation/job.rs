@@ -1,8 +1,8 @@
 //! Scheduled jobs (`Job`, IJobService): a `cron` expression (in UTC or a fixed
 //! offset), an interval, or one moment, and a handler. A handler here is a
 //! workflow rule with `triggerType: schedule` (`workflow:<rule>`), run over
-//! every record of its object; JavaScript handlers (`path:fn`) cannot run in
-//! this server. Ticks are pure functions of the schedule and a time, so every
+//! every record of its object, or an autolaunched flow (`flow:<name>`);
+//! JavaScript handlers (`path:fn`) cannot run in this server. Ticks are pure functions of the schedule and a time, so every
 //! node computes the same ones and claims each in the log.
 
 use std::str::FromStr;
@@ -11,6 +11,7 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde_json::Value as Json;
 
 use super::check::{boolean, invalid, name, number, properties, text};
+use super::flow::{Flow, FlowStart};
 use super::workflow::{Trigger, WorkflowRule};
 use crate::error::DomainError;
 use crate::time::Timestamp;
@@ -100,6 +101,8 @@ fn offset_name(offset: &FixedOffset) -> String {
 pub enum JobHandler {
     /// A schedule workflow rule, over every record of its object.
     Workflow(String),
+    /// An autolaunched flow, run once per tick.
+    Flow(String),
 }
 
 /// Retries of a failed run: after `backoff_ms`, times `multiplier` each retry.
@@ -129,21 +132,26 @@ pub struct Job {
 const PROPERTIES: [&str; 7] = ["id", "name", "schedule", "handler", "retryPolicy", "timeout", "enabled"];
 
 impl Job {
-    pub fn parse(json: &Json, workflows: &[WorkflowRule]) -> Result<Job, DomainError> {
+    pub fn parse(json: &Json, workflows: &[WorkflowRule], flows: &[Flow]) -> Result<Job, DomainError> {
         let map = properties("job", json, &PROPERTIES)?;
         let job_name = name("job", map)?;
         let what = format!("job '{job_name}'");
         let schedule = schedule(&what, map.get("schedule").ok_or_else(|| invalid(format!("{what}: 'schedule' is required")))?)?;
         let handler = text(&what, map, "handler")?.ok_or_else(|| invalid(format!("{what}: 'handler' is required")))?;
-        let handler = match handler.strip_prefix("workflow:") {
-            Some(rule) => match workflows.iter().find(|w| w.name == rule) {
+        let handler = match (handler.strip_prefix("workflow:"), handler.strip_prefix("flow:")) {
+            (Some(rule), _) => match workflows.iter().find(|w| w.name == rule) {
                 Some(w) if w.trigger == Trigger::Schedule => JobHandler::Workflow(rule.to_string()),
                 Some(_) => return Err(invalid(format!("{what}: workflow '{rule}' is not a schedule rule (triggerType: schedule)"))),
                 None => return Err(invalid(format!("{what}: handler names unknown workflow '{rule}'"))),
             },
-            None => {
+            (_, Some(flow)) => match flows.iter().find(|f| f.name == flow) {
+                Some(f) if matches!(f.start_kind, FlowStart::Autolaunched) => JobHandler::Flow(flow.to_string()),
+                Some(_) => return Err(invalid(format!("{what}: flow '{flow}' is not an autolaunched flow"))),
+                None => return Err(invalid(format!("{what}: handler names unknown flow '{flow}'"))),
+            },
+            _ => {
                 return Err(invalid(format!(
-                    "{what}: handler '{handler}' cannot run here: this server runs 'workflow:<rule>' handlers (JavaScript handlers need the TypeScript runtime)"
+                    "{what}: handler '{handler}' cannot run here: this server runs 'workflow:<rule>' and 'flow:<name>' handlers (JavaScript handlers need the TypeScript runtime)"
                 )))
             }
         };

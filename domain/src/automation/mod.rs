@@ -1,10 +1,11 @@
 //! Server-side logic an app declares: workflow rules (`workflows`), webhooks
-//! (`webhooks`) and scheduled jobs (`jobs`). Parsed and checked against the
+//! (`webhooks`), flows (`flows`) and scheduled jobs (`jobs`). Parsed and checked against the
 //! catalog once, when the app loads, so a bad definition is refused naming
 //! itself and its action; what runs them (the process runtime) lives in
 //! `commands::process`.
 
 mod check;
+pub mod flow;
 pub mod job;
 pub mod webhook;
 pub mod workflow;
@@ -14,6 +15,7 @@ mod tests;
 
 use serde_json::Value as Json;
 
+pub use flow::{Flow, FlowStart, NodeKind};
 pub use job::{Job, JobHandler, Schedule};
 pub use webhook::{Backoff, RetryPolicy, Webhook, WebhookTrigger};
 pub use workflow::{Change, FieldUpdate, Trigger, UpdateValue, WorkflowRule};
@@ -27,6 +29,7 @@ pub struct Automation {
     /// Ordered by `executionOrder`, then name.
     pub workflows: Vec<WorkflowRule>,
     pub webhooks: Vec<Webhook>,
+    pub flows: Vec<Flow>,
     pub jobs: Vec<Job>,
 }
 
@@ -58,19 +61,31 @@ impl Automation {
             }
             webhooks.push(hook);
         }
+        let mut flows = Vec::new();
+        for item in list("flows")? {
+            let flow = Flow::parse(item, catalog)?;
+            if flows.iter().any(|f: &Flow| f.name == flow.name) {
+                return Err(DomainError::InvalidDefinition(format!("flow '{}' is defined twice", flow.name)));
+            }
+            flows.push(flow);
+        }
         let mut jobs = Vec::new();
         for item in list("jobs")? {
-            let job = Job::parse(item, &workflows)?;
+            let job = Job::parse(item, &workflows, &flows)?;
             if jobs.iter().any(|j: &Job| j.name == job.name) {
                 return Err(DomainError::InvalidDefinition(format!("job '{}' is defined twice", job.name)));
             }
             jobs.push(job);
         }
-        Ok(Automation { workflows, webhooks, jobs })
+        Ok(Automation { workflows, webhooks, flows, jobs })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.workflows.is_empty() && self.webhooks.is_empty() && self.jobs.is_empty()
+        self.workflows.is_empty() && self.webhooks.is_empty() && self.flows.is_empty() && self.jobs.is_empty()
+    }
+
+    pub fn flow(&self, name: &str) -> Option<&Flow> {
+        self.flows.iter().find(|f| f.name == name)
     }
 
     pub fn workflow(&self, name: &str) -> Option<&WorkflowRule> {

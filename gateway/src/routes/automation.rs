@@ -1,7 +1,8 @@
 //! Automation routes: `GET /api/v1/automation` (rules and processes),
 //! `GET /api/v1/jobs`, `GET /api/v1/jobs/{name}/executions?limit=`,
 //! `POST /api/v1/jobs/{name}/trigger` (202 with the run's id),
-//! `GET /api/v1/webhooks`, `GET /api/v1/webhooks/{name}/deliveries?limit=`;
+//! `GET /api/v1/webhooks`, `GET /api/v1/webhooks/{name}/deliveries?limit=`,
+//! `POST /api/v1/automation/trigger/{name}` (a flow, the body its inputs);
 //! answered by [`crate::service::automation`].
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use serde_json::{json, Value as Json};
 
 use crate::app::System;
 use crate::error::ApiError;
-use crate::extract::QueryPairs;
+use crate::extract::{OptionalJsonBody, QueryPairs};
 use crate::service::{automation, Caller};
 use crate::wire::ok;
 
@@ -60,4 +61,21 @@ pub(crate) async fn deliveries(
     query: QueryPairs,
 ) -> Result<JsonResponse<Json>, ApiError> {
     Ok(JsonResponse(ok(json!({"deliveries": automation::deliveries(&system, &caller, &name, limit(query)?)?}))))
+}
+
+pub(crate) async fn trigger_flow(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
+    let input = match body.unwrap_or(Json::Null) {
+        Json::Object(map) => map,
+        Json::Null => Default::default(),
+        _ => return Err(ApiError::new(domain::ErrorCode::ValidationError, "the body is the flow's inputs: a JSON object")),
+    };
+    let key = super::data::idempotency_key(&headers)?;
+    let (run, output) = automation::trigger_flow(&system, &caller, &name, input, key).await?;
+    Ok(JsonResponse(json!({"success": true, "jobId": run, "result": output, "data": {"runId": run, "result": output}})))
 }

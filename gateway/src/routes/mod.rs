@@ -56,6 +56,7 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/auth/permissions/effective", get(auth::effective))
         .route("/api/v1/auth/permissions/{object}", get(auth::permissions_of))
         .route("/api/v1/automation", get(automation::overview))
+        .route("/api/v1/automation/trigger/{name}", post(automation::trigger_flow))
         .route("/api/v1/jobs", get(automation::jobs))
         .route("/api/v1/jobs/{name}/executions", get(automation::executions))
         .route("/api/v1/jobs/{name}/trigger", post(automation::trigger))

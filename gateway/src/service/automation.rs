@@ -3,9 +3,11 @@
 //! (position, lag, steps, failures), jobs with their schedules and runs, a
 //! run on demand, and webhooks with their deliveries.
 
-use domain::security::SystemPermission;
+use commands::process::flows::{self, FlowError, FlowHost, SystemHost};
+use domain::automation::FlowStart;
+use domain::security::{PrincipalKind, SystemPermission};
 use domain::ErrorCode;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
 use super::caller::Caller;
 use crate::app::System;
@@ -32,7 +34,20 @@ pub fn overview(system: &System, caller: &Caller) -> Result<Json, ApiError> {
             })
         })
         .collect();
-    Ok(json!({"workflows": workflows, "processes": processes(system)}))
+    let flows: Vec<Json> = system
+        .automation
+        .flows
+        .iter()
+        .map(|f| {
+            let kind = match &f.start_kind {
+                FlowStart::Api => "api".to_string(),
+                FlowStart::Autolaunched => "autolaunched".to_string(),
+                FlowStart::RecordChange { object, .. } => format!("record_change:{object}"),
+            };
+            json!({"name": f.name, "type": kind, "active": f.active, "runAs": if f.run_as_system { "system" } else { "user" }, "inputs": f.inputs, "outputs": f.outputs})
+        })
+        .collect();
+    Ok(json!({"workflows": workflows, "flows": flows, "processes": processes(system)}))
 }
 
 /// Every process's status (also in the projections' status and `/metrics`).
@@ -77,4 +92,56 @@ pub fn deliveries(system: &System, caller: &Caller, name: &str, limit: Option<us
 
 fn unknown(kind: &str, name: &str) -> ApiError {
     ApiError::new(ErrorCode::ResourceNotFound, format!("no {kind} named '{name}'"))
+}
+
+/// Runs a flow now with `input` as its input variables: an `api` flow for
+/// any signed-in caller (as the caller, whose rights every step keeps, or as
+/// the system when the flow says `runAs: system`), an `autolaunched` one for
+/// `manage_automation`. The run id is the request's idempotency key when it
+/// has one (a repeat writes nothing twice), else a new one. Answers the run
+/// id and the flow's output variables.
+pub async fn trigger_flow(
+    system: &System,
+    caller: &Caller,
+    name: &str,
+    input: Map<String, Json>,
+    idempotency_key: Option<String>,
+) -> Result<(String, Map<String, Json>), ApiError> {
+    let flow = system.automation.flow(name).filter(|f| f.active).ok_or_else(|| unknown("active flow", name))?;
+    match &flow.start_kind {
+        FlowStart::Api => {
+            if caller.principal().kind == PrincipalKind::Guest && system.policy.declared {
+                return Err(ApiError::new(ErrorCode::Unauthenticated, "sign in to run a flow"));
+            }
+        }
+        FlowStart::Autolaunched => caller.require(SystemPermission::ManageAutomation)?,
+        FlowStart::RecordChange { object, .. } => {
+            return Err(ApiError::new(ErrorCode::ValidationError, format!("flow '{name}' runs when a {object} record changes; it cannot be triggered")));
+        }
+    }
+    if let Some(unknown) = input.keys().find(|k| !flow.inputs.contains(k)) {
+        return Err(ApiError::new(ErrorCode::InvalidField, format!("flow '{name}' has no input '{unknown}' (inputs: {})", flow.inputs.join(", "))));
+    }
+    let mut variables = domain::value::Record::new();
+    for (key, value) in &input {
+        variables.insert(key.clone(), domain::value::Value::from_json(value));
+    }
+    let run_id = match idempotency_key {
+        Some(key) => format!("{name}/{}/{key}", caller.actor()),
+        None => format!("{name}/{}", uuid::Uuid::now_v7()),
+    };
+    let system_host;
+    let caller_host;
+    let host: &dyn FlowHost = if flow.run_as_system {
+        system_host = SystemHost { commands: system.commands.clone(), causation: None };
+        &system_host
+    } else {
+        caller_host = super::flow_host::CallerHost { system, caller };
+        &caller_host
+    };
+    match flows::run(flow, variables, &run_id, host, commands::clock::now()).await {
+        Ok(output) => Ok((run_id, output)),
+        Err(FlowError::Unavailable(_, message)) => Err(ApiError::new(ErrorCode::ServiceUnavailable, message)),
+        Err(failed @ FlowError::Failed { .. }) => Err(ApiError::new(ErrorCode::ValidationError, failed.to_string())),
+    }
 }

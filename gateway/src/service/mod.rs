@@ -24,6 +24,7 @@ pub mod barrier;
 pub mod batch;
 pub mod caller;
 pub mod data;
+pub mod flow_host;
 pub mod limiter;
 pub mod meta;
 pub mod permissions;
