@@ -60,6 +60,8 @@ pub struct System {
     /// The app's workflow rules, webhooks and jobs, and the processes running them.
     pub automation: Arc<domain::automation::Automation>,
     pub processes: commands::process::Processes,
+    /// Rust code an embedding app runs around callers' writes.
+    pub hooks: crate::service::hooks::Hooks,
 }
 
 /// Opens the event store, and the pool of its database for stored read models.
@@ -85,6 +87,11 @@ enum QuerySide {
 /// through commands), starts the query projection and waits until it has
 /// caught up with the log.
 pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
+    start_with_hooks(settings, Default::default()).await
+}
+
+/// [`start`], with hooks an embedding app runs around callers' writes.
+pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks::Hooks) -> anyhow::Result<Arc<System>> {
     let (store, pool) = open_store(&settings.storage).await?;
     // The in-process models start empty: fold them from the log in bulk, side
     // by side, while the command service folds its write model; each runner
@@ -204,6 +211,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
         tokens: Default::default(),
         automation,
         processes,
+        hooks,
     }))
 }
 

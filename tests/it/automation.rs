@@ -413,6 +413,16 @@ async fn a_tick_runs_once_across_two_nodes() {
     }
 }
 
+/// Why a server for `app` does not start (`None` when it does).
+async fn start_error(app: &str) -> Option<String> {
+    let (storage, _dir) = common::storage(false);
+    let app_dir = tempfile::tempdir().unwrap();
+    let path = app_dir.path().join("app.json");
+    std::fs::write(&path, app).unwrap();
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
+    gateway::app::start(&settings).await.err().map(|error| format!("{error:#}"))
+}
+
 #[tokio::test]
 async fn bad_definitions_are_refused_at_start() {
     for (extra, expected) in [
@@ -421,15 +431,7 @@ async fn bad_definitions_are_refused_at_start() {
         (json!({"webhooks": [{"name": "hook", "url": "http://127.0.0.1:9/x", "object": "nothing"}]}), "webhook 'hook': unknown object 'nothing'"),
         (json!({"jobs": [{"name": "jj", "schedule": {"type": "cron", "expression": "whenever"}, "handler": "x"}]}), "job 'jj' schedule"),
     ] {
-        let (storage, _dir) = common::storage(false);
-        let app_dir = tempfile::tempdir().unwrap();
-        let path = app_dir.path().join("app.json");
-        std::fs::write(&path, app(extra)).unwrap();
-        let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
-        let error = match gateway::app::start(&settings).await {
-            Ok(_) => panic!("{expected}: started"),
-            Err(error) => format!("{error:#}"),
-        };
+        let error = start_error(&app(extra)).await.unwrap_or_else(|| panic!("{expected}: started"));
         assert!(error.contains(expected), "{error}");
     }
 }
@@ -671,15 +673,7 @@ async fn bad_flows_are_refused_at_start() {
         (flow(start_end, json!([{"source": "a", "target": "zz"}])), "unknown node 'zz'"),
         (flow(json!([{"id": "a", "type": "end"}]), json!([])), "exactly one start node"),
     ] {
-        let (storage, _dir) = common::storage(false);
-        let app_dir = tempfile::tempdir().unwrap();
-        let path = app_dir.path().join("app.json");
-        std::fs::write(&path, app(extra)).unwrap();
-        let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
-        let error = match gateway::app::start(&settings).await {
-            Ok(_) => panic!("{expected}: started"),
-            Err(error) => format!("{error:#}"),
-        };
+        let error = start_error(&app(extra)).await.unwrap_or_else(|| panic!("{expected}: started"));
         assert!(error.contains(expected), "{expected}: {error}");
     }
 }

@@ -14,6 +14,7 @@ mod embedded_recovery;
 mod fuzz;
 mod graphql;
 mod hardening;
+mod hooks;
 mod planner;
 mod postgres_ordering;
 mod read_models;

@@ -21,8 +21,8 @@ use domain::time::Timestamp;
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::pace::{pause, retrying};
 use super::status::ProcessStatus;
-use super::workflow::pause;
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
 
@@ -142,17 +142,7 @@ pub(crate) async fn run(
     mut triggers: mpsc::Receiver<Trigger>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let state = loop {
-        match load(&commands, &job.name).await {
-            Ok(state) => break state,
-            Err(error) => {
-                status.failed(format!("reading its runs: {error}"));
-                if pause(&mut stop, 1000).await {
-                    return;
-                }
-            }
-        }
-    };
+    let Some(state) = retrying(&mut stop, &status, "reading its runs", || load(&commands, &job.name)).await else { return };
     // Runs left unfinished (a node died during them) are finished first.
     let unfinished: Vec<JobRun> = state.runs.iter().filter(|r| r.finished.is_none()).cloned().collect();
     let mut since = match (&job.schedule, state.last_tick) {
@@ -351,22 +341,29 @@ async fn work(commands: &Arc<CommandService>, work: &Work, run: &JobRun) -> Resu
 /// Applies the run's rule to every record of its object; the records changed.
 async fn sweep(commands: &CommandService, rule: &WorkflowRule, run: &JobRun) -> Result<u64, Failure> {
     let now = crate::clock::now();
-    let mut changed = 0;
-    let mut refused: Option<(usize, String)> = None;
-    for record in commands.live_records(&rule.object) {
-        if !rule.holds(&record, None, now) {
-            continue;
-        }
-        let patch = rule.patch(&record, None, now);
-        let Some(id) = record.get("id").and_then(|v| v.as_str()).map(str::to_string) else { continue };
-        if patch.is_empty() {
-            continue;
-        }
+    let due: Vec<(String, serde_json::Map<String, Json>)> = commands
+        .live_records(&rule.object)
+        .into_iter()
+        .filter(|record| rule.holds(record, None, now))
+        .filter_map(|record| {
+            let patch = rule.patch(&record, None, now);
+            let id = record.get("id").and_then(|v| v.as_str()).map(str::to_string)?;
+            (!patch.is_empty()).then_some((id, patch))
+        })
+        .collect();
+    // Many records' updates at once share the store's commits.
+    let updates = futures_util::stream::iter(due.into_iter().map(|(id, patch)| async move {
         let mut meta = CommandMeta::system().with_key(format!("$job/{}/{id}", run.run_id));
         meta.causation_id = Some(run.started_event);
         meta.automation = true;
         let command = Command::Update { object: rule.object.clone(), id: id.clone(), patch, expected_version: None };
-        match commands.execute(command, meta).await {
+        (id, commands.execute(command, meta).await)
+    }));
+    let results: Vec<_> = futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(updates, 64)).await;
+    let mut changed = 0;
+    let mut refused: Option<(usize, String)> = None;
+    for (id, result) in results {
+        match result {
             Ok(outcome) => changed += u64::from(!outcome.events.is_empty()),
             Err(error @ (CommandError::Store(_) | CommandError::Contended)) => return Err(Failure::Store(error)),
             Err(error) => {

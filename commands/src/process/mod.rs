@@ -18,6 +18,7 @@ pub mod flows;
 mod follow;
 mod http;
 pub mod jobs;
+mod pace;
 mod progress;
 mod state_at;
 mod status;

@@ -23,9 +23,9 @@ use tokio::sync::watch;
 
 use super::follow::Follower;
 use super::http::{self, HttpClient};
+use super::pace::{pause, retrying};
 use super::state_at::record_after;
 use super::status::ProcessStatus;
-use super::workflow::pause;
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
 
@@ -87,18 +87,7 @@ pub(crate) async fn run(
     client: HttpClient,
     mut stop: watch::Receiver<bool>,
 ) {
-    let started = loop {
-        match load(&commands, &hook.name).await {
-            Ok(loaded) => break loaded,
-            Err(error) => {
-                status.failed(format!("reading its deliveries: {error}"));
-                if pause(&mut stop, 1000).await {
-                    return;
-                }
-            }
-        }
-    };
-    let (state, seen_before) = started;
+    let Some((state, seen_before)) = retrying(&mut stop, &status, "reading its deliveries", || load(&commands, &hook.name)).await else { return };
     *shared.write().expect("webhook state lock") = state;
     // A new webhook sends changes from now on, not the whole history: where
     // it starts is recorded before anything is sent.

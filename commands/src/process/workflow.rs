@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::flows::{self, FlowError, SystemHost};
 use super::follow::Follower;
+use super::pace::{pause, retrying};
 use super::progress::Progress;
 use super::state_at::{before_update, record_after};
 use super::status::ProcessStatus;
@@ -33,17 +34,7 @@ const KEY_PREFIX: &str = "$wf/";
 pub const NAME: &str = "workflow";
 
 pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
-    let (mut progress, start) = loop {
-        match Progress::load(&commands, NAME).await {
-            Ok(loaded) => break loaded,
-            Err(error) => {
-                status.failed(format!("reading its progress: {error}"));
-                if pause(&mut stop, 1000).await {
-                    return;
-                }
-            }
-        }
-    };
+    let Some((mut progress, start)) = retrying(&mut stop, &status, "reading its progress", || Progress::load(&commands, NAME)).await else { return };
     // The first run starts at the log's head: rules act on changes from the
     // moment they exist, they do not rewrite history. That start is recorded
     // before anything is handled, so a crash before the first save does not
@@ -78,32 +69,45 @@ pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, st
                 continue;
             }
         };
+        // A record's events are handled in their order; different records'
+        // side by side, so their writes share the store's commits (one
+        // fsync for many) instead of taking one each.
+        let mut by_stream: Vec<Vec<&EventEnvelope>> = Vec::new();
+        let mut slot: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for event in &batch {
-            // A store failure is retried (the event is handled again, its
-            // done steps replayed by their keys); a refused step is logged.
-            let mut wait = 100;
-            while let Err(error) = handle(&commands, &rules, &status, event).await {
-                status.failed(format!("position {}: {error}", event.position));
-                if pause(&mut stop, wait).await {
-                    return;
-                }
-                wait = (wait * 2).min(10_000);
-            }
-            status.at(event.position, follower.head());
+            let index = *slot.entry(event.stream.as_str()).or_insert_with(|| {
+                by_stream.push(Vec::new());
+                by_stream.len() - 1
+            });
+            by_stream[index].push(event);
         }
+        let streams = by_stream.into_iter().map(|events| {
+            let (commands, rules, status, mut stop) = (&commands, &rules, &status, stop.clone());
+            async move {
+                for event in events {
+                    // A store failure is retried (the event is handled again, its
+                    // done steps replayed by their keys); a refused step is logged.
+                    let mut wait = 100;
+                    while let Err(error) = handle(commands, rules, status, event).await {
+                        status.failed(format!("position {}: {error}", event.position));
+                        if pause(&mut stop, wait).await {
+                            return false;
+                        }
+                        wait = (wait * 2).min(10_000);
+                    }
+                }
+                true
+            }
+        });
+        if !futures_util::future::join_all(streams).await.into_iter().all(|done| done) {
+            return;
+        }
+        status.at(follower.position, follower.head());
         if let Err(error) = progress.save(&commands, follower.position, false).await {
             status.failed(format!("saving its progress: {error}"));
         }
     }
     let _ = progress.save(&commands, follower.position, true).await;
-}
-
-/// Waits `ms` or until asked to stop (true).
-pub(crate) async fn pause(stop: &mut watch::Receiver<bool>, ms: u64) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => *stop.borrow(),
-        _ = stop.changed() => true,
-    }
 }
 
 /// What reacts to record changes: the workflow rules (in `executionOrder`)
@@ -138,18 +142,19 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         status.failed(format!("{object} {id}: rules kept changing the record after {MAX_DEPTH} rounds; stopped there"));
         return Ok(());
     }
-    // The event is committed; the write model the commands are decided on
-    // applies it a moment later (or, on PostgreSQL, after another node wrote it).
-    if !commands.wait_applied(event.position, std::time::Duration::from_secs(10)).await {
-        return Err(CommandError::Store(crate::StoreError::Unavailable(format!("the write model has not reached position {}", event.position))));
-    }
     let payload = domain::event::codec::decode_envelope_payload(event, registry())?;
-    let change = match &payload {
-        EventPayload::RecordCreated(_) => Change::Created,
-        _ => Change::Updated,
+    // A create carries its record; an update's record is the write model's
+    // once it holds the event (or a fold of the record's stream).
+    let (change, mut record, previous) = match payload {
+        EventPayload::RecordCreated(created) => (Change::Created, created.record, None),
+        update => {
+            written(commands, event).await?;
+            let Some(record) = record_after(commands, object, id, event).await? else { return Ok(()) };
+            let previous = before_update(&record, &update);
+            (Change::Updated, record, previous)
+        }
     };
-    let Some(mut record) = record_after(commands, object, id, event).await? else { return Ok(()) };
-    let previous = before_update(&record, &payload);
+    let mut waited = change == Change::Updated;
     let now = Timestamp::from_micros(event.occurred_at);
     let event_id: String = event.event_id.iter().map(|b| format!("{b:02x}")).collect();
     for rule in rules.iter().filter(|r| r.object == object) {
@@ -167,6 +172,10 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         meta.causation_id = Some(event.event_id);
         meta.automation = true;
         let command = Command::Update { object: object.to_string(), id: id.to_string(), patch, expected_version: None };
+        if !waited {
+            written(commands, event).await?;
+            waited = true;
+        }
         match commands.execute(command, meta).await {
             Ok(outcome) => {
                 status.step();
@@ -185,6 +194,10 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         return Ok(());
     }
     for flow in reactions.flows.iter().filter(|f| f.reacts_to(object, change, &record, previous.as_ref(), now)) {
+        if !waited {
+            written(commands, event).await?;
+            waited = true;
+        }
         let host = SystemHost { commands: commands.clone(), causation: Some(event.event_id) };
         let variables = Flow::change_variables(&record, previous.as_ref());
         match flows::run(flow, variables, &format!("{}/{event_id}", flow.name), &host, now).await {
@@ -194,6 +207,17 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         }
     }
     Ok(())
+}
+
+/// Waits until the write model the commands are decided on holds `event`:
+/// it is committed, and the write model applies it a moment later (or, on
+/// PostgreSQL, after another node wrote it).
+async fn written(commands: &CommandService, event: &EventEnvelope) -> Result<(), CommandError> {
+    if commands.wait_applied(event.position, std::time::Duration::from_secs(10)).await {
+        Ok(())
+    } else {
+        Err(CommandError::Store(crate::StoreError::Unavailable(format!("the write model has not reached position {}", event.position))))
+    }
 }
 
 /// How many rounds of rules' writes led to this event (0: a caller's write).

@@ -44,39 +44,11 @@ impl Automation {
                 Some(_) => Err(DomainError::InvalidDefinition(format!("'{key}' must be a list"))),
             }
         };
-        let mut workflows = Vec::new();
-        for item in list("workflows")? {
-            let rule = WorkflowRule::parse(item, catalog)?;
-            if workflows.iter().any(|w: &WorkflowRule| w.name == rule.name) {
-                return Err(DomainError::InvalidDefinition(format!("workflow '{}' is defined twice", rule.name)));
-            }
-            workflows.push(rule);
-        }
+        let mut workflows = each("workflow", list("workflows")?, |item| WorkflowRule::parse(item, catalog), |w| &w.name)?;
         workflows.sort_by(|a, b| (a.order, &a.name).cmp(&(b.order, &b.name)));
-        let mut webhooks = Vec::new();
-        for item in list("webhooks")? {
-            let hook = Webhook::parse(item, catalog)?;
-            if webhooks.iter().any(|w: &Webhook| w.name == hook.name) {
-                return Err(DomainError::InvalidDefinition(format!("webhook '{}' is defined twice", hook.name)));
-            }
-            webhooks.push(hook);
-        }
-        let mut flows = Vec::new();
-        for item in list("flows")? {
-            let flow = Flow::parse(item, catalog)?;
-            if flows.iter().any(|f: &Flow| f.name == flow.name) {
-                return Err(DomainError::InvalidDefinition(format!("flow '{}' is defined twice", flow.name)));
-            }
-            flows.push(flow);
-        }
-        let mut jobs = Vec::new();
-        for item in list("jobs")? {
-            let job = Job::parse(item, &workflows, &flows)?;
-            if jobs.iter().any(|j: &Job| j.name == job.name) {
-                return Err(DomainError::InvalidDefinition(format!("job '{}' is defined twice", job.name)));
-            }
-            jobs.push(job);
-        }
+        let webhooks = each("webhook", list("webhooks")?, |item| Webhook::parse(item, catalog), |w| &w.name)?;
+        let flows = each("flow", list("flows")?, |item| Flow::parse(item, catalog), |f| &f.name)?;
+        let jobs = each("job", list("jobs")?, |item| Job::parse(item, &workflows, &flows), |j| &j.name)?;
         Ok(Automation { workflows, webhooks, flows, jobs })
     }
 
@@ -91,4 +63,17 @@ impl Automation {
     pub fn workflow(&self, name: &str) -> Option<&WorkflowRule> {
         self.workflows.iter().find(|w| w.name == name)
     }
+}
+
+/// Every definition of a list parsed, names unique.
+fn each<T>(kind: &str, items: &[Json], parse: impl Fn(&Json) -> Result<T, DomainError>, name: impl Fn(&T) -> &String) -> Result<Vec<T>, DomainError> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        let parsed = parse(item)?;
+        if out.iter().any(|o| name(o) == name(&parsed)) {
+            return Err(DomainError::InvalidDefinition(format!("{kind} '{}' is defined twice", name(&parsed))));
+        }
+        out.push(parsed);
+    }
+    Ok(out)
 }

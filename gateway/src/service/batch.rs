@@ -136,8 +136,15 @@ pub async fn run(
     let total = commands.len();
     let meta = writes::meta(system, caller, Some(&object), idempotency_key, &commands)?;
     for command in commands.iter_mut() {
+        system.hooks.before(caller.principal(), command)?;
         writes::prepare(caller, &meta, command).await?;
     }
+    let operations: Vec<_> = commands.iter().map(super::hooks::operation_of).collect();
+    let after = |index: usize, outcome: &Outcome| {
+        if let Some(Some(operation)) = operations.get(index) {
+            system.hooks.after(caller.principal(), *operation, outcome);
+        }
+    };
     let mut results: Vec<Json> = Vec::with_capacity(total);
     let mut position = 0;
     if options.validate_only {
@@ -150,6 +157,7 @@ pub async fn run(
             Ok(outcomes) => {
                 position = outcomes.iter().map(|o| o.position).max().unwrap_or(0);
                 for (index, outcome) in outcomes.iter().enumerate() {
+                    after(index, outcome);
                     results.push(success_entry(system, caller, index, outcome, options.return_records));
                 }
             }
@@ -172,6 +180,7 @@ pub async fn run(
             match system.commands.execute(command, one).await {
                 Ok(outcome) => {
                     position = position.max(outcome.position);
+                    after(index, &outcome);
                     results.push(success_entry(system, caller, index, &outcome, options.return_records));
                 }
                 Err(CommandError::Store(store)) => return Err(store.into()),

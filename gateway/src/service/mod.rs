@@ -10,7 +10,7 @@
 //! Rooms: [`caller`] (who), [`sessions`], [`tokens`], [`limiter`] and [`auth`]
 //! (authentication), [`api_keys`], [`permissions`] (checks the client asks
 //! for), [`barrier`] (read your writes), [`writes`] (what a caller's write
-//! carries), [`data`] (records: get, query, create, update, delete, batch),
+//! carries; [`hooks`]: Rust code an embedding app runs around it), [`data`] (records: get, query, create, update, delete, batch),
 //! [`search`], [`audit`], [`analytics`], [`meta`] (definitions),
 //! [`projection_admin`] (status, metrics, rebuilds), [`automation`] (rules, jobs,
 //! webhooks), [`realtime`] (subscriptions).
@@ -25,6 +25,7 @@ pub mod batch;
 pub mod caller;
 pub mod data;
 pub mod flow_host;
+pub mod hooks;
 pub mod limiter;
 pub mod meta;
 pub mod permissions;

@@ -106,8 +106,14 @@ pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<S
         Command::Process { .. } => return Err(ApiError::new(domain::ErrorCode::PermissionDenied, "process steps are not written by callers")),
     };
     let meta = meta(system, caller, object.as_deref(), idempotency_key, std::slice::from_ref(&command))?;
+    system.hooks.before(caller.principal(), &mut command)?;
+    let operation = super::hooks::operation_of(&command);
     prepare(caller, &meta, &mut command).await?;
-    Ok(system.commands.execute(command, meta).await?)
+    let outcome = system.commands.execute(command, meta).await?;
+    if let Some(operation) = operation {
+        system.hooks.after(caller.principal(), operation, &outcome);
+    }
+    Ok(outcome)
 }
 
 /// The record a write leaves: the command's result with its formula fields
