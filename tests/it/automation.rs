@@ -706,3 +706,48 @@ async fn the_crm_app_automates_a_won_deal() {
     .await;
     node.api.system.processes.stop().await;
 }
+
+/// The client's workflow routes over an object's state machine rule: its
+/// config, a record's state and open moves, a move made as the caller, a
+/// move the machine refuses, the record's past moves, and approvals refused
+/// as not run here.
+async fn state_machines(postgres: bool) {
+    let mut app: Json = serde_json::from_str(&app(json!({}))).unwrap();
+    app["objects"][0]["fields"]["stage"] = json!({"type": "select", "options": [
+        {"label": "New", "value": "new"}, {"label": "Won", "value": "won"}, {"label": "Lost", "value": "lost"}]});
+    app["objects"][0]["validations"] = json!([{"name": "stage_moves", "type": "state_machine", "field": "stage", "message": "Invalid stage move",
+        "events": ["update"], "transitions": {"new": ["won", "lost"], "won": [], "lost": []}}]);
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &app.to_string(), true).await;
+    let config = node.ok(&node.member, "GET", "/api/v1/workflow/ticket/config", None).await;
+    assert_eq!(config["stateMachines"][0]["field"], json!("stage"), "{config}");
+    assert_eq!(config["stateMachines"][0]["states"], json!(["lost", "new", "won"]));
+    let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "deal", "stage": "new"}))).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let state = node.ok(&node.member, "GET", &format!("/api/v1/workflow/ticket/{id}/state"), None).await;
+    assert_eq!((state["currentState"].clone(), state["availableTransitions"].clone()), (json!("new"), json!(["won", "lost"])), "{state}");
+    let moved = node.call(&node.member, "POST", &format!("/api/v1/workflow/ticket/{id}/transition"), Some(json!({"targetState": "won"}))).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(moved.body["data"]["currentState"], json!("won"));
+    let refused = node.call(&node.member, "POST", &format!("/api/v1/workflow/ticket/{id}/transition"), Some(json!({"targetState": "new"}))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("Invalid stage move"), "{}", refused.body);
+    let history = node.ok(&node.member, "GET", &format!("/api/v1/workflow/ticket/{id}/history"), None).await;
+    let moves = history["transitions"].as_array().unwrap();
+    assert_eq!((moves[0]["fromState"].clone(), moves[0]["toState"].clone()), (json!("new"), json!("won")), "{history}");
+    assert_eq!(node.call(&node.member, "POST", &format!("/api/v1/workflow/ticket/{id}/approve"), None).await.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(node.call(&node.member, "GET", "/api/v1/workflow/ticket/nope/state", None).await.status, StatusCode::NOT_FOUND);
+    let guest = node.api.call("GET", &format!("/api/v1/workflow/ticket/{id}/state"), None, &[]).await;
+    assert_eq!(guest.status, StatusCode::UNAUTHORIZED, "{}", guest.body);
+    node.api.system.processes.stop().await;
+}
+
+#[tokio::test]
+async fn state_machines_embedded() {
+    state_machines(false).await;
+}
+
+#[tokio::test]
+async fn state_machines_postgres() {
+    state_machines(true).await;
+}

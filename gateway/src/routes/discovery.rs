@@ -11,7 +11,7 @@ use crate::app::System;
 use crate::wire::ok;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth", "automation": "/api/v1/automation", "jobs": "/api/v1/jobs"});
+    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth", "automation": "/api/v1/automation", "jobs": "/api/v1/jobs", "workflow": "/api/v1/workflow"});
     JsonResponse(ok(json!({
         "name": system.app_name,
         "apiName": "ObjectStack API",
@@ -20,7 +20,7 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
         "routes": routes,
         "endpoints": routes,
         "features": {"graphql": true, "search": true, "websockets": true, "files": false, "analytics": true,
-                     "ai": false, "workflow": false, "notifications": false, "i18n": false},
+                     "ai": false, "workflow": true, "notifications": false, "i18n": false},
         "services": {
             "data": {"enabled": true, "status": "available", "route": "/api/v1/data", "provider": "objectstack-rs"},
             "metadata": {"enabled": true, "status": "available", "route": "/api/v1/meta", "provider": "objectstack-rs"},
@@ -32,6 +32,8 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
             "automation": {"enabled": true, "status": "available", "route": "/api/v1/automation", "provider": "objectstack-rs",
                            "message": "workflow rules (field updates), flows (api, autolaunched, record_change; no wait, loop or http nodes yet) and webhooks"},
             "job": {"enabled": true, "status": "available", "route": "/api/v1/jobs", "provider": "objectstack-rs"},
+            "workflow": {"enabled": true, "status": "degraded", "route": "/api/v1/workflow", "provider": "objectstack-rs",
+                         "message": "state machines (an object's state_machine rules): config, state, transition, history; approval processes are not run"},
         },
         "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}
     })))

@@ -11,6 +11,7 @@ mod discovery;
 mod meta;
 mod projection_admin;
 mod search;
+mod workflow;
 
 use std::sync::Arc;
 
@@ -57,6 +58,12 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/auth/permissions/{object}", get(auth::permissions_of))
         .route("/api/v1/automation", get(automation::overview))
         .route("/api/v1/automation/trigger/{name}", post(automation::trigger_flow))
+        .route("/api/v1/workflow/{object}/config", get(workflow::config))
+        .route("/api/v1/workflow/{object}/{id}/state", get(workflow::state))
+        .route("/api/v1/workflow/{object}/{id}/history", get(workflow::history))
+        .route("/api/v1/workflow/{object}/{id}/transition", post(workflow::transition))
+        .route("/api/v1/workflow/{object}/{id}/approve", post(workflow::approval))
+        .route("/api/v1/workflow/{object}/{id}/reject", post(workflow::approval))
         .route("/api/v1/jobs", get(automation::jobs))
         .route("/api/v1/jobs/{name}/executions", get(automation::executions))
         .route("/api/v1/jobs/{name}/trigger", post(automation::trigger))

@@ -13,7 +13,7 @@
 //! carries; [`hooks`]: Rust code an embedding app runs around it), [`data`] (records: get, query, create, update, delete, batch),
 //! [`search`], [`audit`], [`analytics`], [`meta`] (definitions),
 //! [`projection_admin`] (status, metrics, rebuilds), [`automation`] (rules, jobs,
-//! webhooks), [`realtime`] (subscriptions).
+//! webhooks), [`workflow_state`] (state machines: config, state, transitions), [`realtime`] (subscriptions).
 
 pub mod analytics;
 pub mod api_keys;
@@ -36,6 +36,7 @@ pub mod search;
 pub mod sessions;
 pub mod token_cache;
 pub mod tokens;
+pub mod workflow_state;
 pub mod writes;
 
 pub use caller::Caller;

@@ -1,0 +1,61 @@
+//! The client's workflow namespace: `GET /api/v1/workflow/{object}/config`,
+//! `GET /api/v1/workflow/{object}/{id}/state?field=`, `GET .../history?field=`,
+//! `POST /api/v1/workflow/{object}/{id}/transition {targetState, field?}`,
+//! and `approve`/`reject` (501: no approval processes yet); answered by
+//! [`crate::service::workflow_state`].
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json as JsonResponse;
+use serde_json::Value as Json;
+
+use crate::app::System;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryPairs};
+use crate::service::{workflow_state, Caller};
+use crate::wire::ok;
+
+pub(crate) async fn config(State(system): State<Arc<System>>, caller: Caller, Path(object): Path<String>) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(workflow_state::config(&system, &caller, &object).await?)))
+}
+
+pub(crate) async fn state(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+    mut query: QueryPairs,
+) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(workflow_state::state(&system, &caller, &object, &id, query.take("field").as_deref()).await?)))
+}
+
+pub(crate) async fn history(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+    mut query: QueryPairs,
+) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(workflow_state::history(&system, &caller, &object, &id, query.take("field").as_deref()).await?)))
+}
+
+pub(crate) async fn transition(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Some(target) = body.get("targetState").or_else(|| body.get("state")).and_then(Json::as_str) else {
+        return Err(ApiError::new(domain::ErrorCode::ValidationError, "send {\"targetState\": \"<state>\"}"));
+    };
+    let field = body.get("field").and_then(Json::as_str);
+    let key = super::data::idempotency_key(&headers)?;
+    let (position, result) = workflow_state::transition(&system, &caller, &object, &id, target, field, key).await?;
+    Ok((crate::wire::position_headers(position), JsonResponse(ok(result))).into_response())
+}
+
+pub(crate) async fn approval(_caller: Caller) -> Result<JsonResponse<Json>, ApiError> {
+    Err(workflow_state::approvals_unsupported())
+}
