@@ -540,7 +540,7 @@ async fn crashes_postgres() {
     crashes(true).await;
 }
 
-fn flow_app() -> String {
+fn flow_app(hook_url: &str) -> String {
     let mut app: Json = serde_json::from_str(&app(json!({}))).unwrap();
     app["objects"].as_array_mut().unwrap().push(json!({"name": "note", "fields": {
         "ticket": {"type": "lookup", "reference": "ticket"}, "body": {"type": "text"}}}));
@@ -578,6 +578,19 @@ fn flow_app() -> String {
                    {"id": "e7", "source": "missing", "target": "done"}]},
         rescore("rescore_as_user", "user"),
         rescore("rescore_as_system", "system"),
+        {"name": "bulk_level", "label": "Bulk", "type": "api", "runAs": "system", "status": "active",
+         "variables": [{"name": "count", "type": "number", "isInput": false, "isOutput": true}],
+         "nodes": [{"id": "begin", "type": "start"},
+                   {"id": "find", "type": "get_record", "config": {"objectName": "ticket", "filter": {"priority": "high"}, "all": true, "outputVariable": "highs"}},
+                   {"id": "zero", "type": "assignment", "config": {"assignments": [{"variable": "count", "value": 0}]}},
+                   {"id": "each", "type": "loop", "config": {"collection": "=highs", "itemVariable": "t"}},
+                   {"id": "mark", "type": "update_record", "config": {"objectName": "ticket", "recordId": "=t.id", "fields": {"level": "bulk"}}},
+                   {"id": "bump", "type": "assignment", "config": {"assignments": [{"variable": "count", "value": "=count + 1"}]}},
+                   {"id": "notify", "type": "http_request", "config": {"method": "POST", "url": hook_url, "body": "=count", "outputVariable": "answer"}},
+                   {"id": "done", "type": "end"}],
+         "edges": [{"source": "begin", "target": "find"}, {"source": "find", "target": "zero"}, {"source": "zero", "target": "each"},
+                   {"source": "each", "target": "mark"}, {"source": "mark", "target": "bump"}, {"source": "bump", "target": "each"},
+                   {"source": "each", "target": "notify", "isDefault": true}, {"source": "notify", "target": "done"}]},
         {"name": "housekeeping", "label": "Housekeeping", "type": "autolaunched", "runAs": "system", "status": "active",
          "nodes": [{"id": "begin", "type": "start"}, {"id": "done", "type": "end"}],
          "edges": [{"id": "e1", "source": "begin", "target": "done"}]}
@@ -586,8 +599,9 @@ fn flow_app() -> String {
 }
 
 async fn flows(postgres: bool) {
+    let (url, seen, stop) = receiver(false).await;
     let (storage, _dir) = common::storage(postgres);
-    let node = node(storage, &flow_app(), true).await;
+    let node = node(storage, &flow_app(&url), true).await;
     // A record_change flow: a high ticket gets a follow-up note, written as the system.
     let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "leak", "priority": "high"}))).await;
     let id = created["id"].as_str().unwrap().to_string();
@@ -638,6 +652,16 @@ async fn flows(postgres: bool) {
     let after = node.ok(&node.admin, "GET", &history, None).await["total"].clone();
     assert_eq!(before, after, "a repeated run writes nothing");
 
+    // A loop over every high ticket, then an HTTP call with the count.
+    node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "second", "priority": "high"}))).await;
+    let bulk = node.call(&node.member, "POST", &uri("bulk_level"), None).await;
+    assert_eq!(bulk.status, StatusCode::OK, "{}", bulk.body);
+    assert_eq!(bulk.body["result"], json!({"count": 2}));
+    let bulked = common::urlencode(&json!([["level", "=", "bulk"]]).to_string());
+    assert_eq!(node.ok(&node.admin, "GET", &format!("/api/v1/data/ticket?filter={bulked}"), None).await["total"], json!(2));
+    assert_eq!(seen.lock().unwrap().iter().map(|(_, body)| String::from_utf8_lossy(body).into_owned()).collect::<Vec<_>>(), ["2"]);
+    let _ = stop.send(());
+
     // Autolaunched flows are an administrator's; record_change flows are not triggered.
     assert_eq!(node.call(&node.member, "POST", &uri("housekeeping"), None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(node.call(&node.admin, "POST", &uri("housekeeping"), None).await.status, StatusCode::OK);
@@ -661,7 +685,7 @@ async fn bad_flows_are_refused_at_start() {
     let flow = |nodes: Json, edges: Json| json!({"flows": [{"name": "f1", "label": "F", "type": "api", "runAs": "user", "status": "active", "nodes": nodes, "edges": edges}]});
     let start_end = json!([{"id": "a", "type": "start"}, {"id": "b", "type": "decision"}, {"id": "c", "type": "end"}]);
     for (extra, expected) in [
-        (flow(json!([{"id": "a", "type": "start"}, {"id": "l", "type": "loop"}]), json!([])), "flow 'f1' node 'l': node type 'loop' is not supported"),
+        (flow(json!([{"id": "a", "type": "start"}, {"id": "w", "type": "wait"}]), json!([])), "flow 'f1' node 'w': node type 'wait' is not supported"),
         (
             flow(
                 start_end.clone(),
@@ -672,6 +696,20 @@ async fn bad_flows_are_refused_at_start() {
         (flow(start_end.clone(), json!([{"source": "a", "target": "b", "condition": "nobody = 1"}])), "unknown variable 'nobody'"),
         (flow(start_end, json!([{"source": "a", "target": "zz"}])), "unknown node 'zz'"),
         (flow(json!([{"id": "a", "type": "end"}]), json!([])), "exactly one start node"),
+        (
+            flow(
+                json!([{"id": "a", "type": "start"}, {"id": "l", "type": "loop", "config": {"collection": [], "itemVariable": "i"}}]),
+                json!([{"source": "a", "target": "l"}]),
+            ),
+            "a loop needs one body edge",
+        ),
+        (
+            flow(
+                json!([{"id": "a", "type": "start"}, {"id": "h", "type": "http_request", "config": {"url": "https://example.com"}}]),
+                json!([{"source": "a", "target": "h"}]),
+            ),
+            "node 'h': 'url' must be an http:// URL",
+        ),
     ] {
         let error = start_error(&app(extra)).await.unwrap_or_else(|| panic!("{expected}: started"));
         assert!(error.contains(expected), "{expected}: {error}");

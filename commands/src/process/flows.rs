@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use domain::automation::flow::{evaluate, OnError};
+use std::collections::HashMap;
+
+use domain::automation::flow::{evaluate, OnError, MAX_LIST};
 use domain::automation::{Flow, NodeKind};
 use domain::event::EventId;
 use domain::time::Timestamp;
@@ -32,8 +34,8 @@ pub enum HostError {
 /// Where a flow reads and writes records.
 #[async_trait::async_trait]
 pub trait FlowHost: Send + Sync {
-    /// The first record of `object` (by id) whose fields equal `filter`, as JSON, or null.
-    async fn get(&self, object: &str, filter: &Map<String, Json>) -> Result<Json, HostError>;
+    /// The first `limit` records of `object` (by id) whose fields equal `filter`, as JSON.
+    async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError>;
     /// Creates a record: its id.
     async fn create(&self, object: &str, data: Map<String, Json>, key: String) -> Result<String, HostError>;
     async fn update(&self, object: &str, id: &str, patch: Map<String, Json>, key: String) -> Result<(), HostError>;
@@ -48,12 +50,45 @@ pub enum FlowError {
     Unavailable(String, String),
 }
 
+/// Most node visits one run makes (loops included).
+pub const MAX_STEPS: usize = 100_000;
+
 /// Runs `flow` from its start with `variables`; its output variables.
 pub async fn run(flow: &Flow, mut variables: Record, run_id: &str, host: &dyn FlowHost, now: Timestamp) -> Result<Map<String, Json>, FlowError> {
     let mut node = flow.start;
-    // No graph with a cycle is loaded, so a run visits each node at most once.
-    for _ in 0..=flow.nodes.len() {
-        let step = step(flow, node, &mut variables, run_id, host, now).await;
+    let mut visits: HashMap<usize, usize> = HashMap::new();
+    // Each loop node's list and the next item's index.
+    let mut loops: HashMap<usize, (Vec<Json>, usize)> = HashMap::new();
+    for steps in 0.. {
+        if steps == MAX_STEPS {
+            return Err(FlowError::Failed {
+                flow: flow.name.clone(),
+                node: flow.nodes[node].id.clone(),
+                message: format!("the run took more than {MAX_STEPS} steps"),
+            });
+        }
+        let visit = visits.entry(node).or_default();
+        *visit += 1;
+        let key = if *visit == 1 { format!("{run_id}/{}", flow.nodes[node].id) } else { format!("{run_id}/{}/{visit}", flow.nodes[node].id) };
+        if let NodeKind::Loop { collection, item } = &flow.nodes[node].kind {
+            let (items, index) = loops.entry(node).or_insert_with(|| (list_of(evaluate(collection, &variables, now)), 0));
+            let (body, done) = flow.loop_edges(node);
+            if *index < items.len() {
+                variables.insert(item.clone(), Value::from_json(&items[*index]));
+                *index += 1;
+                node = body.expect("a loop has a body edge (checked at load)");
+                continue;
+            }
+            loops.remove(&node);
+            match done {
+                Some(next) => {
+                    node = next;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let step = step(flow, node, &mut variables, &key, host, now).await;
         let failed = match step {
             Ok(()) => false,
             Err(HostError::Unavailable(message)) => return Err(FlowError::Unavailable(flow.name.clone(), message)),
@@ -81,8 +116,20 @@ pub async fn run(flow: &Flow, mut variables: Record, run_id: &str, host: &dyn Fl
     Ok(outputs)
 }
 
-async fn step(flow: &Flow, node: usize, variables: &mut Record, run_id: &str, host: &dyn FlowHost, now: Timestamp) -> Result<(), HostError> {
-    let key = format!("{run_id}/{}", flow.nodes[node].id);
+/// A loop's list: an array as given (at most [`MAX_LIST`] items), nothing for null, one item otherwise.
+fn list_of(value: Json) -> Vec<Json> {
+    match value {
+        Json::Array(mut items) => {
+            items.truncate(MAX_LIST);
+            items
+        }
+        Json::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+async fn step(flow: &Flow, node: usize, variables: &mut Record, key: &str, host: &dyn FlowHost, now: Timestamp) -> Result<(), HostError> {
+    let key = key.to_string();
     let values = |pairs: &[(String, domain::automation::UpdateValue)], variables: &Record| -> Map<String, Json> {
         pairs.iter().map(|(field, value)| (field.clone(), evaluate(value, variables, now))).collect()
     };
@@ -93,16 +140,17 @@ async fn step(flow: &Flow, node: usize, variables: &mut Record, run_id: &str, ho
         }
     };
     match &flow.nodes[node].kind {
-        NodeKind::Start | NodeKind::End | NodeKind::Decision => {}
+        NodeKind::Start | NodeKind::End | NodeKind::Decision | NodeKind::Loop { .. } => {}
         NodeKind::Assignment(assignments) => {
             for (variable, value) in assignments {
                 let json = evaluate(value, variables, now);
                 variables.insert(variable.clone(), Value::from_json(&json));
             }
         }
-        NodeKind::GetRecord { object, filter, output } => {
-            let found = host.get(object, &values(filter, variables)).await?;
-            variables.insert(output.clone(), Value::from_json(&found));
+        NodeKind::GetRecord { object, filter, output, all } => {
+            let mut found = host.find(object, &values(filter, variables), if *all { MAX_LIST } else { 1 }).await?;
+            let value = if *all { Json::Array(found) } else { found.drain(..).next().unwrap_or(Json::Null) };
+            variables.insert(output.clone(), Value::from_json(&value));
         }
         NodeKind::CreateRecord { object, fields, output } => {
             let id = host.create(object, values(fields, variables), key).await?;
@@ -117,6 +165,27 @@ async fn step(flow: &Flow, node: usize, variables: &mut Record, run_id: &str, ho
         NodeKind::DeleteRecord { object, record_id } => {
             let id = id_of(record_id, variables)?;
             host.delete(object, &id, key).await?;
+        }
+        NodeKind::HttpRequest { method, url, headers, body, output, timeout_ms } => {
+            let url = match evaluate(url, variables, now) {
+                Json::String(url) if url.starts_with("http://") => url,
+                other => return Err(HostError::Refused(format!("the URL is {other}, not an http:// URL"))),
+            };
+            let headers: Vec<(String, String)> = headers
+                .iter()
+                .map(|(name, value)| match evaluate(value, variables, now) {
+                    Json::String(text) => (name.clone(), text),
+                    other => (name.clone(), other.to_string()),
+                })
+                .collect();
+            let body = body.as_ref().map(|b| evaluate(b, variables, now));
+            let (status, answer) = super::http::call(method, &url, &headers, body.as_ref(), *timeout_ms).await.map_err(HostError::Refused)?;
+            if let Some(output) = output {
+                variables.insert(output.clone(), Value::from_json(&serde_json::json!({"status": status, "body": answer})));
+            }
+            if status >= 400 {
+                return Err(HostError::Refused(format!("{url} answered {status}")));
+            }
         }
     }
     Ok(())
@@ -148,7 +217,7 @@ fn host_error(error: CommandError) -> HostError {
 
 #[async_trait::async_trait]
 impl FlowHost for SystemHost {
-    async fn get(&self, object: &str, filter: &Map<String, Json>) -> Result<Json, HostError> {
+    async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError> {
         let mut found: Vec<Record> = self
             .commands
             .live_records(object)
@@ -156,7 +225,7 @@ impl FlowHost for SystemHost {
             .filter(|r| filter.iter().all(|(field, value)| r.get(field).map(Value::to_json).unwrap_or(Json::Null) == *value))
             .collect();
         found.sort_by(|a, b| a.get("id").and_then(Value::as_str).cmp(&b.get("id").and_then(Value::as_str)));
-        Ok(found.first().map(record_to_json).unwrap_or(Json::Null))
+        Ok(found.iter().take(limit).map(record_to_json).collect())
     }
 
     async fn create(&self, object: &str, data: Map<String, Json>, key: String) -> Result<String, HostError> {

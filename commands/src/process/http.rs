@@ -90,3 +90,44 @@ pub(crate) async fn send(client: &HttpClient, hook: &Webhook, delivery_id: &str,
         Err(_) => Attempt { status: 0, error: Some(format!("no answer within {} ms", hook.timeout_ms)) },
     }
 }
+
+/// The client flows' `http_request` nodes share.
+fn shared() -> &'static HttpClient {
+    static CLIENT: std::sync::OnceLock<HttpClient> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(client)
+}
+
+/// Most bytes of an answer a flow reads.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// One HTTP call of a flow: its status and body (JSON when it parses, else text).
+pub(crate) async fn call(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&serde_json::Value>,
+    timeout_ms: u64,
+) -> Result<(u16, serde_json::Value), String> {
+    let mut request = hyper::Request::builder().method(method).uri(url).header("user-agent", concat!("objectstack-rs/", env!("CARGO_PKG_VERSION")));
+    let bytes = match body {
+        Some(serde_json::Value::String(text)) => Bytes::from(text.clone()),
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            Bytes::from(serde_json::to_vec(json).unwrap_or_default())
+        }
+        None => Bytes::new(),
+    };
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request.body(Full::new(bytes)).map_err(|e| format!("invalid request: {e}"))?;
+    let exchange = async {
+        let response = shared().request(request).await.map_err(|e| format!("no answer from {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER);
+        let body = limited.collect().await.map_err(|e| format!("reading the answer of {url}: {e}"))?.to_bytes();
+        let answer = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+        Ok((status, answer))
+    };
+    tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.map_err(|_| format!("no answer from {url} within {timeout_ms} ms"))?
+}

@@ -6,12 +6,13 @@
 //! `criteria`). Nodes: `start`, `end`, `decision` (the first outgoing edge
 //! whose `condition` holds, else the edge marked `isDefault` or without a
 //! condition), `assignment`, `get_record`, `create_record`, `update_record`,
-//! `delete_record`. Values and conditions are formulas over the variables
+//! `delete_record`, `loop` (over a list, such as `get_record` with `all`)
+//! and `http_request` (`http://`). Values and conditions are formulas over the variables
 //! (`record.amount > 100`; a value is a formula when it is a string beginning
 //! with `=`). A node that fails follows its `fault` edge if it has one, else
 //! the flow's `errorHandling` decides (`fail` or `continue`). Other node types
-//! (`loop`, `wait`, `http_request`, `script`, `screen`, `subflow`, ...) and
-//! graphs with a cycle are refused at load, naming the flow and the node.
+//! (`wait`, `script`, `screen`, `subflow`, ...) and graphs with a cycle no
+//! loop node bounds are refused at load, naming the flow and the node.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -39,11 +40,46 @@ pub enum NodeKind {
     End,
     Decision,
     Assignment(Vec<(String, UpdateValue)>),
-    GetRecord { object: String, filter: Vec<(String, UpdateValue)>, output: String },
-    CreateRecord { object: String, fields: Vec<(String, UpdateValue)>, output: Option<String> },
-    UpdateRecord { object: String, record_id: UpdateValue, fields: Vec<(String, UpdateValue)> },
-    DeleteRecord { object: String, record_id: UpdateValue },
+    /// The first match by id (or, with `all`, every match up to [`MAX_LIST`]).
+    GetRecord {
+        object: String,
+        filter: Vec<(String, UpdateValue)>,
+        output: String,
+        all: bool,
+    },
+    CreateRecord {
+        object: String,
+        fields: Vec<(String, UpdateValue)>,
+        output: Option<String>,
+    },
+    UpdateRecord {
+        object: String,
+        record_id: UpdateValue,
+        fields: Vec<(String, UpdateValue)>,
+    },
+    DeleteRecord {
+        object: String,
+        record_id: UpdateValue,
+    },
+    /// For each item of a list: `item` set, then the body edge; after the
+    /// last, the done edge (the one marked `isDefault` or labelled `done`).
+    Loop {
+        collection: UpdateValue,
+        item: String,
+    },
+    /// An HTTP call (`http://` only): `{status, body}` into `output`.
+    HttpRequest {
+        method: String,
+        url: UpdateValue,
+        headers: Vec<(String, UpdateValue)>,
+        body: Option<UpdateValue>,
+        output: Option<String>,
+        timeout_ms: u64,
+    },
 }
+
+/// Most records a `get_record` with `all` reads, and most items a loop walks.
+pub const MAX_LIST: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct FlowNode {
@@ -58,6 +94,8 @@ pub struct FlowEdge {
     pub condition: Option<Expr>,
     pub fault: bool,
     pub is_default: bool,
+    /// The edge a loop takes after its last item (`isDefault` or label `done`).
+    pub done: bool,
 }
 
 /// What a failed node does when it has no fault edge.
@@ -85,7 +123,8 @@ pub struct Flow {
 
 const PROPERTIES: [&str; 14] =
     ["name", "label", "description", "version", "status", "template", "type", "variables", "nodes", "edges", "active", "runAs", "errorHandling", "tags"];
-const SUPPORTED: [&str; 8] = ["start", "end", "decision", "assignment", "get_record", "create_record", "update_record", "delete_record"];
+const SUPPORTED: [&str; 10] =
+    ["start", "end", "decision", "assignment", "get_record", "create_record", "update_record", "delete_record", "loop", "http_request"];
 
 impl Flow {
     pub fn parse(json: &Json, catalog: &Catalog) -> Result<Flow, DomainError> {
@@ -118,8 +157,10 @@ impl Flow {
         let list = |key: &str| map.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
         // Output variables of nodes are variables too.
         for node in list("nodes") {
-            if let Some(output) = node.pointer("/config/outputVariable").and_then(Json::as_str) {
-                known.insert(output.to_string());
+            for key in ["/config/outputVariable", "/config/itemVariable"] {
+                if let Some(output) = node.pointer(key).and_then(Json::as_str) {
+                    known.insert(output.to_string());
+                }
             }
         }
         let mut nodes = Vec::new();
@@ -181,7 +222,12 @@ impl Flow {
                 "get_record" => {
                     let target = object("objectName")?;
                     let output = config.get("outputVariable").and_then(Json::as_str).ok_or_else(|| invalid(format!("{at}: config needs 'outputVariable'")))?;
-                    NodeKind::GetRecord { object: target.name.clone(), filter: fields(&at, &config, "filter", &target, &known)?, output: output.to_string() }
+                    NodeKind::GetRecord {
+                        object: target.name.clone(),
+                        filter: fields(&at, &config, "filter", &target, &known)?,
+                        output: output.to_string(),
+                        all: config.get("all").and_then(Json::as_bool).unwrap_or(false),
+                    }
                 }
                 "create_record" => {
                     let target = object("objectName")?;
@@ -193,10 +239,35 @@ impl Flow {
                     let record_id = value(&at, config.get("recordId").ok_or_else(|| invalid(format!("{at}: config needs 'recordId'")))?, &known)?;
                     NodeKind::UpdateRecord { object: target.name.clone(), record_id, fields: fields(&at, &config, "fields", &target, &known)? }
                 }
-                _ => {
+                "delete_record" => {
                     let target = object("objectName")?;
                     let record_id = value(&at, config.get("recordId").ok_or_else(|| invalid(format!("{at}: config needs 'recordId'")))?, &known)?;
                     NodeKind::DeleteRecord { object: target.name.clone(), record_id }
+                }
+                "loop" => {
+                    let collection = value(&at, config.get("collection").ok_or_else(|| invalid(format!("{at}: config needs 'collection' (a list)")))?, &known)?;
+                    let item = config.get("itemVariable").and_then(Json::as_str).ok_or_else(|| invalid(format!("{at}: config needs 'itemVariable'")))?;
+                    NodeKind::Loop { collection, item: item.to_string() }
+                }
+                _ => {
+                    let url = value(&at, config.get("url").ok_or_else(|| invalid(format!("{at}: config needs 'url'")))?, &known)?;
+                    if let UpdateValue::Literal(Json::String(literal)) = &url {
+                        if !literal.starts_with("http://") {
+                            return Err(invalid(format!("{at}: 'url' must be an http:// URL (this server has no TLS client yet)")));
+                        }
+                    }
+                    let method = config.get("method").and_then(Json::as_str).unwrap_or("GET").to_ascii_uppercase();
+                    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                        return Err(invalid(format!("{at}: unknown method '{method}'")));
+                    }
+                    let mut headers = Vec::new();
+                    for (name, header) in config.get("headers").and_then(Json::as_object).into_iter().flatten() {
+                        headers.push((name.clone(), value(&at, header, &known)?));
+                    }
+                    let body = config.get("body").map(|b| value(&at, b, &known)).transpose()?;
+                    let output = config.get("outputVariable").and_then(Json::as_str).map(str::to_string);
+                    let timeout_ms = node.get("timeoutMs").or_else(|| config.get("timeoutMs")).and_then(Json::as_u64).unwrap_or(10_000).clamp(100, 300_000);
+                    NodeKind::HttpRequest { method, url, headers, body, output, timeout_ms }
                 }
             };
             nodes.push(FlowNode { id, kind });
@@ -215,17 +286,29 @@ impl Flow {
                 _ => None,
             };
             let fault = edge.get("type").and_then(Json::as_str) == Some("fault");
-            edges.push(FlowEdge { source, target, condition, fault, is_default: boolean(&what, edge, "isDefault", false)? });
+            let is_default = boolean(&what, edge, "isDefault", false)?;
+            let done = matches!(nodes[source].kind, NodeKind::Loop { .. }) && (is_default || edge.get("label").and_then(Json::as_str) == Some("done"));
+            edges.push(FlowEdge { source, target, condition, fault, is_default, done });
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            if matches!(node.kind, NodeKind::Loop { .. }) {
+                let body = edges.iter().filter(|e| e.source == i && !e.fault && !e.done).count();
+                if body != 1 {
+                    return Err(invalid(format!(
+                        "{what} node '{}': a loop needs one body edge and may have one done edge (isDefault or label 'done'); it has {body} body edges",
+                        node.id
+                    )));
+                }
+            }
         }
         let starts: Vec<usize> = nodes.iter().enumerate().filter(|(_, n)| matches!(n.kind, NodeKind::Start)).map(|(i, _)| i).collect();
         let [start] = starts[..] else {
             return Err(invalid(format!("{what}: a flow needs exactly one start node (it has {})", starts.len())));
         };
-        if let Some(node) = find_cycle(nodes.len(), &edges) {
-            return Err(invalid(format!(
-                "{what} node '{}': the graph has a cycle through it, and without a wait or loop node a cycle never ends",
-                nodes[node].id
-            )));
+        // Edges back into a loop node close its body: the loop's list bounds them.
+        let forward: Vec<FlowEdge> = edges.iter().filter(|e| !matches!(nodes[e.target].kind, NodeKind::Loop { .. })).cloned().collect();
+        if let Some(node) = find_cycle(nodes.len(), &forward) {
+            return Err(invalid(format!("{what} node '{}': the graph has a cycle through it that no loop node bounds, so it might never end", nodes[node].id)));
         }
         let on_error = match map.get("errorHandling").and_then(|e| e.get("strategy")).and_then(Json::as_str).unwrap_or("fail") {
             "fail" => OnError::Fail,
@@ -256,6 +339,13 @@ impl Flow {
             e.condition.as_ref().is_some_and(|c| formula::truthy(&formula::eval(c, &RecordContext { record: variables, previous: None, now })))
         };
         out.iter().find(holds).or_else(|| out.iter().find(|e| e.is_default)).or_else(|| out.iter().find(|e| e.condition.is_none())).map(|e| e.target)
+    }
+
+    /// A loop node's body edge and done edge.
+    pub fn loop_edges(&self, node: usize) -> (Option<usize>, Option<usize>) {
+        let body = self.edges.iter().find(|e| e.source == node && !e.fault && !e.done).map(|e| e.target);
+        let done = self.edges.iter().find(|e| e.source == node && e.done).map(|e| e.target);
+        (body, done)
     }
 
     /// Whether this flow reacts to a change of `object`, and its criteria hold.

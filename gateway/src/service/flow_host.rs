@@ -28,15 +28,16 @@ fn host_error(error: ApiError) -> HostError {
 
 #[async_trait::async_trait]
 impl FlowHost for CallerHost<'_> {
-    async fn get(&self, object: &str, filter: &Map<String, Json>) -> Result<Json, HostError> {
+    async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError> {
         let mut query = Query::new(object);
         if !filter.is_empty() {
             query.filter = Some(parse_filter(&Json::Object(filter.clone())).map_err(|e| HostError::Refused(e.to_string()))?);
         }
         query.order_by = vec![SortNode { field: "id".into(), order: SortOrder::Asc }];
-        query.limit = Some(1);
+        query.limit = Some(limit as u64);
+        query.count = false;
         let read = super::data::query(self.system, self.caller, None, query, None).await.map_err(host_error)?;
-        Ok(read.output.records.first().map(|r| domain::value::record_to_json(r)).unwrap_or(Json::Null))
+        Ok(read.output.records.iter().map(|r| domain::value::record_to_json(r)).collect())
     }
 
     async fn create(&self, object: &str, data: Map<String, Json>, key: String) -> Result<String, HostError> {
