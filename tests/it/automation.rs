@@ -789,3 +789,69 @@ async fn state_machines_embedded() {
 async fn state_machines_postgres() {
     state_machines(true).await;
 }
+
+/// A rule's time trigger is durable: set when the rule fires, it survives
+/// the processes being stopped dead, fires at its time, and applies only if
+/// the criteria still hold then.
+async fn time_triggers(postgres: bool) {
+    let mut app: Json = serde_json::from_str(&app(json!({}))).unwrap();
+    app["objects"][0]["fields"]["remind_at"] = json!({"type": "datetime"});
+    app["objects"][0]["fields"]["reminded"] = json!({"type": "boolean"});
+    app["workflows"] = json!([{"name": "remind", "objectName": "ticket", "triggerType": "on_create", "criteria": "priority = \"low\"",
+        "timeTriggers": [{"id": "at_remind", "timeLength": 0, "timeUnit": "minutes", "offsetDirection": "after", "offsetFrom": "date_field", "dateField": "remind_at",
+            "actions": [{"name": "mark", "type": "field_update", "field": "reminded", "value": true}]}]}]);
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &app.to_string(), true).await;
+    let system = node.api.system.clone();
+    let soon = |ms: i64| domain::time::Timestamp::from_micros(commands::clock::now().micros() + ms * 1000).to_rfc3339();
+    let kept = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "kept", "priority": "low", "remind_at": soon(1500)}))).await;
+    let changed = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "changed", "priority": "low", "remind_at": soon(1500)}))).await;
+    let (kept, changed) = (kept["id"].as_str().unwrap().to_string(), changed["id"].as_str().unwrap().to_string());
+    // Both timers are set (in the log) before the processes die.
+    eventually("two timers set", Duration::from_secs(10), || async {
+        let mut sets = 0;
+        for event in system.commands.store().read_all(0, 100_000).await.unwrap() {
+            sets += usize::from(event.event_type == "timer.set");
+        }
+        sets == 2
+    })
+    .await;
+    system.processes.abort();
+    node.ok(&node.member, "PATCH", &format!("/api/v1/data/ticket/{changed}"), Some(json!({"priority": "high"}))).await;
+    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation);
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"], Json::Null, "not before its time");
+    eventually("the timer fires after the restart", Duration::from_secs(10), || async {
+        node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"] == json!(true)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{changed}")).await["reminded"], Json::Null, "criteria no longer hold: skipped");
+    let history = node.ok(&node.admin, "GET", &format!("/api/v1/data/ticket/{kept}/history"), None).await;
+    assert_eq!(history["entries"].as_array().unwrap().len(), 2, "create and one reminder: {history}");
+    let fired: Vec<String> = system
+        .commands
+        .store()
+        .read_all(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| match domain::event::codec::decode_envelope_payload(e, registry()) {
+            Ok(EventPayload::Process(ProcessEvent::TimerFired(f))) => Some(f.outcome),
+            _ => None,
+        })
+        .collect();
+    let mut fired = fired;
+    fired.sort();
+    assert_eq!(fired, ["done", "skipped: the criteria no longer hold"]);
+    processes.stop().await;
+}
+
+#[tokio::test]
+async fn time_triggers_embedded() {
+    time_triggers(false).await;
+}
+
+#[tokio::test]
+async fn time_triggers_postgres() {
+    time_triggers(true).await;
+}

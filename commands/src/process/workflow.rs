@@ -23,6 +23,7 @@ use super::pace::{pause, retrying};
 use super::progress::Progress;
 use super::state_at::{before_update, record_after};
 use super::status::ProcessStatus;
+use super::timers;
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
 
@@ -163,6 +164,12 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         }
         if !rule.applies(change, &record, previous.as_ref(), now) {
             continue;
+        }
+        for trigger in &rule.time_triggers {
+            if let Some(due) = trigger.due(&record, now) {
+                let (timer, data) = timers::rule_timer(&rule.name, &trigger.id, object, id, &event_id);
+                timers::set(commands, timer, due.micros(), data, event.event_id).await?;
+            }
         }
         let patch = rule.patch(&record, previous.as_ref(), now);
         if patch.is_empty() {

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 pub use flow::{Flow, FlowStart, NodeKind};
 pub use job::{Job, JobHandler, Schedule};
 pub use webhook::{Backoff, RetryPolicy, Webhook, WebhookTrigger};
-pub use workflow::{Change, FieldUpdate, Trigger, UpdateValue, WorkflowRule};
+pub use workflow::{Change, FieldUpdate, OffsetFrom, TimeTrigger, Trigger, UpdateValue, WorkflowRule};
 
 use crate::error::DomainError;
 use crate::metadata::Catalog;

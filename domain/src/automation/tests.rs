@@ -182,3 +182,29 @@ fn the_bundled_apps_automation_loads() {
         Automation::from_app(&json, &catalog).unwrap();
     }
 }
+
+#[test]
+fn time_triggers_count_from_the_firing_or_a_date_field() {
+    let mut cat = catalog();
+    let deal = json!({"name": "deal", "fields": {"close": {"type": "date"}, "title": {"type": "text"}, "done": {"type": "boolean"}}});
+    cat.insert(ObjectDef::from_json(&deal).unwrap(), None);
+    let app = json!({"workflows": [{"name": "chase", "objectName": "deal", "triggerType": "on_create", "timeTriggers": [
+        {"id": "later", "timeLength": 1, "timeUnit": "hours", "offsetDirection": "after", "offsetFrom": "trigger_date", "actions": []},
+        {"timeLength": 2, "timeUnit": "days", "offsetDirection": "before", "offsetFrom": "date_field", "dateField": "close",
+         "actions": [{"name": "flag", "type": "field_update", "field": "done", "value": true}]}]}]});
+    let automation = Automation::from_app(&app, &cat).unwrap();
+    let triggers = &automation.workflows[0].time_triggers;
+    assert_eq!(triggers[0].due(&Record::new(), NOW).unwrap().micros() - NOW.micros(), 3_600_000_000);
+    assert_eq!(triggers[1].id, "1", "an unnamed trigger is known by its index");
+    let record = record(&[("close", Value::Text("2026-03-10".into()))]);
+    assert_eq!(triggers[1].due(&record, NOW).unwrap().to_rfc3339(), "2026-03-08T00:00:00.000Z");
+    assert_eq!(triggers[1].due(&Record::new(), NOW), None, "no date: no timer");
+    let refused = |trigger: serde_json::Value| {
+        Automation::from_app(&json!({"workflows": [{"name": "chase", "objectName": "deal", "triggerType": "on_create", "timeTriggers": [trigger]}]}), &cat)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused(json!({"timeLength": 1, "offsetFrom": "date_field", "dateField": "title"})).contains("'title' is not a date"));
+    assert!(refused(json!({"timeLength": 1, "timeUnit": "weeks"})).contains("unknown timeUnit 'weeks'"));
+    assert!(refused(json!({"timeUnit": "days"})).contains("'timeLength' is required"));
+}

@@ -1,7 +1,8 @@
 //! Workflow rules (`WorkflowRule`): when a record of an object is created or
 //! updated and the rule's criteria (a formula) hold, its field updates are
-//! applied to that record. Rules with `triggerType: schedule` run when a job
-//! names them, over every record of their object.
+//! applied to that record; its time triggers apply their updates later, if
+//! the criteria still hold then. Rules with `triggerType: schedule` run when
+//! a job names them, over every record of their object.
 
 use serde_json::{Map, Value as Json};
 
@@ -50,6 +51,42 @@ pub struct FieldUpdate {
     pub value: UpdateValue,
 }
 
+/// Where a time trigger counts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetFrom {
+    /// When the rule fired.
+    TriggerDate,
+    /// A date or datetime field of the record.
+    Field(String),
+}
+
+/// Field updates a rule makes later (`timeTriggers`): at the trigger's time,
+/// if the rule's criteria still hold for the record as it then is.
+#[derive(Debug, Clone)]
+pub struct TimeTrigger {
+    /// The trigger's `id`, or its index in the list.
+    pub id: String,
+    /// Signed: before (negative) or after the reference time, in microseconds.
+    pub offset_micros: i64,
+    pub from: OffsetFrom,
+    pub actions: Vec<FieldUpdate>,
+}
+
+impl TimeTrigger {
+    /// When it is due for a rule that fired at `fired` on `record` (`None`
+    /// when the reference field is empty or not a date).
+    pub fn due(&self, record: &Record, fired: Timestamp) -> Option<Timestamp> {
+        let base = match &self.from {
+            OffsetFrom::TriggerDate => fired,
+            OffsetFrom::Field(field) => match record.get(field)? {
+                Value::Text(text) => Timestamp::parse(text)?,
+                _ => return None,
+            },
+        };
+        Some(Timestamp::from_micros(base.micros().saturating_add(self.offset_micros)))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkflowRule {
     pub name: String,
@@ -57,6 +94,7 @@ pub struct WorkflowRule {
     pub trigger: Trigger,
     pub criteria: Option<Expr>,
     pub actions: Vec<FieldUpdate>,
+    pub time_triggers: Vec<TimeTrigger>,
     /// `executionOrder`: lower runs first.
     pub order: u64,
     /// `reevaluateOnChange`: a change made by a rule's field update is
@@ -89,12 +127,16 @@ impl WorkflowRule {
             Some(source) if !source.trim().is_empty() => Some(compile(&format!("{what}: criteria"), source, object)?),
             _ => None,
         };
-        if map.get("timeTriggers").and_then(Json::as_array).is_some_and(|t| !t.is_empty()) {
-            return Err(invalid(format!("{what}: time triggers are not supported yet (use a job with a schedule rule)")));
-        }
         let mut actions = Vec::new();
         for action in map.get("actions").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default() {
             actions.push(field_update(&what, action, object)?);
+        }
+        let mut time_triggers = Vec::new();
+        for (index, trigger) in map.get("timeTriggers").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+            time_triggers.push(time_trigger(&what, index, trigger, object)?);
+        }
+        if !time_triggers.is_empty() && trigger == Trigger::Schedule {
+            return Err(invalid(format!("{what}: a schedule rule has no time triggers (its job says when it runs)")));
         }
         Ok(WorkflowRule {
             name: rule_name.to_string(),
@@ -102,6 +144,7 @@ impl WorkflowRule {
             trigger,
             criteria,
             actions,
+            time_triggers,
             order: number(&what, map, "executionOrder", 100, 0, 1 << 53)?,
             reevaluate: boolean(&what, map, "reevaluateOnChange", false)?,
             active: boolean(&what, map, "active", true)?,
@@ -121,18 +164,7 @@ impl WorkflowRule {
     /// The fields the rule's updates set that the record does not hold yet
     /// (empty when every update is already in place: nothing to write).
     pub fn patch(&self, record: &Record, previous: Option<&Record>, now: Timestamp) -> Map<String, Json> {
-        let mut patch = Map::new();
-        for action in &self.actions {
-            let value = match &action.value {
-                UpdateValue::Literal(json) => json.clone(),
-                UpdateValue::Formula(expr) => formula::eval(expr, &RecordContext { record, previous, now }).to_json(),
-            };
-            let current = record.get(&action.field).map(Value::to_json).unwrap_or(Json::Null);
-            if current != value {
-                patch.insert(action.field.clone(), value);
-            }
-        }
-        patch
+        patch_of(&self.actions, record, previous, now)
     }
 }
 
@@ -170,4 +202,65 @@ fn field_update(what: &str, json: &Json, object: &ObjectDef) -> Result<FieldUpda
         Some(other) => UpdateValue::Literal(other.clone()),
     };
     Ok(FieldUpdate { name: action_name.to_string(), field: field_name.to_string(), value })
+}
+
+const TRIGGER_PROPERTIES: [&str; 7] = ["id", "timeLength", "timeUnit", "offsetDirection", "offsetFrom", "dateField", "actions"];
+
+fn time_trigger(what: &str, index: usize, json: &Json, object: &ObjectDef) -> Result<TimeTrigger, DomainError> {
+    let id = json.get("id").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| index.to_string());
+    let what = format!("{what} time trigger '{id}'");
+    let map = properties(&what, json, &TRIGGER_PROPERTIES)?;
+    let length = map.get("timeLength").and_then(Json::as_i64).ok_or_else(|| invalid(format!("{what}: 'timeLength' is required (a whole number)")))?;
+    let unit: i64 = match text(&what, map, "timeUnit")?.unwrap_or("hours") {
+        "minutes" => 60_000_000,
+        "hours" => 3_600_000_000,
+        "days" => 86_400_000_000,
+        other => return Err(invalid(format!("{what}: unknown timeUnit '{other}' (minutes, hours, days)"))),
+    };
+    let sign = match text(&what, map, "offsetDirection")?.unwrap_or("after") {
+        "after" => 1,
+        "before" => -1,
+        other => return Err(invalid(format!("{what}: unknown offsetDirection '{other}' (before, after)"))),
+    };
+    let from = match text(&what, map, "offsetFrom")?.unwrap_or("trigger_date") {
+        "trigger_date" => OffsetFrom::TriggerDate,
+        "date_field" => {
+            let field = text(&what, map, "dateField")?.ok_or_else(|| invalid(format!("{what}: 'dateField' is required with offsetFrom date_field")))?;
+            match object.field(field) {
+                Some(f) if matches!(f.field_type, FieldType::Date | FieldType::Datetime) => OffsetFrom::Field(field.to_string()),
+                Some(_) => return Err(invalid(format!("{what}: field '{field}' is not a date or datetime"))),
+                None if ["created_at", "updated_at"].contains(&field) => OffsetFrom::Field(field.to_string()),
+                None => return Err(invalid(format!("{what}: unknown field '{field}' of '{}'", object.name))),
+            }
+        }
+        other => return Err(invalid(format!("{what}: unknown offsetFrom '{other}' (trigger_date, date_field)"))),
+    };
+    let offset_micros = length.checked_mul(unit).and_then(|o| o.checked_mul(sign)).ok_or_else(|| invalid(format!("{what}: the offset is too large")))?;
+    let mut actions = Vec::new();
+    for action in map.get("actions").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default() {
+        actions.push(field_update(&what, action, object)?);
+    }
+    Ok(TimeTrigger { id, offset_micros, from, actions })
+}
+
+impl WorkflowRule {
+    /// What a time trigger's updates set that the record does not hold yet.
+    pub fn trigger_patch(&self, trigger: &TimeTrigger, record: &Record, now: Timestamp) -> Map<String, Json> {
+        patch_of(&trigger.actions, record, None, now)
+    }
+}
+
+fn patch_of(actions: &[FieldUpdate], record: &Record, previous: Option<&Record>, now: Timestamp) -> Map<String, Json> {
+    let mut patch = Map::new();
+    for action in actions {
+        let value = match &action.value {
+            UpdateValue::Literal(json) => json.clone(),
+            UpdateValue::Formula(expr) => formula::eval(expr, &RecordContext { record, previous, now }).to_json(),
+        };
+        let current = record.get(&action.field).map(Value::to_json).unwrap_or(Json::Null);
+        if current != value {
+            patch.insert(action.field.clone(), value);
+        }
+    }
+    patch
 }

@@ -71,6 +71,8 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
         EventPayload::Process(ProcessEvent::Deliveries(e)) => encode(e),
         EventPayload::Process(ProcessEvent::JobStarted(e)) => encode(e),
         EventPayload::Process(ProcessEvent::JobFinished(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::TimerSet(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::TimerFired(e)) => encode(e),
     };
     (payload.event_type(), current_version(payload.event_type()), bytes)
 }
@@ -100,6 +102,8 @@ pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcas
         "webhook.deliveries" => EventPayload::Process(ProcessEvent::Deliveries(decode(bytes, event_type)?)),
         "job.started" => EventPayload::Process(ProcessEvent::JobStarted(decode(bytes, event_type)?)),
         "job.finished" => EventPayload::Process(ProcessEvent::JobFinished(decode(bytes, event_type)?)),
+        "timer.set" => EventPayload::Process(ProcessEvent::TimerSet(decode(bytes, event_type)?)),
+        "timer.fired" => EventPayload::Process(ProcessEvent::TimerFired(decode(bytes, event_type)?)),
         other => return Err(DomainError::Decode(format!("unknown event type '{other}'"))),
     })
 }

@@ -2,7 +2,7 @@
 //! dispatch, scheduled jobs). Their progress is in the log like everything
 //! else, so it survives a crash, every node sees it, and two nodes racing for
 //! the same step meet at an append with an expected version: one wins.
-//! Streams: `$process/{name}`, `$webhooks/{name}`, `$jobs/{name}`.
+//! Streams: `$process/{name}`, `$webhooks/{name}`, `$jobs/{name}`, `$timers/{timer}`.
 
 use bincode::{Decode, Encode};
 
@@ -68,12 +68,34 @@ pub struct JobFinished {
     pub changed: u64,
 }
 
+/// A durable timer was set (stream `$timers/{timer}`, its first event).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct TimerSet {
+    pub timer: String,
+    /// When it is due, in microseconds since the epoch.
+    pub due: i64,
+    /// What it does when due (`rule_time_trigger`).
+    pub kind: String,
+    /// Its arguments, as JSON.
+    pub data: String,
+}
+
+/// A timer's action was done (its stream's second event: one node wins it).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct TimerFired {
+    pub timer: String,
+    /// What came of it (for the log): `done`, `skipped: ...` or `failed: ...`.
+    pub outcome: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessEvent {
     Progress(ProcessProgress),
     Deliveries(WebhookDeliveries),
     JobStarted(JobStarted),
     JobFinished(JobFinished),
+    TimerSet(TimerSet),
+    TimerFired(TimerFired),
 }
 
 impl ProcessEvent {
@@ -83,6 +105,8 @@ impl ProcessEvent {
             ProcessEvent::Deliveries(_) => "webhook.deliveries",
             ProcessEvent::JobStarted(_) => "job.started",
             ProcessEvent::JobFinished(_) => "job.finished",
+            ProcessEvent::TimerSet(_) => "timer.set",
+            ProcessEvent::TimerFired(_) => "timer.fired",
         }
     }
 
@@ -100,6 +124,8 @@ impl ProcessEvent {
                 "job": e.job, "runId": e.run_id, "status": e.status, "attempts": e.attempts,
                 "durationMs": e.duration_ms, "error": e.error, "changed": e.changed,
             }),
+            ProcessEvent::TimerSet(e) => json!({"timer": e.timer, "due": e.due, "kind": e.kind, "data": e.data}),
+            ProcessEvent::TimerFired(e) => json!({"timer": e.timer, "outcome": e.outcome}),
         }
     }
 }
