@@ -591,6 +591,14 @@ fn flow_app(hook_url: &str) -> String {
          "edges": [{"source": "begin", "target": "find"}, {"source": "find", "target": "zero"}, {"source": "zero", "target": "each"},
                    {"source": "each", "target": "mark"}, {"source": "mark", "target": "bump"}, {"source": "bump", "target": "each"},
                    {"source": "each", "target": "notify", "isDefault": true}, {"source": "notify", "target": "done"}]},
+        {"name": "slow_note", "label": "Slow", "type": "api", "runAs": "system", "status": "active",
+         "variables": [{"name": "noteId", "type": "text", "isInput": false, "isOutput": true}],
+         "nodes": [{"id": "begin", "type": "start"},
+                   {"id": "write", "type": "create_record", "config": {"objectName": "note", "fields": {"body": "waiting"}, "outputVariable": "noteId"}},
+                   {"id": "pause", "type": "wait", "config": {"durationMs": 800}},
+                   {"id": "finish", "type": "update_record", "config": {"objectName": "note", "recordId": "=noteId", "fields": {"body": "=CONCAT(\"resumed \", noteId)"}}},
+                   {"id": "done", "type": "end"}],
+         "edges": [{"source": "begin", "target": "write"}, {"source": "write", "target": "pause"}, {"source": "pause", "target": "finish"}, {"source": "finish", "target": "done"}]},
         {"name": "housekeeping", "label": "Housekeeping", "type": "autolaunched", "runAs": "system", "status": "active",
          "nodes": [{"id": "begin", "type": "start"}, {"id": "done", "type": "end"}],
          "edges": [{"id": "e1", "source": "begin", "target": "done"}]}
@@ -662,6 +670,20 @@ async fn flows(postgres: bool) {
     assert_eq!(seen.lock().unwrap().iter().map(|(_, body)| String::from_utf8_lossy(body).into_owned()).collect::<Vec<_>>(), ["2"]);
     let _ = stop.send(());
 
+    // A run that waits answers at once, and resumes from a durable timer,
+    // even when the processes die in between.
+    let waiting = node.call(&node.member, "POST", &uri("slow_note"), None).await;
+    assert_eq!(waiting.status, StatusCode::OK, "{}", waiting.body);
+    assert_eq!(waiting.body["result"]["status"], json!("waiting"), "{}", waiting.body);
+    node.api.system.processes.abort();
+    let restarted = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation);
+    let resumed = common::urlencode(&json!([["body", "startswith", "resumed"]]).to_string());
+    eventually("the run resumes after its wait", Duration::from_secs(10), || async {
+        node.ok(&node.admin, "GET", &format!("/api/v1/data/note?filter={resumed}"), None).await["total"] == json!(1)
+    })
+    .await;
+    restarted.stop().await;
+
     // Autolaunched flows are an administrator's; record_change flows are not triggered.
     assert_eq!(node.call(&node.member, "POST", &uri("housekeeping"), None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(node.call(&node.admin, "POST", &uri("housekeeping"), None).await.status, StatusCode::OK);
@@ -685,7 +707,11 @@ async fn bad_flows_are_refused_at_start() {
     let flow = |nodes: Json, edges: Json| json!({"flows": [{"name": "f1", "label": "F", "type": "api", "runAs": "user", "status": "active", "nodes": nodes, "edges": edges}]});
     let start_end = json!([{"id": "a", "type": "start"}, {"id": "b", "type": "decision"}, {"id": "c", "type": "end"}]);
     for (extra, expected) in [
-        (flow(json!([{"id": "a", "type": "start"}, {"id": "w", "type": "wait"}]), json!([])), "flow 'f1' node 'w': node type 'wait' is not supported"),
+        (flow(json!([{"id": "a", "type": "start"}, {"id": "s", "type": "script"}]), json!([])), "flow 'f1' node 's': node type 'script' is not supported"),
+        (
+            flow(json!([{"id": "a", "type": "start"}, {"id": "w", "type": "wait", "config": {"durationMs": 5}}]), json!([])),
+            "a flow that waits runs as the system",
+        ),
         (
             flow(
                 start_end.clone(),

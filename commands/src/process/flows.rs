@@ -16,7 +16,7 @@ use domain::automation::{Flow, NodeKind};
 use domain::event::EventId;
 use domain::time::Timestamp;
 use domain::value::{record_to_json, Record, Value};
-use serde_json::{Map, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
@@ -53,13 +53,77 @@ pub enum FlowError {
 /// Most node visits one run makes (loops included).
 pub const MAX_STEPS: usize = 100_000;
 
-/// Runs `flow` from its start with `variables`; its output variables.
-pub async fn run(flow: &Flow, mut variables: Record, run_id: &str, host: &dyn FlowHost, now: Timestamp) -> Result<Map<String, Json>, FlowError> {
-    let mut node = flow.start;
-    let mut visits: HashMap<usize, usize> = HashMap::new();
-    // Each loop node's list and the next item's index.
-    let mut loops: HashMap<usize, (Vec<Json>, usize)> = HashMap::new();
+/// How a run ended for now.
+#[derive(Debug, Clone)]
+pub enum Ended {
+    /// At an end node (or a node without a way on): the output variables.
+    Finished(Map<String, Json>),
+    /// At a wait node: the run resumes at `until` from `state` ([`resume`]).
+    Waiting { until: Timestamp, state: Json },
+}
+
+/// Where a run is: its next node, variables, visits per node and loops' lists.
+struct Position {
+    node: usize,
+    variables: Record,
+    visits: HashMap<usize, usize>,
+    /// Each loop node's list and the next item's index.
+    loops: HashMap<usize, (Vec<Json>, usize)>,
+    /// Waits so far (each resume's timer is told apart by it).
+    waits: u64,
+}
+
+impl Position {
+    fn to_json(&self, flow: &Flow) -> Json {
+        let id = |i: &usize| flow.nodes[*i].id.clone();
+        json!({
+            "node": id(&self.node),
+            "variables": record_to_json(&self.variables),
+            "visits": self.visits.iter().map(|(n, v)| (id(n), json!(v))).collect::<Map<String, Json>>(),
+            "loops": self.loops.iter().map(|(n, (items, index))| (id(n), json!({"items": items, "index": index}))).collect::<Map<String, Json>>(),
+            "waits": self.waits,
+        })
+    }
+
+    fn from_json(flow: &Flow, state: &Json) -> Option<Position> {
+        let index = |id: &str| flow.node_index(id);
+        let node = index(state.get("node")?.as_str()?)?;
+        let variables = match Value::from_json(state.get("variables")?) {
+            Value::Map(map) => map.into_iter().fold(Record::new(), |mut record, (k, v)| {
+                record.insert(k, v);
+                record
+            }),
+            _ => Record::new(),
+        };
+        let mut visits = HashMap::new();
+        for (id, count) in state.get("visits")?.as_object()? {
+            visits.insert(index(id)?, count.as_u64()? as usize);
+        }
+        let mut loops = HashMap::new();
+        for (id, entry) in state.get("loops")?.as_object()? {
+            loops.insert(index(id)?, (entry.get("items")?.as_array()?.clone(), entry.get("index")?.as_u64()? as usize));
+        }
+        Some(Position { node, variables, visits, loops, waits: state.get("waits")?.as_u64()? })
+    }
+}
+
+/// Runs `flow` from its start with `variables`.
+pub async fn run(flow: &Flow, variables: Record, run_id: &str, host: &dyn FlowHost, now: Timestamp) -> Result<Ended, FlowError> {
+    let at = Position { node: flow.start, variables, visits: HashMap::new(), loops: HashMap::new(), waits: 0 };
+    drive(flow, at, run_id, host, now).await
+}
+
+/// Resumes a run that waited, from the state [`Ended::Waiting`] gave.
+pub async fn resume(flow: &Flow, state: &Json, run_id: &str, host: &dyn FlowHost, now: Timestamp) -> Result<Ended, FlowError> {
+    let Some(at) = Position::from_json(flow, state) else {
+        return Err(FlowError::Failed { flow: flow.name.clone(), node: String::new(), message: "its saved state no longer fits the flow's definition".into() });
+    };
+    drive(flow, at, run_id, host, now).await
+}
+
+async fn drive(flow: &Flow, mut at: Position, run_id: &str, host: &dyn FlowHost, now: Timestamp) -> Result<Ended, FlowError> {
     for steps in 0.. {
+        let node = at.node;
         if steps == MAX_STEPS {
             return Err(FlowError::Failed {
                 flow: flow.name.clone(),
@@ -67,28 +131,45 @@ pub async fn run(flow: &Flow, mut variables: Record, run_id: &str, host: &dyn Fl
                 message: format!("the run took more than {MAX_STEPS} steps"),
             });
         }
-        let visit = visits.entry(node).or_default();
+        let visit = at.visits.entry(node).or_default();
         *visit += 1;
         let key = if *visit == 1 { format!("{run_id}/{}", flow.nodes[node].id) } else { format!("{run_id}/{}/{visit}", flow.nodes[node].id) };
-        if let NodeKind::Loop { collection, item } = &flow.nodes[node].kind {
-            let (items, index) = loops.entry(node).or_insert_with(|| (list_of(evaluate(collection, &variables, now)), 0));
-            let (body, done) = flow.loop_edges(node);
-            if *index < items.len() {
-                variables.insert(item.clone(), Value::from_json(&items[*index]));
-                *index += 1;
-                node = body.expect("a loop has a body edge (checked at load)");
-                continue;
-            }
-            loops.remove(&node);
-            match done {
-                Some(next) => {
-                    node = next;
+        match &flow.nodes[node].kind {
+            NodeKind::Loop { collection, item } => {
+                let (items, index) = at.loops.entry(node).or_insert_with(|| (list_of(evaluate(collection, &at.variables, now)), 0));
+                let (body, done) = flow.loop_edges(node);
+                if *index < items.len() {
+                    at.variables.insert(item.clone(), Value::from_json(&items[*index]));
+                    *index += 1;
+                    at.node = body.expect("a loop has a body edge (checked at load)");
                     continue;
                 }
-                None => break,
+                at.loops.remove(&node);
+                match done {
+                    Some(next) => {
+                        at.node = next;
+                        continue;
+                    }
+                    None => break,
+                }
             }
+            NodeKind::Wait { duration_ms, until } => {
+                let until = match (duration_ms, until) {
+                    (Some(ms), _) => Timestamp::from_micros(now.micros().saturating_add((*ms as i64).saturating_mul(1000))),
+                    (_, Some(value)) => match evaluate(value, &at.variables, now) {
+                        Json::String(text) => Timestamp::parse(&text).unwrap_or(now),
+                        _ => now,
+                    },
+                    _ => now,
+                };
+                let Some(next) = flow.next(node, false, &at.variables, now) else { break };
+                at.node = next;
+                at.waits += 1;
+                return Ok(Ended::Waiting { until, state: at.to_json(flow) });
+            }
+            _ => {}
         }
-        let step = step(flow, node, &mut variables, &key, host, now).await;
+        let step = step(flow, node, &mut at.variables, &key, host, now).await;
         let failed = match step {
             Ok(()) => false,
             Err(HostError::Unavailable(message)) => return Err(FlowError::Unavailable(flow.name.clone(), message)),
@@ -104,16 +185,26 @@ pub async fn run(flow: &Flow, mut variables: Record, run_id: &str, host: &dyn Fl
         if matches!(flow.nodes[node].kind, NodeKind::End) {
             break;
         }
-        match flow.next(node, failed, &variables, now) {
-            Some(next) => node = next,
+        match flow.next(node, failed, &at.variables, now) {
+            Some(next) => at.node = next,
             None => break,
         }
     }
     let mut outputs = Map::new();
     for name in &flow.outputs {
-        outputs.insert(name.clone(), variables.get(name).map(Value::to_json).unwrap_or(Json::Null));
+        outputs.insert(name.clone(), at.variables.get(name).map(Value::to_json).unwrap_or(Json::Null));
     }
-    Ok(outputs)
+    Ok(Ended::Finished(outputs))
+}
+
+/// Records a run that waits: a durable timer resumes it (as the system) when due.
+pub async fn suspend(commands: &CommandService, flow: &Flow, run_id: &str, until: Timestamp, state: Json, cause: Option<EventId>) -> Result<(), FlowError> {
+    let waits = state.get("waits").and_then(Json::as_u64).unwrap_or(0);
+    let timer = format!("flow.{run_id}.{waits}");
+    let data = json!({"flow": flow.name, "run": run_id, "state": state});
+    super::timers::set(commands, timer, until.micros(), super::timers::FLOW_WAIT, data, cause)
+        .await
+        .map_err(|e| FlowError::Unavailable(flow.name.clone(), e.to_string()))
 }
 
 /// A loop's list: an array as given (at most [`MAX_LIST`] items), nothing for null, one item otherwise.
@@ -140,7 +231,7 @@ async fn step(flow: &Flow, node: usize, variables: &mut Record, key: &str, host:
         }
     };
     match &flow.nodes[node].kind {
-        NodeKind::Start | NodeKind::End | NodeKind::Decision | NodeKind::Loop { .. } => {}
+        NodeKind::Start | NodeKind::End | NodeKind::Decision | NodeKind::Loop { .. } | NodeKind::Wait { .. } => {}
         NodeKind::Assignment(assignments) => {
             for (variable, value) in assignments {
                 let json = evaluate(value, variables, now);

@@ -329,8 +329,13 @@ async fn work(commands: &Arc<CommandService>, work: &Work, run: &JobRun) -> Resu
         Work::Rule(rule) => sweep(commands, rule, run).await,
         Work::Flow(flow) => {
             let host = super::flows::SystemHost { commands: commands.clone(), causation: Some(run.started_event) };
-            match super::flows::run(flow, domain::value::Record::new(), &format!("{}/{}", flow.name, run.run_id), &host, crate::clock::now()).await {
-                Ok(_) => Ok(0),
+            let run_id = format!("{}/{}", flow.name, run.run_id);
+            match super::flows::run(flow, domain::value::Record::new(), &run_id, &host, crate::clock::now()).await {
+                Ok(super::flows::Ended::Finished(_)) => Ok(0),
+                Ok(super::flows::Ended::Waiting { until, state }) => super::flows::suspend(commands, flow, &run_id, until, state, Some(run.started_event))
+                    .await
+                    .map(|()| 0)
+                    .map_err(|e| Failure::Store(CommandError::Store(crate::StoreError::Unavailable(e.to_string())))),
                 Err(super::flows::FlowError::Unavailable(_, message)) => Err(Failure::Store(CommandError::Store(crate::StoreError::Unavailable(message)))),
                 Err(failed) => Err(Failure::Refused { failed: 1, first: failed.to_string() }),
             }

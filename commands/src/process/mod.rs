@@ -11,7 +11,7 @@
 //! - `flows`: running a flow, through a host (the system, or a caller).
 //! - `webhooks`: delivery of changes to webhooks' receivers (`http`).
 //! - `jobs`: scheduled jobs (cron, interval, once) and runs on demand.
-//! - `timers`: durable timers (workflow rules' time triggers).
+//! - `timers`: durable timers (workflow rules' time triggers, flows' waits).
 //!
 //! Entry point: [`Processes::start`]; the caller stops them with [`Processes::stop`].
 
@@ -76,13 +76,16 @@ impl Processes {
             rules: automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule).cloned().collect(),
             flows: automation.flows.iter().filter(|f| matches!(f.start_kind, domain::automation::FlowStart::RecordChange { .. })).cloned().collect(),
         };
-        let timed: Vec<_> = reactions.rules.iter().filter(|r| !r.time_triggers.is_empty()).cloned().collect();
+        let timed = timers::Timed {
+            rules: reactions.rules.iter().filter(|r| !r.time_triggers.is_empty()).cloned().collect(),
+            flows: automation.flows.iter().filter(|f| f.waits()).cloned().collect(),
+        };
         if !reactions.is_empty() {
             let status = Arc::new(ProcessStatus::new(workflow::NAME));
             statuses.push(status.clone());
             tasks.push(tokio::spawn(workflow::run(commands.clone(), Arc::new(reactions), status, stopped.clone())));
         }
-        if !timed.is_empty() {
+        if !timed.rules.is_empty() || !timed.flows.is_empty() {
             let status = Arc::new(ProcessStatus::new(timers::NAME));
             statuses.push(status.clone());
             tasks.push(tokio::spawn(timers::run(commands.clone(), Arc::new(timed), status, stopped.clone())));

@@ -6,20 +6,22 @@
 //! position below every pending timer, so after a restart it reads the
 //! timers it had not fired again: a timer fires late rather than never.
 //!
-//! The one kind today: a workflow rule's time trigger (`rule_time_trigger`),
-//! whose updates apply if the rule's criteria still hold for the record as
-//! it is when due.
+//! Kinds: a workflow rule's time trigger (`rule_time_trigger`), whose
+//! updates apply if the rule's criteria still hold for the record as it is
+//! when due, and a flow's wait (`flow_wait`), whose run resumes from the
+//! state the timer holds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::automation::WorkflowRule;
+use domain::automation::{Flow, WorkflowRule};
 use domain::event::process::{TimerFired, TimerSet};
 use domain::event::{registry, EventEnvelope, EventId, EventPayload, ProcessEvent};
 use serde_json::{json, Value as Json};
 use tokio::sync::watch;
 
+use super::flows::{self, Ended, FlowError, SystemHost};
 use super::follow::Follower;
 use super::pace::{pause, retrying};
 use super::progress::Progress;
@@ -29,6 +31,7 @@ use crate::CommandError;
 
 pub const NAME: &str = "timers";
 pub(crate) const RULE_TIME_TRIGGER: &str = "rule_time_trigger";
+pub(crate) const FLOW_WAIT: &str = "flow_wait";
 
 /// A timer waiting to fire.
 struct Pending {
@@ -37,18 +40,24 @@ struct Pending {
     set: TimerSet,
 }
 
-/// Sets a rule's time trigger for a record (once: a second set of the same timer is a no-op).
-pub(crate) async fn set(commands: &CommandService, timer: String, due: i64, data: Json, cause: EventId) -> Result<(), CommandError> {
-    let event = ProcessEvent::TimerSet(TimerSet { timer: timer.clone(), due, kind: RULE_TIME_TRIGGER.into(), data: data.to_string() });
+/// Sets a timer (once: a second set of the same timer is a no-op).
+pub(crate) async fn set(commands: &CommandService, timer: String, due: i64, kind: &str, data: Json, cause: Option<EventId>) -> Result<(), CommandError> {
+    let event = ProcessEvent::TimerSet(TimerSet { timer: timer.clone(), due, kind: kind.into(), data: data.to_string() });
     let mut meta = CommandMeta::system();
-    meta.causation_id = Some(cause);
+    meta.causation_id = cause;
     match commands.execute(Command::Process { stream: format!("$timers/{timer}"), expected_version: Some(0), event }, meta).await {
         Ok(_) | Err(CommandError::Conflict { .. }) => Ok(()),
         Err(other) => Err(other),
     }
 }
 
-pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Vec<WorkflowRule>>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
+/// What timers act on: rules with time triggers, flows that wait.
+pub(crate) struct Timed {
+    pub rules: Vec<WorkflowRule>,
+    pub flows: Vec<Flow>,
+}
+
+pub(crate) async fn run(commands: Arc<CommandService>, timed: Arc<Timed>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
     let Some((mut progress, start)) = retrying(&mut stop, &status, "reading its progress", || Progress::load(&commands, NAME)).await else { return };
     let start = match start {
         Some(position) => position,
@@ -85,7 +94,7 @@ pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Vec<WorkflowRu
             _ = tokio::time::sleep(wait), if next_due.is_some() => {
                 let key = pending.keys().next().cloned().expect("a due timer");
                 let timer = pending.remove(&key).expect("a due timer");
-                match fire(&commands, &rules, &timer).await {
+                match fire(&commands, &timed, &timer).await {
                     Ok(()) => status.step(),
                     Err(error) => {
                         // The store failed: try again in a second (its action is keyed).
@@ -120,8 +129,12 @@ fn take(event: &EventEnvelope, pending: &mut BTreeMap<(i64, String), Pending>) {
 }
 
 /// Does a due timer's action, then records it fired. Errors are the store's.
-async fn fire(commands: &CommandService, rules: &[WorkflowRule], timer: &Pending) -> Result<(), CommandError> {
-    let outcome = match act(commands, rules, timer).await {
+async fn fire(commands: &Arc<CommandService>, timed: &Timed, timer: &Pending) -> Result<(), CommandError> {
+    let acted = match timer.set.kind.as_str() {
+        FLOW_WAIT => resume(commands, &timed.flows, timer).await,
+        _ => act(commands, &timed.rules, timer).await,
+    };
+    let outcome = match acted {
         Ok(outcome) => outcome,
         Err(error @ (CommandError::Store(_) | CommandError::Contended)) => return Err(error),
         Err(refused) => format!("failed: {refused}"),
@@ -160,6 +173,26 @@ async fn act(commands: &CommandService, rules: &[WorkflowRule], timer: &Pending)
     meta.automation = true;
     commands.execute(Command::Update { object, id, patch, expected_version: None }, meta).await?;
     Ok("done".into())
+}
+
+/// A flow's run resumed after its wait (as the system); a later wait sets the next timer.
+async fn resume(commands: &Arc<CommandService>, flows: &[Flow], timer: &Pending) -> Result<String, CommandError> {
+    let data: Json = serde_json::from_str(&timer.set.data).unwrap_or(Json::Null);
+    let name = data.get("flow").and_then(Json::as_str).unwrap_or_default();
+    let run = data.get("run").and_then(Json::as_str).unwrap_or_default();
+    let Some(flow) = flows.iter().find(|f| f.name == name) else { return Ok(format!("skipped: no flow '{name}' that waits now")) };
+    commands.wait_applied(timer.set_at, Duration::from_secs(10)).await;
+    let host = SystemHost { commands: commands.clone(), causation: Some(timer.set_event) };
+    let unavailable = |message: String| CommandError::Store(crate::StoreError::Unavailable(message));
+    match flows::resume(flow, &data["state"], run, &host, crate::clock::now()).await {
+        Ok(Ended::Finished(_)) => Ok("done".into()),
+        Ok(Ended::Waiting { until, state }) => {
+            flows::suspend(commands, flow, run, until, state, Some(timer.set_event)).await.map_err(|e| unavailable(e.to_string()))?;
+            Ok("done: waits again".into())
+        }
+        Err(FlowError::Unavailable(_, message)) => Err(unavailable(message)),
+        Err(failed) => Ok(format!("failed: {failed}")),
+    }
 }
 
 /// The timer's id and its data for a rule's time trigger fired by `event` on a record.

@@ -17,7 +17,7 @@ use domain::event::{registry, EventEnvelope, EventPayload, StreamId};
 use domain::time::Timestamp;
 use tokio::sync::watch;
 
-use super::flows::{self, FlowError, SystemHost};
+use super::flows::{self, Ended, FlowError, SystemHost};
 use super::follow::Follower;
 use super::pace::{pause, retrying};
 use super::progress::Progress;
@@ -168,7 +168,7 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         for trigger in &rule.time_triggers {
             if let Some(due) = trigger.due(&record, now) {
                 let (timer, data) = timers::rule_timer(&rule.name, &trigger.id, object, id, &event_id);
-                timers::set(commands, timer, due.micros(), data, event.event_id).await?;
+                timers::set(commands, timer, due.micros(), timers::RULE_TIME_TRIGGER, data, Some(event.event_id)).await?;
             }
         }
         let patch = rule.patch(&record, previous.as_ref(), now);
@@ -207,8 +207,13 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         }
         let host = SystemHost { commands: commands.clone(), causation: Some(event.event_id) };
         let variables = Flow::change_variables(&record, previous.as_ref());
-        match flows::run(flow, variables, &format!("{}/{event_id}", flow.name), &host, now).await {
-            Ok(_) => status.step(),
+        let run_id = format!("{}/{event_id}", flow.name);
+        match flows::run(flow, variables, &run_id, &host, now).await {
+            Ok(Ended::Finished(_)) => status.step(),
+            Ok(Ended::Waiting { until, state }) => match flows::suspend(commands, flow, &run_id, until, state, Some(event.event_id)).await {
+                Ok(()) => status.step(),
+                Err(error) => return Err(CommandError::Store(crate::StoreError::Unavailable(error.to_string()))),
+            },
             Err(FlowError::Unavailable(_, message)) => return Err(CommandError::Store(crate::StoreError::Unavailable(message))),
             Err(failed) => status.failed(failed.to_string()),
         }

@@ -6,12 +6,13 @@
 //! `criteria`). Nodes: `start`, `end`, `decision` (the first outgoing edge
 //! whose `condition` holds, else the edge marked `isDefault` or without a
 //! condition), `assignment`, `get_record`, `create_record`, `update_record`,
-//! `delete_record`, `loop` (over a list, such as `get_record` with `all`)
-//! and `http_request` (`http://`). Values and conditions are formulas over the variables
+//! `delete_record`, `loop` (over a list, such as `get_record` with `all`),
+//! `http_request` (`http://`) and `wait` (the run resumes later from a
+//! durable timer). Values and conditions are formulas over the variables
 //! (`record.amount > 100`; a value is a formula when it is a string beginning
 //! with `=`). A node that fails follows its `fault` edge if it has one, else
 //! the flow's `errorHandling` decides (`fail` or `continue`). Other node types
-//! (`wait`, `script`, `screen`, `subflow`, ...) and graphs with a cycle no
+//! (`script`, `screen`, `subflow`, ...) and graphs with a cycle no
 //! loop node bounds are refused at load, naming the flow and the node.
 
 use std::collections::{BTreeSet, HashMap};
@@ -66,6 +67,12 @@ pub enum NodeKind {
     Loop {
         collection: UpdateValue,
         item: String,
+    },
+    /// The run stops here and resumes (as the system) after `duration_ms`, or
+    /// at the time `until` gives: a durable timer holds its state meanwhile.
+    Wait {
+        duration_ms: Option<u64>,
+        until: Option<UpdateValue>,
     },
     /// An HTTP call (`http://` only): `{status, body}` into `output`.
     HttpRequest {
@@ -123,8 +130,8 @@ pub struct Flow {
 
 const PROPERTIES: [&str; 14] =
     ["name", "label", "description", "version", "status", "template", "type", "variables", "nodes", "edges", "active", "runAs", "errorHandling", "tags"];
-const SUPPORTED: [&str; 10] =
-    ["start", "end", "decision", "assignment", "get_record", "create_record", "update_record", "delete_record", "loop", "http_request"];
+const SUPPORTED: [&str; 11] =
+    ["start", "end", "decision", "assignment", "get_record", "create_record", "update_record", "delete_record", "loop", "http_request", "wait"];
 
 impl Flow {
     pub fn parse(json: &Json, catalog: &Catalog) -> Result<Flow, DomainError> {
@@ -244,6 +251,19 @@ impl Flow {
                     let record_id = value(&at, config.get("recordId").ok_or_else(|| invalid(format!("{at}: config needs 'recordId'")))?, &known)?;
                     NodeKind::DeleteRecord { object: target.name.clone(), record_id }
                 }
+                "wait" => {
+                    if kind == "api" && text(&what, map, "runAs")? != Some("system") {
+                        return Err(invalid(format!(
+                            "{at}: a flow that waits runs as the system (runAs: system): no caller's session is sure to last until it resumes"
+                        )));
+                    }
+                    let duration_ms = config.get("durationMs").and_then(Json::as_u64);
+                    let until = config.get("until").map(|u| value(&at, u, &known)).transpose()?;
+                    if duration_ms.is_none() == until.is_none() {
+                        return Err(invalid(format!("{at}: a wait needs 'durationMs' or 'until' (a datetime formula), one of them")));
+                    }
+                    NodeKind::Wait { duration_ms, until }
+                }
                 "loop" => {
                     let collection = value(&at, config.get("collection").ok_or_else(|| invalid(format!("{at}: config needs 'collection' (a list)")))?, &known)?;
                     let item = config.get("itemVariable").and_then(Json::as_str).ok_or_else(|| invalid(format!("{at}: config needs 'itemVariable'")))?;
@@ -339,6 +359,16 @@ impl Flow {
             e.condition.as_ref().is_some_and(|c| formula::truthy(&formula::eval(c, &RecordContext { record: variables, previous: None, now })))
         };
         out.iter().find(holds).or_else(|| out.iter().find(|e| e.is_default)).or_else(|| out.iter().find(|e| e.condition.is_none())).map(|e| e.target)
+    }
+
+    /// Whether a run may stop at a wait node.
+    pub fn waits(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n.kind, NodeKind::Wait { .. }))
+    }
+
+    /// A node's index by its id.
+    pub fn node_index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
     }
 
     /// A loop node's body edge and done edge.

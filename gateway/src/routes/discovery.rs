@@ -30,7 +30,7 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
             "analytics": {"enabled": true, "status": "available", "route": "/api/v1/analytics", "provider": "objectstack-rs"},
             "auth": {"enabled": true, "status": "available", "route": "/api/v1/auth", "provider": "objectstack-rs"},
             "automation": {"enabled": true, "status": "available", "route": "/api/v1/automation", "provider": "objectstack-rs",
-                           "message": "workflow rules (field updates), flows (api, autolaunched, record_change; no wait nodes yet) and webhooks"},
+                           "message": "workflow rules (field updates), flows (api, autolaunched, record_change) and webhooks"},
             "job": {"enabled": true, "status": "available", "route": "/api/v1/jobs", "provider": "objectstack-rs"},
             "workflow": {"enabled": true, "status": "degraded", "route": "/api/v1/workflow", "provider": "objectstack-rs",
                          "message": "state machines (an object's state_machine rules): config, state, transition, history; approval processes are not run"},

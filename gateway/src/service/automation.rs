@@ -3,7 +3,7 @@
 //! (position, lag, steps, failures), jobs with their schedules and runs, a
 //! run on demand, and webhooks with their deliveries.
 
-use commands::process::flows::{self, FlowError, FlowHost, SystemHost};
+use commands::process::flows::{self, Ended, FlowError, FlowHost, SystemHost};
 use domain::automation::FlowStart;
 use domain::security::{PrincipalKind, SystemPermission};
 use domain::ErrorCode;
@@ -140,7 +140,16 @@ pub async fn trigger_flow(
         &caller_host
     };
     match flows::run(flow, variables, &run_id, host, commands::clock::now()).await {
-        Ok(output) => Ok((run_id, output)),
+        Ok(Ended::Finished(output)) => Ok((run_id, output)),
+        Ok(Ended::Waiting { until, state }) => {
+            flows::suspend(&system.commands, flow, &run_id, until, state, None)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
+            let mut waiting = Map::new();
+            waiting.insert("status".into(), json!("waiting"));
+            waiting.insert("resumesAt".into(), json!(until.to_rfc3339()));
+            Ok((run_id, waiting))
+        }
         Err(FlowError::Unavailable(_, message)) => Err(ApiError::new(ErrorCode::ServiceUnavailable, message)),
         Err(failed @ FlowError::Failed { .. }) => Err(ApiError::new(ErrorCode::ValidationError, failed.to_string())),
     }
