@@ -1,0 +1,240 @@
+//! The server killed with SIGKILL at random moments while callers write,
+//! then started again, many times, on both stores (the real binary, as
+//! `serve` runs it): no acknowledged write is lost, every workflow rule
+//! step and every record_change flow run happens exactly once, and a
+//! webhook receiver on 127.0.0.1 gets every change at least once (one
+//! delivery id per change, nothing it cannot match). Lives beside the
+//! binary so that cargo builds it for the test (`CARGO_BIN_EXE_objectstack`).
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn app(hook: &str) -> String {
+    json!({
+        "manifest": {"id": "com.example.kill", "name": "Kill"},
+        "objects": [
+            {"name": "ticket", "fields": {"title": {"type": "text", "required": true}, "priority": {"type": "text"}, "escalated": {"type": "boolean", "readonly": true}}},
+            {"name": "note", "fields": {"ticket": {"type": "lookup", "reference": "ticket"}, "body": {"type": "text"}}}
+        ],
+        "workflows": [{"name": "escalate", "objectName": "ticket", "triggerType": "on_create", "criteria": "priority = \"high\"",
+            "actions": [{"name": "flag", "type": "field_update", "field": "escalated", "value": true}]}],
+        "flows": [{"name": "note_it", "label": "Note", "type": "record_change", "runAs": "system", "status": "active",
+            "nodes": [{"id": "s", "type": "start", "config": {"objectName": "ticket", "triggerType": "on_create", "criteria": "record.priority = \"high\""}},
+                      {"id": "n", "type": "create_record", "config": {"objectName": "note", "fields": {"ticket": "=record.id", "body": "noted"}}},
+                      {"id": "e", "type": "end"}],
+            "edges": [{"source": "s", "target": "n"}, {"source": "n", "target": "e"}]}],
+        "webhooks": [{"name": "tickets", "object": "ticket", "url": hook, "method": "POST", "includeSession": false, "timeoutMs": 2000, "isActive": true,
+            "retryPolicy": {"maxRetries": 10, "backoffStrategy": "fixed", "initialDelayMs": 100, "maxDelayMs": 1000}}]
+    })
+    .to_string()
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: status and JSON body (None when the server is gone).
+async fn http(port: u16, method: &str, path: &str, body: Option<&Json>) -> Option<(u16, Json)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let body = body.map(Json::to_string).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer);
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let json = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Json::Null);
+        Some((status, json))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange).await.ok().flatten()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(app: &std::path::Path, store: &[String], port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_objectstack"))
+        .arg("serve")
+        .arg("--app")
+        .arg(app)
+        .args(store)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the objectstack binary");
+    let server = Server { child };
+    let started = Instant::now();
+    while http(port, "GET", "/api/v1/health", None).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+/// A receiver on 127.0.0.1 that keeps every delivery id it gets.
+async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Read the head, then the body its length says.
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buffer).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+                    let length: usize =
+                        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    if let Some(id) = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("x-objectstack-delivery:").map(|v| v.trim().to_string())) {
+                        kept.lock().unwrap().push(id);
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").await;
+                    buffer.clear();
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+async fn kills(store: Vec<String>) {
+    let (hook, seen) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.json");
+    std::fs::write(&app_path, app(&hook)).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ store.len() as u64;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut acknowledged = Vec::new();
+    for round in 0..8 {
+        let port = free_port();
+        let server = serve(&app_path, &store, port).await;
+        let writes = async {
+            for i in 0.. {
+                let priority = if i % 3 == 0 { "low" } else { "high" };
+                match http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("r{round}-{i}"), "priority": priority}))).await {
+                    Some((201, body)) => acknowledged.push(body["data"]["id"].as_str().unwrap_or_default().to_string()),
+                    Some(_) | None => break,
+                }
+            }
+        };
+        let kill_after = Duration::from_millis(50 + random(400));
+        let _ = tokio::time::timeout(kill_after, writes).await;
+        drop(server); // SIGKILL, then reaped
+    }
+    let port = free_port();
+    let _server = serve(&app_path, &store, port).await;
+    let started = Instant::now();
+    let settled = loop {
+        let (_, tickets) = http(port, "GET", "/api/v1/data/ticket?top=10000", None).await.unwrap();
+        let (_, notes) = http(port, "GET", "/api/v1/data/note?top=10000", None).await.unwrap();
+        let tickets = tickets["data"]["records"].as_array().cloned().unwrap_or_default();
+        let notes = notes["data"]["records"].as_array().cloned().unwrap_or_default();
+        let high: Vec<&Json> = tickets.iter().filter(|t| t["priority"] == "high").collect();
+        let done = high.iter().all(|t| t["escalated"] == json!(true)) && notes.len() >= high.len();
+        if done || started.elapsed() > Duration::from_secs(30) {
+            break (tickets, notes);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (tickets, notes) = settled;
+    let ids: BTreeSet<String> = tickets.iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+    assert!(acknowledged.len() >= 8, "writes were acknowledged: {}", acknowledged.len());
+    for id in &acknowledged {
+        assert!(ids.contains(id), "an acknowledged create was lost: {id}");
+    }
+    for ticket in tickets.iter().filter(|t| t["priority"] == "high") {
+        let id = ticket["id"].as_str().unwrap();
+        assert_eq!(ticket["escalated"], json!(true), "the rule ran for {id}");
+        let (_, history) = http(port, "GET", &format!("/api/v1/data/ticket/{id}/history"), None).await.unwrap();
+        assert_eq!(history["data"]["total"], json!(2), "create and one rule write for {id}: {history}");
+        assert_eq!(notes.iter().filter(|n| n["ticket"] == json!(id)).count(), 1, "one note for {id}");
+    }
+    // Every change of a ticket reaches the receiver, under its own id.
+    let mut expected = BTreeSet::new();
+    for offset in (0..).step_by(500) {
+        let (_, trail) = http(port, "GET", &format!("/api/v1/audit?object=ticket&limit=500&offset={offset}"), None).await.unwrap();
+        let entries = trail["data"]["entries"].as_array().unwrap_or_else(|| panic!("the audit trail: {trail}")).clone();
+        expected.extend(entries.iter().map(|e| format!("{}.tickets", e["metadata"]["eventId"].as_str().unwrap())));
+        if entries.len() < 500 {
+            break;
+        }
+    }
+    eprintln!(
+        "{} creates acknowledged over 8 kills, {} tickets, {} notes, {} changes to deliver",
+        acknowledged.len(),
+        tickets.len(),
+        notes.len(),
+        expected.len()
+    );
+    let started = Instant::now();
+    loop {
+        let got: BTreeSet<String> = seen.lock().unwrap().iter().cloned().collect();
+        assert!(got.is_subset(&expected), "deliveries of changes that never happened: {:?}", got.difference(&expected).collect::<Vec<_>>());
+        if got == expected {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{} of {} changes delivered", got.len(), expected.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn killed_at_random_embedded() {
+    let data = tempfile::tempdir().unwrap();
+    kills(vec!["--data-dir".into(), data.path().display().to_string()]).await;
+}
+
+#[tokio::test]
+async fn killed_at_random_postgres() {
+    // A database of its own, dropped at the end.
+    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("kill_{}", uuid::Uuid::new_v4().simple());
+    let (admin, connection) =
+        deadpool_postgres::tokio_postgres::connect(&base, deadpool_postgres::tokio_postgres::NoTls).await.expect("PostgreSQL (ops/test starts it)");
+    tokio::spawn(connection);
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => unreachable!("a database URL names its database"),
+    };
+    kills(vec!["--database-url".into(), url]).await;
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+}
