@@ -28,6 +28,7 @@ pub enum ErrorCode {
     ResourceNotFound,
     ResourceConflict,
     ConcurrentModification,
+    LockConflict,
     DeleteRestricted,
     DuplicateRecord,
     InternalError,
@@ -81,6 +82,7 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => "resource_not_found",
             ErrorCode::ResourceConflict => "resource_conflict",
             ErrorCode::ConcurrentModification => "concurrent_modification",
+            ErrorCode::LockConflict => "lock_conflict",
             ErrorCode::DeleteRestricted => "delete_restricted",
             ErrorCode::DuplicateRecord => "duplicate_record",
             ErrorCode::InternalError => "internal_error",
@@ -105,7 +107,7 @@ impl ErrorCode {
             ValidationError | InvalidField | MissingRequiredField | InvalidFormat | ValueTooLong | ValueTooShort | ValueOutOfRange | InvalidReference
             | DuplicateValue | InvalidQuery | InvalidFilter | InvalidSort | MaxRecordsExceeded => ErrorCategory::Validation,
             ObjectNotFound | RecordNotFound | FieldNotFound | EndpointNotFound | ResourceNotFound => ErrorCategory::NotFound,
-            ResourceConflict | ConcurrentModification | DeleteRestricted | DuplicateRecord => ErrorCategory::Conflict,
+            ResourceConflict | ConcurrentModification | LockConflict | DeleteRestricted | DuplicateRecord => ErrorCategory::Conflict,
             InternalError | DatabaseError | Timeout | NotImplemented => ErrorCategory::Server,
             ServiceUnavailable => ErrorCategory::Maintenance,
             Unauthenticated | InvalidCredentials | InvalidToken | SessionExpired => ErrorCategory::Authentication,
@@ -176,6 +178,9 @@ pub enum DomainError {
     /// state is unknown: it cannot be changed until that is mended.
     #[error("{0}")]
     Unreadable(String),
+    /// The record is locked (pending approval): callers cannot change it.
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl DomainError {
@@ -199,6 +204,7 @@ impl DomainError {
             DomainError::RecordNotAccessible(_) => ErrorCode::RecordNotAccessible,
             DomainError::Decode(_) => ErrorCode::InternalError,
             DomainError::Unreadable(_) => ErrorCode::ResourceConflict,
+            DomainError::Locked(_) => ErrorCode::LockConflict,
         }
     }
 

@@ -773,8 +773,8 @@ async fn the_crm_app_automates_a_won_deal() {
 
 /// The client's workflow routes over an object's state machine rule: its
 /// config, a record's state and open moves, a move made as the caller, a
-/// move the machine refuses, the record's past moves, and approvals refused
-/// as not run here.
+/// move the machine refuses, the record's past moves, and no approval to give
+/// where the object has no process.
 async fn state_machines(postgres: bool) {
     let mut app: Json = serde_json::from_str(&app(json!({}))).unwrap();
     app["objects"][0]["fields"]["stage"] = json!({"type": "select", "options": [
@@ -799,7 +799,8 @@ async fn state_machines(postgres: bool) {
     let history = node.ok(&node.member, "GET", &format!("/api/v1/workflow/ticket/{id}/history"), None).await;
     let moves = history["transitions"].as_array().unwrap();
     assert_eq!((moves[0]["fromState"].clone(), moves[0]["toState"].clone()), (json!("new"), json!("won")), "{history}");
-    assert_eq!(node.call(&node.member, "POST", &format!("/api/v1/workflow/ticket/{id}/approve"), None).await.status, StatusCode::NOT_IMPLEMENTED);
+    // No approval process on this object: nothing to approve.
+    assert_eq!(node.call(&node.member, "POST", &format!("/api/v1/workflow/ticket/{id}/approve"), None).await.status, StatusCode::CONFLICT);
     assert_eq!(node.call(&node.member, "GET", "/api/v1/workflow/ticket/nope/state", None).await.status, StatusCode::NOT_FOUND);
     let guest = node.api.call("GET", &format!("/api/v1/workflow/ticket/{id}/state"), None, &[]).await;
     assert_eq!(guest.status, StatusCode::UNAUTHORIZED, "{}", guest.body);
@@ -880,4 +881,90 @@ async fn time_triggers_embedded() {
 #[tokio::test]
 async fn time_triggers_postgres() {
     time_triggers(true).await;
+}
+
+/// Approval processes: a submission locks the record, only the step's
+/// approvers (or an administrator) answer, steps follow their entry
+/// criteria, the process's field updates run as the system, rejection and
+/// recall end it and unlock the record.
+async fn approvals(postgres: bool) {
+    let mut app: Json = serde_json::from_str(&app(json!({}))).unwrap();
+    app["objects"][0]["fields"]["manager"] = json!({"type": "lookup", "reference": "user"});
+    app["objects"][0]["fields"]["state"] = json!({"type": "text"});
+    app["permissions"][0]["objects"]["user"] = json!({"allowRead": true});
+    app["approvals"] = json!([{"name": "spend", "label": "Spend", "object": "ticket", "active": true, "entryCriteria": "score > 100", "lockRecord": true,
+        "onSubmit": [{"type": "field_update", "name": "mark", "config": {"field": "state", "value": "submitted"}}],
+        "steps": [
+            {"name": "manager_ok", "label": "Manager", "approvers": [{"type": "field", "value": "manager"}], "behavior": "first_response", "rejectionBehavior": "reject_process",
+             "onApprove": [{"type": "field_update", "name": "m", "config": {"field": "level", "value": "manager"}}]},
+            {"name": "finance_ok", "label": "Finance", "entryCriteria": "score > 1000", "approvers": [{"type": "role", "value": "finance"}], "behavior": "first_response", "rejectionBehavior": "reject_process"}],
+        "onFinalApprove": [{"type": "field_update", "name": "ok", "config": {"field": "state", "value": "approved"}}],
+        "onFinalReject": [{"type": "field_update", "name": "no", "config": {"field": "state", "value": "rejected"}}],
+        "onRecall": [{"type": "field_update", "name": "back", "config": {"field": "state", "value": "draft"}}]}]);
+    let (storage, _dir) = common::storage(postgres);
+    let node = node(storage, &app.to_string(), true).await;
+    let email = format!("boss-{}@example.com", uuid::Uuid::new_v4().simple());
+    let boss = node.api.call("POST", "/api/v1/auth/sign-up/email", Some(json!({"email": email, "password": PASSWORD, "name": "Boss"})), &[]).await;
+    let (boss_id, boss) = (boss.body["data"]["user"]["id"].as_str().unwrap().to_string(), boss.body["data"]["token"].as_str().unwrap().to_string());
+    let route = |id: &str, action: &str| format!("/api/v1/workflow/ticket/{id}/{action}");
+
+    // Small: the entry criteria refuse it.
+    let small = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "small", "score": 5, "manager": boss_id}))).await;
+    let small = small["id"].as_str().unwrap().to_string();
+    assert_eq!(node.call(&node.member, "POST", &route(&small, "submit"), None).await.status, StatusCode::BAD_REQUEST);
+
+    // Mid-size: one step (finance's does not apply), approved by the manager.
+    let mid = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "mid", "score": 500, "manager": boss_id}))).await;
+    let mid = mid["id"].as_str().unwrap().to_string();
+    let submitted = node.call(&node.member, "POST", &route(&mid, "submit"), None).await;
+    assert_eq!(submitted.status, StatusCode::OK, "{}", submitted.body);
+    assert_eq!(submitted.body["data"]["pending"]["step"], json!("manager_ok"));
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{mid}")).await["state"], json!("submitted"));
+    let locked = node.call(&node.member, "PATCH", &format!("/api/v1/data/ticket/{mid}"), Some(json!({"title": "changed"}))).await;
+    assert_eq!((locked.status, locked.body["error"]["code"].clone()), (StatusCode::CONFLICT, json!("lock_conflict")), "{}", locked.body);
+    assert_eq!(node.call(&node.member, "POST", &route(&mid, "submit"), None).await.status, StatusCode::CONFLICT, "already pending");
+    assert_eq!(node.call(&node.member, "POST", &route(&mid, "approve"), None).await.status, StatusCode::FORBIDDEN, "the submitter is no approver");
+    let approved = node.call(&boss, "POST", &route(&mid, "approve"), Some(json!({"comment": "fine"}))).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["data"]["status"], json!("approved"), "{}", approved.body);
+    let record = node.record(&format!("/api/v1/data/ticket/{mid}")).await;
+    assert_eq!((record["state"].clone(), record["level"].clone()), (json!("approved"), json!("manager")));
+    let unlocked = node.call(&node.member, "PATCH", &format!("/api/v1/data/ticket/{mid}"), Some(json!({"title": "changed"}))).await;
+    assert_eq!(unlocked.status, StatusCode::OK, "unlocked once approved: {}", unlocked.body);
+    let state = node.ok(&node.member, "GET", &format!("/api/v1/workflow/ticket/{mid}/state"), None).await;
+    let history: Vec<Json> = state["approval"]["history"].as_array().unwrap().iter().map(|h| h["action"].clone()).collect();
+    assert_eq!(history, [json!("submitted"), json!("approved")], "{state}");
+
+    // Large: two steps; the administrator rejects at finance's.
+    let large = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "large", "score": 5000, "manager": boss_id}))).await;
+    let large = large["id"].as_str().unwrap().to_string();
+    node.ok(&node.member, "POST", &route(&large, "submit"), None).await;
+    let first = node.ok(&boss, "POST", &route(&large, "approve"), None).await;
+    assert_eq!(first["pending"]["step"], json!("finance_ok"), "{first}");
+    assert_eq!(node.call(&boss, "POST", &route(&large, "reject"), None).await.status, StatusCode::FORBIDDEN, "not in finance");
+    let rejected = node.ok(&node.admin, "POST", &route(&large, "reject"), Some(json!({"comment": "too much"}))).await;
+    assert_eq!(rejected["status"], json!("rejected"));
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{large}")).await["state"], json!("rejected"));
+
+    // Recall: only the submitter (or an administrator); it unlocks the record.
+    let again = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "again", "score": 200, "manager": boss_id}))).await;
+    let again = again["id"].as_str().unwrap().to_string();
+    node.ok(&node.member, "POST", &route(&again, "submit"), None).await;
+    assert_eq!(node.call(&boss, "POST", &route(&again, "recall"), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(node.ok(&node.member, "POST", &route(&again, "recall"), None).await["status"], json!("recalled"));
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{again}")).await["state"], json!("draft"));
+    assert_eq!(node.call(&node.member, "PATCH", &format!("/api/v1/data/ticket/{again}"), Some(json!({"title": "edited"}))).await.status, StatusCode::OK);
+    let config = node.ok(&node.member, "GET", "/api/v1/workflow/ticket/config", None).await;
+    assert_eq!(config["approvalProcesses"][0]["steps"], json!(["manager_ok", "finance_ok"]));
+    node.api.system.processes.stop().await;
+}
+
+#[tokio::test]
+async fn approvals_embedded() {
+    approvals(false).await;
+}
+
+#[tokio::test]
+async fn approvals_postgres() {
+    approvals(true).await;
 }

@@ -140,6 +140,15 @@ fn plan_record(
         ))
         .into());
     }
+    // A record pending approval with a lock: callers wait for the process
+    // to end (or recall it); the server's own processes may still write it.
+    if let (Some(process), false, false) = (model.locked.get(&stream), meta.automation, matches!(command, RecordCommand::Create { .. })) {
+        return Err(DomainError::Locked(format!(
+            "{} {id} is locked while approval process '{process}' is pending; recall the submission to change it",
+            object.name
+        ))
+        .into());
+    }
     let state = model.record(&object.name, id);
     // The caller's rights, checked first: a record it cannot see answers as
     // not found, whatever version it names.

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use domain::event::EventPayload;
+use domain::event::{EventPayload, ProcessEvent};
 use domain::metadata::{evolve_catalog, Catalog, DeleteBehavior, ObjectDef, RuleKind};
 use domain::record::{evolve, Lookups, RecordState, Referrer};
 use domain::value::{Record, Value};
@@ -44,6 +44,10 @@ pub(crate) struct WriteModel {
     /// Streams with an event this server could not decode: their state is
     /// unknown, so commands on them are refused (the rest of the log serves).
     pub unreadable: HashSet<String>,
+    /// Records (their streams) pending approval with `lockRecord`: the process's name.
+    pub locked: HashMap<String, String>,
+    /// Versions of the `$approvals/{object}/{id}` streams applied.
+    approval_versions: HashMap<String, u64>,
 }
 
 /// A reservation of unique values, released when the append is done.
@@ -115,6 +119,9 @@ impl WriteModel {
         if let Some(object) = stream.strip_prefix("$meta/") {
             return self.meta_versions.get(object).is_some_and(|v| *v >= stream_version);
         }
+        if stream.starts_with("$approvals/") {
+            return self.approval_versions.get(stream).is_some_and(|v| *v >= stream_version);
+        }
         if stream.starts_with('$') {
             return true;
         }
@@ -152,6 +159,26 @@ impl WriteModel {
                 self.records.entry(object).or_default().insert(id, after);
             }
             // Operators' decisions about projections: nothing for the write model.
+            EventPayload::Process(event) if stream.starts_with("$approvals/") => {
+                let version = self.approval_versions.entry(stream.to_string()).or_default();
+                if stream_version <= *version {
+                    return Ok(());
+                }
+                *version = stream_version;
+                let record = stream.trim_start_matches("$approvals/").to_string();
+                match event {
+                    ProcessEvent::ApprovalSubmitted(e) if e.lock => {
+                        self.locked.insert(record, e.process.clone());
+                    }
+                    ProcessEvent::ApprovalDecided(e) if e.next_step.is_none() => {
+                        self.locked.remove(&record);
+                    }
+                    ProcessEvent::ApprovalRecalled(_) => {
+                        self.locked.remove(&record);
+                    }
+                    _ => {}
+                }
+            }
             EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! itself and its action; what runs them (the process runtime) lives in
 //! `commands::process`.
 
+pub mod approval;
 mod check;
 pub mod flow;
 pub mod job;
@@ -15,6 +16,7 @@ mod tests;
 
 use serde_json::Value as Json;
 
+pub use approval::ApprovalProcess;
 pub use flow::{Flow, FlowStart, NodeKind};
 pub use job::{Job, JobHandler, Schedule};
 pub use webhook::{Backoff, RetryPolicy, Webhook, WebhookTrigger};
@@ -30,6 +32,7 @@ pub struct Automation {
     pub workflows: Vec<WorkflowRule>,
     pub webhooks: Vec<Webhook>,
     pub flows: Vec<Flow>,
+    pub approvals: Vec<ApprovalProcess>,
     pub jobs: Vec<Job>,
 }
 
@@ -48,12 +51,13 @@ impl Automation {
         workflows.sort_by(|a, b| (a.order, &a.name).cmp(&(b.order, &b.name)));
         let webhooks = each("webhook", list("webhooks")?, |item| Webhook::parse(item, catalog), |w| &w.name)?;
         let flows = each("flow", list("flows")?, |item| Flow::parse(item, catalog), |f| &f.name)?;
+        let approvals = each("approval process", list("approvals")?, |item| ApprovalProcess::parse(item, catalog), |a| &a.name)?;
         let jobs = each("job", list("jobs")?, |item| Job::parse(item, &workflows, &flows), |j| &j.name)?;
-        Ok(Automation { workflows, webhooks, flows, jobs })
+        Ok(Automation { workflows, webhooks, flows, approvals, jobs })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.workflows.is_empty() && self.webhooks.is_empty() && self.flows.is_empty() && self.jobs.is_empty()
+        self.workflows.is_empty() && self.webhooks.is_empty() && self.flows.is_empty() && self.approvals.is_empty() && self.jobs.is_empty()
     }
 
     pub fn flow(&self, name: &str) -> Option<&Flow> {

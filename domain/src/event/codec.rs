@@ -73,6 +73,9 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
         EventPayload::Process(ProcessEvent::JobFinished(e)) => encode(e),
         EventPayload::Process(ProcessEvent::TimerSet(e)) => encode(e),
         EventPayload::Process(ProcessEvent::TimerFired(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::ApprovalSubmitted(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::ApprovalDecided(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::ApprovalRecalled(e)) => encode(e),
     };
     (payload.event_type(), current_version(payload.event_type()), bytes)
 }
@@ -104,6 +107,9 @@ pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcas
         "job.finished" => EventPayload::Process(ProcessEvent::JobFinished(decode(bytes, event_type)?)),
         "timer.set" => EventPayload::Process(ProcessEvent::TimerSet(decode(bytes, event_type)?)),
         "timer.fired" => EventPayload::Process(ProcessEvent::TimerFired(decode(bytes, event_type)?)),
+        "approval.submitted" => EventPayload::Process(ProcessEvent::ApprovalSubmitted(decode(bytes, event_type)?)),
+        "approval.decided" => EventPayload::Process(ProcessEvent::ApprovalDecided(decode(bytes, event_type)?)),
+        "approval.recalled" => EventPayload::Process(ProcessEvent::ApprovalRecalled(decode(bytes, event_type)?)),
         other => return Err(DomainError::Decode(format!("unknown event type '{other}'"))),
     })
 }

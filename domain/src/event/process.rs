@@ -2,7 +2,7 @@
 //! dispatch, scheduled jobs). Their progress is in the log like everything
 //! else, so it survives a crash, every node sees it, and two nodes racing for
 //! the same step meet at an append with an expected version: one wins.
-//! Streams: `$process/{name}`, `$webhooks/{name}`, `$jobs/{name}`, `$timers/{timer}`.
+//! Streams: `$process/{name}`, `$webhooks/{name}`, `$jobs/{name}`, `$timers/{timer}`, `$approvals/{object}/{id}`.
 
 use bincode::{Decode, Encode};
 
@@ -88,6 +88,40 @@ pub struct TimerFired {
     pub outcome: String,
 }
 
+/// A record was submitted for approval (stream `$approvals/{object}/{id}`).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct ApprovalSubmitted {
+    pub process: String,
+    pub object: String,
+    pub record_id: String,
+    pub submitter: String,
+    /// The first step whose entry criteria held.
+    pub step: u32,
+    /// Callers cannot change the record until the process ends.
+    pub lock: bool,
+}
+
+/// An approver answered the current step.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct ApprovalDecided {
+    pub process: String,
+    pub step: u32,
+    pub approver: String,
+    pub approved: bool,
+    pub comment: Option<String>,
+    /// The step the process is at after this answer (`None`: it ended).
+    pub next_step: Option<u32>,
+    /// How it ended: `approved` or `rejected` (with `next_step` none).
+    pub outcome: Option<String>,
+}
+
+/// The submitter (or an administrator) took the record back.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct ApprovalRecalled {
+    pub process: String,
+    pub by: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessEvent {
     Progress(ProcessProgress),
@@ -96,6 +130,9 @@ pub enum ProcessEvent {
     JobFinished(JobFinished),
     TimerSet(TimerSet),
     TimerFired(TimerFired),
+    ApprovalSubmitted(ApprovalSubmitted),
+    ApprovalDecided(ApprovalDecided),
+    ApprovalRecalled(ApprovalRecalled),
 }
 
 impl ProcessEvent {
@@ -107,6 +144,9 @@ impl ProcessEvent {
             ProcessEvent::JobFinished(_) => "job.finished",
             ProcessEvent::TimerSet(_) => "timer.set",
             ProcessEvent::TimerFired(_) => "timer.fired",
+            ProcessEvent::ApprovalSubmitted(_) => "approval.submitted",
+            ProcessEvent::ApprovalDecided(_) => "approval.decided",
+            ProcessEvent::ApprovalRecalled(_) => "approval.recalled",
         }
     }
 
@@ -126,6 +166,14 @@ impl ProcessEvent {
             }),
             ProcessEvent::TimerSet(e) => json!({"timer": e.timer, "due": e.due, "kind": e.kind, "data": e.data}),
             ProcessEvent::TimerFired(e) => json!({"timer": e.timer, "outcome": e.outcome}),
+            ProcessEvent::ApprovalSubmitted(e) => json!({
+                "process": e.process, "object": e.object, "recordId": e.record_id, "submitter": e.submitter, "step": e.step, "lock": e.lock,
+            }),
+            ProcessEvent::ApprovalDecided(e) => json!({
+                "process": e.process, "step": e.step, "approver": e.approver, "approved": e.approved, "comment": e.comment,
+                "nextStep": e.next_step, "outcome": e.outcome,
+            }),
+            ProcessEvent::ApprovalRecalled(e) => json!({"process": e.process, "by": e.by}),
         }
     }
 }

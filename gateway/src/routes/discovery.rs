@@ -32,8 +32,8 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
             "automation": {"enabled": true, "status": "available", "route": "/api/v1/automation", "provider": "objectstack-rs",
                            "message": "workflow rules (field updates), flows (api, autolaunched, record_change) and webhooks"},
             "job": {"enabled": true, "status": "available", "route": "/api/v1/jobs", "provider": "objectstack-rs"},
-            "workflow": {"enabled": true, "status": "degraded", "route": "/api/v1/workflow", "provider": "objectstack-rs",
-                         "message": "state machines (an object's state_machine rules): config, state, transition, history; approval processes are not run"},
+            "workflow": {"enabled": true, "status": "available", "route": "/api/v1/workflow", "provider": "objectstack-rs",
+                         "message": "state machines (an object's state_machine rules) and approval processes (submit, approve, reject, recall)"},
         },
         "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}
     })))

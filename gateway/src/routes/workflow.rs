@@ -1,8 +1,9 @@
 //! The client's workflow namespace: `GET /api/v1/workflow/{object}/config`,
 //! `GET /api/v1/workflow/{object}/{id}/state?field=`, `GET .../history?field=`,
 //! `POST /api/v1/workflow/{object}/{id}/transition {targetState, field?}`,
-//! and `approve`/`reject` (501: no approval processes yet); answered by
-//! [`crate::service::workflow_state`].
+//! and approvals: `POST .../submit {process?}`, `.../approve {comment?}`,
+//! `.../reject {comment?}`, `.../recall`; answered by
+//! [`crate::service::workflow_state`] and [`crate::service::approvals`].
 
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use serde_json::Value as Json;
 
 use crate::app::System;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryPairs};
-use crate::service::{workflow_state, Caller};
+use crate::extract::{JsonBody, OptionalJsonBody, QueryPairs};
+use crate::service::{approvals, workflow_state, Caller};
 use crate::wire::ok;
 
 pub(crate) async fn config(State(system): State<Arc<System>>, caller: Caller, Path(object): Path<String>) -> Result<JsonResponse<Json>, ApiError> {
@@ -56,6 +57,41 @@ pub(crate) async fn transition(
     Ok((crate::wire::position_headers(position), JsonResponse(ok(result))).into_response())
 }
 
-pub(crate) async fn approval(_caller: Caller) -> Result<JsonResponse<Json>, ApiError> {
-    Err(workflow_state::approvals_unsupported())
+fn text(body: &Option<Json>, key: &str) -> Option<String> {
+    body.as_ref().and_then(|b| b.get(key)).and_then(Json::as_str).map(str::to_string)
+}
+
+pub(crate) async fn submit(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(approvals::submit(&system, &caller, &object, &id, text(&body, "process").as_deref()).await?)))
+}
+
+pub(crate) async fn approve(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(approvals::decide(&system, &caller, &object, &id, true, text(&body, "comment")).await?)))
+}
+
+pub(crate) async fn reject(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(approvals::decide(&system, &caller, &object, &id, false, text(&body, "comment")).await?)))
+}
+
+pub(crate) async fn recall(
+    State(system): State<Arc<System>>,
+    caller: Caller,
+    Path((object, id)): Path<(String, String)>,
+) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(approvals::recall(&system, &caller, &object, &id).await?)))
 }

@@ -17,6 +17,7 @@
 
 pub mod analytics;
 pub mod api_keys;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod automation;

@@ -4,7 +4,7 @@
 //! and the moves open from it, a transition (an update of the field, made
 //! as the caller through [`super::writes`], so the rule, the caller's rights
 //! and every hook apply), and a record's past transitions from its audit
-//! history. Approval processes are not run by this server.
+//! history. Approvals are [`super::approvals`].
 
 use domain::metadata::{ObjectDef, RuleKind};
 use domain::query::Query;
@@ -71,17 +71,30 @@ pub async fn config(system: &System, caller: &Caller, object: &str) -> Result<Js
             json!({"name": m.name, "field": m.field, "states": states, "transitions": m.transitions})
         })
         .collect();
-    Ok(json!({"object": definition.name, "stateMachines": machines, "approvalProcesses": []}))
+    let approvals: Vec<Json> = system
+        .automation
+        .approvals
+        .iter()
+        .filter(|a| a.object == definition.name && a.active)
+        .map(|a| json!({"name": a.name, "lockRecord": a.lock_record, "steps": a.steps.iter().map(|s| &s.name).collect::<Vec<_>>()}))
+        .collect();
+    Ok(json!({"object": definition.name, "stateMachines": machines, "approvalProcesses": approvals}))
 }
 
 /// `GET /workflow/{object}/{id}/state`: the record's state, as the caller reads it.
 pub async fn state(system: &System, caller: &Caller, object: &str, id: &str, field: Option<&str>) -> Result<Json, ApiError> {
     let definition = definition(system, object)?;
-    let machine = pick(object, machines(system, caller, &definition)?, field)?;
+    let machines = machines(system, caller, &definition)?;
+    // An object with approvals but no state machine still has a state: its approval's.
+    let machine = if machines.is_empty() && field.is_none() { None } else { Some(pick(object, machines, field)?) };
     let record = super::data::get(system, caller, None, &definition.name, id, Query::new(&definition.name), None).await?.record;
-    let current = record.get(machine.field).and_then(|v| v.as_str()).map(str::to_string);
-    let available = current.as_ref().and_then(|c| machine.transitions.get(c)).cloned().unwrap_or_default();
-    Ok(json!({"recordId": id, "object": definition.name, "field": machine.field, "currentState": current, "availableTransitions": available}))
+    let current = machine.as_ref().and_then(|m| record.get(m.field)).and_then(|v| v.as_str()).map(str::to_string);
+    let available = machine.as_ref().and_then(|m| current.as_ref().and_then(|c| m.transitions.get(c))).cloned().unwrap_or_default();
+    let approval = super::approvals::state_of(system, caller, &definition.name, id).await?;
+    Ok(json!({
+        "recordId": id, "object": definition.name, "field": machine.map(|m| m.field), "currentState": current,
+        "availableTransitions": available, "approval": approval,
+    }))
 }
 
 /// `POST /workflow/{object}/{id}/transition {targetState, field?, comment?}`:
@@ -123,9 +136,4 @@ pub async fn history(system: &System, caller: &Caller, object: &str, id: &str, f
         })
         .collect();
     Ok(json!({"recordId": id, "object": definition.name, "field": field, "transitions": moves}))
-}
-
-/// Approval processes (`approve`, `reject`) are not run by this server.
-pub fn approvals_unsupported() -> ApiError {
-    ApiError::new(ErrorCode::NotImplemented, "approval processes are not run by this server yet; state machines are (POST .../transition)")
 }
