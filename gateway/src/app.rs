@@ -57,9 +57,15 @@ pub struct System {
     pub limiter: crate::service::limiter::Limiter,
     /// Callers recently resolved from their tokens.
     pub tokens: crate::service::token_cache::TokenCache,
-    /// The app's workflow rules, webhooks and jobs, and the processes running them.
-    pub automation: Arc<domain::automation::Automation>,
-    pub processes: commands::process::Processes,
+    /// The app's workflow rules, flows, approvals, webhooks and jobs (the app
+    /// file's with those stored through the metadata API), and the processes
+    /// running them; both replaced when a stored definition changes.
+    pub automation: std::sync::RwLock<Arc<domain::automation::Automation>>,
+    pub processes: std::sync::RwLock<Arc<commands::process::Processes>>,
+    /// The stored definitions' generation the running automation was built from.
+    pub automation_generation: std::sync::atomic::AtomicU64,
+    /// The app file as loaded (automation is rebuilt from it and the stored definitions).
+    pub app_json: serde_json::Value,
     /// Rust code an embedding app runs around callers' writes.
     pub hooks: crate::service::hooks::Hooks,
 }
@@ -140,7 +146,9 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     }
     let app_name = app.manifest.name.clone().unwrap_or_else(|| "ObjectStack".into());
     let policy = Arc::new(security_policy(&app_json, &commands.catalog())?);
-    let automation = Arc::new(domain::automation::Automation::from_app(&app_json, &commands.catalog()).context("loading the app's automation")?);
+    let (generation, stored) = commands.automation_definitions();
+    let automation =
+        Arc::new(domain::automation::Automation::from_app_and_stored(&app_json, &stored, &commands.catalog()).context("loading the app's automation")?);
     if !policy.declared {
         tracing::warn!("the app declares no permissions: every caller may read and change everything (for local development only)");
     }
@@ -177,11 +185,11 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     }
     // The app's processes start once the app is loaded: they react to what
     // comes after (and to what they had not handled before a stop).
-    let processes = commands::process::Processes::start(commands.clone(), &automation);
+    let processes = Arc::new(commands::process::Processes::start(commands.clone(), &automation));
     if !automation.is_empty() {
         tracing::info!(workflows = automation.workflows.len(), webhooks = automation.webhooks.len(), jobs = automation.jobs.len(), "automation running");
     }
-    Ok(Arc::new(System {
+    let system = Arc::new(System {
         commands,
         query,
         reader,
@@ -209,10 +217,67 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         policy,
         limiter: Default::default(),
         tokens: Default::default(),
-        automation,
-        processes,
+        automation: std::sync::RwLock::new(automation),
+        processes: std::sync::RwLock::new(processes),
+        automation_generation: std::sync::atomic::AtomicU64::new(generation),
+        app_json,
         hooks,
-    }))
+    });
+    follow_automation(&system);
+    Ok(system)
+}
+
+impl System {
+    /// The automation running now.
+    pub fn automation(&self) -> Arc<domain::automation::Automation> {
+        self.automation.read().expect("automation lock").clone()
+    }
+
+    /// The processes running it.
+    pub fn processes(&self) -> Arc<commands::process::Processes> {
+        self.processes.read().expect("processes lock").clone()
+    }
+}
+
+/// Follows changes of stored automation definitions (from this node's
+/// writes or another's, through the write model that follows the log) and
+/// rebuilds the running automation when they move. Ends when the system goes.
+pub fn follow_automation(system: &Arc<System>) {
+    let weak = Arc::downgrade(system);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let Some(system) = weak.upgrade() else { return };
+            if let Err(error) = system.reload_automation().await {
+                tracing::error!(%error, "the stored automation definitions do not load; the running ones stay");
+            }
+        }
+    });
+}
+
+impl System {
+    /// Rebuilds the running automation when the stored definitions moved past
+    /// the generation it was built from: the new processes start (each from
+    /// its recorded progress) and the old ones stop. True when it rebuilt.
+    pub async fn reload_automation(&self) -> Result<bool, domain::DomainError> {
+        use std::sync::atomic::Ordering;
+        let built = self.automation_generation.load(Ordering::SeqCst);
+        if self.commands.automation_generation() == built {
+            return Ok(false);
+        }
+        let (generation, stored) = self.commands.automation_definitions();
+        let automation = Arc::new(domain::automation::Automation::from_app_and_stored(&self.app_json, &stored, &self.commands.catalog())?);
+        // One rebuild per generation (the follower and a write may race here).
+        if self.automation_generation.swap(generation, Ordering::SeqCst) == generation {
+            return Ok(false);
+        }
+        let processes = Arc::new(commands::process::Processes::start(self.commands.clone(), &automation));
+        *self.automation.write().expect("automation lock") = automation;
+        let old = std::mem::replace(&mut *self.processes.write().expect("processes lock"), processes);
+        old.stop().await;
+        tracing::info!(generation, "automation definitions changed: processes restarted");
+        Ok(true)
+    }
 }
 
 /// The app's security declarations; a governed app always has an `admin`

@@ -244,7 +244,7 @@ async fn run() -> anyhow::Result<()> {
             };
             gateway::server::serve_with(listener, system.clone(), limits, shutdown_signal()).await?;
             // Processes record where they got before the projections stop.
-            system.processes.stop().await;
+            system.processes().stop().await;
             system.query.stop();
             drop(system);
             // Let the log writer finish what it has (every acknowledged append is already durable).

@@ -120,7 +120,7 @@ async fn workflow_rules(postgres: bool) {
     let node = node(storage, &app(rules()), true).await;
     // A second runtime on the same node handles every event too (as a
     // runtime resumed after a crash, or another node, would): still one write per step.
-    let twin = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation);
+    let twin = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation());
     let mut ids = Vec::new();
     for i in 0..10 {
         let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("t{i}"), "priority": "high", "score": i}))).await;
@@ -186,7 +186,7 @@ async fn workflow_rules(postgres: bool) {
     assert_eq!(node.call(&node.member, "GET", "/api/v1/automation", None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(node.call(&node.member, "GET", "/api/v1/jobs", None).await.status, StatusCode::FORBIDDEN);
     twin.stop().await;
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
 }
 
 #[tokio::test]
@@ -297,7 +297,7 @@ async fn webhooks(postgres: bool) {
     }
     assert_eq!(node.call(&node.member, "GET", "/api/v1/webhooks/tickets/deliveries", None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(node.call(&node.admin, "GET", "/api/v1/webhooks/nope/deliveries", None).await.status, StatusCode::NOT_FOUND);
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
     let _ = stop.send(());
 }
 
@@ -361,7 +361,7 @@ async fn jobs(postgres: bool) {
     let mut unique = ticks.clone();
     unique.dedup();
     assert_eq!(ticks, unique, "every tick claimed once, in order");
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
 }
 
 #[tokio::test]
@@ -395,8 +395,8 @@ async fn a_tick_runs_once_across_two_nodes() {
     let moved = first.call(&first.member, "PATCH", &uris[1], Some(json!({"title": "moved"}))).await;
     assert!(moved.status.is_success(), "{}", moved.body);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    first.api.system.processes.stop().await;
-    second.api.system.processes.stop().await;
+    first.api.system.processes().stop().await;
+    second.api.system.processes().stop().await;
     let ticks = claimed_ticks(&first).await;
     assert!(ticks.len() >= 4, "ticks every 400 ms for 3 s: {ticks:?}");
     let mut unique = ticks.clone();
@@ -451,11 +451,11 @@ async fn crashes(postgres: bool) {
     let (storage, _dir) = common::storage(postgres);
     let node = node(storage, &app(extra), true).await;
     let system = node.api.system.clone();
-    system.processes.abort();
+    system.processes().abort();
     let mut rng = common::Rng(0x5eed_c0ff_ee00 + postgres as u64);
     let (mut high, mut low) = (Vec::new(), Vec::new());
     for round in 0..12 {
-        let processes = commands::process::Processes::start(system.commands.clone(), &system.automation);
+        let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
         for i in 0..3 {
             let created =
                 node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("r{round}-{i}"), "priority": "high", "score": i * 4}))).await;
@@ -466,7 +466,7 @@ async fn crashes(postgres: bool) {
         tokio::time::sleep(Duration::from_millis(rng.below(250))).await;
         processes.abort();
     }
-    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation);
+    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
     for id in &high {
         let uri = format!("/api/v1/data/ticket/{id}");
         eventually("every high ticket escalated", Duration::from_secs(20), || async {
@@ -675,8 +675,8 @@ async fn flows(postgres: bool) {
     let waiting = node.call(&node.member, "POST", &uri("slow_note"), None).await;
     assert_eq!(waiting.status, StatusCode::OK, "{}", waiting.body);
     assert_eq!(waiting.body["result"]["status"], json!("waiting"), "{}", waiting.body);
-    node.api.system.processes.abort();
-    let restarted = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation);
+    node.api.system.processes().abort();
+    let restarted = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation());
     let resumed = common::urlencode(&json!([["body", "startswith", "resumed"]]).to_string());
     eventually("the run resumes after its wait", Duration::from_secs(10), || async {
         node.ok(&node.admin, "GET", &format!("/api/v1/data/note?filter={resumed}"), None).await["total"] == json!(1)
@@ -689,7 +689,7 @@ async fn flows(postgres: bool) {
     assert_eq!(node.call(&node.admin, "POST", &uri("housekeeping"), None).await.status, StatusCode::OK);
     assert_eq!(node.call(&node.admin, "POST", &uri("follow_up"), None).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(node.call(&node.admin, "POST", &uri("nope"), None).await.status, StatusCode::NOT_FOUND);
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
 }
 
 #[tokio::test]
@@ -768,7 +768,7 @@ async fn the_crm_app_automates_a_won_deal() {
             && kickoff["records"].as_array().unwrap().iter().any(|t| t["subject"] == json!(format!("Kick-off: {}", deal["name"].as_str().unwrap())))
     })
     .await;
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
 }
 
 /// The client's workflow routes over an object's state machine rule: its
@@ -804,7 +804,7 @@ async fn state_machines(postgres: bool) {
     assert_eq!(node.call(&node.member, "GET", "/api/v1/workflow/ticket/nope/state", None).await.status, StatusCode::NOT_FOUND);
     let guest = node.api.call("GET", &format!("/api/v1/workflow/ticket/{id}/state"), None, &[]).await;
     assert_eq!(guest.status, StatusCode::UNAUTHORIZED, "{}", guest.body);
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
 }
 
 #[tokio::test]
@@ -843,9 +843,9 @@ async fn time_triggers(postgres: bool) {
         sets == 2
     })
     .await;
-    system.processes.abort();
+    system.processes().abort();
     node.ok(&node.member, "PATCH", &format!("/api/v1/data/ticket/{changed}"), Some(json!({"priority": "high"}))).await;
-    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation);
+    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
     assert_eq!(node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"], Json::Null, "not before its time");
     eventually("the timer fires after the restart", Duration::from_secs(10), || async {
         node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"] == json!(true)
@@ -956,7 +956,7 @@ async fn approvals(postgres: bool) {
     assert_eq!(node.call(&node.member, "PATCH", &format!("/api/v1/data/ticket/{again}"), Some(json!({"title": "edited"}))).await.status, StatusCode::OK);
     let config = node.ok(&node.member, "GET", "/api/v1/workflow/ticket/config", None).await;
     assert_eq!(config["approvalProcesses"][0]["steps"], json!(["manager_ok", "finance_ok"]));
-    node.api.system.processes.stop().await;
+    node.api.system.processes().stop().await;
 }
 
 #[tokio::test]
@@ -967,4 +967,70 @@ async fn approvals_embedded() {
 #[tokio::test]
 async fn approvals_postgres() {
     approvals(true).await;
+}
+
+/// Definitions stored through the metadata API are events like objects':
+/// checked first (a bad one is a 400 naming it; a webhook's secret never
+/// enters the log), running on this node before the answer and on another
+/// node following the same PostgreSQL log, and removable.
+async fn definitions_through_the_api(postgres: bool) {
+    let (storage, _dir) = common::storage(postgres);
+    let other_storage = match &storage {
+        Storage::Postgres(settings) => Some(Storage::Postgres(settings.clone())),
+        Storage::Embedded(_) => None,
+    };
+    let node = node(storage, &app(rules()), true).await;
+    let other = match other_storage {
+        Some(storage) => Some(node_again(storage, &app(rules())).await),
+        None => None,
+    };
+    let rule = json!({"name": "mark_calm", "objectName": "ticket", "triggerType": "on_create", "criteria": "priority = \"low\"",
+        "actions": [{"name": "touch", "type": "field_update", "field": "touched", "value": true}]});
+    assert_eq!(node.call(&node.member, "PUT", "/api/v1/meta/workflow/mark_calm", Some(rule.clone())).await.status, StatusCode::FORBIDDEN);
+    let mut bad = rule.clone();
+    bad["criteria"] = json!("nope = 1");
+    let refused = node.call(&node.admin, "PUT", "/api/v1/meta/workflow/mark_calm", Some(bad)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("workflow 'mark_calm': criteria: unknown field 'nope'"), "{}", refused.body);
+    let hook = json!({"name": "leaky", "url": "http://127.0.0.1:9/x", "method": "POST", "includeSession": false, "timeoutMs": 1000, "isActive": true, "secret": "s3cret"});
+    let secret = node.call(&node.admin, "PUT", "/api/v1/meta/webhook/leaky", Some(hook)).await;
+    assert_eq!(secret.status, StatusCode::BAD_REQUEST, "{}", secret.body);
+    let saved = node.call(&node.admin, "PUT", "/api/v1/meta/workflow/mark_calm", Some(rule)).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let listed = node.ok(&node.admin, "GET", "/api/v1/meta/workflow", None).await;
+    let names: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|d| d["name"].as_str()).collect();
+    assert!(names.contains(&"mark_calm") && names.contains(&"escalate"), "{names:?}");
+    for writer in std::iter::once(&node).chain(other.as_ref()) {
+        let calm = writer.ok(&writer.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "calm", "priority": "low"}))).await;
+        let uri = format!("/api/v1/data/ticket/{}", calm["id"].as_str().unwrap());
+        eventually("the stored rule runs on every node", Duration::from_secs(10), || async { writer.record(&uri).await["touched"] == json!(true) }).await;
+    }
+    let removed = node.call(&node.admin, "DELETE", "/api/v1/meta/workflow/mark_calm", None).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    // Another node stops running it as soon as it has followed the log that far.
+    if let Some(other) = &other {
+        eventually("the other node drops the rule", Duration::from_secs(10), || async { other.api.system.automation().workflow("mark_calm").is_none() }).await;
+    }
+    let calm = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": "after", "priority": "low"}))).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(node.record(&format!("/api/v1/data/ticket/{}", calm["id"].as_str().unwrap())).await["touched"], Json::Null, "removed: it runs no more");
+    node.api.system.processes().stop().await;
+    if let Some(other) = other {
+        other.api.system.processes().stop().await;
+    }
+}
+
+/// A second server on a store another already serves (its administrator exists).
+async fn node_again(storage: Storage, app: &str) -> Node {
+    node(storage, app, false).await
+}
+
+#[tokio::test]
+async fn definitions_through_the_api_embedded() {
+    definitions_through_the_api(false).await;
+}
+
+#[tokio::test]
+async fn definitions_through_the_api_postgres() {
+    definitions_through_the_api(true).await;
 }

@@ -95,7 +95,7 @@ async fn hooks_everywhere(postgres: bool) {
     // rest, gql, b1, b2, the flow's create, the delete: each committed write once.
     assert_eq!(after.load(Ordering::SeqCst), 6);
     assert_eq!(deletes.load(Ordering::SeqCst), 1);
-    api.system.processes.stop().await;
+    api.system.processes().stop().await;
 }
 
 #[tokio::test]

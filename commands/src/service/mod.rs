@@ -85,6 +85,23 @@ impl CommandService {
         tokio::time::timeout(limit, applied.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// Automation definitions stored through the metadata API, with the
+    /// generation they are at: `(kind, name, definition or None when removed)`.
+    pub fn automation_definitions(&self) -> (u64, Vec<(String, String, Option<serde_json::Value>)>) {
+        let model = self.model.lock().expect("write model lock");
+        let stored = model
+            .automation
+            .iter()
+            .map(|((kind, name), json)| (kind.clone(), name.clone(), json.as_deref().and_then(|j| serde_json::from_str(j).ok())))
+            .collect();
+        (model.automation_generation, stored)
+    }
+
+    /// The generation of the stored automation definitions (it moves when one changes).
+    pub fn automation_generation(&self) -> u64 {
+        self.model.lock().expect("write model lock").automation_generation
+    }
+
     /// A snapshot of the current metadata.
     pub fn catalog(&self) -> Catalog {
         self.model.lock().expect("write model lock").catalog.clone()

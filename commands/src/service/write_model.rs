@@ -48,6 +48,11 @@ pub(crate) struct WriteModel {
     pub locked: HashMap<String, String>,
     /// Versions of the `$approvals/{object}/{id}` streams applied.
     approval_versions: HashMap<String, u64>,
+    /// Automation definitions stored through the metadata API: (kind, name) -> JSON (None: removed).
+    pub automation: std::collections::BTreeMap<(String, String), Option<String>>,
+    /// Moves when `automation` changes.
+    pub automation_generation: u64,
+    automation_versions: HashMap<String, u64>,
 }
 
 /// A reservation of unique values, released when the append is done.
@@ -122,6 +127,9 @@ impl WriteModel {
         if stream.starts_with("$approvals/") {
             return self.approval_versions.get(stream).is_some_and(|v| *v >= stream_version);
         }
+        if stream.starts_with("$automation/") {
+            return self.automation_versions.get(stream).is_some_and(|v| *v >= stream_version);
+        }
         if stream.starts_with('$') {
             return true;
         }
@@ -178,6 +186,15 @@ impl WriteModel {
                     }
                     _ => {}
                 }
+            }
+            EventPayload::Process(ProcessEvent::AutomationDefined(defined)) => {
+                let version = self.automation_versions.entry(stream.to_string()).or_default();
+                if stream_version <= *version {
+                    return Ok(());
+                }
+                *version = stream_version;
+                self.automation.insert((defined.kind.clone(), defined.name.clone()), defined.definition.clone());
+                self.automation_generation += 1;
             }
             EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }

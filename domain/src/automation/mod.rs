@@ -56,6 +56,26 @@ impl Automation {
         Ok(Automation { workflows, webhooks, flows, approvals, jobs })
     }
 
+    /// The app's definitions with those stored through the metadata API
+    /// (`(kind, name, definition or None when removed)`) in place of the
+    /// app's of the same kind and name.
+    pub fn from_app_and_stored(app: &Json, stored: &[(String, String, Option<Json>)], catalog: &Catalog) -> Result<Automation, DomainError> {
+        let mut merged = app.clone();
+        for (kind, name, definition) in stored {
+            let key = list_key(kind).ok_or_else(|| DomainError::InvalidDefinition(format!("unknown automation kind '{kind}'")))?;
+            let list = merged.as_object_mut().and_then(|m| {
+                let entry = m.entry(key).or_insert_with(|| Json::Array(Vec::new()));
+                entry.as_array_mut()
+            });
+            let Some(list) = list else { continue };
+            list.retain(|item| item.get("name").and_then(Json::as_str) != Some(name));
+            if let Some(definition) = definition {
+                list.push(definition.clone());
+            }
+        }
+        Automation::from_app(&merged, catalog)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.workflows.is_empty() && self.webhooks.is_empty() && self.flows.is_empty() && self.approvals.is_empty() && self.jobs.is_empty()
     }
@@ -80,4 +100,16 @@ fn each<T>(kind: &str, items: &[Json], parse: impl Fn(&Json) -> Result<T, Domain
         out.push(parsed);
     }
     Ok(out)
+}
+
+/// The app file's key of a kind of definition (`workflow` -> `workflows`).
+pub fn list_key(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "workflow" | "workflows" => "workflows",
+        "flow" | "flows" => "flows",
+        "webhook" | "webhooks" => "webhooks",
+        "job" | "jobs" => "jobs",
+        "approval" | "approvals" => "approvals",
+        _ => return None,
+    })
 }

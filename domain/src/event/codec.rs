@@ -76,6 +76,7 @@ pub fn encode_payload(payload: &EventPayload) -> (&'static str, u16, Vec<u8>) {
         EventPayload::Process(ProcessEvent::ApprovalSubmitted(e)) => encode(e),
         EventPayload::Process(ProcessEvent::ApprovalDecided(e)) => encode(e),
         EventPayload::Process(ProcessEvent::ApprovalRecalled(e)) => encode(e),
+        EventPayload::Process(ProcessEvent::AutomationDefined(e)) => encode(e),
     };
     (payload.event_type(), current_version(payload.event_type()), bytes)
 }
@@ -110,6 +111,7 @@ pub fn decode_payload(event_type: &str, schema_version: u16, bytes: &[u8], upcas
         "approval.submitted" => EventPayload::Process(ProcessEvent::ApprovalSubmitted(decode(bytes, event_type)?)),
         "approval.decided" => EventPayload::Process(ProcessEvent::ApprovalDecided(decode(bytes, event_type)?)),
         "approval.recalled" => EventPayload::Process(ProcessEvent::ApprovalRecalled(decode(bytes, event_type)?)),
+        "automation.defined" => EventPayload::Process(ProcessEvent::AutomationDefined(decode(bytes, event_type)?)),
         other => return Err(DomainError::Decode(format!("unknown event type '{other}'"))),
     })
 }

@@ -2,7 +2,7 @@
 //! dispatch, scheduled jobs). Their progress is in the log like everything
 //! else, so it survives a crash, every node sees it, and two nodes racing for
 //! the same step meet at an append with an expected version: one wins.
-//! Streams: `$process/{name}`, `$webhooks/{name}`, `$jobs/{name}`, `$timers/{timer}`, `$approvals/{object}/{id}`.
+//! Streams: `$process/{name}`, `$webhooks/{name}`, `$jobs/{name}`, `$timers/{timer}`, `$approvals/{object}/{id}`, `$automation/{kind}/{name}`.
 
 use bincode::{Decode, Encode};
 
@@ -122,6 +122,18 @@ pub struct ApprovalRecalled {
     pub by: String,
 }
 
+/// An automation definition was stored, changed or removed through the
+/// metadata API (stream `$automation/{kind}/{name}`); it overrides the app
+/// file's definition of the same kind and name.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct AutomationDefined {
+    /// `workflow`, `flow`, `webhook`, `job` or `approval`.
+    pub kind: String,
+    pub name: String,
+    /// The definition's JSON (`None`: removed).
+    pub definition: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessEvent {
     Progress(ProcessProgress),
@@ -133,6 +145,7 @@ pub enum ProcessEvent {
     ApprovalSubmitted(ApprovalSubmitted),
     ApprovalDecided(ApprovalDecided),
     ApprovalRecalled(ApprovalRecalled),
+    AutomationDefined(AutomationDefined),
 }
 
 impl ProcessEvent {
@@ -147,6 +160,7 @@ impl ProcessEvent {
             ProcessEvent::ApprovalSubmitted(_) => "approval.submitted",
             ProcessEvent::ApprovalDecided(_) => "approval.decided",
             ProcessEvent::ApprovalRecalled(_) => "approval.recalled",
+            ProcessEvent::AutomationDefined(_) => "automation.defined",
         }
     }
 
@@ -174,6 +188,10 @@ impl ProcessEvent {
                 "nextStep": e.next_step, "outcome": e.outcome,
             }),
             ProcessEvent::ApprovalRecalled(e) => json!({"process": e.process, "by": e.by}),
+            ProcessEvent::AutomationDefined(e) => json!({
+                "kind": e.kind, "name": e.name,
+                "definition": e.definition.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()),
+            }),
         }
     }
 }

@@ -14,13 +14,22 @@ use crate::app::System;
 use crate::error::json_kind as kind;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::service::{meta, Caller};
+use crate::service::{automation, meta, Caller};
 use crate::wire::{min_position, ok, position_headers};
 
-fn check_kind(kind: &str) -> Result<(), ApiError> {
+/// Objects, or a kind of automation definition (`workflow`, `flow`, `webhook`, `job`, `approval`).
+enum Kind {
+    Object,
+    Automation,
+}
+
+fn check_kind(kind: &str) -> Result<Kind, ApiError> {
     match kind {
-        "object" | "objects" => Ok(()),
-        other => Err(ApiError::new(ErrorCode::EndpointNotFound, format!("unknown metadata type '{other}' (known: object)"))),
+        "object" | "objects" => Ok(Kind::Object),
+        other if domain::automation::list_key(other).is_some() => Ok(Kind::Automation),
+        other => {
+            Err(ApiError::new(ErrorCode::EndpointNotFound, format!("unknown metadata type '{other}' (known: object, workflow, flow, webhook, job, approval)")))
+        }
     }
 }
 
@@ -31,7 +40,7 @@ fn etag_of(definition: &Json) -> String {
 }
 
 pub(crate) async fn types() -> JsonResponse<Json> {
-    JsonResponse(ok(json!({"types": ["object"]})))
+    JsonResponse(ok(json!({"types": ["object", "workflow", "flow", "webhook", "job", "approval"]})))
 }
 
 pub(crate) async fn items(
@@ -41,7 +50,9 @@ pub(crate) async fn items(
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<JsonResponse<Json>, ApiError> {
-    check_kind(&kind)?;
+    if let Kind::Automation = check_kind(&kind)? {
+        return Ok(JsonResponse(ok(json!({"type": kind, "items": automation::definitions(&system, &caller, &kind)?}))));
+    }
     let items = meta::objects(&system, &caller, min_position(&headers, params.take("minPosition"))?).await?;
     Ok(JsonResponse(ok(json!({"type": "object", "items": items}))))
 }
@@ -53,8 +64,13 @@ pub(crate) async fn item(
     headers: HeaderMap,
     mut params: QueryPairs,
 ) -> Result<Response, ApiError> {
-    check_kind(&kind)?;
-    let definition = meta::object(&system, &caller, &name, min_position(&headers, params.take("minPosition"))?).await?;
+    let definition = match check_kind(&kind)? {
+        Kind::Automation => automation::definitions(&system, &caller, &kind)?
+            .into_iter()
+            .find(|d| d.get("name").and_then(Json::as_str) == Some(name.as_str()))
+            .ok_or_else(|| ApiError::new(ErrorCode::ResourceNotFound, format!("no {kind} named '{name}'")))?,
+        Kind::Object => meta::object(&system, &caller, &name, min_position(&headers, params.take("minPosition"))?).await?,
+    };
     let etag = etag_of(&definition);
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
@@ -77,7 +93,7 @@ pub(crate) async fn put_item(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    check_kind(&kind)?;
+    let is_automation = matches!(check_kind(&kind)?, Kind::Automation);
     let Json::Object(mut definition) = body else {
         return Err(ApiError::new(ErrorCode::ValidationError, format!("an object definition is a JSON object, got {}", kind_of(&body))));
     };
@@ -87,6 +103,13 @@ pub(crate) async fn put_item(
         }
         Some(Json::String(given)) if *given == name => {}
         Some(other) => return Err(ApiError::new(ErrorCode::InvalidField, format!("the definition names {other} but the path names '{name}'"))),
+    }
+    if is_automation {
+        let position = automation::put_definition(&system, &caller, &kind, &name, Some(Json::Object(definition))).await?;
+        let data = json!({"name": name, "type": kind, "position": position});
+        return Ok(
+            (position_headers(position), JsonResponse(json!({"success": true, "message": format!("{kind} '{name}' saved"), "data": data}))).into_response()
+        );
     }
     let saved = meta::put_object(&system, &caller, &name, Json::Object(definition), idempotency_key(&headers)?).await?;
     let message = if saved.changed { format!("object '{name}' saved") } else { format!("object '{name}' unchanged") };
@@ -99,4 +122,18 @@ pub(crate) async fn put_item(
 
 fn kind_of(json: &Json) -> &'static str {
     kind(json)
+}
+
+/// `DELETE /api/v1/meta/{kind}/{name}` for automation definitions: the app
+/// file's definition of that name stops running too (objects are not deleted here).
+pub(crate) async fn delete_item(State(system): State<Arc<System>>, Path((kind, name)): Path<(String, String)>, caller: Caller) -> Result<Response, ApiError> {
+    if let Kind::Object = check_kind(&kind)? {
+        return Err(ApiError::new(ErrorCode::NotImplemented, "objects are not removed through this route"));
+    }
+    let position = automation::put_definition(&system, &caller, &kind, &name, None).await?;
+    Ok((
+        position_headers(position),
+        JsonResponse(json!({"success": true, "message": format!("{kind} '{name}' removed"), "data": {"name": name, "position": position}})),
+    )
+        .into_response())
 }

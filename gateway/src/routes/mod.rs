@@ -29,7 +29,7 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1/meta", get(meta::types))
         .route("/api/v1/meta/types", get(meta::types))
         .route("/api/v1/meta/{kind}", get(meta::items))
-        .route("/api/v1/meta/{kind}/{name}", get(meta::item).put(meta::put_item))
+        .route("/api/v1/meta/{kind}/{name}", get(meta::item).put(meta::put_item).delete(meta::delete_item))
         .route("/api/v1/data/{object}", get(data::list).post(data::create))
         .route("/api/v1/data/{object}/query", post(data::query))
         .route("/api/v1/data/{object}/batch", post(batch::batch))

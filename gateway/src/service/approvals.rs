@@ -44,10 +44,11 @@ async fn visible(system: &System, caller: &Caller, object: &str, id: &str) -> Re
     Ok((*one.record).clone())
 }
 
-fn process_of<'a>(system: &'a System, object: &str, name: Option<&str>) -> Result<&'a ApprovalProcess, ApiError> {
-    let mut candidates = system.automation.approvals.iter().filter(|p| p.object == object && p.active && name.is_none_or(|n| n == p.name));
+fn process_of(system: &System, object: &str, name: Option<&str>) -> Result<ApprovalProcess, ApiError> {
+    let automation = system.automation();
+    let mut candidates = automation.approvals.iter().filter(|p| p.object == object && p.active && name.is_none_or(|n| n == p.name));
     match (candidates.next(), candidates.next()) {
-        (Some(process), None) => Ok(process),
+        (Some(process), None) => Ok(process.clone()),
         (Some(_), Some(_)) => {
             Err(ApiError::new(ErrorCode::ValidationError, format!("{object} has several approval processes: say which ({{\"process\": ...}})")))
         }
@@ -213,7 +214,7 @@ pub async fn state_of(system: &System, caller: &Caller, object: &str, id: &str) 
     visible(system, caller, object, id).await?;
     let (state, _) = load(system, object, id).await?;
     let pending = state.pending.as_ref().map(|p| {
-        let step = system.automation.approvals.iter().find(|a| a.name == p.process).and_then(|a| a.steps.get(p.step)).map(|s| s.name.clone());
+        let step = system.automation().approvals.iter().find(|a| a.name == p.process).and_then(|a| a.steps.get(p.step)).map(|s| s.name.clone());
         json!({"process": p.process, "step": step, "submitter": p.submitter, "approvedBy": p.approved_by, "locked": p.lock})
     });
     Ok(json!({

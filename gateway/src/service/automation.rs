@@ -23,8 +23,8 @@ fn limit_of(limit: Option<usize>) -> usize {
 /// The rules, and the status of every process of this node.
 pub fn overview(system: &System, caller: &Caller) -> Result<Json, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
-    let workflows: Vec<Json> = system
-        .automation
+    let automation = system.automation();
+    let workflows: Vec<Json> = automation
         .workflows
         .iter()
         .map(|w| {
@@ -34,8 +34,7 @@ pub fn overview(system: &System, caller: &Caller) -> Result<Json, ApiError> {
             })
         })
         .collect();
-    let flows: Vec<Json> = system
-        .automation
+    let flows: Vec<Json> = automation
         .flows
         .iter()
         .map(|f| {
@@ -53,7 +52,7 @@ pub fn overview(system: &System, caller: &Caller) -> Result<Json, ApiError> {
 /// Every process's status (also in the projections' status and `/metrics`).
 pub(crate) fn processes(system: &System) -> Vec<Json> {
     system
-        .processes
+        .processes()
         .reports()
         .into_iter()
         .map(|r| json!({"name": r.name, "position": r.position, "lag": r.lag, "steps": r.steps, "failures": r.failures, "lastFailure": r.last_failure}))
@@ -62,18 +61,18 @@ pub(crate) fn processes(system: &System) -> Vec<Json> {
 
 pub fn jobs(system: &System, caller: &Caller) -> Result<Vec<Json>, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
-    Ok(system.processes.jobs())
+    Ok(system.processes().jobs())
 }
 
 pub fn executions(system: &System, caller: &Caller, name: &str, limit: Option<usize>) -> Result<Vec<Json>, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
-    system.processes.job_runs(name, limit_of(limit)).ok_or_else(|| unknown("job", name))
+    system.processes().job_runs(name, limit_of(limit)).ok_or_else(|| unknown("job", name))
 }
 
 /// Runs a job now: the run's id once it is claimed (it runs in the background).
 pub async fn trigger(system: &System, caller: &Caller, name: &str) -> Result<String, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
-    system.processes.trigger(name).await.map_err(|e| match e {
+    system.processes().trigger(name).await.map_err(|e| match e {
         commands::process::TriggerError::Unknown(_) => unknown("job", name),
         other => ApiError::new(ErrorCode::ServiceUnavailable, other.to_string()),
     })
@@ -81,12 +80,12 @@ pub async fn trigger(system: &System, caller: &Caller, name: &str) -> Result<Str
 
 pub fn webhooks(system: &System, caller: &Caller) -> Result<Vec<Json>, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
-    Ok(system.processes.webhooks())
+    Ok(system.processes().webhooks())
 }
 
 pub fn deliveries(system: &System, caller: &Caller, name: &str, limit: Option<usize>) -> Result<Vec<Json>, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
-    let deliveries = system.processes.deliveries(name, limit_of(limit)).ok_or_else(|| unknown("active webhook", name))?;
+    let deliveries = system.processes().deliveries(name, limit_of(limit)).ok_or_else(|| unknown("active webhook", name))?;
     Ok(deliveries.iter().map(|d| d.to_json()).collect())
 }
 
@@ -107,7 +106,7 @@ pub async fn trigger_flow(
     input: Map<String, Json>,
     idempotency_key: Option<String>,
 ) -> Result<(String, Map<String, Json>), ApiError> {
-    let flow = system.automation.flow(name).filter(|f| f.active).ok_or_else(|| unknown("active flow", name))?;
+    let flow = system.automation().flow(name).cloned().filter(|f| f.active).ok_or_else(|| unknown("active flow", name))?;
     match &flow.start_kind {
         FlowStart::Api => {
             if caller.principal().kind == PrincipalKind::Guest && system.policy.declared {
@@ -139,10 +138,10 @@ pub async fn trigger_flow(
         caller_host = super::flow_host::CallerHost { system, caller };
         &caller_host
     };
-    match flows::run(flow, variables, &run_id, host, commands::clock::now()).await {
+    match flows::run(&flow, variables, &run_id, host, commands::clock::now()).await {
         Ok(Ended::Finished(output)) => Ok((run_id, output)),
         Ok(Ended::Waiting { until, state }) => {
-            flows::suspend(&system.commands, flow, &run_id, until, state, None)
+            flows::suspend(&system.commands, &flow, &run_id, until, state, None)
                 .await
                 .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
             let mut waiting = Map::new();
@@ -153,4 +152,71 @@ pub async fn trigger_flow(
         Err(FlowError::Unavailable(_, message)) => Err(ApiError::new(ErrorCode::ServiceUnavailable, message)),
         Err(failed @ FlowError::Failed { .. }) => Err(ApiError::new(ErrorCode::ValidationError, failed.to_string())),
     }
+}
+
+/// The definitions of one kind as they run (app file and stored), secrets masked.
+pub fn definitions(system: &System, caller: &Caller, kind: &str) -> Result<Vec<Json>, ApiError> {
+    caller.require(SystemPermission::ManageAutomation)?;
+    let key = domain::automation::list_key(kind).ok_or_else(|| unknown("automation kind", kind))?;
+    let (_, stored) = system.commands.automation_definitions();
+    let mut items: Vec<Json> = system.app_json.get(key).and_then(Json::as_array).cloned().unwrap_or_default();
+    for (stored_kind, name, definition) in stored {
+        if domain::automation::list_key(&stored_kind) == Some(key) {
+            items.retain(|item| item.get("name").and_then(Json::as_str) != Some(name.as_str()));
+            items.extend(definition);
+        }
+    }
+    Ok(items.into_iter().map(masked).collect())
+}
+
+/// A definition without its secrets (a webhook's `secret` and credentials).
+fn masked(mut definition: Json) -> Json {
+    if let Some(map) = definition.as_object_mut() {
+        if map.contains_key("secret") {
+            map.insert("secret".into(), json!("********"));
+        }
+        if let Some(credentials) = map.get_mut("authentication").and_then(|a| a.get_mut("credentials")).and_then(Json::as_object_mut) {
+            for value in credentials.values_mut() {
+                *value = json!("********");
+            }
+        }
+    }
+    definition
+}
+
+/// Stores (or, with `None`, removes) a definition through the metadata API:
+/// checked with every other definition first, then an `automation.defined`
+/// event; the automation is rebuilt on this node before answering (and on
+/// other nodes as they follow the log). A webhook with a secret or
+/// credentials belongs in the app file: secrets never enter the log.
+pub async fn put_definition(system: &System, caller: &Caller, kind: &str, name: &str, definition: Option<Json>) -> Result<u64, ApiError> {
+    caller.require(SystemPermission::ManageAutomation)?;
+    let key = domain::automation::list_key(kind).ok_or_else(|| unknown("automation kind", kind))?;
+    let kind = key.trim_end_matches('s').to_string();
+    if let Some(definition) = &definition {
+        if definition.get("name").and_then(Json::as_str) != Some(name) {
+            return Err(ApiError::new(ErrorCode::InvalidField, format!("the definition's name must be '{name}', as the path says")));
+        }
+        let secret = definition.get("secret").is_some_and(|s| !s.is_null()) || definition.pointer("/authentication/credentials").is_some();
+        if kind == "webhook" && secret {
+            return Err(ApiError::new(
+                ErrorCode::ValidationError,
+                "a webhook with a secret or credentials is declared in the app file: secrets never enter the log",
+            ));
+        }
+    }
+    let (_, mut stored) = system.commands.automation_definitions();
+    stored.retain(|(k, n, _)| !(domain::automation::list_key(k) == Some(key) && n == name));
+    stored.push((kind.clone(), name.to_string(), definition.clone()));
+    domain::automation::Automation::from_app_and_stored(&system.app_json, &stored, &system.commands.catalog()).map_err(ApiError::from)?;
+    let event = domain::event::ProcessEvent::AutomationDefined(domain::event::process::AutomationDefined {
+        kind: kind.clone(),
+        name: name.to_string(),
+        definition: definition.map(|d| d.to_string()),
+    });
+    let command = commands::service::Command::Process { stream: format!("$automation/{kind}/{name}"), expected_version: None, event };
+    let outcome = system.commands.execute(command, commands::service::CommandMeta::actor(caller.actor())).await?;
+    system.commands.wait_applied(outcome.position, std::time::Duration::from_secs(5)).await;
+    system.reload_automation().await?;
+    Ok(outcome.position)
 }

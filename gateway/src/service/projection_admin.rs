@@ -114,7 +114,7 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
             out.push_str(&format!("{metric}{{projection=\"{}\"}} {}\n", status["name"].as_str().unwrap_or(""), value(status)));
         }
     }
-    let processes = system.processes.reports();
+    let processes = system.processes().reports();
     type ProcessGauge = (&'static str, &'static str, &'static str, fn(&commands::process::StatusReport) -> u64);
     let process_gauges: [ProcessGauge; 4] = [
         ("objectstack_process_position", "gauge", "Last log position a process (workflow rules, a webhook, a job) handled.", |r| r.position),

@@ -72,7 +72,7 @@ pub async fn config(system: &System, caller: &Caller, object: &str) -> Result<Js
         })
         .collect();
     let approvals: Vec<Json> = system
-        .automation
+        .automation()
         .approvals
         .iter()
         .filter(|a| a.object == definition.name && a.active)
