@@ -995,6 +995,14 @@ async fn definitions_through_the_api(postgres: bool) {
     let hook = json!({"name": "leaky", "url": "http://127.0.0.1:9/x", "method": "POST", "includeSession": false, "timeoutMs": 1000, "isActive": true, "secret": "s3cret"});
     let secret = node.call(&node.admin, "PUT", "/api/v1/meta/webhook/leaky", Some(hook)).await;
     assert_eq!(secret.status, StatusCode::BAD_REQUEST, "{}", secret.body);
+    let caller = json!({"name": "caller", "label": "C", "type": "api", "runAs": "system", "status": "active",
+        "nodes": [{"id": "s", "type": "start"}, {"id": "h", "type": "http_request", "config": {"url": "http://127.0.0.1:9/x", "headers": {"authorization": "Bearer t0k3n"}}}],
+        "edges": [{"source": "s", "target": "h"}]});
+    let header = node.call(&node.admin, "PUT", "/api/v1/meta/flow/caller", Some(caller)).await;
+    assert_eq!(header.status, StatusCode::BAD_REQUEST, "a flow's HTTP headers stay out of the log: {}", header.body);
+    let events = node.api.system.commands.store().read_all(0, 100_000).await.unwrap();
+    let log: String = events.iter().map(|e| String::from_utf8_lossy(&e.payload).into_owned()).collect();
+    assert!(!log.contains("s3cret") && !log.contains("t0k3n"), "no secret reached the log");
     let saved = node.call(&node.admin, "PUT", "/api/v1/meta/workflow/mark_calm", Some(rule)).await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
     let listed = node.ok(&node.admin, "GET", "/api/v1/meta/workflow", None).await;

@@ -169,26 +169,43 @@ pub fn definitions(system: &System, caller: &Caller, kind: &str) -> Result<Vec<J
     Ok(items.into_iter().map(masked).collect())
 }
 
-/// A definition without its secrets (a webhook's `secret` and credentials).
+/// A definition without what may be secret: a webhook's `secret`,
+/// credentials and header values, a flow's HTTP header values.
 fn masked(mut definition: Json) -> Json {
+    fn hide_values(object: Option<&mut Json>) {
+        if let Some(map) = object.and_then(Json::as_object_mut) {
+            for value in map.values_mut() {
+                *value = json!("********");
+            }
+        }
+    }
     if let Some(map) = definition.as_object_mut() {
         if map.contains_key("secret") {
             map.insert("secret".into(), json!("********"));
         }
-        if let Some(credentials) = map.get_mut("authentication").and_then(|a| a.get_mut("credentials")).and_then(Json::as_object_mut) {
-            for value in credentials.values_mut() {
-                *value = json!("********");
-            }
+        hide_values(map.get_mut("authentication").and_then(|a| a.get_mut("credentials")));
+        hide_values(map.get_mut("headers"));
+        for node in map.get_mut("nodes").and_then(Json::as_array_mut).into_iter().flatten() {
+            hide_values(node.get_mut("config").and_then(|c| c.get_mut("headers")));
         }
     }
     definition
 }
 
+/// Whether a definition carries what may be secret (see [`masked`]).
+fn carries_secrets(definition: &Json) -> bool {
+    let present = |value: Option<&Json>| value.is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()));
+    present(definition.get("secret"))
+        || present(definition.pointer("/authentication/credentials"))
+        || present(definition.get("headers"))
+        || definition.get("nodes").and_then(Json::as_array).is_some_and(|nodes| nodes.iter().any(|n| present(n.pointer("/config/headers"))))
+}
+
 /// Stores (or, with `None`, removes) a definition through the metadata API:
 /// checked with every other definition first, then an `automation.defined`
 /// event; the automation is rebuilt on this node before answering (and on
-/// other nodes as they follow the log). A webhook with a secret or
-/// credentials belongs in the app file: secrets never enter the log.
+/// other nodes as they follow the log). A definition with a secret,
+/// credentials or HTTP headers belongs in the app file: secrets never enter the log.
 pub async fn put_definition(system: &System, caller: &Caller, kind: &str, name: &str, definition: Option<Json>) -> Result<u64, ApiError> {
     caller.require(SystemPermission::ManageAutomation)?;
     let key = domain::automation::list_key(kind).ok_or_else(|| unknown("automation kind", kind))?;
@@ -197,11 +214,10 @@ pub async fn put_definition(system: &System, caller: &Caller, kind: &str, name: 
         if definition.get("name").and_then(Json::as_str) != Some(name) {
             return Err(ApiError::new(ErrorCode::InvalidField, format!("the definition's name must be '{name}', as the path says")));
         }
-        let secret = definition.get("secret").is_some_and(|s| !s.is_null()) || definition.pointer("/authentication/credentials").is_some();
-        if kind == "webhook" && secret {
+        if carries_secrets(definition) {
             return Err(ApiError::new(
                 ErrorCode::ValidationError,
-                "a webhook with a secret or credentials is declared in the app file: secrets never enter the log",
+                format!("a {kind} with a secret, credentials or HTTP headers is declared in the app file: secrets never enter the log"),
             ));
         }
     }
