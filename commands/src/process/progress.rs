@@ -59,3 +59,28 @@ impl Progress {
         Ok(())
     }
 }
+
+/// A process's progress and where it goes on from: the recorded position,
+/// or, the first time, the log's head, recorded before anything is handled
+/// (so a crash before the first save cannot move it past changes nobody
+/// handled: a process acts on changes from the moment it exists, it does
+/// not rewrite history). `None` when asked to stop first.
+pub(crate) async fn resume_or_start(
+    commands: &CommandService,
+    name: &str,
+    status: &super::status::ProcessStatus,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<(Progress, u64)> {
+    let (mut progress, recorded) = super::pace::retrying(stop, status, "reading its progress", || Progress::load(commands, name)).await?;
+    if let Some(position) = recorded {
+        return Some((progress, position));
+    }
+    let head = *commands.store().head().borrow();
+    while let Err(error) = progress.save(commands, head, true).await {
+        status.failed(format!("recording where it starts: {error}"));
+        if super::pace::pause(stop, 1000).await {
+            return None;
+        }
+    }
+    Some((progress, head))
+}

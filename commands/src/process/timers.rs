@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use super::flows::{self, Ended, FlowError, SystemHost};
 use super::follow::Follower;
-use super::pace::{pause, retrying};
-use super::progress::Progress;
+use super::pace::pause;
+use super::progress;
 use super::status::ProcessStatus;
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
@@ -58,20 +58,7 @@ pub(crate) struct Timed {
 }
 
 pub(crate) async fn run(commands: Arc<CommandService>, timed: Arc<Timed>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
-    let Some((mut progress, start)) = retrying(&mut stop, &status, "reading its progress", || Progress::load(&commands, NAME)).await else { return };
-    let start = match start {
-        Some(position) => position,
-        None => {
-            let head = *commands.store().head().borrow();
-            while let Err(error) = progress.save(&commands, head, true).await {
-                status.failed(format!("recording where it starts: {error}"));
-                if pause(&mut stop, 1000).await {
-                    return;
-                }
-            }
-            head
-        }
-    };
+    let Some((mut progress, start)) = progress::resume_or_start(&commands, NAME, &status, &mut stop).await else { return };
     let mut follower = Follower::new(commands.store().clone(), start);
     let mut pending: BTreeMap<(i64, String), Pending> = BTreeMap::new();
     loop {

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 
 use super::flows::{self, Ended, FlowError, SystemHost};
 use super::follow::Follower;
-use super::pace::{pause, retrying};
-use super::progress::Progress;
+use super::pace::pause;
+use super::progress;
 use super::state_at::{before_update, record_after};
 use super::status::ProcessStatus;
 use super::timers;
@@ -35,24 +35,7 @@ const KEY_PREFIX: &str = "$wf/";
 pub const NAME: &str = "workflow";
 
 pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
-    let Some((mut progress, start)) = retrying(&mut stop, &status, "reading its progress", || Progress::load(&commands, NAME)).await else { return };
-    // The first run starts at the log's head: rules act on changes from the
-    // moment they exist, they do not rewrite history. That start is recorded
-    // before anything is handled, so a crash before the first save does not
-    // move it on past changes nobody handled.
-    let start = match start {
-        Some(position) => position,
-        None => {
-            let head = *commands.store().head().borrow();
-            while let Err(error) = progress.save(&commands, head, true).await {
-                status.failed(format!("recording where it starts: {error}"));
-                if pause(&mut stop, 1000).await {
-                    return;
-                }
-            }
-            head
-        }
-    };
+    let Some((mut progress, start)) = progress::resume_or_start(&commands, NAME, &status, &mut stop).await else { return };
     let mut follower = Follower::new(commands.store().clone(), start);
     status.at(start, follower.head());
     loop {
