@@ -35,6 +35,8 @@ pub mod rebuild;
 pub mod runner;
 pub mod search;
 #[cfg(test)]
+mod test_rng;
+#[cfg(test)]
 mod test_support;
 
 use std::sync::{Arc, RwLock};

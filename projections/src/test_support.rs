@@ -3,21 +3,7 @@
 
 use domain::event::EventEnvelope;
 
-/// A small deterministic generator (xorshift64).
-pub(crate) struct Rng(pub u64);
-
-impl Rng {
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+pub(crate) use crate::test_rng::Rng;
 
 /// An envelope at a position, as a model sees it (the payload travels beside it).
 pub(crate) fn envelope(position: u64) -> EventEnvelope {

@@ -309,12 +309,9 @@ fn host_error(error: CommandError) -> HostError {
 #[async_trait::async_trait]
 impl FlowHost for SystemHost {
     async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError> {
-        let mut found: Vec<Record> = self
-            .commands
-            .live_records(object)
-            .into_iter()
-            .filter(|r| filter.iter().all(|(field, value)| r.get(field).map(Value::to_json).unwrap_or(Json::Null) == *value))
-            .collect();
+        // Only the matches are copied out of the write model.
+        let mut found =
+            self.commands.live_records_where(object, |r| filter.iter().all(|(field, value)| r.get(field).map(Value::to_json).unwrap_or(Json::Null) == *value));
         found.sort_by(|a, b| a.get("id").and_then(Value::as_str).cmp(&b.get("id").and_then(Value::as_str)));
         Ok(found.iter().take(limit).map(record_to_json).collect())
     }

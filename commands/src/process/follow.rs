@@ -7,6 +7,8 @@ use std::sync::Arc;
 use domain::event::EventEnvelope;
 use tokio::sync::watch;
 
+use super::pace::pause;
+use super::status::ProcessStatus;
 use crate::store::EventStore;
 use crate::StoreError;
 
@@ -26,6 +28,26 @@ impl Follower {
     /// The log's head now.
     pub fn head(&self) -> u64 {
         *self.head.borrow()
+    }
+
+    /// The next batch ([`Follower::next`]), a store error retried a second
+    /// later (and reported); `None` when the process is asked to stop first.
+    pub async fn next_or_stop(&mut self, max: usize, status: &ProcessStatus, stop: &mut watch::Receiver<bool>) -> Option<Vec<EventEnvelope>> {
+        loop {
+            let batch = tokio::select! {
+                batch = self.next(max) => batch,
+                _ = stop.changed() => return None,
+            };
+            match batch {
+                Ok(batch) => return Some(batch),
+                Err(error) => {
+                    status.failed(format!("reading the log: {error}"));
+                    if pause(stop, 1000).await {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// Up to `max` events after `position`, waiting for one to commit; moves `position`.

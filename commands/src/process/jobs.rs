@@ -120,13 +120,12 @@ pub(crate) fn stream(name: &str) -> String {
 }
 
 async fn load(commands: &CommandService, name: &str) -> Result<JobState, CommandError> {
-    let events = commands.store().read_stream(&stream(name), 0).await?;
+    let (events, version) = super::read_process_stream(commands, &stream(name)).await?;
     let mut state = JobState::default();
-    for event in &events {
-        if let Ok(EventPayload::Process(process)) = domain::event::codec::decode_envelope_payload(event, registry()) {
-            state.apply(event.stream_version, event.event_id, event.occurred_at, &process);
-        }
+    for (event, process) in &events {
+        state.apply(event.stream_version, event.event_id, event.occurred_at, process);
     }
+    state.version = version;
     Ok(state)
 }
 

@@ -42,6 +42,25 @@ pub use workflow::MAX_DEPTH;
 
 use crate::service::CommandService;
 
+/// One of the processes' own streams (`$process/..`, `$webhooks/..`,
+/// `$jobs/..`, `$approvals/..`): its events decoded, oldest first (one this
+/// server cannot read is passed by), and the stream's version.
+pub async fn read_process_stream(
+    commands: &CommandService,
+    stream: &str,
+) -> Result<(Vec<(domain::event::EventEnvelope, domain::event::ProcessEvent)>, u64), crate::CommandError> {
+    let events = commands.store().read_stream(stream, 0).await?;
+    let version = events.last().map_or(0, |e| e.stream_version);
+    let decoded = events
+        .into_iter()
+        .filter_map(|event| match domain::event::codec::decode_envelope_payload(&event, domain::event::registry()) {
+            Ok(domain::event::EventPayload::Process(process)) => Some((event, process)),
+            _ => None,
+        })
+        .collect();
+    Ok((decoded, version))
+}
+
 struct JobEntry {
     job: Job,
     state: Arc<RwLock<JobState>>,

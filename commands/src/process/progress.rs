@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use domain::event::process::ProcessProgress;
-use domain::event::{registry, EventPayload, ProcessEvent};
+use domain::event::ProcessEvent;
 
 use crate::service::{Command, CommandMeta, CommandService};
 use crate::CommandError;
@@ -27,14 +27,14 @@ impl Progress {
     /// The last recorded position, or `None` when the process never ran.
     pub async fn load(commands: &CommandService, name: &str) -> Result<(Progress, Option<u64>), CommandError> {
         let stream = format!("$process/{name}");
-        let events = commands.store().read_stream(&stream, 0).await?;
-        let mut position = None;
-        for event in &events {
-            if let Ok(EventPayload::Process(ProcessEvent::Progress(p))) = domain::event::codec::decode_envelope_payload(event, registry()) {
-                position = Some(position.unwrap_or(0).max(p.position));
-            }
-        }
-        let version = events.last().map_or(0, |e| e.stream_version);
+        let (events, version) = super::read_process_stream(commands, &stream).await?;
+        let position = events
+            .iter()
+            .filter_map(|(_, process)| match process {
+                ProcessEvent::Progress(p) => Some(p.position),
+                _ => None,
+            })
+            .max();
         Ok((Progress { name: name.to_string(), stream, version, saved: position.unwrap_or(0), saved_at: Instant::now() }, position))
     }
 

@@ -68,15 +68,15 @@ pub(crate) fn stream(name: &str) -> String {
 }
 
 async fn load(commands: &CommandService, name: &str) -> Result<(WebhookState, bool), CommandError> {
-    let events = commands.store().read_stream(&stream(name), 0).await?;
+    let (events, version) = super::read_process_stream(commands, &stream(name)).await?;
     let mut state = WebhookState::default();
-    for event in &events {
-        if let Ok(EventPayload::Process(ProcessEvent::Deliveries(recorded))) = domain::event::codec::decode_envelope_payload(event, registry()) {
-            state.apply(event.stream_version, &recorded);
+    for (event, process) in &events {
+        if let ProcessEvent::Deliveries(recorded) = process {
+            state.apply(event.stream_version, recorded);
         }
     }
-    state.version = events.last().map_or(0, |e| e.stream_version);
-    Ok((state, !events.is_empty()))
+    state.version = version;
+    Ok((state, version > 0))
 }
 
 pub(crate) async fn run(
@@ -104,20 +104,7 @@ pub(crate) async fn run(
     let mut last_save = Instant::now();
     status.at(start, follower.head());
     loop {
-        let batch = tokio::select! {
-            batch = follower.next(64) => batch,
-            _ = stop.changed() => return,
-        };
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(error) => {
-                status.failed(format!("reading the log: {error}"));
-                if pause(&mut stop, 1000).await {
-                    return;
-                }
-                continue;
-            }
-        };
+        let Some(batch) = follower.next_or_stop(64, &status, &mut stop).await else { return };
         let mut done = Vec::new();
         for event in &batch {
             match deliver(&commands, &hook, &client, &status, event, &mut stop).await {

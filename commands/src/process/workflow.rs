@@ -39,20 +39,7 @@ pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, st
     let mut follower = Follower::new(commands.store().clone(), start);
     status.at(start, follower.head());
     loop {
-        let batch = tokio::select! {
-            batch = follower.next(256) => batch,
-            _ = stop.changed() => break,
-        };
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(error) => {
-                status.failed(format!("reading the log: {error}"));
-                if pause(&mut stop, 1000).await {
-                    break;
-                }
-                continue;
-            }
-        };
+        let Some(batch) = follower.next_or_stop(256, &status, &mut stop).await else { break };
         // A record's events are handled in their order; different records'
         // side by side, so their writes share the store's commits (one
         // fsync for many) instead of taking one each.

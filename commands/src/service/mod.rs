@@ -127,6 +127,11 @@ impl CommandService {
         self.model.lock().expect("write model lock").record(object, id)
     }
 
+    /// Copies of the live records of an object that `keep` accepts (only those are copied).
+    pub fn live_records_where(&self, object: &str, keep: impl Fn(&domain::value::Record) -> bool) -> Vec<domain::value::Record> {
+        self.model.lock().expect("write model lock").live_records(object).filter(|r| keep(r)).cloned().collect()
+    }
+
     /// A copy of every live record of an object (a job's sweep).
     pub fn live_records(&self, object: &str) -> Vec<domain::value::Record> {
         self.model.lock().expect("write model lock").live_records(object).cloned().collect()

@@ -11,7 +11,7 @@
 use serde_json::Value as Json;
 
 use super::check::{boolean, invalid, name, properties, text};
-use super::workflow::{FieldUpdate, UpdateValue};
+use super::workflow::{update, FieldUpdate};
 use crate::error::DomainError;
 use crate::formula::{self, Expr, RecordContext};
 use crate::metadata::{Catalog, ObjectDef, SYSTEM_FIELDS};
@@ -139,29 +139,20 @@ fn criteria(what: &str, json: Option<&Json>, object: &ObjectDef) -> Result<Optio
     Ok(Some(expr))
 }
 
-/// `[{type: field_update, name, config: {field, value}}]`; other action types are refused.
+/// `[{type: field_update, name, config: {field, value}}]`, checked as a
+/// workflow rule's field updates are; other action types are refused.
 fn actions(what: &str, json: Option<&Json>, object: &ObjectDef) -> Result<Vec<FieldUpdate>, DomainError> {
     let mut out = Vec::new();
     for action in json.and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default() {
         let action_name = action.get("name").and_then(Json::as_str).unwrap_or_default();
         let kind = action.get("type").and_then(Json::as_str).unwrap_or_default();
+        let at = format!("{what} action '{action_name}'");
         if kind != "field_update" {
-            return Err(invalid(format!("{what} action '{action_name}': type '{kind}' is not supported (field_update)")));
+            return Err(invalid(format!("{at}: type '{kind}' is not supported (field_update)")));
         }
-        let config = action.get("config").cloned().unwrap_or(Json::Null);
-        let field = config.get("field").and_then(Json::as_str).ok_or_else(|| invalid(format!("{what} action '{action_name}': config needs 'field'")))?;
-        if object.field(field).is_none() {
-            return Err(invalid(format!("{what} action '{action_name}': unknown field '{field}' of '{}'", object.name)));
-        }
-        let value = match config.get("value") {
-            Some(Json::String(s)) if s.starts_with('=') => {
-                let expr = formula::parse(&s[1..]).map_err(|e| invalid(format!("{what} action '{action_name}': {e}")))?;
-                UpdateValue::Formula(expr)
-            }
-            Some(other) => UpdateValue::Literal(other.clone()),
-            None => return Err(invalid(format!("{what} action '{action_name}': config needs 'value'"))),
-        };
-        out.push(FieldUpdate { name: action_name.to_string(), field: field.to_string(), value });
+        let config = action.get("config");
+        let field = config.and_then(|c| c.get("field")).and_then(Json::as_str).ok_or_else(|| invalid(format!("{at}: config needs 'field'")))?;
+        out.push(update(&at, action_name, field, config.and_then(|c| c.get("value")), object)?);
     }
     Ok(out)
 }

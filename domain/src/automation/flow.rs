@@ -399,10 +399,7 @@ impl Flow {
 
 /// A value or formula as the node's config gives it, evaluated over the variables.
 pub fn evaluate(value: &UpdateValue, variables: &Record, now: Timestamp) -> Json {
-    match value {
-        UpdateValue::Literal(json) => json.clone(),
-        UpdateValue::Formula(expr) => formula::eval(expr, &RecordContext { record: variables, previous: None, now }).to_json(),
-    }
+    value.evaluate(variables, None, now)
 }
 
 fn compile(what: &str, source: &str, known: &BTreeSet<String>) -> Result<Expr, DomainError> {

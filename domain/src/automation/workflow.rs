@@ -44,6 +44,16 @@ pub enum UpdateValue {
     Formula(Expr),
 }
 
+impl UpdateValue {
+    /// The value for `record` (a formula sees it as its record, with `previous`).
+    pub fn evaluate(&self, record: &Record, previous: Option<&Record>, now: Timestamp) -> Json {
+        match self {
+            UpdateValue::Literal(json) => json.clone(),
+            UpdateValue::Formula(expr) => formula::eval(expr, &RecordContext { record, previous, now }).to_json(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FieldUpdate {
     pub name: String,
@@ -191,14 +201,20 @@ fn field_update(what: &str, json: &Json, object: &ObjectDef) -> Result<FieldUpda
         return Err(invalid(format!("{what}: an action needs a 'name'")));
     }
     let field_name = text(&what, map, "field")?.ok_or_else(|| invalid(format!("{what}: 'field' is required")))?;
+    update(&what, action_name, field_name, map.get("value"), object)
+}
+
+/// One field update as any automation action declares it: a field the
+/// server lets automation set, and a value or a formula over the record.
+pub(super) fn update(what: &str, action_name: &str, field_name: &str, value: Option<&Json>, object: &ObjectDef) -> Result<FieldUpdate, DomainError> {
     let field = object.field(field_name).ok_or_else(|| invalid(format!("{what}: unknown field '{field_name}' of '{}'", object.name)))?;
     // Read-only fields may be set: they exist for automation to fill.
     if matches!(field.field_type, FieldType::Formula | FieldType::Autonumber | FieldType::Password) {
         return Err(invalid(format!("{what}: field '{field_name}' cannot be set by a rule (formula, autonumber or password)")));
     }
-    let value = match map.get("value") {
+    let value = match value {
         None => return Err(invalid(format!("{what}: 'value' is required (null clears the field)"))),
-        Some(Json::String(s)) if s.starts_with('=') => UpdateValue::Formula(compile(&what, &s[1..], object)?),
+        Some(Json::String(s)) if s.starts_with('=') => UpdateValue::Formula(compile(what, &s[1..], object)?),
         Some(other) => UpdateValue::Literal(other.clone()),
     };
     Ok(FieldUpdate { name: action_name.to_string(), field: field_name.to_string(), value })
@@ -253,10 +269,7 @@ impl WorkflowRule {
 fn patch_of(actions: &[FieldUpdate], record: &Record, previous: Option<&Record>, now: Timestamp) -> Map<String, Json> {
     let mut patch = Map::new();
     for action in actions {
-        let value = match &action.value {
-            UpdateValue::Literal(json) => json.clone(),
-            UpdateValue::Formula(expr) => formula::eval(expr, &RecordContext { record, previous, now }).to_json(),
-        };
+        let value = action.value.evaluate(record, previous, now);
         let current = record.get(&action.field).map(Value::to_json).unwrap_or(Json::Null);
         if current != value {
             patch.insert(action.field.clone(), value);

@@ -76,7 +76,7 @@ pub(crate) async fn approve(
     Path((object, id)): Path<(String, String)>,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<JsonResponse<Json>, ApiError> {
-    Ok(JsonResponse(ok(approvals::decide(&system, &caller, &object, &id, true, text(&body, "comment")).await?)))
+    answer(&system, &caller, &object, &id, true, body).await
 }
 
 pub(crate) async fn reject(
@@ -85,7 +85,12 @@ pub(crate) async fn reject(
     Path((object, id)): Path<(String, String)>,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<JsonResponse<Json>, ApiError> {
-    Ok(JsonResponse(ok(approvals::decide(&system, &caller, &object, &id, false, text(&body, "comment")).await?)))
+    answer(&system, &caller, &object, &id, false, body).await
+}
+
+/// An approver's answer, with its optional `comment`.
+async fn answer(system: &System, caller: &Caller, object: &str, id: &str, approved: bool, body: Option<Json>) -> Result<JsonResponse<Json>, ApiError> {
+    Ok(JsonResponse(ok(approvals::decide(system, caller, object, id, approved, text(&body, "comment")).await?)))
 }
 
 pub(crate) async fn recall(

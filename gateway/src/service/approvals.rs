@@ -9,9 +9,9 @@
 //! with `lockRecord`, the write model refuses callers' changes to the record.
 
 use domain::automation::approval::{ApprovalState, Approver, Decision};
-use domain::automation::{ApprovalProcess, FieldUpdate, UpdateValue};
+use domain::automation::{ApprovalProcess, FieldUpdate};
 use domain::event::process::{ApprovalDecided, ApprovalRecalled, ApprovalSubmitted};
-use domain::event::{registry, EventId, EventPayload, ProcessEvent};
+use domain::event::ProcessEvent;
 use domain::query::Query;
 use domain::security::SystemPermission;
 use domain::value::Record;
@@ -28,14 +28,12 @@ fn stream(object: &str, id: &str) -> String {
 
 /// The record's approval state and its stream's version.
 async fn load(system: &System, object: &str, id: &str) -> Result<(ApprovalState, u64), ApiError> {
-    let events = system.commands.store().read_stream(&stream(object, id), 0).await.map_err(commands::CommandError::from)?;
+    let (events, version) = commands::process::read_process_stream(&system.commands, &stream(object, id)).await?;
     let mut state = ApprovalState::default();
-    for event in &events {
-        if let Ok(EventPayload::Process(process)) = domain::event::codec::decode_envelope_payload(event, registry()) {
-            state.apply(&process, domain::Timestamp::from_micros(event.occurred_at));
-        }
+    for (event, process) in &events {
+        state.apply(process, domain::Timestamp::from_micros(event.occurred_at));
     }
-    Ok((state, events.last().map_or(0, |e| e.stream_version)))
+    Ok((state, version))
 }
 
 /// The record as the caller sees it (refused as not found when it cannot).
@@ -73,14 +71,7 @@ async fn run_actions(
     }
     let record = system.commands.record_state(object, id).record.unwrap_or_default();
     let now = commands::clock::now();
-    let mut patch = Map::new();
-    for action in actions {
-        let value = match &action.value {
-            UpdateValue::Literal(json) => json.clone(),
-            UpdateValue::Formula(expr) => domain::formula::eval(expr, &domain::formula::RecordContext { record: &record, previous: None, now }).to_json(),
-        };
-        patch.insert(action.field.clone(), value);
-    }
+    let patch: Map<String, Json> = actions.iter().map(|action| (action.field.clone(), action.value.evaluate(&record, None, now))).collect();
     let event_id: String = cause.event_id.iter().map(|b| format!("{b:02x}")).collect();
     let mut meta = commands::service::CommandMeta::system().with_key(format!("$approval/{event_id}/{what}"));
     meta.causation_id = Some(cause.event_id);
@@ -91,8 +82,7 @@ async fn run_actions(
 }
 
 async fn append(system: &System, caller: &Caller, object: &str, id: &str, version: u64, event: ProcessEvent) -> Result<domain::event::EventEnvelope, ApiError> {
-    let mut meta = commands::service::CommandMeta::actor(caller.actor());
-    meta.causation_id = None::<EventId>;
+    let meta = commands::service::CommandMeta::actor(caller.actor());
     let command = commands::service::Command::Process { stream: stream(object, id), expected_version: Some(version), event };
     match system.commands.execute(command, meta).await {
         Ok(outcome) => Ok(outcome.events.last().cloned().expect("the appended event")),

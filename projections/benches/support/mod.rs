@@ -12,17 +12,10 @@ use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventPayload, ObjectDefined, RecordCreated};
 use domain::value::{Record, Value};
 
-/// A small deterministic generator (xorshift64): the same data every run.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+#[path = "../../src/test_rng.rs"]
+mod rng;
+#[allow(unused_imports)] // each benchmark uses part of this module
+pub use rng::Rng;
 
 pub fn envelope(position: u64, payload: &EventPayload) -> EventEnvelope {
     let (event_type, schema_version, bytes) = encode_payload(payload);
