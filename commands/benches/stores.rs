@@ -39,6 +39,7 @@ fn request(stream: &str, expected: u64, events: u64, first: u64) -> AppendReques
             events: (0..events).map(|i| event(first + i)).collect(),
         }],
         idempotency_key: None,
+        unique: Default::default(),
     }
 }
 

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The idempotency key was already used by a committed append.
     #[error("idempotency key {key} was already used")]
     KeyUsed { key: String },
+    /// Another record holds a unique value the append claims (a record
+    /// written through another process sharing the store).
+    #[error("{object}: the value of {} is already used", fields.join(", "))]
+    Claimed { object: String, fields: Vec<String> },
     /// The request itself is malformed (empty, a stream twice): a caller bug.
     #[error("invalid append: {0}")]
     InvalidAppend(String),
@@ -58,6 +62,11 @@ impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { expected, actual, .. } => CommandError::Conflict { expected, actual },
+            StoreError::Claimed { object, fields } => {
+                let message = format!("{object}: the value of {} is already used by another record", fields.join(", "));
+                let errors = fields.iter().map(|f| domain::FieldError::new(f.clone(), ErrorCode::DuplicateValue, message.clone())).collect();
+                CommandError::Rejected(DomainError::Duplicate { message, errors })
+            }
             other => CommandError::Store(other),
         }
     }

@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod kafka;
 pub mod process;
 pub mod seed;
 pub mod service;

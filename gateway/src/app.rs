@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use commands::kafka::feed::{FeedSettings, FeedStats, TopicFed};
 use commands::seed;
 use commands::service::CommandService;
 use commands::store::{open_embedded, open_postgres, EventStore};
@@ -39,6 +40,8 @@ pub struct System {
     /// Folds of the log for as-of lists: bounded, the last ones kept.
     pub as_of_folds: projections::as_of::AsOfFolds,
     /// Requests answered and their latencies (`/metrics`).
+    /// The topic feed's counters, on a cluster node.
+    pub feed: Option<Arc<FeedStats>>,
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// Full-text search: the projection and its model.
     pub search: ProjectionHandle,
@@ -72,12 +75,25 @@ pub struct System {
 
 /// Opens the event store, and the pool of its database for stored read models.
 pub async fn open_store(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore>, Option<deadpool_postgres::Pool>)> {
+    let (store, pool, _) = open_store_fed(storage).await?;
+    Ok((store, pool))
+}
+
+/// [`open_store`], and the counters of the topic feed on a cluster node.
+async fn open_store_fed(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore>, Option<deadpool_postgres::Pool>, Option<Arc<FeedStats>>)> {
     Ok(match storage {
-        Storage::Embedded(dir) => (Arc::new(open_embedded(dir).with_context(|| format!("opening the event log in {}", dir.display()))?), None),
+        Storage::Embedded(dir) => (Arc::new(open_embedded(dir).with_context(|| format!("opening the event log in {}", dir.display()))?), None, None),
         Storage::Postgres(settings) => {
             let store = open_postgres(settings).await.context("opening the PostgreSQL event store")?;
             let pool = store.pool().clone();
-            (Arc::new(store), Some(pool))
+            (Arc::new(store), Some(pool), None)
+        }
+        Storage::Cluster(settings, kafka) => {
+            let store = open_postgres(settings).await.context("opening the PostgreSQL event store")?;
+            let pool = store.pool().clone();
+            let fed = TopicFed::start(Arc::new(store), kafka, FeedSettings::default()).context("following the event topic")?;
+            let stats = fed.stats();
+            (fed, Some(pool), Some(stats))
         }
     })
 }
@@ -98,7 +114,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
 
 /// [`start`], with hooks an embedding app runs around callers' writes.
 pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks::Hooks) -> anyhow::Result<Arc<System>> {
-    let (store, pool) = open_store(&settings.storage).await?;
+    let (store, pool, feed) = open_store_fed(&settings.storage).await?;
     // The in-process models start empty: fold them from the log in bulk, side
     // by side, while the command service folds its write model; each runner
     // then follows from where its load stopped (the app's definitions and seed
@@ -200,10 +216,8 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         analytics,
         analytics_model,
         cubes,
-        pg_settings: match &settings.storage {
-            Storage::Postgres(pg) => Some(pg.clone()),
-            Storage::Embedded(_) => None,
-        },
+        pg_settings: settings.storage.postgres().cloned(),
+        feed,
         snapshots: Default::default(),
         as_of_folds: Default::default(),
         http_metrics: Default::default(),

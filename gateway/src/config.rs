@@ -14,6 +14,19 @@ pub enum Storage {
     Embedded(PathBuf),
     /// PostgreSQL.
     Postgres(commands::store::PostgresSettings),
+    /// PostgreSQL, with the log's tail read from the relay's Kafka topic
+    /// (`commands::kafka::feed`): a node of a cluster.
+    Cluster(commands::store::PostgresSettings, commands::kafka::KafkaSettings),
+}
+
+impl Storage {
+    /// The PostgreSQL settings, when the events are there.
+    pub fn postgres(&self) -> Option<&commands::store::PostgresSettings> {
+        match self {
+            Storage::Embedded(_) => None,
+            Storage::Postgres(pg) | Storage::Cluster(pg, _) => Some(pg),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

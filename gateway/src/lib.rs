@@ -18,6 +18,7 @@ pub mod graphql;
 mod listen;
 pub mod metrics;
 pub mod realtime;
+pub mod relay;
 pub mod replay;
 mod routes;
 pub mod server;

@@ -61,6 +61,45 @@ enum Commands {
         /// Origins browser apps may call from (CORS), comma-separated; `*` for any. Off by default.
         #[arg(long, env = "OBJECTSTACK_CORS_ORIGINS", value_delimiter = ',')]
         cors_origins: Vec<String>,
+        /// Kafka brokers (host:port,...): follow the log's tail on the relay's topic instead of querying
+        /// the log (a cluster node; needs --database-url).
+        #[arg(long, env = "OBJECTSTACK_KAFKA_BROKERS")]
+        kafka_brokers: Option<String>,
+        /// The topic the relay publishes the log to.
+        #[arg(long, env = "OBJECTSTACK_KAFKA_TOPIC", default_value = "objectstack-events")]
+        kafka_topic: String,
+        /// A librdkafka property for the topic's clients, KEY=VALUE (repeatable; comma-separated in the variable):
+        /// security.protocol, sasl.*, ssl.*, timeouts.
+        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", value_delimiter = ',', value_parser = commands::kafka::parse_option)]
+        kafka_options: Vec<(String, String)>,
+    },
+    /// Publish the PostgreSQL log to a Kafka topic, in order, for the nodes of a cluster.
+    /// Run two or more: one is active, the others stand by and take over when it dies.
+    Relay {
+        /// PostgreSQL URL of the event store.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Kafka brokers (host:port,...).
+        #[arg(long, env = "OBJECTSTACK_KAFKA_BROKERS")]
+        kafka_brokers: String,
+        /// The topic to publish to (created when missing).
+        #[arg(long, env = "OBJECTSTACK_KAFKA_TOPIC", default_value = "objectstack-events")]
+        kafka_topic: String,
+        /// Partitions of the topic when the relay creates it.
+        #[arg(long, env = "OBJECTSTACK_KAFKA_PARTITIONS", default_value_t = 6)]
+        kafka_partitions: i32,
+        /// Replication factor of the topic when the relay creates it.
+        #[arg(long, env = "OBJECTSTACK_KAFKA_REPLICATION", default_value_t = 1)]
+        kafka_replication: i32,
+        /// A librdkafka property for the relay's clients, KEY=VALUE (repeatable; comma-separated in the variable).
+        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", value_delimiter = ',', value_parser = commands::kafka::parse_option)]
+        kafka_options: Vec<(String, String)>,
+        /// Relays of one name share a checkpoint and take turns being active.
+        #[arg(long, env = "OBJECTSTACK_RELAY_NAME", default_value = "default")]
+        name: String,
+        /// Where to answer /health (200 active, 503 standing by) and /metrics (position, lag); off unless given.
+        #[arg(long, env = "OBJECTSTACK_RELAY_LISTEN")]
+        listen: Option<SocketAddr>,
     },
     /// Print the event history of a record, an object or the whole log, as JSON lines.
     /// With the embedded store, run it while the server is stopped (the log is locked while served).
@@ -214,10 +253,18 @@ async fn run() -> anyhow::Result<()> {
             header_timeout_secs,
             request_timeout_secs,
             cors_origins,
+            kafka_brokers,
+            kafka_topic,
+            kafka_options,
         } => {
-            let storage = match database_url {
-                Some(url) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
-                None => Storage::Embedded(data_dir),
+            let storage = match (database_url, kafka_brokers) {
+                (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
+                (Some(url), Some(brokers)) => Storage::Cluster(
+                    commands::store::PostgresSettings::new(url),
+                    commands::kafka::KafkaSettings { topic: kafka_topic, options: kafka_options, ..commands::kafka::KafkaSettings::new(brokers) },
+                ),
+                (None, None) => Storage::Embedded(data_dir),
+                (None, Some(_)) => anyhow::bail!("a cluster node keeps its events in PostgreSQL: give --database-url with --kafka-brokers"),
             };
             let admin = match (admin_email, admin_password) {
                 (Some(email), Some(password)) => Some(gateway::config::AdminBootstrap { email, password }),
@@ -288,6 +335,21 @@ async fn run() -> anyhow::Result<()> {
                 }
                 None => gateway::admin::rebuild(&server, &names).await?,
             }
+        }
+        Commands::Relay { database_url, kafka_brokers, kafka_topic, kafka_partitions, kafka_replication, kafka_options, name, listen } => {
+            let settings = commands::kafka::relay::RelaySettings {
+                postgres: commands::store::PostgresSettings::new(database_url),
+                kafka: commands::kafka::KafkaSettings {
+                    brokers: kafka_brokers,
+                    topic: kafka_topic,
+                    partitions: kafka_partitions,
+                    replication: kafka_replication,
+                    options: kafka_options,
+                },
+                name,
+                batch: 5_000,
+            };
+            gateway::relay::run(settings, listen, shutdown_signal()).await?;
         }
         Commands::Migrate { database_url } => {
             commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;

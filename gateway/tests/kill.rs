@@ -6,10 +6,13 @@
 //! delivery id per change, nothing it cannot match). Lives beside the
 //! binary so that cargo builds it for the test (`CARGO_BIN_EXE_objectstack`).
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use support::{free_port, http, serve, Database};
 
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,63 +35,6 @@ fn app(hook: &str) -> String {
             "retryPolicy": {"maxRetries": 10, "backoffStrategy": "fixed", "initialDelayMs": 100, "maxDelayMs": 1000}}]
     })
     .to_string()
-}
-
-/// One HTTP/1.1 exchange on a fresh connection: status and JSON body (None when the server is gone).
-async fn http(port: u16, method: &str, path: &str, body: Option<&Json>) -> Option<(u16, Json)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let body = body.map(Json::to_string).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.ok()?;
-        let text = String::from_utf8_lossy(&answer);
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let json = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Json::Null);
-        Some((status, json))
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.ok().flatten()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(app: &std::path::Path, store: &[String], port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_objectstack"))
-        .arg("serve")
-        .arg("--app")
-        .arg(app)
-        .args(store)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the objectstack binary");
-    let server = Server { child };
-    let started = Instant::now();
-    while http(port, "GET", "/api/v1/health", None).await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
 }
 
 /// A receiver on 127.0.0.1 that keeps every delivery id it gets.
@@ -224,17 +170,7 @@ async fn killed_at_random_embedded() {
 
 #[tokio::test]
 async fn killed_at_random_postgres() {
-    // A database of its own, dropped at the end.
-    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("kill_{}", uuid::Uuid::new_v4().simple());
-    let (admin, connection) =
-        deadpool_postgres::tokio_postgres::connect(&base, deadpool_postgres::tokio_postgres::NoTls).await.expect("PostgreSQL (ops/test starts it)");
-    tokio::spawn(connection);
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => unreachable!("a database URL names its database"),
-    };
-    kills(vec!["--database-url".into(), url]).await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    let database = Database::create("kill").await;
+    kills(vec!["--database-url".into(), database.url.clone()]).await;
+    database.drop_now().await;
 }

@@ -239,6 +239,7 @@ mod tests {
             let request = AppendRequest {
                 streams: vec![StreamAppend { stream: envelope.stream.clone(), expected: ExpectedVersion::Exact(0), events: vec![envelope] }],
                 idempotency_key: None,
+                unique: Default::default(),
             };
             store.append(request).await.unwrap();
         }

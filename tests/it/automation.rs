@@ -975,10 +975,7 @@ async fn approvals_postgres() {
 /// node following the same PostgreSQL log, and removable.
 async fn definitions_through_the_api(postgres: bool) {
     let (storage, _dir) = common::storage(postgres);
-    let other_storage = match &storage {
-        Storage::Postgres(settings) => Some(Storage::Postgres(settings.clone())),
-        Storage::Embedded(_) => None,
-    };
+    let other_storage = storage.postgres().map(|settings| Storage::Postgres(settings.clone()));
     let node = node(storage, &app(rules()), true).await;
     let other = match other_storage {
         Some(storage) => Some(node_again(storage, &app(rules())).await),

@@ -12,6 +12,7 @@ fn append_one(n: u64) -> AppendRequest {
     AppendRequest {
         streams: vec![StreamAppend { stream: "log/1".into(), expected: ExpectedVersion::Exact(n), events: vec![event(&format!("e{n}"))] }],
         idempotency_key: None,
+        unique: Default::default(),
     }
 }
 
@@ -96,8 +97,11 @@ async fn oversized_events_are_refused() {
     let store = open_embedded(dir.path()).unwrap();
     let mut huge = event("x");
     huge.payload = vec![0u8; 65 << 20];
-    let request =
-        AppendRequest { streams: vec![StreamAppend { stream: "big/1".into(), expected: ExpectedVersion::Any, events: vec![huge] }], idempotency_key: None };
+    let request = AppendRequest {
+        streams: vec![StreamAppend { stream: "big/1".into(), expected: ExpectedVersion::Any, events: vec![huge] }],
+        idempotency_key: None,
+        unique: Default::default(),
+    };
     assert!(matches!(store.append(request).await, Err(commands::StoreError::InvalidAppend(_))));
     assert_eq!(*store.head().borrow(), 0);
 }

@@ -88,8 +88,11 @@ async fn append_raw(api: &Api, stream: &str, event_type: &str, payload: Vec<u8>)
     let mut envelope = common::event("raw");
     envelope.event_type = event_type.into();
     envelope.payload = payload;
-    let request =
-        AppendRequest { streams: vec![StreamAppend { stream: stream.into(), expected: ExpectedVersion::Any, events: vec![envelope] }], idempotency_key: None };
+    let request = AppendRequest {
+        streams: vec![StreamAppend { stream: stream.into(), expected: ExpectedVersion::Any, events: vec![envelope] }],
+        idempotency_key: None,
+        unique: Default::default(),
+    };
     let committed = api.system.commands.store().append(request).await.unwrap();
     committed.events.last().map(|e: &EventEnvelope| e.position).unwrap()
 }

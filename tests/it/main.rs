@@ -28,3 +28,4 @@ mod service;
 mod store_suite;
 mod tidy;
 mod upcast;
+mod writer_nodes;

@@ -35,6 +35,7 @@ async fn a_follower_never_skips_a_late_commit() {
                             events: vec![common::event("x")],
                         }],
                         idempotency_key: None,
+                        unique: Default::default(),
                     };
                     store.append(request).await.unwrap();
                 }
@@ -75,6 +76,7 @@ async fn commits_elsewhere_wake_followers() {
         let request = AppendRequest {
             streams: vec![StreamAppend { stream: "elsewhere/1".into(), expected: ExpectedVersion::Exact(n), events: vec![common::event("x")] }],
             idempotency_key: None,
+            unique: Default::default(),
         };
         let committed = writer.append(request).await.unwrap();
         let position = committed.last_position();

@@ -9,7 +9,11 @@ use commands::StoreError;
 use crate::common::{self, event, tag};
 
 fn one(stream: &str, expected: ExpectedVersion, tags: &[&str]) -> AppendRequest {
-    AppendRequest { streams: vec![StreamAppend { stream: stream.into(), expected, events: tags.iter().map(|t| event(t)).collect() }], idempotency_key: None }
+    AppendRequest {
+        streams: vec![StreamAppend { stream: stream.into(), expected, events: tags.iter().map(|t| event(t)).collect() }],
+        idempotency_key: None,
+        unique: Default::default(),
+    }
 }
 
 async fn append_and_read(store: &dyn EventStore) {
@@ -66,11 +70,12 @@ async fn conflicts_and_atomicity(store: &dyn EventStore) {
             StreamAppend { stream: "c/1".into(), expected: ExpectedVersion::Exact(5), events: vec![event("c-bad")] },
         ],
         idempotency_key: None,
+        unique: Default::default(),
     };
     assert!(matches!(store.append(both).await, Err(StoreError::Conflict { .. })));
     assert!(store.read_stream("d/1", 1).await.unwrap().is_empty(), "all or nothing");
     assert_eq!(*store.head().borrow(), head);
-    let empty = AppendRequest { streams: vec![], idempotency_key: None };
+    let empty = AppendRequest { streams: vec![], idempotency_key: None, unique: Default::default() };
     assert!(matches!(store.append(empty).await, Err(StoreError::InvalidAppend(_))));
 }
 

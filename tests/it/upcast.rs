@@ -33,6 +33,7 @@ async fn old_event_versions_are_read_through_the_upcaster() {
     let request = AppendRequest {
         streams: vec![StreamAppend { stream: "note/n1".into(), expected: ExpectedVersion::Exact(1), events: vec![old] }],
         idempotency_key: None,
+        unique: Default::default(),
     };
     store.append(request).await.unwrap();
     drop(service);

@@ -240,13 +240,16 @@ impl CommandService {
     fn plan_all(&self, commands: &[Command], meta: &CommandMeta) -> Result<(Option<AppendRequest>, Vec<Reservation>, Vec<Outcome>), (usize, CommandError)> {
         let mut model = self.model.lock().expect("write model lock");
         let mut streams: Vec<StreamAppend> = Vec::new();
+        let mut unique = crate::store::UniqueChanges::default();
         let mut reservations = Vec::new();
         let mut outcomes = Vec::with_capacity(commands.len());
         for (index, command) in commands.iter().enumerate() {
             match plan::plan(&mut model, command, meta) {
                 Ok(planned) => {
                     reservations.push(planned.reservation);
-                    for stream in planned.request.map(|r| r.streams).unwrap_or_default() {
+                    let request = planned.request.unwrap_or_default();
+                    unique.extend(request.unique);
+                    for stream in request.streams {
                         if streams.iter().any(|s| s.stream == stream.stream) {
                             for reservation in reservations.drain(..) {
                                 model.release(reservation);
@@ -266,7 +269,7 @@ impl CommandService {
                 }
             }
         }
-        let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() });
+        let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique });
         Ok((request, reservations, outcomes))
     }
 

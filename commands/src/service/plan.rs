@@ -82,7 +82,7 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
                 })
                 .collect();
             let outcome = Outcome::unplaced(StreamId::metadata(&first_object).0, first_object);
-            let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() });
+            let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique: Default::default() });
             Ok(Planned { request, reservation: Reservation::default(), outcome })
         }
         Command::SkipParkedEvent { projection, position, reason } => {
@@ -93,7 +93,7 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
             // Operators' decisions need no order among themselves.
             let streams = vec![StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![envelope(&payload, meta, now, correlation)] }];
             Ok(Planned {
-                request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() }),
+                request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique: Default::default() }),
                 reservation: Reservation::default(),
                 outcome,
             })
@@ -104,7 +104,7 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
             let expected = expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
             let streams = vec![StreamAppend { stream: stream.clone(), expected, events: vec![envelope(&payload, meta, now, correlation)] }];
             Ok(Planned {
-                request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() }),
+                request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique: Default::default() }),
                 reservation: Reservation::default(),
                 outcome,
             })
@@ -217,7 +217,8 @@ fn plan_record(
         None => Reservation::default(),
     };
     outcome.record = after.record;
-    Ok(Planned { request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone() }), reservation, outcome })
+    let unique = model.unique_changes(&streams, domain::event::registry());
+    Ok(Planned { request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique }), reservation, outcome })
 }
 
 /// Applies `deleteBehavior` of the records referencing a deleted record:

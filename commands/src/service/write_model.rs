@@ -7,11 +7,26 @@
 
 use std::collections::{HashMap, HashSet};
 
-use domain::event::{EventPayload, ProcessEvent};
+use domain::event::codec::decode_envelope_payload;
+use domain::event::{EventPayload, ProcessEvent, Upcasters};
 use domain::metadata::{evolve_catalog, Catalog, DeleteBehavior, ObjectDef, RuleKind};
 use domain::record::{evolve, Lookups, RecordState, Referrer};
 use domain::value::{Record, Value};
 use domain::DomainError;
+
+use crate::store::{StreamAppend, UniqueChanges, UniqueClaim};
+
+/// The store's key of a unique value: a digest of the object, the fields,
+/// their case rule and the values' key (bounded in length whatever the values).
+fn claim_key(set: &UniqueSet, value_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [set.object.as_str(), &set.fields.join("\u{1f}"), if set.case_sensitive { "cs" } else { "ci" }, value_key] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// A set of fields whose combined values are unique within an object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -268,6 +283,32 @@ impl WriteModel {
         for (target, target_id, field) in after.map(|r| self.references_of(object, r)).unwrap_or_default() {
             self.referrers.entry((target, target_id)).or_default().insert((object.to_string(), id.to_string(), field));
         }
+    }
+
+    /// The unique values an append takes and gives up (see
+    /// [`UniqueChanges`]): for each record stream it writes, of an object
+    /// with unique fields, the record before (this model's) and after (its
+    /// events folded over it). Objects without unique fields cost nothing.
+    pub fn unique_changes(&self, streams: &[StreamAppend], upcasters: &Upcasters) -> UniqueChanges {
+        let mut out = UniqueChanges::default();
+        for append in streams {
+            let Some((object, id)) = append.stream.split_once('/').filter(|_| !append.stream.starts_with('$')) else { continue };
+            let Some(sets) = self.unique_sets.get(object).filter(|sets| !sets.is_empty()) else { continue };
+            let state = self.record(object, id);
+            let before = state.record.clone();
+            let after = append.events.iter().filter_map(|e| decode_envelope_payload(e, upcasters).ok()).fold(state, |s, p| evolve(s, &p)).record;
+            for set in sets {
+                let old = before.as_ref().and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
+                let new = after.as_ref().and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
+                if let Some(key) = &new {
+                    out.claims.push(UniqueClaim { key: key.clone(), stream: append.stream.clone(), object: set.object.clone(), fields: set.fields.clone() });
+                }
+                if let Some(key) = old.filter(|old| new.as_ref() != Some(old)) {
+                    out.releases.push((key, append.stream.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// Reserves the unique values of `record` (after a write) for `id`.

@@ -14,7 +14,7 @@ use domain::event::EventEnvelope;
 use tokio::sync::watch;
 
 pub use embedded::{open_embedded, EmbeddedStore};
-pub use postgres::{copy_into, open_postgres, pool_for_schema, PostgresSettings, PostgresStore, MIGRATIONS};
+pub use postgres::{copy_into, open_postgres, pg_error, pool_for_schema, session_config, PostgresSettings, PostgresStore, MIGRATIONS};
 
 use crate::error::StoreError;
 
@@ -42,6 +42,43 @@ pub struct AppendRequest {
     pub streams: Vec<StreamAppend>,
     /// When set, a second append with the same key fails with [`StoreError::KeyUsed`].
     pub idempotency_key: Option<String>,
+    /// Unique values the append takes and gives up.
+    pub unique: UniqueChanges,
+}
+
+/// A unique value held by a record stream: `key` is a digest of the object,
+/// the unique fields and their normalised values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueClaim {
+    pub key: String,
+    pub stream: String,
+    /// What the value is, for the error when another stream holds it.
+    pub object: String,
+    pub fields: Vec<String>,
+}
+
+/// The unique values of the records an append writes: every value a record
+/// holds after it (claimed for that record's stream), and every value it
+/// held before and no longer holds (released). The PostgreSQL store keeps
+/// them in the append's transaction, so writer processes sharing the store
+/// cannot both take one value ([`StoreError::Claimed`]); the embedded store
+/// has one writer process, whose write model already decides this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UniqueChanges {
+    pub claims: Vec<UniqueClaim>,
+    /// `(key, stream)`: given up only if that stream holds it.
+    pub releases: Vec<(String, String)>,
+}
+
+impl UniqueChanges {
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty() && self.releases.is_empty()
+    }
+
+    pub fn extend(&mut self, other: UniqueChanges) {
+        self.claims.extend(other.claims);
+        self.releases.extend(other.releases);
+    }
 }
 
 /// The stored events of a committed append, in position order.
@@ -87,6 +124,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// The last position this process knows to be committed; changes are
     /// published on the receiver (the append path wakes followers with it).
     fn head(&self) -> watch::Receiver<u64>;
+    /// The last position this process knows to be committed, its own
+    /// appends included even where followers cannot read them yet (a node
+    /// fed by the topic): the read barrier waits for it, so a read sees this
+    /// node's acknowledged writes.
+    fn acknowledged(&self) -> u64 {
+        *self.head().borrow()
+    }
 }
 
 /// Checks a request's shape before any IO (both stores).

@@ -16,7 +16,7 @@ pub async fn read_barrier(system: &System, min: Option<u64>) -> Result<(), ApiEr
 
 /// The barrier on a given projection.
 pub async fn barrier_on(system: &System, projection: &ProjectionHandle, min: Option<u64>) -> Result<(), ApiError> {
-    let head = *system.commands.store().head().borrow();
+    let head = system.commands.store().acknowledged();
     let position = head.max(min.unwrap_or(0));
     if projection.wait_for(position, system.read_wait).await {
         Ok(())

@@ -135,6 +135,7 @@ pub async fn run(
     let mut commands: Vec<Command> = items.iter().enumerate().map(|(i, item)| command_for(system, &object, operation, item, i)).collect::<Result<_, _>>()?;
     let total = commands.len();
     let meta = writes::meta(system, caller, Some(&object), idempotency_key, &commands)?;
+    writes::wait_for_seen(system, caller).await?;
     for command in commands.iter_mut() {
         system.hooks.before(caller.principal(), command)?;
         writes::prepare(caller, &meta, command).await?;

@@ -22,6 +22,10 @@ pub struct Caller {
     pub session: Option<String>,
     /// Whether the token was an API key.
     pub api_key: bool,
+    /// A log position the client has seen (`X-Min-Position`, from another
+    /// node): reads wait for it, and so do writes, so that they are decided
+    /// on a write model that holds it.
+    pub seen: Option<u64>,
 }
 
 impl Caller {
@@ -68,6 +72,6 @@ impl Caller {
         };
         let members = if Access::needs_role_members(&system.policy) { sessions::role_members(system, min).await? } else { Arc::default() };
         let access = Access::new(principal, system.policy.clone(), members);
-        Ok(Caller { viewer: Viewer::signed_in(access, session.as_deref()), session, api_key })
+        Ok(Caller { viewer: Viewer::signed_in(access, session.as_deref()), session, api_key, seen: min })
     }
 }

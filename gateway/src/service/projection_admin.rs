@@ -128,8 +128,28 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
             out.push_str(&format!("{metric}{{process=\"{}\"}} {}\n", report.name, value(report)));
         }
     }
+    if let Some(feed) = &system.feed {
+        out.push_str(&feed_metrics(feed));
+    }
     out.push_str(&system.http_metrics.render());
     Ok(out)
+}
+
+/// A cluster node's topic feed: events by where they came from, repeats,
+/// messages that carried no event, and whether the consumer is assigned.
+fn feed_metrics(feed: &commands::kafka::feed::FeedStats) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::from("# HELP objectstack_feed_events_total Events this node received: from the topic, filled in from the log, or its own appends.\n# TYPE objectstack_feed_events_total counter\n");
+    out.push_str(&format!("objectstack_feed_events_total{{source=\"topic\"}} {}\n", feed.from_topic.load(Relaxed)));
+    out.push_str(&format!("objectstack_feed_events_total{{source=\"log\"}} {}\n", feed.from_log.load(Relaxed)));
+    out.push_str(&format!("objectstack_feed_events_total{{source=\"own\"}} {}\n", feed.own.load(Relaxed)));
+    out.push_str("# HELP objectstack_feed_duplicates_total Events received again (a relay's repeats).\n# TYPE objectstack_feed_duplicates_total counter\n");
+    out.push_str(&format!("objectstack_feed_duplicates_total {}\n", feed.duplicates.load(Relaxed)));
+    out.push_str("# HELP objectstack_feed_undecodable_total Topic messages that carried no event.\n# TYPE objectstack_feed_undecodable_total counter\n");
+    out.push_str(&format!("objectstack_feed_undecodable_total {}\n", feed.undecodable.load(Relaxed)));
+    out.push_str("# HELP objectstack_feed_connected 1 once the topic's partitions are assigned.\n# TYPE objectstack_feed_connected gauge\n");
+    out.push_str(&format!("objectstack_feed_connected {}\n", u8::from(feed.connected.load(Relaxed))));
+    out
 }
 
 /// The PostgreSQL query model, rebuilt in a schema of its own and swapped in.

@@ -96,6 +96,19 @@ async fn hash_passwords(guard: &WriteGuard, data: &mut Map<String, Json>) -> Res
     Ok(())
 }
 
+/// Waits (bounded) until the write model holds the position the caller has
+/// seen, so a write sent to this node after one acknowledged by another
+/// (`X-Min-Position`) is decided knowing it: a record created there can be
+/// changed here, a value freed there can be taken here.
+pub async fn wait_for_seen(system: &System, caller: &Caller) -> Result<(), ApiError> {
+    match caller.seen {
+        Some(position) if !system.commands.wait_applied(position, system.read_wait).await => {
+            Err(ApiError::new(domain::ErrorCode::Timeout, format!("this node has not reached log position {position} yet; retry")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs one command for a caller: its rights checked (under the write lock),
 /// its fields prepared, its idempotency key scoped to it.
 pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<String>, mut command: Command) -> Result<Outcome, ApiError> {
@@ -106,6 +119,7 @@ pub async fn execute(system: &System, caller: &Caller, idempotency_key: Option<S
         Command::Process { .. } => return Err(ApiError::new(domain::ErrorCode::PermissionDenied, "process steps are not written by callers")),
     };
     let meta = meta(system, caller, object.as_deref(), idempotency_key, std::slice::from_ref(&command))?;
+    wait_for_seen(system, caller).await?;
     system.hooks.before(caller.principal(), &mut command)?;
     let operation = super::hooks::operation_of(&command);
     prepare(caller, &meta, &mut command).await?;

@@ -52,6 +52,7 @@ pub async fn fill(store: &Arc<dyn EventStore>, events: u64) {
     let first = AppendRequest {
         streams: vec![StreamAppend { stream: "$meta/item".into(), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &defined)] }],
         idempotency_key: None,
+        unique: Default::default(),
     };
     store.append(first).await.expect("define");
     let mut n = 0u64;
@@ -67,6 +68,6 @@ pub async fn fill(store: &Arc<dyn EventStore>, events: u64) {
             streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
             n += 1;
         }
-        store.append(AppendRequest { streams, idempotency_key: None }).await.expect("append");
+        store.append(AppendRequest { streams, idempotency_key: None, unique: Default::default() }).await.expect("append");
     }
 }

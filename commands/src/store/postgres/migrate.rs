@@ -10,17 +10,21 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "create-events", include_str!("../../../../migrations/0001_create-events.up.sql")),
     (2, "create-read-models", include_str!("../../../../migrations/0002_create-read-models.up.sql")),
     (3, "rename-object-tables", include_str!("../../../../migrations/0003_rename-object-tables.up.sql")),
+    (4, "create-relay-checkpoints", include_str!("../../../../migrations/0004_create-relay-checkpoints.up.sql")),
+    (5, "create-unique-claims", include_str!("../../../../migrations/0005_create-unique-claims.up.sql")),
 ];
 
 pub(crate) async fn apply(client: &mut Object, lock_key: i64) -> Result<(), StoreError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .map_err(pg_error)?;
     let tx = client.transaction().await.map_err(pg_error)?;
+    // The lock comes first: two processes starting together on a new
+    // database (a relay and a gateway) would otherwise race to create the
+    // table itself.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key]).await.map_err(pg_error)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(pg_error)?;
     let applied: Vec<i32> = tx.query("SELECT version FROM schema_migrations", &[]).await.map_err(pg_error)?.iter().map(|r| r.get(0)).collect();
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {

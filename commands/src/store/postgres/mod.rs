@@ -8,6 +8,7 @@
 //! assigned in commit order, across processes too: a follower reading
 //! `position > checkpoint` can never see position n+1 before n.
 
+mod claims;
 mod listen;
 mod migrate;
 mod rows;
@@ -56,7 +57,7 @@ pub struct PostgresStore {
 /// A PostgreSQL error in words: the server's message and code for a server
 /// error (`tokio_postgres` alone says only "db error"; a missing database
 /// now says so), never its detail, which may quote values.
-pub(crate) fn pg_error(e: impl std::fmt::Display + 'static) -> StoreError {
+pub fn pg_error(e: impl std::fmt::Display + 'static) -> StoreError {
     let any: &dyn std::any::Any = &e;
     let db = any
         .downcast_ref::<tokio_postgres::Error>()
@@ -106,6 +107,17 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
     tokio::spawn(writer::run(pool.clone(), jobs_rx, head_tx.clone(), lock_key, channel.clone(), settings.commit_delay));
     tokio::spawn(listen::run(config, channel, head_tx));
     Ok(PostgresStore { pool, jobs_tx, head_rx })
+}
+
+/// The connection settings of `settings`, in its schema (which
+/// [`open_postgres`] creates): for a connection of its own, such as one that
+/// holds a session-level advisory lock.
+pub fn session_config(settings: &PostgresSettings) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = settings.url.parse().map_err(pg_error)?;
+    if let Some(schema) = &settings.schema {
+        config.options(format!("-c search_path={schema}"));
+    }
+    Ok(config)
 }
 
 /// A small pool on the same database whose connections use `schema` (a read

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+use super::claims::Claims;
 use super::pg_error;
 use crate::error::StoreError;
 use crate::store::plan::BatchPlanner;
@@ -87,11 +88,21 @@ async fn commit_batch(
         tx.query("SELECT key FROM idempotency_keys WHERE key = ANY($1)", &[&keys]).await.map_err(pg_error)?.iter().map(|r| r.get(0)).collect()
     };
 
+    let mut claims = Claims::load(&tx, &requests).await?;
     let (outcomes, new_head) = {
         let version = |stream: &str| versions.get(stream).copied().unwrap_or(0);
         let key_used = |key: &str| used.iter().any(|k| k == key);
         let mut planner = BatchPlanner::new(head as u64, &version, &key_used);
-        let outcomes: Vec<Result<Vec<EventEnvelope>, StoreError>> = requests.into_iter().map(|r| planner.plan(r)).collect();
+        let outcomes: Vec<Result<Vec<EventEnvelope>, StoreError>> = requests
+            .into_iter()
+            .map(|mut r| {
+                claims.check(&r.unique)?;
+                let unique = std::mem::take(&mut r.unique);
+                let planned = planner.plan(r)?;
+                claims.apply(unique);
+                Ok(planned)
+            })
+            .collect();
         (outcomes, planner.head())
     };
 
@@ -101,6 +112,7 @@ async fn commit_batch(
         return Ok((outcomes, head as u64));
     }
     copy_events(&tx, &accepted).await?;
+    claims.save(&tx).await?;
     let (mut key_names, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
     for events in outcomes.iter().filter_map(|o| o.as_ref().ok()) {
         if let (Some(first), Some(last)) = (events.first(), events.last()) {
