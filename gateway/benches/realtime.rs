@@ -9,7 +9,8 @@
 //! it includes the commit (fsync on ours) for both servers.
 //!
 //! Env: BENCH_TARGET (objectstack|pocketbase), BENCH_ADDR (host:port),
-//! BENCH_SUBSCRIBERS, BENCH_WRITES (default 100), BENCH_INTERVAL_MS (default 20);
+//! BENCH_SUBSCRIBERS, BENCH_WRITES (default 100), BENCH_INTERVAL_MS (default 20),
+//! BENCH_WRITE_ADDR (where the writes go: another node of a cluster; default BENCH_ADDR);
 //! for an app with permissions, BENCH_TOKENS (a file of bearer tokens, one per
 //! line: subscriber i signs in with line i) and BENCH_WRITER_TOKEN.
 
@@ -208,7 +209,9 @@ async fn main() {
     let connect_time = connecting.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut http = Http::connect(&addr).await;
+    // Writes may go to another node of a cluster than the subscribers' one.
+    let write_addr = env("BENCH_WRITE_ADDR", &addr);
+    let mut http = Http::connect(&write_addr).await;
     let path = if target == "pocketbase" { "/api/collections/items/records" } else { "/api/v1/data/item" };
     let mut sent = Vec::with_capacity(writes);
     let mut acks = Vec::with_capacity(writes);

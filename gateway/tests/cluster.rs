@@ -76,20 +76,30 @@ async fn from_log(port: u16) -> u64 {
     metric(&text(port, "/metrics").await.unwrap_or_default(), "objectstack_feed_events_total{source=\"log\"}")
 }
 
+type Seen = Arc<Mutex<Vec<(u64, String)>>>;
+
 /// A realtime subscriber of ticket changes: (position, record id) in arrival order.
-async fn subscribe(port: u16) -> Arc<Mutex<Vec<(u64, String)>>> {
+async fn subscribe(port: u16) -> Seen {
+    let seen = Seen::default();
+    listen(port, None, seen.clone()).await;
+    seen
+}
+
+/// Subscribes on `port` (resuming after a position when given), adding what
+/// arrives to `got`; the socket closes when the returned task is aborted.
+/// Answers the position the subscription started at, and the task.
+async fn listen(port: u16, after: Option<u64>, got: Seen) -> (u64, tokio::task::JoinHandle<()>) {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/v1/realtime")).await.unwrap();
-    socket.send(Message::Text(json!({"type": "subscribe", "object": "ticket"}).to_string().into())).await.unwrap();
-    loop {
+    socket.send(Message::Text(json!({"type": "subscribe", "object": "ticket", "after": after}).to_string().into())).await.unwrap();
+    let start = loop {
         let Some(Ok(Message::Text(frame))) = socket.next().await else { panic!("the subscription was not answered") };
         let frame: Json = serde_json::from_str(&frame).unwrap();
         if frame["type"] == "subscribed" {
-            break;
+            break frame["position"].as_u64().unwrap_or(0);
         }
-    }
-    let got: Arc<Mutex<Vec<(u64, String)>>> = Default::default();
-    let kept = got.clone();
-    tokio::spawn(async move {
+    };
+    let kept = got;
+    let task = tokio::spawn(async move {
         while let Some(Ok(message)) = socket.next().await {
             if let Message::Text(frame) = message {
                 let frame: Json = serde_json::from_str(&frame).unwrap();
@@ -99,7 +109,7 @@ async fn subscribe(port: u16) -> Arc<Mutex<Vec<(u64, String)>>> {
             }
         }
     });
-    got
+    (start, task)
 }
 
 /// Creates a ticket on `port`: its id and the position the node acknowledged.
@@ -176,8 +186,25 @@ async fn a_cluster_on_kafka_survives_a_relay_kill_and_a_broker_restart() {
 
     let mut acknowledged = Vec::new();
     let mut topic_counts = vec![(from_topic(a).await, from_topic(b).await)];
+    // A subscriber that leaves node a in the middle of round 1 and comes
+    // back on node b five writes later, resuming after the last position it saw.
+    let roamer = Seen::default();
+    let mut roamer_start = 0;
+    let mut roamer_task = None;
     for round in 0..3u32 {
         for i in 0..40u32 {
+            if round == 1 && i == 0 {
+                let (start, task) = listen(a, None, roamer.clone()).await;
+                (roamer_start, roamer_task) = (start, Some(task));
+            }
+            if round == 1 && i == 20 {
+                // Gone while five writes commit, then back on the other node.
+                roamer_task.take().unwrap().abort();
+            }
+            if round == 1 && i == 25 {
+                let last = roamer.lock().unwrap().last().map(|(p, _)| *p).unwrap_or(roamer_start);
+                roamer_task = Some(listen(b, Some(last), roamer.clone()).await.1);
+            }
             let (writer, reader) = if i % 2 == 0 { (a, b) } else { (b, a) };
             let (id, position) = create(writer, &format!("cluster ticket {round}-{i}"), round).await;
             // Read-your-writes across nodes: the other node, given the position, sees it.
@@ -268,6 +295,17 @@ async fn a_cluster_on_kafka_survives_a_relay_kill_and_a_broker_restart() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+    // The roamer saw every change after it first subscribed, once, in order, across the two nodes.
+    let roamed: Vec<(u64, String)> = changes.iter().filter(|(p, _)| *p > roamer_start).cloned().collect();
+    let started = Instant::now();
+    loop {
+        let got = roamer.lock().unwrap().clone();
+        if got.len() >= roamed.len() || started.elapsed() > Duration::from_secs(20) {
+            assert_eq!(got, roamed, "a subscriber that moved from node a to node b got every change once, in order");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut per_record: BTreeMap<&str, u64> = BTreeMap::new();
     for (position, id) in &changes {
