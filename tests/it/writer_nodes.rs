@@ -81,3 +81,51 @@ async fn racing_updates_through_two_nodes_claim_a_unique_value_once_and_a_freed_
         second.call("POST", "/api/v1/data/customer", Some(json!({"name": "after", "email": "wanted@example.com"})), &[("x-min-position", seen.as_str())]).await;
     assert_eq!(reply.status, StatusCode::CREATED, "a deleted record's value is free: {}", reply.body);
 }
+
+const NUMBERED: &str = r#"{
+  "manifest": {"id": "com.example.numbered", "name": "Numbered"},
+  "objects": [{"name": "invoice", "fields": {"title": {"type": "text"}, "number": {"type": "autonumber", "autonumberFormat": "INV-{0000}"}}}]
+}"#;
+
+#[tokio::test]
+async fn racing_creates_through_two_nodes_never_share_an_autonumber() {
+    let settings = common::pg_settings();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.json");
+    std::fs::write(&app, NUMBERED).unwrap();
+    let a = crate::rest::api_with_app(Storage::Postgres(settings.clone()), &app).await;
+    let b = crate::rest::api_with_app(Storage::Postgres(settings), &app).await;
+    let mut numbers = Vec::new();
+    for round in 0..8 {
+        let calls = (0..10).map(|i| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.call("POST", "/api/v1/data/invoice", Some(json!({"title": format!("r{round}-{i}")})), &[])
+        });
+        for reply in join_all(calls).await {
+            assert_eq!(reply.status, StatusCode::CREATED, "every create succeeds: {}", reply.body);
+            numbers.push(reply.body["data"]["record"]["number"].as_str().unwrap().to_string());
+        }
+    }
+    let mut distinct = numbers.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), numbers.len(), "no number given twice: {numbers:?}");
+}
+
+#[tokio::test]
+async fn racing_creates_on_one_node_never_share_an_autonumber() {
+    for postgres in [false, true] {
+        let (storage, _guard) = common::storage(postgres);
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app.json");
+        std::fs::write(&app, NUMBERED).unwrap();
+        let node = crate::rest::api_with_app(storage, &app).await;
+        let calls = (0..20).map(|i| node.call("POST", "/api/v1/data/invoice", Some(json!({"title": format!("one-{i}")})), &[]));
+        let mut numbers: Vec<String> =
+            join_all(calls).await.iter().map(|r| r.body["data"]["record"]["number"].as_str().unwrap_or_default().to_string()).collect();
+        numbers.sort();
+        let count = numbers.len();
+        numbers.dedup();
+        assert_eq!(numbers.len(), count, "postgres {postgres}: no number given twice: {numbers:?}");
+    }
+}

@@ -31,6 +31,8 @@ use crate::store::{AppendRequest, EventStore, StreamAppend};
 
 /// How often a command without an explicit expected version is re-decided after a conflict.
 const MAX_ATTEMPTS: usize = 20;
+/// Decisions of one command after another node's claim of a value it took.
+const MAX_CLAIM_ATTEMPTS: usize = 8;
 
 /// Events read per batch when folding the log at start.
 const CATCH_UP_BATCH: usize = 10_000;
@@ -200,6 +202,16 @@ impl CommandService {
                     continue;
                 }
                 Err(StoreError::Conflict { .. }) if !explicit_version => return Err((0, CommandError::Contended)),
+                // Another writer node committed a value this one claimed (most
+                // often an autonumber both computed): decide again once the write
+                // model has moved (it learns the other's write by following the
+                // log); a true duplicate is then refused by the decision itself.
+                Err(StoreError::Claimed { .. }) if attempt < MAX_CLAIM_ATTEMPTS => {
+                    let mut applied = self.applied.clone();
+                    applied.borrow_and_update();
+                    let _ = tokio::time::timeout(std::time::Duration::from_millis(250), applied.changed()).await;
+                    continue;
+                }
                 Err(StoreError::KeyUsed { key }) => {
                     let events = self.store.read_idempotent(&key).await.map_err(|e| (0, e.into()))?.unwrap_or_default();
                     return self.replay_checked(events, &meta, commands.len()).await;

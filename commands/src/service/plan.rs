@@ -212,6 +212,9 @@ fn plan_record(
     if let (Some(guard), Some(record)) = (meta.guard.as_deref(), &after.record) {
         guard.check_after(op, &model.catalog, record, &fetch)?;
     }
+    if matches!(command, RecordCommand::Create { .. }) && object.fields.iter().any(|f| f.field_type == domain::metadata::FieldType::Autonumber) {
+        model.took_autonumber(&object.name);
+    }
     let reservation = match &after.record {
         Some(record) => model.reserve(&object.name, id, record),
         None => Reservation::default(),

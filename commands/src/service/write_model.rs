@@ -48,6 +48,10 @@ pub(crate) struct WriteModel {
     records: HashMap<String, HashMap<String, RecordState>>,
     /// Creates per object: the autonumber sequence.
     created: HashMap<String, u64>,
+    /// The next autonumber to give per object, once one has been given: it
+    /// only moves up, so creates decided before the first commits (in flight
+    /// at once) never share a number, and a failed one leaves a gap.
+    numbers: HashMap<String, u64>,
     /// Unique sets per object, derived from metadata.
     unique_sets: HashMap<String, Vec<UniqueSet>>,
     /// Committed unique values: set -> value key -> record id.
@@ -105,6 +109,15 @@ fn sets_of(object: &ObjectDef) -> Vec<UniqueSet> {
             if !sets.contains(&set) {
                 sets.push(set);
             }
+        }
+    }
+    // Autonumbers are unique by construction on one node; across writer
+    // nodes sharing a store, their values are claimed like unique values, so
+    // two nodes numbering at once cannot both commit one number.
+    for field in object.fields.iter().filter(|f| f.field_type == domain::metadata::FieldType::Autonumber) {
+        let set = UniqueSet { object: object.name.clone(), fields: vec![field.name.clone()], case_sensitive: true };
+        if !sets.contains(&set) {
+            sets.push(set);
         }
     }
     sets
@@ -311,6 +324,12 @@ impl WriteModel {
         out
     }
 
+    /// A create of `object` took its next autonumber: the next one is higher.
+    pub fn took_autonumber(&mut self, object: &str) {
+        let next = self.next_autonumber(object, "") + 1;
+        self.numbers.insert(object.to_string(), next);
+    }
+
     /// Reserves the unique values of `record` (after a write) for `id`.
     pub fn reserve(&mut self, object: &str, id: &str, record: &Record) -> Reservation {
         let mut reservation = Reservation::default();
@@ -346,7 +365,8 @@ impl Lookups for WriteModel {
     }
 
     fn next_autonumber(&self, object: &str, _field: &str) -> u64 {
-        self.created.get(object).copied().unwrap_or(0) + 1
+        let counted = self.created.get(object).copied().unwrap_or(0) + 1;
+        self.numbers.get(object).copied().unwrap_or(0).max(counted)
     }
 
     fn referrers(&self, object: &str, id: &str) -> Vec<Referrer> {
