@@ -152,8 +152,9 @@ impl Drop for TopicFed {
     }
 }
 
-/// A consumer that reads every partition itself (no group: every node needs
-/// every event), committing nothing.
+/// A consumer that assigns itself every partition (every node needs every
+/// event, so it never joins its group to share them) and commits nothing:
+/// where it starts is where the node's models are, which the log knows.
 fn consumer(kafka: &KafkaSettings) -> Result<BaseConsumer, StoreError> {
     kafka
         .client(&[
