@@ -6,7 +6,7 @@
 use axum::http::StatusCode;
 use futures_util::future::join_all;
 use gateway::config::Storage;
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 use crate::common;
 use crate::rest::{api_on, Api};
@@ -127,5 +127,27 @@ async fn racing_creates_on_one_node_never_share_an_autonumber() {
         let count = numbers.len();
         numbers.dedup();
         assert_eq!(numbers.len(), count, "postgres {postgres}: no number given twice: {numbers:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_answers_the_first_result_across_nodes() {
+    let (a, b) = two_nodes().await;
+    for round in 0..5 {
+        // The same request through both nodes at once: one runs, the others
+        // answer its result (not a duplicate value its first run claimed).
+        let body = json!({"name": "once", "email": format!("once{round}@example.com")});
+        let key = format!("k-{round}");
+        let calls = (0..6).map(|i| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            let (body, key) = (body.clone(), key.clone());
+            async move { node.call("POST", "/api/v1/data/customer", Some(body), &[("idempotency-key", key.as_str())]).await }
+        });
+        let replies = join_all(calls).await;
+        let ids: Vec<&Json> = replies.iter().map(|r| &r.body["data"]["id"]).collect();
+        for reply in &replies {
+            assert!(reply.status.is_success(), "round {round}: every repeat answers the first result: {}", reply.body);
+        }
+        assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: one record: {ids:?}");
     }
 }

@@ -170,7 +170,19 @@ impl CommandService {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let planned = self.plan_all(&commands, &meta)?;
+            let planned = match self.plan_all(&commands, &meta) {
+                Ok(planned) => planned,
+                // A repeat racing its first run (on this node or another)
+                // meets that run's unique values: once the first has
+                // committed, answer its result instead.
+                Err((index, CommandError::Rejected(DomainError::Duplicate { message, errors }))) => {
+                    if let Some(events) = self.first_run_of(&meta).await.map_err(|e| (0, e))? {
+                        return self.replay_checked(events, &meta, commands.len()).await;
+                    }
+                    return Err((index, CommandError::Rejected(DomainError::Duplicate { message, errors })));
+                }
+                Err(other) => return Err(other),
+            };
             let (request, reservations, mut outcomes) = planned;
             let Some(request) = request else {
                 return Ok(outcomes);
@@ -283,6 +295,22 @@ impl CommandService {
         }
         let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique });
         Ok((request, reservations, outcomes))
+    }
+
+    /// The events of a run under the command's idempotency key, waiting (a
+    /// few times, while the write model moves) for one in flight to commit;
+    /// `None` without a key or when no run commits under it.
+    async fn first_run_of(&self, meta: &CommandMeta) -> Result<Option<Vec<EventEnvelope>>, CommandError> {
+        let Some(key) = &meta.idempotency_key else { return Ok(None) };
+        let mut applied = self.applied.clone();
+        for _ in 0..4 {
+            if let Some(events) = self.store.read_idempotent(key).await? {
+                return Ok(Some(events));
+            }
+            applied.borrow_and_update();
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), applied.changed()).await;
+        }
+        Ok(self.store.read_idempotent(key).await?)
     }
 
     /// Checks commands without writing anything (batch `validateOnly`).

@@ -313,7 +313,9 @@ impl WriteModel {
             for set in sets {
                 let old = before.as_ref().and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
                 let new = after.as_ref().and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
-                if let Some(key) = &new {
+                // A value the record already held is claimed already (or was
+                // held before claims existed, which every write model knows).
+                if let Some(key) = new.as_ref().filter(|new| old.as_ref() != Some(*new)) {
                     out.claims.push(UniqueClaim { key: key.clone(), stream: append.stream.clone(), object: set.object.clone(), fields: set.fields.clone() });
                 }
                 if let Some(key) = old.filter(|old| new.as_ref() != Some(old)) {

@@ -58,8 +58,8 @@ pub struct UniqueClaim {
 }
 
 /// The unique values of the records an append writes: every value a record
-/// holds after it (claimed for that record's stream), and every value it
-/// held before and no longer holds (released). The PostgreSQL store keeps
+/// takes (claimed for that record's stream), and every value it held before
+/// and no longer holds (released). The PostgreSQL store keeps
 /// them in the append's transaction, so writer processes sharing the store
 /// cannot both take one value ([`StoreError::Claimed`]); the embedded store
 /// has one writer process, whose write model already decides this.

@@ -96,7 +96,11 @@ async fn commit_batch(
         let outcomes: Vec<Result<Vec<EventEnvelope>, StoreError>> = requests
             .into_iter()
             .map(|mut r| {
-                claims.check(&r.unique)?;
+                // A repeat of a committed key answers as a repeat (the
+                // planner's KeyUsed), not as a claim its first run made.
+                if !r.idempotency_key.as_deref().is_some_and(key_used) {
+                    claims.check(&r.unique)?;
+                }
                 let unique = std::mem::take(&mut r.unique);
                 let planned = planner.plan(r)?;
                 claims.apply(unique);
