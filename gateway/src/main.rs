@@ -70,7 +70,7 @@ enum Commands {
         kafka_topic: String,
         /// A librdkafka property for the topic's clients, KEY=VALUE (repeatable; comma-separated in the variable):
         /// security.protocol, sasl.*, ssl.*, timeouts.
-        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", value_delimiter = ',', value_parser = commands::kafka::parse_option)]
+        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = commands::kafka::parse_option)]
         kafka_options: Vec<(String, String)>,
     },
     /// Publish the PostgreSQL log to a Kafka topic, in order, for the nodes of a cluster.
@@ -92,7 +92,7 @@ enum Commands {
         #[arg(long, env = "OBJECTSTACK_KAFKA_REPLICATION", default_value_t = 1)]
         kafka_replication: i32,
         /// A librdkafka property for the relay's clients, KEY=VALUE (repeatable; comma-separated in the variable).
-        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", value_delimiter = ',', value_parser = commands::kafka::parse_option)]
+        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = commands::kafka::parse_option)]
         kafka_options: Vec<(String, String)>,
         /// Relays of one name share a checkpoint and take turns being active.
         #[arg(long, env = "OBJECTSTACK_RELAY_NAME", default_value = "default")]

@@ -13,7 +13,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -299,10 +299,6 @@ async fn a_cluster_on_kafka_survives_a_relay_kill_and_a_broker_restart() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-    let mut per_record: BTreeMap<&str, u64> = BTreeMap::new();
-    for (position, id) in &changes {
-        assert!(per_record.insert(id, *position).is_none_or(|before| before < *position));
     }
     // The topic carried events to both nodes in every phase: before the
     // faults, after the relay's takeover, and after the broker's restart.

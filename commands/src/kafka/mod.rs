@@ -9,8 +9,9 @@ pub mod message;
 pub mod relay;
 pub mod ring;
 
-/// Where the topic is.
-#[derive(Debug, Clone)]
+/// Where the topic is. Options' values never print (`Debug` masks them: a
+/// `sasl.password` is one).
+#[derive(Clone)]
 pub struct KafkaSettings {
     /// `host:port[,host:port...]`.
     pub brokers: String,
@@ -41,6 +42,19 @@ impl KafkaSettings {
             config.set(key, value);
         }
         config
+    }
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<String> = self.options.iter().map(|(key, _)| format!("{key}=<redacted>")).collect();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .field("replication", &self.replication)
+            .field("options", &options)
+            .finish()
     }
 }
 

@@ -219,9 +219,7 @@ impl CommandService {
                 // model has moved (it learns the other's write by following the
                 // log); a true duplicate is then refused by the decision itself.
                 Err(StoreError::Claimed { .. }) if attempt < MAX_CLAIM_ATTEMPTS => {
-                    let mut applied = self.applied.clone();
-                    applied.borrow_and_update();
-                    let _ = tokio::time::timeout(std::time::Duration::from_millis(250), applied.changed()).await;
+                    self.model_moved(std::time::Duration::from_millis(250)).await;
                     continue;
                 }
                 Err(StoreError::KeyUsed { key }) => {
@@ -297,18 +295,24 @@ impl CommandService {
         Ok((request, reservations, outcomes))
     }
 
+    /// Waits (at most `limit`) until the write model applies another event:
+    /// another node's write it must know before deciding again.
+    async fn model_moved(&self, limit: std::time::Duration) {
+        let mut applied = self.applied.clone();
+        applied.borrow_and_update();
+        let _ = tokio::time::timeout(limit, applied.changed()).await;
+    }
+
     /// The events of a run under the command's idempotency key, waiting (a
     /// few times, while the write model moves) for one in flight to commit;
     /// `None` without a key or when no run commits under it.
     async fn first_run_of(&self, meta: &CommandMeta) -> Result<Option<Vec<EventEnvelope>>, CommandError> {
         let Some(key) = &meta.idempotency_key else { return Ok(None) };
-        let mut applied = self.applied.clone();
         for _ in 0..4 {
             if let Some(events) = self.store.read_idempotent(key).await? {
                 return Ok(Some(events));
             }
-            applied.borrow_and_update();
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), applied.changed()).await;
+            self.model_moved(std::time::Duration::from_millis(100)).await;
         }
         Ok(self.store.read_idempotent(key).await?)
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json};
 use super::command::{Command, CommandMeta, Outcome};
 use super::write_model::{Reservation, WriteModel};
 use crate::error::CommandError;
-use crate::store::{AppendRequest, ExpectedVersion, StreamAppend};
+use crate::store::{AppendRequest, ExpectedVersion, StreamAppend, UniqueChanges};
 
 /// How deep deletes cascade through master_detail chains.
 const MAX_CASCADE_DEPTH: usize = 8;
@@ -219,8 +219,12 @@ fn plan_record(
         Some(record) => model.reserve(&object.name, id, record),
         None => Reservation::default(),
     };
+    // The record's own change from the states at hand; a cascade's records
+    // from their events.
+    let mut unique = UniqueChanges::default();
+    model.unique_change(&stream, outcome.record.as_ref(), after.record.as_ref(), &mut unique);
+    model.unique_changes_of(&streams[1..], domain::event::registry(), &mut unique);
     outcome.record = after.record;
-    let unique = model.unique_changes(&streams, domain::event::registry());
     Ok(Planned { request: Some(AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique }), reservation, outcome })
 }
 

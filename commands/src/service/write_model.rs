@@ -298,32 +298,39 @@ impl WriteModel {
         }
     }
 
-    /// The unique values an append takes and gives up (see
-    /// [`UniqueChanges`]): for each record stream it writes, of an object
-    /// with unique fields, the record before (this model's) and after (its
-    /// events folded over it). Objects without unique fields cost nothing.
-    pub fn unique_changes(&self, streams: &[StreamAppend], upcasters: &Upcasters) -> UniqueChanges {
-        let mut out = UniqueChanges::default();
+    /// The unique values a record's write takes and gives up (see
+    /// [`UniqueChanges`]), from the record before and after it, added to
+    /// `out`. Objects without unique fields cost nothing.
+    pub fn unique_change(&self, stream: &str, before: Option<&Record>, after: Option<&Record>, out: &mut UniqueChanges) {
+        let Some((object, _)) = stream.split_once('/').filter(|_| !stream.starts_with('$')) else { return };
+        for set in self.unique_sets.get(object).map(Vec::as_slice).unwrap_or_default() {
+            let old = before.and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
+            let new = after.and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
+            // A value the record already held is claimed already (or was
+            // held before claims existed, which every write model knows).
+            if let Some(key) = new.as_ref().filter(|new| old.as_ref() != Some(*new)) {
+                out.claims.push(UniqueClaim { key: key.clone(), stream: stream.to_string(), object: set.object.clone(), fields: set.fields.clone() });
+            }
+            if let Some(key) = old.filter(|old| new.as_ref() != Some(old)) {
+                out.releases.push((key, stream.to_string()));
+            }
+        }
+    }
+
+    /// [`WriteModel::unique_change`] of records written by appends whose
+    /// decisions are not at hand (a cascade's): their events folded over
+    /// this model's record.
+    pub fn unique_changes_of(&self, streams: &[StreamAppend], upcasters: &Upcasters, out: &mut UniqueChanges) {
         for append in streams {
             let Some((object, id)) = append.stream.split_once('/').filter(|_| !append.stream.starts_with('$')) else { continue };
-            let Some(sets) = self.unique_sets.get(object).filter(|sets| !sets.is_empty()) else { continue };
+            if self.unique_sets.get(object).is_none_or(Vec::is_empty) {
+                continue;
+            }
             let state = self.record(object, id);
             let before = state.record.clone();
             let after = append.events.iter().filter_map(|e| decode_envelope_payload(e, upcasters).ok()).fold(state, |s, p| evolve(s, &p)).record;
-            for set in sets {
-                let old = before.as_ref().and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
-                let new = after.as_ref().and_then(|r| Self::key_of(set, r)).map(|k| claim_key(set, &k));
-                // A value the record already held is claimed already (or was
-                // held before claims existed, which every write model knows).
-                if let Some(key) = new.as_ref().filter(|new| old.as_ref() != Some(*new)) {
-                    out.claims.push(UniqueClaim { key: key.clone(), stream: append.stream.clone(), object: set.object.clone(), fields: set.fields.clone() });
-                }
-                if let Some(key) = old.filter(|old| new.as_ref() != Some(old)) {
-                    out.releases.push((key, append.stream.clone()));
-                }
-            }
+            self.unique_change(&append.stream, before.as_ref(), after.as_ref(), out);
         }
-        out
     }
 
     /// A create of `object` took its next autonumber: the next one is higher.
