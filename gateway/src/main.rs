@@ -292,6 +292,8 @@ async fn run() -> anyhow::Result<()> {
             gateway::server::serve_with(listener, system.clone(), limits, shutdown_signal()).await?;
             // Processes record where they got before the projections stop.
             system.processes().stop().await;
+            // Writes whose callers went away half way end before the log closes.
+            system.commands.settled().await;
             system.query.stop();
             drop(system);
             // Let the log writer finish what it has (every acknowledged append is already durable).

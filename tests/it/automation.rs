@@ -451,7 +451,7 @@ async fn crashes(postgres: bool) {
     let (storage, _dir) = common::storage(postgres);
     let node = node(storage, &app(extra), true).await;
     let system = node.api.system.clone();
-    system.processes().abort();
+    system.processes().abort().await;
     let mut rng = common::Rng(0x5eed_c0ff_ee00 + postgres as u64);
     let (mut high, mut low) = (Vec::new(), Vec::new());
     for round in 0..12 {
@@ -464,7 +464,7 @@ async fn crashes(postgres: bool) {
         let calm = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("calm{round}"), "priority": "low"}))).await;
         low.push(calm["id"].as_str().unwrap().to_string());
         tokio::time::sleep(Duration::from_millis(rng.below(250))).await;
-        processes.abort();
+        processes.abort().await;
     }
     let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
     for id in &high {
@@ -675,7 +675,7 @@ async fn flows(postgres: bool) {
     let waiting = node.call(&node.member, "POST", &uri("slow_note"), None).await;
     assert_eq!(waiting.status, StatusCode::OK, "{}", waiting.body);
     assert_eq!(waiting.body["result"]["status"], json!("waiting"), "{}", waiting.body);
-    node.api.system.processes().abort();
+    node.api.system.processes().abort().await;
     let restarted = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation());
     let resumed = common::urlencode(&json!([["body", "startswith", "resumed"]]).to_string());
     eventually("the run resumes after its wait", Duration::from_secs(10), || async {
@@ -843,7 +843,7 @@ async fn time_triggers(postgres: bool) {
         sets == 2
     })
     .await;
-    system.processes().abort();
+    system.processes().abort().await;
     node.ok(&node.member, "PATCH", &format!("/api/v1/data/ticket/{changed}"), Some(json!({"priority": "high"}))).await;
     let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
     assert_eq!(node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"], Json::Null, "not before its time");

@@ -69,6 +69,7 @@ struct JobEntry {
 
 /// The running processes of one node.
 pub struct Processes {
+    commands: Arc<CommandService>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     statuses: Vec<Arc<ProcessStatus>>,
@@ -131,7 +132,7 @@ impl Processes {
             tasks.push(tokio::spawn(jobs::run(commands.clone(), job.clone(), work, state.clone(), status, triggers, stopped.clone())));
             jobs.push(JobEntry { job: job.clone(), state, trigger });
         }
-        Processes { stop, tasks: Mutex::new(tasks), statuses, webhooks, jobs }
+        Processes { commands, stop, tasks: Mutex::new(tasks), statuses, webhooks, jobs }
     }
 
     /// Stops every process and waits for them (each records where it got).
@@ -145,10 +146,18 @@ impl Processes {
 
     /// Stops every task wherever it is, recording nothing, as a crash would
     /// (what a process does next time must not depend on a clean stop).
-    pub fn abort(&self) {
-        for task in self.tasks.lock().expect("process tasks lock").drain(..) {
+    /// Returns once the tasks are gone and the appends they left under way
+    /// have ended, as a crashed node's appends end with it: processes started
+    /// again then read a log that no dead task still writes to.
+    pub async fn abort(&self) {
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("process tasks lock"));
+        for task in &tasks {
             task.abort();
         }
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.commands.settled().await;
     }
 
     pub fn reports(&self) -> Vec<StatusReport> {

@@ -46,7 +46,25 @@ pub struct CommandService {
     streams: stream_locks::StreamLocks,
     /// The last log position the write model has applied (`follow_log`).
     applied: tokio::sync::watch::Receiver<u64>,
+    /// Appends under way: their tasks outlive a caller that gave up ([`CommandService::settled`]).
+    appending: Arc<tokio::sync::watch::Sender<usize>>,
     follower: tokio::task::JoinHandle<()>,
+}
+
+/// Counts one append task for as long as it runs, however it ends.
+struct Appending(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Appending {
+    fn start(counter: &Arc<tokio::sync::watch::Sender<usize>>) -> Appending {
+        counter.send_modify(|n| *n += 1);
+        Appending(counter.clone())
+    }
+}
+
+impl Drop for Appending {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Drop for CommandService {
@@ -73,11 +91,21 @@ impl CommandService {
         // From here on the write model follows the log (other writers' events included).
         let (applied_tx, applied) = tokio::sync::watch::channel(after);
         let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
-        Ok(CommandService { store, model, upcasters, streams: Default::default(), applied, follower })
+        let appending = Arc::new(tokio::sync::watch::channel(0).0);
+        Ok(CommandService { store, model, upcasters, streams: Default::default(), applied, appending, follower })
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// Waits until no append is under way: every write whose caller gave up
+    /// half way has committed or failed (a shutdown's last step; and what a
+    /// test that stops tasks as a crash would waits for before restarting
+    /// them, since a crashed process's appends end with it).
+    pub async fn settled(&self) {
+        let mut appending = self.appending.subscribe();
+        let _ = appending.wait_for(|n| *n == 0).await;
     }
 
     /// Waits (at most `limit`) until the write model has applied the log up
@@ -194,7 +222,9 @@ impl CommandService {
             // the same critical section that drops the reservations: at no moment
             // is a claimed unique value neither reserved nor committed.
             let (store, model, upcasters) = (self.store.clone(), self.model.clone(), self.upcasters);
+            let appending = Appending::start(&self.appending);
             let (result, applied) = tokio::spawn(async move {
+                let _appending = appending;
                 let result = store.append(request).await;
                 let applied = match &result {
                     Ok(committed) => apply_and_release(&model, upcasters, &committed.events, reservations),
