@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod error;
 mod extract;
 pub mod graphql;

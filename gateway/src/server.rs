@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::app::System;
 use crate::error::ApiError;
 pub use crate::listen::HttpOptions;
-use crate::{graphql, realtime, routes};
+use crate::{console, graphql, realtime, routes};
 
 pub use crate::wire::MAX_BODY;
 
@@ -30,6 +30,9 @@ pub fn router(system: Arc<System>) -> Router {
         .route("/api/v1/realtime/unsubscribe", post(realtime::http::unsubscribe))
         .route("/api/v1/realtime/presence", put(realtime::http::set_presence))
         .route("/api/v1/realtime/presence/{channel}", get(realtime::http::get_presence))
+        .route("/_", get(console::redirect))
+        .route("/_/", get(console::index))
+        .route("/_/{*file}", get(console::file))
         .fallback(|| async { ApiError::new(ErrorCode::EndpointNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::ValidationError, "method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod browser;
+
 /// One HTTP/1.1 exchange on a fresh connection: status, headers (lowercase
 /// names) and JSON body (None when the server is gone).
 pub async fn exchange(port: u16, method: &str, path: &str, headers: &[(&str, String)], body: Option<&Json>) -> Option<(u16, Vec<(String, String)>, Json)> {
