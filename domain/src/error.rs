@@ -60,6 +60,46 @@ pub enum ErrorCategory {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the OpenAPI document lists them).
+    pub const ALL: [ErrorCode; 36] = [
+        ErrorCode::ValidationError,
+        ErrorCode::InvalidField,
+        ErrorCode::MissingRequiredField,
+        ErrorCode::InvalidFormat,
+        ErrorCode::ValueTooLong,
+        ErrorCode::ValueTooShort,
+        ErrorCode::ValueOutOfRange,
+        ErrorCode::InvalidReference,
+        ErrorCode::DuplicateValue,
+        ErrorCode::InvalidQuery,
+        ErrorCode::InvalidFilter,
+        ErrorCode::InvalidSort,
+        ErrorCode::MaxRecordsExceeded,
+        ErrorCode::ObjectNotFound,
+        ErrorCode::RecordNotFound,
+        ErrorCode::FieldNotFound,
+        ErrorCode::EndpointNotFound,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::ResourceConflict,
+        ErrorCode::ConcurrentModification,
+        ErrorCode::LockConflict,
+        ErrorCode::DeleteRestricted,
+        ErrorCode::DuplicateRecord,
+        ErrorCode::InternalError,
+        ErrorCode::DatabaseError,
+        ErrorCode::Timeout,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::NotImplemented,
+        ErrorCode::Unauthenticated,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidToken,
+        ErrorCode::SessionExpired,
+        ErrorCode::PermissionDenied,
+        ErrorCode::FieldNotAccessible,
+        ErrorCode::RecordNotAccessible,
+        ErrorCode::RateLimitExceeded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::ValidationError => "validation_error",
@@ -224,3 +264,16 @@ impl DomainError {
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod all_codes {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+}

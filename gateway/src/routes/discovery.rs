@@ -11,7 +11,7 @@ use crate::app::System;
 use crate::wire::ok;
 
 pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse<Json> {
-    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth", "automation": "/api/v1/automation", "jobs": "/api/v1/jobs", "workflow": "/api/v1/workflow"});
+    let routes = json!({"data": "/api/v1/data", "metadata": "/api/v1/meta", "realtime": "/api/v1/realtime", "graphql": "/api/v1/graphql", "search": "/api/v1/search", "analytics": "/api/v1/analytics", "auth": "/api/v1/auth", "permissions": "/api/v1/auth", "automation": "/api/v1/automation", "jobs": "/api/v1/jobs", "workflow": "/api/v1/workflow", "openapi": "/api/v1/openapi.json", "console": "/_/"});
     JsonResponse(ok(json!({
         "name": system.app_name,
         "apiName": "ObjectStack API",
@@ -37,6 +37,11 @@ pub(crate) async fn discovery(State(system): State<Arc<System>>) -> JsonResponse
         },
         "locale": {"default": "en", "supported": ["en"], "timezone": "UTC"}
     })))
+}
+
+/// `GET /api/v1/openapi.json`: the REST API as the caller may use it.
+pub(crate) async fn openapi(State(system): State<Arc<System>>, caller: crate::service::Caller) -> JsonResponse<Json> {
+    JsonResponse(crate::service::openapi::document(&system, &caller))
 }
 
 pub(crate) async fn health(State(system): State<Arc<System>>) -> JsonResponse<Json> {

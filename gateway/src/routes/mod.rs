@@ -26,6 +26,7 @@ pub(crate) fn router() -> Router<Arc<System>> {
         .route("/api/v1", get(discovery::discovery))
         .route("/api/v1/discovery", get(discovery::discovery))
         .route("/api/v1/health", get(discovery::health))
+        .route("/api/v1/openapi.json", get(discovery::openapi))
         .route("/api/v1/meta", get(meta::types))
         .route("/api/v1/meta/types", get(meta::types))
         .route("/api/v1/meta/{kind}", get(meta::items))

@@ -29,6 +29,7 @@ pub mod flow_host;
 pub mod hooks;
 pub mod limiter;
 pub mod meta;
+pub mod openapi;
 pub mod permissions;
 pub mod presence;
 pub mod projection_admin;
