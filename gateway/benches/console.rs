@@ -9,11 +9,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value as Json};
 use support::browser::Browser;
-use support::{exchange, http, Process};
+use support::{exchange, http};
 
 const RECORDS: usize = 100_000;
 
@@ -35,22 +35,7 @@ async fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
     let data = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let server = Process::objectstack(&[
-        "serve".into(),
-        "--data-dir".into(),
-        data.path().display().to_string(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--admin-email".into(),
-        "bench@example.com".into(),
-        "--admin-password".into(),
-        "bench-password".into(),
-    ]);
-    let started = Instant::now();
-    while http(port, "GET", "/api/v1/health", None).await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = support::serve_with_admin(data.path(), port, ("bench@example.com", "bench-password")).await;
     let (_, signed) =
         http(port, "POST", "/api/v1/auth/sign-in/email", Some(&json!({"email": "bench@example.com", "password": "bench-password"}))).await.unwrap();
     let token = signed["data"]["token"].as_str().unwrap().to_string();

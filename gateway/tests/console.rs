@@ -8,11 +8,10 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::browser::Browser;
-use support::{http, Process};
+use support::http;
 
 const ADMIN: (&str, &str) = ("admin@example.com", "console-admin-pass");
 const MEMBER: (&str, &str) = ("member@example.com", "console-member-pass");
@@ -33,22 +32,7 @@ async fn sign_in(browser: &Browser, (email, password): (&str, &str)) {
 async fn a_session_in_the_console() {
     let data = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let _server = Process::objectstack(&[
-        "serve".into(),
-        "--data-dir".into(),
-        data.path().display().to_string(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--admin-email".into(),
-        ADMIN.0.into(),
-        "--admin-password".into(),
-        ADMIN.1.into(),
-    ]);
-    let started = Instant::now();
-    while http(port, "GET", "/api/v1/health", None).await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _server = support::serve_with_admin(data.path(), port, ADMIN).await;
     let shots = screenshots();
     let base = format!("http://127.0.0.1:{port}/_/");
 

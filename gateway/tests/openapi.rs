@@ -9,10 +9,9 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
-use support::{exchange, http, Process};
+use support::{exchange, http};
 
 fn tools() -> PathBuf {
     let dir = std::env::var("OBJECTSTACK_OPENAPI_TOOLS")
@@ -36,22 +35,7 @@ async fn document(port: u16, token: &str) -> Json {
 async fn the_openapi_document_is_valid_and_the_server_keeps_to_it() {
     let data = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let _server = Process::objectstack(&[
-        "serve".into(),
-        "--data-dir".into(),
-        data.path().display().to_string(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--admin-email".into(),
-        "admin@example.com".into(),
-        "--admin-password".into(),
-        "openapi-admin-pass".into(),
-    ]);
-    let started = Instant::now();
-    while http(port, "GET", "/api/v1/health", None).await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _server = support::serve_with_admin(data.path(), port, ("admin@example.com", "openapi-admin-pass")).await;
     let admin = sign_in(port, "/api/v1/auth/sign-in/email", json!({"email": "admin@example.com", "password": "openapi-admin-pass"})).await;
     let member = sign_in(port, "/api/v1/auth/sign-up/email", json!({"email": "member@example.com", "password": "openapi-member-pass", "name": "Member"})).await;
 

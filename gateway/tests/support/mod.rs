@@ -108,6 +108,28 @@ pub async fn serve(app: &Path, store: &[String], port: u16) -> Process {
     server
 }
 
+/// `objectstack serve` on the embedded store in `data`, the bundled todo app,
+/// with a first administrator, once it answers.
+pub async fn serve_with_admin(data: &Path, port: u16, (email, password): (&str, &str)) -> Process {
+    let server = Process::objectstack(&[
+        "serve".into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--admin-email".into(),
+        email.into(),
+        "--admin-password".into(),
+        password.into(),
+    ]);
+    let started = Instant::now();
+    while http(port, "GET", "/api/v1/health", None).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
 /// A PostgreSQL database of the test's own; dropped with [`Database::drop_now`].
 pub struct Database {
     pub url: String,
