@@ -8,12 +8,11 @@ use commands::kafka::feed::{FeedSettings, FeedStats, TopicFed};
 use commands::seed;
 use commands::service::CommandService;
 use commands::store::{open_embedded, open_postgres, EventStore};
-use domain::metadata::examples::TODO_APP;
 use projections::audit_model::{audit_projection, AuditModel};
 use projections::runner::{self, ProjectionHandle};
 use projections::{memory_projection, pg_model, QueryReader};
 
-use crate::config::{read_app, Settings, Storage};
+use crate::config::{Settings, Storage};
 
 /// Everything a request handler needs.
 pub struct System {
@@ -114,6 +113,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<System>> {
 
 /// [`start`], with hooks an embedding app runs around callers' writes.
 pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks::Hooks) -> anyhow::Result<Arc<System>> {
+    // The app is checked before any store is opened: a mistake in it stops
+    // the start with every problem named, and touches no data.
+    let files = crate::app_file::read_or_bundled(settings.app.as_deref())?;
+    for (file, warning) in files.warnings() {
+        tracing::warn!(file = %file.display(), "{warning}");
+    }
+    files.refuse()?;
+    let app_json = files.app;
     let (store, pool, feed) = open_store_fed(&settings.storage).await?;
     // The in-process models start empty: fold them from the log in bulk, side
     // by side, while the command service folds its write model; each runner
@@ -148,20 +155,16 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         })
     };
     let commands = Arc::new(CommandService::start(store.clone()).await.context("folding the event log")?);
-    let app_json = match &settings.app {
-        Some(path) => read_app(path)?,
-        None => serde_json::from_str(TODO_APP).context("the bundled todo app")?,
-    };
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
-    // Cubes the app declares (`cubes`, or `analytics.cubes`); objects get generated ones.
+    // Cubes the app declares (`analyticsCubes`, `cubes` or `analytics.cubes`); objects get generated ones.
     let cubes: Vec<serde_json::Value> =
-        app_json.get("cubes").or_else(|| app_json.pointer("/analytics/cubes")).and_then(|c| c.as_array()).cloned().unwrap_or_default();
+        ["/analyticsCubes", "/cubes", "/analytics/cubes"].iter().filter_map(|at| app_json.pointer(at).and_then(|c| c.as_array())).flatten().cloned().collect();
     let report = seed::load_app(&commands, &app, commands::clock::now()).await.context("loading the app's definitions and seed data")?;
     for skipped in &report.skipped {
         tracing::warn!(%skipped, "seed record skipped");
     }
     let app_name = app.manifest.name.clone().unwrap_or_else(|| "ObjectStack".into());
-    let policy = Arc::new(security_policy(&app_json, &commands.catalog())?);
+    let policy = Arc::new(crate::app_file::security_policy(&app_json, &commands.catalog())?);
     let (generation, stored) = commands.automation_definitions();
     let automation =
         Arc::new(domain::automation::Automation::from_app_and_stored(&app_json, &stored, &commands.catalog()).context("loading the app's automation")?);
@@ -292,15 +295,4 @@ impl System {
         tracing::info!(generation, "automation definitions changed: processes restarted");
         Ok(true)
     }
-}
-
-/// The app's security declarations; a governed app always has an `admin`
-/// profile (every permission) for the first administrator.
-fn security_policy(app_json: &serde_json::Value, catalog: &domain::metadata::Catalog) -> anyhow::Result<domain::security::SecurityPolicy> {
-    let mut policy = domain::security::SecurityPolicy::from_app(app_json, catalog).context("loading the app's permissions")?;
-    if policy.declared && !policy.sets.contains_key("admin") {
-        let admin = serde_json::json!({"name": "admin", "label": "Administrator", "isProfile": true, "objects": {}, "systemPermissions": ["modify_all_data"]});
-        policy.sets.insert("admin".into(), domain::security::PermissionSet::parse(&admin).context("the built-in admin profile")?);
-    }
-    Ok(policy)
 }

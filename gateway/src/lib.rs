@@ -11,7 +11,9 @@
 
 pub mod admin;
 pub mod app;
+pub mod app_file;
 pub mod config;
+pub mod config_file;
 pub mod console;
 pub mod error;
 mod extract;

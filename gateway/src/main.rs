@@ -1,11 +1,11 @@
-//! The `objectstack` binary: `serve` and `migrate`.
+//! The `objectstack` binary: `serve`, `config`, `relay`, `replay`, `projections` and `migrate`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gateway::config::{Settings, Storage};
 
 /// mimalloc: the read models and the request path allocate many small, short-lived
@@ -16,6 +16,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "objectstack", version, about = "An event-sourced ObjectStack server")]
 struct Cli {
+    /// A TOML file of options (keys: the options' environment variables in lower case without
+    /// OBJECTSTACK_); flags and the environment win over it. Default: ./objectstack.toml when present.
+    #[arg(long, global = true, env = "OBJECTSTACK_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -23,61 +27,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Serve the REST API for an app.
-    Serve {
-        /// The app to load: a JSON file, or a folder of JSON files, in the protocol's form
-        /// (manifest, objects, data). Default: the bundled todo example.
-        #[arg(long, env = "OBJECTSTACK_APP")]
-        app: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, env = "OBJECTSTACK_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Directory of the embedded event log (used when no database URL is given).
-        #[arg(long, env = "OBJECTSTACK_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// PostgreSQL URL (postgres://user@host:port/db). When given, events are stored there.
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: Option<String>,
-        /// How long a read waits for the read model to reach a requested log position (ms).
-        #[arg(long, env = "OBJECTSTACK_READ_WAIT_MS", default_value_t = 5000)]
-        read_wait_ms: u64,
-        /// Email of the first administrator, made at start when none exists yet (with --admin-password).
-        #[arg(long, env = "OBJECTSTACK_ADMIN_EMAIL")]
-        admin_email: Option<String>,
-        /// Password of the first administrator (at least 8 characters).
-        #[arg(long, env = "OBJECTSTACK_ADMIN_PASSWORD", hide_env_values = true)]
-        admin_password: Option<String>,
-        /// Serve an app that declares no permissions on a non-loopback address (everyone may read and change everything).
-        #[arg(long, env = "OBJECTSTACK_ALLOW_OPEN")]
-        allow_open: bool,
-        /// Open connections at most (WebSockets included); more wait to be accepted.
-        #[arg(long, env = "OBJECTSTACK_MAX_CONNECTIONS", default_value_t = 10_000)]
-        max_connections: usize,
-        /// Seconds a client has to send a request's headers; also how long an idle keep-alive connection stays open.
-        #[arg(long, env = "OBJECTSTACK_HEADER_TIMEOUT_SECS", default_value_t = 30)]
-        header_timeout_secs: u64,
-        /// Seconds a whole request may take, its body read and its answer made (408 after).
-        #[arg(long, env = "OBJECTSTACK_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
-        request_timeout_secs: u64,
-        /// Origins browser apps may call from (CORS), comma-separated; `*` for any. Off by default.
-        #[arg(long, env = "OBJECTSTACK_CORS_ORIGINS", value_delimiter = ',')]
-        cors_origins: Vec<String>,
-        /// Kafka brokers (host:port,...): follow the log's tail on the relay's topic instead of querying
-        /// the log (a cluster node; needs --database-url).
-        #[arg(long, env = "OBJECTSTACK_KAFKA_BROKERS")]
-        kafka_brokers: Option<String>,
-        /// The topic the relay publishes the log to.
-        #[arg(long, env = "OBJECTSTACK_KAFKA_TOPIC", default_value = "objectstack-events")]
-        kafka_topic: String,
-        /// A librdkafka property for the topic's clients, KEY=VALUE (repeatable; comma-separated in the variable):
-        /// security.protocol, sasl.*, ssl.*, timeouts.
-        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = commands::kafka::parse_option)]
-        kafka_options: Vec<(String, String)>,
-    },
+    Serve(ServeArgs),
+    /// Print the configuration `serve` would run with, each value's source beside it
+    /// (flag, environment, config file or default), secrets masked; the output is a valid config file.
+    Config(ServeArgs),
     /// Publish the PostgreSQL log to a Kafka topic, in order, for the nodes of a cluster.
     /// Run two or more: one is active, the others stand by and take over when it dies.
     Relay {
         /// PostgreSQL URL of the event store.
-        #[arg(long, env = "DATABASE_URL")]
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// Kafka brokers (host:port,...).
         #[arg(long, env = "OBJECTSTACK_KAFKA_BROKERS")]
@@ -108,7 +66,7 @@ enum Commands {
         #[arg(long, env = "OBJECTSTACK_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
         /// PostgreSQL URL; when given, events are read there.
-        #[arg(long, env = "DATABASE_URL")]
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
         /// Only this object's events (its records and its definition).
         #[arg(long)]
@@ -128,12 +86,73 @@ enum Commands {
         #[command(subcommand)]
         action: ProjectionAction,
     },
+    /// Check an app as `serve` would, without starting anything: each file against the
+    /// protocol's JSON Schemas, then definitions, references, seed data, permissions and
+    /// automation. Prints every problem (file, JSON Pointer, message); exits 1 on errors.
+    Validate {
+        /// The app: a JSON file or a folder of JSON files. Default: the bundled todo example.
+        #[arg(long, env = "OBJECTSTACK_APP")]
+        app: Option<PathBuf>,
+    },
     /// Apply the PostgreSQL migrations (also done by `serve` at start) and exit.
     Migrate {
         /// PostgreSQL URL.
-        #[arg(long, env = "DATABASE_URL")]
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+}
+
+/// The options of `serve` (and of `config`, which prints them).
+#[derive(Args)]
+struct ServeArgs {
+    /// The app to load: a JSON file, or a folder of JSON files, in the protocol's form
+    /// (manifest, objects, data). Default: the bundled todo example.
+    #[arg(long, env = "OBJECTSTACK_APP")]
+    app: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "OBJECTSTACK_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the embedded event log (used when no database URL is given).
+    #[arg(long, env = "OBJECTSTACK_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user@host:port/db). When given, events are stored there.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// How long a read waits for the read model to reach a requested log position (ms).
+    #[arg(long, env = "OBJECTSTACK_READ_WAIT_MS", default_value_t = 5000)]
+    read_wait_ms: u64,
+    /// Email of the first administrator, made at start when none exists yet (with --admin-password).
+    #[arg(long, env = "OBJECTSTACK_ADMIN_EMAIL")]
+    admin_email: Option<String>,
+    /// Password of the first administrator (at least 8 characters).
+    #[arg(long, env = "OBJECTSTACK_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Serve an app that declares no permissions on a non-loopback address (everyone may read and change everything).
+    #[arg(long, env = "OBJECTSTACK_ALLOW_OPEN")]
+    allow_open: bool,
+    /// Open connections at most (WebSockets included); more wait to be accepted.
+    #[arg(long, env = "OBJECTSTACK_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "OBJECTSTACK_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    header_timeout_secs: u64,
+    /// Seconds a whole request may take, its body read and its answer made (408 after).
+    #[arg(long, env = "OBJECTSTACK_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    request_timeout_secs: u64,
+    /// Origins browser apps may call from (CORS), comma-separated; `*` for any. Off by default.
+    #[arg(long, env = "OBJECTSTACK_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Kafka brokers (host:port,...): follow the log's tail on the relay's topic instead of querying
+    /// the log (a cluster node; needs --database-url).
+    #[arg(long, env = "OBJECTSTACK_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// The topic the relay publishes the log to.
+    #[arg(long, env = "OBJECTSTACK_KAFKA_TOPIC", default_value = "objectstack-events")]
+    kafka_topic: String,
+    /// A librdkafka property for the topic's clients, KEY=VALUE (repeatable; comma-separated in the variable):
+    /// security.protocol, sasl.*, ssl.*, timeouts.
+    #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = commands::kafka::parse_option)]
+    kafka_options: Vec<(String, String)>,
 }
 
 #[derive(Subcommand)]
@@ -239,8 +258,21 @@ async fn run() -> anyhow::Result<()> {
     } else {
         logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
     }
-    match Cli::parse().command {
-        Commands::Serve {
+    let (matches, file) = gateway::config_file::parse(Cli::command(), std::env::args_os().collect())?;
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(file) = &file {
+        tracing::debug!(path = %file.path.display(), "config file");
+    }
+    // `--config` was read by `config_file::parse`, before the other options.
+    let Cli { config: _, command: subcommand } = cli;
+    match subcommand {
+        Commands::Config(_) => {
+            let command = Cli::command();
+            let serve = command.find_subcommand("serve").context("the serve command")?;
+            let sub = matches.subcommand_matches("config").context("the config command's options")?;
+            print!("{}", gateway::config_file::effective(serve, sub, file.as_ref()));
+        }
+        Commands::Serve(ServeArgs {
             app,
             listen,
             data_dir,
@@ -256,7 +288,7 @@ async fn run() -> anyhow::Result<()> {
             kafka_brokers,
             kafka_topic,
             kafka_options,
-        } => {
+        }) => {
             let storage = match (database_url, kafka_brokers) {
                 (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
                 (Some(url), Some(brokers)) => Storage::Cluster(
@@ -352,6 +384,20 @@ async fn run() -> anyhow::Result<()> {
                 batch: 5_000,
             };
             gateway::relay::run(settings, listen, shutdown_signal()).await?;
+        }
+        Commands::Validate { app } => {
+            let report = gateway::app_file::validate(app.as_deref()).await?;
+            for (file, problem) in &report.problems {
+                println!("{}: {problem}", file.display());
+            }
+            let errors = report.problems.iter().filter(|(_, p)| p.level == domain::metadata::schema::Level::Error).count();
+            if errors > 0 {
+                anyhow::bail!("the app has {errors} error(s)");
+            }
+            println!(
+                "valid: {} objects, {} seed records, {} permission sets, {} automation definitions",
+                report.objects, report.seed_records, report.permission_sets, report.automation
+            );
         }
         Commands::Migrate { database_url } => {
             commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;

@@ -23,8 +23,9 @@ const APP: &str = r#"{
   ],
   "cubes": [
     {"name": "revenue", "title": "Revenue", "sql": "sale",
-     "measures": {"total": {"type": "sum", "sql": "amount"}, "deals": {"type": "count"}},
-     "dimensions": {"area": {"type": "string", "sql": "region"}}}
+     "measures": {"total": {"name": "total", "label": "Total", "type": "sum", "sql": "amount"},
+                  "deals": {"name": "deals", "label": "Deals", "type": "count", "sql": "*"}},
+     "dimensions": {"area": {"name": "area", "label": "Area", "type": "string", "sql": "region"}}}
   ]
 }"#;
 

@@ -426,10 +426,16 @@ async fn start_error(app: &str) -> Option<String> {
 #[tokio::test]
 async fn bad_definitions_are_refused_at_start() {
     for (extra, expected) in [
-        (json!({"workflows": [{"name": "bad", "objectName": "ticket", "criteria": "nope = 1"}]}), "workflow 'bad': criteria: unknown field 'nope'"),
-        (json!({"workflows": [{"name": "bad", "objectName": "ticket", "actions": [{"name": "a1", "type": "flow_launch"}]}]}), "workflow 'bad' action 'a1'"),
+        (
+            json!({"workflows": [{"name": "bad", "objectName": "ticket", "triggerType": "on_create", "criteria": "nope = 1"}]}),
+            "workflow 'bad': criteria: unknown field 'nope'",
+        ),
+        (
+            json!({"workflows": [{"name": "bad", "objectName": "ticket", "triggerType": "on_create", "actions": [{"name": "a1", "type": "flow_launch"}]}]}),
+            "/workflows/0/actions/0",
+        ),
         (json!({"webhooks": [{"name": "hook", "url": "http://127.0.0.1:9/x", "object": "nothing"}]}), "webhook 'hook': unknown object 'nothing'"),
-        (json!({"jobs": [{"name": "jj", "schedule": {"type": "cron", "expression": "whenever"}, "handler": "x"}]}), "job 'jj' schedule"),
+        (json!({"jobs": [{"id": "jj", "name": "jj", "schedule": {"type": "cron", "expression": "whenever"}, "handler": "x"}]}), "job 'jj' schedule"),
     ] {
         let error = start_error(&app(extra)).await.unwrap_or_else(|| panic!("{expected}: started"));
         assert!(error.contains(expected), "{error}");

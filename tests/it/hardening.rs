@@ -673,7 +673,7 @@ async fn definition_typos_are_refused() {
     let reply = api.call("PUT", "/api/v1/meta/object/memo", Some(definition), &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     let message = reply.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("field 'title'") && message.contains("did you mean 'required'"), "{message}");
+    assert!(message.contains("/fields/title/requird") && message.contains("did you mean 'required'"), "{message}");
     let definition = json!({"name": "memo", "lable": "Memo", "fields": {"title": {"type": "text"}}});
     let reply = api.call("PUT", "/api/v1/meta/object/memo", Some(definition), &[]).await;
     assert!(reply.body["error"]["message"].as_str().unwrap().contains("did you mean 'label'"), "{}", reply.body);

@@ -46,7 +46,7 @@ pub fn decide_metadata(catalog: &Catalog, command: &MetadataCommand) -> Result<V
                 }
                 // New definitions are held to the protocol's properties; stored ones
                 // (folded from the log) are read as they were accepted.
-                super::keys::check_definition(&spec.definition)?;
+                super::schema::check_definition(&spec.definition)?;
                 let object = ObjectDef::from_json(&spec.definition)?;
                 if parsed.iter().any(|(o, _): &(ObjectDef, &ObjectSpec)| o.name == object.name) {
                     return Err(DomainError::InvalidDefinition(format!("object '{}' is given twice", object.name)));

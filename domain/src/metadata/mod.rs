@@ -15,6 +15,8 @@ pub mod keys;
 mod naming;
 mod object;
 mod rule;
+pub mod schema;
+mod schema_reference;
 
 pub use app::{load_app, AppDef, Manifest, SeedSet};
 pub use breaking::breaking_changes;
@@ -25,6 +27,7 @@ pub use field_type::FieldType;
 pub use naming::{check_machine_name, check_option_value, fully_qualified_name, SYSTEM_FIELDS};
 pub use object::{IndexDef, ObjectDef};
 pub use rule::{RuleEvent, RuleKind, Severity, TextFormat, ValidationRule};
+pub use schema_reference::reference as app_format_reference;
 
 #[cfg(test)]
 mod tests;
