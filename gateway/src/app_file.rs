@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use domain::metadata::schema::{check_app, Level, Problem};
+use domain::metadata::schema::{check_app, is_one_object, Level, Problem};
 use serde_json::{Map, Value as Json};
 
 /// An app as read: the merged JSON and what the checks found, by file.
@@ -47,7 +47,7 @@ pub fn read(path: &Path) -> anyhow::Result<AppFiles> {
     }
     if path.is_file() {
         let json = read_json(path)?;
-        let problems = check_app(&json).into_iter().map(|p| (path.to_path_buf(), p)).collect();
+        let problems = checked(&json, path);
         return Ok(AppFiles { app: json, problems });
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -64,9 +64,9 @@ pub fn read(path: &Path) -> anyhow::Result<AppFiles> {
     let mut problems = Vec::new();
     for file in entries {
         let json = read_json(&file)?;
-        problems.extend(check_app(&json).into_iter().map(|p| (file.clone(), p)));
+        problems.extend(checked(&json, &file));
         let Json::Object(map) = json else { continue };
-        if map.contains_key("name") && map.contains_key("fields") {
+        if is_one_object(&map) {
             push(&mut app, "objects", Json::Object(map));
             continue;
         }
@@ -92,6 +92,11 @@ pub fn read(path: &Path) -> anyhow::Result<AppFiles> {
     Ok(AppFiles { app: Json::Object(app), problems })
 }
 
+/// A file's problems, each with the file it is in.
+fn checked(json: &Json, file: &Path) -> Vec<(PathBuf, Problem)> {
+    check_app(json).into_iter().map(|p| (file.to_path_buf(), p)).collect()
+}
+
 fn push(app: &mut Map<String, Json>, key: &str, item: Json) {
     if let Some(list) = app.entry(key).or_insert_with(|| Json::Array(Vec::new())).as_array_mut() {
         list.push(item);
@@ -112,7 +117,7 @@ pub fn read_or_bundled(path: Option<&Path>) -> anyhow::Result<AppFiles> {
         Some(path) => read(path),
         None => {
             let app: Json = serde_json::from_str(domain::metadata::examples::TODO_APP).context("the bundled todo app")?;
-            let problems = check_app(&app).into_iter().map(|p| (PathBuf::from(BUNDLED), p)).collect();
+            let problems = checked(&app, Path::new(BUNDLED));
             Ok(AppFiles { app, problems })
         }
     }
@@ -129,8 +134,13 @@ pub struct Validation {
 }
 
 impl Validation {
+    /// How many of the problems are errors.
+    pub fn errors(&self) -> usize {
+        self.problems.iter().filter(|(_, p)| p.level == Level::Error).count()
+    }
+
     pub fn ok(&self) -> bool {
-        self.problems.iter().all(|(_, p)| p.level != Level::Error)
+        self.errors() == 0
     }
 }
 

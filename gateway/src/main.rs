@@ -1,4 +1,4 @@
-//! The `objectstack` binary: `serve`, `config`, `relay`, `replay`, `projections` and `migrate`.
+//! The `objectstack` binary: `serve`, `config`, `validate`, `relay`, `replay`, `projections` and `migrate`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -390,7 +390,7 @@ async fn run() -> anyhow::Result<()> {
             for (file, problem) in &report.problems {
                 println!("{}: {problem}", file.display());
             }
-            let errors = report.problems.iter().filter(|(_, p)| p.level == domain::metadata::schema::Level::Error).count();
+            let errors = report.errors();
             if errors > 0 {
                 anyhow::bail!("the app has {errors} error(s)");
             }

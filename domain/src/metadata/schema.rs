@@ -114,8 +114,8 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// The top-level sections this server reads, and the kind of their items.
-const SECTIONS: &[(&str, Option<Kind>)] = &[
+/// The top-level lists this server reads, and the kind of their items.
+pub(crate) const SECTIONS: &[(&str, Option<Kind>)] = &[
     ("objects", Some(Kind::Object)),
     ("data", Some(Kind::Dataset)),
     ("cubes", Some(Kind::Cube)),
@@ -130,11 +130,6 @@ const SECTIONS: &[(&str, Option<Kind>)] = &[
     ("sharingRules", Some(Kind::SharingRule)),
     ("hooks", None),
 ];
-
-/// The top-level lists this server reads, and the kind of their items.
-pub(crate) fn sections() -> &'static [(&'static str, Option<Kind>)] {
-    SECTIONS
-}
 
 /// Top-level keys holding one JSON object this server reads.
 pub(crate) const OBJECT_SECTIONS: &[&str] = &["manifest", "auth", "analytics"];
@@ -168,15 +163,20 @@ const EXTENSION_KEYS: &[&str] = &["extend", "priority", "fields", "validations",
 /// Problems at most reported per file: the first ones are the ones to mend.
 pub const MAX_PROBLEMS: usize = 50;
 
-/// Checks an app file: the whole app, or a file holding one object definition
-/// (`name` and `fields`), as a folder app's files may.
+/// Whether a file holds one object definition (`name` and `fields`), as a
+/// folder app's files may, rather than a whole app.
+pub fn is_one_object(file: &Map<String, Json>) -> bool {
+    file.contains_key("name") && file.contains_key("fields")
+}
+
+/// Checks an app file: the whole app, or one object definition.
 pub fn check_app(file: &Json) -> Vec<Problem> {
     let mut problems = Vec::new();
     let Some(root) = file.as_object() else {
         problems.push(error(String::new(), "an app file must be a JSON object".into()));
         return problems;
     };
-    if root.contains_key("name") && root.contains_key("fields") {
+    if is_one_object(root) {
         check_into(Kind::Object, file, "", &mut problems);
         problems.truncate(MAX_PROBLEMS);
         return problems;
@@ -204,11 +204,8 @@ pub fn check_app(file: &Json) -> Vec<Problem> {
                 message: format!("'{key}' is part of the protocol but not served by this server; it is ignored"),
             });
         } else {
-            let message = match nearest(key, &known) {
-                Some(hint) => format!("unknown property '{key}' (did you mean '{hint}'?)"),
-                None => format!("unknown property '{key}' (an app's keys: {})", known[..SECTIONS.len() + OBJECT_SECTIONS.len()].join(", ")),
-            };
-            problems.push(error(path, message));
+            let served = known[..SECTIONS.len() + OBJECT_SECTIONS.len()].join(", ");
+            problems.push(error(path, unknown_property(key, "", &known, Some(format!("an app's keys: {served}")))));
         }
     }
     problems.truncate(MAX_PROBLEMS);
@@ -248,10 +245,7 @@ fn check_analytics(value: &Json, path: &str, problems: &mut Vec<Problem>) {
 /// indexes against the object schema.
 fn check_extension(map: &Map<String, Json>, path: &str, problems: &mut Vec<Problem>) {
     for key in map.keys().filter(|k| !EXTENSION_KEYS.contains(&k.as_str())) {
-        let message = match nearest(key, EXTENSION_KEYS) {
-            Some(hint) => format!("unknown property '{key}' of an object extension (did you mean '{hint}'?)"),
-            None => format!("unknown property '{key}' of an object extension (it may hold: {})", EXTENSION_KEYS.join(", ")),
-        };
+        let message = unknown_property(key, " of an object extension", EXTENSION_KEYS, Some(format!("it may hold: {}", EXTENSION_KEYS.join(", "))));
         problems.push(error(format!("{path}/{}", escape(key)), message));
     }
     let mut as_object: Map<String, Json> =
@@ -293,11 +287,7 @@ fn check_into(kind: Kind, item: &Json, at: &str, problems: &mut Vec<Problem>) {
                 let allowed = allowed_at(&compiled.schema, &failure.schema_path().to_string()).unwrap_or_else(|| compiled.names.clone());
                 let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
                 for key in unexpected {
-                    let message = match nearest(key, &allowed) {
-                        Some(hint) => format!("unknown property '{key}' (did you mean '{hint}'?)"),
-                        None => format!("unknown property '{key}'"),
-                    };
-                    problems.push(error(format!("{path}/{}", escape(key)), message));
+                    problems.push(error(format!("{path}/{}", escape(key)), unknown_property(key, "", &allowed, None)));
                 }
             }
             _ => problems.push(error(path, shorten(&failure.to_string()))),
@@ -404,6 +394,16 @@ fn allowed_at(schema: &Json, keyword: &str) -> Option<Vec<String>> {
     let parent = keyword.strip_suffix("/additionalProperties")?;
     let properties = schema.pointer(parent)?.get("properties")?.as_object()?;
     Some(properties.keys().cloned().collect())
+}
+
+/// "unknown property 'k'{of}", with the nearest allowed key as a hint, else
+/// `otherwise` in parentheses.
+fn unknown_property(key: &str, of: &str, allowed: &[&str], otherwise: Option<String>) -> String {
+    match (nearest(key, allowed), otherwise) {
+        (Some(hint), _) => format!("unknown property '{key}'{of} (did you mean '{hint}'?)"),
+        (None, Some(otherwise)) => format!("unknown property '{key}'{of} ({otherwise})"),
+        (None, None) => format!("unknown property '{key}'{of}"),
+    }
 }
 
 fn error(path: String, message: String) -> Problem {

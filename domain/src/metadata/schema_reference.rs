@@ -5,7 +5,7 @@
 
 use serde_json::Value as Json;
 
-use super::schema::{sections, OBJECT_SECTIONS, UNSERVED};
+use super::schema::{OBJECT_SECTIONS, SECTIONS, UNSERVED};
 
 /// The whole page, in Markdown.
 pub fn reference() -> String {
@@ -19,7 +19,7 @@ pub fn reference() -> String {
          A property with a default may be left out. Keys beginning with `_`, and `$schema`, are comments.\n\n\
          ## Top-level keys\n\n| key | holds |\n|---|---|\n",
     );
-    for (key, kind) in sections() {
+    for (key, kind) in SECTIONS {
         let holds = match kind {
             Some(kind) => format!("a list of [{0}](#{1})", kind.schema_name(), kind.schema_name().to_lowercase()),
             None => "a list (hooks: see the objects digest)".into(),
