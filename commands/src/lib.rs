@@ -20,5 +20,6 @@ pub mod process;
 pub mod seed;
 pub mod service;
 pub mod store;
+pub mod trace;
 
 pub use error::{CommandError, StoreError};

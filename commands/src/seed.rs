@@ -63,11 +63,21 @@ fn placeholder(text: &str, now: Timestamp) -> Option<Timestamp> {
     Some(now.plus_days(days))
 }
 
+/// The command that puts the built-in objects and the app's definitions,
+/// each with the migration the app gives for it.
+pub fn definitions(app: &AppDef) -> Command {
+    let mut objects: Vec<ObjectSpec> = builtin_objects().into_iter().map(|definition| ObjectSpec::new(definition, Some("system".into()))).collect();
+    objects.extend(app.objects.iter().map(|definition| {
+        let mut spec = ObjectSpec::new(definition.clone(), app.manifest.namespace.clone());
+        spec.migration = definition.get("name").and_then(Json::as_str).and_then(|name| app.migrations.get(name)).cloned();
+        spec
+    }));
+    Command::Metadata(MetadataCommand::PutObjects { objects })
+}
+
 /// Loads `app` into the service. Idempotent: a second load writes nothing new.
 pub async fn load_app(service: &CommandService, app: &AppDef, now: Timestamp) -> Result<SeedReport, SeedError> {
-    let mut objects: Vec<ObjectSpec> = builtin_objects().into_iter().map(|definition| ObjectSpec { definition, namespace: Some("system".into()) }).collect();
-    objects.extend(app.objects.iter().map(|definition| ObjectSpec { definition: definition.clone(), namespace: app.manifest.namespace.clone() }));
-    let outcome = service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.map_err(wrap("app", 0))?;
+    let outcome = service.execute(definitions(app), CommandMeta::system()).await.map_err(wrap("app", 0))?;
     let mut report = SeedReport { objects_changed: outcome.events.len(), ..SeedReport::default() };
 
     let mut system_user = Map::new();

@@ -174,7 +174,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = json!({"success": false, "error": self.body(), "code": self.code.as_str(), "message": self.message});
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        // For the access log and the metrics' errors by code.
+        response.extensions_mut().insert(self.code);
+        response
     }
 }
 

@@ -46,7 +46,11 @@ impl FromRequestParts<Arc<System>> for Caller {
 pub(crate) async fn caller_of(system: &System, parts: &Parts) -> Result<Caller, ApiError> {
     // A position the client got from another node (a sign-out there) is waited for.
     let min = crate::wire::min_position(&parts.headers, None)?;
-    Caller::resolve(system, bearer_of(&parts.headers, &parts.uri).as_deref(), min).await
+    let caller = Caller::resolve(system, bearer_of(&parts.headers, &parts.uri).as_deref(), min).await?;
+    if let Some(info) = parts.extensions.get::<Arc<crate::request_info::RequestInfo>>() {
+        info.set_actor(caller.actor());
+    }
+    Ok(caller)
 }
 
 /// The client's address, when the server was served with connection info.

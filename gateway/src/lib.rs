@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod app_file;
+pub mod change_plan;
 pub mod config;
 pub mod config_file;
 pub mod console;
@@ -23,7 +24,10 @@ pub mod metrics;
 pub mod realtime;
 pub mod relay;
 pub mod replay;
+mod request_info;
 mod routes;
 pub mod server;
 pub mod service;
+pub mod telemetry;
+mod trace_links;
 mod wire;

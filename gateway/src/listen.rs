@@ -22,9 +22,11 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
+use crate::request_info::{RequestInfo, REQUEST_ID};
 
 /// Limits on connections and requests (`serve` flags and environment).
 #[derive(Debug, Clone)]
@@ -117,18 +119,40 @@ pub async fn serve(
     Ok(())
 }
 
-/// Counts every request in the metrics, and writes one line per request at
-/// target `access` (`RUST_LOG=info` shows them): method, path without its
-/// query (which may carry filters), status, time.
-async fn access_log(metrics: Arc<HttpMetrics>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// Gives every request an id (kept from the client's `X-Request-Id` when
+/// sane, echoed on the answer), counts it in the metrics by its matched
+/// route, and writes one line per request at target `access` (`RUST_LOG=info`
+/// shows them): request id, method, route, path without its query (which may
+/// carry filters), status, error code, actor, time.
+async fn access_log(metrics: Arc<HttpMetrics>, mut request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let method = request.method().clone();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
     let path = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| request.uri().path().to_string());
+    let info = RequestInfo::of(request.headers());
+    request.extensions_mut().insert(info.clone());
+    let route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED);
+    let span = crate::trace_links::request_span(&method, route, &info.id, request.headers());
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     let took = started.elapsed();
-    metrics.record(method.as_str(), response.status().as_u16(), took);
+    crate::trace_links::answered(&span, response.status().as_u16());
+    let code = response.extensions().get::<ErrorCode>().copied();
+    metrics.record(method.as_str(), route, response.status().as_u16(), code, took);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&info.id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     if let Some(path) = path {
-        tracing::info!(target: "access", %method, path, status = response.status().as_u16(), micros = took.as_micros() as u64);
+        tracing::info!(
+            target: "access",
+            request_id = %info.id,
+            %method,
+            route,
+            path,
+            status = response.status().as_u16(),
+            code = code.map_or("-", ErrorCode::as_str),
+            actor = info.actor(),
+            micros = took.as_micros() as u64,
+        );
     }
     response
 }
@@ -157,8 +181,9 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::IF_NONE_MATCH,
                 custom("idempotency-key"),
                 custom("x-min-position"),
+                custom(REQUEST_ID),
             ])
-            .expose_headers([header::ETAG, header::LOCATION, custom("x-log-position")])
+            .expose_headers([header::ETAG, header::LOCATION, custom("x-log-position"), custom(REQUEST_ID)])
             .max_age(Duration::from_secs(600)),
     )
 }

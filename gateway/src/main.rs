@@ -96,9 +96,19 @@ enum Commands {
     },
     /// Apply the PostgreSQL migrations (also done by `serve` at start) and exit.
     Migrate {
-        /// PostgreSQL URL.
+        /// PostgreSQL URL: its tables are brought to this version (and the app's changes, with --app, made there).
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        database_url: Option<String>,
+        /// The embedded event log, when no database URL is given (with --app).
+        #[arg(long, env = "OBJECTSTACK_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// An app whose definitions to load: prints what would change (objects defined, definitions
+        /// changed, records each migration changes) or why the change is refused, then makes it.
+        #[arg(long)]
+        app: Option<PathBuf>,
+        /// With --app: print the plan and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -231,6 +241,14 @@ async fn shutdown_signal() {
 
 /// Errors are printed as one readable chain (no backtrace) and exit with status 1.
 fn main() -> std::process::ExitCode {
+    // Before the runtime: the trace exporter's HTTP client runs one of its own.
+    let telemetry = match gateway::telemetry::init() {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -238,7 +256,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run()) {
+    let result = runtime.block_on(run());
+    drop(runtime);
+    telemetry.shutdown();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -248,16 +269,6 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    // RUST_LOG filters (default: info, and tantivy's own lines only from warn);
-    // OBJECTSTACK_LOG_FORMAT=json writes one JSON object per line; colours
-    // only when stderr is a terminal.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".into());
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    if std::env::var("OBJECTSTACK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
-    }
     let (matches, file) = gateway::config_file::parse(Cli::command(), std::env::args_os().collect())?;
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(file) = &file {
@@ -399,9 +410,27 @@ async fn run() -> anyhow::Result<()> {
                 report.objects, report.seed_records, report.permission_sets, report.automation
             );
         }
-        Commands::Migrate { database_url } => {
-            commands::store::open_postgres(&commands::store::PostgresSettings::new(database_url)).await.context("applying migrations")?;
-            println!("migrations applied: {}", commands::store::MIGRATIONS.len());
+        Commands::Migrate { database_url, data_dir, app, dry_run } => {
+            let store: std::sync::Arc<dyn commands::store::EventStore> = match database_url {
+                Some(url) => {
+                    let store = commands::store::open_postgres(&commands::store::PostgresSettings::new(url)).await.context("applying migrations")?;
+                    println!("store migrations applied: {}", commands::store::MIGRATIONS.len());
+                    std::sync::Arc::new(store)
+                }
+                None if app.is_none() => anyhow::bail!("give --database-url (the store's tables), or --app PATH (an app's definition changes)"),
+                None => std::sync::Arc::new(
+                    commands::store::open_embedded(&data_dir)
+                        .with_context(|| format!("opening the event log in {} (is a server using it?)", data_dir.display()))?,
+                ),
+            };
+            if let Some(app) = app {
+                let plan = gateway::change_plan::plan(store, Some(&app), !dry_run).await?;
+                for line in plan.lines {
+                    println!("{line}");
+                }
+            } else if dry_run {
+                anyhow::bail!("--dry-run plans an app's changes: give --app PATH");
+            }
         }
     }
     Ok(())

@@ -115,3 +115,91 @@ async fn a_folder_apps_permissions_in_a_file_of_their_own_govern_the_app() {
     let (status, body) = http(port, "GET", "/api/v1/data/task", None).await.unwrap();
     assert_eq!(status, 401, "{body}");
 }
+
+/// A definition change that breaks existing records: `migrate --dry-run`
+/// says so without the app's migrations, and with them prints what each
+/// would change while writing nothing; `migrate` then makes the change,
+/// after which `serve` starts on the new definition with the records
+/// migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_plans_a_definition_change_then_makes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let options = |values: &[&str]| json!(values.iter().map(|v| json!({"label": v, "value": v})).collect::<Vec<_>>());
+    let note = |values: &[&str], region: bool| {
+        let mut fields = json!({"title": {"type": "text", "required": true}, "status": {"type": "select", "options": options(values)}});
+        if region {
+            fields["region"] = json!({"type": "text", "required": true});
+        }
+        json!({"name": "note", "label": "Note", "fields": fields})
+    };
+    let v1 = dir.path().join("v1.json");
+    write(
+        dir.path(),
+        "v1.json",
+        json!({"objects": [note(&["open", "paid"], false)], "data": [{"object": "note", "records": [
+        {"id": "n1", "title": "one", "status": "paid"}, {"id": "n2", "title": "two", "status": "paid"}, {"id": "n3", "title": "three", "status": "open"}]}]}),
+    );
+    let port = free_port();
+    drop(serve(&v1, &["--data-dir".into(), data.display().to_string()], port).await);
+
+    let data_dir = data.display().to_string();
+    let migrate = |app: &Path, dry_run: bool| {
+        let mut args = vec!["migrate", "--data-dir", &data_dir, "--app"];
+        let app = app.display().to_string();
+        args.push(&app);
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = objectstack(&args);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let bare = dir.path().join("bare.json");
+    write(dir.path(), "bare.json", json!({"objects": [note(&["open", "settled"], true)]}));
+    let (code, _, err) = migrate(&bare, true);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("would break existing records")
+            && err.contains("'region' would be required but 3 record(s)")
+            && err.contains("2 record(s) hold a value of 'status'"),
+        "{err}"
+    );
+
+    let v2 = dir.path().join("v2.json");
+    let migrations = json!({"note": {"region": {"backfill": "north"}, "status": {"remap": {"paid": "settled"}}}});
+    write(dir.path(), "v2.json", json!({"objects": [note(&["open", "settled"], true)], "migrations": migrations}));
+    let valid = objectstack(&["validate", "--app", &v2.display().to_string()]);
+    assert!(valid.status.success(), "{}", String::from_utf8_lossy(&valid.stdout));
+    let expected = [
+        "object note: definition changed",
+        "  note.region: 3 record(s) migrated (backfill \"north\")",
+        "  note.status: 2 record(s) migrated (remap paid -> \"settled\")",
+        "dry run: 4 event(s) would be appended; nothing was written",
+    ];
+    for _ in 0..2 {
+        let (code, out, err) = migrate(&v2, true);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "the plan, again: the dry run wrote nothing");
+    }
+    let (code, out, err) = migrate(&v2, false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().last().unwrap().starts_with("applied: 4 event(s)"), "{out}");
+    let (_, out, _) = migrate(&v2, true);
+    assert_eq!(out.trim(), "the store already holds these definitions: nothing to change");
+
+    let port = free_port();
+    let _server = serve(&v2, &["--data-dir".into(), data.display().to_string()], port).await;
+    let (status, body) = http(port, "GET", "/api/v1/data/note/n1", None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["data"]["record"]["region"].as_str(), body["data"]["record"]["status"].as_str()), (Some("north"), Some("settled")), "{body}");
+
+    let typo = dir.path().join("typo.json");
+    write(dir.path(), "typo.json", json!({"objects": [note(&["open", "settled"], true)], "migrations": {"note": {"region": {"backfil": "north"}}}}));
+    let out = objectstack(&["validate", "--app", &typo.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/migrations: the migration of note.region has 'backfil'"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -15,6 +15,7 @@ use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::dead_letter::{DeadLetter, ParkedEvents};
 
@@ -263,7 +264,18 @@ impl Follower {
                 continue;
             };
             let decoded = decode(batch);
-            match apply_or_park(&mut projection, &decoded.events, &decoded.undecodable, up_to).await {
+            let span = tracing::debug_span!(
+                target: commands::trace::TARGET,
+                "project",
+                otel.name = %format_args!("project {}", projection.name()),
+                projection = projection.name(),
+                from = checkpoint + 1,
+                to = up_to,
+                events = decoded.events.len(),
+            );
+            commands::trace::adopt(&span, decoded.events.iter().map(|(e, _)| e.event_id));
+            let applied = apply_or_park(&mut projection, &decoded.events, &decoded.undecodable, up_to).instrument(span).await;
+            match applied {
                 Ok(parked) => {
                     for letter in parked {
                         self.parked.park(letter);

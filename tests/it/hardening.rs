@@ -634,7 +634,8 @@ async fn cors_for_configured_origins() {
     assert!(!other.contains("access-control-allow-origin"), "{other}");
 }
 
-/// `/metrics` counts requests by method and status class, with a latency histogram.
+/// `/metrics` counts requests by method, route and status class, with a
+/// latency histogram per route, errors by code and the appends made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_metrics() {
     use std::time::Duration;
@@ -645,6 +646,10 @@ async fn request_metrics() {
         stream.write_all(request.as_bytes()).await.unwrap();
         read_until_closed(&mut stream, Duration::from_secs(5)).await.expect("an answer")
     };
+    let counter = |metrics: &str, name: &str| -> u64 {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let before = ask("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
     for _ in 0..3 {
         ask("GET /api/v1/data/order HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
     }
@@ -656,11 +661,20 @@ async fn request_metrics() {
     ))
     .await;
     let metrics = ask("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
-    assert!(metrics.contains("objectstack_http_requests_total{method=\"GET\",status=\"2xx\"} 3"), "{metrics}");
-    assert!(metrics.contains("objectstack_http_requests_total{method=\"GET\",status=\"4xx\"} 1"), "{metrics}");
-    assert!(metrics.contains("objectstack_http_requests_total{method=\"POST\",status=\"2xx\"} 1"), "{metrics}");
-    assert!(metrics.contains("objectstack_http_request_duration_seconds_count 5"), "{metrics}");
-    assert!(metrics.contains("objectstack_http_request_duration_seconds_bucket{le=\"+Inf\"} 5"), "{metrics}");
+    let route = "route=\"/api/v1/data/{object}\"";
+    for line in [
+        format!("objectstack_http_requests_total{{method=\"GET\",{route},status=\"2xx\"}} 3"),
+        format!("objectstack_http_requests_total{{method=\"GET\",{route},status=\"4xx\"}} 1"),
+        format!("objectstack_http_requests_total{{method=\"POST\",{route},status=\"2xx\"}} 1"),
+        format!("objectstack_http_request_duration_seconds_count{{method=\"GET\",{route}}} 4"),
+        format!("objectstack_http_request_duration_seconds_bucket{{method=\"GET\",{route},le=\"+Inf\"}} 4"),
+        "objectstack_http_errors_total{code=\"object_not_found\"} 1".to_string(),
+    ] {
+        assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+    }
+    for name in ["objectstack_appends_total", "objectstack_events_appended_total"] {
+        assert_eq!(counter(&metrics, name), counter(&before, name) + 1, "{name}: one create, one event");
+    }
 }
 
 /// A definition with a property the protocol does not have (a typo) is
@@ -727,6 +741,74 @@ async fn breaking_definition_changes_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaking_definition_changes_postgres() {
     breaking_definition_changes(true).await;
+}
+
+/// A breaking change that says how to migrate goes through: the definition
+/// and one `record.updated` per migrated record in one append (so the trail
+/// shows them, by the caller who changed the definition), and the records
+/// stay editable. A migration that leaves some record broken is refused with
+/// what still breaks, and nothing is logged.
+async fn migrated_definition_changes(postgres: bool) {
+    let api = api(postgres).await;
+    let mut ids = Vec::new();
+    for (title, status) in [("first order title", "paid"), ("second order title", "paid"), ("third order title", "open")] {
+        let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": title, "status": status})), &[]).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        ids.push(created.body["data"]["id"].as_str().unwrap().to_string());
+    }
+    let fields = |options: &[&str]| {
+        json!({
+            "title": {"type": "text", "required": true, "maxLength": 40},
+            "amount": {"type": "currency"},
+            "status": {"type": "select", "options": options.iter().map(|o| json!({"label": o, "value": o})).collect::<Vec<_>>()},
+            "customer": {"type": "lookup", "reference": "customer"},
+            "total": {"type": "formula", "expression": "amount * 2"},
+            "region": {"type": "text", "required": true}})
+    };
+    let definition = json!({"name": "order", "fields": fields(&["open", "settled", "void"])});
+    let head = *api.system.commands.store().head().borrow();
+
+    // The migration fills the new field but leaves 'paid' (removed) where it is: refused, nothing logged.
+    let body = json!({"definition": definition.clone(), "migration": {"region": {"backfill": "north"}}});
+    let reply = api.call("PUT", "/api/v1/meta/object/order", Some(body), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("would break existing records") && message.contains("'status'") && message.contains("Say how to migrate"), "{message}");
+    // A backfill the new definition refuses is refused as such.
+    let body = json!({"definition": definition.clone(), "migration": {"region": {"backfill": 7}}});
+    let reply = api.call("PUT", "/api/v1/meta/object/order", Some(body), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(reply.body["error"]["message"].as_str().unwrap().contains("the backfill of order.region"), "{}", reply.body);
+    assert_eq!(*api.system.commands.store().head().borrow(), head, "nothing logged");
+
+    let body = json!({"definition": definition, "migration": {"region": {"backfill": "north"}, "status": {"remap": {"paid": "settled"}}}});
+    let reply = api.call("PUT", "/api/v1/meta/object/order", Some(body), &[]).await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+    let events = api.system.commands.store().read_all(head, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["object.altered", "record.updated", "record.updated", "record.updated"], "one append: the definition, then every record");
+    assert!(events.iter().all(|e| e.correlation_id == events[0].correlation_id && e.actor == events[0].actor), "one change, one actor");
+    for (id, status) in ids.iter().zip(["settled", "settled", "open"]) {
+        let record = api.call("GET", &format!("/api/v1/data/order/{id}"), None, &[]).await;
+        assert_eq!(
+            (record.body["data"]["record"]["status"].as_str(), record.body["data"]["record"]["region"].as_str()),
+            (Some(status), Some("north")),
+            "{}",
+            record.body
+        );
+    }
+    let patch = api.call("PATCH", &format!("/api/v1/data/order/{}", ids[0]), Some(json!({"title": "edited after the change"})), &[]).await;
+    assert_eq!(patch.status, StatusCode::OK, "a migrated record is editable: {}", patch.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrated_definition_changes_embedded() {
+    migrated_definition_changes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrated_definition_changes_postgres() {
+    migrated_definition_changes(true).await;
 }
 
 /// A write whose caller goes away once its append is under way (a client

@@ -65,13 +65,14 @@ fn random_query(rng: &mut Rng) -> Json {
 
 async fn seed(service: &CommandService, rng: &mut Rng) {
     let objects = vec![
-        ObjectSpec { definition: json!({"name": "account", "fields": {"region": {"type": "text"}}}), namespace: None },
+        ObjectSpec::new(json!({"name": "account", "fields": {"region": {"type": "text"}}}), None),
         ObjectSpec {
             definition: json!({"name": "deal", "indexes": [{"fields": ["stage", "amount"]}], "fields": {
                 "name": {"type": "text"}, "amount": {"type": "number"}, "stage": {"type": "select", "options": STAGES.iter().map(|s| json!({"label": s, "value": s})).collect::<Vec<_>>()},
                 "active": {"type": "boolean"}, "tags": {"type": "tags"}, "note": {"type": "text"}, "due": {"type": "date"},
                 "account": {"type": "lookup", "reference": "account"}}}),
             namespace: None,
+            migration: None,
         },
     ];
     service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();

@@ -307,6 +307,10 @@ async fn a_slow_consumer_is_dropped_while_a_fast_one_keeps_up() {
     assert_eq!(hub.close_reason(fast), None, "the fast subscriber stays");
     let reason = hub.close_reason(slow).expect("the slow subscriber was dropped");
     assert!(reason.contains("slow consumer"), "{reason}");
+    // The drop is counted for /metrics; the fast one is still connected.
+    let stats = hub.stats();
+    assert_eq!((stats.dropped_slow, stats.dropped_revoked, stats.connections, stats.opened), (1, 0, 1, 2), "{stats:?}");
+    assert!(stats.delivered >= 200 + 8, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

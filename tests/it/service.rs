@@ -74,7 +74,7 @@ fn app(text: &str) -> domain::metadata::AppDef {
 }
 
 async fn define(service: &CommandService, definitions: Vec<Json>) {
-    let objects = definitions.into_iter().map(|definition| domain::metadata::ObjectSpec { definition, namespace: None }).collect();
+    let objects = definitions.into_iter().map(|definition| domain::metadata::ObjectSpec::new(definition, None)).collect();
     service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
 }
 

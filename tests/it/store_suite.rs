@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use commands::store::{AppendRequest, EventStore, ExpectedVersion, StreamAppend};
+use commands::store::{open_postgres, AppendRequest, EventStore, ExpectedVersion, PostgresSettings, StreamAppend};
 use commands::StoreError;
 
 use crate::common::{self, event, tag};
@@ -198,4 +198,30 @@ async fn stores_keep_events_across_reopen() {
         assert!(matches!(again.append(one("r/1", ExpectedVersion::Exact(0), &["r3"])).await, Err(StoreError::Conflict { .. })));
         again.append(one("r/1", ExpectedVersion::Exact(2), &["r3"])).await.unwrap();
     }
+}
+
+/// A PostgreSQL store that cannot be opened says why and what to do, and
+/// never echoes the URL's password: a missing database, nothing listening,
+/// a URL that does not parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_errors_name_the_cause() {
+    let reason = |url: String| async move {
+        match open_postgres(&PostgresSettings::new(url)).await {
+            Ok(_) => panic!("the store opened"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let base = common::database_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let missing = reason(format!("{server}/objectstack_no_such_database")).await;
+    assert!(missing.contains("database \"objectstack_no_such_database\" does not exist") && missing.contains("createdb"), "{missing}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refused = reason(format!("postgres://someone:s3cret-pass@127.0.0.1:{port}/app")).await;
+    assert!(refused.contains(&format!("127.0.0.1:{port}")) && refused.contains("connection refused") && refused.contains("running"), "{refused}");
+    assert!(!refused.contains("s3cret-pass"), "{refused}");
+
+    let bad = reason("postgres://someone:s3cret-pass@127.0.0.1:notaport/app".into()).await;
+    assert!(bad.contains("database URL is not valid") && bad.contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"), "{bad}");
+    assert!(!bad.contains("s3cret-pass"), "{bad}");
 }

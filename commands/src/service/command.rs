@@ -56,6 +56,27 @@ impl Command {
             _ => None,
         }
     }
+
+    /// What the command does, for traces: `create`, `update`, `delete`,
+    /// `metadata`, `skip_parked_event` or `process`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Create { .. } => "create",
+            Command::Update { .. } => "update",
+            Command::Delete { .. } => "delete",
+            Command::Metadata(_) => "metadata",
+            Command::SkipParkedEvent { .. } => "skip_parked_event",
+            Command::Process { .. } => "process",
+        }
+    }
+
+    /// The object a record command writes.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            Command::Create { object, .. } | Command::Update { object, .. } | Command::Delete { object, .. } => Some(object),
+            _ => None,
+        }
+    }
 }
 
 /// Who sends a command and how it is tied to others. Every event carries it.

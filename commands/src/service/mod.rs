@@ -9,6 +9,7 @@
 //! explicit expected version is retried against the fresh state; such
 //! commands on one record take its stream in turn first (`stream_locks`).
 
+mod append_stats;
 mod command;
 mod follow_log;
 mod plan;
@@ -23,7 +24,9 @@ use domain::metadata::Catalog;
 use domain::record::{evolve, RecordState};
 use domain::value::Value;
 use domain::DomainError;
+use tracing::Instrument;
 
+pub use self::append_stats::{AppendCounts, AppendStats};
 pub use self::command::{Command, CommandMeta, Outcome};
 use self::write_model::{Reservation, WriteModel};
 use crate::error::{CommandError, StoreError};
@@ -49,6 +52,7 @@ pub struct CommandService {
     /// Appends under way: their tasks outlive a caller that gave up ([`CommandService::settled`]).
     appending: Arc<tokio::sync::watch::Sender<usize>>,
     follower: tokio::task::JoinHandle<()>,
+    stats: AppendStats,
 }
 
 /// Counts one append task for as long as it runs, however it ends.
@@ -92,11 +96,16 @@ impl CommandService {
         let (applied_tx, applied) = tokio::sync::watch::channel(after);
         let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
         let appending = Arc::new(tokio::sync::watch::channel(0).0);
-        Ok(CommandService { store, model, upcasters, streams: Default::default(), applied, appending, follower })
+        Ok(CommandService { store, model, upcasters, streams: Default::default(), applied, appending, follower, stats: AppendStats::default() })
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// What this node's commands appended (`/metrics`).
+    pub fn append_counts(&self) -> AppendCounts {
+        self.stats.read()
     }
 
     /// Waits until no append is under way: every write whose caller gave up
@@ -183,6 +192,17 @@ impl CommandService {
     /// record may appear only once. On failure, returns the index of the
     /// command at fault (or 0 when the store failed) and the error.
     pub async fn execute_all(&self, commands: Vec<Command>, meta: CommandMeta) -> Result<Vec<Outcome>, (usize, CommandError)> {
+        let span = tracing::debug_span!(
+            target: crate::trace::TARGET,
+            "command",
+            otel.name = %format_args!("command {}", commands.first().map_or("none", Command::kind)),
+            object = commands.first().and_then(Command::object).unwrap_or(""),
+            commands = commands.len(),
+        );
+        self.execute_all_traced(commands, meta).instrument(span).await
+    }
+
+    async fn execute_all_traced(&self, commands: Vec<Command>, meta: CommandMeta) -> Result<Vec<Outcome>, (usize, CommandError)> {
         if let Some(key) = &meta.idempotency_key {
             if let Some(events) = self.store.read_idempotent(key).await.map_err(|e| (0, e.into()))? {
                 return self.replay_checked(events, &meta, commands.len()).await;
@@ -223,18 +243,29 @@ impl CommandService {
             // is a claimed unique value neither reserved nor committed.
             let (store, model, upcasters) = (self.store.clone(), self.model.clone(), self.upcasters);
             let appending = Appending::start(&self.appending);
-            let (result, applied) = tokio::spawn(async move {
-                let _appending = appending;
-                let result = store.append(request).await;
-                let applied = match &result {
-                    Ok(committed) => apply_and_release(&model, upcasters, &committed.events, reservations),
-                    Err(_) => apply_and_release(&model, upcasters, &[], reservations),
-                };
-                (result, applied)
-            })
+            let span =
+                tracing::debug_span!(target: crate::trace::TARGET, "append", attempt, events = request.streams.iter().map(|s| s.events.len()).sum::<usize>());
+            let (result, applied) = tokio::spawn(
+                async move {
+                    let _appending = appending;
+                    crate::trace::appending(request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)));
+                    let result = store.append(request).await;
+                    let applied = match &result {
+                        Ok(committed) => apply_and_release(&model, upcasters, &committed.events, reservations),
+                        Err(_) => apply_and_release(&model, upcasters, &[], reservations),
+                    };
+                    (result, applied)
+                }
+                .instrument(span),
+            )
             .await
             .map_err(|e| (0, CommandError::Store(StoreError::Unavailable(format!("the append task failed: {e}")))))?;
             applied.map_err(|e| (0, e))?;
+            match &result {
+                Ok(committed) => self.stats.committed(committed.events.len()),
+                Err(StoreError::Conflict { .. } | StoreError::Claimed { .. } | StoreError::KeyUsed { .. }) => self.stats.conflicted(),
+                Err(_) => self.stats.failed(),
+            }
             let committed = match result {
                 Ok(committed) => committed,
                 // No version named: decide again against the fresh state, after
@@ -274,6 +305,22 @@ impl CommandService {
             }
             return Ok(outcomes);
         }
+    }
+
+    /// What executing `commands` would append now, decided as
+    /// [`CommandService::execute_all`] would, without appending anything:
+    /// each event's stream and payload (`objectstack migrate --dry-run`).
+    pub fn dry_run(&self, commands: &[Command], meta: &CommandMeta) -> Result<Vec<(String, domain::event::EventPayload)>, (usize, CommandError)> {
+        let (request, reservations, _) = self.plan_all(commands, meta)?;
+        apply_and_release(&self.model, self.upcasters, &[], reservations).map_err(|e| (0, e))?;
+        let mut out = Vec::new();
+        for stream in request.map(|r| r.streams).unwrap_or_default() {
+            for event in &stream.events {
+                let payload = decode_envelope_payload(event, self.upcasters).map_err(|e| (0, CommandError::Rejected(e)))?;
+                out.push((stream.stream.clone(), payload));
+            }
+        }
+        Ok(out)
     }
 
     /// The first result of a repeated key, if the request is the same one

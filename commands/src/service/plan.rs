@@ -59,21 +59,9 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
     match command {
         Command::Metadata(metadata) => {
             let payloads = decide_metadata(&model.catalog, metadata)?;
-            // A change that would leave records impossible to edit is refused with what breaks.
-            for payload in &payloads {
-                if let EventPayload::ObjectAltered(altered) = payload {
-                    let json: Json = serde_json::from_str(&altered.definition).map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
-                    let new = domain::metadata::ObjectDef::from_json(&json)?;
-                    let report = domain::metadata::breaking_changes(&new, model.live_records(&altered.name));
-                    if !report.is_empty() {
-                        return Err(
-                            DomainError::InvalidDefinition(format!("changing '{}' would break existing records: {}", altered.name, report.join("; "))).into()
-                        );
-                    }
-                }
-            }
+            let migrations = migrations_of(model, metadata, &payloads, meta, now)?;
             let first_object = payloads.first().map(|p| p.object().to_string()).unwrap_or_default();
-            let streams: Vec<StreamAppend> = payloads
+            let mut streams: Vec<StreamAppend> = payloads
                 .iter()
                 .map(|p| StreamAppend {
                     stream: StreamId::metadata(p.object()).0,
@@ -81,6 +69,13 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
                     events: vec![envelope(p, meta, now, correlation)],
                 })
                 .collect();
+            // The records a change migrates, after the definitions in the same append.
+            for update in migrations {
+                let stream = StreamId::record(&update.object, &update.id).0;
+                let version = model.version(&update.object, &update.id);
+                let payload = EventPayload::RecordUpdated(update);
+                streams.push(StreamAppend { stream, expected: ExpectedVersion::Exact(version), events: vec![envelope(&payload, meta, now, correlation)] });
+            }
             let outcome = Outcome::unplaced(StreamId::metadata(&first_object).0, first_object);
             let request = (!streams.is_empty()).then(|| AppendRequest { streams, idempotency_key: meta.idempotency_key.clone(), unique: Default::default() });
             Ok(Planned { request, reservation: Reservation::default(), outcome })
@@ -118,6 +113,53 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
         }
         Command::Delete { object, id, expected_version } => plan_record(model, object, id, RecordCommand::Delete, *expected_version, meta, now, correlation),
     }
+}
+
+/// The record updates that bring existing records in line with the
+/// definitions a metadata command alters (`migration::plan`); a change that
+/// would leave records impossible to edit, with no migration that mends
+/// them, is refused with what breaks and how to say the migration.
+fn migrations_of(
+    model: &WriteModel,
+    command: &domain::metadata::MetadataCommand,
+    payloads: &[EventPayload],
+    meta: &CommandMeta,
+    now: Timestamp,
+) -> Result<Vec<domain::event::RecordUpdated>, CommandError> {
+    let domain::metadata::MetadataCommand::PutObjects { objects } = command else { return Ok(Vec::new()) };
+    let mut updates = Vec::new();
+    for payload in payloads {
+        let EventPayload::ObjectAltered(altered) = payload else { continue };
+        let json: Json = serde_json::from_str(&altered.definition).map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
+        let new = domain::metadata::ObjectDef::from_json(&json)?;
+        let migration =
+            objects.iter().find(|spec| spec.definition.get("name").and_then(Json::as_str) == Some(altered.name.as_str())).and_then(|s| s.migration.as_ref());
+        match domain::metadata::migration::plan(&new, migration, model.live_records(&altered.name), &now.to_rfc3339(), &meta.actor) {
+            Ok(mut planned) => updates.append(&mut planned),
+            Err(report) => {
+                return Err(DomainError::InvalidDefinition(format!(
+                    "changing '{}' would break existing records: {}. Say how to migrate them: a value to backfill, or a remap of old values to new ones (the app's \"migrations\" section, or \"migration\" next to \"definition\" in the metadata API's body)",
+                    altered.name,
+                    report.join("; "),
+                ))
+                .into())
+            }
+        }
+        // A reference a migration writes must name a record that exists.
+        for (name, steps) in migration.into_iter().flatten() {
+            let Some(target) = new.field(name).filter(|f| f.field_type.is_reference()).and_then(|f| f.reference.as_deref()) else { continue };
+            for value in steps.backfill.iter().chain(steps.remap.values()) {
+                if let Some(id) = value.as_str().filter(|id| !model.record_exists(target, id)) {
+                    return Err(DomainError::InvalidDefinition(format!(
+                        "the migration of {}.{name} writes '{id}', which is not a {target} record",
+                        altered.name
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(updates)
 }
 
 #[allow(clippy::too_many_arguments)]

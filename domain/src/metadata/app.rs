@@ -31,6 +31,8 @@ pub struct AppDef {
     /// Object definitions (JSON as given, after merging extensions), in order.
     pub objects: Vec<Json>,
     pub seed: Vec<SeedSet>,
+    /// How records are migrated when their object's definition changes.
+    pub migrations: super::migration::Migrations,
 }
 
 fn invalid(message: impl Into<String>) -> DomainError {
@@ -104,7 +106,16 @@ pub fn load_app(json: &Json) -> Result<AppDef, DomainError> {
         }
         seed.push(SeedSet { object: object.to_string(), mode, external_id: set.get("externalId").and_then(Json::as_str).map(str::to_string), records });
     }
-    Ok(AppDef { manifest, objects, seed })
+    let migrations = match root.get("migrations") {
+        Some(json) => super::migration::parse(json).map_err(|e| invalid(format!("migrations: {e}")))?,
+        None => Default::default(),
+    };
+    for (object, fields) in &migrations {
+        let def =
+            parsed.iter().find(|o| o.name == *object).ok_or_else(|| invalid(format!("migrations name object '{object}', which the app does not define")))?;
+        super::migration::check(def, fields).map_err(|e| invalid(format!("migrations: {e}")))?;
+    }
+    Ok(AppDef { manifest, objects, seed, migrations })
 }
 
 fn merge_extension(objects: &mut [Json], extension: &Json) -> Result<(), DomainError> {

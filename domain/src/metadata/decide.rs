@@ -23,15 +23,23 @@ pub enum MetadataCommand {
 impl MetadataCommand {
     /// Puts one object.
     pub fn put_one(definition: Json, namespace: Option<String>) -> MetadataCommand {
-        MetadataCommand::PutObjects { objects: vec![ObjectSpec { definition, namespace }] }
+        MetadataCommand::PutObjects { objects: vec![ObjectSpec::new(definition, namespace)] }
     }
 }
 
-/// One object definition as written, with the namespace of the app it comes from.
+/// One object definition as written, with the namespace of the app it comes
+/// from, and how its records are migrated if the change needs it.
 #[derive(Debug, Clone)]
 pub struct ObjectSpec {
     pub definition: Json,
     pub namespace: Option<String>,
+    pub migration: Option<super::migration::ObjectMigration>,
+}
+
+impl ObjectSpec {
+    pub fn new(definition: Json, namespace: Option<String>) -> ObjectSpec {
+        ObjectSpec { definition, namespace, migration: None }
+    }
 }
 
 /// Decides the metadata events for a command against the current catalog.
@@ -57,6 +65,9 @@ pub fn decide_metadata(catalog: &Catalog, command: &MetadataCommand) -> Result<V
             let mut events = Vec::new();
             for (object, spec) in parsed {
                 next.check_references(&object)?;
+                if let Some(migration) = &spec.migration {
+                    super::migration::check(&object, migration).map_err(DomainError::InvalidDefinition)?;
+                }
                 let event = ObjectDefined { name: object.name.clone(), namespace: spec.namespace.clone(), definition: spec.definition.to_string() };
                 match catalog.get(&object.name) {
                     None => events.push(EventPayload::ObjectDefined(event)),

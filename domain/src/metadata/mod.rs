@@ -12,6 +12,7 @@ pub mod examples;
 mod field;
 mod field_type;
 pub mod keys;
+pub mod migration;
 mod naming;
 mod object;
 mod rule;

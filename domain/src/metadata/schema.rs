@@ -132,7 +132,7 @@ pub(crate) const SECTIONS: &[(&str, Option<Kind>)] = &[
 ];
 
 /// Top-level keys holding one JSON object this server reads.
-pub(crate) const OBJECT_SECTIONS: &[&str] = &["manifest", "auth", "analytics"];
+pub(crate) const OBJECT_SECTIONS: &[&str] = &["manifest", "auth", "analytics", "migrations"];
 
 /// The protocol's other top-level keys (`ObjectStackDefinitionSchema`): accepted, not served.
 pub(crate) const UNSERVED: &[&str] = &[
@@ -194,6 +194,10 @@ pub fn check_app(file: &Json) -> Vec<Problem> {
         } else if OBJECT_SECTIONS.contains(&key.as_str()) {
             if key == "analytics" {
                 check_analytics(value, &path, &mut problems);
+            } else if key == "migrations" {
+                if let Err(message) = super::migration::parse(value) {
+                    problems.push(error(path, message));
+                }
             } else if !value.is_object() {
                 problems.push(error(path, format!("'{key}' must be a JSON object")));
             }

@@ -30,6 +30,7 @@ pub fn reference() -> String {
         let holds = match *key {
             "manifest" => "the app's `id`, `namespace`, `version`, `name`",
             "auth" => "sign-up and password settings (see the README's Identity section)",
+            "migrations" => "a server extension: how records are migrated when a definition change needs it, `{object: {field: {backfill, remap}}}` (see the README's Changing definitions)",
             _ => "`cubes`: a list of [Cube](#cube) (the older place of `analyticsCubes`)",
         };
         out.push_str(&format!("| `{key}` | {holds} |\n"));

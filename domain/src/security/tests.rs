@@ -17,7 +17,7 @@ fn catalog_of(app: &Json) -> Catalog {
     let mut catalog = Catalog::default();
     let mut objects = crate::metadata::builtin_objects();
     objects.extend(def.objects.clone());
-    let specs: Vec<crate::metadata::ObjectSpec> = objects.into_iter().map(|definition| crate::metadata::ObjectSpec { definition, namespace: None }).collect();
+    let specs: Vec<crate::metadata::ObjectSpec> = objects.into_iter().map(|definition| crate::metadata::ObjectSpec::new(definition, None)).collect();
     for payload in crate::metadata::decide_metadata(&catalog, &crate::metadata::MetadataCommand::PutObjects { objects: specs }).unwrap() {
         crate::metadata::evolve_catalog(&mut catalog, &payload).unwrap();
     }

@@ -94,6 +94,7 @@ pub(crate) async fn put_item(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let is_automation = matches!(check_kind(&kind)?, Kind::Automation);
+    let (body, migration) = if is_automation { (body, None) } else { meta::with_migration(&name, body)? };
     let Json::Object(mut definition) = body else {
         return Err(ApiError::new(ErrorCode::ValidationError, format!("an object definition is a JSON object, got {}", kind_of(&body))));
     };
@@ -111,7 +112,7 @@ pub(crate) async fn put_item(
             (position_headers(position), JsonResponse(json!({"success": true, "message": format!("{kind} '{name}' saved"), "data": data}))).into_response()
         );
     }
-    let saved = meta::put_object(&system, &caller, &name, Json::Object(definition), idempotency_key(&headers)?).await?;
+    let saved = meta::put_object(&system, &caller, &name, Json::Object(definition), migration, idempotency_key(&headers)?).await?;
     let message = if saved.changed { format!("object '{name}' saved") } else { format!("object '{name}' unchanged") };
     Ok((
         position_headers(saved.position),

@@ -3,6 +3,7 @@
 //! like any other.
 
 use commands::service::Command;
+use domain::metadata::migration::ObjectMigration;
 use domain::metadata::{Catalog, MetadataCommand, ObjectDef, ObjectSpec};
 use domain::security::SystemPermission;
 use domain::{DomainError, ErrorCode};
@@ -52,14 +53,46 @@ pub struct Saved {
     pub position: u64,
 }
 
+/// A body is the definition, or `{"definition": ..., "migration": {field:
+/// {backfill?, remap?}}}` for a change whose records need migrating (of the
+/// object `name`).
+pub fn with_migration(name: &str, body: Json) -> Result<(Json, Option<ObjectMigration>), ApiError> {
+    let Json::Object(mut map) = body else { return Ok((body, None)) };
+    if !map.contains_key("definition") {
+        return Ok((Json::Object(map), None));
+    }
+    if let Some(other) = map.keys().find(|k| !["definition", "migration"].contains(&k.as_str())) {
+        return Err(ApiError::new(ErrorCode::ValidationError, format!("a body with 'definition' may only add 'migration', not '{other}'")));
+    }
+    let definition = map.remove("definition").unwrap_or_default();
+    let migration = match map.remove("migration") {
+        None | Some(Json::Null) => None,
+        Some(fields) => {
+            let parsed = domain::metadata::migration::parse(&serde_json::json!({ name: fields }))
+                .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("migration: {e}")))?;
+            parsed.into_values().next()
+        }
+    };
+    Ok((definition, migration))
+}
+
 /// Creates or changes an object's definition (in the namespace it has).
-pub async fn put_object(system: &System, caller: &Caller, name: &str, definition: Json, idempotency_key: Option<String>) -> Result<Saved, ApiError> {
+pub async fn put_object(
+    system: &System,
+    caller: &Caller,
+    name: &str,
+    definition: Json,
+    migration: Option<ObjectMigration>,
+    idempotency_key: Option<String>,
+) -> Result<Saved, ApiError> {
     caller.require(SystemPermission::ManageMetadata)?;
     if !definition.is_object() {
         return Err(ApiError::new(ErrorCode::ValidationError, "an object definition is a JSON object"));
     }
     let namespace = system.commands.catalog().namespace_of(name).map(str::to_string);
-    let command = Command::Metadata(MetadataCommand::PutObjects { objects: vec![ObjectSpec { definition, namespace }] });
+    let mut spec = ObjectSpec::new(definition, namespace);
+    spec.migration = migration;
+    let command = Command::Metadata(MetadataCommand::PutObjects { objects: vec![spec] });
     let meta = writes::meta(system, caller, None, idempotency_key, std::slice::from_ref(&command))?;
     let outcome = system.commands.execute(command, meta).await?;
     wait_for(system, outcome.position).await?;

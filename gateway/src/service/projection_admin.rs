@@ -131,8 +131,46 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
     if let Some(feed) = &system.feed {
         out.push_str(&feed_metrics(feed));
     }
+    out.push_str(&append_metrics(system.commands.append_counts()));
+    out.push_str(&realtime_metrics(system.hub.stats()));
     out.push_str(&system.http_metrics.render());
     Ok(out)
+}
+
+/// What this node's commands appended.
+fn append_metrics(counts: commands::service::AppendCounts) -> String {
+    let mut out = String::new();
+    let counters: [(&str, &str, u64); 4] = [
+        ("objectstack_appends_total", "Appends this node committed (one per command or atomic batch).", counts.commits),
+        ("objectstack_events_appended_total", "Events those appends committed.", counts.events),
+        ("objectstack_append_conflicts_total", "Appends that lost a race on a record version or a unique value (decided again or refused).", counts.conflicts),
+        ("objectstack_append_failures_total", "Appends the event store could not commit.", counts.failures),
+    ];
+    for (metric, help, value) in counters {
+        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}\n"));
+    }
+    out
+}
+
+/// The realtime hub: connections and subscriptions now, deliveries, and
+/// connections it closed (too slow to keep up, or their rights changed).
+fn realtime_metrics(stats: projections::live::HubStats) -> String {
+    let mut out = String::new();
+    let gauges: [(&str, &str, &str, u64); 4] = [
+        ("objectstack_realtime_connections", "gauge", "Realtime connections open (WebSocket and GraphQL subscriptions).", stats.connections as u64),
+        ("objectstack_realtime_subscriptions", "gauge", "Subscriptions kept, attached or waiting for a resume.", stats.subscriptions as u64),
+        ("objectstack_realtime_connections_opened_total", "counter", "Realtime connections opened.", stats.opened),
+        ("objectstack_realtime_deliveries_total", "counter", "Messages queued for realtime connections.", stats.delivered),
+    ];
+    for (metric, kind, help, value) in gauges {
+        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}\n"));
+    }
+    out.push_str(
+        "# HELP objectstack_realtime_drops_total Realtime connections the server closed, by reason.\n# TYPE objectstack_realtime_drops_total counter\n",
+    );
+    out.push_str(&format!("objectstack_realtime_drops_total{{reason=\"slow_consumer\"}} {}\n", stats.dropped_slow));
+    out.push_str(&format!("objectstack_realtime_drops_total{{reason=\"revoked\"}} {}\n", stats.dropped_revoked));
+    out
 }
 
 /// A cluster node's topic feed: events by where they came from, repeats,

@@ -43,8 +43,14 @@ pub async fn http(port: u16, method: &str, path: &str, body: Option<&Json>) -> O
 
 /// The text body of a GET (the Prometheus metrics), or None.
 pub async fn text(port: u16, path: &str) -> Option<String> {
+    text_with(port, path, &[]).await
+}
+
+/// [`text`] with request headers.
+pub async fn text_with(port: u16, path: &str, headers: &[(&str, String)]) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n").as_bytes()).await.ok()?;
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.ok()?.ok()?;
     let text = String::from_utf8_lossy(&answer).to_string();

@@ -145,6 +145,29 @@ struct Inner {
     closed: HashMap<u64, String>,
     subs: HashMap<Arc<str>, Sub>,
     next_connection: u64,
+    /// Messages queued for connections, ever.
+    delivered: u64,
+    /// Connections the hub closed because their buffer filled.
+    dropped_slow: u64,
+    /// Connections the hub closed because a session ended or rights changed.
+    dropped_revoked: u64,
+}
+
+/// What the hub has done, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Subscriptions kept now (attached to a connection or waiting for a resume).
+    pub subscriptions: usize,
+    /// Connections opened, ever (the next connection's id less one).
+    pub opened: u64,
+    /// Messages queued for connections, ever.
+    pub delivered: u64,
+    /// Connections closed because they could not keep up.
+    pub dropped_slow: u64,
+    /// Connections closed because their session ended or their rights changed.
+    pub dropped_revoked: u64,
 }
 
 impl Hub {
@@ -191,6 +214,19 @@ impl Hub {
     pub fn counts(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.connections.len(), inner.subs.len())
+    }
+
+    /// Counts for `/metrics`.
+    pub fn stats(&self) -> HubStats {
+        let inner = self.lock();
+        HubStats {
+            connections: inner.connections.len(),
+            subscriptions: inner.subs.len(),
+            opened: inner.next_connection,
+            delivered: inner.delivered,
+            dropped_slow: inner.dropped_slow,
+            dropped_revoked: inner.dropped_revoked,
+        }
     }
 
     /// A new connection with a buffer of `capacity` messages; deliveries arrive on the receiver.
@@ -583,9 +619,13 @@ impl Inner {
     fn deliver(&mut self, connection: u64, delivery: Delivery) -> bool {
         let Some(conn) = self.connections.get(&connection) else { return false };
         match conn.tx.try_send(delivery) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.delivered += 1;
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let reason = format!("slow consumer: {} messages were waiting; resume from the last position received", conn.capacity);
+                self.dropped_slow += 1;
                 self.close(connection, Some(reason));
                 false
             }
@@ -630,6 +670,7 @@ impl Inner {
             self.subs.remove(id);
         }
         for connection in connections {
+            self.dropped_revoked += 1;
             self.close(connection, Some("signed out, or your rights changed: sign in and subscribe again".into()));
         }
     }

@@ -22,5 +22,5 @@ mod spec;
 
 pub use change::{Change, ChangeKind};
 pub use diff::{apply as apply_ops, diff};
-pub use hub::{Hub, LiveError, LiveProjection, Resume, Subscribed, MAX_SUBSCRIPTIONS, RETAIN};
+pub use hub::{Hub, HubStats, LiveError, LiveProjection, Resume, Subscribed, MAX_SUBSCRIPTIONS, RETAIN};
 pub use spec::{Delivery, EventKind, LiveOp, Message, OpsMessage, Snapshot, Spec};

@@ -9,6 +9,7 @@
 //! `position > checkpoint` can never see position n+1 before n.
 
 mod claims;
+mod connect_error;
 mod listen;
 mod migrate;
 mod rows;
@@ -80,9 +81,9 @@ fn quote_ident(name: &str) -> String {
 
 /// Opens a pool, applies the migrations, and starts the writer task.
 pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
-    let mut config: tokio_postgres::Config = settings.url.parse().map_err(pg_error)?;
+    let mut config: tokio_postgres::Config = settings.url.parse().map_err(connect_error::bad_url)?;
     if let Some(schema) = &settings.schema {
-        let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| connect_error::explain(&config, &e))?;
         let task = tokio::spawn(connection);
         client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema))).await.map_err(pg_error)?;
         drop(client);
@@ -93,7 +94,7 @@ pub async fn open_postgres(settings: &PostgresSettings) -> Result<PostgresStore,
     let pool = Pool::builder(manager).max_size(settings.pool_size.max(2)).build().map_err(pg_error)?;
     let lock_key = lock_key(settings.schema.as_deref().unwrap_or("public"));
     {
-        let mut client = pool.get().await.map_err(pg_error)?;
+        let mut client = pool.get().await.map_err(|e| connect_error::explain(&config, &e))?;
         migrate::apply(&mut client, lock_key).await?;
     }
     let head = {
