@@ -133,7 +133,7 @@ async fn access_log(metrics: Arc<HttpMetrics>, mut request: axum::extract::Reque
     let route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED);
     let span = crate::trace_links::request_span(&method, route, &info.id, request.headers());
     let started = std::time::Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = if span.is_none() { next.run(request).await } else { crate::trace_links::traced(next.run(request).instrument(span.clone())).await };
     let took = started.elapsed();
     crate::trace_links::answered(&span, response.status().as_u16());
     let code = response.extensions().get::<ErrorCode>().copied();

@@ -10,8 +10,9 @@
 //! `http/protobuf` (default) or `http/json`; `OTEL_SERVICE_NAME`,
 //! `OTEL_TRACES_SAMPLER`, `OTEL_SDK_DISABLED` as the specification says).
 //! Then the request path's spans (target [`commands::trace::TARGET`]:
-//! request, command, append, project) go to a batch exporter on a thread of
-//! its own, and [`crate::trace_links`] puts each projection's span in the
+//! request, command, append, project) of the sampled requests go to a batch
+//! exporter on a thread of its own (sampling is decided before a span is
+//! made, so a request left out costs nothing), and [`crate::trace_links`] puts each projection's span in the
 //! trace of the write it applies. A request carrying a W3C `traceparent`
 //! continues the caller's trace.
 
@@ -49,13 +50,28 @@ pub fn init() -> Result<Telemetry, String> {
     }
     let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(|e| format!("cannot start the OTLP trace exporter: {e}"))?;
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "objectstack".into());
+    // Sampling is decided before a request's span is made (`trace_links::HeadSampler`).
+    let env = |name: &str| std::env::var(name).ok();
+    crate::trace_links::HeadSampler::from_env(env("OTEL_TRACES_SAMPLER").as_deref(), env("OTEL_TRACES_SAMPLER_ARG").as_deref()).install();
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
         .with_batch_exporter(exporter)
         .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build())
         .build();
     let tracer = provider.tracer("objectstack");
     let spans = Targets::new().with_target(commands::trace::TARGET, LevelFilter::DEBUG);
-    let traces = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(spans);
+    // Only the spans' own fields: no source locations, thread names, targets,
+    // levels or busy/idle timings (each an attribute on every span, or work
+    // on every poll of an instrumented future).
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(spans);
     tracing_subscriber::registry().with(logs).with(traces).init();
     commands::trace::install(Box::new(crate::trace_links::Links::default()));
     Ok(Telemetry { provider: Some(provider) })

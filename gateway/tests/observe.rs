@@ -196,6 +196,12 @@ async fn a_write_is_one_trace_from_request_to_projections() {
     let (status, _, body) = exchange(port, "POST", "/api/v1/data/task", &headers, Some(&json!({"subject": "traced", "owner": admin_id}))).await.unwrap();
     assert_eq!(status, 201, "{body}");
 
+    // A caller that says "not sampled" gets no trace (parent-based sampling, the default).
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    let headers = [("authorization", format!("Bearer {token}")), ("traceparent", format!("00-{unsampled}-b7ad6b7169203331-00"))];
+    let (status, _, body) = exchange(port, "POST", "/api/v1/data/task", &headers, Some(&json!({"subject": "untraced", "owner": admin_id}))).await.unwrap();
+    assert_eq!(status, 201, "{body}");
+
     let started = Instant::now();
     let ours = loop {
         let ours: Vec<_> = spans(&bodies).into_iter().filter(|s| s.0 == trace).collect();
@@ -216,6 +222,7 @@ async fn a_write_is_one_trace_from_request_to_projections() {
     for projection in &projections {
         assert_eq!(projection.2, append.1, "{} is a child of the append", projection.3);
     }
+    assert!(spans(&bodies).iter().all(|s| s.0 != unsampled), "a request its caller did not sample makes no span");
     let everything = serde_json::to_string(&*bodies.lock().unwrap()).unwrap();
     assert!(!everything.contains(&token), "the bearer token is not in the traces");
     assert!(everything.contains("objectstack-test"), "the service is named");

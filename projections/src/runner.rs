@@ -264,16 +264,18 @@ impl Follower {
                 continue;
             };
             let decoded = decode(batch);
-            let span = tracing::debug_span!(
-                target: commands::trace::TARGET,
-                "project",
-                otel.name = %format_args!("project {}", projection.name()),
-                projection = projection.name(),
-                from = checkpoint + 1,
-                to = up_to,
-                events = decoded.events.len(),
-            );
-            commands::trace::adopt(&span, decoded.events.iter().map(|(e, _)| e.event_id));
+            let ids: Vec<[u8; 16]> = if commands::trace::installed() { decoded.events.iter().map(|(e, _)| e.event_id).collect() } else { Vec::new() };
+            let span = commands::trace::project_span(&ids, || {
+                tracing::debug_span!(
+                    target: commands::trace::TARGET,
+                    "project",
+                    otel.name = %format_args!("project {}", projection.name()),
+                    projection = projection.name(),
+                    from = checkpoint + 1,
+                    to = up_to,
+                    events = decoded.events.len(),
+                )
+            });
             let applied = apply_or_park(&mut projection, &decoded.events, &decoded.undecodable, up_to).instrument(span).await;
             match applied {
                 Ok(parked) => {

@@ -192,13 +192,15 @@ impl CommandService {
     /// record may appear only once. On failure, returns the index of the
     /// command at fault (or 0 when the store failed) and the error.
     pub async fn execute_all(&self, commands: Vec<Command>, meta: CommandMeta) -> Result<Vec<Outcome>, (usize, CommandError)> {
-        let span = tracing::debug_span!(
-            target: crate::trace::TARGET,
-            "command",
-            otel.name = %format_args!("command {}", commands.first().map_or("none", Command::kind)),
-            object = commands.first().and_then(Command::object).unwrap_or(""),
-            commands = commands.len(),
-        );
+        let span = crate::trace::child(|| {
+            tracing::debug_span!(
+                target: crate::trace::TARGET,
+                "command",
+                otel.name = %format_args!("command {}", commands.first().map_or("none", Command::kind)),
+                object = commands.first().and_then(Command::object).unwrap_or(""),
+                commands = commands.len(),
+            )
+        });
         self.execute_all_traced(commands, meta).instrument(span).await
     }
 
@@ -243,12 +245,16 @@ impl CommandService {
             // is a claimed unique value neither reserved nor committed.
             let (store, model, upcasters) = (self.store.clone(), self.model.clone(), self.upcasters);
             let appending = Appending::start(&self.appending);
-            let span =
-                tracing::debug_span!(target: crate::trace::TARGET, "append", attempt, events = request.streams.iter().map(|s| s.events.len()).sum::<usize>());
+            let span = crate::trace::child(
+                || tracing::debug_span!(target: crate::trace::TARGET, "append", attempt, events = request.streams.iter().map(|s| s.events.len()).sum::<usize>()),
+            );
+            let traced = !span.is_none();
             let (result, applied) = tokio::spawn(
                 async move {
                     let _appending = appending;
-                    crate::trace::appending(request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)));
+                    if traced {
+                        crate::trace::appending(request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)));
+                    }
                     let result = store.append(request).await;
                     let applied = match &result {
                         Ok(committed) => apply_and_release(&model, upcasters, &committed.events, reservations),
