@@ -1,15 +1,17 @@
 //! Tracing across the asynchronous hop from an append to the projections
 //! that apply it. Spans of the request path (request, command, append,
-//! project) are made at DEBUG under [`TARGET`], so they cost one cached
-//! callsite check unless an exporter asked for them (`gateway::telemetry`).
-//! A projection applies events long after the request that wrote them has
-//! answered, in a task of its own: to put its span in the writer's trace,
-//! the append tells the installed [`TraceLinks`] which events it
-//! is about to commit (inside its own span), and a projection asks it to adopt its
-//! span for the events it applies. Events are named by their ids, known
+//! project) are made at DEBUG under [`TARGET`], and only for a request the
+//! head sampler took (`gateway::trace_links`): such a request runs inside
+//! [`traced`], and [`child`] makes a span only there, so a request left out
+//! makes none. A projection applies events long after the request that
+//! wrote them has answered, in a task of its own: to put its span in the
+//! writer's trace, the append tells the installed [`TraceLinks`] which
+//! events it is about to commit (inside its own span), and
+//! [`project_span`] makes a projection's span only for a batch holding one
+//! of them, adopted into that trace. Events are named by their ids, known
 //! before the append (a projection may read an event before its append
-//! returns). Without an exporter nothing is installed and both calls return
-//! at once.
+//! returns). Without an exporter nothing is installed and every call here
+//! returns at once.
 
 use std::sync::OnceLock;
 
