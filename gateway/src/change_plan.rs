@@ -17,14 +17,9 @@ use domain::event::EventPayload;
 
 use crate::app_file::read_or_bundled;
 
-/// The plan in lines, and whether anything would change.
-pub struct ChangePlan {
-    pub lines: Vec<String>,
-    pub changes: bool,
-}
-
-/// Plans (and with `apply`, makes) the definition changes of the app at `path`.
-pub async fn plan(store: Arc<dyn EventStore>, path: Option<&Path>, apply: bool) -> anyhow::Result<ChangePlan> {
+/// Plans (and with `apply`, makes) the definition changes of the app at
+/// `path`; the plan in lines.
+pub async fn plan(store: Arc<dyn EventStore>, path: Option<&Path>, apply: bool) -> anyhow::Result<Vec<String>> {
     let files = read_or_bundled(path)?;
     let errors: Vec<String> = files.errors().map(|(f, p)| format!("{}: {p}", f.display())).collect();
     if !errors.is_empty() {
@@ -53,8 +48,7 @@ pub async fn plan(store: Arc<dyn EventStore>, path: Option<&Path>, apply: bool) 
         let how = app.migrations.get(object).and_then(|m| m.get(field)).map(describe).unwrap_or_default();
         lines.push(format!("  {object}.{field}: {n} record(s) migrated ({how})"));
     }
-    let changes = !planned.is_empty();
-    if !changes {
+    if planned.is_empty() {
         lines.push("the store already holds these definitions: nothing to change".into());
     } else if apply {
         let outcome = commands.execute(command, CommandMeta::system()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -63,7 +57,7 @@ pub async fn plan(store: Arc<dyn EventStore>, path: Option<&Path>, apply: bool) 
         lines.push(format!("dry run: {} event(s) would be appended; nothing was written", planned.len()));
     }
     commands.settled().await;
-    Ok(ChangePlan { lines, changes })
+    Ok(lines)
 }
 
 fn describe(migration: &domain::metadata::migration::FieldMigration) -> String {

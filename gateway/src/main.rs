@@ -411,6 +411,9 @@ async fn run() -> anyhow::Result<()> {
             );
         }
         Commands::Migrate { database_url, data_dir, app, dry_run } => {
+            if dry_run && app.is_none() {
+                anyhow::bail!("--dry-run plans an app's changes: give --app PATH");
+            }
             let store: std::sync::Arc<dyn commands::store::EventStore> = match database_url {
                 Some(url) => {
                     let store = commands::store::open_postgres(&commands::store::PostgresSettings::new(url)).await.context("applying migrations")?;
@@ -424,12 +427,9 @@ async fn run() -> anyhow::Result<()> {
                 ),
             };
             if let Some(app) = app {
-                let plan = gateway::change_plan::plan(store, Some(&app), !dry_run).await?;
-                for line in plan.lines {
+                for line in gateway::change_plan::plan(store, Some(&app), !dry_run).await? {
                     println!("{line}");
                 }
-            } else if dry_run {
-                anyhow::bail!("--dry-run plans an app's changes: give --app PATH");
             }
         }
     }

@@ -20,7 +20,7 @@ impl RequestInfo {
     /// The info of a request with these headers.
     pub fn of(headers: &HeaderMap) -> Arc<RequestInfo> {
         let given = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| acceptable(id));
-        let id = given.map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
+        let id = given.map_or_else(|| format!("{:016x}{:016x}", fast_random(), fast_random()), str::to_string);
         Arc::new(RequestInfo { id, actor: OnceLock::new() })
     }
 
@@ -33,6 +33,26 @@ impl RequestInfo {
     pub fn actor(&self) -> &str {
         self.actor.get().map_or("-", String::as_str)
     }
+}
+
+/// A per-thread SplitMix64 stream, seeded once from the OS: request ids and
+/// trace sampling need no system call per request (neither is a secret).
+pub(crate) fn fast_random() -> u64 {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut seed = [0u8; 8];
+            let _ = getrandom::fill(&mut seed);
+            u64::from_le_bytes(seed) | 1
+        });
+    }
+    STATE.with(|state| {
+        let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
 }
 
 /// A client's id is kept when it is 1 to 128 visible ASCII characters (it

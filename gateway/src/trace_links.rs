@@ -118,28 +118,9 @@ impl HeadSampler {
     fn samples(&self, parent: Option<bool>) -> bool {
         match parent {
             Some(flag) if self.parent_based => flag,
-            _ => self.ratio >= 1.0 || (self.ratio > 0.0 && ((next_random() >> 11) as f64 / (1u64 << 53) as f64) < self.ratio),
+            _ => self.ratio >= 1.0 || (self.ratio > 0.0 && ((crate::request_info::fast_random() >> 11) as f64 / (1u64 << 53) as f64) < self.ratio),
         }
     }
-}
-
-/// A per-thread SplitMix64 stream, seeded once from the OS.
-fn next_random() -> u64 {
-    thread_local! {
-        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
-            let mut seed = [0u8; 8];
-            let _ = getrandom::fill(&mut seed);
-            u64::from_le_bytes(seed) | 1
-        });
-    }
-    STATE.with(|state| {
-        let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        state.set(next);
-        let mut z = next;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    })
 }
 
 /// The sampled flag of a W3C `traceparent` (`00-trace-span-flags`), if it is one.

@@ -128,24 +128,14 @@ fn migrations_of(
 ) -> Result<Vec<domain::event::RecordUpdated>, CommandError> {
     let domain::metadata::MetadataCommand::PutObjects { objects } = command else { return Ok(Vec::new()) };
     let mut updates = Vec::new();
+    let now = now.to_rfc3339();
     for payload in payloads {
         let EventPayload::ObjectAltered(altered) = payload else { continue };
-        let json: Json = serde_json::from_str(&altered.definition).map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
-        let new = domain::metadata::ObjectDef::from_json(&json)?;
-        let migration =
-            objects.iter().find(|spec| spec.definition.get("name").and_then(Json::as_str) == Some(altered.name.as_str())).and_then(|s| s.migration.as_ref());
-        match domain::metadata::migration::plan(&new, migration, model.live_records(&altered.name), &now.to_rfc3339(), &meta.actor) {
-            Ok(mut planned) => updates.append(&mut planned),
-            Err(report) => {
-                return Err(DomainError::InvalidDefinition(format!(
-                    "changing '{}' would break existing records: {}. Say how to migrate them: a value to backfill, or a remap of old values to new ones (the app's \"migrations\" section, or \"migration\" next to \"definition\" in the metadata API's body)",
-                    altered.name,
-                    report.join("; "),
-                ))
-                .into())
-            }
-        }
-        // A reference a migration writes must name a record that exists.
+        // The definition as given (the event holds the same JSON as text).
+        let Some(spec) = objects.iter().find(|spec| spec.definition.get("name").and_then(Json::as_str) == Some(altered.name.as_str())) else { continue };
+        let new = domain::metadata::ObjectDef::from_json(&spec.definition)?;
+        let migration = spec.migration.as_ref();
+        // A reference a migration writes must name a record that exists (checked before any record is looked at).
         for (name, steps) in migration.into_iter().flatten() {
             let Some(target) = new.field(name).filter(|f| f.field_type.is_reference()).and_then(|f| f.reference.as_deref()) else { continue };
             for value in steps.backfill.iter().chain(steps.remap.values()) {
@@ -156,6 +146,17 @@ fn migrations_of(
                     ))
                     .into());
                 }
+            }
+        }
+        match domain::metadata::migration::plan(&new, migration, model.live_records(&altered.name), &now, &meta.actor) {
+            Ok(mut planned) => updates.append(&mut planned),
+            Err(report) => {
+                return Err(DomainError::InvalidDefinition(format!(
+                    "changing '{}' would break existing records: {}. Say how to migrate them: a value to backfill, or a remap of old values to new ones (the app's \"migrations\" section, or \"migration\" next to \"definition\" in the metadata API's body)",
+                    altered.name,
+                    report.join("; "),
+                ))
+                .into())
             }
         }
     }

@@ -41,33 +41,34 @@ pub type Migrations = BTreeMap<String, ObjectMigration>;
 /// Reads the `migrations` section: `{object: {field: {backfill?, remap?}}}`.
 pub fn parse(json: &Json) -> Result<Migrations, String> {
     let objects = json.as_object().ok_or("'migrations' must be a JSON object of objects, each a JSON object of fields")?;
-    let mut out = Migrations::new();
-    for (object, fields) in objects {
-        let fields = fields.as_object().ok_or_else(|| format!("migrations of '{object}' must be a JSON object of fields"))?;
-        let mut migration = ObjectMigration::new();
-        for (field, steps) in fields {
-            let at = format!("{object}.{field}");
-            let steps = steps.as_object().ok_or_else(|| format!("the migration of {at} must be a JSON object with 'backfill' and/or 'remap'"))?;
-            let mut parsed = FieldMigration::default();
-            for (key, value) in steps {
-                match key.as_str() {
-                    "backfill" if value.is_null() => return Err(format!("the backfill of {at} is null: give the value records without one get")),
-                    "backfill" => parsed.backfill = Some(value.clone()),
-                    "remap" => {
-                        let pairs = value.as_object().ok_or_else(|| format!("the remap of {at} must be a JSON object of old value to new value"))?;
-                        parsed.remap = pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                    }
-                    other => return Err(format!("the migration of {at} has '{other}': its keys are 'backfill' and 'remap'")),
+    objects.iter().map(|(object, fields)| Ok((object.clone(), parse_object(object, fields)?))).collect()
+}
+
+/// Reads one object's migrations: `{field: {backfill?, remap?}}`.
+pub fn parse_object(object: &str, fields: &Json) -> Result<ObjectMigration, String> {
+    let fields = fields.as_object().ok_or_else(|| format!("migrations of '{object}' must be a JSON object of fields"))?;
+    let mut migration = ObjectMigration::new();
+    for (field, steps) in fields {
+        let at = format!("{object}.{field}");
+        let steps = steps.as_object().ok_or_else(|| format!("the migration of {at} must be a JSON object with 'backfill' and/or 'remap'"))?;
+        let mut parsed = FieldMigration::default();
+        for (key, value) in steps {
+            match key.as_str() {
+                "backfill" if value.is_null() => return Err(format!("the backfill of {at} is null: give the value records without one get")),
+                "backfill" => parsed.backfill = Some(value.clone()),
+                "remap" => {
+                    let pairs = value.as_object().ok_or_else(|| format!("the remap of {at} must be a JSON object of old value to new value"))?;
+                    parsed.remap = pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 }
+                other => return Err(format!("the migration of {at} has '{other}': its keys are 'backfill' and 'remap'")),
             }
-            if parsed.backfill.is_none() && parsed.remap.is_empty() {
-                return Err(format!("the migration of {at} says nothing: give 'backfill' or 'remap'"));
-            }
-            migration.insert(field.clone(), parsed);
         }
-        out.insert(object.clone(), migration);
+        if parsed.backfill.is_none() && parsed.remap.is_empty() {
+            return Err(format!("the migration of {at} says nothing: give 'backfill' or 'remap'"));
+        }
+        migration.insert(field.clone(), parsed);
     }
-    Ok(out)
+    Ok(migration)
 }
 
 /// Checks a migration against the object's new definition: its fields
@@ -109,16 +110,35 @@ fn item_value(field: &FieldDef, json: &Json) -> Result<Value, crate::error::Fiel
     check_value(field, json)
 }
 
+/// One field's migration with its values checked once, as the record values they become.
+struct Prepared<'a> {
+    name: &'a str,
+    backfill: Option<Value>,
+    remap: BTreeMap<&'a str, Value>,
+}
+
+/// The migration's fields the new definition has, each value checked once
+/// (a value the definition refuses is left out; [`check`] reports it).
+fn prepare<'a>(new: &ObjectDef, migration: &'a ObjectMigration) -> Vec<Prepared<'a>> {
+    migration
+        .iter()
+        .filter_map(|(name, steps)| {
+            let field = new.field(name)?;
+            Some(Prepared {
+                name,
+                backfill: steps.backfill.as_ref().and_then(|v| check_value(field, v).ok()),
+                remap: steps.remap.iter().filter_map(|(old, to)| Some((old.as_str(), item_value(field, to).ok()?))).collect(),
+            })
+        })
+        .collect()
+}
+
 /// A record's value after the field's migration (`None`: unchanged).
-fn migrated(field: &FieldDef, steps: &FieldMigration, current: Option<&Value>) -> Option<Value> {
-    let map = |value: &Value| -> Option<Value> {
-        let text = value.as_str()?;
-        let to = steps.remap.get(text)?;
-        item_value(field, to).ok()
-    };
+fn migrated(field: &Prepared, current: Option<&Value>) -> Option<Value> {
+    let map = |value: &Value| field.remap.get(value.as_str()?).cloned();
     match current {
-        None | Some(Value::Null) => steps.backfill.as_ref().and_then(|v| check_value(field, v).ok()),
-        Some(Value::List(items)) if !steps.remap.is_empty() => {
+        None | Some(Value::Null) => field.backfill.clone(),
+        Some(Value::List(items)) if !field.remap.is_empty() => {
             let mut changed = false;
             let mut out: Vec<Value> = Vec::with_capacity(items.len());
             for item in items {
@@ -156,26 +176,31 @@ pub fn plan<'a>(
     now: &str,
     actor: &str,
 ) -> Result<Vec<RecordUpdated>, Vec<String>> {
+    let fields = migration.map(|m| prepare(new, m)).unwrap_or_default();
     let mut updates = Vec::new();
     let mut after: Vec<Record> = Vec::new();
     let mut unchanged: Vec<&Record> = Vec::new();
     for record in records {
-        let mut changes = Vec::new();
-        let mut next = record.clone();
-        for (name, steps) in migration.into_iter().flatten() {
-            let Some(field) = new.field(name) else { continue };
-            if let Some(value) = migrated(field, steps, record.get(name)) {
-                changes.push(FieldChange { field: name.clone(), old: record.get(name).cloned().unwrap_or_default(), new: value.clone() });
-                match value {
-                    Value::Null => next.remove(name),
-                    value => next.insert(name.clone(), value),
-                };
-            }
-        }
+        let changes: Vec<FieldChange> = fields
+            .iter()
+            .filter_map(|field| {
+                let value = migrated(field, record.get(field.name))?;
+                Some(FieldChange { field: field.name.to_string(), old: record.get(field.name).cloned().unwrap_or_default(), new: value })
+            })
+            .collect();
         if changes.is_empty() {
             unchanged.push(record);
             continue;
         }
+        // Only a record that changes is copied.
+        let mut next = record.clone();
+        for change in &changes {
+            match &change.new {
+                Value::Null => next.remove(&change.field),
+                value => next.insert(change.field.clone(), value.clone()),
+            };
+        }
+        let mut changes = changes;
         for (system, value) in [("updated_at", now), ("modified_by", actor)] {
             changes.push(FieldChange { field: system.into(), old: record.get(system).cloned().unwrap_or_default(), new: Value::Text(value.into()) });
             next.insert(system, Value::Text(value.into()));

@@ -68,9 +68,7 @@ pub fn with_migration(name: &str, body: Json) -> Result<(Json, Option<ObjectMigr
     let migration = match map.remove("migration") {
         None | Some(Json::Null) => None,
         Some(fields) => {
-            let parsed = domain::metadata::migration::parse(&serde_json::json!({ name: fields }))
-                .map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("migration: {e}")))?;
-            parsed.into_values().next()
+            Some(domain::metadata::migration::parse_object(name, &fields).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("migration: {e}")))?)
         }
     };
     Ok((definition, migration))

@@ -96,8 +96,7 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
     caller.require(SystemPermission::ManageProjections)?;
     let mut out = String::new();
     let head = *system.commands.store().head().borrow();
-    out.push_str("# HELP objectstack_log_head Last committed log position known to this node.\n# TYPE objectstack_log_head gauge\n");
-    out.push_str(&format!("objectstack_log_head {head}\n"));
+    scalar(&mut out, "objectstack_log_head", "gauge", "Last committed log position known to this node.", head);
     let statuses: Vec<Json> = NAMES.iter().map(|n| status_of(system, n)).collect();
     let gauges: [Gauge; 5] = [
         ("objectstack_projection_position", "Last log position a projection applied.", |s| s["position"].as_u64().unwrap_or(0)),
@@ -137,18 +136,19 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
     Ok(out)
 }
 
+/// One unlabelled metric: its help, type and value.
+fn scalar(out: &mut String, metric: &str, kind: &str, help: &str, value: u64) {
+    out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}\n"));
+}
+
 /// What this node's commands appended.
 fn append_metrics(counts: commands::service::AppendCounts) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, u64); 4] = [
-        ("objectstack_appends_total", "Appends this node committed (one per command or atomic batch).", counts.commits),
-        ("objectstack_events_appended_total", "Events those appends committed.", counts.events),
-        ("objectstack_append_conflicts_total", "Appends that lost a race on a record version or a unique value (decided again or refused).", counts.conflicts),
-        ("objectstack_append_failures_total", "Appends the event store could not commit.", counts.failures),
-    ];
-    for (metric, help, value) in counters {
-        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}\n"));
-    }
+    scalar(&mut out, "objectstack_appends_total", "counter", "Appends this node committed (one per command or atomic batch).", counts.commits);
+    scalar(&mut out, "objectstack_events_appended_total", "counter", "Events those appends committed.", counts.events);
+    let conflicts = "Appends that lost a race on a record version or a unique value (decided again or refused).";
+    scalar(&mut out, "objectstack_append_conflicts_total", "counter", conflicts, counts.conflicts);
+    scalar(&mut out, "objectstack_append_failures_total", "counter", "Appends the event store could not commit.", counts.failures);
     out
 }
 
@@ -156,15 +156,11 @@ fn append_metrics(counts: commands::service::AppendCounts) -> String {
 /// connections it closed (too slow to keep up, or their rights changed).
 fn realtime_metrics(stats: projections::live::HubStats) -> String {
     let mut out = String::new();
-    let gauges: [(&str, &str, &str, u64); 4] = [
-        ("objectstack_realtime_connections", "gauge", "Realtime connections open (WebSocket and GraphQL subscriptions).", stats.connections as u64),
-        ("objectstack_realtime_subscriptions", "gauge", "Subscriptions kept, attached or waiting for a resume.", stats.subscriptions as u64),
-        ("objectstack_realtime_connections_opened_total", "counter", "Realtime connections opened.", stats.opened),
-        ("objectstack_realtime_deliveries_total", "counter", "Messages queued for realtime connections.", stats.delivered),
-    ];
-    for (metric, kind, help, value) in gauges {
-        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}\n"));
-    }
+    let open = "Realtime connections open (WebSocket and GraphQL subscriptions).";
+    scalar(&mut out, "objectstack_realtime_connections", "gauge", open, stats.connections as u64);
+    scalar(&mut out, "objectstack_realtime_subscriptions", "gauge", "Subscriptions kept, attached or waiting for a resume.", stats.subscriptions as u64);
+    scalar(&mut out, "objectstack_realtime_connections_opened_total", "counter", "Realtime connections opened.", stats.opened);
+    scalar(&mut out, "objectstack_realtime_deliveries_total", "counter", "Messages queued for realtime connections.", stats.delivered);
     out.push_str(
         "# HELP objectstack_realtime_drops_total Realtime connections the server closed, by reason.\n# TYPE objectstack_realtime_drops_total counter\n",
     );

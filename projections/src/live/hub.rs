@@ -210,12 +210,6 @@ impl Hub {
         (self.metadata_version(), model.catalog().clone())
     }
 
-    /// `(connections, subscriptions)`.
-    pub fn counts(&self) -> (usize, usize) {
-        let inner = self.lock();
-        (inner.connections.len(), inner.subs.len())
-    }
-
     /// Counts for `/metrics`.
     pub fn stats(&self) -> HubStats {
         let inner = self.lock();

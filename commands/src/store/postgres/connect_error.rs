@@ -69,7 +69,7 @@ pub fn explain(config: &Config, e: &(dyn std::error::Error + 'static)) -> StoreE
 }
 
 /// The driver's error inside `e` (itself, or the pool's backend error).
-fn postgres_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a tokio_postgres::Error> {
+pub(super) fn postgres_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a tokio_postgres::Error> {
     e.downcast_ref::<tokio_postgres::Error>().or_else(|| match e.downcast_ref::<deadpool_postgres::PoolError>() {
         Some(deadpool_postgres::PoolError::Backend(inner)) => Some(inner),
         _ => None,

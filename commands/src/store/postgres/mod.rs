@@ -58,18 +58,8 @@ pub struct PostgresStore {
 /// A PostgreSQL error in words: the server's message and code for a server
 /// error (`tokio_postgres` alone says only "db error"; a missing database
 /// now says so), never its detail, which may quote values.
-pub fn pg_error(e: impl std::fmt::Display + 'static) -> StoreError {
-    let any: &dyn std::any::Any = &e;
-    let db = any
-        .downcast_ref::<tokio_postgres::Error>()
-        .or_else(|| {
-            any.downcast_ref::<deadpool_postgres::PoolError>().and_then(|p| match p {
-                deadpool_postgres::PoolError::Backend(e) => Some(e),
-                _ => None,
-            })
-        })
-        .and_then(tokio_postgres::Error::as_db_error);
-    match db {
+pub fn pg_error(e: impl std::error::Error + 'static) -> StoreError {
+    match connect_error::postgres_error(&e).and_then(tokio_postgres::Error::as_db_error) {
         Some(db) => StoreError::Postgres(format!("{} (SQLSTATE {})", db.message(), db.code().code())),
         None => StoreError::Postgres(e.to_string()),
     }
