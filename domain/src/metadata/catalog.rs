@@ -90,6 +90,18 @@ impl Catalog {
         }
     }
 
+    /// Whether two catalogs are the same snapshot (a change copies the maps
+    /// whenever another clone holds them, so a kept clone that is the same
+    /// snapshot is also the same content).
+    pub fn same_snapshot(&self, other: &Catalog) -> bool {
+        Arc::ptr_eq(&self.objects, &other.objects) && Arc::ptr_eq(&self.namespaces, &other.namespaces)
+    }
+
+    /// Whether `object` is this catalog's own definition of its name (not a copy or a proposed change).
+    pub fn holds(&self, object: &ObjectDef) -> bool {
+        self.objects.get(&object.name).is_some_and(|kept| std::ptr::eq(kept.as_ref(), object))
+    }
+
     pub fn require(&self, name: &str) -> Result<&Arc<ObjectDef>, DomainError> {
         self.get(name).ok_or_else(|| DomainError::ObjectNotFound(name.to_string()))
     }

@@ -2,8 +2,8 @@
 //! sets, compiled per object into an [`ObjectGrant`] (object rights, hidden
 //! and read-only fields, and the row filters of each operation).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::metadata::{Catalog, FieldType, ObjectDef, SYSTEM_FIELDS};
 use crate::query::{Condition, Filter, Op, Operand};
@@ -91,6 +91,47 @@ pub struct Access {
     held: Vec<String>,
     /// The system permissions the caller holds, one bit per [`SystemPermission`].
     system: u8,
+    /// Grants compiled so far (shared by clones: they hold the same rights).
+    grants: Arc<GrantMemo>,
+}
+
+/// The grants one caller's requests have compiled, for one catalog snapshot:
+/// a caller kept between requests (the gateway keeps one per session)
+/// compiles each object's grant once, not once per request. The snapshot is
+/// held, so it is the same content as long as it is the same snapshot; a new
+/// snapshot (a definition changed) starts afresh.
+#[derive(Default)]
+struct GrantMemo(Mutex<Option<Compiled>>);
+
+/// A catalog snapshot and the grants compiled from it, by object name.
+type Compiled = (Catalog, HashMap<String, Arc<ObjectGrant>>);
+
+impl std::fmt::Debug for GrantMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GrantMemo")
+    }
+}
+
+/// Objects a memo holds at most (a caller touching more compiles the rest each time).
+const MEMO_OBJECTS: usize = 256;
+
+impl GrantMemo {
+    fn get(&self, catalog: &Catalog, object: &str) -> Option<Arc<ObjectGrant>> {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().filter(|(at, _)| at.same_snapshot(catalog)).and_then(|(_, grants)| grants.get(object).cloned())
+    }
+
+    fn put(&self, catalog: &Catalog, object: &str, grant: Arc<ObjectGrant>) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match kept.as_mut() {
+            Some((at, grants)) if at.same_snapshot(catalog) => {
+                if grants.len() < MEMO_OBJECTS {
+                    grants.insert(object.to_string(), grant);
+                }
+            }
+            _ => *kept = Some((catalog.clone(), HashMap::from([(object.to_string(), grant)]))),
+        }
+    }
 }
 
 /// What a caller may do on one object.
@@ -169,6 +210,7 @@ impl Access {
             role_members: Default::default(),
             held: Vec::new(),
             system: u8::MAX,
+            grants: Arc::default(),
         }
     }
 
@@ -192,7 +234,7 @@ impl Access {
                 SystemPermission::ALL.iter().filter(|p| holds(**p)).fold(0, |bits, p| bits | p.bit())
             }
         };
-        Access { mode, principal, policy, role_members, held, system }
+        Access { mode, principal, policy, role_members, held, system, grants: Arc::default() }
     }
 
     pub fn principal(&self) -> &Principal {
@@ -242,9 +284,18 @@ impl Access {
         }
     }
 
-    /// What the caller may do on `object`.
-    pub fn grant(&self, catalog: &Catalog, object: &ObjectDef) -> ObjectGrant {
-        self.grant_at(catalog, object, 0)
+    /// What the caller may do on `object` (compiled once per catalog
+    /// snapshot when `object` is that snapshot's own definition).
+    pub fn grant(&self, catalog: &Catalog, object: &ObjectDef) -> Arc<ObjectGrant> {
+        if !catalog.holds(object) {
+            return Arc::new(self.grant_at(catalog, object, 0));
+        }
+        if let Some(grant) = self.grants.get(catalog, &object.name) {
+            return grant;
+        }
+        let grant = Arc::new(self.grant_at(catalog, object, 0));
+        self.grants.put(catalog, &object.name, grant.clone());
+        grant
     }
 
     fn grant_at(&self, catalog: &Catalog, object: &ObjectDef, depth: usize) -> ObjectGrant {

@@ -207,6 +207,9 @@ impl PermissionSet {
 
     /// The field permission of `object.field`, if the set names one.
     pub fn field(&self, object: &str, field: &str) -> Option<FieldPermission> {
+        if self.fields.is_empty() {
+            return None;
+        }
         self.fields.get(&format!("{object}.{field}")).copied()
     }
 

@@ -149,7 +149,7 @@ pub enum WriteOp {
 #[derive(Debug, Clone)]
 pub struct WriteGuard {
     pub object: String,
-    grant: ObjectGrant,
+    grant: Arc<ObjectGrant>,
     /// The caller may set or change the owner (transfer, or modify all).
     may_transfer: bool,
     /// The caller's rights: its user id (a record may always be given to its

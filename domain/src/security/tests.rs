@@ -77,7 +77,7 @@ impl World {
         self.access(Principal::user(id, Some("member")))
     }
 
-    fn grant(&self, access: &Access, object: &str) -> ObjectGrant {
+    fn grant(&self, access: &Access, object: &str) -> Arc<ObjectGrant> {
         access.grant(&self.catalog, self.catalog.get(object).unwrap())
     }
 
@@ -99,6 +99,30 @@ fn record(fields: Json) -> Record {
 
 fn no_fetch(_: &str, _: &str) -> Option<Record> {
     None
+}
+
+#[test]
+fn a_callers_grants_are_compiled_once_per_definition_and_follow_a_change() {
+    // Given a member whose grant on notes has been compiled
+    let world = given();
+    let member = world.member("u1");
+    let before = world.grant(&member, "note");
+    assert!(!before.hidden.contains("pin"));
+    assert!(Arc::ptr_eq(&before, &world.grant(&member, "note")), "the same snapshot reuses the grant");
+    // When notes gain a password field (a new catalog snapshot)
+    let mut catalog = world.catalog.clone();
+    let changed = json!({"name": "note", "fields": {"body": {"type": "text"}, "status": {"type": "text"}, "pin": {"type": "password"}}});
+    let command = crate::metadata::MetadataCommand::PutObjects { objects: vec![crate::metadata::ObjectSpec::new(changed.clone(), None)] };
+    for payload in crate::metadata::decide_metadata(&catalog, &command).unwrap() {
+        crate::metadata::evolve_catalog(&mut catalog, &payload).unwrap();
+    }
+    // Then the same caller's grant hides it
+    let after = member.grant(&catalog, catalog.get("note").unwrap());
+    assert!(after.hidden.contains("pin"), "{:?}", after.hidden);
+    // And a definition the catalog does not hold (a proposed change) is compiled as given
+    let proposed = crate::metadata::ObjectDef::from_json(&json!({"name": "note", "fields": {"body": {"type": "text"}, "code": {"type": "password"}}})).unwrap();
+    let grant = member.grant(&catalog, &proposed);
+    assert!(grant.hidden.contains("code") && !grant.hidden.contains("pin"), "{:?}", grant.hidden);
 }
 
 #[test]
@@ -172,7 +196,7 @@ fn field_level_security_hides_and_freezes_fields_and_passwords_from_everyone() {
     assert!(grant.hidden.contains("secret"), "passwords stay hidden whatever the sets say");
     // The administrator sees everything but passwords.
     let boss = world.access(Principal::user("b", Some("boss")));
-    assert_eq!(world.grant(&boss, "project").hidden.into_iter().collect::<Vec<_>>(), vec!["secret".to_string()]);
+    assert_eq!(world.grant(&boss, "project").hidden.iter().cloned().collect::<Vec<_>>(), vec!["secret".to_string()]);
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn mask_entry(caller: &Caller, catalog: &domain::metadata::Catalog, entry: &mut 
         domain::security::SECRET_FIELDS.iter().map(|f| f.to_string()).collect()
     } else {
         match catalog.get(&object) {
-            Some(definition) => caller.access().grant(catalog, definition).hidden,
+            Some(definition) => caller.access().grant(catalog, definition).hidden.clone(),
             None => Default::default(),
         }
     };

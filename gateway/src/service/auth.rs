@@ -134,8 +134,8 @@ pub async fn sign_out(system: &System, caller: &Caller) -> Result<u64, ApiError>
 pub async fn session_of(system: &System, token: Option<&str>) -> Result<Json, ApiError> {
     let Some(token) = token else { return Ok(Json::Null) };
     let Ok(opened) = open_token(system, token, None).await else { return Ok(Json::Null) };
-    let user = find(system, "user", "id", &opened.principal.user_id).await?.map(|u| user_json(&u)).unwrap_or(Json::Null);
-    Ok(json!({"session": {"id": opened.id, "userId": opened.principal.user_id}, "user": user}))
+    let user = find(system, "user", "id", &opened.access.principal().user_id).await?.map(|u| user_json(&u)).unwrap_or(Json::Null);
+    Ok(json!({"session": {"id": opened.id, "userId": opened.access.principal().user_id}, "user": user}))
 }
 
 /// Makes the first administrator when none exists yet: the user with this

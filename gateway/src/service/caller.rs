@@ -55,10 +55,10 @@ impl Caller {
     /// the app declares permissions and names no guest profile), once the read
     /// model has reached `min` (a position the client got from another node).
     pub async fn resolve(system: &System, token: Option<&str>, min: Option<u64>) -> Result<Caller, ApiError> {
-        let (principal, session, api_key) = match token {
+        let (access, session, api_key) = match token {
             Some(token) => {
                 let opened = sessions::open_token(system, token, min).await?;
-                (opened.principal, Some(opened.id), opened.api_key)
+                (opened.access, Some(opened.id), opened.api_key)
             }
             None => {
                 if system.policy.declared && system.policy.guest_profile.is_none() {
@@ -67,11 +67,20 @@ impl Caller {
                         "sign in first: send Authorization: Bearer <token> (POST /api/v1/auth/sign-in/email)",
                     ));
                 }
-                (Principal::guest(), None, false)
+                (guest(system, min).await?, None, false)
             }
         };
-        let members = if Access::needs_role_members(&system.policy) { sessions::role_members(system, min).await? } else { Arc::default() };
-        let access = Access::new(principal, system.policy.clone(), members);
         Ok(Caller { viewer: Viewer::signed_in(access, session.as_deref()), session, api_key, seen: min })
     }
+}
+
+/// A guest's rights (kept while no user has changed: role members are part of them).
+async fn guest(system: &System, min: Option<u64>) -> Result<Arc<Access>, ApiError> {
+    let generation = system.hub.auth_generation();
+    if let Some(access) = system.tokens.guest(generation) {
+        return Ok(access);
+    }
+    let access = Arc::new(Access::new(Principal::guest(), system.policy.clone(), sessions::role_members_for(system, min).await?));
+    system.tokens.put_guest(generation, access.clone());
+    Ok(access)
 }

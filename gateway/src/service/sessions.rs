@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use commands::service::{Command, CommandMeta};
 use domain::query::{Condition, Filter, Op, Operand, Query};
-use domain::security::{Principal, PrincipalKind, RoleMembers};
+use domain::security::{Access, Principal, PrincipalKind, RoleMembers};
 use domain::value::{Record, Value};
 use domain::{ErrorCode, Timestamp};
 use projections::Viewer;
@@ -64,9 +64,9 @@ pub(crate) fn user_json(user: &Record) -> Json {
     })
 }
 
-/// A token's session or key: the principal, and the session's (or key's) id.
+/// A token's session or key: the caller's rights, and the session's (or key's) id.
 pub struct Opened {
-    pub principal: Principal,
+    pub access: Arc<Access>,
     pub id: String,
     pub api_key: bool,
 }
@@ -81,7 +81,7 @@ pub async fn open_token(system: &System, token: &str, min: Option<u64>) -> Resul
     if let Some(hit) = system.tokens.get(&hash, generation) {
         let renew_after = hit.expires.saturating_sub(SESSION_TTL.as_micros() as i64 - 24 * 3600 * 1_000_000);
         if hit.expires > now && (hit.api_key || now < renew_after) {
-            return Ok(Opened { principal: hit.principal, id: hit.id, api_key: hit.api_key });
+            return Ok(Opened { access: hit.access, id: hit.id, api_key: hit.api_key });
         }
     }
     let invalid = || ApiError::new(ErrorCode::InvalidToken, "the token is not valid (signed out, revoked, or never issued): sign in again");
@@ -102,12 +102,13 @@ pub async fn open_token(system: &System, token: &str, min: Option<u64>) -> Resul
     if user.get("active") == Some(&Value::Bool(false)) {
         return Err(ApiError::new(ErrorCode::InvalidToken, "the account is deactivated"));
     }
-    let opened = Opened { principal: principal_of_user(&user), id: text(&session, "id").unwrap_or_default(), api_key };
+    let access = Arc::new(Access::new(principal_of_user(&user), system.policy.clone(), role_members_for(system, min).await?));
+    let opened = Opened { access, id: text(&session, "id").unwrap_or_default(), api_key };
     if !api_key && renew(system, &session, expires).await {
         // Renewed: the next request reads the new expiry.
         return Ok(opened);
     }
-    let entry = super::token_cache::Entry { generation, principal: opened.principal.clone(), id: opened.id.clone(), api_key, expires };
+    let entry = super::token_cache::Entry { generation, access: opened.access.clone(), id: opened.id.clone(), api_key, expires };
     system.tokens.put(hash, entry);
     Ok(opened)
 }
@@ -149,6 +150,15 @@ pub(crate) async fn open_session(system: &System, user: &Record) -> Result<Json,
         "session": {"id": outcome.id, "userId": user_id, "expiresAt": expires, "token": token},
         "redirect": false,
     }))
+}
+
+/// The users of each role when the app's sharing rules need them (none otherwise).
+pub async fn role_members_for(system: &System, min: Option<u64>) -> Result<Arc<RoleMembers>, ApiError> {
+    if Access::needs_role_members(&system.policy) {
+        role_members(system, min).await
+    } else {
+        Ok(Arc::default())
+    }
 }
 
 /// Role name to the ids of its users (owner-based sharing rules need it),

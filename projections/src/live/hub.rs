@@ -111,7 +111,7 @@ impl Sub {
             Some(definition) => {
                 let grant = access.grant(model.catalog(), definition);
                 let mask = domain::security::Mask { hidden: grant.hidden.clone(), relations: Default::default() };
-                match grant.read_rows.map(|f| model.compile_filter(object, f)).transpose() {
+                match grant.read_rows.clone().map(|f| model.compile_filter(object, f)).transpose() {
                     Ok(rows) => SubGrant { readable: grant.permission.can_read(), rows, mask },
                     // Rows the hub cannot tell apart are not shown at all (never all of them).
                     Err(error) => {

@@ -54,8 +54,8 @@ impl Viewer {
     }
 
     /// A viewer signed in with a session (or an API key).
-    pub fn signed_in(access: Access, session: Option<&str>) -> Viewer {
-        Viewer { access: Arc::new(access), session: session.map(Arc::from) }
+    pub fn signed_in(access: Arc<Access>, session: Option<&str>) -> Viewer {
+        Viewer { access, session: session.map(Arc::from) }
     }
 
     pub fn actor(&self) -> &str {
