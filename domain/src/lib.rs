@@ -13,6 +13,7 @@
 //! - [`query`]: the query AST and the parsers of every accepted filter/sort/URL form.
 //! - [`automation`]: workflow rules, webhooks and jobs an app declares (what runs them is `commands::process`).
 //! - [`error`]: the stable error codes shared by every surface.
+//! - [`hash`], [`hex`]: a stable non-cryptographic hash, and bytes as hex text.
 //!
 //! Entry points: [`metadata::load_app`], [`record::decide`], [`record::evolve`],
 //! [`metadata::decide_metadata`], [`query::parse_query`], [`event::codec`].
@@ -23,6 +24,7 @@ pub mod event;
 pub mod fields;
 pub mod formula;
 pub mod hash;
+pub mod hex;
 pub mod metadata;
 pub mod name;
 pub mod query;

@@ -112,7 +112,7 @@ fn line(envelope: &EventEnvelope, upcasters: &Upcasters, redactor: &mut Redactor
     redactor.observe(&decoded);
     let mut payload = decoded.to_json();
     redactor.redact(&decoded, &mut payload);
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = domain::hex::encode;
     Ok(json!({
         "position": envelope.position,
         "stream": envelope.stream,

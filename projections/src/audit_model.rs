@@ -62,7 +62,7 @@ impl AuditEntry {
 
     /// The spec's audit event as JSON.
     pub fn to_json(&self) -> Json {
-        let id: String = self.event_id.iter().map(|b| format!("{b:02x}")).collect();
+        let id: String = domain::hex::encode(&self.event_id);
         let verb = match self.event_type {
             "data.create" => "created",
             "data.update" => "updated",
@@ -84,7 +84,7 @@ impl AuditEntry {
             "tenantId": &*self.tenant,
             "metadata": {
                 "position": self.position, "eventId": id, "version": self.stream_version, "cause": self.cause,
-                "causedBy": self.caused_by.map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+                "causedBy": self.caused_by.map(|c| domain::hex::encode(&c)),
             },
         })
     }

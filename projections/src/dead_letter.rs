@@ -34,7 +34,7 @@ impl DeadLetter {
     pub fn of(envelope: &EventEnvelope, error: impl std::fmt::Display) -> DeadLetter {
         DeadLetter {
             position: envelope.position,
-            event_id: envelope.event_id.iter().map(|b| format!("{b:02x}")).collect(),
+            event_id: domain::hex::encode(&envelope.event_id),
             stream: envelope.stream.clone(),
             event_type: envelope.event_type.clone(),
             error: error.to_string(),

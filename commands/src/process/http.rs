@@ -45,7 +45,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let bytes = mac.finalize().into_bytes();
-    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("sha256={}", domain::hex::encode(&bytes))
 }
 
 pub(crate) async fn send(client: &HttpClient, hook: &Webhook, delivery_id: &str, trigger: &str, body: &[u8], now_seconds: i64) -> Attempt {

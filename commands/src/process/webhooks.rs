@@ -184,7 +184,7 @@ async fn deliver(
     if !hook.wants(object, trigger) {
         return Ok(None);
     }
-    let event_id: String = event.event_id.iter().map(|b| format!("{b:02x}")).collect();
+    let event_id: String = domain::hex::encode(&event.event_id);
     let delivery_id = format!("{event_id}.{}", hook.name);
     let mut wait = 100;
     let body = loop {

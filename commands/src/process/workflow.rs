@@ -127,7 +127,7 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
     };
     let mut waited = change == Change::Updated;
     let now = Timestamp::from_micros(event.occurred_at);
-    let event_id: String = event.event_id.iter().map(|b| format!("{b:02x}")).collect();
+    let event_id = domain::hex::encode(&event.event_id);
     for rule in rules.iter().filter(|r| r.object == object) {
         if depth > 0 && !rule.reevaluate {
             continue;

@@ -25,7 +25,7 @@ fn claim_key(set: &UniqueSet, value_key: &str) -> String {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part.as_bytes());
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    domain::hex::encode(&hash.finalize())
 }
 
 /// A set of fields whose combined values are unique within an object.

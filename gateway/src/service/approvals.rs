@@ -72,7 +72,7 @@ async fn run_actions(
     let record = system.commands.record_state(object, id).record.unwrap_or_default();
     let now = commands::clock::now();
     let patch: Map<String, Json> = actions.iter().map(|action| (action.field.clone(), action.value.evaluate(&record, None, now))).collect();
-    let event_id: String = cause.event_id.iter().map(|b| format!("{b:02x}")).collect();
+    let event_id: String = domain::hex::encode(&cause.event_id);
     let mut meta = commands::service::CommandMeta::system().with_key(format!("$approval/{event_id}/{what}"));
     meta.causation_id = Some(cause.event_id);
     meta.automation = true;

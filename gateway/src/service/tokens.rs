@@ -12,7 +12,7 @@ pub const API_KEY_PREFIX: &str = "osk_";
 
 /// The stored form of a token or key.
 pub fn hash_token(token: &str) -> String {
-    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    domain::hex::encode(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// A fresh random token.

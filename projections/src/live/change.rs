@@ -134,7 +134,7 @@ impl Change {
 
     /// The event id as a UUID string.
     pub fn event_uuid(&self) -> String {
-        let h: String = self.event_id.iter().map(|b| format!("{b:02x}")).collect();
+        let h: String = domain::hex::encode(&self.event_id);
         format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
     }
 
