@@ -72,28 +72,6 @@ impl Slots<'_> {
             Slots::Kept(bits) => Arc::unwrap_or_clone(bits),
         }
     }
-
-    /// The set as a bitmap it holds or borrows (none: a small index set).
-    fn as_bitmap(&self) -> Option<&RoaringBitmap> {
-        match self {
-            Slots::Index(SlotSet::Many(bits)) => Some(bits),
-            Slots::Index(_) => None,
-            Slots::Built(bits) => Some(bits),
-            Slots::Kept(bits) => Some(bits),
-        }
-    }
-
-    /// These slots that are also in `other`, written into a new set (neither is copied first).
-    fn and(self, other: Slots<'_>) -> RoaringBitmap {
-        match (self.as_bitmap(), other.as_bitmap()) {
-            (Some(a), Some(b)) => a & b,
-            _ => {
-                let mut bits = self.into_bitmap();
-                bits.retain(|slot| other.contains(slot));
-                bits
-            }
-        }
-    }
 }
 
 /// Rows to consider: every row (`None`), or the slots the indexes gave.
@@ -223,12 +201,7 @@ impl<'a> Plan<'a> {
                 if rest.is_empty() {
                     return first;
                 }
-                let mut rest = rest.into_iter().peekable();
-                // The first two parts are intersected from where they lie; the rest narrow that.
-                let mut bits = match rest.next_if(|next| next.estimate() <= first.len().saturating_mul(PROBE_RATIO)) {
-                    Some(next) => first.and(next.build(table)),
-                    None => first.into_bitmap(),
-                };
+                let mut bits = first.into_bitmap();
                 for part in rest {
                     if bits.is_empty() {
                         break;
