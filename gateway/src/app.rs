@@ -64,6 +64,8 @@ pub struct System {
     /// running them; both replaced when a stored definition changes.
     pub automation: std::sync::RwLock<Arc<domain::automation::Automation>>,
     pub processes: std::sync::RwLock<Arc<commands::process::Processes>>,
+    /// What the processes and api flows call out with (HTTP and HTTPS).
+    pub outbound: commands::process::Outbound,
     /// The stored definitions' generation the running automation was built from.
     pub automation_generation: std::sync::atomic::AtomicU64,
     /// The app file as loaded (automation is rebuilt from it and the stored definitions).
@@ -121,6 +123,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     }
     files.refuse()?;
     let app_json = files.app;
+    let outbound = outbound_client(settings.outbound_ca.as_deref())?;
     let (store, pool, feed) = open_store_fed(&settings.storage).await?;
     // The in-process models start empty: fold them from the log in bulk, side
     // by side, while the command service folds its write model; each runner
@@ -204,7 +207,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     }
     // The app's processes start once the app is loaded: they react to what
     // comes after (and to what they had not handled before a stop).
-    let processes = Arc::new(commands::process::Processes::start(commands.clone(), &automation));
+    let processes = Arc::new(commands::process::Processes::start(commands.clone(), &automation, &outbound));
     if !automation.is_empty() {
         tracing::info!(workflows = automation.workflows.len(), webhooks = automation.webhooks.len(), jobs = automation.jobs.len(), "automation running");
     }
@@ -236,12 +239,26 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         tokens: Default::default(),
         automation: std::sync::RwLock::new(automation),
         processes: std::sync::RwLock::new(processes),
+        outbound,
         automation_generation: std::sync::atomic::AtomicU64::new(generation),
         app_json,
         hooks,
     });
     follow_automation(&system);
     Ok(system)
+}
+
+/// The client webhooks and flows call out with, trusting `ca_file`'s
+/// certificates too; a file that cannot be read or holds none stops the start.
+fn outbound_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<commands::process::Outbound> {
+    let pem = match ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("reading the outbound CA file {}", path.display()))?),
+        None => None,
+    };
+    commands::process::Outbound::new(pem.as_deref()).with_context(|| match ca_file {
+        Some(path) => format!("the outbound CA file {}", path.display()),
+        None => "the outbound HTTPS client".to_string(),
+    })
 }
 
 impl System {
@@ -288,7 +305,7 @@ impl System {
         if self.automation_generation.swap(generation, Ordering::SeqCst) == generation {
             return Ok(false);
         }
-        let processes = Arc::new(commands::process::Processes::start(self.commands.clone(), &automation));
+        let processes = Arc::new(commands::process::Processes::start(self.commands.clone(), &automation, &self.outbound));
         *self.automation.write().expect("automation lock") = automation;
         let old = std::mem::replace(&mut *self.processes.write().expect("processes lock"), processes);
         old.stop().await;

@@ -35,6 +35,9 @@ pub struct Settings {
     /// How long a read waits for the read model to reach a requested position,
     /// and a write for its own position to become visible.
     pub read_wait: Duration,
+    /// A PEM file of CA certificates that webhooks and flows' `http_request`
+    /// nodes trust beside the system's and Mozilla's roots.
+    pub outbound_ca: Option<PathBuf>,
 }
 
 /// An administrator's email and password; the password never prints.

@@ -163,6 +163,10 @@ struct ServeArgs {
     /// security.protocol, sasl.*, ssl.*, timeouts.
     #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = commands::kafka::parse_option)]
     kafka_options: Vec<(String, String)>,
+    /// A PEM file of CA certificates webhooks and flows' http_request nodes trust for https://
+    /// URLs, beside the system's roots (SSL_CERT_FILE, SSL_CERT_DIR) and Mozilla's.
+    #[arg(long, env = "OBJECTSTACK_OUTBOUND_CA")]
+    outbound_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -299,6 +303,7 @@ async fn run() -> anyhow::Result<()> {
             kafka_brokers,
             kafka_topic,
             kafka_options,
+            outbound_ca,
         }) => {
             let storage = match (database_url, kafka_brokers) {
                 (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
@@ -314,7 +319,7 @@ async fn run() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("give both OBJECTSTACK_ADMIN_EMAIL and OBJECTSTACK_ADMIN_PASSWORD (or neither)"),
             };
-            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms) };
+            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca };
             let system = gateway::app::start(&settings).await?;
             if let Some(admin) = &admin {
                 gateway::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;

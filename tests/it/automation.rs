@@ -19,9 +19,9 @@ use serde_json::{json, Value as Json};
 use crate::common;
 use crate::rest::{Api, Reply};
 
-const PASSWORD: &str = "correct-horse-battery";
+pub(crate) const PASSWORD: &str = "correct-horse-battery";
 
-fn app(extra: Json) -> String {
+pub(crate) fn app(extra: Json) -> String {
     let mut app = json!({
         "manifest": {"id": "com.example.automation", "name": "Automation"},
         "objects": [{"name": "ticket", "fields": {
@@ -43,18 +43,23 @@ fn app(extra: Json) -> String {
 }
 
 /// A server for `app` on `storage`, with an administrator and a member signed in.
-struct Node {
-    api: Api,
-    admin: String,
-    member: String,
+pub(crate) struct Node {
+    pub api: Api,
+    pub admin: String,
+    pub member: String,
     _app_dir: tempfile::TempDir,
 }
 
 async fn node(storage: Storage, app: &str, first: bool) -> Node {
+    node_trusting(storage, app, first, None).await
+}
+
+/// [`node`], its outbound client trusting the CA certificates of `outbound_ca` too.
+pub(crate) async fn node_trusting(storage: Storage, app: &str, first: bool, outbound_ca: Option<std::path::PathBuf>) -> Node {
     let app_dir = tempfile::tempdir().unwrap();
     let path = app_dir.path().join("app.json");
     std::fs::write(&path, app).unwrap();
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca };
     let system = gateway::app::start(&settings).await.unwrap();
     if first {
         gateway::service::auth::bootstrap_admin(&system, "root@example.com", PASSWORD).await.unwrap();
@@ -69,7 +74,7 @@ async fn node(storage: Storage, app: &str, first: bool) -> Node {
 }
 
 impl Node {
-    async fn call(&self, token: &str, method: &str, uri: &str, body: Option<Json>) -> Reply {
+    pub(crate) async fn call(&self, token: &str, method: &str, uri: &str, body: Option<Json>) -> Reply {
         let bearer = format!("Bearer {token}");
         self.api.call(method, uri, body, &[("authorization", bearer.as_str())]).await
     }
@@ -79,7 +84,7 @@ impl Node {
         self.ok(&self.admin, "GET", uri, None).await["record"].clone()
     }
 
-    async fn ok(&self, token: &str, method: &str, uri: &str, body: Option<Json>) -> Json {
+    pub(crate) async fn ok(&self, token: &str, method: &str, uri: &str, body: Option<Json>) -> Json {
         let reply = self.call(token, method, uri, body).await;
         assert!(reply.status.is_success(), "{method} {uri}: {} {}", reply.status, reply.body);
         reply.body["data"].clone()
@@ -87,7 +92,7 @@ impl Node {
 }
 
 /// Polls `check` until it holds (or fails the test after `limit`).
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -120,7 +125,7 @@ async fn workflow_rules(postgres: bool) {
     let node = node(storage, &app(rules()), true).await;
     // A second runtime on the same node handles every event too (as a
     // runtime resumed after a crash, or another node, would): still one write per step.
-    let twin = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation());
+    let twin = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation(), &node.api.system.outbound);
     let mut ids = Vec::new();
     for i in 0..10 {
         let created = node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("t{i}"), "priority": "high", "score": i}))).await;
@@ -240,7 +245,7 @@ async fn receiver(refuse_first: bool) -> (String, Seen, tokio::sync::oneshot::Se
 }
 
 /// What a receiver computes to check a delivery: `sha256=<hex HMAC of "{timestamp}.{body}">`.
-fn hmac_sha256(secret: &str, prefix: &str, body: &[u8]) -> String {
+pub(crate) fn hmac_sha256(secret: &str, prefix: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(prefix.as_bytes());
@@ -419,7 +424,7 @@ async fn start_error(app: &str) -> Option<String> {
     let app_dir = tempfile::tempdir().unwrap();
     let path = app_dir.path().join("app.json");
     std::fs::write(&path, app).unwrap();
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5) };
+    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca: None };
     gateway::app::start(&settings).await.err().map(|error| format!("{error:#}"))
 }
 
@@ -461,7 +466,7 @@ async fn crashes(postgres: bool) {
     let mut rng = common::Rng(0x5eed_c0ff_ee00 + postgres as u64);
     let (mut high, mut low) = (Vec::new(), Vec::new());
     for round in 0..12 {
-        let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
+        let processes = commands::process::Processes::start(system.commands.clone(), &system.automation(), &system.outbound);
         for i in 0..3 {
             let created =
                 node.ok(&node.member, "POST", "/api/v1/data/ticket", Some(json!({"title": format!("r{round}-{i}"), "priority": "high", "score": i * 4}))).await;
@@ -472,7 +477,7 @@ async fn crashes(postgres: bool) {
         tokio::time::sleep(Duration::from_millis(rng.below(250))).await;
         processes.abort().await;
     }
-    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
+    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation(), &system.outbound);
     for id in &high {
         let uri = format!("/api/v1/data/ticket/{id}");
         eventually("every high ticket escalated", Duration::from_secs(20), || async {
@@ -682,7 +687,7 @@ async fn flows(postgres: bool) {
     assert_eq!(waiting.status, StatusCode::OK, "{}", waiting.body);
     assert_eq!(waiting.body["result"]["status"], json!("waiting"), "{}", waiting.body);
     node.api.system.processes().abort().await;
-    let restarted = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation());
+    let restarted = commands::process::Processes::start(node.api.system.commands.clone(), &node.api.system.automation(), &node.api.system.outbound);
     let resumed = common::urlencode(&json!([["body", "startswith", "resumed"]]).to_string());
     eventually("the run resumes after its wait", Duration::from_secs(10), || async {
         node.ok(&node.admin, "GET", &format!("/api/v1/data/note?filter={resumed}"), None).await["total"] == json!(1)
@@ -737,10 +742,10 @@ async fn bad_flows_are_refused_at_start() {
         ),
         (
             flow(
-                json!([{"id": "a", "type": "start"}, {"id": "h", "type": "http_request", "config": {"url": "https://example.com"}}]),
+                json!([{"id": "a", "type": "start"}, {"id": "h", "type": "http_request", "config": {"url": "ftp://example.com"}}]),
                 json!([{"source": "a", "target": "h"}]),
             ),
-            "node 'h': 'url' must be an http:// URL",
+            "node 'h': 'url' must be an http:// or https:// URL",
         ),
     ] {
         let error = start_error(&app(extra)).await.unwrap_or_else(|| panic!("{expected}: started"));
@@ -851,7 +856,7 @@ async fn time_triggers(postgres: bool) {
     .await;
     system.processes().abort().await;
     node.ok(&node.member, "PATCH", &format!("/api/v1/data/ticket/{changed}"), Some(json!({"priority": "high"}))).await;
-    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation());
+    let processes = commands::process::Processes::start(system.commands.clone(), &system.automation(), &system.outbound);
     assert_eq!(node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"], Json::Null, "not before its time");
     eventually("the timer fires after the restart", Duration::from_secs(10), || async {
         node.record(&format!("/api/v1/data/ticket/{kept}")).await["reminded"] == json!(true)

@@ -15,6 +15,7 @@ mod fuzz;
 mod graphql;
 mod hardening;
 mod hooks;
+mod outbound_tls;
 mod planner;
 mod postgres_ordering;
 mod read_models;

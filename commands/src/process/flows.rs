@@ -31,9 +31,11 @@ pub enum HostError {
     Unavailable(String),
 }
 
-/// Where a flow reads and writes records.
+/// Where a flow reads and writes records, and what it calls out with.
 #[async_trait::async_trait]
 pub trait FlowHost: Send + Sync {
+    /// The client `http_request` nodes use.
+    fn outbound(&self) -> &super::http::Outbound;
     /// The first `limit` records of `object` (by id) whose fields equal `filter`, as JSON.
     async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError>;
     /// Creates a record: its id.
@@ -259,8 +261,8 @@ async fn step(flow: &Flow, node: usize, variables: &mut Record, key: &str, host:
         }
         NodeKind::HttpRequest { method, url, headers, body, output, timeout_ms } => {
             let url = match evaluate(url, variables, now) {
-                Json::String(url) if url.starts_with("http://") => url,
-                other => return Err(HostError::Refused(format!("the URL is {other}, not an http:// URL"))),
+                Json::String(url) if domain::automation::is_http_url(&url) => url,
+                other => return Err(HostError::Refused(format!("the URL is {other}, not an http:// or https:// URL"))),
             };
             let headers: Vec<(String, String)> = headers
                 .iter()
@@ -270,7 +272,7 @@ async fn step(flow: &Flow, node: usize, variables: &mut Record, key: &str, host:
                 })
                 .collect();
             let body = body.as_ref().map(|b| evaluate(b, variables, now));
-            let (status, answer) = super::http::call(method, &url, &headers, body.as_ref(), *timeout_ms).await.map_err(HostError::Refused)?;
+            let (status, answer) = super::http::call(host.outbound(), method, &url, &headers, body.as_ref(), *timeout_ms).await.map_err(HostError::Refused)?;
             if let Some(output) = output {
                 variables.insert(output.clone(), Value::from_json(&serde_json::json!({"status": status, "body": answer})));
             }
@@ -287,6 +289,7 @@ pub struct SystemHost {
     pub commands: Arc<CommandService>,
     /// The event the run answers (a record change, a job's tick).
     pub causation: Option<EventId>,
+    pub outbound: super::http::Outbound,
 }
 
 impl SystemHost {
@@ -308,6 +311,10 @@ fn host_error(error: CommandError) -> HostError {
 
 #[async_trait::async_trait]
 impl FlowHost for SystemHost {
+    fn outbound(&self) -> &super::http::Outbound {
+        &self.outbound
+    }
+
     async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError> {
         // Only the matches are copied out of the write model.
         let mut found =

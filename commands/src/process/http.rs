@@ -1,8 +1,15 @@
-//! Sending one webhook request: plain HTTP/1.1 (hyper's client, pooled), a
-//! time limit per attempt, and the signature headers a receiver checks:
+//! Calling out: webhook deliveries and flows' `http_request` nodes, over
+//! HTTP/1.1 or HTTPS (hyper's pooled client with rustls), a time limit per
+//! attempt, and the signature headers a receiver checks:
 //! `X-ObjectStack-Timestamp` (Unix seconds) and `X-ObjectStack-Signature:
 //! sha256=<hex HMAC-SHA256 of "{timestamp}.{body}" keyed by the secret>`.
+//!
+//! A server's certificate is verified against the system's roots (which
+//! honour `SSL_CERT_FILE` and `SSL_CERT_DIR`), Mozilla's roots, and the CA
+//! certificates an operator names ([`Outbound::new`]); there is no switch to
+//! turn verification off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,14 +18,74 @@ use domain::automation::Webhook;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use sha2::Sha256;
 
-pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-pub(crate) fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http()
+/// The client a node calls out with: one connection pool, shared by its
+/// webhooks and flows; cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    client: HttpClient,
+}
+
+/// Why the outbound client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("the CA file holds no PEM certificate")]
+    NoCertificate,
+    #[error("a certificate of the CA file is not valid: {0}")]
+    BadCertificate(String),
+    #[error("TLS could not be set up: {0}")]
+    Tls(String),
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// A client that trusts the system's roots, Mozilla's, and the PEM
+    /// certificates of `extra_ca` (an operator's own CA).
+    pub fn new(extra_ca: Option<&[u8]>) -> Result<Outbound, OutboundError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // Unreadable system certificates are skipped: Mozilla's roots remain.
+        let native = rustls_native_certs::load_native_certs();
+        let _ = roots.add_parsable_certificates(native.certs);
+        if let Some(pem) = extra_ca {
+            let mut found = 0;
+            for certificate in CertificateDer::pem_slice_iter(pem) {
+                let certificate = certificate.map_err(|e| OutboundError::BadCertificate(e.to_string()))?;
+                roots.add(certificate).map_err(|e| OutboundError::BadCertificate(e.to_string()))?;
+                found += 1;
+            }
+            if found == 0 {
+                return Err(OutboundError::NoCertificate);
+            }
+        }
+        // ring rather than aws-lc-rs: no C toolchain beyond cc, a fraction of
+        // the build; the price is no post-quantum key exchange (hence the
+        // deprecation), which receivers do not require.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| OutboundError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        Ok(Outbound { client })
+    }
 }
 
 /// What one attempt got: the status (0 when there was no answer) and why it failed.
@@ -48,7 +115,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", domain::hex::encode(&bytes))
 }
 
-pub(crate) async fn send(client: &HttpClient, hook: &Webhook, delivery_id: &str, trigger: &str, body: &[u8], now_seconds: i64) -> Attempt {
+pub(crate) async fn send(outbound: &Outbound, hook: &Webhook, delivery_id: &str, trigger: &str, body: &[u8], now_seconds: i64) -> Attempt {
     let mut request = hyper::Request::builder()
         .method(hook.method.as_str())
         .uri(hook.url.as_str())
@@ -78,7 +145,7 @@ pub(crate) async fn send(client: &HttpClient, hook: &Webhook, delivery_id: &str,
         Err(error) => return Attempt { status: 0, error: Some(format!("invalid request: {error}")) },
     };
     let exchange = async {
-        let response = client.request(request).await.map_err(|e| format!("no answer: {e}"))?;
+        let response = outbound.client.request(request).await.map_err(|e| format!("no answer: {}", chain(&e)))?;
         let status = response.status().as_u16();
         // Read (and drop) the body so the connection goes back to the pool.
         let _ = response.into_body().collect().await;
@@ -91,10 +158,17 @@ pub(crate) async fn send(client: &HttpClient, hook: &Webhook, delivery_id: &str,
     }
 }
 
-/// The client flows' `http_request` nodes share.
-fn shared() -> &'static HttpClient {
-    static CLIENT: std::sync::OnceLock<HttpClient> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(client)
+/// An error with its causes: hyper's own says only "client error (Connect)",
+/// the certificate problem is further down.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// Most bytes of an answer a flow reads.
@@ -102,6 +176,7 @@ const MAX_ANSWER: usize = 1 << 20;
 
 /// One HTTP call of a flow: its status and body (JSON when it parses, else text).
 pub(crate) async fn call(
+    outbound: &Outbound,
     method: &str,
     url: &str,
     headers: &[(String, String)],
@@ -122,7 +197,7 @@ pub(crate) async fn call(
     }
     let request = request.body(Full::new(bytes)).map_err(|e| format!("invalid request: {e}"))?;
     let exchange = async {
-        let response = shared().request(request).await.map_err(|e| format!("no answer from {url}: {e}"))?;
+        let response = outbound.client.request(request).await.map_err(|e| format!("no answer from {url}: {}", chain(&e)))?;
         let status = response.status().as_u16();
         let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER);
         let body = limited.collect().await.map_err(|e| format!("reading the answer of {url}: {e}"))?.to_bytes();

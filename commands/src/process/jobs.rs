@@ -31,8 +31,8 @@ use crate::CommandError;
 pub(crate) enum Work {
     /// A schedule rule over every record of its object.
     Rule(WorkflowRule),
-    /// An autolaunched flow, once.
-    Flow(Flow),
+    /// An autolaunched flow, once, calling out with this client.
+    Flow(Box<Flow>, super::http::Outbound),
 }
 
 /// Runs kept in memory per job for the API (the log keeps them all).
@@ -326,8 +326,8 @@ impl std::fmt::Display for Failure {
 async fn work(commands: &Arc<CommandService>, work: &Work, run: &JobRun) -> Result<u64, Failure> {
     match work {
         Work::Rule(rule) => sweep(commands, rule, run).await,
-        Work::Flow(flow) => {
-            let host = super::flows::SystemHost { commands: commands.clone(), causation: Some(run.started_event) };
+        Work::Flow(flow, outbound) => {
+            let host = super::flows::SystemHost { commands: commands.clone(), causation: Some(run.started_event), outbound: outbound.clone() };
             let run_id = format!("{}/{}", flow.name, run.run_id);
             match super::flows::run(flow, domain::value::Record::new(), &run_id, &host, crate::clock::now()).await {
                 Ok(super::flows::Ended::Finished(_)) => Ok(0),

@@ -34,7 +34,7 @@ use domain::event::process::Delivery;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use http::signature;
+pub use http::{signature, Outbound, OutboundError};
 pub use jobs::{JobRun, JobState};
 pub use status::{ProcessStatus, StatusReport};
 pub use webhooks::WebhookState;
@@ -88,17 +88,19 @@ pub enum TriggerError {
 
 impl Processes {
     /// Starts a task per concern the app declares (none when it declares nothing).
-    pub fn start(commands: Arc<CommandService>, automation: &Automation) -> Processes {
+    pub fn start(commands: Arc<CommandService>, automation: &Automation, outbound: &Outbound) -> Processes {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut statuses = Vec::new();
         let reactions = workflow::Reactions {
             rules: automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule).cloned().collect(),
             flows: automation.flows.iter().filter(|f| matches!(f.start_kind, domain::automation::FlowStart::RecordChange { .. })).cloned().collect(),
+            outbound: outbound.clone(),
         };
         let timed = timers::Timed {
             rules: reactions.rules.iter().filter(|r| !r.time_triggers.is_empty()).cloned().collect(),
             flows: automation.flows.iter().filter(|f| f.waits()).cloned().collect(),
+            outbound: outbound.clone(),
         };
         if !reactions.is_empty() {
             let status = Arc::new(ProcessStatus::new(workflow::NAME));
@@ -110,20 +112,19 @@ impl Processes {
             statuses.push(status.clone());
             tasks.push(tokio::spawn(timers::run(commands.clone(), Arc::new(timed), status, stopped.clone())));
         }
-        let client = http::client();
         let mut webhooks = Vec::new();
         for hook in automation.webhooks.iter().filter(|h| h.active) {
             let state = Arc::new(RwLock::new(WebhookState::default()));
             let status = Arc::new(ProcessStatus::new(&format!("webhook:{}", hook.name)));
             statuses.push(status.clone());
-            tasks.push(tokio::spawn(webhooks::run(commands.clone(), hook.clone(), state.clone(), status, client.clone(), stopped.clone())));
+            tasks.push(tokio::spawn(webhooks::run(commands.clone(), hook.clone(), state.clone(), status, outbound.clone(), stopped.clone())));
             webhooks.push((hook.clone(), state));
         }
         let mut jobs = Vec::new();
         for job in &automation.jobs {
             let work = match &job.handler {
                 JobHandler::Workflow(rule) => jobs::Work::Rule(automation.workflow(rule).expect("a job's rule is checked at load").clone()),
-                JobHandler::Flow(flow) => jobs::Work::Flow(automation.flow(flow).expect("a job's flow is checked at load").clone()),
+                JobHandler::Flow(flow) => jobs::Work::Flow(Box::new(automation.flow(flow).expect("a job's flow is checked at load").clone()), outbound.clone()),
             };
             let state = Arc::new(RwLock::new(JobState::default()));
             let status = Arc::new(ProcessStatus::new(&format!("job:{}", job.name)));

@@ -55,6 +55,8 @@ pub(crate) async fn set(commands: &CommandService, timer: String, due: i64, kind
 pub(crate) struct Timed {
     pub rules: Vec<WorkflowRule>,
     pub flows: Vec<Flow>,
+    /// What the resumed flows call out with.
+    pub outbound: super::http::Outbound,
 }
 
 pub(crate) async fn run(commands: Arc<CommandService>, timed: Arc<Timed>, status: Arc<ProcessStatus>, mut stop: watch::Receiver<bool>) {
@@ -118,7 +120,7 @@ fn take(event: &EventEnvelope, pending: &mut BTreeMap<(i64, String), Pending>) {
 /// Does a due timer's action, then records it fired. Errors are the store's.
 async fn fire(commands: &Arc<CommandService>, timed: &Timed, timer: &Pending) -> Result<(), CommandError> {
     let acted = match timer.set.kind.as_str() {
-        FLOW_WAIT => resume(commands, &timed.flows, timer).await,
+        FLOW_WAIT => resume(commands, timed, timer).await,
         _ => act(commands, &timed.rules, timer).await,
     };
     let outcome = match acted {
@@ -163,13 +165,13 @@ async fn act(commands: &CommandService, rules: &[WorkflowRule], timer: &Pending)
 }
 
 /// A flow's run resumed after its wait (as the system); a later wait sets the next timer.
-async fn resume(commands: &Arc<CommandService>, flows: &[Flow], timer: &Pending) -> Result<String, CommandError> {
+async fn resume(commands: &Arc<CommandService>, timed: &Timed, timer: &Pending) -> Result<String, CommandError> {
     let data: Json = serde_json::from_str(&timer.set.data).unwrap_or(Json::Null);
     let name = data.get("flow").and_then(Json::as_str).unwrap_or_default();
     let run = data.get("run").and_then(Json::as_str).unwrap_or_default();
-    let Some(flow) = flows.iter().find(|f| f.name == name) else { return Ok(format!("skipped: no flow '{name}' that waits now")) };
+    let Some(flow) = timed.flows.iter().find(|f| f.name == name) else { return Ok(format!("skipped: no flow '{name}' that waits now")) };
     commands.wait_applied(timer.set_at, Duration::from_secs(10)).await;
-    let host = SystemHost { commands: commands.clone(), causation: Some(timer.set_event) };
+    let host = SystemHost { commands: commands.clone(), causation: Some(timer.set_event), outbound: timed.outbound.clone() };
     let unavailable = |message: String| CommandError::Store(crate::StoreError::Unavailable(message));
     match flows::resume(flow, &data["state"], run, &host, crate::clock::now()).await {
         Ok(Ended::Finished(_)) => Ok("done".into()),

@@ -22,7 +22,7 @@ use serde_json::{json, Value as Json};
 use tokio::sync::watch;
 
 use super::follow::Follower;
-use super::http::{self, HttpClient};
+use super::http::{self, Outbound};
 use super::pace::{pause, retrying};
 use super::state_at::record_after;
 use super::status::ProcessStatus;
@@ -84,7 +84,7 @@ pub(crate) async fn run(
     hook: Webhook,
     shared: Arc<RwLock<WebhookState>>,
     status: Arc<ProcessStatus>,
-    client: HttpClient,
+    outbound: Outbound,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some((state, seen_before)) = retrying(&mut stop, &status, "reading its deliveries", || load(&commands, &hook.name)).await else { return };
@@ -107,7 +107,7 @@ pub(crate) async fn run(
         let Some(batch) = follower.next_or_stop(64, &status, &mut stop).await else { return };
         let mut done = Vec::new();
         for event in &batch {
-            match deliver(&commands, &hook, &client, &status, event, &mut stop).await {
+            match deliver(&commands, &hook, &outbound, &status, event, &mut stop).await {
                 Ok(Some(delivery)) => done.push(delivery),
                 Ok(None) => {}
                 Err(Stopped) => return,
@@ -168,7 +168,7 @@ async fn record(
 async fn deliver(
     commands: &CommandService,
     hook: &Webhook,
-    client: &HttpClient,
+    outbound: &Outbound,
     status: &ProcessStatus,
     event: &EventEnvelope,
     stop: &mut watch::Receiver<bool>,
@@ -204,7 +204,7 @@ async fn deliver(
     let mut attempts = 0;
     let attempt = loop {
         attempts += 1;
-        let attempt = http::send(client, hook, &delivery_id, trigger.name(), &bytes, crate::clock::now().micros() / 1_000_000).await;
+        let attempt = http::send(outbound, hook, &delivery_id, trigger.name(), &bytes, crate::clock::now().micros() / 1_000_000).await;
         if attempt.delivered() || !attempt.retryable() || attempts > hook.retry.max_retries {
             break attempt;
         }

@@ -83,10 +83,12 @@ pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, st
 
 /// What reacts to record changes: the workflow rules (in `executionOrder`)
 /// and the `record_change` flows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Reactions {
     pub rules: Vec<WorkflowRule>,
     pub flows: Vec<Flow>,
+    /// What the flows call out with.
+    pub outbound: super::http::Outbound,
 }
 
 impl Reactions {
@@ -175,7 +177,7 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
             written(commands, event).await?;
             waited = true;
         }
-        let host = SystemHost { commands: commands.clone(), causation: Some(event.event_id) };
+        let host = SystemHost { commands: commands.clone(), causation: Some(event.event_id), outbound: reactions.outbound.clone() };
         let variables = Flow::change_variables(&record, previous.as_ref());
         let run_id = format!("{}/{event_id}", flow.name);
         match flows::run(flow, variables, &run_id, &host, now).await {

@@ -272,8 +272,8 @@ impl Flow {
                 _ => {
                     let url = value(&at, config.get("url").ok_or_else(|| invalid(format!("{at}: config needs 'url'")))?, &known)?;
                     if let UpdateValue::Literal(Json::String(literal)) = &url {
-                        if !literal.starts_with("http://") {
-                            return Err(invalid(format!("{at}: 'url' must be an http:// URL (this server has no TLS client yet)")));
+                        if !super::is_http_url(literal) {
+                            return Err(invalid(format!("{at}: 'url' must be an http:// or https:// URL")));
                         }
                     }
                     let method = config.get("method").and_then(Json::as_str).unwrap_or("GET").to_ascii_uppercase();

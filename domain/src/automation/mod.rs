@@ -103,6 +103,13 @@ fn each<T>(kind: &str, items: &[Json], parse: impl Fn(&Json) -> Result<T, Domain
 }
 
 /// The app file's key of a kind of definition (`workflow` -> `workflows`).
+/// An `http://` or `https://` URL with something after the scheme: what
+/// webhooks and `http_request` nodes may call.
+pub fn is_http_url(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
 pub fn list_key(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "workflow" | "workflows" => "workflows",

@@ -116,8 +116,11 @@ fn webhooks_load_with_the_protocol_defaults_and_refuse_what_cannot_be_sent() {
         error(json!({"webhooks": [hook]}))
     };
     assert!(hook_error(json!({"object": "nope"})).contains("webhook 'hook': unknown object 'nope'"));
-    assert!(hook_error(json!({"url": "ftp://x"})).contains("http:// URL"));
-    assert!(hook_error(json!({"url": "https://example.com"})).contains("TLS"));
+    assert!(hook_error(json!({"url": "ftp://x"})).contains("'url' must be an http:// or https:// URL"));
+    assert!(hook_error(json!({"url": "https://"})).contains("'url' must be an http:// or https:// URL"));
+    assert!(hook_error(json!({"url": "http:///path"})).contains("'url' must be an http:// or https:// URL"));
+    let secure = json!({"webhooks": [{"name": "hook", "object": "task", "url": "https://hooks.example.com/x"}]});
+    assert!(Automation::from_app(&secure, &catalog()).is_ok(), "an https receiver is accepted");
     assert!(hook_error(json!({"triggers": ["undelete"]})).contains("trigger 'undelete' is not supported"));
     assert!(hook_error(json!({"payloadFields": ["secret"]})).contains("password field 'secret' is never sent"));
     assert!(hook_error(json!({"retryPolicy": {"maxRetries": 11}})).contains("maxRetries"));

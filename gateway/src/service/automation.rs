@@ -132,7 +132,7 @@ pub async fn trigger_flow(
     let system_host;
     let caller_host;
     let host: &dyn FlowHost = if flow.run_as_system {
-        system_host = SystemHost { commands: system.commands.clone(), causation: None };
+        system_host = SystemHost { commands: system.commands.clone(), causation: None, outbound: system.outbound.clone() };
         &system_host
     } else {
         caller_host = super::flow_host::CallerHost { system, caller };

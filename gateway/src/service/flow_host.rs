@@ -28,6 +28,10 @@ fn host_error(error: ApiError) -> HostError {
 
 #[async_trait::async_trait]
 impl FlowHost for CallerHost<'_> {
+    fn outbound(&self) -> &commands::process::Outbound {
+        &self.system.outbound
+    }
+
     async fn find(&self, object: &str, filter: &Map<String, Json>, limit: usize) -> Result<Vec<Json>, HostError> {
         let mut query = Query::new(object);
         if !filter.is_empty() {

@@ -105,9 +105,12 @@ pub async fn serve(app: &Path, store: &[String], port: u16) -> Process {
     let mut args = vec!["serve".into(), "--app".into(), app.display().to_string()];
     args.extend(store.iter().cloned());
     args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
-    let server = Process::objectstack(&args);
+    let mut server = Process::objectstack(&args);
     let started = Instant::now();
     while http(port, "GET", "/api/v1/health", None).await.is_none() {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("the server exited at start ({status}); TEST_CHILD_LOG=warn shows why");
+        }
         assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
