@@ -10,6 +10,9 @@
 //! larger (a wide range), is checked per remaining slot against the row's
 //! own value, which costs one look-up instead of a union of many keys. Wide
 //! ranges, once built, are kept by their index ([`super::range_cache`]).
+//! A part whose set is the whole table (a row rule such as `owner = me`
+//! when the caller owns every row) narrows nothing and is dropped before
+//! any set is built, so a rule that hides nothing costs nothing.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -163,6 +166,9 @@ enum Plan<'a> {
     All(Vec<Plan<'a>>),
     /// Some part must hold.
     Any(Vec<Plan<'a>>),
+    /// Every row holds (a part whose set is the whole table, such as a row
+    /// rule the caller's rows all pass): it narrows nothing, so it costs nothing.
+    Every,
 }
 
 /// A part this many times larger than the slots left is checked per slot instead of built.
@@ -176,6 +182,15 @@ impl<'a> Plan<'a> {
             Plan::Range(range) => range.estimate,
             Plan::All(parts) => parts.iter().map(Plan::estimate).min().unwrap_or(0),
             Plan::Any(parts) => parts.iter().map(Plan::estimate).sum(),
+            Plan::Every => u64::MAX,
+        }
+    }
+
+    /// [`Plan::Every`] for a set that holds every row of the table (indexes hold live rows only).
+    fn or_every(self, table: &Table) -> Plan<'a> {
+        match &self {
+            Plan::Slots(slots) if slots.len() == table.row_count() as u64 => Plan::Every,
+            _ => self,
         }
     }
 
@@ -185,21 +200,22 @@ impl<'a> Plan<'a> {
             Plan::Range(range) => range.holds(table, slot),
             Plan::All(parts) => parts.iter().all(|p| p.contains(table, slot)),
             Plan::Any(parts) => parts.iter().any(|p| p.contains(table, slot)),
+            Plan::Every => true,
         }
     }
 
-    /// The slots.
-    fn build(self, table: &Table) -> Slots<'a> {
-        match self {
+    /// The slots; `None` for every row.
+    fn build(self, table: &Table) -> Option<Slots<'a>> {
+        Some(match self {
             Plan::Slots(slots) => slots,
             Plan::Range(range) => range.build(),
             Plan::All(mut parts) => {
                 parts.sort_by_key(Plan::estimate);
                 let mut parts = parts.into_iter();
-                let first = parts.next().expect("an AND plan has parts").build(table);
+                let first = parts.next().expect("an AND plan has parts").build(table)?;
                 let rest: Vec<Plan> = parts.collect();
                 if rest.is_empty() {
-                    return first;
+                    return Some(first);
                 }
                 let mut bits = first.into_bitmap();
                 for part in rest {
@@ -211,10 +227,11 @@ impl<'a> Plan<'a> {
                         continue;
                     }
                     match part.build(table) {
-                        Slots::Index(SlotSet::Many(many)) => bits &= many,
-                        Slots::Index(small) => bits.retain(|slot| small.contains(slot)),
-                        Slots::Built(built) => bits &= built,
-                        Slots::Kept(kept) => bits &= &*kept,
+                        Some(Slots::Index(SlotSet::Many(many))) => bits &= many,
+                        Some(Slots::Index(small)) => bits.retain(|slot| small.contains(slot)),
+                        Some(Slots::Built(built)) => bits &= built,
+                        Some(Slots::Kept(kept)) => bits &= &*kept,
+                        None => {}
                     }
                 }
                 Slots::Built(bits)
@@ -222,7 +239,7 @@ impl<'a> Plan<'a> {
             Plan::Any(parts) => {
                 let mut bits = RoaringBitmap::new();
                 for part in parts {
-                    match part.build(table) {
+                    match part.build(table)? {
                         Slots::Index(set) => set.add_to(&mut bits),
                         Slots::Built(built) => bits |= built,
                         Slots::Kept(kept) => bits |= &*kept,
@@ -230,7 +247,8 @@ impl<'a> Plan<'a> {
                 }
                 Slots::Built(bits)
             }
-        }
+            Plan::Every => return None,
+        })
     }
 }
 
@@ -311,7 +329,7 @@ pub(crate) fn condition_plan(table: &Table, c: &Condition) -> Option<(u64, &'sta
 /// The plan for a filter and whether it is exact (no row check needed); `None` when indexes cannot narrow it.
 fn plan_of<'a>(table: &'a Table, filter: &'a Filter) -> Option<(Plan<'a>, bool)> {
     match filter {
-        Filter::Cond(c) => plan_condition(table, c).map(|plan| (plan, true)),
+        Filter::Cond(c) => plan_condition(table, c).map(|plan| (plan.or_every(table), true)),
         Filter::And(list) => {
             let mut parts = Vec::new();
             let mut exact = true;
@@ -326,7 +344,11 @@ fn plan_of<'a>(table: &'a Table, filter: &'a Filter) -> Option<(Plan<'a>, bool)>
                     None => exact = false,
                 }
             }
+            // A part that holds every row narrows nothing; when no other part narrows, every row is a candidate.
+            let narrowing = parts.len();
+            parts.retain(|p| !matches!(p, Plan::Every));
             match parts.len() {
+                0 if narrowing > 0 => Some((Plan::Every, exact)),
                 0 => None,
                 1 => parts.pop().map(|p| (p, exact)),
                 _ => Some((Plan::All(parts), exact)),
@@ -340,7 +362,8 @@ fn plan_of<'a>(table: &'a Table, filter: &'a Filter) -> Option<(Plan<'a>, bool)>
                 exact &= part_exact;
                 parts.push(plan);
             }
-            Some((Plan::Any(parts), exact))
+            let every = parts.iter().any(|p| matches!(p, Plan::Every));
+            Some((if every { Plan::Every } else { Plan::Any(parts) }, exact))
         }
         _ => None,
     }
@@ -352,7 +375,7 @@ pub(crate) fn candidates<'a>(table: &'a Table, filter: Option<&'a Filter>) -> Ca
         return Candidates { slots: None, exact: true };
     };
     match plan_of(table, filter) {
-        Some((plan, exact)) => Candidates { slots: Some(plan.build(table)), exact },
+        Some((plan, exact)) => Candidates { slots: plan.build(table), exact },
         None => Candidates { slots: None, exact: false },
     }
 }

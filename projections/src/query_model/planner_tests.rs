@@ -38,6 +38,8 @@ fn event(rng: &mut Rng) -> EventPayload {
         0..=5 => {
             let mut record = Record::new();
             record.insert("id", Value::Text(id.clone()));
+            // `o` is an owner every row shares: a condition on it holds every row.
+            record.insert("o", Value::Text("u1".into()));
             for field in ["p", "n", "d", "b", "t"] {
                 let v = value(rng, field);
                 if !v.is_null() {
@@ -61,8 +63,10 @@ fn event(rng: &mut Rng) -> EventPayload {
 
 /// One condition, on an indexed field or not.
 fn condition(rng: &mut Rng) -> serde_json::Value {
-    match rng.below(13) {
+    match rng.below(15) {
         0 => json!(["p", "=", rng.pick(&PRIORITIES)]),
+        13 => json!(["o", "=", "u1"]),
+        14 => json!(["o", "in", ["u1", rng.pick(&["u1", "u2"])]]),
         11 | 12 => json!(["n", rng.pick(&[">", ">=", "<", "<="]), rng.below(60)]),
         1 => json!(["p", "in", [rng.pick(&PRIORITIES), rng.pick(&PRIORITIES)]]),
         2 => json!(["n", rng.pick(&[">", ">=", "<", "<="]), rng.below(60)]),
@@ -124,7 +128,7 @@ fn ids(output: &QueryOutput) -> Vec<String> {
 #[test]
 fn the_planner_answers_like_a_scan() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let definition = json!({"name": "task", "fields": {"p": {"type": "text"}, "n": {"type": "number"}, "d": {"type": "date"}, "b": {"type": "boolean"}, "t": {"type": "text"}}});
+    let definition = json!({"name": "task", "fields": {"p": {"type": "text"}, "n": {"type": "number"}, "d": {"type": "date"}, "b": {"type": "boolean"}, "t": {"type": "text"}, "o": {"type": "text"}}});
     let mut model = QueryModel::default();
     let defined = EventPayload::ObjectDefined(ObjectDefined { name: "task".into(), namespace: None, definition: definition.to_string() });
     model.apply(&envelope(1), &defined);
@@ -159,4 +163,37 @@ fn the_planner_answers_like_a_scan() {
         }
     }
     assert!(matched * 2 > compared, "most queries match something ({matched} of {compared})");
+}
+
+/// A row rule every row passes narrows nothing; once one row fails it, it narrows again.
+#[test]
+fn a_condition_every_row_meets_narrows_nothing_until_a_row_fails_it() {
+    let mut model = QueryModel::default();
+    let definition = json!({"name": "task", "fields": {"o": {"type": "text"}, "p": {"type": "text"}, "n": {"type": "number"}}});
+    model.apply(&envelope(1), &EventPayload::ObjectDefined(ObjectDefined { name: "task".into(), namespace: None, definition: definition.to_string() }));
+    let mut position = 1;
+    let mut create = |model: &mut QueryModel, id: &str, o: &str, p: &str, n: i64| {
+        let mut record = Record::new();
+        record.insert("id", Value::Text(id.into()));
+        record.insert("o", Value::Text(o.into()));
+        record.insert("p", Value::Text(p.into()));
+        record.insert("n", Value::Int(n));
+        position += 1;
+        model.apply(&envelope(position), &EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: id.into(), record }));
+    };
+    for i in 0..10 {
+        create(&mut model, &format!("r{i}"), "u1", if i % 2 == 0 { "high" } else { "low" }, i);
+    }
+    let run = |model: &QueryModel, body: serde_json::Value| {
+        let got = model.execute(&Viewer::system(), parse_query("task", &body).expect("a query")).expect("an answer");
+        (ids(&got), got.total)
+    };
+    let owned_high = json!({"where": [["o", "=", "u1"], ["p", "=", "high"]], "orderBy": ["-n"], "limit": 2, "count": true});
+    assert_eq!(run(&model, owned_high.clone()), (vec!["r8".to_string(), "r6".to_string()], Some(5)));
+    assert_eq!(run(&model, json!({"where": [["o", "=", "u1"]], "count": true, "limit": 1})).1, Some(10));
+    assert_eq!(run(&model, json!({"where": ["or", ["o", "=", "u1"], ["p", "=", "none"]], "count": true, "limit": 1})).1, Some(10));
+    create(&mut model, "r10", "u2", "high", 100);
+    assert_eq!(run(&model, owned_high), (vec!["r8".to_string(), "r6".to_string()], Some(5)), "a row of another owner is not counted");
+    assert_eq!(run(&model, json!({"where": [["o", "=", "u1"]], "count": true, "limit": 1})).1, Some(10));
+    assert_eq!(run(&model, json!({"where": [["o", "=", "u2"]], "count": true})), (vec!["r10".to_string()], Some(1)));
 }
