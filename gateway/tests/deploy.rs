@@ -15,10 +15,18 @@ fn help(subcommand: &str) -> String {
 
 fn files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/deploy");
-    let mut out = vec![root.join("Dockerfile"), root.join("compose.yaml")];
+    let mut out = vec![root.join("Dockerfile")];
+    // Every Compose file (the cluster's and the single node's).
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("compose") && n.ends_with(".yaml")) {
+            out.push(path);
+        }
+    }
     for entry in std::fs::read_dir(root.join("k8s")).unwrap() {
         out.push(entry.unwrap().path());
     }
+    assert!(out.len() >= 4, "the Dockerfile, both Compose files and the manifests: {out:?}");
     out
 }
 
