@@ -10,6 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use domain::time::Timestamp;
 use serde_json::{json, Value as Json};
 use support::{free_port, http, serve, text, Database};
 
@@ -68,8 +69,14 @@ async fn each_tick_runs_once_across_two_server_processes() {
     // Both race for every tick for a while.
     tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 20)).await;
     let (done_a, done_b) = (runs_done_here(port_a).await, runs_done_here(port_b).await);
-    // Read after the counters: a run is counted once it was claimed.
-    let claimed = executions(port_b).await.len() as u64;
+    // Every run counted above was claimed, and its tick was due, before now.
+    // Node b learns of a's claims from the log a moment later: give it that
+    // moment, then count the claims of ticks due by now (later ticks may have
+    // been claimed meanwhile, but none of them was counted).
+    let counted_at = Timestamp::from_micros(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let due = |run: &Json| run["scheduledAt"].as_str().and_then(Timestamp::parse).is_some_and(|tick| tick <= counted_at);
+    let claimed = executions(port_b).await.iter().filter(|run| due(run)).count() as u64;
     eprintln!("two nodes: {claimed} ticks claimed, {done_a} run by a, {done_b} by b");
     assert!(claimed >= 10, "the job ticked: {claimed}");
     assert!(done_a + done_b <= claimed, "a tick ran on both nodes: {done_a} + {done_b} > {claimed}");
