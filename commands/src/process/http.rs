@@ -171,6 +171,19 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// A URL as errors show it: scheme, host, port and path, without a user,
+/// password, query or fragment (where an app's URL carries its API keys).
+fn shown(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(uri) => {
+            let host = uri.host().unwrap_or_default();
+            let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{host}{port}{}", uri.scheme_str().unwrap_or("http"), uri.path())
+        }
+        Err(_) => "the URL".to_string(),
+    }
+}
+
 /// Most bytes of an answer a flow reads.
 const MAX_ANSWER: usize = 1 << 20;
 
@@ -197,12 +210,24 @@ pub(crate) async fn call(
     }
     let request = request.body(Full::new(bytes)).map_err(|e| format!("invalid request: {e}"))?;
     let exchange = async {
-        let response = outbound.client.request(request).await.map_err(|e| format!("no answer from {url}: {}", chain(&e)))?;
+        let response = outbound.client.request(request).await.map_err(|e| format!("no answer from {}: {}", shown(url), chain(&e)))?;
         let status = response.status().as_u16();
         let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER);
-        let body = limited.collect().await.map_err(|e| format!("reading the answer of {url}: {e}"))?.to_bytes();
+        let body = limited.collect().await.map_err(|e| format!("reading the answer of {}: {e}", shown(url)))?.to_bytes();
         let answer = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
         Ok((status, answer))
     };
-    tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.map_err(|_| format!("no answer from {url} within {timeout_ms} ms"))?
+    tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.map_err(|_| format!("no answer from {} within {timeout_ms} ms", shown(url)))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn errors_show_a_url_without_its_credentials_or_query() {
+        assert_eq!(shown("https://user:secret@api.example.com:8443/v1/items?key=abc#x"), "https://api.example.com:8443/v1/items");
+        assert_eq!(shown("http://127.0.0.1/hook"), "http://127.0.0.1/hook");
+        assert_eq!(shown("not a url at all"), "the URL");
+    }
 }

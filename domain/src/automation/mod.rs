@@ -102,7 +102,6 @@ fn each<T>(kind: &str, items: &[Json], parse: impl Fn(&Json) -> Result<T, Domain
     Ok(out)
 }
 
-/// The app file's key of a kind of definition (`workflow` -> `workflows`).
 /// An `http://` or `https://` URL with something after the scheme: what
 /// webhooks and `http_request` nodes may call.
 pub fn is_http_url(url: &str) -> bool {
@@ -110,6 +109,7 @@ pub fn is_http_url(url: &str) -> bool {
     rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
 }
 
+/// The app file's key of a kind of definition (`workflow` -> `workflows`).
 pub fn list_key(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "workflow" | "workflows" => "workflows",

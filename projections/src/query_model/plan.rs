@@ -212,7 +212,8 @@ impl<'a> Plan<'a> {
             Plan::All(mut parts) => {
                 parts.sort_by_key(Plan::estimate);
                 let mut parts = parts.into_iter();
-                let first = parts.next().expect("an AND plan has parts").build(table)?;
+                // A part that is every row narrows nothing: the first that narrows starts the set.
+                let first = parts.by_ref().find_map(|part| part.build(table))?;
                 let rest: Vec<Plan> = parts.collect();
                 if rest.is_empty() {
                     return Some(first);
@@ -345,10 +346,10 @@ fn plan_of<'a>(table: &'a Table, filter: &'a Filter) -> Option<(Plan<'a>, bool)>
                 }
             }
             // A part that holds every row narrows nothing; when no other part narrows, every row is a candidate.
-            let narrowing = parts.len();
+            let planned = parts.len();
             parts.retain(|p| !matches!(p, Plan::Every));
             match parts.len() {
-                0 if narrowing > 0 => Some((Plan::Every, exact)),
+                0 if planned > 0 => Some((Plan::Every, exact)),
                 0 => None,
                 1 => parts.pop().map(|p| (p, exact)),
                 _ => Some((Plan::All(parts), exact)),

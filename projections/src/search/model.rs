@@ -28,6 +28,9 @@ const KEY_SEPARATOR: char = '\u{1f}';
 /// server CPU per create and a quarter off its p99; the price is the first
 /// search after a burst committing up to 2 s of writes.
 pub const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(2000);
+/// Memory the index writer may buffer before it flushes a segment.
+const WRITER_BUDGET: usize = 32 << 20;
+
 /// Runs blocking work (a commit writes segments: tens of milliseconds under
 /// a write burst) so that it does not hold up the tasks queued on this
 /// worker: on the multi-threaded runtime the worker's queue moves to another
@@ -39,9 +42,6 @@ fn off_the_workers<R>(work: impl FnOnce() -> R) -> R {
         _ => work(),
     }
 }
-
-/// Memory the index writer may buffer before it flushes a segment.
-const WRITER_BUDGET: usize = 32 << 20;
 
 /// What to search for.
 #[derive(Debug, Clone, Default)]
