@@ -207,6 +207,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     }
     // The app's processes start once the app is loaded: they react to what
     // comes after (and to what they had not handled before a stop).
+    commands.set_workflow_rules(&automation.workflows);
     let processes = Arc::new(commands::process::Processes::start(commands.clone(), &automation, &outbound));
     if !automation.is_empty() {
         tracing::info!(workflows = automation.workflows.len(), webhooks = automation.webhooks.len(), jobs = automation.jobs.len(), "automation running");
@@ -305,6 +306,7 @@ impl System {
         if self.automation_generation.swap(generation, Ordering::SeqCst) == generation {
             return Ok(false);
         }
+        self.commands.set_workflow_rules(&automation.workflows);
         let processes = Arc::new(commands::process::Processes::start(self.commands.clone(), &automation, &self.outbound));
         *self.automation.write().expect("automation lock") = automation;
         let old = std::mem::replace(&mut *self.processes.write().expect("processes lock"), processes);

@@ -59,7 +59,7 @@ fn model(rows: u64) -> QueryModel {
         record.insert("due_date", Value::Text(format!("2026-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))));
         record.insert("assignee", Value::Text(format!("user {}", rng.below(200))));
         record.insert("done", Value::Bool(rng.below(2) == 0));
-        let created = EventPayload::RecordCreated(RecordCreated { object: "task".into(), id, record });
+        let created = EventPayload::RecordCreated(RecordCreated { object: "task".into(), id, record, automated: Vec::new() });
         model.apply_owned(&envelope(n + 2, &created), created);
     }
     model.end_bulk();

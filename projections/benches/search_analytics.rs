@@ -61,7 +61,7 @@ fn main() {
         record.insert("rep", Value::Text(format!("rep {}", rng.below(1000))));
         record.insert("amount", Value::Float(rng.below(1_000_000) as f64 / 100.0));
         record.insert("closed_on", Value::Text(format!("2026-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))));
-        let payload = EventPayload::RecordCreated(RecordCreated { object: "deal".into(), id, record });
+        let payload = EventPayload::RecordCreated(RecordCreated { object: "deal".into(), id, record, automated: Vec::new() });
         let env = envelope(n + 2, &payload);
         let t = Instant::now();
         search.apply(&env, &payload);

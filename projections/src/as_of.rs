@@ -219,7 +219,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(dir.path()).unwrap());
         for i in 0..events {
-            let payload = EventPayload::RecordCreated(RecordCreated { object: "note".into(), id: format!("n{i}"), record: Default::default() });
+            let payload =
+                EventPayload::RecordCreated(RecordCreated { object: "note".into(), id: format!("n{i}"), record: Default::default(), automated: Vec::new() });
             let (event_type, schema_version, bytes) = encode_payload(&payload);
             let envelope = EventEnvelope {
                 position: 0,

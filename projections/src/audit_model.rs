@@ -49,13 +49,18 @@ struct StoredPayload {
 impl AuditEntry {
     /// The changes: `(field, old value, new value)`.
     pub fn changes(&self) -> Vec<(String, Value, Value)> {
+        self.decoded().map(changes_of).unwrap_or_default()
+    }
+
+    /// The payload, decoded again (upcast from older schema versions).
+    fn decoded(&self) -> Option<EventPayload> {
         let stored = &self.payload;
         match decode_payload(stored.event_type, stored.schema_version, &stored.bytes, domain::event::registry()) {
-            Ok(payload) => changes_of(payload),
+            Ok(payload) => Some(payload),
             Err(error) => {
                 // It decoded when it was applied; this cannot happen short of a bug.
                 tracing::error!(position = self.position, %error, "cannot decode an audited event");
-                Vec::new()
+                None
             }
         }
     }
@@ -69,9 +74,27 @@ impl AuditEntry {
             "data.delete" => "deleted",
             _ => "changed",
         };
-        let changes: Vec<Json> =
-            self.changes().into_iter().map(|(f, old, new)| json!({"field": f, "oldValue": old.to_json(), "newValue": new.to_json()})).collect();
-        json!({
+        let payload = self.decoded();
+        let automated = match &payload {
+            Some(EventPayload::RecordCreated(e)) => e.automated.clone(),
+            Some(EventPayload::RecordUpdated(e)) => e.automated.clone(),
+            _ => Vec::new(),
+        };
+        // A change a workflow rule made within the write names the rule (the last to set it).
+        let set_by = |field: &str| automated.iter().rev().find(|a| a.fields.iter().any(|f| f == field)).map(|a| a.rule.as_str());
+        let changes: Vec<Json> = payload
+            .map(changes_of)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(f, old, new)| {
+                let mut change = json!({"field": f, "oldValue": old.to_json(), "newValue": new.to_json()});
+                if let Some(rule) = set_by(&f) {
+                    change["automatedBy"] = json!(rule);
+                }
+                change
+            })
+            .collect();
+        let mut entry = json!({
             "id": id,
             "eventType": self.event_type,
             "severity": "info",
@@ -86,7 +109,11 @@ impl AuditEntry {
                 "position": self.position, "eventId": id, "version": self.stream_version, "cause": self.cause,
                 "causedBy": self.caused_by.map(|c| domain::hex::encode(&c)),
             },
-        })
+        });
+        if !automated.is_empty() {
+            entry["metadata"]["automated"] = domain::event::automated_to_json(&automated);
+        }
+        entry
     }
 }
 

@@ -110,7 +110,7 @@ async fn a_poison_event_is_parked_postgres() {
     let api = api_on(gateway::config::Storage::Postgres(settings.clone())).await;
     let mut record = domain::value::Record::default();
     record.insert("title".to_string(), domain::value::Value::Text("a\u{0}b".into()));
-    let payload = EventPayload::RecordCreated(RecordCreated { object: "order".into(), id: "poison".into(), record });
+    let payload = EventPayload::RecordCreated(RecordCreated { object: "order".into(), id: "poison".into(), record, automated: Vec::new() });
     let (event_type, _, bytes) = encode_payload(&payload);
     let poison = append_raw(&api, &StreamId::record("order", "poison").0, event_type, bytes).await;
 

@@ -275,9 +275,8 @@ async fn finish(
         Err(Failure::Timeout(_)) => ("timeout", outcome.as_ref().err().map(|f| f.to_string())),
         Err(failure) => ("failed", Some(failure.to_string())),
     };
-    match &error {
-        None => status.step(),
-        Some(error) => status.failed(format!("job '{}' run {}: {error}", job.name, run.run_id)),
+    if let Some(error) = &error {
+        status.failed(format!("job '{}' run {}: {error}", job.name, run.run_id));
     }
     let finished = JobFinished {
         job: job.name.clone(),
@@ -289,10 +288,17 @@ async fn finish(
         changed,
     };
     loop {
-        // Finishing needs no order: whichever node ends a run records it.
+        // Finishing needs no order, but a run ends once: a node that started
+        // resumes what another left unfinished, which may be a live node still
+        // at work. Their writes are keyed by the run; the end is keyed too, so
+        // the first to record it wins and the other's is answered with it.
         let command = Command::Process { stream: stream(&job.name), expected_version: None, event: ProcessEvent::JobFinished(finished.clone()) };
-        match commands.execute(command, CommandMeta::system()).await {
+        let meta = CommandMeta::system().with_key(format!("$job-end/{}/{}", job.name, run.run_id));
+        match commands.execute(command, meta).await {
             Ok(outcome) => {
+                if finished.error.is_none() && !outcome.replayed {
+                    status.step();
+                }
                 let event = outcome.events.last().expect("the run's end");
                 shared.write().expect("job state lock").apply(outcome.version, event.event_id, event.occurred_at, &ProcessEvent::JobFinished(finished));
                 return Ok(());

@@ -7,7 +7,7 @@
 //! the log. Steps carry idempotency keys derived from what caused them, so a
 //! step taken again after a crash is not applied twice.
 //!
-//! - `workflow`: workflow rules and `record_change` flows on record changes.
+//! - `workflow`: rules' time triggers and `record_change` flows on record changes.
 //! - `flows`: running a flow, through a host (the system, or a caller).
 //! - `webhooks`: delivery of changes to webhooks' receivers (`http`).
 //! - `jobs`: scheduled jobs (cron, interval, once) and runs on demand.
@@ -38,7 +38,6 @@ pub use http::{signature, Outbound, OutboundError};
 pub use jobs::{JobRun, JobState};
 pub use status::{ProcessStatus, StatusReport};
 pub use webhooks::WebhookState;
-pub use workflow::MAX_DEPTH;
 
 use crate::service::CommandService;
 
@@ -93,7 +92,7 @@ impl Processes {
         let mut tasks = Vec::new();
         let mut statuses = Vec::new();
         let reactions = workflow::Reactions {
-            rules: automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule).cloned().collect(),
+            rules: automation.workflows.iter().filter(|w| w.trigger != domain::automation::Trigger::Schedule && !w.time_triggers.is_empty()).cloned().collect(),
             flows: automation.flows.iter().filter(|f| matches!(f.start_kind, domain::automation::FlowStart::RecordChange { .. })).cloned().collect(),
             outbound: outbound.clone(),
         };

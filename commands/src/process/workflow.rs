@@ -1,14 +1,13 @@
 //! The workflow runtime: follows the log and, for each record created or
-//! updated, runs the object's workflow rules in `executionOrder` (a rule whose
-//! criteria hold writes its field updates as an update of that record), then
-//! its `record_change` flows (as the system; run id: the flow and the event).
+//! updated, starts the time triggers of the workflow rules that acted on the
+//! write, then runs the object's `record_change` flows (as the system; run
+//! id: the flow and the event).
 //!
-//! Each update is keyed by the rule and the event that caused it
-//! (`$wf/{depth}/{rule}/{event id}`), acts as `system` with that event as
-//! its causation, and is decided on the record's latest state. So a step
-//! handled again after a crash is not applied twice, and the audit trail says
-//! which change caused it. A rule's own writes are evaluated again only by
-//! rules with `reevaluateOnChange`, at most [`MAX_DEPTH`] rounds deep.
+//! Rules' immediate field updates are not here: they join the write that
+//! fires them, before it is saved (`domain::automation::before_save`, applied
+//! by the command service), and the event names the rules (`automated`).
+//! Timers are keyed by the rule, the trigger and the event, so an event
+//! handled again after a crash sets nothing twice.
 
 use std::sync::Arc;
 
@@ -24,12 +23,11 @@ use super::progress;
 use super::state_at::{before_update, record_after};
 use super::status::ProcessStatus;
 use super::timers;
-use crate::service::{Command, CommandMeta, CommandService};
+use crate::service::CommandService;
 use crate::CommandError;
 
-/// Rounds of rules reacting to rules' writes (Salesforce's limit is five too).
-pub const MAX_DEPTH: u32 = 5;
-const KEY_PREFIX: &str = "$wf/";
+/// How rules' own updates were keyed when they were events of their own.
+const LEGACY_KEY_PREFIX: &str = "$wf/";
 
 /// The process's name (its progress stream is `$process/workflow`).
 pub const NAME: &str = "workflow";
@@ -81,8 +79,8 @@ pub(crate) async fn run(commands: Arc<CommandService>, rules: Arc<Reactions>, st
     let _ = progress.save(&commands, follower.position, true).await;
 }
 
-/// What reacts to record changes: the workflow rules (in `executionOrder`)
-/// and the `record_change` flows.
+/// What reacts to committed record changes: the workflow rules with time
+/// triggers (started when a rule acted on a write) and the `record_change` flows.
 #[derive(Debug)]
 pub(crate) struct Reactions {
     pub rules: Vec<WorkflowRule>,
@@ -97,80 +95,50 @@ impl Reactions {
     }
 
     fn watches(&self, object: &str) -> bool {
-        self.rules.iter().any(|r| r.object == object)
+        self.rules.iter().any(|r| r.object == object && !r.time_triggers.is_empty())
             || self.flows.iter().any(|f| matches!(&f.start_kind, FlowStart::RecordChange { object: o, .. } if o == object))
     }
 }
 
-/// Runs the rules and flows of one event's object. Errors are the store's (retry).
+/// Starts the time triggers of the rules that acted on one event, and runs
+/// its object's `record_change` flows. Errors are the store's (retry).
 async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &ProcessStatus, event: &EventEnvelope) -> Result<(), CommandError> {
-    let rules = &reactions.rules;
     let stream = StreamId(event.stream.clone());
     let Some((object, id)) = stream.record_parts() else { return Ok(()) };
     if !reactions.watches(object) || !matches!(event.event_type.as_str(), "record.created" | "record.updated") {
         return Ok(());
     }
-    let depth = caused_depth(event);
-    if depth >= MAX_DEPTH {
-        status.failed(format!("{object} {id}: rules kept changing the record after {MAX_DEPTH} rounds; stopped there"));
+    // A rule's own write, from a log written before rules joined the write
+    // that fires them: what it caused was handled then.
+    if caused_by_rule(event) {
         return Ok(());
     }
     let payload = domain::event::codec::decode_envelope_payload(event, registry())?;
     // A create carries its record; an update's record is the write model's
     // once it holds the event (or a fold of the record's stream).
-    let (change, mut record, previous) = match payload {
-        EventPayload::RecordCreated(created) => (Change::Created, created.record, None),
-        update => {
+    let (change, record, previous, automated) = match payload {
+        EventPayload::RecordCreated(created) => (Change::Created, created.record, None, created.automated),
+        EventPayload::RecordUpdated(update) => {
             written(commands, event).await?;
             let Some(record) = record_after(commands, object, id, event).await? else { return Ok(()) };
-            let previous = before_update(&record, &update);
-            (Change::Updated, record, previous)
+            let previous = before_update(&record, &EventPayload::RecordUpdated(update.clone()));
+            (Change::Updated, record, previous, update.automated)
         }
+        _ => return Ok(()),
     };
     let mut waited = change == Change::Updated;
     let now = Timestamp::from_micros(event.occurred_at);
     let event_id = domain::hex::encode(&event.event_id);
-    for rule in rules.iter().filter(|r| r.object == object) {
-        if depth > 0 && !rule.reevaluate {
-            continue;
-        }
-        if !rule.applies(change, &record, previous.as_ref(), now) {
-            continue;
-        }
+    // The rules that acted on the write (their field updates are in it).
+    for applied in &automated {
+        let Some(rule) = reactions.rules.iter().find(|r| r.name == applied.rule) else { continue };
         for trigger in &rule.time_triggers {
             if let Some(due) = trigger.due(&record, now) {
                 let (timer, data) = timers::rule_timer(&rule.name, &trigger.id, object, id, &event_id);
                 timers::set(commands, timer, due.micros(), timers::RULE_TIME_TRIGGER, data, Some(event.event_id)).await?;
-            }
-        }
-        let patch = rule.patch(&record, previous.as_ref(), now);
-        if patch.is_empty() {
-            continue;
-        }
-        let mut meta = CommandMeta::system().with_key(format!("{KEY_PREFIX}{}/{}/{event_id}", depth + 1, rule.name));
-        meta.causation_id = Some(event.event_id);
-        meta.automation = true;
-        let command = Command::Update { object: object.to_string(), id: id.to_string(), patch, expected_version: None };
-        if !waited {
-            written(commands, event).await?;
-            waited = true;
-        }
-        match commands.execute(command, meta).await {
-            Ok(outcome) => {
                 status.step();
-                // Later rules see this rule's updates (executionOrder).
-                if let Some(after) = outcome.record {
-                    record = after;
-                }
             }
-            Err(CommandError::Store(error)) => return Err(CommandError::Store(error)),
-            Err(CommandError::Contended) => return Err(CommandError::Contended),
-            Err(refused) => status.failed(format!("workflow '{}' on {object} {id}: {refused}", rule.name)),
         }
-    }
-    // Flows react to callers' changes (not to rules' or flows' own writes).
-    if depth > 0 {
-        return Ok(());
     }
     for flow in reactions.flows.iter().filter(|f| f.reacts_to(object, change, &record, previous.as_ref(), now)) {
         if !waited {
@@ -204,7 +172,9 @@ async fn written(commands: &CommandService, event: &EventEnvelope) -> Result<(),
     }
 }
 
-/// How many rounds of rules' writes led to this event (0: a caller's write).
-fn caused_depth(event: &EventEnvelope) -> u32 {
-    event.idempotency_key.as_deref().and_then(|k| k.strip_prefix(KEY_PREFIX)).and_then(|rest| rest.split('/').next()).and_then(|d| d.parse().ok()).unwrap_or(0)
+/// Whether the event is a workflow rule's own update, written as an event
+/// of its own (keyed `$wf/{depth}/{rule}/{event id}`) by servers before rules
+/// joined the write that fires them.
+fn caused_by_rule(event: &EventEnvelope) -> bool {
+    event.idempotency_key.as_deref().is_some_and(|k| k.starts_with(LEGACY_KEY_PREFIX))
 }

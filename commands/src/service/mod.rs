@@ -53,6 +53,9 @@ pub struct CommandService {
     appending: Arc<tokio::sync::watch::Sender<usize>>,
     follower: tokio::task::JoinHandle<()>,
     stats: AppendStats,
+    /// The workflow rules whose field updates join the writes they fire on
+    /// (`domain::automation::before_save`), set with the app's automation.
+    rules: std::sync::RwLock<Arc<Vec<domain::automation::WorkflowRule>>>,
 }
 
 /// Counts one append task for as long as it runs, however it ends.
@@ -96,7 +99,24 @@ impl CommandService {
         let (applied_tx, applied) = tokio::sync::watch::channel(after);
         let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
         let appending = Arc::new(tokio::sync::watch::channel(0).0);
-        Ok(CommandService { store, model, upcasters, streams: Default::default(), applied, appending, follower, stats: AppendStats::default() })
+        Ok(CommandService {
+            store,
+            model,
+            upcasters,
+            streams: Default::default(),
+            applied,
+            appending,
+            follower,
+            stats: AppendStats::default(),
+            rules: Default::default(),
+        })
+    }
+
+    /// Puts `rules` in effect for the writes decided from now on: the
+    /// automation's rules fired by record changes (schedule rules run as jobs).
+    pub fn set_workflow_rules(&self, rules: &[domain::automation::WorkflowRule]) {
+        let fired: Vec<_> = rules.iter().filter(|r| r.trigger != domain::automation::Trigger::Schedule).cloned().collect();
+        *self.rules.write().expect("rules lock") = Arc::new(fired);
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -343,13 +363,14 @@ impl CommandService {
     /// Plans every command under one lock; merges their appends.
     #[allow(clippy::type_complexity)]
     fn plan_all(&self, commands: &[Command], meta: &CommandMeta) -> Result<(Option<AppendRequest>, Vec<Reservation>, Vec<Outcome>), (usize, CommandError)> {
+        let rules = self.rules.read().expect("rules lock").clone();
         let mut model = self.model.lock().expect("write model lock");
         let mut streams: Vec<StreamAppend> = Vec::new();
         let mut unique = crate::store::UniqueChanges::default();
         let mut reservations = Vec::new();
         let mut outcomes = Vec::with_capacity(commands.len());
         for (index, command) in commands.iter().enumerate() {
-            match plan::plan(&mut model, command, meta) {
+            match plan::plan(&mut model, command, meta, &rules) {
                 Ok(planned) => {
                     reservations.push(planned.reservation);
                     let request = planned.request.unwrap_or_default();

@@ -1,10 +1,11 @@
 //! Turning a command into an append: decide against the write model, cascade
 //! deletes, build envelopes, reserve unique values.
 
+use domain::automation::{before_save, WorkflowRule};
 use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventId, EventPayload, StreamId};
 use domain::metadata::{decide_metadata, DeleteBehavior};
-use domain::record::{decide, evolve, DecideContext, Lookups, RecordCommand};
+use domain::record::{decide, evolve, DecideContext, Lookups, RecordCommand, RecordState};
 use domain::security::WriteOp;
 use domain::{DomainError, Timestamp};
 use serde_json::{Map, Value as Json};
@@ -53,7 +54,9 @@ fn envelope(payload: &EventPayload, meta: &CommandMeta, now: Timestamp, correlat
     }
 }
 
-pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta) -> Result<Planned, CommandError> {
+/// Plans one command; `rules` are the workflow rules whose field updates
+/// join a record write (`domain::automation::before_save`).
+pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta, rules: &[WorkflowRule]) -> Result<Planned, CommandError> {
     let now = now();
     let correlation = meta.correlation_id.unwrap_or_else(new_id);
     match command {
@@ -106,12 +109,14 @@ pub(crate) fn plan(model: &mut WriteModel, command: &Command, meta: &CommandMeta
         }
         Command::Create { object, id, data } => {
             let id = id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-            plan_record(model, object, &id, RecordCommand::Create { data: data.clone() }, None, meta, now, correlation)
+            plan_record(model, object, &id, RecordCommand::Create { data: data.clone() }, None, meta, rules, now, correlation)
         }
         Command::Update { object, id, patch, expected_version } => {
-            plan_record(model, object, id, RecordCommand::Update { patch: patch.clone() }, *expected_version, meta, now, correlation)
+            plan_record(model, object, id, RecordCommand::Update { patch: patch.clone() }, *expected_version, meta, rules, now, correlation)
         }
-        Command::Delete { object, id, expected_version } => plan_record(model, object, id, RecordCommand::Delete, *expected_version, meta, now, correlation),
+        Command::Delete { object, id, expected_version } => {
+            plan_record(model, object, id, RecordCommand::Delete, *expected_version, meta, rules, now, correlation)
+        }
     }
 }
 
@@ -171,6 +176,7 @@ fn plan_record(
     command: RecordCommand,
     expected_version: Option<u64>,
     meta: &CommandMeta,
+    rules: &[WorkflowRule],
     now: Timestamp,
     correlation: EventId,
 ) -> Result<Planned, CommandError> {
@@ -236,24 +242,39 @@ fn plan_record(
         version: state.version,
         record: state.record.clone(),
         events: Vec::new(),
-        warnings: decision.warnings.clone(),
+        warnings: Vec::new(),
         replayed: false,
     };
     if decision.events.is_empty() {
+        outcome.warnings = decision.warnings;
         return Ok(Planned { request: None, reservation: Reservation::default(), outcome });
     }
+    let mut after = decision.events.iter().fold(state, evolve);
+    // The caller's rights hold for what the caller wrote. The workflow
+    // rules' field updates that join the write act for the system (and seed
+    // data is loaded as written, as the object's validation rules are
+    // skipped for it).
+    if let (Some(guard), Some(record)) = (meta.guard.as_deref(), &after.record) {
+        guard.check_after(op, &model.catalog, record, &fetch)?;
+    }
+    let decision = if meta.skip_rules || op == WriteOp::Delete || before_save::rules_of(rules, &object.name).next().is_none() {
+        decision
+    } else {
+        let before = RecordState { version: outcome.version, record: outcome.record.clone() };
+        let ctx = DecideContext { now, actor: &meta.actor, lookups: &*model, skip_rules: false, automation: true };
+        let decision = before_save::apply(rules, &object, &before, id, decision, &ctx);
+        after = decision.events.iter().fold(before, evolve);
+        decision
+    };
+    outcome.warnings = decision.warnings;
     let mut streams = vec![StreamAppend {
         stream: stream.clone(),
-        expected: expected(state.version),
+        expected: expected(outcome.version),
         events: decision.events.iter().map(|p| envelope(p, meta, now, correlation)).collect(),
     }];
     if matches!(command, RecordCommand::Delete) {
         let mut visited = vec![stream.clone()];
         cascade(model, &object.name, id, meta, now, correlation, 0, &mut visited, &mut streams)?;
-    }
-    let after = decision.events.iter().fold(state, evolve);
-    if let (Some(guard), Some(record)) = (meta.guard.as_deref(), &after.record) {
-        guard.check_after(op, &model.catalog, record, &fetch)?;
     }
     if matches!(command, RecordCommand::Create { .. }) && object.fields.iter().any(|f| f.field_type == domain::metadata::FieldType::Autonumber) {
         model.took_autonumber(&object.name);

@@ -1,10 +1,12 @@
 //! Server-side logic an app declares: workflow rules (`workflows`), webhooks
 //! (`webhooks`), flows (`flows`) and scheduled jobs (`jobs`). Parsed and checked against the
 //! catalog once, when the app loads, so a bad definition is refused naming
-//! itself and its action; what runs them (the process runtime) lives in
-//! `commands::process`.
+//! itself and its action. Workflow rules' field updates join the write that
+//! fires them (`before_save`, called by the command service); what runs the
+//! rest (the process runtime) lives in `commands::process`.
 
 pub mod approval;
+pub mod before_save;
 mod check;
 pub mod flow;
 pub mod job;

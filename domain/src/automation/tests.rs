@@ -211,3 +211,116 @@ fn time_triggers_count_from_the_firing_or_a_date_field() {
     assert!(refused(json!({"timeLength": 1, "timeUnit": "weeks"})).contains("unknown timeUnit 'weeks'"));
     assert!(refused(json!({"timeUnit": "days"})).contains("'timeLength' is required"));
 }
+
+/// Before-save rules: `before_save::apply` on a decided write of `task`.
+mod before_save_rules {
+    use super::*;
+    use crate::automation::before_save::{apply, MAX_ROUNDS};
+    use crate::event::{EventPayload, RuleApplied};
+    use crate::record::{decide, evolve, DecideContext, Decision, NoLookups, RecordCommand, RecordState};
+
+    fn rules(list: serde_json::Value) -> Vec<WorkflowRule> {
+        Automation::from_app(&json!({ "workflows": list }), &catalog()).unwrap().workflows
+    }
+
+    fn ctx(automation: bool) -> DecideContext<'static> {
+        DecideContext { now: NOW, actor: "alice", lookups: &NoLookups, skip_rules: false, automation }
+    }
+
+    /// The caller's write decided, then the rules applied to it.
+    fn write(rules: &[WorkflowRule], state: &RecordState, command: RecordCommand) -> Decision {
+        let object = catalog().get("task").unwrap().clone();
+        let decision = decide(&object, state, "t1", &command, &ctx(false)).unwrap();
+        apply(rules, &object, state, "t1", decision, &ctx(true))
+    }
+
+    fn data(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_create_carries_the_rules_fields_and_who_set_them() {
+        let rules = rules(json!([
+            {"name": "flag_big", "objectName": "task", "triggerType": "on_create", "criteria": "estimate > 10", "executionOrder": 1,
+             "actions": [{"name": "flag", "type": "field_update", "field": "flagged", "value": true}]},
+            // Runs second and sees the first rule's field.
+            {"name": "prioritise", "objectName": "task", "criteria": "flagged = true", "executionOrder": 2,
+             "actions": [{"name": "p", "type": "field_update", "field": "priority", "value": "high"}]},
+            {"name": "never", "objectName": "task", "criteria": "estimate > 1000",
+             "actions": [{"name": "n", "type": "field_update", "field": "status", "value": "done"}]},
+        ]));
+        let decision = write(&rules, &RecordState::default(), RecordCommand::Create { data: data(json!({"title": "t", "estimate": 50})) });
+        let [EventPayload::RecordCreated(created)] = decision.events.as_slice() else { panic!("one create: {decision:?}") };
+        assert_eq!(created.record.get("flagged"), Some(&Value::Bool(true)));
+        assert_eq!(created.record.get("priority"), Some(&Value::Text("high".into())));
+        assert_eq!(created.record.get("status"), None, "untouched by a rule that did not hold");
+        assert_eq!(
+            created.automated,
+            vec![
+                RuleApplied { rule: "flag_big".into(), fields: vec!["flagged".into()] },
+                RuleApplied { rule: "prioritise".into(), fields: vec!["priority".into()] }
+            ]
+        );
+        // A small task: no rule acts, the decision is the caller's own.
+        let plain = write(&rules, &RecordState::default(), RecordCommand::Create { data: data(json!({"title": "t", "estimate": 5})) });
+        let [EventPayload::RecordCreated(created)] = plain.events.as_slice() else { panic!("one create") };
+        assert!(created.automated.is_empty() && created.record.get("flagged").is_none());
+    }
+
+    #[test]
+    fn an_update_merges_the_rules_changes_into_the_callers() {
+        let rules = rules(json!([
+            {"name": "estimate_means_work", "objectName": "task", "triggerType": "on_update", "criteria": "ISCHANGED(estimate)",
+             "actions": [{"name": "reopen", "type": "field_update", "field": "status", "value": "open"},
+                         {"name": "prio", "type": "field_update", "field": "priority", "value": "=IF(estimate > 10, \"high\", \"low\")"}]},
+        ]));
+        let created = write(
+            &[],
+            &RecordState::default(),
+            RecordCommand::Create { data: data(json!({"title": "t", "estimate": 1, "priority": "low", "status": "open"})) },
+        );
+        let state = created.events.iter().fold(RecordState::default(), evolve);
+        // The caller closes the task and raises the estimate: the rule reopens it (the caller's
+        // status change is undone, so no change of status is left) and sets the priority.
+        let decision = write(&rules, &state, RecordCommand::Update { patch: data(json!({"status": "done", "estimate": 20})) });
+        let [EventPayload::RecordUpdated(updated)] = decision.events.as_slice() else { panic!("one update: {decision:?}") };
+        let changed: Vec<(&str, &Value, &Value)> =
+            updated.changes.iter().filter(|c| !c.field.ends_with("_at") && c.field != "modified_by").map(|c| (c.field.as_str(), &c.old, &c.new)).collect();
+        assert_eq!(changed, vec![("estimate", &Value::Int(1), &Value::Int(20)), ("priority", &Value::Text("low".into()), &Value::Text("high".into()))]);
+        assert_eq!(updated.automated, vec![RuleApplied { rule: "estimate_means_work".into(), fields: vec!["priority".into(), "status".into()] }]);
+        let after = evolve(state, &decision.events[0]);
+        assert_eq!(after.record.unwrap().get("status"), Some(&Value::Text("open".into())));
+    }
+
+    #[test]
+    fn reevaluating_rules_stop_after_the_last_round_and_say_so() {
+        let rules = rules(json!([
+            {"name": "grow", "objectName": "task", "criteria": "estimate > 100", "reevaluateOnChange": true,
+             "actions": [{"name": "g", "type": "field_update", "field": "estimate", "value": "=estimate + 1"}]},
+            // Not reevaluated: acts in the first round only.
+            {"name": "count", "objectName": "task", "criteria": "estimate > 100",
+             "actions": [{"name": "c", "type": "field_update", "field": "priority", "value": "=CONCAT(priority, \"x\")"}]},
+        ]));
+        let decision = write(&rules, &RecordState::default(), RecordCommand::Create { data: data(json!({"title": "t", "estimate": 1000, "priority": ""})) });
+        let [EventPayload::RecordCreated(created)] = decision.events.as_slice() else { panic!("one create") };
+        assert_eq!(created.record.get("estimate"), Some(&Value::Int(1000 + MAX_ROUNDS as i64)));
+        assert_eq!(created.record.get("priority"), Some(&Value::Text("x".into())));
+        assert!(decision.warnings.iter().any(|w| w.message.contains("after 5 rounds")), "{:?}", decision.warnings);
+    }
+
+    #[test]
+    fn a_refused_update_is_passed_by_with_a_warning() {
+        let rules = rules(json!([
+            {"name": "bad", "objectName": "task", "executionOrder": 1,
+             "actions": [{"name": "b", "type": "field_update", "field": "status", "value": "nonsense"}]},
+            {"name": "good", "objectName": "task", "executionOrder": 2,
+             "actions": [{"name": "g", "type": "field_update", "field": "flagged", "value": true}]},
+        ]));
+        let decision = write(&rules, &RecordState::default(), RecordCommand::Create { data: data(json!({"title": "t"})) });
+        let [EventPayload::RecordCreated(created)] = decision.events.as_slice() else { panic!("one create") };
+        assert_eq!(created.record.get("status"), None, "the refused value is not set");
+        assert_eq!(created.record.get("flagged"), Some(&Value::Bool(true)));
+        assert_eq!(created.automated, vec![RuleApplied { rule: "good".into(), fields: vec!["flagged".into()] }]);
+        assert!(decision.warnings.iter().any(|w| w.message.contains("workflow rule 'bad' did not set its fields")), "{:?}", decision.warnings);
+    }
+}

@@ -23,7 +23,7 @@ pub(crate) const CONFIG: Configuration<LittleEndian, Varint, Limit<DECODE_LIMIT>
 /// The schema version each payload type is written at today.
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
-        "record.deleted" => 2,
+        "record.created" | "record.updated" | "record.deleted" => 2,
         _ => 1,
     }
 }
@@ -147,14 +147,15 @@ mod tests {
         let mut record = Record::new();
         record.insert("subject", Value::Text("x".into()));
         record.insert("profile", Value::Map(nested.clone()));
-        let created = EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record });
+        let created = EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record, automated: Vec::new() });
         let (event_type, version, bytes) = encode_payload(&created);
         let Ok(EventPayload::RecordCreated(back)) = decode_payload(event_type, version, &bytes, &Upcasters::default()) else { panic!("decodes") };
         assert!(back.record.keys().all(|k| matches!(k, Name::Interned(_))));
         let Some(Value::Map(map)) = back.record.get("profile") else { panic!("a map") };
         assert!(map.keys().all(|k| matches!(k, Name::Owned(_))));
         let change = crate::event::FieldChange { field: "profile".into(), old: Value::Null, new: Value::Map(nested) };
-        let updated = EventPayload::RecordUpdated(crate::event::RecordUpdated { object: "task".into(), id: "t1".into(), changes: vec![change] });
+        let updated =
+            EventPayload::RecordUpdated(crate::event::RecordUpdated { object: "task".into(), id: "t1".into(), changes: vec![change], automated: Vec::new() });
         let (event_type, version, bytes) = encode_payload(&updated);
         let Ok(EventPayload::RecordUpdated(back)) = decode_payload(event_type, version, &bytes, &Upcasters::default()) else { panic!("decodes") };
         let Value::Map(map) = &back.changes[0].new else { panic!("a map") };
@@ -165,7 +166,7 @@ mod tests {
     fn a_damaged_length_is_an_error_not_an_abort() {
         // record.created whose record holds a list claiming 2^50 values.
         let bytes = bincode::encode_to_vec(("task".to_string(), "t1".to_string(), 1u64, "tags".to_string(), 5u32, 1u64 << 50), standard()).unwrap();
-        assert!(matches!(decode_payload("record.created", 1, &bytes, &Upcasters::default()), Err(DomainError::Decode(_))));
+        assert!(matches!(decode_payload("record.created", 2, &bytes, &Upcasters::default()), Err(DomainError::Decode(_))));
     }
 
     fn created() -> EventPayload {
@@ -173,7 +174,7 @@ mod tests {
         record.insert("subject", Value::Text("hello".into()));
         record.insert("n", Value::Float(1.5));
         record.insert("tags", Value::List(vec![Value::Text("a".into())]));
-        EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record })
+        EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record, automated: Vec::new() })
     }
 
     #[test]
@@ -226,6 +227,30 @@ mod tests {
         assert!(decode_payload("record.deleted", 1, &v1, &Upcasters::default()).is_err(), "without the upcaster v1 is unreadable");
         let (_, version, _) = encode_payload(&expected);
         assert_eq!(version, 2);
+    }
+
+    /// v1 `record.created` / `record.updated` as they were written (no
+    /// `automated`) are read as v2 with no rule named; v2 is written.
+    #[test]
+    fn record_created_and_updated_v1_are_read_as_v2() {
+        let mut record = Record::new();
+        record.insert("title", Value::Text("kept".into()));
+        let v1 = encode(&("task".to_string(), "t1".to_string(), record.clone()));
+        let expected = EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: "t1".into(), record, automated: Vec::new() });
+        assert_eq!(decode_payload("record.created", 1, &v1, crate::event::registry()).unwrap(), expected);
+        assert!(decode_payload("record.created", 1, &v1, &Upcasters::default()).is_err(), "without the upcaster v1 is unreadable");
+        let change = crate::event::FieldChange { field: "title".into(), old: Value::Null, new: Value::Text("new".into()) };
+        let v1 = encode(&("task".to_string(), "t1".to_string(), vec![change.clone()]));
+        let expected =
+            EventPayload::RecordUpdated(crate::event::RecordUpdated { object: "task".into(), id: "t1".into(), changes: vec![change], automated: Vec::new() });
+        assert_eq!(decode_payload("record.updated", 1, &v1, crate::event::registry()).unwrap(), expected);
+        let named = crate::event::RuleApplied { rule: "r".into(), fields: vec!["title".into()] };
+        let EventPayload::RecordUpdated(mut v2) = expected else { unreachable!() };
+        v2.automated.push(named);
+        let v2 = EventPayload::RecordUpdated(v2);
+        let (event_type, version, bytes) = encode_payload(&v2);
+        assert_eq!(version, 2);
+        assert_eq!(decode_payload(event_type, version, &bytes, crate::event::registry()).unwrap(), v2);
     }
 
     #[test]

@@ -12,7 +12,10 @@ mod reuse;
 mod upcast;
 
 pub use envelope::{EventEnvelope, EventId, StreamId};
-pub use payload::{EventPayload, EventSkipped, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordDeletedV1, RecordUpdated};
+pub use payload::{
+    automated_to_json, EventPayload, EventSkipped, FieldChange, ObjectDefined, ObjectRemoved, RecordCreated, RecordDeleted, RecordDeletedV1, RecordUpdated,
+    RuleApplied,
+};
 pub use process::ProcessEvent;
 pub use reuse::{copy_envelope_into, decode_envelope_into};
 pub use upcast::{registry, Upcaster, Upcasters};

@@ -12,19 +12,36 @@ pub struct FieldChange {
     pub new: Value,
 }
 
+/// A workflow rule that acted on a write before it was saved
+/// (`domain::automation::before_save`): its criteria held, and it set these
+/// fields (none when its updates were already in place, or when it only
+/// starts time triggers).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct RuleApplied {
+    pub rule: String,
+    pub fields: Vec<String>,
+}
+
+/// Schema version 2: `automated` was added (version 1 payloads are upcast
+/// with it empty: rules then wrote events of their own).
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct RecordCreated {
     pub object: String,
     pub id: String,
-    /// The whole record, system fields included.
+    /// The whole record, system fields included (workflow rules' fields too).
     pub record: Record,
+    /// The workflow rules that acted on the write, in the order they ran.
+    pub automated: Vec<RuleApplied>,
 }
 
+/// Schema version 2: `automated` was added, as for [`RecordCreated`].
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct RecordUpdated {
     pub object: String,
     pub id: String,
     pub changes: Vec<FieldChange>,
+    /// The workflow rules that acted on the write, in the order they ran.
+    pub automated: Vec<RuleApplied>,
 }
 
 /// Schema version 2: `cause` was added (version 1 payloads are upcast with `cause: None`).
@@ -103,10 +120,11 @@ impl EventPayload {
         use crate::value::record_to_json;
         use serde_json::json;
         match self {
-            EventPayload::RecordCreated(e) => json!({"object": e.object, "id": e.id, "record": record_to_json(&e.record)}),
-            EventPayload::RecordUpdated(e) => {
-                json!({"object": e.object, "id": e.id, "changes": e.changes.iter().map(|c| json!({"field": c.field, "oldValue": c.old.to_json(), "newValue": c.new.to_json()})).collect::<Vec<_>>()})
-            }
+            EventPayload::RecordCreated(e) => with_automated(json!({"object": e.object, "id": e.id, "record": record_to_json(&e.record)}), &e.automated),
+            EventPayload::RecordUpdated(e) => with_automated(
+                json!({"object": e.object, "id": e.id, "changes": e.changes.iter().map(|c| json!({"field": c.field, "oldValue": c.old.to_json(), "newValue": c.new.to_json()})).collect::<Vec<_>>()}),
+                &e.automated,
+            ),
             EventPayload::RecordDeleted(e) => json!({"object": e.object, "id": e.id, "previous": record_to_json(&e.previous), "cause": e.cause}),
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => json!({
                 "name": e.name,
@@ -131,4 +149,17 @@ impl EventPayload {
             EventPayload::EventSkipped(_) | EventPayload::Process(_) => "",
         }
     }
+}
+
+/// The rules that acted on a write, as JSON (`[{"rule", "fields"}]`).
+pub fn automated_to_json(automated: &[RuleApplied]) -> serde_json::Value {
+    automated.iter().map(|a| serde_json::json!({"rule": a.rule, "fields": a.fields})).collect()
+}
+
+/// Adds `automated` to a record event's JSON when rules acted on it.
+fn with_automated(mut json: serde_json::Value, automated: &[RuleApplied]) -> serde_json::Value {
+    if !automated.is_empty() {
+        json["automated"] = automated_to_json(automated);
+    }
+    json
 }

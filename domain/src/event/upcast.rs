@@ -60,12 +60,36 @@ impl Upcaster for RecordDeletedAddCause {
     }
 }
 
+/// `record.created` / `record.updated` v1 -> v2: adds `automated`, empty (a
+/// v1 write's workflow rules wrote events of their own). The field is last
+/// and bincode writes an empty list as one zero byte, so the step appends it.
+struct RecordAddAutomated(&'static str);
+
+impl Upcaster for RecordAddAutomated {
+    fn event_type(&self) -> &str {
+        self.0
+    }
+
+    fn source_version(&self) -> u16 {
+        1
+    }
+
+    fn upcast(&self, bytes: &[u8]) -> Result<Vec<u8>, DomainError> {
+        let mut upgraded = Vec::with_capacity(bytes.len() + 1);
+        upgraded.extend_from_slice(bytes);
+        upgraded.push(0);
+        Ok(upgraded)
+    }
+}
+
 /// Every upcaster of the project. Readers of the log decode through it.
 pub fn registry() -> &'static Upcasters {
     static REGISTRY: OnceLock<Upcasters> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut upcasters = Upcasters::default();
         upcasters.register(Box::new(RecordDeletedAddCause));
+        upcasters.register(Box::new(RecordAddAutomated("record.created")));
+        upcasters.register(Box::new(RecordAddAutomated("record.updated")));
         upcasters
     })
 }

@@ -206,7 +206,7 @@ pub fn plan<'a>(
             next.insert(system, Value::Text(value.into()));
         }
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        updates.push(RecordUpdated { object: new.name.clone(), id, changes });
+        updates.push(RecordUpdated { object: new.name.clone(), id, changes, automated: Vec::new() });
         after.push(next);
     }
     let report = super::breaking_changes(new, unchanged.into_iter().chain(after.iter()));

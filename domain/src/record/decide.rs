@@ -212,7 +212,7 @@ fn create(object: &ObjectDef, state: &RecordState, id: &str, data: &Map<String, 
     let outcome = run_rules(object, &record, None, RuleEvent::Insert, ctx);
     reject_if_errors(object, outcome.errors)?;
     Ok(Decision {
-        events: vec![EventPayload::RecordCreated(RecordCreated { object: object.name.clone(), id: id.to_string(), record })],
+        events: vec![EventPayload::RecordCreated(RecordCreated { object: object.name.clone(), id: id.to_string(), record, automated: Vec::new() })],
         warnings: outcome.warnings,
     })
 }
@@ -261,7 +261,7 @@ fn update(object: &ObjectDef, state: &RecordState, id: &str, patch: &Map<String,
         }
     }
     Ok(Decision {
-        events: vec![EventPayload::RecordUpdated(RecordUpdated { object: object.name.clone(), id: id.to_string(), changes })],
+        events: vec![EventPayload::RecordUpdated(RecordUpdated { object: object.name.clone(), id: id.to_string(), changes, automated: Vec::new() })],
         warnings: outcome.warnings,
     })
 }

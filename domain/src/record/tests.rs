@@ -105,7 +105,7 @@ fn created(extra: Json) -> EventPayload {
     for (k, v) in base.as_object().unwrap().iter().chain(extra.as_object().unwrap()) {
         record.insert(k.clone(), Value::from_json(v));
     }
-    EventPayload::RecordCreated(RecordCreated { object: "ticket".into(), id: "t1".into(), record })
+    EventPayload::RecordCreated(RecordCreated { object: "ticket".into(), id: "t1".into(), record, automated: Vec::new() })
 }
 
 fn codes(result: Result<Decision, DomainError>) -> Vec<(String, ErrorCode)> {

@@ -153,7 +153,13 @@ pub(crate) fn written_json(system: &System, caller: &Caller, outcome: &Outcome) 
     writes::written_record(system, caller, outcome).map(|r| record_to_json(&r)).unwrap_or(Json::Null)
 }
 
-fn write_response(status: StatusCode, outcome: &Outcome, payload: Json) -> Response {
+/// A write's answer: its position and version in headers; the warnings of
+/// rules of severity warning, and of workflow rules that could not set their
+/// fields, beside the record (the write itself succeeded).
+fn write_response(status: StatusCode, outcome: &Outcome, mut payload: Json) -> Response {
+    if !outcome.warnings.is_empty() {
+        payload["warnings"] = outcome.warnings.iter().map(|w| json!({"field": w.field, "code": w.code.as_str(), "message": w.message})).collect();
+    }
     let mut headers = position_headers(outcome.position);
     headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("digits"));
     (status, headers, JsonResponse(ok(payload))).into_response()

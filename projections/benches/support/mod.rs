@@ -64,7 +64,7 @@ pub async fn fill(store: &Arc<dyn EventStore>, events: u64) {
             record.insert("title", Value::Text(format!("item {n}")));
             record.insert("status", Value::Text(if n.is_multiple_of(2) { "open" } else { "done" }.into()));
             record.insert("amount", Value::Int((n % 1000) as i64));
-            let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record });
+            let created = EventPayload::RecordCreated(RecordCreated { object: "item".into(), id: format!("i{n:08}"), record, automated: Vec::new() });
             streams.push(StreamAppend { stream: format!("item/i{n:08}"), expected: ExpectedVersion::Exact(0), events: vec![envelope(0, &created)] });
             n += 1;
         }

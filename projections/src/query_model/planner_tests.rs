@@ -46,7 +46,7 @@ fn event(rng: &mut Rng) -> EventPayload {
                     record.insert(field, v);
                 }
             }
-            EventPayload::RecordCreated(RecordCreated { object: "task".into(), id, record })
+            EventPayload::RecordCreated(RecordCreated { object: "task".into(), id, record, automated: Vec::new() })
         }
         6..=8 => {
             let mut changes = Vec::new();
@@ -55,7 +55,7 @@ fn event(rng: &mut Rng) -> EventPayload {
                     changes.push(FieldChange { field: field.into(), old: Value::Null, new: value(rng, field) });
                 }
             }
-            EventPayload::RecordUpdated(RecordUpdated { object: "task".into(), id, changes })
+            EventPayload::RecordUpdated(RecordUpdated { object: "task".into(), id, changes, automated: Vec::new() })
         }
         _ => EventPayload::RecordDeleted(RecordDeleted { object: "task".into(), id, previous: Record::new(), cause: None }),
     }
@@ -179,7 +179,7 @@ fn a_condition_every_row_meets_narrows_nothing_until_a_row_fails_it() {
         record.insert("p", Value::Text(p.into()));
         record.insert("n", Value::Int(n));
         position += 1;
-        model.apply(&envelope(position), &EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: id.into(), record }));
+        model.apply(&envelope(position), &EventPayload::RecordCreated(RecordCreated { object: "task".into(), id: id.into(), record, automated: Vec::new() }));
     };
     for i in 0..10 {
         create(&mut model, &format!("r{i}"), "u1", if i % 2 == 0 { "high" } else { "low" }, i);

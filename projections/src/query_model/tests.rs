@@ -35,6 +35,7 @@ fn model() -> QueryModel {
                 object: "account".into(),
                 id: id.into(),
                 record: record(json!({"id": id, "name": name, "industry": industry})),
+                automated: Vec::new(),
             }),
         );
     }
@@ -51,6 +52,7 @@ fn model() -> QueryModel {
                 object: "deal".into(),
                 id: id.into(),
                 record: record(json!({"id": id, "name": name, "amount": amount, "stage": stage, "account": account, "tags": tags})),
+                automated: Vec::new(),
             }),
         );
     }
@@ -149,6 +151,7 @@ fn updates_deletes_and_url_params() {
                 FieldChange { field: "stage".into(), old: Value::Text("won".into()), new: Value::Text("lost".into()) },
                 FieldChange { field: "tags".into(), old: Value::Null, new: Value::Null },
             ],
+            automated: Vec::new(),
         }),
     );
     model.apply(&envelope(101), &EventPayload::RecordDeleted(RecordDeleted { object: "deal".into(), id: "d3".into(), previous: Record::new(), cause: None }));
@@ -182,6 +185,7 @@ fn bulk_loaded_indexes_answer_like_incremental_ones() {
                     .into_iter()
                     .chain([("stage".into(), stage), ("amount".into(), amount)])
                     .collect(),
+                automated: Vec::new(),
             }),
             6..=8 => EventPayload::RecordUpdated(RecordUpdated {
                 object: "deal".into(),
@@ -191,6 +195,7 @@ fn bulk_loaded_indexes_answer_like_incremental_ones() {
                     FieldChange { field: "code".into(), old: Value::Null, new: Value::Text(format!("c{:04}", next(2000))) },
                     FieldChange { field: "amount".into(), old: Value::Null, new: if next(5) == 0 { Value::Null } else { amount } },
                 ],
+                automated: Vec::new(),
             }),
             _ => EventPayload::RecordDeleted(RecordDeleted { object: "deal".into(), id, previous: Record::new(), cause: None }),
         });
@@ -243,7 +248,12 @@ fn bulk_built_index_keeps_every_row_of_a_nan_key() {
     let definition = json!({"name": "deal", "fields": {"amount": {"type": "number"}}});
     let mut events = vec![EventPayload::ObjectDefined(ObjectDefined { name: "deal".into(), namespace: None, definition: definition.to_string() })];
     for (id, amount) in [("d1", "NaN"), ("d2", "5"), ("d3", "NaN")] {
-        events.push(EventPayload::RecordCreated(RecordCreated { object: "deal".into(), id: id.into(), record: record(json!({"id": id, "amount": amount})) }));
+        events.push(EventPayload::RecordCreated(RecordCreated {
+            object: "deal".into(),
+            id: id.into(),
+            record: record(json!({"id": id, "amount": amount})),
+            automated: Vec::new(),
+        }));
     }
     for bulk in [false, true] {
         let mut model = QueryModel::default();
