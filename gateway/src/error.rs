@@ -77,8 +77,7 @@ impl ApiError {
             "retryable": matches!(self.code, ErrorCode::ConcurrentModification | ErrorCode::ServiceUnavailable | ErrorCode::Timeout | ErrorCode::RateLimitExceeded),
         });
         if !self.field_errors.is_empty() {
-            error["fieldErrors"] =
-                Json::Array(self.field_errors.iter().map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message})).collect());
+            error["fieldErrors"] = field_errors_json(&self.field_errors);
         }
         if let Some(details) = &self.details {
             error["details"] = (**details).clone();
@@ -191,4 +190,9 @@ pub fn json_kind(json: &Json) -> &'static str {
         Json::Array(_) => "an array",
         Json::Object(_) => "an object",
     }
+}
+
+/// Field errors (or a write's warnings) as the protocol shows them: `[{field, code, message}]`.
+pub fn field_errors_json(errors: &[FieldError]) -> Json {
+    errors.iter().map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message})).collect()
 }

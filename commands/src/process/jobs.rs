@@ -300,7 +300,12 @@ async fn finish(
                     status.step();
                 }
                 let event = outcome.events.last().expect("the run's end");
-                shared.write().expect("job state lock").apply(outcome.version, event.event_id, event.occurred_at, &ProcessEvent::JobFinished(finished));
+                // A replay answers with the end another node recorded: that one is the run's.
+                let recorded = match domain::event::codec::decode_envelope_payload(event, registry()) {
+                    Ok(EventPayload::Process(recorded @ ProcessEvent::JobFinished(_))) => recorded,
+                    _ => ProcessEvent::JobFinished(finished),
+                };
+                shared.write().expect("job state lock").apply(outcome.version, event.event_id, event.occurred_at, &recorded);
                 return Ok(());
             }
             Err(error) => status.failed(format!("recording the end of job '{}' run {}: {error}", job.name, run.run_id)),

@@ -2,7 +2,7 @@
 //! and a webhook's body are computed from): the write model's copy when it is
 //! still at that version, else a fold of the record's stream up to it.
 
-use domain::event::{registry, EventEnvelope, EventPayload};
+use domain::event::{registry, EventEnvelope, RecordUpdated};
 use domain::record::{evolve, RecordState};
 use domain::value::{Record, Value};
 
@@ -25,8 +25,7 @@ pub(crate) async fn record_after(commands: &CommandService, object: &str, id: &s
 }
 
 /// The record before an update, from the record after it and the update's changes.
-pub(crate) fn before_update(after: &Record, payload: &EventPayload) -> Option<Record> {
-    let EventPayload::RecordUpdated(update) = payload else { return None };
+pub(crate) fn before_update(after: &Record, update: &RecordUpdated) -> Record {
     let mut before = after.clone();
     for change in &update.changes {
         match &change.old {
@@ -38,5 +37,5 @@ pub(crate) fn before_update(after: &Record, payload: &EventPayload) -> Option<Re
             }
         }
     }
-    Some(before)
+    before
 }

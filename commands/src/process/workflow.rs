@@ -121,8 +121,8 @@ async fn handle(commands: &Arc<CommandService>, reactions: &Reactions, status: &
         EventPayload::RecordUpdated(update) => {
             written(commands, event).await?;
             let Some(record) = record_after(commands, object, id, event).await? else { return Ok(()) };
-            let previous = before_update(&record, &EventPayload::RecordUpdated(update.clone()));
-            (Change::Updated, record, previous, update.automated)
+            let previous = before_update(&record, &update);
+            (Change::Updated, record, Some(previous), update.automated)
         }
         _ => return Ok(()),
     };

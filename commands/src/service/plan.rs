@@ -5,7 +5,7 @@ use domain::automation::{before_save, WorkflowRule};
 use domain::event::codec::encode_payload;
 use domain::event::{EventEnvelope, EventId, EventPayload, StreamId};
 use domain::metadata::{decide_metadata, DeleteBehavior};
-use domain::record::{decide, evolve, DecideContext, Lookups, RecordCommand, RecordState};
+use domain::record::{decide, evolve, DecideContext, Lookups, RecordCommand};
 use domain::security::WriteOp;
 use domain::{DomainError, Timestamp};
 use serde_json::{Map, Value as Json};
@@ -233,7 +233,7 @@ fn plan_record(
     }
     let seen = SeenBy { model, guard: meta.guard.as_deref() };
     let ctx = DecideContext { now, actor: &meta.actor, lookups: &seen, skip_rules: meta.skip_rules, automation: meta.automation };
-    let decision = decide(&object, &state, id, &command, &ctx)?;
+    let mut decision = decide(&object, &state, id, &command, &ctx)?;
     let mut outcome = Outcome {
         position: 0,
         stream: stream.clone(),
@@ -257,15 +257,10 @@ fn plan_record(
     if let (Some(guard), Some(record)) = (meta.guard.as_deref(), &after.record) {
         guard.check_after(op, &model.catalog, record, &fetch)?;
     }
-    let decision = if meta.skip_rules || op == WriteOp::Delete || before_save::rules_of(rules, &object.name).next().is_none() {
-        decision
-    } else {
-        let before = RecordState { version: outcome.version, record: outcome.record.clone() };
+    if !meta.skip_rules && op != WriteOp::Delete {
         let ctx = DecideContext { now, actor: &meta.actor, lookups: &*model, skip_rules: false, automation: true };
-        let decision = before_save::apply(rules, &object, &before, id, decision, &ctx);
-        after = decision.events.iter().fold(before, evolve);
-        decision
-    };
+        (decision, after) = before_save::apply(rules, &object, outcome.record.as_ref(), after, id, decision, &ctx);
+    }
     outcome.warnings = decision.warnings;
     let mut streams = vec![StreamAppend {
         stream: stream.clone(),

@@ -20,6 +20,7 @@ use crate::error::{ErrorCode, FieldError};
 use crate::event::{EventPayload, FieldChange, RecordUpdated, RuleApplied};
 use crate::metadata::{ObjectDef, SYSTEM_FIELDS};
 use crate::record::{decide, evolve, DecideContext, Decision, RecordCommand, RecordState};
+use crate::value::Record;
 
 /// Rounds of rules reacting to rules' updates (Salesforce's limit is five too).
 pub const MAX_ROUNDS: u32 = 5;
@@ -29,21 +30,33 @@ pub fn rules_of<'a>(rules: &'a [WorkflowRule], object: &'a str) -> impl Iterator
     rules.iter().filter(move |r| r.object == object && r.active && r.trigger != Trigger::Schedule)
 }
 
-/// `decision` (a create or an update of record `id`, decided against
-/// `before`) with the fields `rules` set merged into its event. `ctx` is the
-/// rules' own: the write's clock and actor, `automation` set, and lookups
-/// that see every record (rules act for the system, not for the caller).
-pub fn apply(rules: &[WorkflowRule], object: &ObjectDef, before: &RecordState, id: &str, mut decision: Decision, ctx: &DecideContext) -> Decision {
+/// `decision` (a create or an update of record `id`; `previous` is the
+/// record before it, `after` the state the decision leads to) with the
+/// fields `rules` set merged into its event, and the state it now leads to.
+/// `ctx` is the rules' own: the write's clock and actor, `automation` set,
+/// and lookups that see every record (rules act for the system, not for
+/// the caller).
+pub fn apply(
+    rules: &[WorkflowRule],
+    object: &ObjectDef,
+    previous: Option<&Record>,
+    after: RecordState,
+    id: &str,
+    mut decision: Decision,
+    ctx: &DecideContext,
+) -> (Decision, RecordState) {
     let first = match decision.events.as_slice() {
         [EventPayload::RecordCreated(_)] => Change::Created,
         [EventPayload::RecordUpdated(_)] => Change::Updated,
-        _ => return decision,
+        _ => return (decision, after),
     };
     if rules_of(rules, &object.name).next().is_none() {
-        return decision;
+        return (decision, after);
     }
-    let mut state = decision.events.iter().fold(before.clone(), evolve);
-    let mut previous = before.record.clone();
+    // The rules' updates are folded in one by one, but join the write's one event.
+    let version = after.version;
+    let mut state = after;
+    let mut previous = previous.cloned();
     let mut change = first;
     let mut applied: Vec<RuleApplied> = Vec::new();
     let mut updates: Vec<RecordUpdated> = Vec::new();
@@ -92,13 +105,14 @@ pub fn apply(rules: &[WorkflowRule], object: &ObjectDef, before: &RecordState, i
         previous = round_start;
         change = Change::Updated;
     }
+    state.version = version;
     if applied.is_empty() {
-        return decision;
+        return (decision, state);
     }
     match decision.events.first_mut() {
         Some(EventPayload::RecordCreated(created)) => {
-            if let Some(record) = state.record {
-                created.record = record;
+            if let Some(record) = &state.record {
+                created.record = record.clone();
             }
             created.automated = applied;
         }
@@ -115,7 +129,7 @@ pub fn apply(rules: &[WorkflowRule], object: &ObjectDef, before: &RecordState, i
         }
         _ => {}
     }
-    decision
+    (decision, state)
 }
 
 /// Records that `rule` acted (once per rule, with every field it set): the

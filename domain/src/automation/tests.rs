@@ -231,7 +231,10 @@ mod before_save_rules {
     fn write(rules: &[WorkflowRule], state: &RecordState, command: RecordCommand) -> Decision {
         let object = catalog().get("task").unwrap().clone();
         let decision = decide(&object, state, "t1", &command, &ctx(false)).unwrap();
-        apply(rules, &object, state, "t1", decision, &ctx(true))
+        let after = decision.events.iter().fold(state.clone(), evolve);
+        let (decision, end) = apply(rules, &object, state.record.as_ref(), after, "t1", decision, &ctx(true));
+        assert_eq!(end, decision.events.iter().fold(state.clone(), evolve), "the state returned is the decision's");
+        decision
     }
 
     fn data(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {

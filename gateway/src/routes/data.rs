@@ -158,7 +158,7 @@ pub(crate) fn written_json(system: &System, caller: &Caller, outcome: &Outcome) 
 /// fields, beside the record (the write itself succeeded).
 fn write_response(status: StatusCode, outcome: &Outcome, mut payload: Json) -> Response {
     if !outcome.warnings.is_empty() {
-        payload["warnings"] = outcome.warnings.iter().map(|w| json!({"field": w.field, "code": w.code.as_str(), "message": w.message})).collect();
+        payload["warnings"] = crate::error::field_errors_json(&outcome.warnings);
     }
     let mut headers = position_headers(outcome.position);
     headers.insert(axum::http::header::ETAG, HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("digits"));
