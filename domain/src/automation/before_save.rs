@@ -13,10 +13,12 @@
 //! is the record before that round; at most [`MAX_ROUNDS`] rounds. A rule's
 //! update is decided like any automated update (read-only fields may be set,
 //! values and the object's validation rules apply); one that is refused is
-//! passed by with a warning in the command's outcome, and the write goes on.
+//! passed by with a warning in the command's outcome (the rule and the
+//! refusal's codes, never its text, which may quote a value the rule computed
+//! from fields the caller cannot read), and the write goes on.
 
 use super::workflow::{Change, Trigger, WorkflowRule};
-use crate::error::{ErrorCode, FieldError};
+use crate::error::{DomainError, ErrorCode, FieldError};
 use crate::event::{EventPayload, FieldChange, RecordUpdated, RuleApplied};
 use crate::metadata::{ObjectDef, SYSTEM_FIELDS};
 use crate::record::{decide, evolve, DecideContext, Decision, RecordCommand, RecordState};
@@ -82,10 +84,12 @@ pub fn apply(
                             }
                         }
                     }
+                    // Only the codes: a refusal's text may quote the value, which a
+                    // rule may have computed from fields the caller cannot read.
                     Err(refused) => decision.warnings.push(FieldError::new(
-                        rule.actions.iter().map(|a| a.field.as_str()).collect::<Vec<_>>().join(","),
+                        "",
                         ErrorCode::ValidationError,
-                        format!("workflow rule '{}' did not set its fields: {refused}", rule.name),
+                        format!("workflow rule '{}' did not set its fields ({})", rule.name, refusal_codes(&refused)),
                     )),
                 }
             }
@@ -130,6 +134,16 @@ pub fn apply(
         _ => {}
     }
     (decision, state)
+}
+
+/// The codes of a refused update, such as `value_out_of_range, invalid_format`.
+fn refusal_codes(refused: &DomainError) -> String {
+    let mut codes: Vec<&str> = refused.field_errors().iter().map(|e| e.code.as_str()).collect();
+    if codes.is_empty() {
+        codes.push(refused.code().as_str());
+    }
+    codes.dedup();
+    codes.join(", ")
 }
 
 /// Records that `rule` acted (once per rule, with every field it set): the
