@@ -133,6 +133,13 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         None => QuerySide::Memory(memory_projection().1),
         Some(pool) => QuerySide::Postgres(pool),
     };
+    // The model the realtime hub follows keeps past states for as-of reads.
+    let history = Arc::new(projections::history::History::default());
+    let hub_model = match &query_side {
+        QuerySide::Memory(reader) => reader.memory_model().expect("an in-process reader"),
+        QuerySide::Postgres(_) => Default::default(),
+    };
+    hub_model.write().expect("model lock").set_history(history.clone());
     let (audit_projection, audit_model) = audit_projection();
     let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
     let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
@@ -183,15 +190,14 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     let (query_parked, audit_parked, analytics_parked, search_parked) = loads.await.context("loading the in-process read models")??;
     let (query, reader, hub, realtime_handle) = match query_side {
         QuerySide::Memory(reader) => {
-            let model = reader.memory_model().expect("an in-process reader");
-            let hub = projections::live::Hub::over(model);
+            let hub = projections::live::Hub::over(hub_model);
             let query =
                 runner::spawn_with(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }, query_parked.of("query")).await?;
             (query.clone(), reader, hub, query)
         }
         QuerySide::Postgres(pool) => {
             let (projection, reader) = pg_model::open(pool).await?;
-            let hub = projections::live::Hub::new();
+            let hub = projections::live::Hub::over(hub_model);
             let realtime = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "realtime" }).await?;
             (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader), hub, realtime)
         }
@@ -226,7 +232,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         pg_settings: settings.storage.postgres().cloned(),
         feed,
         snapshots: Default::default(),
-        as_of_folds: Default::default(),
+        as_of_folds: projections::as_of::AsOfFolds::new(history),
         http_metrics: Default::default(),
         search,
         search_model,

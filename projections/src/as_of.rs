@@ -7,6 +7,7 @@ use commands::store::EventStore;
 use domain::event::codec::decode_envelope_payload;
 use domain::Timestamp;
 
+use crate::history::History;
 use crate::query_model::QueryModel;
 use crate::reader::ReadError;
 
@@ -43,6 +44,8 @@ impl AsOf {
 pub struct AsOfFolds {
     turns: tokio::sync::Semaphore,
     kept: std::sync::Mutex<std::collections::VecDeque<(AsOf, u64, Arc<QueryModel>)>>,
+    /// Past states of the live model: a fold starts from the latest one before its moment.
+    history: Arc<History>,
 }
 
 /// As-of folds running at once.
@@ -54,11 +57,21 @@ pub const MAX_KEPT_ROWS: usize = 200_000;
 
 impl Default for AsOfFolds {
     fn default() -> AsOfFolds {
-        AsOfFolds { turns: tokio::sync::Semaphore::new(MAX_FOLDS), kept: Default::default() }
+        AsOfFolds::new(Default::default())
     }
 }
 
 impl AsOfFolds {
+    /// Folds that start from the snapshots in `history` (the live query model's).
+    pub fn new(history: Arc<History>) -> AsOfFolds {
+        AsOfFolds { turns: tokio::sync::Semaphore::new(MAX_FOLDS), kept: Default::default(), history }
+    }
+
+    /// The history folds start from.
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
+    }
+
     /// The model at `as_of` and its position; `None` when no turn came within `wait`.
     pub async fn model(&self, store: &Arc<dyn EventStore>, as_of: AsOf, wait: std::time::Duration) -> Result<Option<(Arc<QueryModel>, u64)>, ReadError> {
         if let Some(found) = self.find(as_of) {
@@ -69,7 +82,7 @@ impl AsOfFolds {
         if let Some(found) = self.find(as_of) {
             return Ok(Some(found));
         }
-        let (model, reached, past) = fold_as_of(store, as_of).await?;
+        let (model, reached, past) = fold_as_of(store, &self.history, as_of).await?;
         let model = Arc::new(model);
         // A kept fold is a second copy of the data: only small ones are kept.
         let rows: usize = model.row_counts().iter().map(|(_, n)| n).sum();
@@ -89,13 +102,18 @@ impl AsOfFolds {
     }
 }
 
-/// The fold, its position, and whether the log had moved past the moment
+/// The fold (from the latest snapshot wholly before the moment, else from the
+/// beginning), its position, and whether the log had moved past the moment
 /// (so the answer can never change).
-async fn fold_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Result<(QueryModel, u64, bool), ReadError> {
+pub async fn fold_as_of(store: &Arc<dyn EventStore>, history: &History, as_of: AsOf) -> Result<(QueryModel, u64, bool), ReadError> {
     let upcasters = domain::event::registry();
-    let mut model = QueryModel::default();
-    let mut after = 0;
-    let mut reached = 0;
+    let (mut model, mut after) = match history.latest(|position, max_occurred_at| as_of.includes(position, max_occurred_at)) {
+        Some(snapshot) => (QueryModel::from_snapshot(&snapshot), snapshot.position),
+        None => (QueryModel::default(), 0),
+    };
+    // Rows go in without index upkeep; the indexes are built once at the end.
+    model.begin_bulk();
+    let mut reached = after;
     let mut past = false;
     'read: loop {
         let batch = store.read_all(after, 10_000).await.map_err(|e| ReadError::Store(e.to_string()))?;
@@ -112,10 +130,11 @@ async fn fold_as_of(store: &Arc<dyn EventStore>, as_of: AsOf) -> Result<(QueryMo
                 continue;
             }
             let payload = decode_envelope_payload(envelope, upcasters).map_err(|e| ReadError::Store(e.to_string()))?;
-            model.apply(envelope, &payload);
+            model.apply_owned(envelope, payload);
             reached = envelope.position;
         }
     }
+    model.end_bulk();
     Ok((model, reached, past))
 }
 
@@ -215,36 +234,125 @@ mod tests {
     use domain::event::codec::encode_payload;
     use domain::event::{EventEnvelope, EventPayload, RecordCreated};
 
+    async fn append(store: &Arc<dyn EventStore>, stream: String, payload: EventPayload, occurred_at: i64) {
+        let (event_type, schema_version, bytes) = encode_payload(&payload);
+        let envelope = EventEnvelope {
+            position: 0,
+            stream: stream.clone(),
+            stream_version: 0,
+            event_id: [0; 16],
+            event_type: event_type.into(),
+            schema_version,
+            occurred_at,
+            actor: "t".into(),
+            tenant: "default".into(),
+            correlation_id: [0; 16],
+            causation_id: None,
+            idempotency_key: None,
+            payload: bytes,
+        };
+        let request = AppendRequest {
+            streams: vec![StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![envelope] }],
+            idempotency_key: None,
+            unique: Default::default(),
+        };
+        store.append(request).await.unwrap();
+    }
+
     async fn store_with(events: u64) -> (tempfile::TempDir, Arc<dyn EventStore>) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(dir.path()).unwrap());
         for i in 0..events {
             let payload =
                 EventPayload::RecordCreated(RecordCreated { object: "note".into(), id: format!("n{i}"), record: Default::default(), automated: Vec::new() });
-            let (event_type, schema_version, bytes) = encode_payload(&payload);
-            let envelope = EventEnvelope {
-                position: 0,
-                stream: format!("note/n{i}"),
-                stream_version: 0,
-                event_id: [i as u8; 16],
-                event_type: event_type.into(),
-                schema_version,
-                occurred_at: 1_700_000_000_000_000 + i as i64,
-                actor: "t".into(),
-                tenant: "default".into(),
-                correlation_id: [0; 16],
-                causation_id: None,
-                idempotency_key: None,
-                payload: bytes,
-            };
-            let request = AppendRequest {
-                streams: vec![StreamAppend { stream: envelope.stream.clone(), expected: ExpectedVersion::Exact(0), events: vec![envelope] }],
-                idempotency_key: None,
-                unique: Default::default(),
-            };
-            store.append(request).await.unwrap();
+            append(&store, format!("note/n{i}"), payload, 1_700_000_000_000_000 + i as i64).await;
         }
         (dir, store)
+    }
+
+    /// Random creates, updates and deletes over two objects, with a clock
+    /// that now and then goes back; the live model that follows them keeps
+    /// a snapshot every few events.
+    #[tokio::test]
+    async fn a_fold_from_a_snapshot_equals_a_fold_from_the_beginning() {
+        use domain::event::{FieldChange, RecordDeleted, RecordUpdated};
+        use domain::value::{Record, Value};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(dir.path()).unwrap());
+        let mut rng = crate::test_support::Rng(0x5eed_a50f);
+        let mut alive: Vec<(&str, u64)> = Vec::new();
+        let mut clock = 1_000_000i64;
+        for n in 0..400u64 {
+            // Mostly forward, sometimes a little back (clocks of several nodes).
+            clock += rng.below(100) as i64 - 20;
+            let object = *rng.pick(&["note", "task"]);
+            let payload = match (rng.below(10), alive.is_empty()) {
+                (0..=4, _) | (_, true) => {
+                    let mut record = Record::default();
+                    record.insert("n", Value::Int(n as i64));
+                    alive.push((object, n));
+                    EventPayload::RecordCreated(RecordCreated { object: object.into(), id: format!("r{n:04}"), record, automated: Vec::new() })
+                }
+                (5..=7, _) => {
+                    let (object, id) = *rng.pick(&alive);
+                    let change = FieldChange { field: "n".into(), old: Value::Null, new: Value::Int(rng.below(1000) as i64) };
+                    EventPayload::RecordUpdated(RecordUpdated { object: object.into(), id: format!("r{id:04}"), changes: vec![change], automated: Vec::new() })
+                }
+                _ => {
+                    let (object, id) = alive.swap_remove(rng.below(alive.len() as u64) as usize);
+                    EventPayload::RecordDeleted(RecordDeleted { object: object.into(), id: format!("r{id:04}"), previous: Record::default(), cause: None })
+                }
+            };
+            let id = match &payload {
+                EventPayload::RecordCreated(e) => e.id.clone(),
+                EventPayload::RecordUpdated(e) => e.id.clone(),
+                EventPayload::RecordDeleted(e) => e.id.clone(),
+                _ => unreachable!(),
+            };
+            append(&store, format!("{}/{id}", payload.object()), payload, clock).await;
+        }
+        // The live model, as the hub's would: it takes snapshots as it goes.
+        let history = Arc::new(History::new(7, 100_000));
+        let mut live = QueryModel::default();
+        live.set_history(history.clone());
+        for envelope in store.read_all(0, 1_000).await.unwrap() {
+            live.apply(&envelope, &decode_envelope_payload(&envelope, domain::event::registry()).unwrap());
+            // As the hub does after each batch (here every event is one).
+            live.keep_history();
+        }
+        let kept = history.positions();
+        assert!(kept.len() > 10, "snapshots were taken: {kept:?}");
+        let empty = History::default();
+        let rows = |model: &QueryModel| model.snapshot().tables;
+        for position in (0..=400).step_by(3).chain(kept.iter().copied()) {
+            let (from_snapshot, at, _) = fold_as_of(&store, &history, AsOf::Position(position)).await.unwrap();
+            let (from_start, at_start, _) = fold_as_of(&store, &empty, AsOf::Position(position)).await.unwrap();
+            assert_eq!((at, rows(&from_snapshot)), (at_start, rows(&from_start)), "as of position {position}");
+        }
+        for time in (1_000_000..clock + 50).step_by(97) {
+            let (from_snapshot, at, _) = fold_as_of(&store, &history, AsOf::Time(Timestamp::from_micros(time))).await.unwrap();
+            let (from_start, at_start, _) = fold_as_of(&store, &empty, AsOf::Time(Timestamp::from_micros(time))).await.unwrap();
+            assert_eq!(rows(&from_snapshot), rows(&from_start), "as of time {time}");
+            // The last event folded can differ only when a clock went back.
+            let _ = (at, at_start);
+        }
+        // The realtime hub's model keeps them as it applies batches.
+        let hub_history = Arc::new(History::new(7, 100_000));
+        let mut hub_model = QueryModel::default();
+        hub_model.set_history(hub_history.clone());
+        let hub = crate::live::Hub::over(Arc::new(std::sync::RwLock::new(hub_model)));
+        let events = store.read_all(0, 1_000).await.unwrap();
+        for chunk in events.chunks(5) {
+            let batch: Vec<_> = chunk.iter().map(|e| (e.clone(), decode_envelope_payload(e, domain::event::registry()).unwrap())).collect();
+            hub.apply(&batch, chunk.last().unwrap().position);
+        }
+        assert!(hub_history.positions().len() > 10, "the hub keeps snapshots: {:?}", hub_history.positions());
+        assert!(hub_history.positions().iter().all(|p| p % 5 == 0), "taken after whole batches");
+        let (from_hub, _, _) = fold_as_of(&store, &hub_history, AsOf::Position(203)).await.unwrap();
+        assert_eq!(rows(&from_hub), rows(&fold_as_of(&store, &empty, AsOf::Position(203)).await.unwrap().0));
+        // The model a snapshot becomes answers queries like the live one.
+        let (model, _, _) = fold_as_of(&store, &history, AsOf::Position(400)).await.unwrap();
+        assert_eq!(model.row_counts(), live.row_counts());
     }
 
     #[tokio::test]

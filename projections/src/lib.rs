@@ -9,6 +9,7 @@
 //!   indexes generated from metadata), checkpoint committed with the data.
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
 //! - [`as_of`]: the query model as of a past position or time, folded from the log.
+//! - [`history`]: past states of the query model kept in memory, where as-of folds start.
 //! - `read_ahead`: the log read and decoded ahead of a fold, its buffers reused.
 //! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
 //! - [`analytics`]: the columnar analytics model and cube queries.
@@ -25,6 +26,7 @@ pub mod as_of;
 pub mod audit_model;
 pub mod dead_letter;
 mod hashing;
+pub mod history;
 pub mod live;
 mod names;
 pub mod pg_model;

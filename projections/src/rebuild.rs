@@ -39,6 +39,11 @@ pub trait MemoryModel: Default + Send + Sync + 'static {
     fn end_bulk(&mut self) {}
     /// A summary of the contents, to compare two copies (object -> rows).
     fn summary(&self) -> Vec<(String, usize)>;
+    /// An empty copy to fold the log into and replace this one with: models
+    /// that keep something beside their data (the query model's history) hand it on.
+    fn fresh(&self) -> Self {
+        Self::default()
+    }
 }
 
 impl MemoryModel for QueryModel {
@@ -62,6 +67,9 @@ impl MemoryModel for QueryModel {
     }
     fn summary(&self) -> Vec<(String, usize)> {
         self.row_counts()
+    }
+    fn fresh(&self) -> Self {
+        QueryModel::fresh(self)
     }
 }
 
@@ -202,7 +210,7 @@ pub async fn fold_until<M: MemoryModel>(
 /// ([`crate::runner::spawn_with`] the letters returned).
 pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<FoldLetters, ReadError> {
     let started = Instant::now();
-    let mut copy = M::default();
+    let mut copy = model.read().expect("model lock").fresh();
     copy.begin_bulk();
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
@@ -221,7 +229,7 @@ pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<
 /// copy matched the live model at the swap (see [`Progress::matched_live`]).
 pub async fn rebuild<M: MemoryModel>(store: Arc<dyn EventStore>, live: Arc<RwLock<M>>, progress: watch::Sender<Progress>) -> Result<Option<bool>, ReadError> {
     let started = Instant::now();
-    let mut copy = M::default();
+    let mut copy = live.read().expect("model lock").fresh();
     copy.begin_bulk();
     let mut bulk = true;
     loop {

@@ -71,3 +71,24 @@ pub async fn fill(store: &Arc<dyn EventStore>, events: u64) {
         store.append(AppendRequest { streams, idempotency_key: None, unique: Default::default() }).await.expect("append");
     }
 }
+
+/// The `item` object defined, `records` creates, then updates of them (the
+/// amount of a record picked in turn) up to `events` events: a log much
+/// longer than its data.
+pub async fn fill_updates(store: &Arc<dyn EventStore>, records: u64, events: u64) {
+    use domain::event::{FieldChange, RecordUpdated};
+    fill(store, records.min(events)).await;
+    let mut n = records;
+    while n < events {
+        let mut streams = Vec::with_capacity(1000);
+        // One event per stream in each append: the records of a batch are distinct.
+        for _ in 0..1000.min(events - n).min(records) {
+            let id = format!("i{:08}", n % records);
+            let change = FieldChange { field: "amount".into(), old: Value::Null, new: Value::Int((n % 997) as i64) };
+            let updated = EventPayload::RecordUpdated(RecordUpdated { object: "item".into(), id: id.clone(), changes: vec![change], automated: Vec::new() });
+            streams.push(StreamAppend { stream: format!("item/{id}"), expected: ExpectedVersion::Any, events: vec![envelope(0, &updated)] });
+            n += 1;
+        }
+        store.append(AppendRequest { streams, idempotency_key: None, unique: Default::default() }).await.expect("append");
+    }
+}

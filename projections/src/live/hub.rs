@@ -445,6 +445,8 @@ impl Hub {
             inner.refresh_live(&model, &touched);
         }
         self.lock().purge();
+        // A snapshot for as-of reads, when one is due: readers go on meanwhile.
+        self.read().keep_history();
     }
 }
 

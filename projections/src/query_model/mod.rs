@@ -35,6 +35,7 @@ use self::rows::Row;
 use self::table::Table;
 use self::values::Resolver;
 use crate::hashing::Map;
+use crate::history::{History, ModelSnapshot, SharedRows};
 
 /// Who is reading, with what rights: every read of either model takes one,
 /// and [`secure_query`] rewrites the query for it (row rules in the filter,
@@ -95,6 +96,11 @@ pub struct QueryModel {
     checkpoint: u64,
     /// Indexes are built once at the end of a bulk load, not kept up per event.
     deferred: bool,
+    /// Where this model keeps its past states for as-of reads (the model that
+    /// serves the realtime hub; `None` for every other copy).
+    history: Option<Arc<History>>,
+    /// The latest `occurred_at` of the events applied.
+    max_occurred_at: i64,
 }
 
 impl QueryModel {
@@ -135,6 +141,7 @@ impl QueryModel {
             EventPayload::RecordCreated(e) => {
                 self.checkpoint = envelope.position;
                 self.table(&e.object).put(e.id, e.record);
+                self.applied(envelope);
             }
             other => self.apply(envelope, &other),
         }
@@ -142,6 +149,32 @@ impl QueryModel {
 
     /// Applies one event (the caller skips events at or below the checkpoint).
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
+        self.apply_event(envelope, payload);
+        self.applied(envelope);
+    }
+
+    /// After an event: the latest time, and in a bulk fold (which nobody
+    /// reads yet) a snapshot for the history when one is due. A served model
+    /// takes its snapshots under a read lock instead ([`QueryModel::keep_history`]).
+    fn applied(&mut self, envelope: &EventEnvelope) {
+        self.max_occurred_at = self.max_occurred_at.max(envelope.occurred_at);
+        if self.deferred {
+            self.keep_history();
+        }
+    }
+
+    /// Takes a snapshot for the history when one is due (a model kept
+    /// nowhere does nothing). The realtime hub calls it after each batch,
+    /// under the read lock, so readers go on while it copies.
+    pub fn keep_history(&self) {
+        if let Some(history) = &self.history {
+            if history.due(self.checkpoint, || self.tables.values().map(Table::row_count).sum()) {
+                history.keep(self.snapshot());
+            }
+        }
+    }
+
+    fn apply_event(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = envelope.position;
         match payload {
             EventPayload::RecordCreated(e) => {
@@ -173,6 +206,39 @@ impl QueryModel {
 }
 
 impl QueryModel {
+    /// Keeps this model's past states in `history` from now on.
+    pub fn set_history(&mut self, history: Arc<History>) {
+        self.history = Some(history);
+    }
+
+    /// An empty model for a fold that will replace this one (the start load,
+    /// a rebuild), keeping its history where this one keeps it.
+    pub fn fresh(&self) -> QueryModel {
+        QueryModel { history: self.history.clone(), ..QueryModel::default() }
+    }
+
+    /// The rows as they are now, shared.
+    pub fn snapshot(&self) -> ModelSnapshot {
+        let mut tables: Vec<(String, SharedRows)> = self.tables.iter().map(|(name, table)| (name.clone(), table.shared_rows())).collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        ModelSnapshot { position: self.checkpoint, max_occurred_at: self.max_occurred_at, catalog: self.catalog.clone(), tables }
+    }
+
+    /// A model holding a snapshot's rows (shared with it), in bulk mode: the
+    /// caller folds what follows and ends with [`QueryModel::end_bulk`].
+    pub fn from_snapshot(snapshot: &ModelSnapshot) -> QueryModel {
+        let mut model = QueryModel { catalog: snapshot.catalog.clone(), deferred: true, ..QueryModel::default() };
+        for (name, rows) in &snapshot.tables {
+            let table = model.table(name);
+            for (id, record) in rows {
+                table.put_shared(id.clone(), record.clone());
+            }
+        }
+        model.checkpoint = snapshot.position;
+        model.max_occurred_at = snapshot.max_occurred_at;
+        model
+    }
+
     /// The table of an object, created (and configured) on first use.
     fn table(&mut self, object: &str) -> &mut Table {
         if !self.tables.contains_key(object) {

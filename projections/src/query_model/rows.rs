@@ -114,26 +114,26 @@ impl Rows {
     }
 
     /// Sets a row; returns its slot and the record it replaced.
-    pub fn put(&mut self, id: String, record: Arc<Record>) -> (Slot, Option<Arc<Record>>) {
+    pub fn put(&mut self, id: impl AsRef<str> + Into<Arc<str>>, record: Arc<Record>) -> (Slot, Option<Arc<Record>>) {
         // A bulk load's usual row: after every id so far, so new, and in order.
         if self.appending {
             let after_all = match self.tail.last() {
-                Some((last, _)) => *id > **last,
-                None => self.tree.last_key_value().is_none_or(|(last, _)| *id > **last),
+                Some((last, _)) => *id.as_ref() > **last,
+                None => self.tree.last_key_value().is_none_or(|(last, _)| *id.as_ref() > **last),
             };
             if after_all {
-                let key: Arc<str> = Arc::from(id);
+                let key: Arc<str> = id.into();
                 let slot = self.take_slot(key.clone(), record);
                 self.place(slot, &key);
                 self.tail.push((key, slot));
                 return (slot, None);
             }
         }
-        if let Some(slot) = self.slot_of(&id) {
+        if let Some(slot) = self.slot_of(id.as_ref()) {
             let row = self.slots[slot as usize].as_mut().expect("a named slot holds a row");
             return (slot, Some(std::mem::replace(&mut row.record, record)));
         }
-        let key: Arc<str> = Arc::from(id);
+        let key: Arc<str> = id.into();
         let slot = self.take_slot(key.clone(), record);
         if self.appending {
             // Out of order in a bulk load: the load ends by renumbering anyway.
@@ -286,7 +286,7 @@ mod tests {
         let orders: [Vec<u32>; 3] = [(0..300).collect(), (0..300).rev().collect(), (0..300).map(|i| i * 7919 % 301).collect()];
         for order in orders {
             let mut rows = Rows::default();
-            rows.put("m050".into(), row(-1));
+            rows.put("m050", row(-1));
             rows.begin_appending();
             let mut expected: BTreeMap<String, i64> = BTreeMap::from([("m050".to_string(), -1)]);
             for (step, i) in order.into_iter().enumerate() {

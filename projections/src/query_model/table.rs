@@ -345,7 +345,11 @@ impl Table {
     }
 
     pub fn put(&mut self, id: String, record: Record) {
-        let record = Arc::new(record);
+        self.put_shared(id, Arc::new(record));
+    }
+
+    /// [`Table::put`] with a record (and an id) shared with someone else.
+    pub fn put_shared(&mut self, id: impl AsRef<str> + Into<Arc<str>>, record: Arc<Record>) {
         let (slot, old) = self.rows.put(id, record.clone());
         if !self.deferred {
             if let Some(old) = old {
@@ -390,6 +394,11 @@ impl Table {
                 }
             }
         }
+    }
+
+    /// Every row's id and record, shared, in id order.
+    pub fn shared_rows(&self) -> crate::history::SharedRows {
+        self.rows.slots_by_id().filter_map(|slot| self.rows.row(slot)).map(|row| (row.id.clone(), row.record.clone())).collect()
     }
 
     pub fn row_count(&self) -> usize {
