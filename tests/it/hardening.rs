@@ -483,6 +483,27 @@ async fn graphql_counts_rows_and_fields() {
     assert!(fine.body["data"]["b"]["records"].is_array(), "{}", fine.body);
 }
 
+/// Rows are not bytes: a query within the row limit whose answer would be
+/// larger than the byte budget (20 aliases of 100 records of 20 KB, about
+/// 40 MB) is refused with one error in the envelope; half of it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_answers_have_a_byte_budget() {
+    let api = api(false).await;
+    let name = "n".repeat(20_000);
+    for _ in 0..100 {
+        let reply = api.call("POST", "/api/v1/data/customer", Some(json!({"name": name})), &[]).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let aliases = |n: usize| (0..n).map(|i| format!("a{i}: customerList(limit: 100) {{ records {{ id name }} }} ")).collect::<String>();
+    let reply = api.call("POST", "/api/v1/graphql", Some(json!({"query": format!("{{ {} }}", aliases(20))})), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body.to_string().chars().take(300).collect::<String>());
+    assert_eq!(reply.body["error"]["code"], json!("max_records_exceeded"), "{}", reply.body.to_string().chars().take(300).collect::<String>());
+    assert!(reply.body["error"]["message"].as_str().unwrap().contains("MiB"), "{}", reply.body["error"]);
+    let half = api.call("POST", "/api/v1/graphql", Some(json!({"query": format!("{{ {} }}", aliases(10))})), &[]).await;
+    assert!(half.body["errors"].is_null(), "{}", half.body.to_string().chars().take(300).collect::<String>());
+    assert_eq!(half.body["data"]["a9"]["records"].as_array().map(Vec::len), Some(100));
+}
+
 /// The next frame of a socket, whatever it is.
 async fn frame<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> tokio_tungstenite::tungstenite::Message
 where

@@ -15,6 +15,7 @@ use async_graphql::Value as Gql;
 use domain::metadata::{Catalog, FieldType, ObjectDef};
 use domain::value::{Record, Value};
 
+use super::cost;
 use super::resolve::{self, Result};
 use super::subscribe;
 use super::types::{enum_name, kind_of, type_name, Kind, SYSTEM};
@@ -30,10 +31,24 @@ fn sync_field<F>(name: impl Into<String>, ty: TypeRef, read: F) -> Field
 where
     F: Fn(&FieldValue<'_>) -> Result<Option<FieldValue<'static>>> + Send + Sync + 'static,
 {
-    Field::new(name, ty, move |ctx| match read(ctx.parent_value) {
+    Field::new(name, ty, move |ctx| match read(ctx.parent_value).and_then(|value| charged(&ctx, value)) {
         Ok(value) => FieldFuture::Value(value),
         Err(error) => FieldFuture::new(async move { Err::<Option<FieldValue<'static>>, _>(error) }),
     })
+}
+
+/// A leaf's value, charged to the request's answer budget ([`cost::ResponseBudget`]);
+/// subscriptions' events are not charged.
+fn charged(ctx: &async_graphql::dynamic::ResolverContext<'_>, value: Option<FieldValue<'static>>) -> Result<Option<FieldValue<'static>>> {
+    let (Some(leaf), Ok(budget)) = (value.as_ref().and_then(FieldValue::as_value), ctx.data::<Arc<cost::ResponseBudget>>()) else { return Ok(value) };
+    if ctx.query_env.operation.node.ty == async_graphql::parser::types::OperationType::Subscription {
+        return Ok(value);
+    }
+    match budget.charge(ctx.field().name(), leaf, cost::MAX_RESPONSE_BYTES) {
+        cost::Charge::Fits => Ok(value),
+        cost::Charge::Crossed => Err(resolve::gql(crate::error::ApiError::new(domain::ErrorCode::MaxRecordsExceeded, cost::too_large()))),
+        cost::Charge::Over => Ok(None),
+    }
 }
 
 fn value(v: Option<Gql>) -> Option<FieldValue<'static>> {

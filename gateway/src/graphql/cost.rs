@@ -5,10 +5,20 @@
 //! schema count fields, not rows: 200 aliases of a list with `limit: 10000`
 //! passed them and built a 70 MB answer. An extension of every generated
 //! schema, so queries, mutations and subscriptions on either transport pass it.
+//!
+//! Rows are not bytes: 50,000 rows of large records still make a huge answer.
+//! So every request also gets a [`ResponseBudget`] (the extension puts a fresh
+//! one in each request's data, HTTP and WebSocket alike): every leaf value a
+//! field resolves is charged its JSON size and its name's, and past
+//! [`MAX_RESPONSE_BYTES`] the leaf that crossed it fails with
+//! `max_records_exceeded` and every later one resolves to null, so memory
+//! stops growing with the answer. Over HTTP the whole answer is then that one
+//! error. Subscriptions' events are not charged (each is one change).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, ServerError, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value};
@@ -19,6 +29,62 @@ pub const MAX_ROWS: u64 = 50_000;
 pub const MAX_FIELDS: u64 = 2_000;
 /// Rows a list is counted for when it names no limit (the query models' default page).
 const DEFAULT_ROWS: u64 = 100;
+/// Bytes of values (and their fields' names) one answer may hold.
+pub const MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What one request's answer has taken so far.
+#[derive(Default)]
+pub struct ResponseBudget {
+    used: AtomicU64,
+    exceeded: AtomicBool,
+}
+
+/// What charging a leaf says.
+pub enum Charge {
+    /// Within the budget: resolve the value.
+    Fits,
+    /// This leaf crossed the budget: fail it with the reason.
+    Crossed,
+    /// The budget was crossed before: resolve to null.
+    Over,
+}
+
+impl ResponseBudget {
+    /// Charges a field's value against `limit` bytes ([`MAX_RESPONSE_BYTES`]).
+    pub fn charge(&self, name: &str, value: &async_graphql::Value, limit: u64) -> Charge {
+        if self.exceeded.load(Ordering::Relaxed) {
+            return Charge::Over;
+        }
+        let bytes = name.len() as u64 + 4 + json_size(value);
+        if self.used.fetch_add(bytes, Ordering::Relaxed) + bytes <= limit {
+            return Charge::Fits;
+        }
+        match self.exceeded.swap(true, Ordering::Relaxed) {
+            false => Charge::Crossed,
+            true => Charge::Over,
+        }
+    }
+}
+
+/// The message of the error the crossing leaf fails with.
+pub fn too_large() -> String {
+    format!("the answer would be larger than {} MiB: ask for fewer rows or fields", MAX_RESPONSE_BYTES / (1024 * 1024))
+}
+
+/// About the bytes a value takes in JSON (strings counted by their length, not their escapes).
+fn json_size(value: &async_graphql::Value) -> u64 {
+    use async_graphql::Value as V;
+    match value {
+        V::Null => 4,
+        V::Boolean(_) => 5,
+        V::Number(_) => 8,
+        V::String(s) => s.len() as u64 + 2,
+        V::Enum(name) => name.len() as u64 + 2,
+        V::Binary(bytes) => bytes.len() as u64 * 4 / 3 + 2,
+        V::List(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<u64>(),
+        V::Object(map) => 2 + map.iter().map(|(k, v)| k.len() as u64 + 4 + json_size(v)).sum::<u64>(),
+    }
+}
 
 /// Fields that return pages of rows: the ones that take a page size.
 fn page_size(field: &async_graphql::parser::types::Field, variables: &Variables) -> Option<u64> {
@@ -104,6 +170,15 @@ struct CostLimitExtension;
 
 #[async_trait::async_trait]
 impl Extension for CostLimitExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        next.run(ctx, request.data(Arc::new(ResponseBudget::default()))).await
+    }
+
     async fn parse_query(&self, ctx: &ExtensionContext<'_>, query: &str, variables: &Variables, next: NextParseQuery<'_>) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         check(&document, variables).map_err(|message| ServerError::new(message, None))?;

@@ -87,6 +87,13 @@ pub(crate) async fn post(
     let schema = current(&system, &caller)?;
     let request = request.data(system.clone()).data(RequestInfo { headers, caller });
     let response = with_codes(schema.execute(request).await);
+    // An answer over its byte budget is that one error, not a partial answer.
+    let too_large = |e: &async_graphql::ServerError| {
+        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| *c == async_graphql::Value::from(ErrorCode::MaxRecordsExceeded.as_str()))
+    };
+    if let Some(error) = response.errors.iter().find(|e| too_large(e)) {
+        return Err(ApiError::new(ErrorCode::MaxRecordsExceeded, error.message.clone()));
+    }
     Ok(axum::Json(response).into_response())
 }
 
