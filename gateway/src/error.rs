@@ -87,6 +87,11 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The whole answer's body: `{success: false, error, code, message}`.
+    pub fn envelope(&self) -> Json {
+        json!({"success": false, "error": self.body(), "code": self.code.as_str(), "message": self.message})
+    }
+
     /// The error as a GraphQL error: the message, and `extensions` holding
     /// the same error object as the REST envelope (`code`, `category`,
     /// `httpStatus`, `fieldErrors`...).
@@ -172,8 +177,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = json!({"success": false, "error": self.body(), "code": self.code.as_str(), "message": self.message});
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(self.envelope())).into_response();
         // For the access log and the metrics' errors by code.
         response.extensions_mut().insert(self.code);
         response

@@ -16,6 +16,7 @@ pub mod change_plan;
 pub mod config;
 pub mod config_file;
 pub mod console;
+mod edge_errors;
 pub mod error;
 mod extract;
 pub mod graphql;

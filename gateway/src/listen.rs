@@ -109,7 +109,8 @@ pub async fn serve(
                 drop(permit);
                 return;
             }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), hyper_util::service::TowerToHyperService::new(service));
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(crate::edge_errors::Enveloped::new(tcp)), hyper_util::service::TowerToHyperService::new(service));
             let _ = watcher.watch(connection.into_owned()).await;
             drop(permit);
         });

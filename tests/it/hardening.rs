@@ -327,6 +327,40 @@ async fn slow_and_idle_connections_are_closed() {
     assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
 }
 
+/// What hyper answers itself, before any handler (bytes that are not HTTP,
+/// a URL over its limit, headers over its buffer, an unknown version), comes
+/// in the envelope with its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hypers_own_answers_come_in_the_envelope() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let (_api, address) = listening(Default::default()).await;
+    let long_url = format!("GET /api/v1/data/order?x={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes();
+    let big_headers = format!("GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(500_000)).into_bytes();
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        ("raw bytes", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http\r\n\r\n".to_vec(), 400),
+        ("a URL over the limit", long_url, 414),
+        ("headers over the buffer", big_headers, 431),
+        ("a broken request line", b"GET /api/v1/health HTTP/1.1 extra\r\nHost: x\r\n\r\n".to_vec(), 400),
+    ];
+    for (what, request, status) in cases {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        // The server may answer and close before it has read everything sent.
+        let _ = stream.write_all(&request).await;
+        let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await.unwrap_or_else(|got| got);
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{what}: {}", answer.chars().take(200).collect::<String>());
+        let body: Json = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{what}: no envelope ({e}): {}", answer.chars().take(300).collect::<String>()));
+        assert_eq!(body["success"], json!(false), "{what}");
+        assert_eq!(body["error"]["httpStatus"], json!(status), "{what}");
+    }
+    // An ordinary answer on the same server is untouched.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"GET /api/v1/data/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404 ") && answer.contains("object_not_found"), "{answer}");
+}
+
 /// Connections beyond the cap wait to be accepted until one closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait() {
