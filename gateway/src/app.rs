@@ -188,23 +188,31 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     // embedded store it is the query projection (one model, not two); with
     // PostgreSQL it keeps one of its own in process.
     let (query_parked, audit_parked, analytics_parked, search_parked) = loads.await.context("loading the in-process read models")??;
+    // The projections below read and decode each batch of the log once between them.
+    let shared = runner::SharedDecode::default();
     let (query, reader, hub, realtime_handle) = match query_side {
         QuerySide::Memory(reader) => {
             let hub = projections::live::Hub::over(hub_model);
-            let query =
-                runner::spawn_with(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "query" }, query_parked.of("query")).await?;
+            let query = runner::spawn_shared(
+                store.clone(),
+                projections::live::LiveProjection { hub: hub.clone(), name: "query" },
+                query_parked.of("query"),
+                shared.clone(),
+            )
+            .await?;
             (query.clone(), reader, hub, query)
         }
         QuerySide::Postgres(pool) => {
             let (projection, reader) = pg_model::open(pool).await?;
             let hub = projections::live::Hub::over(hub_model);
-            let realtime = runner::spawn(store.clone(), projections::live::LiveProjection { hub: hub.clone(), name: "realtime" }).await?;
-            (runner::spawn(store.clone(), projection).await?, QueryReader::Postgres(reader), hub, realtime)
+            let live = projections::live::LiveProjection { hub: hub.clone(), name: "realtime" };
+            let realtime = runner::spawn_shared(store.clone(), live, Vec::new(), shared.clone()).await?;
+            (runner::spawn_shared(store.clone(), projection, Vec::new(), shared.clone()).await?, QueryReader::Postgres(reader), hub, realtime)
         }
     };
-    let audit = runner::spawn_with(store.clone(), audit_projection, audit_parked.of("audit")).await?;
-    let analytics = runner::spawn_with(store.clone(), analytics_projection, analytics_parked.of("analytics")).await?;
-    let search = runner::spawn_with(store.clone(), search_projection, search_parked.of("search")).await?;
+    let audit = runner::spawn_shared(store.clone(), audit_projection, audit_parked.of("audit"), shared.clone()).await?;
+    let analytics = runner::spawn_shared(store.clone(), analytics_projection, analytics_parked.of("analytics"), shared.clone()).await?;
+    let search = runner::spawn_shared(store.clone(), search_projection, search_parked.of("search"), shared).await?;
     let head = *store.head().borrow();
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
         if !handle.wait_for(head, Duration::from_secs(600)).await {

@@ -10,6 +10,7 @@
 //! - [`reader`]: [`QueryReader`], the one read path over either model.
 //! - [`as_of`]: the query model as of a past position or time, folded from the log.
 //! - [`history`]: past states of the query model kept in memory, where as-of folds start.
+//! - `shared_decode`: one read and decode of each batch for every projection following a store.
 //! - `read_ahead`: the log read and decoded ahead of a fold, its buffers reused.
 //! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
 //! - [`analytics`]: the columnar analytics model and cube queries.
@@ -36,6 +37,7 @@ pub mod reader;
 pub mod rebuild;
 pub mod runner;
 pub mod search;
+mod shared_decode;
 #[cfg(test)]
 mod test_rng;
 #[cfg(test)]

@@ -12,6 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use commands::store::EventStore;
 use domain::event::codec::decode_envelope_payload;
+
+pub use crate::shared_decode::SharedDecode;
 use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -143,7 +145,18 @@ pub async fn spawn<P: Projection>(store: Arc<dyn EventStore>, projection: P) -> 
 }
 
 /// [`spawn`], knowing the letters parked by the load before it.
-pub async fn spawn_with<P: Projection>(store: Arc<dyn EventStore>, mut projection: P, loaded: Vec<DeadLetter>) -> Result<ProjectionHandle, ProjectionError> {
+pub async fn spawn_with<P: Projection>(store: Arc<dyn EventStore>, projection: P, loaded: Vec<DeadLetter>) -> Result<ProjectionHandle, ProjectionError> {
+    spawn_shared(store, projection, loaded, SharedDecode::default()).await
+}
+
+/// [`spawn_with`], reading and decoding the log once with every other
+/// projection spawned with the same `shared` ([`SharedDecode`]).
+pub async fn spawn_shared<P: Projection>(
+    store: Arc<dyn EventStore>,
+    mut projection: P,
+    loaded: Vec<DeadLetter>,
+    shared: SharedDecode,
+) -> Result<ProjectionHandle, ProjectionError> {
     let start = projection.checkpoint().await?;
     let parked = ParkedEvents::default();
     for letter in projection.parked().await?.unwrap_or_default().into_iter().chain(loaded) {
@@ -153,7 +166,7 @@ pub async fn spawn_with<P: Projection>(store: Arc<dyn EventStore>, mut projectio
     let (checkpoint_tx, checkpoint_rx) = watch::channel(start);
     let (control, control_rx) = mpsc::unbounded_channel();
     let stalled = Arc::new(Mutex::new(None));
-    let follower = Follower { store, checkpoint_tx, parked: parked.clone(), stalled: stalled.clone(), control: control_rx };
+    let follower = Follower { store, shared, checkpoint_tx, parked: parked.clone(), stalled: stalled.clone(), control: control_rx };
     let task = Arc::new(Task(tokio::spawn(follower.run(projection, start))));
     Ok(ProjectionHandle { name, checkpoint_rx, parked, stalled, control, task })
 }
@@ -231,6 +244,8 @@ async fn park<P: Projection + ?Sized>(projection: &mut P, letter: DeadLetter, pa
 /// The task that follows the log for one projection.
 struct Follower {
     store: Arc<dyn EventStore>,
+    /// Where batches are read and decoded, once for the followers sharing it.
+    shared: SharedDecode,
     checkpoint_tx: watch::Sender<u64>,
     parked: ParkedEvents,
     stalled: Arc<Mutex<Option<String>>>,
@@ -244,7 +259,7 @@ impl Follower {
             while let Ok(control) = self.control.try_recv() {
                 self.handle(&mut projection, control, checkpoint).await;
             }
-            let batch = match self.store.read_all(checkpoint, BATCH).await {
+            let batch = match self.shared.next(&self.store, checkpoint, BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     self.stall(projection.name(), format!("cannot read the log: {error}"));
@@ -252,7 +267,7 @@ impl Follower {
                     continue;
                 }
             };
-            let Some(up_to) = batch.last().map(|e| e.position) else {
+            let Some(batch) = batch else {
                 // Caught up: sleep until the append path moves the head, or an operator asks.
                 tokio::select! {
                     moved = async { head.wait_for(|h| *h > checkpoint).await.is_ok() } => if !moved { return },
@@ -263,7 +278,7 @@ impl Follower {
                 }
                 continue;
             };
-            let decoded = decode(batch);
+            let (up_to, decoded) = (batch.up_to, &batch.decoded);
             let ids: Vec<[u8; 16]> = if commands::trace::installed() { decoded.events.iter().map(|(e, _)| e.event_id).collect() } else { Vec::new() };
             let span = commands::trace::project_span(&ids, || {
                 tracing::debug_span!(
