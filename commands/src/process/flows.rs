@@ -326,12 +326,15 @@ impl FlowHost for SystemHost {
     async fn create(&self, object: &str, data: Map<String, Json>, key: String) -> Result<String, HostError> {
         let command = Command::Create { object: object.to_string(), id: None, data };
         let outcome = self.commands.execute(command, self.meta(key)).await.map_err(host_error)?;
+        super::log_warnings(&outcome, "flow");
         Ok(outcome.id)
     }
 
     async fn update(&self, object: &str, id: &str, patch: Map<String, Json>, key: String) -> Result<(), HostError> {
         let command = Command::Update { object: object.to_string(), id: id.to_string(), patch, expected_version: None };
-        self.commands.execute(command, self.meta(key)).await.map(|_| ()).map_err(host_error)
+        let outcome = self.commands.execute(command, self.meta(key)).await.map_err(host_error)?;
+        super::log_warnings(&outcome, "flow");
+        Ok(())
     }
 
     async fn delete(&self, object: &str, id: &str, key: String) -> Result<(), HostError> {

@@ -379,7 +379,10 @@ async fn sweep(commands: &CommandService, rule: &WorkflowRule, run: &JobRun) -> 
     let mut refused: Option<(usize, String)> = None;
     for (id, result) in results {
         match result {
-            Ok(outcome) => changed += u64::from(!outcome.events.is_empty()),
+            Ok(outcome) => {
+                super::log_warnings(&outcome, "job");
+                changed += u64::from(!outcome.events.is_empty());
+            }
             Err(error @ (CommandError::Store(_) | CommandError::Contended)) => return Err(Failure::Store(error)),
             Err(error) => {
                 let entry = refused.get_or_insert((0, format!("{} {id}: {error}", rule.object)));

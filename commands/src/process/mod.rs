@@ -228,3 +228,12 @@ impl Processes {
         Some(state.recent.iter().rev().take(limit).cloned().collect())
     }
 }
+
+/// Warnings of a record write a process made (a validation rule of severity
+/// warning, a workflow rule's update passed by) go to the log, since no
+/// caller sees the answer. Their messages are the app's texts and codes, never values.
+pub(crate) fn log_warnings(outcome: &crate::service::Outcome, process: &str) {
+    for warning in &outcome.warnings {
+        tracing::warn!(process, object = %outcome.object, id = %outcome.id, field = %warning.field, code = warning.code.as_str(), "{}", warning.message);
+    }
+}

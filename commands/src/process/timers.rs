@@ -160,7 +160,8 @@ async fn act(commands: &CommandService, rules: &[WorkflowRule], timer: &Pending)
     let mut meta = CommandMeta::system().with_key(format!("$tt/{}", timer.set.timer));
     meta.causation_id = Some(timer.set_event);
     meta.automation = true;
-    commands.execute(Command::Update { object, id, patch, expected_version: None }, meta).await?;
+    let outcome = commands.execute(Command::Update { object, id, patch, expected_version: None }, meta).await?;
+    super::log_warnings(&outcome, "workflow time trigger");
     Ok("done".into())
 }
 
