@@ -522,7 +522,11 @@ async fn graphql_counts_rows_and_fields() {
 /// 40 MB) is refused with one error in the envelope; half of it answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_answers_have_a_byte_budget() {
-    let api = api(false).await;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = crate::realtime::server(false).await;
+    let api = &server.api;
     let name = "n".repeat(20_000);
     for _ in 0..100 {
         let reply = api.call("POST", "/api/v1/data/customer", Some(json!({"name": name})), &[]).await;
@@ -536,6 +540,20 @@ async fn graphql_answers_have_a_byte_budget() {
     let half = api.call("POST", "/api/v1/graphql", Some(json!({"query": format!("{{ {} }}", aliases(10))})), &[]).await;
     assert!(half.body["errors"].is_null(), "{}", half.body.to_string().chars().take(300).collect::<String>());
     assert_eq!(half.body["data"]["a9"]["records"].as_array().map(Vec::len), Some(100));
+    // Over the WebSocket the same query gets the error, and the answer stopped growing at the budget.
+    let mut request = format!("ws://{}/api/v1/graphql", server.base).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let mut ws = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    ws.send(Message::Text(json!({"type": "connection_init"}).to_string().into())).await.unwrap();
+    assert!(frame(&mut ws).await.to_text().unwrap().contains("connection_ack"));
+    let query = format!("{{ {} }}", aliases(20));
+    ws.send(Message::Text(json!({"id": "big", "type": "subscribe", "payload": {"query": query}}).to_string().into())).await.unwrap();
+    let next = frame(&mut ws).await;
+    let text = next.to_text().unwrap();
+    assert!(text.len() < 4096, "the error alone, as over HTTP: {} bytes", text.len());
+    let message: Json = serde_json::from_str(text).unwrap();
+    let codes: Vec<&Json> = message["payload"]["errors"].as_array().unwrap().iter().map(|e| &e["extensions"]["code"]).collect();
+    assert!(codes.contains(&&json!("max_records_exceeded")), "{}", text.chars().take(300).collect::<String>());
 }
 
 /// The next frame of a socket, whatever it is.

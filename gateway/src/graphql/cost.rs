@@ -12,8 +12,9 @@
 //! field resolves is charged its JSON size and its name's, and past
 //! [`MAX_RESPONSE_BYTES`] the leaf that crossed it fails with
 //! `max_records_exceeded` and every later one resolves to null, so memory
-//! stops growing with the answer. Over HTTP the whole answer is then that one
-//! error. Subscriptions' events are not charged (each is one change).
+//! stops growing with the answer. The whole answer is then that one error
+//! (over HTTP, and on the socket). Subscriptions' events are not charged
+//! (each is one change).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

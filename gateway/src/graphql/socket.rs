@@ -116,6 +116,7 @@ pub async fn serve<E: Executor>(socket: WebSocket, executor: E, protocol: WebSoc
                         }
                     }
                 }
+                let text = over_budget(&text).unwrap_or(text);
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
@@ -133,4 +134,16 @@ pub async fn serve<E: Executor>(socket: WebSocket, executor: E, protocol: WebSoc
             }
         }
     }
+}
+
+/// An answer that went over its byte budget ([`super::cost::ResponseBudget`])
+/// goes out as its error alone, as over HTTP, not as the partial data.
+fn over_budget(text: &str) -> Option<String> {
+    let code = domain::ErrorCode::MaxRecordsExceeded.as_str();
+    if text.len() < 1 << 20 || !text.contains(code) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let error = value["payload"]["errors"].as_array()?.iter().find(|e| e["extensions"]["code"] == code)?.clone();
+    Some(json!({"id": value["id"], "type": value["type"], "payload": {"data": null, "errors": [error]}}).to_string())
 }
