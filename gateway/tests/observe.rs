@@ -87,6 +87,7 @@ async fn access_log_request_ids_and_metrics() {
         format!("objectstack_http_errors_total{{code=\"{code}\"}} 1"),
         "objectstack_realtime_connections 0".to_string(),
         "objectstack_realtime_drops_total{reason=\"slow_consumer\"} 0".to_string(),
+        "objectstack_as_of_snapshots 0".to_string(),
     ] {
         assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
     }

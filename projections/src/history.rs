@@ -118,6 +118,12 @@ impl History {
         kept.iter().rev().find(|s| included(s.position, s.max_occurred_at)).cloned()
     }
 
+    /// How many snapshots are kept, and the rows they hold together.
+    pub fn kept(&self) -> (usize, usize) {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        (kept.len(), kept.iter().map(|s| s.rows()).sum())
+    }
+
     /// Positions of the kept snapshots (for tests and status).
     pub fn positions(&self) -> Vec<u64> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.position).collect()
@@ -141,6 +147,7 @@ mod tests {
         }
         let kept = history.positions();
         assert!(kept.len() <= 10, "{kept:?}");
+        assert_eq!(history.kept(), (kept.len(), kept.len() * 10));
         assert_eq!(kept.last(), Some(&400), "the newest stays");
         // Spread: no gap is more than four times the budget's even share.
         let gaps: Vec<u64> = std::iter::once(0).chain(kept.iter().copied()).collect::<Vec<_>>().windows(2).map(|w| w[1] - w[0]).collect();

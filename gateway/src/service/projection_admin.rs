@@ -132,6 +132,9 @@ pub fn metrics(system: &System, caller: &Caller) -> Result<String, ApiError> {
     }
     out.push_str(&append_metrics(system.commands.append_counts()));
     out.push_str(&realtime_metrics(system.hub.stats()));
+    let (snapshots, rows) = system.as_of_folds.history().kept();
+    scalar(&mut out, "objectstack_as_of_snapshots", "gauge", "Snapshots of the query model kept for as-of reads.", snapshots as u64);
+    scalar(&mut out, "objectstack_as_of_snapshot_rows", "gauge", "Rows those snapshots hold together (shared with the model, not copies).", rows as u64);
     out.push_str(&system.http_metrics.render());
     Ok(out)
 }
