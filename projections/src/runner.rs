@@ -12,14 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use commands::store::EventStore;
 use domain::event::codec::decode_envelope_payload;
-
-pub use crate::shared_decode::SharedDecode;
 use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::dead_letter::{DeadLetter, ParkedEvents};
+pub use crate::shared_decode::SharedDecode;
 
 /// Events read and applied per batch (one transaction for stored read models).
 const BATCH: usize = 2_000;
