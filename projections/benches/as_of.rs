@@ -84,7 +84,7 @@ async fn main() {
             record.push(started.elapsed());
         }
         let log = if updates { "10,000 records then updates" } else { "creates" };
-        println!("as-of reads over {events} events ({log}; {} snapshots kept):", history.positions().len());
+        println!("as-of reads over {events} events ({log}; {} snapshots kept):", history.kept().0);
         summary("  list: fold of the log from its start", cold);
         summary("  list: fold from the nearest snapshot", snapshot);
         summary("  list: the same moment again (kept)", warm);

@@ -105,7 +105,7 @@ impl AsOfFolds {
 /// The fold (from the latest snapshot wholly before the moment, else from the
 /// beginning), its position, and whether the log had moved past the moment
 /// (so the answer can never change).
-pub async fn fold_as_of(store: &Arc<dyn EventStore>, history: &History, as_of: AsOf) -> Result<(QueryModel, u64, bool), ReadError> {
+async fn fold_as_of(store: &Arc<dyn EventStore>, history: &History, as_of: AsOf) -> Result<(QueryModel, u64, bool), ReadError> {
     let upcasters = domain::event::registry();
     let (mut model, mut after) = match history.latest(|position, max_occurred_at| as_of.includes(position, max_occurred_at)) {
         Some(snapshot) => (QueryModel::from_snapshot(&snapshot), snapshot.position),
@@ -330,11 +330,10 @@ mod tests {
             assert_eq!((at, rows(&from_snapshot)), (at_start, rows(&from_start)), "as of position {position}");
         }
         for time in (1_000_000..clock + 50).step_by(97) {
-            let (from_snapshot, at, _) = fold_as_of(&store, &history, AsOf::Time(Timestamp::from_micros(time))).await.unwrap();
-            let (from_start, at_start, _) = fold_as_of(&store, &empty, AsOf::Time(Timestamp::from_micros(time))).await.unwrap();
+            // The last event folded may differ where a clock went back: only the rows are compared.
+            let (from_snapshot, _, _) = fold_as_of(&store, &history, AsOf::Time(Timestamp::from_micros(time))).await.unwrap();
+            let (from_start, _, _) = fold_as_of(&store, &empty, AsOf::Time(Timestamp::from_micros(time))).await.unwrap();
             assert_eq!(rows(&from_snapshot), rows(&from_start), "as of time {time}");
-            // The last event folded can differ only when a clock went back.
-            let _ = (at, at_start);
         }
         // The realtime hub's model keeps them as it applies batches.
         let hub_history = Arc::new(History::new(7, 100_000));

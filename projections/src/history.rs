@@ -6,7 +6,7 @@
 //! later is copied by the live model, and the snapshot keeps the old one), the
 //! catalog, and the latest event time up to there. The model that serves the
 //! realtime hub takes one whenever it has applied at least half as many events
-//! since the last one as it holds rows (and at least [`History::every`]): the
+//! since the last one as it holds rows (and at least [`EVERY`]): the
 //! work of taking it is a few reference counts per event on average, and the
 //! fold after it is never much longer than loading it, so an as-of read costs
 //! in proportion to the data at that moment (plus at most `every` events), not
@@ -73,11 +73,6 @@ impl History {
     /// A history taking a snapshot at least `every` events apart, keeping at most `max_rows` rows.
     pub fn new(every: u64, max_rows: usize) -> History {
         History { every: every.max(1), max_rows, kept: Mutex::new(Vec::new()), newest: AtomicU64::new(0) }
-    }
-
-    /// Fewest events between two snapshots.
-    pub fn every(&self) -> u64 {
-        self.every
     }
 
     /// Whether a model at `position` holding `rows` rows should take a

@@ -231,9 +231,10 @@ impl Processes {
 
 /// Warnings of a record write a process made (a validation rule of severity
 /// warning, a workflow rule's update passed by) go to the log, since no
-/// caller sees the answer. Their messages are the app's texts and codes, never values.
+/// caller sees the answer: the record, the field and the code, not the
+/// message, which may quote a value (a state machine's `from -> to`).
 pub(crate) fn log_warnings(outcome: &crate::service::Outcome, process: &str) {
     for warning in &outcome.warnings {
-        tracing::warn!(process, object = %outcome.object, id = %outcome.id, field = %warning.field, code = warning.code.as_str(), "{}", warning.message);
+        tracing::warn!(process, object = %outcome.object, id = %outcome.id, field = %warning.field, code = warning.code.as_str(), "a process's write warned");
     }
 }

@@ -138,11 +138,15 @@ pub fn apply(
 
 /// The codes of a refused update, such as `value_out_of_range, invalid_format`.
 fn refusal_codes(refused: &DomainError) -> String {
-    let mut codes: Vec<&str> = refused.field_errors().iter().map(|e| e.code.as_str()).collect();
+    let mut codes: Vec<&str> = Vec::new();
+    for code in refused.field_errors().iter().map(|e| e.code.as_str()) {
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
     if codes.is_empty() {
         codes.push(refused.code().as_str());
     }
-    codes.dedup();
     codes.join(", ")
 }
 
