@@ -142,7 +142,23 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     hub_model.write().expect("model lock").set_history(history.clone());
     let (audit_projection, audit_model) = audit_projection();
     let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
-    let (search_projection, search_model) = projections::InProcess::<projections::search::SearchModel>::new("search");
+    // The search index on disk (beside the embedded log, or where the
+    // operator says) is opened where it was committed, so a start does not
+    // index the log again; with PostgreSQL and no directory it is in memory.
+    let search_root = match (&settings.search_dir, &settings.storage) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Storage::Embedded(dir)) => Some(dir.join("search")),
+        (None, Storage::Postgres(_) | Storage::Cluster(..)) => None,
+    };
+    let search = match search_root {
+        Some(root) => {
+            let shown = root.display().to_string();
+            let opened = tokio::task::spawn_blocking(move || projections::search::SearchModel::open(&root)).await?;
+            opened.with_context(|| format!("opening the search index in {shown} (is another server using it?)"))?
+        }
+        None => Default::default(),
+    };
+    let (search_projection, search_model) = projections::InProcess::over("search", search);
     let loads = {
         let query_model = match &query_side {
             QuerySide::Memory(reader) => reader.memory_model(),

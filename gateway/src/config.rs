@@ -38,6 +38,9 @@ pub struct Settings {
     /// A PEM file of CA certificates that webhooks and flows' `http_request`
     /// nodes trust beside the system's and Mozilla's roots.
     pub outbound_ca: Option<PathBuf>,
+    /// Where the search index lives, kept across starts; `None`: `search` in
+    /// the data directory on the embedded store, in memory with PostgreSQL.
+    pub search_dir: Option<PathBuf>,
 }
 
 /// An administrator's email and password; the password never prints.

@@ -167,6 +167,11 @@ struct ServeArgs {
     /// URLs, beside the system's roots (SSL_CERT_FILE, SSL_CERT_DIR) and Mozilla's.
     #[arg(long, env = "OBJECTSTACK_OUTBOUND_CA")]
     outbound_ca: Option<PathBuf>,
+    /// Directory of the search index, kept across starts so a start opens it where it was committed
+    /// instead of indexing the log again (one node per directory). Default: `search` in the data
+    /// directory on the embedded store; in memory with PostgreSQL.
+    #[arg(long, env = "OBJECTSTACK_SEARCH_DIR")]
+    search_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -304,6 +309,7 @@ async fn run() -> anyhow::Result<()> {
             kafka_topic,
             kafka_options,
             outbound_ca,
+            search_dir,
         }) => {
             let storage = match (database_url, kafka_brokers) {
                 (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
@@ -319,7 +325,7 @@ async fn run() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("give both OBJECTSTACK_ADMIN_EMAIL and OBJECTSTACK_ADMIN_PASSWORD (or neither)"),
             };
-            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca };
+            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir };
             let system = gateway::app::start(&settings).await?;
             if let Some(admin) = &admin {
                 gateway::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;

@@ -4,7 +4,8 @@
 //! field is in the write that fired it, every record_change flow run
 //! happens exactly once, and a
 //! webhook receiver on 127.0.0.1 gets every change at least once (one
-//! delivery id per change, nothing it cannot match). Lives beside the
+//! delivery id per change, nothing it cannot match), and search finds
+//! exactly the tickets the query model holds. Lives beside the
 //! binary so that cargo builds it for the test (`CARGO_BIN_EXE_objectstack`).
 
 mod support;
@@ -134,6 +135,14 @@ async fn kills(store: Vec<String>) {
         assert_eq!(history["data"]["total"], json!(1), "the create alone, the rule's field in it, for {id}: {history}");
         assert_eq!(notes.iter().filter(|n| n["ticket"] == json!(id)).count(), 1, "one note for {id}");
     }
+    // Search agrees with the query model: its index is on disk (beside the
+    // embedded log; in `--search-dir` with PostgreSQL), opened after each kill
+    // at its last commit and caught up from the log.
+    for round in 0..8 {
+        let expected = tickets.iter().filter(|t| t["title"].as_str().is_some_and(|title| title.starts_with(&format!("r{round}-")))).count();
+        let (_, found) = http(port, "GET", &format!("/api/v1/search?q=r{round}&object=ticket&fuzzy=false&limit=1"), None).await.unwrap();
+        assert_eq!(found["data"]["totalHits"], json!(expected), "search for the tickets of round {round}: {found}");
+    }
     // Every change of a ticket reaches the receiver, under its own id.
     let mut expected = BTreeSet::new();
     for offset in (0..).step_by(500) {
@@ -172,6 +181,7 @@ async fn killed_at_random_embedded() {
 #[tokio::test]
 async fn killed_at_random_postgres() {
     let database = Database::create("kill").await;
-    kills(vec!["--database-url".into(), database.url.clone()]).await;
+    let search = tempfile::tempdir().unwrap();
+    kills(vec!["--database-url".into(), database.url.clone(), "--search-dir".into(), search.path().display().to_string()]).await;
     database.drop_now().await;
 }

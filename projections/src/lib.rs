@@ -14,7 +14,7 @@
 //! - `read_ahead`: the log read and decoded ahead of a fold, its buffers reused.
 //! - [`rebuild`]: rebuilding an in-process model from the log while it stays live, then swapping it in.
 //! - [`analytics`]: the columnar analytics model and cube queries.
-//! - [`search`]: full-text search (tantivy, in memory), fed from either store.
+//! - [`search`]: full-text search (tantivy, in memory or on disk), fed from either store.
 //! - `hashing`: the hash maps folds use per event (foldhash).
 //! - [`live`]: realtime fan-out of committed changes and live queries.
 //! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
@@ -80,7 +80,12 @@ pub struct InProcess<M> {
 impl<M: MemoryModel> InProcess<M> {
     /// A new, empty model and the projection that feeds it.
     pub fn new(name: &'static str) -> (InProcess<M>, Arc<RwLock<M>>) {
-        let model = Arc::new(RwLock::new(M::default()));
+        InProcess::over(name, M::default())
+    }
+
+    /// `model` (one opened from its own files) and the projection that feeds it.
+    pub fn over(name: &'static str, model: M) -> (InProcess<M>, Arc<RwLock<M>>) {
+        let model = Arc::new(RwLock::new(model));
         (InProcess { name, model: model.clone() }, model)
     }
 }

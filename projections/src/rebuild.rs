@@ -44,6 +44,20 @@ pub trait MemoryModel: Default + Send + Sync + 'static {
     fn fresh(&self) -> Self {
         Self::default()
     }
+    /// A model opened at a position from its own files (the search index on
+    /// disk) names the last event it applied there, position and id: the
+    /// start load goes on from it when the log holds that event at that
+    /// position, and folds a fresh copy otherwise. `None`: nothing to go on from.
+    fn resumes_from(&self) -> Option<(u64, String)> {
+        None
+    }
+}
+
+/// Whether the log holds the event `id` at `position`.
+async fn log_holds(store: &Arc<dyn EventStore>, (position, id): &(u64, String)) -> Result<bool, ReadError> {
+    let Some(after) = position.checked_sub(1) else { return Ok(false) };
+    let found = store.read_all_into(after, 1, Vec::new()).await.map_err(|e| ReadError::Store(e.to_string()))?;
+    Ok(found.first().is_some_and(|e| e.position == *position && domain::hex::encode(&e.event_id) == *id))
 }
 
 impl MemoryModel for QueryModel {
@@ -106,6 +120,12 @@ impl MemoryModel for crate::search::SearchModel {
     }
     fn summary(&self) -> Vec<(String, usize)> {
         vec![("records".into(), self.len())]
+    }
+    fn fresh(&self) -> Self {
+        crate::search::SearchModel::fresh(self)
+    }
+    fn resumes_from(&self) -> Option<(u64, String)> {
+        crate::search::SearchModel::resumes_from(self)
     }
 }
 
@@ -210,16 +230,30 @@ pub async fn fold_until<M: MemoryModel>(
 /// ([`crate::runner::spawn_with`] the letters returned).
 pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<FoldLetters, ReadError> {
     let started = Instant::now();
-    let mut copy = model.read().expect("model lock").fresh();
+    let (resume, checkpoint) = {
+        let model = model.read().expect("model lock");
+        (model.resumes_from(), model.checkpoint())
+    };
+    // A model opened at a position goes on from there when the log agrees
+    // with it; an empty one is folded as it is; anything else is folded afresh.
+    let go_on = match &resume {
+        Some(at) => log_holds(&store, at).await?,
+        None => checkpoint == 0,
+    };
+    if let (Some((position, _)), false) = (&resume, go_on) {
+        tracing::warn!(position, "the log does not hold the event a model's files were committed after: the model is folded afresh");
+    }
+    let mut copy = if go_on { std::mem::take(&mut *model.write().expect("model lock")) } else { model.read().expect("model lock").fresh() };
+    let from = copy.checkpoint();
     copy.begin_bulk();
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
     let parked = fold_until(&store, &mut copy, head, started, &progress).await?;
     copy.end_bulk();
     let model_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("model");
-    tracing::info!(model = model_name, events = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
+    tracing::info!(model = model_name, from, to = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
     let mut guard = model.write().expect("model lock");
-    if guard.checkpoint() < copy.checkpoint() {
+    if go_on || resume.is_some() || guard.checkpoint() < copy.checkpoint() {
         *guard = copy;
     }
     Ok(parked)

@@ -70,7 +70,14 @@ async fn run_script(storage: Storage, app: &str, script: &'static str) {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, app).unwrap();
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait: Duration::from_secs(5), outbound_ca: None };
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        storage,
+        app: Some(app_path),
+        read_wait: Duration::from_secs(5),
+        outbound_ca: None,
+        search_dir: None,
+    };
     let system = start(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -54,6 +54,7 @@ async fn generated_sdl_of_the_example_apps() {
             app: Some(app_path),
             read_wait: std::time::Duration::from_secs(5),
             outbound_ca: None,
+            search_dir: None,
         };
         let system = gateway::app::start(&settings).await.unwrap();
         let (_, catalog) = system.hub.catalog();

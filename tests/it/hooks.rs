@@ -53,7 +53,8 @@ async fn hooks_everywhere(postgres: bool) {
     let app_dir = tempfile::tempdir().unwrap();
     let path = app_dir.path().join("app.json");
     std::fs::write(&path, APP).unwrap();
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca: None };
+    let settings =
+        Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca: None, search_dir: None };
     let api = Api { system: gateway::app::start_with_hooks(&settings, hooks).await.unwrap(), _dir: dir };
     let level = |reply: &Json| reply["data"]["record"]["level"].clone();
 

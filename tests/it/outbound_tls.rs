@@ -163,6 +163,7 @@ async fn a_ca_file_without_a_certificate_stops_the_start() {
         app: Some(app_file),
         read_wait: Duration::from_secs(5),
         outbound_ca: Some(ca_file),
+        search_dir: None,
     };
     let error = match gateway::app::start(&settings).await {
         Ok(_) => panic!("started with a CA file that holds no certificate"),

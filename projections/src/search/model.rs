@@ -1,16 +1,20 @@
-//! The search model: the tantivy index, the field layout per object, and the
-//! text of every record (so a changed definition re-indexes from memory).
+//! The search model: the tantivy index (in memory, or on disk where a start
+//! opens it at its committed position: `on_disk`), the field layout per
+//! object, and each record's texts stored in its document (so an update or a
+//! changed definition re-indexes the whole document).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::{evolve_catalog, Catalog, FieldType, ObjectDef};
 use domain::DomainError;
-use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query};
-use tantivy::schema::{Field, Schema, Value as _, STORED, STRING, TEXT};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, Value as _, STORED, STRING, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use super::on_disk::{self, Committed, Place};
 use super::query::{object_query, terms_of, Searched};
 use super::texts::{text_of, RecordTexts};
 use crate::hashing::Map;
@@ -97,17 +101,50 @@ pub fn searchable_fields(object: &ObjectDef) -> Vec<String> {
     fields
 }
 
+/// The index's fields: the object, the key (`object` + separator + id), the
+/// text slots, and the record's texts, stored (see `texts.rs`).
+struct Fields {
+    object: Field,
+    key: Field,
+    texts: Field,
+    slots: Vec<Field>,
+}
+
+/// The index's schema.
+fn schema() -> Schema {
+    let mut builder = Schema::builder();
+    builder.add_text_field("object", STRING);
+    builder.add_text_field("key", STRING | STORED);
+    builder.add_bytes_field("texts", STORED);
+    for i in 0..SLOTS {
+        builder.add_text_field(&format!("f{i}"), TEXT);
+    }
+    builder.build()
+}
+
+impl Fields {
+    fn of(schema: &Schema) -> tantivy::Result<Fields> {
+        let slots = (0..SLOTS).map(|i| schema.get_field(&format!("f{i}"))).collect::<Result<_, _>>()?;
+        Ok(Fields { object: schema.get_field("object")?, key: schema.get_field("key")?, texts: schema.get_field("texts")?, slots })
+    }
+}
+
+/// Changes waiting for a commit past which a bulk load commits anyway (what
+/// they hold in memory stays bounded while a large log is folded).
+const PENDING_MAX: usize = 100_000;
+
 pub struct SearchModel {
     writer: IndexWriter,
     reader: IndexReader,
-    object_field: Field,
-    key_field: Field,
-    slots: Vec<Field>,
+    fields: Fields,
     catalog: Catalog,
     /// object -> (searchable field, slot).
     layout: HashMap<String, Vec<(String, usize)>>,
-    /// key -> the record's text values.
-    texts: Map<Box<str>, RecordTexts>,
+    /// The texts of records changed since the last commit (`None`: deleted);
+    /// every other record's are read from its document.
+    pending: Map<Box<str>, Option<RecordTexts>>,
+    /// Documents per object.
+    counts: HashMap<String, usize>,
     /// Field names shared by the texts.
     names: Names,
     dirty: bool,
@@ -116,32 +153,15 @@ pub struct SearchModel {
     /// When the index was last committed (a commit makes a segment: not per batch under load).
     committed_at: std::time::Instant,
     checkpoint: u64,
+    /// The last event applied: its position and id (a commit on disk records it).
+    last_event: Option<(u64, String)>,
+    /// The directory the index lives in (`None`: in memory).
+    place: Option<Place>,
 }
 
 impl Default for SearchModel {
     fn default() -> Self {
-        let mut builder = Schema::builder();
-        let object_field = builder.add_text_field("object", STRING);
-        let key_field = builder.add_text_field("key", STRING | STORED);
-        let slots: Vec<Field> = (0..SLOTS).map(|i| builder.add_text_field(&format!("f{i}"), TEXT)).collect();
-        let index = Index::create_in_ram(builder.build());
-        let writer = index.writer_with_num_threads(1, WRITER_BUDGET).expect("an in-memory index writer");
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().expect("an in-memory index reader");
-        SearchModel {
-            writer,
-            reader,
-            object_field,
-            key_field,
-            slots,
-            catalog: Catalog::default(),
-            layout: HashMap::new(),
-            texts: Map::default(),
-            names: Names::default(),
-            dirty: false,
-            bulk: false,
-            committed_at: std::time::Instant::now(),
-            checkpoint: 0,
-        }
+        SearchModel::over(Index::create_in_ram(schema()), None, None).expect("an in-memory index")
     }
 }
 
@@ -149,18 +169,94 @@ fn key(object: &str, id: &str) -> String {
     format!("{object}{KEY_SEPARATOR}{id}")
 }
 
+/// The searchable fields of an object and their slots.
+fn layout_of(definition: &ObjectDef) -> Vec<(String, usize)> {
+    searchable_fields(definition).into_iter().enumerate().map(|(i, f)| (f, i.min(SLOTS - 1))).collect()
+}
+
+/// Whether an object's records are kept at all: sessions and keys never are.
+fn kept(object: &str) -> bool {
+    !domain::security::INTERNAL_OBJECTS.contains(&object)
+}
+
 impl SearchModel {
+    /// The model whose index lives under `root`: the newest generation there
+    /// committed whole, at the position it was committed at (its runner goes
+    /// on from there), or an empty one. See `on_disk`.
+    pub fn open(root: &Path) -> tantivy::Result<SearchModel> {
+        let opened = on_disk::open(root, schema())?;
+        SearchModel::over(opened.index, Some(opened.place), opened.committed)
+    }
+
+    fn over(index: Index, place: Option<Place>, committed: Option<Committed>) -> tantivy::Result<SearchModel> {
+        let fields = Fields::of(&index.schema())?;
+        let writer = index.writer_with_num_threads(1, WRITER_BUDGET)?;
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let mut model = SearchModel {
+            writer,
+            reader,
+            fields,
+            catalog: Catalog::default(),
+            layout: HashMap::new(),
+            pending: Map::default(),
+            counts: HashMap::new(),
+            names: Names::default(),
+            dirty: false,
+            bulk: false,
+            committed_at: std::time::Instant::now(),
+            checkpoint: 0,
+            last_event: None,
+            place,
+        };
+        if let Some(committed) = committed {
+            let searcher = model.reader.searcher();
+            for object in committed.catalog.objects() {
+                model.layout.insert(object.name.clone(), layout_of(object));
+                let query = TermQuery::new(Term::from_field_text(model.fields.object, &object.name), IndexRecordOption::Basic);
+                model.counts.insert(object.name.clone(), searcher.search(&query, &Count)?);
+            }
+            model.catalog = committed.catalog;
+            model.checkpoint = committed.position;
+            model.last_event = committed.event;
+        }
+        Ok(model)
+    }
+
+    /// An empty copy to fold the log into (a rebuild): on disk, a new
+    /// generation beside this one; in memory, in memory.
+    pub fn fresh(&self) -> SearchModel {
+        let Some(place) = &self.place else { return SearchModel::default() };
+        match place.next(schema()).and_then(|opened| SearchModel::over(opened.index, Some(opened.place), None)) {
+            Ok(model) => model,
+            Err(error) => {
+                tracing::error!(%error, "search index: cannot make a new generation on disk; the copy is kept in memory");
+                SearchModel::default()
+            }
+        }
+    }
+
+    /// The last event applied (position and id), when the model was opened
+    /// at a position from disk: the start checks the log still holds it.
+    pub fn resumes_from(&self) -> Option<(u64, String)> {
+        self.place.as_ref().and(self.last_event.clone())
+    }
+
+    /// The directory of the index (`None` in memory).
+    pub fn dir(&self) -> Option<std::path::PathBuf> {
+        self.place.as_ref().map(Place::dir)
+    }
+
     pub fn checkpoint(&self) -> u64 {
         self.checkpoint
     }
 
     /// Records indexed.
     pub fn len(&self) -> usize {
-        self.texts.len()
+        self.counts.values().sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
+        self.len() == 0
     }
 
     /// The searchable fields of an object, as indexed.
@@ -168,19 +264,78 @@ impl SearchModel {
         self.layout.get(object).map(|l| l.iter().map(|(f, _)| f.clone()).collect()).unwrap_or_default()
     }
 
-    fn index_doc(&mut self, object: &str, key: &str) {
-        let (Some(layout), Some(texts)) = (self.layout.get(object), self.texts.get(key)) else { return };
+    /// A record's texts: those waiting for a commit, else its document's.
+    fn texts_of(&mut self, key: &str) -> Option<RecordTexts> {
+        if let Some(pending) = self.pending.get(key) {
+            return pending.clone();
+        }
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(Term::from_field_text(self.fields.key, key), IndexRecordOption::Basic);
+        let found = searcher.search(&query, &DocSetCollector).and_then(|docs| match docs.into_iter().next() {
+            Some(address) => searcher.doc::<TantivyDocument>(address).map(Some),
+            None => Ok(None),
+        });
+        match found {
+            Ok(doc) => {
+                doc.and_then(|doc| doc.get_first(self.fields.texts).and_then(|v| v.as_bytes()).and_then(|b| RecordTexts::from_bytes(b, &mut self.names)))
+            }
+            Err(error) => {
+                tracing::error!(%error, "search index: cannot read a record's texts");
+                None
+            }
+        }
+    }
+
+    /// Every record of an object with its texts (a changed definition re-indexes them).
+    fn records_of(&mut self, object: &str) -> Vec<(String, RecordTexts)> {
+        let prefix = format!("{object}{KEY_SEPARATOR}");
+        let mut records: Vec<(String, RecordTexts)> =
+            self.pending.iter().filter(|(k, _)| k.starts_with(&prefix)).filter_map(|(k, t)| t.clone().map(|t| (k.to_string(), t))).collect();
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(Term::from_field_text(self.fields.object, object), IndexRecordOption::Basic);
+        let stored = searcher
+            .search(&query, &DocSetCollector)
+            .and_then(|docs| docs.into_iter().map(|a| searcher.doc::<TantivyDocument>(a)).collect::<Result<Vec<_>, _>>());
+        match stored {
+            Ok(docs) => {
+                for doc in docs {
+                    let Some(key) = doc.get_first(self.fields.key).and_then(|v| v.as_str()) else { continue };
+                    if self.pending.contains_key(key) {
+                        continue;
+                    }
+                    if let Some(texts) = doc.get_first(self.fields.texts).and_then(|v| v.as_bytes()).and_then(|b| RecordTexts::from_bytes(b, &mut self.names)) {
+                        records.push((key.to_string(), texts));
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, object, "search index: cannot read an object's records"),
+        }
+        records
+    }
+
+    /// Drops the texts of an object's password fields (never indexed, never stored).
+    fn without_secrets(&self, object: &str, mut texts: RecordTexts) -> RecordTexts {
+        if let Some(definition) = self.catalog.get(object) {
+            texts.retain(|field| definition.field(field).is_none_or(|f| f.field_type != FieldType::Password));
+        }
+        texts
+    }
+
+    /// Indexes a record's document (replacing none: the caller deleted the old one).
+    fn put(&mut self, object: &str, key: String, texts: RecordTexts) {
         let mut doc = TantivyDocument::new();
-        doc.add_text(self.object_field, object);
-        doc.add_text(self.key_field, key);
-        for (field, slot) in layout {
+        doc.add_text(self.fields.object, object);
+        doc.add_text(self.fields.key, &key);
+        doc.add_bytes(self.fields.texts, &texts.to_bytes());
+        for (field, slot) in self.layout.get(object).map(Vec::as_slice).unwrap_or_default() {
             if let Some(text) = texts.get(field) {
-                doc.add_text(self.slots[*slot], text);
+                doc.add_text(self.fields.slots[*slot], text);
             }
         }
         if let Err(error) = self.writer.add_document(doc) {
             tracing::error!(%error, "search index: cannot add a document");
         }
+        self.pending.insert(key.into_boxed_str(), Some(texts));
     }
 
     fn lay_out(&mut self, object: &str) {
@@ -188,44 +343,53 @@ impl SearchModel {
             self.layout.remove(object);
             return;
         };
-        let layout = searchable_fields(definition).into_iter().enumerate().map(|(i, f)| (f, i.min(SLOTS - 1))).collect();
+        let layout = layout_of(definition);
         self.layout.insert(object.to_string(), layout);
         // Re-index the object's records with the new layout.
-        self.writer.delete_term(Term::from_field_text(self.object_field, object));
-        let prefix = format!("{object}{KEY_SEPARATOR}");
-        let keys: Vec<String> = self.texts.keys().filter(|k| k.starts_with(&prefix)).map(|k| k.to_string()).collect();
-        for key in keys {
-            self.index_doc(object, &key);
+        let records = self.records_of(object);
+        self.writer.delete_term(Term::from_field_text(self.fields.object, object));
+        for (key, texts) in records {
+            let texts = self.without_secrets(object, texts);
+            self.put(object, key, texts);
         }
     }
 
     /// Applies one event (the caller skips events at or below the checkpoint).
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = envelope.position;
+        self.last_event = Some((envelope.position, domain::hex::encode(&envelope.event_id)));
         self.dirty = true;
         match payload {
-            EventPayload::RecordCreated(e) => {
-                let key = key(&e.object, &e.id);
+            EventPayload::RecordCreated(e) if kept(&e.object) => {
                 let texts = RecordTexts::of(&e.record, &mut self.names);
-                self.texts.insert(key.as_str().into(), texts);
-                self.index_doc(&e.object, &key);
+                let texts = self.without_secrets(&e.object, texts);
+                *self.counts.entry(e.object.clone()).or_default() += 1;
+                self.put(&e.object, key(&e.object, &e.id), texts);
             }
-            EventPayload::RecordUpdated(e) => {
+            EventPayload::RecordUpdated(e) if kept(&e.object) => {
                 let key = key(&e.object, &e.id);
-                if !self.texts.contains_key(key.as_str()) {
-                    self.texts.insert(key.as_str().into(), RecordTexts::default());
-                }
-                let texts = self.texts.get_mut(key.as_str()).expect("inserted above");
+                let before = self.texts_of(&key);
+                let mut texts = before.clone().unwrap_or_default();
                 for change in &e.changes {
                     texts.set(&change.field, text_of(&change.new), &mut self.names);
                 }
-                self.writer.delete_term(Term::from_field_text(self.key_field, &key));
-                self.index_doc(&e.object, &key);
+                let texts = self.without_secrets(&e.object, texts);
+                if before.as_ref() == Some(&texts) {
+                    return;
+                }
+                if before.is_none() {
+                    *self.counts.entry(e.object.clone()).or_default() += 1;
+                }
+                self.writer.delete_term(Term::from_field_text(self.fields.key, &key));
+                self.put(&e.object, key, texts);
             }
-            EventPayload::RecordDeleted(e) => {
+            EventPayload::RecordDeleted(e) if kept(&e.object) => {
                 let key = key(&e.object, &e.id);
-                self.texts.remove(key.as_str());
-                self.writer.delete_term(Term::from_field_text(self.key_field, &key));
+                if self.texts_of(&key).is_some() {
+                    self.counts.entry(e.object.clone()).and_modify(|n| *n = n.saturating_sub(1));
+                }
+                self.writer.delete_term(Term::from_field_text(self.fields.key, &key));
+                self.pending.insert(key.into_boxed_str(), None);
             }
             EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => {
                 if let Err(error) = evolve_catalog(&mut self.catalog, payload) {
@@ -236,10 +400,15 @@ impl SearchModel {
             EventPayload::ObjectRemoved(e) => {
                 let _ = evolve_catalog(&mut self.catalog, payload);
                 self.lay_out(&e.name);
+                self.writer.delete_term(Term::from_field_text(self.fields.object, &e.name));
+                self.counts.remove(&e.name);
                 let prefix = format!("{}{KEY_SEPARATOR}", e.name);
-                self.texts.retain(|k, _| !k.starts_with(&prefix));
+                self.pending.retain(|k, _| !k.starts_with(&prefix));
             }
-            EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
+            _ => {}
+        }
+        if self.bulk && self.pending.len() >= PENDING_MAX {
+            self.commit();
         }
     }
 
@@ -279,12 +448,22 @@ impl SearchModel {
         }
     }
 
+    /// Commits what was applied, with the position it is current as of and
+    /// what a start needs to go on from there (on disk: atomically with the segments).
     fn commit(&mut self) {
         self.dirty = false;
         self.committed_at = std::time::Instant::now();
+        let payload = Committed { position: self.checkpoint, event: self.last_event.clone(), catalog: self.catalog.clone() }.to_payload();
         let (writer, reader) = (&mut self.writer, &self.reader);
-        if let Err(error) = off_the_workers(|| writer.commit().and_then(|_| reader.reload())) {
-            tracing::error!(%error, "search index: cannot commit");
+        let committed = off_the_workers(|| {
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(&payload);
+            prepared.commit()?;
+            reader.reload()
+        });
+        match committed {
+            Ok(()) => self.pending.clear(),
+            Err(error) => tracing::error!(%error, "search index: cannot commit"),
         }
     }
 
@@ -313,10 +492,10 @@ impl SearchModel {
             let searched: Vec<Searched> = layout
                 .iter()
                 .filter(|(f, _)| request.fields.is_empty() || request.fields.contains(f))
-                .map(|(f, slot)| Searched { slot: self.slots[*slot], boost: request.boost.get(f).copied().unwrap_or(1.0).max(0.0) as f32 })
+                .map(|(f, slot)| Searched { slot: self.fields.slots[*slot], boost: request.boost.get(f).copied().unwrap_or(1.0).max(0.0) as f32 })
                 .collect();
             if !searched.is_empty() {
-                per_object.push((Occur::Should, object_query(self.object_field, object, &searched, &terms, request.fuzzy, request.match_all)));
+                per_object.push((Occur::Should, object_query(self.fields.object, object, &searched, &terms, request.fuzzy, request.match_all)));
             }
         }
         if per_object.is_empty() {
@@ -332,7 +511,7 @@ impl SearchModel {
                 continue;
             }
             let doc: TantivyDocument = searcher.doc(address).map_err(search_error)?;
-            let Some(key) = doc.get_first(self.key_field).and_then(|v| v.as_str()) else { continue };
+            let Some(key) = doc.get_first(self.fields.key).and_then(|v| v.as_str()) else { continue };
             if let Some((object, id)) = key.split_once(KEY_SEPARATOR) {
                 hits.push(SearchHit { object: object.to_string(), id: id.to_string(), score });
             }

@@ -1,6 +1,8 @@
-//! The text of one record as the search model keeps it (so a changed
-//! definition can re-index from memory): its text values by field, in one
-//! vector sorted by field name, with field names shared by every record.
+//! The text of one record as the search model keeps it (so an update or a
+//! changed definition can re-index the whole document): its text values by
+//! field, in one vector sorted by field name, with field names shared by
+//! every record. It is stored in the record's document (`to_bytes`), and held
+//! in memory only while a change to it waits for a commit.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use crate::names::Names;
 
 /// A record's text values, by field name: every field with text but the
 /// system fields (they cannot be declared, so no definition makes them searchable).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(super) struct RecordTexts(Vec<(Arc<str>, Box<str>)>);
 
 /// The text of a value (lists joined), if it has any.
@@ -38,6 +40,28 @@ impl RecordTexts {
 
     pub(super) fn get(&self, field: &str) -> Option<&str> {
         self.0.binary_search_by(|(k, _)| (**k).cmp(field)).ok().map(|at| &*self.0[at].1)
+    }
+
+    /// Drops the text of fields `keep` refuses (a field that became a password).
+    pub(super) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.0.retain(|(k, _)| keep(k));
+    }
+
+    /// The stored form: a JSON array of field and text, alternating.
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let flat: Vec<&str> = self.0.iter().flat_map(|(k, v)| [&**k, &**v]).collect();
+        serde_json::to_vec(&flat).expect("strings serialize")
+    }
+
+    /// Reads the stored form back; `None` when it is not one.
+    pub(super) fn from_bytes(bytes: &[u8], names: &mut Names) -> Option<RecordTexts> {
+        let flat: Vec<String> = serde_json::from_slice(bytes).ok()?;
+        if !flat.len().is_multiple_of(2) {
+            return None;
+        }
+        let mut texts: Vec<(Arc<str>, Box<str>)> = flat.chunks(2).map(|pair| (names.get(&pair[0]), pair[1].clone().into_boxed_str())).collect();
+        texts.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(RecordTexts(texts))
     }
 
     /// Sets a field's text (`None` removes it).
@@ -81,5 +105,9 @@ mod tests {
         assert_eq!((texts.get("body"), texts.get("title"), texts.get("tags"), texts.get("updated_at")), (Some("new"), None, Some("c"), None));
         let other = RecordTexts::of(&record, &mut names);
         assert!(Arc::ptr_eq(&texts.0[0].0, &names.get("body")) && Arc::ptr_eq(&other.0[0].0, &names.get("tags")), "names are shared");
+        let stored = RecordTexts::from_bytes(&texts.to_bytes(), &mut names).expect("its own stored form");
+        assert_eq!(stored, texts);
+        assert_eq!(RecordTexts::from_bytes(b"[\"odd\"]", &mut names), None);
+        assert_eq!(RecordTexts::from_bytes(b"not json", &mut names), None);
     }
 }
