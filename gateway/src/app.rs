@@ -321,6 +321,15 @@ pub fn follow_automation(system: &Arc<System>) {
 }
 
 impl System {
+    /// A stop's last step for search: the index catches up with the log (for
+    /// at most two seconds) and commits, so that a start from an index on
+    /// disk goes on from here instead of indexing the last writes again.
+    pub async fn commit_search(&self) {
+        let head = *self.commands.store().head().borrow();
+        self.search.wait_for(head, Duration::from_secs(2)).await;
+        self.search_model.write().expect("search model lock").make_visible();
+    }
+
     /// Rebuilds the running automation when the stored definitions moved past
     /// the generation it was built from: the new processes start (each from
     /// its recorded progress) and the old ones stop. True when it rebuilt.

@@ -348,6 +348,7 @@ async fn run() -> anyhow::Result<()> {
             system.processes().stop().await;
             // Writes whose callers went away half way end before the log closes.
             system.commands.settled().await;
+            system.commit_search().await;
             system.query.stop();
             drop(system);
             // Let the log writer finish what it has (every acknowledged append is already durable).

@@ -5,7 +5,8 @@
 //! happens exactly once, and a
 //! webhook receiver on 127.0.0.1 gets every change at least once (one
 //! delivery id per change, nothing it cannot match), and search finds
-//! exactly the tickets the query model holds. Lives beside the
+//! exactly the tickets the query model holds. A clean stop commits the
+//! search index at the log's head. Lives beside the
 //! binary so that cargo builds it for the test (`CARGO_BIN_EXE_objectstack`).
 
 mod support;
@@ -184,4 +185,29 @@ async fn killed_at_random_postgres() {
     let search = tempfile::tempdir().unwrap();
     kills(vec!["--database-url".into(), database.url.clone(), "--search-dir".into(), search.path().display().to_string()]).await;
     database.drop_now().await;
+}
+
+/// A clean stop (SIGTERM) commits the search index at the log's head, so the
+/// next start indexes nothing again.
+#[tokio::test]
+async fn a_clean_stop_commits_the_search_index() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.json");
+    std::fs::write(&app_path, app("http://127.0.0.1:9/hook")).unwrap();
+    let port = free_port();
+    let mut server = serve(&app_path, &["--data-dir".into(), data.path().display().to_string()], port).await;
+    for i in 0..3 {
+        let (status, _) = http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("stop-{i}"), "priority": "low"}))).await.unwrap();
+        assert_eq!(status, 201);
+    }
+    let stopped = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "the server stopped cleanly: {status}");
+    let store = commands::store::open_embedded(data.path()).unwrap();
+    let head = *commands::store::EventStore::head(&store).borrow();
+    let index = projections::search::SearchModel::open(&data.path().join("search")).unwrap();
+    assert!(head > 0);
+    assert_eq!(index.checkpoint(), head, "the index was committed at the log's head");
 }
