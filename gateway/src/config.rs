@@ -43,6 +43,15 @@ pub struct Settings {
     pub search_dir: Option<PathBuf>,
 }
 
+impl Settings {
+    /// A server on `storage` serving `app` (`None`: the bundled example) on
+    /// a free loopback port, with `serve`'s defaults otherwise: what tests
+    /// and embedding apps start from, naming only what they change.
+    pub fn local(storage: Storage, app: Option<PathBuf>) -> Settings {
+        Settings { listen: SocketAddr::from(([127, 0, 0, 1], 0)), storage, app, read_wait: Duration::from_secs(5), outbound_ca: None, search_dir: None }
+    }
+}
+
 /// An administrator's email and password; the password never prints.
 #[derive(Clone)]
 pub struct AdminBootstrap {

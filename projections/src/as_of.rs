@@ -230,33 +230,10 @@ pub async fn record_as_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commands::store::{AppendRequest, ExpectedVersion, StreamAppend};
-    use domain::event::codec::encode_payload;
-    use domain::event::{EventEnvelope, EventPayload, RecordCreated};
+    use domain::event::{EventPayload, RecordCreated};
 
     async fn append(store: &Arc<dyn EventStore>, stream: String, payload: EventPayload, occurred_at: i64) {
-        let (event_type, schema_version, bytes) = encode_payload(&payload);
-        let envelope = EventEnvelope {
-            position: 0,
-            stream: stream.clone(),
-            stream_version: 0,
-            event_id: [0; 16],
-            event_type: event_type.into(),
-            schema_version,
-            occurred_at,
-            actor: "t".into(),
-            tenant: "default".into(),
-            correlation_id: [0; 16],
-            causation_id: None,
-            idempotency_key: None,
-            payload: bytes,
-        };
-        let request = AppendRequest {
-            streams: vec![StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![envelope] }],
-            idempotency_key: None,
-            unique: Default::default(),
-        };
-        store.append(request).await.unwrap();
+        crate::test_support::append(store, &stream, &payload, occurred_at).await;
     }
 
     async fn store_with(events: u64) -> (tempfile::TempDir, Arc<dyn EventStore>) {

@@ -60,18 +60,12 @@ impl SharedDecode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commands::store::{AppendRequest, ExpectedVersion, StreamAppend};
-    use domain::event::codec::encode_payload;
     use domain::event::{EventPayload, RecordCreated};
 
     async fn append(store: &Arc<dyn EventStore>, n: u64) {
         let payload =
             EventPayload::RecordCreated(RecordCreated { object: "note".into(), id: format!("n{n}"), record: Default::default(), automated: Vec::new() });
-        let (event_type, schema_version, bytes) = encode_payload(&payload);
-        let mut envelope = crate::test_support::envelope(0);
-        (envelope.stream, envelope.event_type, envelope.schema_version, envelope.payload) = (format!("note/n{n}"), event_type.into(), schema_version, bytes);
-        let streams = vec![StreamAppend { stream: envelope.stream.clone(), expected: ExpectedVersion::Exact(0), events: vec![envelope] }];
-        store.append(AppendRequest { streams, idempotency_key: None, unique: Default::default() }).await.unwrap();
+        crate::test_support::append(store, &format!("note/n{n}"), &payload, 0).await;
     }
 
     #[tokio::test]

@@ -59,8 +59,7 @@ pub(crate) async fn node_trusting(storage: Storage, app: &str, first: bool, outb
     let app_dir = tempfile::tempdir().unwrap();
     let path = app_dir.path().join("app.json");
     std::fs::write(&path, app).unwrap();
-    let settings =
-        Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca, search_dir: None };
+    let settings = Settings { outbound_ca, ..Settings::local(storage, Some(path)) };
     let system = gateway::app::start(&settings).await.unwrap();
     if first {
         gateway::service::auth::bootstrap_admin(&system, "root@example.com", PASSWORD).await.unwrap();
@@ -426,8 +425,7 @@ async fn start_error(app: &str) -> Option<String> {
     let app_dir = tempfile::tempdir().unwrap();
     let path = app_dir.path().join("app.json");
     std::fs::write(&path, app).unwrap();
-    let settings =
-        Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca: None, search_dir: None };
+    let settings = Settings::local(storage, Some(path));
     gateway::app::start(&settings).await.err().map(|error| format!("{error:#}"))
 }
 

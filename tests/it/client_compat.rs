@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use gateway::app::start;
 use gateway::config::{Settings, Storage};
@@ -70,14 +69,7 @@ async fn run_script(storage: Storage, app: &str, script: &'static str) {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, app).unwrap();
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage,
-        app: Some(app_path),
-        read_wait: Duration::from_secs(5),
-        outbound_ca: None,
-        search_dir: None,
-    };
+    let settings = Settings::local(storage, Some(app_path));
     let system = start(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

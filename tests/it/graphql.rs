@@ -48,14 +48,7 @@ async fn generated_sdl_of_the_example_apps() {
         let dir = tempfile::tempdir().unwrap();
         let app_path = dir.path().join("app.json");
         std::fs::write(&app_path, app).unwrap();
-        let settings = gateway::config::Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            storage: gateway::config::Storage::Embedded(dir.path().join("data")),
-            app: Some(app_path),
-            read_wait: std::time::Duration::from_secs(5),
-            outbound_ca: None,
-            search_dir: None,
-        };
+        let settings = gateway::config::Settings::local(gateway::config::Storage::Embedded(dir.path().join("data")), Some(app_path));
         let system = gateway::app::start(&settings).await.unwrap();
         let (_, catalog) = system.hub.catalog();
         let sdl = gateway::graphql::sdl(&catalog).unwrap();

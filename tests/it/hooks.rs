@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use gateway::config::Settings;
@@ -53,8 +52,7 @@ async fn hooks_everywhere(postgres: bool) {
     let app_dir = tempfile::tempdir().unwrap();
     let path = app_dir.path().join("app.json");
     std::fs::write(&path, APP).unwrap();
-    let settings =
-        Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(path), read_wait: Duration::from_secs(5), outbound_ca: None, search_dir: None };
+    let settings = Settings::local(storage, Some(path));
     let api = Api { system: gateway::app::start_with_hooks(&settings, hooks).await.unwrap(), _dir: dir };
     let level = |reply: &Json| reply["data"]["record"]["level"].clone();
 

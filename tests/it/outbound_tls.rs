@@ -157,14 +157,7 @@ async fn a_ca_file_without_a_certificate_stops_the_start() {
     std::fs::write(&ca_file, "not a certificate\n").unwrap();
     let app_file = dir.path().join("app.json");
     std::fs::write(&app_file, app(json!({}))).unwrap();
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage: Storage::Embedded(dir.path().join("data")),
-        app: Some(app_file),
-        read_wait: Duration::from_secs(5),
-        outbound_ca: Some(ca_file),
-        search_dir: None,
-    };
+    let settings = Settings { outbound_ca: Some(ca_file), ..Settings::local(Storage::Embedded(dir.path().join("data")), Some(app_file)) };
     let error = match gateway::app::start(&settings).await {
         Ok(_) => panic!("started with a CA file that holds no certificate"),
         Err(error) => format!("{error:#}"),

@@ -58,14 +58,7 @@ pub(crate) async fn api_on(storage: Storage) -> Api {
 
 /// A server for another app (a JSON file).
 pub(crate) async fn api_with_app(storage: Storage, app: &std::path::Path) -> Api {
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage,
-        app: Some(app.to_path_buf()),
-        read_wait: Duration::from_secs(5),
-        outbound_ca: None,
-        search_dir: None,
-    };
+    let settings = Settings::local(storage, Some(app.to_path_buf()));
     Api { system: start(&settings).await.unwrap(), _dir: None }
 }
 
@@ -78,7 +71,7 @@ pub(crate) async fn try_api_with(storage: Storage, read_wait: Duration) -> anyho
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
-    let settings = Settings { listen: "127.0.0.1:0".parse().unwrap(), storage, app: Some(app_path), read_wait, outbound_ca: None, search_dir: None };
+    let settings = Settings { read_wait, ..Settings::local(storage, Some(app_path)) };
     Ok(Api { system: start(&settings).await?, _dir: None })
 }
 

@@ -119,14 +119,7 @@ async fn world(postgres: bool) -> World {
     let app_dir = tempfile::tempdir().unwrap();
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage,
-        app: Some(app_path),
-        read_wait: Duration::from_secs(5),
-        outbound_ca: None,
-        search_dir: None,
-    };
+    let settings = Settings::local(storage, Some(app_path));
     let system = gateway::app::start(&settings).await.unwrap();
     gateway::service::auth::bootstrap_admin(&system, "root@example.com", ADMIN_PASSWORD).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -577,14 +570,7 @@ async fn revocation_reaches_another_node() {
     let app_path = app_dir.path().join("app.json");
     std::fs::write(&app_path, APP).unwrap();
     let storage = Storage::Postgres(w.api.system.pg_settings.clone().unwrap());
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage,
-        app: Some(app_path),
-        read_wait: Duration::from_secs(5),
-        outbound_ca: None,
-        search_dir: None,
-    };
+    let settings = Settings::local(storage, Some(app_path));
     let other = Api { system: gateway::app::start(&settings).await.unwrap(), _dir: None };
     let bearer = format!("Bearer {}", w.alice());
     let before = other.call("GET", "/api/v1/data/project", None, &[("authorization", &bearer)]).await;

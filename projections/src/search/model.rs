@@ -276,14 +276,17 @@ impl SearchModel {
             None => Ok(None),
         });
         match found {
-            Ok(doc) => {
-                doc.and_then(|doc| doc.get_first(self.fields.texts).and_then(|v| v.as_bytes()).and_then(|b| RecordTexts::from_bytes(b, &mut self.names)))
-            }
+            Ok(doc) => doc.and_then(|doc| self.stored_texts(&doc)),
             Err(error) => {
                 tracing::error!(%error, "search index: cannot read a record's texts");
                 None
             }
         }
+    }
+
+    /// The texts a document stored.
+    fn stored_texts(&mut self, doc: &TantivyDocument) -> Option<RecordTexts> {
+        doc.get_first(self.fields.texts).and_then(|v| v.as_bytes()).and_then(|bytes| RecordTexts::from_bytes(bytes, &mut self.names))
     }
 
     /// Every record of an object with its texts (a changed definition re-indexes them).
@@ -303,7 +306,7 @@ impl SearchModel {
                     if self.pending.contains_key(key) {
                         continue;
                     }
-                    if let Some(texts) = doc.get_first(self.fields.texts).and_then(|v| v.as_bytes()).and_then(|b| RecordTexts::from_bytes(b, &mut self.names)) {
+                    if let Some(texts) = self.stored_texts(&doc) {
                         records.push((key.to_string(), texts));
                     }
                 }

@@ -100,8 +100,9 @@ impl Place {
     /// A new generation for a fresh copy (a rebuild): every generation but
     /// this one and the new one goes (leftovers of an earlier rebuild).
     pub(super) fn next(&self, schema: Schema) -> tantivy::Result<Opened> {
-        let generation = generations(&self.root)?.into_iter().max().unwrap_or(self.generation).max(self.generation) + 1;
-        for old in generations(&self.root)?.into_iter().filter(|g| *g != self.generation) {
+        let found = generations(&self.root)?;
+        let generation = found.iter().copied().max().unwrap_or(self.generation).max(self.generation) + 1;
+        for old in found.into_iter().filter(|g| *g != self.generation) {
             remove(&self.root.join(old.to_string()));
         }
         create(&self.root, generation, schema)

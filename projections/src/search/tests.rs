@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use commands::store::{AppendRequest, EventStore, ExpectedVersion, StreamAppend};
-use domain::event::codec::encode_payload;
+use commands::store::EventStore;
 use domain::event::{EventEnvelope, EventPayload, FieldChange, ObjectDefined, RecordCreated, RecordDeleted, RecordUpdated};
 use domain::value::{Record, Value};
 use serde_json::json;
@@ -154,15 +153,7 @@ fn a_fresh_copy_is_a_new_generation_and_the_newest_whole_one_opens() {
 }
 
 async fn append(store: &Arc<dyn EventStore>, payload: EventPayload) {
-    let (event_type, schema_version, bytes) = encode_payload(&payload);
-    let mut envelope = envelope(0);
-    (envelope.event_type, envelope.schema_version, envelope.payload, envelope.stream) = (event_type.into(), schema_version, bytes, "s".into());
-    let request = AppendRequest {
-        streams: vec![StreamAppend { stream: "s".into(), expected: ExpectedVersion::Any, events: vec![envelope] }],
-        idempotency_key: None,
-        unique: Default::default(),
-    };
-    store.append(request).await.unwrap();
+    crate::test_support::append(store, "s", &payload, 0).await;
 }
 
 /// The start load goes on from an index's position when the log holds its
