@@ -201,6 +201,23 @@ impl<Context> Decode<Context> for Record {
 
 bincode::impl_borrow_decode!(Record);
 
+/// A record a read model keeps (in a snapshot of it): encoded as a record,
+/// decoded with its field names interned like a payload's record, so a model
+/// loaded from a snapshot holds one copy of each name, as one folded from the log.
+pub struct KeptRecord(pub Record);
+
+impl Encode for KeptRecord {
+    fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+        self.0.encode(encoder)
+    }
+}
+
+impl<Context> Decode<Context> for KeptRecord {
+    fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<KeptRecord, DecodeError> {
+        with_interned_names(|| Record::decode(decoder)).map(KeptRecord)
+    }
+}
+
 thread_local! {
     /// Whether the next record decoded on this thread is a payload's record,
     /// whose names are field names (see [`with_interned_names`]).

@@ -36,6 +36,8 @@ pub struct System {
     pub pg_settings: Option<commands::store::PostgresSettings>,
     /// Snapshots of long record streams, for as-of reads.
     pub snapshots: projections::as_of::StreamSnapshots,
+    /// Where the in-process read models are saved (see [`crate::snapshots`]); `None`: not saved.
+    pub model_snapshots: Option<projections::snapshot::SnapshotDir>,
     /// Folds of the log for as-of lists: bounded, the last ones kept.
     pub as_of_folds: projections::as_of::AsOfFolds,
     /// Requests answered and their latencies (`/metrics`).
@@ -159,24 +161,34 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         None => Default::default(),
     };
     let (search_projection, search_model) = projections::InProcess::over("search", search);
+    // The other in-process models start from their snapshots (beside the
+    // embedded log, or where the operator says), folding only what came after.
+    let model_snapshots = match (&settings.snapshot_dir, &settings.storage) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Storage::Embedded(dir)) => Some(dir.join("snapshots")),
+        (None, Storage::Postgres(_) | Storage::Cluster(..)) => None,
+    }
+    .map(projections::snapshot::SnapshotDir::new);
     let loads = {
         let query_model = match &query_side {
             QuerySide::Memory(reader) => reader.memory_model(),
             QuerySide::Postgres(_) => None,
         };
         let (store, audit_model, analytics_model, search_model) = (store.clone(), audit_model.clone(), analytics_model.clone(), search_model.clone());
+        let saved = model_snapshots.clone();
         tokio::spawn(async move {
+            use projections::rebuild::{load, load_snapshotted};
             let query = async {
                 match query_model {
-                    Some(model) => projections::rebuild::load(store.clone(), model).await,
+                    Some(model) => load_snapshotted(store.clone(), model, saved.clone()).await,
                     None => Ok(Default::default()),
                 }
             };
             tokio::try_join!(
                 query,
-                projections::rebuild::load(store.clone(), audit_model),
-                projections::rebuild::load(store.clone(), analytics_model),
-                projections::rebuild::load(store.clone(), search_model),
+                load_snapshotted(store.clone(), audit_model, saved.clone()),
+                load_snapshotted(store.clone(), analytics_model, saved.clone()),
+                load(store.clone(), search_model),
             )
         })
     };
@@ -256,6 +268,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         pg_settings: settings.storage.postgres().cloned(),
         feed,
         snapshots: Default::default(),
+        model_snapshots,
         as_of_folds: projections::as_of::AsOfFolds::new(history),
         http_metrics: Default::default(),
         search,
@@ -276,6 +289,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         hooks,
     });
     follow_automation(&system);
+    crate::snapshots::keep(&system);
     Ok(system)
 }
 

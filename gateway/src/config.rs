@@ -41,6 +41,10 @@ pub struct Settings {
     /// Where the search index lives, kept across starts; `None`: `search` in
     /// the data directory on the embedded store, in memory with PostgreSQL.
     pub search_dir: Option<PathBuf>,
+    /// Where the in-process read models are saved with their positions;
+    /// `None`: `snapshots` in the data directory on the embedded store, not
+    /// saved with PostgreSQL.
+    pub snapshot_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -48,7 +52,15 @@ impl Settings {
     /// a free loopback port, with `serve`'s defaults otherwise: what tests
     /// and embedding apps start from, naming only what they change.
     pub fn local(storage: Storage, app: Option<PathBuf>) -> Settings {
-        Settings { listen: SocketAddr::from(([127, 0, 0, 1], 0)), storage, app, read_wait: Duration::from_secs(5), outbound_ca: None, search_dir: None }
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            storage,
+            app,
+            read_wait: Duration::from_secs(5),
+            outbound_ca: None,
+            search_dir: None,
+            snapshot_dir: None,
+        }
     }
 }
 

@@ -29,6 +29,7 @@ mod request_info;
 mod routes;
 pub mod server;
 pub mod service;
+pub mod snapshots;
 pub mod telemetry;
 mod trace_links;
 mod wire;

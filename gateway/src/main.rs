@@ -172,6 +172,12 @@ struct ServeArgs {
     /// directory on the embedded store; in memory with PostgreSQL.
     #[arg(long, env = "OBJECTSTACK_SEARCH_DIR")]
     search_dir: Option<PathBuf>,
+    /// Directory where the in-process read models (query, audit, analytics) are saved with the
+    /// position they are current as of, at a clean stop and as they grow, so a start loads them
+    /// and folds only the rest of the log (one node per directory). Default: `snapshots` in the
+    /// data directory on the embedded store; not saved with PostgreSQL.
+    #[arg(long, env = "OBJECTSTACK_SNAPSHOT_DIR")]
+    snapshot_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -310,6 +316,7 @@ async fn run() -> anyhow::Result<()> {
             kafka_options,
             outbound_ca,
             search_dir,
+            snapshot_dir,
         }) => {
             let storage = match (database_url, kafka_brokers) {
                 (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
@@ -325,7 +332,7 @@ async fn run() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("give both OBJECTSTACK_ADMIN_EMAIL and OBJECTSTACK_ADMIN_PASSWORD (or neither)"),
             };
-            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir };
+            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir, snapshot_dir };
             let system = gateway::app::start(&settings).await?;
             if let Some(admin) = &admin {
                 gateway::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;
@@ -349,6 +356,7 @@ async fn run() -> anyhow::Result<()> {
             // Writes whose callers went away half way end before the log closes.
             system.commands.settled().await;
             system.commit_search().await;
+            gateway::snapshots::save_at_stop(&system).await;
             system.query.stop();
             drop(system);
             // Let the log writer finish what it has (every acknowledged append is already durable).

@@ -6,7 +6,8 @@
 //! webhook receiver on 127.0.0.1 gets every change at least once (one
 //! delivery id per change, nothing it cannot match), and search finds
 //! exactly the tickets the query model holds. A clean stop commits the
-//! search index at the log's head. Lives beside the
+//! search index and saves the in-process models at the log's head, and a
+//! start from them serves the same records, trail and counts. Lives beside the
 //! binary so that cargo builds it for the test (`CARGO_BIN_EXE_objectstack`).
 
 mod support;
@@ -190,13 +191,14 @@ async fn killed_at_random_postgres() {
 /// A clean stop (SIGTERM) commits the search index at the log's head, so the
 /// next start indexes nothing again.
 #[tokio::test]
-async fn a_clean_stop_commits_the_search_index() {
+async fn a_clean_stop_commits_the_search_index_and_saves_the_models() {
     let data = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let app_path = dir.path().join("app.json");
     std::fs::write(&app_path, app("http://127.0.0.1:9/hook")).unwrap();
     let port = free_port();
-    let mut server = serve(&app_path, &["--data-dir".into(), data.path().display().to_string()], port).await;
+    let args = ["--data-dir".into(), data.path().display().to_string()];
+    let mut server = serve(&app_path, &args, port).await;
     for i in 0..3 {
         let (status, _) = http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("stop-{i}"), "priority": "low"}))).await.unwrap();
         assert_eq!(status, 201);
@@ -207,7 +209,31 @@ async fn a_clean_stop_commits_the_search_index() {
     assert!(status.success(), "the server stopped cleanly: {status}");
     let store = commands::store::open_embedded(data.path()).unwrap();
     let head = *commands::store::EventStore::head(&store).borrow();
+    drop(store);
     let index = projections::search::SearchModel::open(&data.path().join("search")).unwrap();
     assert!(head > 0);
     assert_eq!(index.checkpoint(), head, "the index was committed at the log's head");
+    drop(index);
+    let saved = projections::snapshot::SnapshotDir::new(data.path().join("snapshots"));
+    let at = (
+        saved.saved_at::<projections::QueryModel>(),
+        saved.saved_at::<projections::audit_model::AuditModel>(),
+        saved.saved_at::<projections::analytics::AnalyticsModel>(),
+    );
+    assert_eq!(at, (Some(head), Some(head), Some(head)), "every model was saved at the log's head");
+
+    // Started again from them: the same records, trail and counts.
+    let port = free_port();
+    let _server = serve(&app_path, &args, port).await;
+    let (status, list) = http(port, "GET", "/api/v1/data/ticket?sort=title", None).await.unwrap();
+    assert_eq!(status, 200, "{list}");
+    let titles: Vec<&str> = list["data"]["records"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["stop-0", "stop-1", "stop-2"], "{list}");
+    let (status, trail) = http(port, "GET", "/api/v1/audit?object=ticket", None).await.unwrap();
+    assert_eq!(status, 200, "{trail}");
+    assert_eq!(trail["data"]["total"], json!(3), "{trail}");
+    let query = json!({"cube": "ticket", "measures": ["count"]});
+    let (status, counted) = http(port, "POST", "/api/v1/analytics/query", Some(&query)).await.unwrap();
+    assert_eq!(status, 200, "{counted}");
+    assert_eq!(counted["data"]["rows"][0]["count"], json!(3), "{counted}");
 }

@@ -15,6 +15,8 @@ use crate::hashing::Map;
 use crate::names::Names;
 use crate::InProcess;
 
+mod snapshot;
+
 /// One audited change. The changes themselves stay in the event's payload
 /// bytes (about a third of the memory of the decoded values, and most of an
 /// entry) and are read out when the entry is shown.
@@ -197,16 +199,9 @@ impl AuditModel {
             EventPayload::EventSkipped(e) => ("system.config_changed", self.names.get("projection"), &e.projection),
             EventPayload::Process(_) => return,
         };
-        let index = self.entries.len();
-        let ids = self.by_target.entry(target_type.clone()).or_default();
-        let target_id: Arc<str> = match ids.get_key_value(target_id.as_str()) {
-            Some((known, _)) => known.clone(),
-            None => Arc::from(target_id.as_str()),
-        };
-        ids.entry(target_id.clone()).or_default().push(index);
-        self.by_object.entry(target_type.clone()).or_default().push(index);
+        let target_id = self.shared_target(&target_type, target_id);
         let (actor, tenant) = (self.names.get(&envelope.actor), self.names.get(&envelope.tenant));
-        self.entries.push(AuditEntry {
+        self.insert(AuditEntry {
             position: envelope.position,
             event_id: envelope.event_id,
             caused_by: envelope.causation_id,
@@ -220,6 +215,22 @@ impl AuditModel {
             cause,
             payload: StoredPayload { event_type: payload.event_type(), schema_version: envelope.schema_version, bytes: envelope.payload.as_slice().into() },
         });
+    }
+
+    /// The copy of a target's id its earlier entries share (a new one for its first).
+    fn shared_target(&mut self, target_type: &Arc<str>, id: &str) -> Arc<str> {
+        match self.by_target.get(target_type).and_then(|ids| ids.get_key_value(id)) {
+            Some((known, _)) => known.clone(),
+            None => Arc::from(id),
+        }
+    }
+
+    /// Adds an entry after every other, under its target and object.
+    fn insert(&mut self, entry: AuditEntry) {
+        let index = self.entries.len();
+        self.by_target.entry(entry.target_type.clone()).or_default().entry(entry.target_id.clone()).or_default().push(index);
+        self.by_object.entry(entry.target_type.clone()).or_default().push(index);
+        self.entries.push(entry);
     }
 
     /// Matching entries, newest first, and how many match in all.

@@ -18,6 +18,7 @@
 //! - `hashing`: the hash maps folds use per event (foldhash).
 //! - [`live`]: realtime fan-out of committed changes and live queries.
 //! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
+//! - [`snapshot`]: the in-process models saved with their position, so a start folds only what came after.
 //!
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
 //! Entry points: [`runner::spawn`], [`memory_projection`], [`pg_model::open`].
@@ -38,6 +39,7 @@ pub mod rebuild;
 pub mod runner;
 pub mod search;
 mod shared_decode;
+pub mod snapshot;
 #[cfg(test)]
 mod test_rng;
 #[cfg(test)]

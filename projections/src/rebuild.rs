@@ -19,6 +19,7 @@ use crate::dead_letter::FoldLetters;
 use crate::query_model::QueryModel;
 use crate::read_ahead::ReadAhead;
 use crate::reader::ReadError;
+use crate::snapshot::{Snapshot, SnapshotDir};
 
 /// A read model kept in process.
 pub trait MemoryModel: Default + Send + Sync + 'static {
@@ -229,7 +230,6 @@ pub async fn fold_until<M: MemoryModel>(
 /// to the head as it is now; its runner then follows from there
 /// ([`crate::runner::spawn_with`] the letters returned).
 pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>) -> Result<FoldLetters, ReadError> {
-    let started = Instant::now();
     let (resume, checkpoint) = {
         let model = model.read().expect("model lock");
         (model.resumes_from(), model.checkpoint())
@@ -243,6 +243,38 @@ pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<
     if let (Some((position, _)), false) = (&resume, go_on) {
         tracing::warn!(position, "the log does not hold the event a model's files were committed after: the model is folded afresh");
     }
+    fold_on(store, model, go_on, resume.is_some()).await
+}
+
+/// [`load`], starting from the model's snapshot in `snapshots` when there
+/// is one the log agrees with (see [`crate::snapshot`]).
+pub async fn load_snapshotted<M: Snapshot>(
+    store: Arc<dyn EventStore>,
+    model: Arc<RwLock<M>>,
+    snapshots: Option<SnapshotDir>,
+) -> Result<FoldLetters, ReadError> {
+    let Some(snapshots) = snapshots else { return load(store, model).await };
+    let template = model.read().expect("model lock").fresh();
+    if let Some(opened) = snapshots.open(template).await {
+        let at = (opened.position, domain::hex::encode(&opened.event_id));
+        if log_holds(&store, &at).await? {
+            *model.write().expect("model lock") = opened.model;
+            return fold_on(store, model, true, true).await;
+        }
+        tracing::warn!(
+            model = M::NAME,
+            position = opened.position,
+            "the log does not hold the event a model's snapshot was saved after: the model is folded from the log"
+        );
+    }
+    load(store, model).await
+}
+
+/// Folds the log into the model from where it is (`go_on`) or into a fresh
+/// copy, up to the head as it is now; `opened` says the model came from its
+/// own files, so the result replaces it even when it holds nothing new.
+async fn fold_on<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M>>, go_on: bool, opened: bool) -> Result<FoldLetters, ReadError> {
+    let started = Instant::now();
     let mut copy = if go_on { std::mem::take(&mut *model.write().expect("model lock")) } else { model.read().expect("model lock").fresh() };
     let from = copy.checkpoint();
     copy.begin_bulk();
@@ -253,7 +285,7 @@ pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<
     let model_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("model");
     tracing::info!(model = model_name, from, to = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
     let mut guard = model.write().expect("model lock");
-    if go_on || resume.is_some() || guard.checkpoint() < copy.checkpoint() {
+    if go_on || opened || guard.checkpoint() < copy.checkpoint() {
         *guard = copy;
     }
     Ok(parked)

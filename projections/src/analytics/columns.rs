@@ -80,6 +80,16 @@ impl Column {
         }
     }
 
+    /// Rows it has values for.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Column::Number(v) => v.len(),
+            Column::Text { codes, .. } => codes.len(),
+            Column::Bool(v) => v.len(),
+            Column::Time(v) => v.len(),
+        }
+    }
+
     fn grow(&mut self) {
         match self {
             Column::Number(v) => v.push(None),
@@ -121,9 +131,9 @@ impl Column {
 /// One object's rows, by column.
 #[derive(Debug, Default)]
 pub struct Table {
-    slots: HashMap<String, usize>,
+    pub(super) slots: HashMap<String, usize>,
     pub(crate) live: Vec<bool>,
-    free: Vec<usize>,
+    pub(super) free: Vec<usize>,
     pub(crate) columns: BTreeMap<String, Column>,
 }
 
@@ -196,6 +206,11 @@ pub struct AnalyticsModel {
 }
 
 impl AnalyticsModel {
+    /// A model as a snapshot held it, current as of `checkpoint`.
+    pub(super) fn restored(catalog: Catalog, tables: HashMap<String, Table>, checkpoint: u64) -> AnalyticsModel {
+        AnalyticsModel { catalog, tables, checkpoint }
+    }
+
     pub fn checkpoint(&self) -> u64 {
         self.checkpoint
     }

@@ -12,10 +12,12 @@
 //!   evaluation.
 //! - [`sql`]: the SQL the same query is on the PostgreSQL read model.
 //! - [`time`]: granularities and relative date ranges ("Last 7 days").
+//! - `snapshot`: the model saved with its position and loaded again (see [`crate::snapshot`]).
 
 pub mod columns;
 pub mod cube;
 pub mod query;
+mod snapshot;
 pub mod sql;
 pub mod time;
 

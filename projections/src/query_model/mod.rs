@@ -15,6 +15,7 @@ mod range_cache;
 mod record_filter;
 mod rows;
 mod slots;
+mod snapshot;
 mod table;
 mod values;
 

@@ -16,8 +16,8 @@
 
 use std::path::{Path, PathBuf};
 
-use domain::event::{EventPayload, ObjectDefined};
-use domain::metadata::{evolve_catalog, Catalog};
+use domain::event::ObjectDefined;
+use domain::metadata::Catalog;
 use tantivy::schema::Schema;
 use tantivy::Index;
 
@@ -37,16 +37,9 @@ pub(super) struct Committed {
 
 impl Committed {
     pub(super) fn to_payload(&self) -> String {
-        let catalog: Vec<serde_json::Value> = self
-            .catalog
-            .objects()
-            .map(|object| {
-                serde_json::json!({
-                    "name": object.name,
-                    "namespace": self.catalog.namespace_of(&object.name),
-                    "definition": object.raw.to_string(),
-                })
-            })
+        let catalog: Vec<serde_json::Value> = crate::snapshot::catalog::definitions(&self.catalog)
+            .into_iter()
+            .map(|defined| serde_json::json!({"name": defined.name, "namespace": defined.namespace, "definition": defined.definition}))
             .collect();
         serde_json::json!({"format": FORMAT, "position": self.position, "event": self.event, "catalog": catalog}).to_string()
     }
@@ -63,16 +56,16 @@ impl Committed {
             Some(serde_json::Value::Null) | None => None,
             Some(event) => Some(serde_json::from_value::<(u64, String)>(event.clone()).map_err(|e| format!("the commit payload's event: {e}"))?),
         };
-        let mut catalog = Catalog::default();
+        let mut definitions = Vec::new();
         for object in json.get("catalog").and_then(|c| c.as_array()).ok_or("the commit payload has no catalog")? {
             let text = |key: &str| object.get(key).and_then(|v| v.as_str()).map(str::to_string);
-            let defined = ObjectDefined {
+            definitions.push(ObjectDefined {
                 name: text("name").ok_or("a catalog entry has no name")?,
                 namespace: text("namespace"),
                 definition: text("definition").ok_or("a catalog entry has no definition")?,
-            };
-            evolve_catalog(&mut catalog, &EventPayload::ObjectDefined(defined)).map_err(|e| format!("the committed catalog: {e}"))?;
+            });
         }
+        let catalog = crate::snapshot::catalog::from_definitions(definitions)?;
         Ok(Committed { position, event, catalog })
     }
 }

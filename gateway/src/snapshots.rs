@@ -1,0 +1,93 @@
+//! When the in-process read models (query, audit, analytics) are saved
+//! ([`projections::snapshot`]): at a clean stop, once they have caught up
+//! with the log, and while the server runs, whenever a model has moved past
+//! its last save by an eighth of its position and at least
+//! [`MIN_EVENTS`] (checked every [`CHECK_EVERY`]). So a start after a clean
+//! stop folds nothing, one after a crash folds a bounded tail, and the bytes
+//! written stay a small multiple of the models' growth.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use projections::snapshot::{Snapshot, SnapshotDir};
+
+use crate::app::System;
+
+/// Fewer new events than this never cause a save while running.
+pub const MIN_EVENTS: u64 = 10_000;
+pub const CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// Saves every model at a stop, after waiting (at most 2 s) for each to reach the log's head.
+pub async fn save_at_stop(system: &System) {
+    let Some(dir) = &system.model_snapshots else { return };
+    let head = *system.commands.store().head().borrow();
+    for handle in [&system.query, &system.audit, &system.analytics] {
+        handle.wait_for(head, Duration::from_secs(2)).await;
+    }
+    // A model already saved at its position (nothing new since) is not written again.
+    let mut last = Saved::from_files(dir);
+    save_due(system, dir, &mut last, true).await;
+}
+
+/// Saves the models as they grow, until the system goes.
+pub fn keep(system: &Arc<System>) {
+    let Some(dir) = system.model_snapshots.clone() else { return };
+    let weak = Arc::downgrade(system);
+    let mut last = Saved::from_files(&dir);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            let Some(system) = weak.upgrade() else { return };
+            save_due(&system, &dir, &mut last, false).await;
+        }
+    });
+}
+
+/// The position each model was last saved at.
+#[derive(Default)]
+struct Saved {
+    query: u64,
+    audit: u64,
+    analytics: u64,
+}
+
+impl Saved {
+    fn from_files(dir: &SnapshotDir) -> Saved {
+        Saved {
+            query: dir.saved_at::<projections::QueryModel>().unwrap_or(0),
+            audit: dir.saved_at::<projections::audit_model::AuditModel>().unwrap_or(0),
+            analytics: dir.saved_at::<projections::analytics::AnalyticsModel>().unwrap_or(0),
+        }
+    }
+}
+
+async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: bool) {
+    let store = system.commands.store();
+    if let Some(query) = system.reader.memory_model() {
+        save_one(dir, store, &query, &mut last.query, always).await;
+    }
+    save_one(dir, store, &system.audit_model, &mut last.audit, always).await;
+    save_one(dir, store, &system.analytics_model, &mut last.analytics, always).await;
+}
+
+/// Whether a model at `position`, last saved at `saved`, is due a save.
+pub fn due(position: u64, saved: u64) -> bool {
+    let moved = position.saturating_sub(saved);
+    moved >= MIN_EVENTS && moved >= position / 8
+}
+
+async fn save_one<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn commands::store::EventStore>, model: &Arc<RwLock<M>>, saved: &mut u64, always: bool) {
+    let position = model.read().expect("model lock").checkpoint();
+    if position == *saved || !(always || due(position, *saved)) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match dir.save(store, model).await {
+        Ok(Some(at)) => {
+            *saved = at;
+            tracing::info!(model = M::NAME, position = at, seconds = started.elapsed().as_secs_f64(), "read model saved");
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(model = M::NAME, %error, "a read model could not be saved; the next start folds more of the log"),
+    }
+}

@@ -1,0 +1,144 @@
+//! A snapshot file: a header naming what the body holds and where the log
+//! was, a checksum over both, then the body.
+//!
+//! Layout: magic (8 bytes), body format (u32), position (u64), the id of the
+//! event at that position (16 bytes), body length (u64), all little-endian,
+//! then the CRC-32 of everything before it and of the body, then the body.
+//! A file is written beside its final name, synced, renamed over it, and the
+//! directory synced: a reader finds the old file or the new one, whole.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"OSSNAP\0\x01";
+const HEADER: usize = 8 + 4 + 8 + 16 + 8;
+
+/// What a file's header says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub format: u32,
+    /// The position the body is current as of.
+    pub position: u64,
+    /// The id of the event the log holds at `position`.
+    pub event_id: [u8; 16],
+}
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is not a snapshot file")]
+    NotSnapshot,
+    #[error("it is of format {found}, this server reads {wanted}")]
+    Format { found: u32, wanted: u32 },
+    #[error("it is damaged (its checksum does not match, or it is cut short)")]
+    Damaged,
+}
+
+/// Writes `body` under `header` to `path`, atomically and durably.
+pub fn write(path: &Path, header: &Header, body: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let head = encode_header(header, body.len());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head);
+    crc.update(body);
+    let partial = path.with_extension("partial");
+    let mut file = File::create(&partial)?;
+    file.write_all(&head)?;
+    file.write_all(&crc.finalize().to_le_bytes())?;
+    file.write_all(body)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&partial, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Reads the file at `path` when it is a whole snapshot of `format`: its header and body.
+pub fn read(path: &Path, format: u32) -> Result<(Header, Vec<u8>), FileError> {
+    let mut bytes = std::fs::read(path)?;
+    if bytes.len() < HEADER + 4 || &bytes[..8] != MAGIC {
+        return Err(FileError::NotSnapshot);
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let found = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let header = Header { format: found, position: u64_at(12), event_id: bytes[20..36].try_into().expect("16 bytes") };
+    let length = u64_at(36);
+    if found != format {
+        return Err(FileError::Format { found, wanted: format });
+    }
+    if length != (bytes.len() - HEADER - 4) as u64 {
+        return Err(FileError::Damaged);
+    }
+    let stored = u32::from_le_bytes(bytes[HEADER..HEADER + 4].try_into().expect("4 bytes"));
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[..HEADER]);
+    crc.update(&bytes[HEADER + 4..]);
+    if crc.finalize() != stored {
+        return Err(FileError::Damaged);
+    }
+    bytes.drain(..HEADER + 4);
+    Ok((header, bytes))
+}
+
+/// The position in the header of the file at `path`, when it is a snapshot
+/// of `format` (the body is not read, so not checked).
+pub fn read_header(path: &Path, format: u32) -> Option<u64> {
+    use std::io::Read;
+    let mut head = [0u8; HEADER];
+    File::open(path).ok()?.read_exact(&mut head).ok()?;
+    let found = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    (&head[..8] == MAGIC && found == format).then(|| u64::from_le_bytes(head[12..20].try_into().expect("8 bytes")))
+}
+
+fn encode_header(header: &Header, length: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(HEADER);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&header.format.to_le_bytes());
+    head.extend_from_slice(&header.position.to_le_bytes());
+    head.extend_from_slice(&header.event_id);
+    head.extend_from_slice(&(length as u64).to_le_bytes());
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header { format: 3, position: 42, event_id: [7; 16] }
+    }
+
+    #[test]
+    fn a_written_file_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.snapshot");
+        write(&path, &header(), b"the body").unwrap();
+        assert_eq!(read(&path, 3).unwrap(), (header(), b"the body".to_vec()));
+        assert_eq!((read_header(&path, 3), read_header(&path, 4)), (Some(42), None));
+        assert!(!path.with_extension("partial").exists());
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.snapshot");
+        write(&path, &header(), b"the body").unwrap();
+        assert!(matches!(read(&path, 4), Err(FileError::Format { found: 3, wanted: 4 })));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(read(&path, 3), Err(FileError::Damaged)));
+        bytes[last] ^= 1;
+        bytes[14] ^= 1; // the position
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(read(&path, 3), Err(FileError::Damaged)));
+        std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
+        assert!(matches!(read(&path, 3), Err(FileError::Damaged)));
+        std::fs::write(&path, b"something else entirely, long enough to have a header of its own").unwrap();
+        assert!(matches!(read(&path, 3), Err(FileError::NotSnapshot)));
+    }
+}
