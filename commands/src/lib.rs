@@ -9,6 +9,8 @@
 //! - [`process`]: the server's own processes (workflow rules, webhooks, jobs):
 //!   reactions to committed events that answer with commands.
 //! - [`seed`]: loading an app (metadata events, then seed records) through commands.
+//! - [`snapshot`]: models saved to files with the position they are current as of
+//!   (the write model here, the in-process read models in `projections::snapshot`).
 //!
 //! Entry points: [`store::open_embedded`], [`store::open_postgres`],
 //! [`service::CommandService::start`], [`service::CommandService::execute`].
@@ -19,6 +21,7 @@ pub mod kafka;
 pub mod process;
 pub mod seed;
 pub mod service;
+pub mod snapshot;
 pub mod store;
 pub mod trace;
 

@@ -37,7 +37,7 @@ pub struct System {
     /// Snapshots of long record streams, for as-of reads.
     pub snapshots: projections::as_of::StreamSnapshots,
     /// Where the in-process read models are saved (see [`crate::snapshots`]); `None`: not saved.
-    pub model_snapshots: Option<projections::snapshot::SnapshotDir>,
+    pub model_snapshots: Option<commands::snapshot::SnapshotDir>,
     /// Folds of the log for as-of lists: bounded, the last ones kept.
     pub as_of_folds: projections::as_of::AsOfFolds,
     /// Requests answered and their latencies (`/metrics`).
@@ -168,7 +168,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         (None, Storage::Embedded(dir)) => Some(dir.join("snapshots")),
         (None, Storage::Postgres(_) | Storage::Cluster(..)) => None,
     }
-    .map(projections::snapshot::SnapshotDir::new);
+    .map(commands::snapshot::SnapshotDir::new);
     let loads = {
         let query_model = match &query_side {
             QuerySide::Memory(reader) => reader.memory_model(),
@@ -192,7 +192,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             )
         })
     };
-    let commands = Arc::new(CommandService::start(store.clone()).await.context("folding the event log")?);
+    let commands = Arc::new(CommandService::start_from(store.clone(), model_snapshots.as_ref()).await.context("folding the event log")?);
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
     // Cubes the app declares (`analyticsCubes`, `cubes` or `analytics.cubes`); objects get generated ones.
     let cubes: Vec<serde_json::Value> =
@@ -289,7 +289,6 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         hooks,
     });
     follow_automation(&system);
-    crate::snapshots::keep(&system);
     Ok(system)
 }
 

@@ -172,7 +172,7 @@ struct ServeArgs {
     /// directory on the embedded store; in memory with PostgreSQL.
     #[arg(long, env = "OBJECTSTACK_SEARCH_DIR")]
     search_dir: Option<PathBuf>,
-    /// Directory where the in-process read models (query, audit, analytics) are saved with the
+    /// Directory where the write model and the in-process read models (query, audit, analytics) are saved with the
     /// position they are current as of, at a clean stop and as they grow, so a start loads them
     /// and folds only the rest of the log (one node per directory). Default: `snapshots` in the
     /// data directory on the embedded store; not saved with PostgreSQL.
@@ -334,6 +334,7 @@ async fn run() -> anyhow::Result<()> {
             };
             let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir, snapshot_dir };
             let system = gateway::app::start(&settings).await?;
+            gateway::snapshots::keep(&system);
             if let Some(admin) = &admin {
                 gateway::service::auth::bootstrap_admin(&system, &admin.email, &admin.password).await.context("making the first administrator")?;
             }

@@ -1,15 +1,19 @@
-//! When the in-process read models (query, audit, analytics) are saved
-//! ([`projections::snapshot`]): at a clean stop, once they have caught up
+//! When the write model and the in-process read models (query, audit,
+//! analytics) are saved ([`commands::snapshot`], [`projections::snapshot`]): at a clean stop, once they have caught up
 //! with the log, and while the server runs, whenever a model has moved past
 //! its last save by an eighth of its position and at least
 //! [`MIN_EVENTS`] (checked every [`CHECK_EVERY`]). So a start after a clean
 //! stop folds nothing, one after a crash folds a bounded tail, and the bytes
-//! written stay a small multiple of the models' growth.
+//! written stay a small multiple of the models' growth. The write model is
+//! encoded under its lock, so writes wait while it is (see the note on
+//! [`commands::service::CommandService::save_snapshot`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use projections::snapshot::{Snapshot, SnapshotDir};
+use commands::service::CommandService;
+use commands::snapshot::SnapshotDir;
+use projections::snapshot::{saved_at, Snapshot};
 
 use crate::app::System;
 
@@ -24,6 +28,7 @@ pub async fn save_at_stop(system: &System) {
     for handle in [&system.query, &system.audit, &system.analytics] {
         handle.wait_for(head, Duration::from_secs(2)).await;
     }
+    system.commands.wait_applied(head, Duration::from_secs(2)).await;
     // A model already saved at its position (nothing new since) is not written again.
     let mut last = Saved::from_files(dir);
     save_due(system, dir, &mut last, true).await;
@@ -46,6 +51,7 @@ pub fn keep(system: &Arc<System>) {
 /// The position each model was last saved at.
 #[derive(Default)]
 struct Saved {
+    write: u64,
     query: u64,
     audit: u64,
     analytics: u64,
@@ -54,15 +60,28 @@ struct Saved {
 impl Saved {
     fn from_files(dir: &SnapshotDir) -> Saved {
         Saved {
-            query: dir.saved_at::<projections::QueryModel>().unwrap_or(0),
-            audit: dir.saved_at::<projections::audit_model::AuditModel>().unwrap_or(0),
-            analytics: dir.saved_at::<projections::analytics::AnalyticsModel>().unwrap_or(0),
+            write: CommandService::snapshot_saved_at(dir).unwrap_or(0),
+            query: saved_at::<projections::QueryModel>(dir).unwrap_or(0),
+            audit: saved_at::<projections::audit_model::AuditModel>(dir).unwrap_or(0),
+            analytics: saved_at::<projections::analytics::AnalyticsModel>(dir).unwrap_or(0),
         }
     }
 }
 
 async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: bool) {
     let store = system.commands.store();
+    let position = system.commands.applied();
+    if position != last.write && (always || due(position, last.write)) {
+        let started = std::time::Instant::now();
+        match system.commands.save_snapshot(dir).await {
+            Ok(Some(at)) => {
+                last.write = at;
+                tracing::info!(model = "write", position = at, seconds = started.elapsed().as_secs_f64(), "model saved");
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(model = "write", %error, "the write model could not be saved; the next start folds more of the log"),
+        }
+    }
     if let Some(query) = system.reader.memory_model() {
         save_one(dir, store, &query, &mut last.query, always).await;
     }
@@ -82,10 +101,10 @@ async fn save_one<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn commands::stor
         return;
     }
     let started = std::time::Instant::now();
-    match dir.save(store, model).await {
+    match projections::snapshot::save(dir, store, model).await {
         Ok(Some(at)) => {
             *saved = at;
-            tracing::info!(model = M::NAME, position = at, seconds = started.elapsed().as_secs_f64(), "read model saved");
+            tracing::info!(model = M::NAME, position = at, seconds = started.elapsed().as_secs_f64(), "model saved");
         }
         Ok(None) => {}
         Err(error) => tracing::warn!(model = M::NAME, %error, "a read model could not be saved; the next start folds more of the log"),

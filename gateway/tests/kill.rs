@@ -214,13 +214,14 @@ async fn a_clean_stop_commits_the_search_index_and_saves_the_models() {
     assert!(head > 0);
     assert_eq!(index.checkpoint(), head, "the index was committed at the log's head");
     drop(index);
-    let saved = projections::snapshot::SnapshotDir::new(data.path().join("snapshots"));
+    let saved = commands::snapshot::SnapshotDir::new(data.path().join("snapshots"));
     let at = (
-        saved.saved_at::<projections::QueryModel>(),
-        saved.saved_at::<projections::audit_model::AuditModel>(),
-        saved.saved_at::<projections::analytics::AnalyticsModel>(),
+        projections::snapshot::saved_at::<projections::QueryModel>(&saved),
+        projections::snapshot::saved_at::<projections::audit_model::AuditModel>(&saved),
+        projections::snapshot::saved_at::<projections::analytics::AnalyticsModel>(&saved),
     );
     assert_eq!(at, (Some(head), Some(head), Some(head)), "every model was saved at the log's head");
+    assert_eq!(commands::service::CommandService::snapshot_saved_at(&saved), Some(head), "the write model was saved at the log's head");
 
     // Started again from them: the same records, trail and counts.
     let port = free_port();

@@ -19,7 +19,8 @@ use crate::dead_letter::FoldLetters;
 use crate::query_model::QueryModel;
 use crate::read_ahead::ReadAhead;
 use crate::reader::ReadError;
-use crate::snapshot::{Snapshot, SnapshotDir};
+use crate::snapshot::Snapshot;
+use commands::snapshot::SnapshotDir;
 
 /// A read model kept in process.
 pub trait MemoryModel: Default + Send + Sync + 'static {
@@ -255,9 +256,9 @@ pub async fn load_snapshotted<M: Snapshot>(
 ) -> Result<FoldLetters, ReadError> {
     let Some(snapshots) = snapshots else { return load(store, model).await };
     let template = model.read().expect("model lock").fresh();
-    if let Some(opened) = snapshots.open(template).await {
-        let at = (opened.position, domain::hex::encode(&opened.event_id));
-        if log_holds(&store, &at).await? {
+    if let Some(opened) = crate::snapshot::open(&snapshots, template).await {
+        let holds = commands::snapshot::log_holds(&store, opened.position, &opened.event_id).await;
+        if holds.map_err(|e| ReadError::Store(e.to_string()))? {
             *model.write().expect("model lock") = opened.model;
             return fold_on(store, model, true, true).await;
         }

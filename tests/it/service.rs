@@ -266,3 +266,105 @@ async fn deletes_follow_delete_behaviour(backend: Backend) {
     assert!(service.record_state("account", "a2").exists());
 }
 on_both_stores!(deletes_follow_delete_behaviour);
+
+impl Backend {
+    /// A new store of the same kind.
+    fn another(&self) -> Backend {
+        match self {
+            Backend::Embedded(_) => Backend::Embedded(tempfile::tempdir().unwrap()),
+            Backend::Postgres(_) => Backend::Postgres(common::pg_settings()),
+        }
+    }
+}
+
+fn create(object: &str, id: &str, body: Json) -> Command {
+    Command::Create { object: object.into(), id: Some(id.into()), data: data(body) }
+}
+
+/// Definitions and writes whose effects the write model must keep: unique
+/// values taken and given up, autonumbers, references, versions. Returns
+/// the service, caught up with the log.
+async fn members_and_accounts(backend: &Backend) -> CommandService {
+    let service = backend.service().await;
+    define(
+        &service,
+        vec![
+            json!({"name": "member", "fields": {"email": {"type": "email", "unique": true}, "number": {"type": "autonumber"}}}),
+            json!({"name": "account", "fields": {"name": {"type": "text"}}}),
+            json!({"name": "contact", "fields": {"account": {"type": "master_detail", "reference": "account", "required": true}}}),
+            json!({"name": "invoice", "fields": {"account": {"type": "lookup", "reference": "account", "deleteBehavior": "restrict"}}}),
+        ],
+    )
+    .await;
+    for command in [
+        create("member", "m1", json!({"email": "one@example.com"})),
+        create("member", "m2", json!({"email": "two@example.com"})),
+        create("account", "a1", json!({"name": "Acme"})),
+        create("account", "a2", json!({"name": "Globex"})),
+        create("contact", "c1", json!({"account": "a1"})),
+        create("invoice", "i1", json!({"account": "a2"})),
+    ] {
+        service.execute(command, CommandMeta::system()).await.unwrap();
+    }
+    let update = Command::Update { object: "member".into(), id: "m2".into(), patch: data(json!({"email": "second@example.com"})), expected_version: Some(1) };
+    service.execute(update, CommandMeta::system()).await.unwrap();
+    service.execute(Command::Delete { object: "member".into(), id: "m1".into(), expected_version: None }, CommandMeta::system()).await.unwrap();
+    assert!(service.wait_applied(*service.store().head().borrow(), std::time::Duration::from_secs(5)).await);
+    service
+}
+
+/// Decides as a write model folded from [`members_and_accounts`]'s log must.
+async fn decides_as_folded(service: &CommandService) {
+    assert_eq!(code(service.execute(create("member", "m3", json!({"email": "second@example.com"})), CommandMeta::system()).await), ErrorCode::DuplicateValue);
+    for (id, email) in [("m4", "one@example.com"), ("m5", "two@example.com")] {
+        service.execute(create("member", id, json!({"email": email})), CommandMeta::system()).await.unwrap();
+    }
+    let numbers: Vec<Value> = ["m2", "m4", "m5"].iter().map(|id| service.record_state("member", id).record.unwrap()["number"].clone()).collect();
+    let distinct: std::collections::BTreeSet<String> = numbers.iter().map(|n| n.to_json().to_string()).collect();
+    assert_eq!(distinct.len(), 3, "autonumbers go on: {numbers:?}");
+    let stale = Command::Update { object: "member".into(), id: "m2".into(), patch: data(json!({"email": "x@example.com"})), expected_version: Some(1) };
+    assert!(matches!(service.execute(stale, CommandMeta::system()).await, Err(CommandError::Conflict { expected: 1, actual: 2 })));
+    let delete = |id: &str| Command::Delete { object: "account".into(), id: id.into(), expected_version: None };
+    assert_eq!(code(service.execute(delete("a2"), CommandMeta::system()).await), ErrorCode::DeleteRestricted);
+    let deleted = service.execute(delete("a1"), CommandMeta::system()).await.unwrap();
+    assert_eq!(deleted.events.len(), 2, "the account and its contact");
+}
+
+/// A write model started from its snapshot decides as one folded from the
+/// whole log: versions, unique values (derived again from the records),
+/// autonumbers, references for cascades and restrictions. A damaged
+/// snapshot, or one of another log at the same positions, is passed by and
+/// the whole log folded.
+async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = commands::snapshot::SnapshotDir::new(dir.path());
+    let saved_at = members_and_accounts(&backend).await.save_snapshot(&snapshots).await.unwrap().expect("a position");
+    assert_eq!(CommandService::snapshot_saved_at(&snapshots), Some(saved_at));
+    let good = std::fs::read(snapshots.path_of("write")).unwrap();
+
+    let reopened = CommandService::start_from(backend.open().await, Some(&snapshots)).await.unwrap();
+    assert_eq!(reopened.started_from(), saved_at, "started from the snapshot");
+    decides_as_folded(&reopened).await;
+    drop(reopened);
+
+    // The same scenario in another store: the snapshot of the first log (same positions, other events) is not trusted.
+    let other = backend.another();
+    drop(members_and_accounts(&other).await);
+    let service = CommandService::start_from(other.open().await, Some(&snapshots)).await.unwrap();
+    assert_eq!(service.started_from(), 0, "another log's snapshot is not used");
+    decides_as_folded(&service).await;
+    drop(service);
+
+    // A damaged snapshot of the right log.
+    let third = backend.another();
+    members_and_accounts(&third).await.save_snapshot(&snapshots).await.unwrap();
+    let mut damaged = std::fs::read(snapshots.path_of("write")).unwrap();
+    assert_ne!(damaged, good);
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x10;
+    std::fs::write(snapshots.path_of("write"), damaged).unwrap();
+    let service = CommandService::start_from(third.open().await, Some(&snapshots)).await.unwrap();
+    assert_eq!(service.started_from(), 0, "a damaged snapshot is not used");
+    decides_as_folded(&service).await;
+}
+on_both_stores!(the_write_model_starts_from_its_snapshot);

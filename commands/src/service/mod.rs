@@ -30,6 +30,7 @@ pub use self::append_stats::{AppendCounts, AppendStats};
 pub use self::command::{Command, CommandMeta, Outcome};
 use self::write_model::{Reservation, WriteModel};
 use crate::error::{CommandError, StoreError};
+use crate::snapshot::{SaveError, SnapshotDir};
 use crate::store::{AppendRequest, EventStore, StreamAppend};
 
 /// How often a command without an explicit expected version is re-decided after a conflict.
@@ -56,6 +57,8 @@ pub struct CommandService {
     /// The workflow rules whose field updates join the writes they fire on
     /// (`domain::automation::before_save`), set with the app's automation.
     rules: std::sync::RwLock<Arc<Vec<domain::automation::WorkflowRule>>>,
+    /// The position the start's fold began after: the write model's snapshot's, or 0.
+    started_from: u64,
 }
 
 /// Counts one append task for as long as it runs, however it ends.
@@ -83,9 +86,21 @@ impl Drop for CommandService {
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        let model = Arc::new(Mutex::new(WriteModel::default()));
+        CommandService::start_from(store, None).await
+    }
+
+    /// [`CommandService::start`], from the write model's snapshot in
+    /// `snapshots` when there is one the log agrees with (see
+    /// [`crate::snapshot`]): only the log after it is folded.
+    pub async fn start_from(store: Arc<dyn EventStore>, snapshots: Option<&SnapshotDir>) -> Result<CommandService, CommandError> {
+        let started = std::time::Instant::now();
+        let (model, mut after) = match snapshots {
+            Some(dir) => saved_write_model(&store, dir).await?.unwrap_or_default(),
+            None => Default::default(),
+        };
+        let from = after;
+        let model = Arc::new(Mutex::new(model));
         let upcasters = domain::event::registry();
-        let mut after = 0;
         // One buffer for the whole fold: each read decodes into the envelopes
         // of the batch before (no allocations per event for the envelope).
         let mut batch = Vec::new();
@@ -95,6 +110,7 @@ impl CommandService {
             after = last.position;
             apply_and_release(&model, upcasters, &batch, Vec::new())?;
         }
+        tracing::info!(from, to = after, seconds = started.elapsed().as_secs_f64(), "write model loaded from the log");
         // From here on the write model follows the log (other writers' events included).
         let (applied_tx, applied) = tokio::sync::watch::channel(after);
         let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
@@ -109,7 +125,41 @@ impl CommandService {
             follower,
             stats: AppendStats::default(),
             rules: Default::default(),
+            started_from: from,
         })
+    }
+
+    /// Saves the write model to `dir` as of the position its follower has
+    /// applied (it may hold a few of this node's events past it, which a
+    /// fold from there passes by). Encoding runs under the write model's lock,
+    /// so writes wait for it. Returns the position, `None` on an empty log.
+    pub async fn save_snapshot(&self, dir: &SnapshotDir) -> Result<Option<u64>, SaveError> {
+        let (position, body) = {
+            let model = self.model.lock().expect("write model lock");
+            let position = *self.applied.borrow();
+            if position == 0 {
+                return Ok(None);
+            }
+            (position, model.encode_snapshot())
+        };
+        dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move || body).await?;
+        Ok(Some(position))
+    }
+
+    /// The position the write model's file in `dir` was saved at.
+    pub fn snapshot_saved_at(dir: &SnapshotDir) -> Option<u64> {
+        dir.saved_at(write_model::snapshot::NAME, write_model::snapshot::FORMAT)
+    }
+
+    /// The position the start's fold began after: where the write model's
+    /// snapshot was saved, or 0 when the whole log was folded.
+    pub fn started_from(&self) -> u64 {
+        self.started_from
+    }
+
+    /// The position the write model has applied the log up to.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
     }
 
     /// Puts `rules` in effect for the writes decided from now on: the
@@ -487,6 +537,20 @@ impl CommandService {
 /// Applies committed events to the write model and drops the reservations of
 /// their command, under one lock. An event that cannot be decoded marks its
 /// stream unreadable instead of stopping the service.
+/// The write model saved in `dir` and its position, when the file is whole
+/// and the log holds the event it names there.
+async fn saved_write_model(store: &Arc<dyn EventStore>, dir: &SnapshotDir) -> Result<Option<(WriteModel, u64)>, CommandError> {
+    let (header, model) = match dir.open(write_model::snapshot::NAME, write_model::snapshot::FORMAT, |_, body| WriteModel::decode_snapshot(body)).await {
+        Some(opened) => opened,
+        None => return Ok(None),
+    };
+    if !crate::snapshot::log_holds(store, header.position, &header.event_id).await? {
+        tracing::warn!(position = header.position, "the log does not hold the event the write model's snapshot was saved after: the whole log is folded");
+        return Ok(None);
+    }
+    Ok(Some((model, header.position)))
+}
+
 fn apply_and_release(model: &Mutex<WriteModel>, upcasters: &Upcasters, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
     let mut decoded = Vec::with_capacity(events.len());
     let mut unreadable = Vec::new();

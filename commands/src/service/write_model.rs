@@ -16,6 +16,8 @@ use domain::DomainError;
 
 use crate::store::{StreamAppend, UniqueChanges, UniqueClaim};
 
+pub(crate) mod snapshot;
+
 /// The store's key of a unique value: a digest of the object, the fields,
 /// their case rule and the values' key (bounded in length whatever the values).
 fn claim_key(set: &UniqueSet, value_key: &str) -> String {

@@ -51,14 +51,14 @@ impl Snapshot for AnalyticsModel {
         let mut input = Reader::new(body, "the analytics model's snapshot");
         let catalog = from_definitions(input.take::<Vec<ObjectDefined>>()?)?;
         let mut tables = HashMap::new();
-        for _ in 0..input.len()? {
+        for _ in 0..input.count()? {
             let object: String = input.take()?;
             let slots: Vec<(String, u64)> = input.take()?;
             let live: Vec<bool> = input.take()?;
             let free: Vec<u64> = input.take()?;
             let rows = live.len();
             let mut columns = BTreeMap::new();
-            for _ in 0..input.len()? {
+            for _ in 0..input.count()? {
                 let field: String = input.take()?;
                 let column = match input.take::<u8>()? {
                     0 => Column::Number(input.take()?),

@@ -62,7 +62,7 @@ impl Snapshot for AuditModel {
     fn decode(_template: AuditModel, position: u64, body: &[u8]) -> Result<AuditModel, String> {
         let mut input = Reader::new(body, "the audit model's snapshot");
         let mut model = AuditModel::default();
-        let count = input.len()?;
+        let count = input.count()?;
         model.entries.reserve(count.min(1 << 24));
         for _ in 0..count {
             let (at, event_id, kind, occurred_at, actor, tenant, target_type, target_id, stream_version, cause, caused_by, payload): Loaded = input.take()?;

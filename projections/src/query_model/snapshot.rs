@@ -43,10 +43,10 @@ impl Snapshot for QueryModel {
         let max_occurred_at: i64 = input.take()?;
         let catalog = from_definitions(input.take::<Vec<ObjectDefined>>()?)?;
         let mut model = QueryModel { catalog, deferred: true, history: template.history, max_occurred_at, ..QueryModel::default() };
-        for _ in 0..input.len()? {
+        for _ in 0..input.count()? {
             let object: String = input.take()?;
             let table = model.table(&object);
-            for _ in 0..input.len()? {
+            for _ in 0..input.count()? {
                 let (id, KeptRecord(record)): (String, KeptRecord) = input.take()?;
                 table.put_shared(id, Arc::new(record));
             }

@@ -1,32 +1,27 @@
-//! Snapshots of the in-process read models, so that a start loads each
-//! model as it was saved and folds only the events after it, instead of the
-//! whole log.
+//! Snapshots of the in-process read models (query, audit, analytics), so
+//! that a start loads each model as it was saved and folds only the events
+//! after it, instead of the whole log.
 //!
 //! A model that is a [`Snapshot`] is captured under its read lock (shared
-//! rows, not copies, where it can), encoded outside it, and written to
-//! `<dir>/<name>.snapshot` ([`file`]) with the position it is current as of
-//! and the id of the event the log holds there. At start
+//! rows, not copies, where it can), encoded off the runtime, and written with
+//! the position it is current as of through [`commands::snapshot`] (the file,
+//! its checks and the write model's snapshot are there). At start
 //! ([`crate::rebuild::load_snapshotted`]) the file is used only when it is
-//! whole, of the format this server writes, and the log still holds that
-//! event at that position (a snapshot of another log, or of a log that was
-//! replaced, is never trusted); otherwise it is ignored with a warning and the
-//! model is folded from the log. Saving never blocks the model's writers
-//! longer than the capture.
+//! whole, of the format this server writes, and the log still holds the
+//! event it names at that position; otherwise it is ignored with a warning
+//! and the model is folded from the log.
 
-pub mod catalog;
-pub(crate) mod codec;
-mod file;
-#[cfg(test)]
-mod tests;
-
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use commands::snapshot::{SaveError, SnapshotDir};
 use commands::store::EventStore;
 
 use crate::rebuild::MemoryModel;
 
-pub use file::{FileError, Header};
+pub use commands::snapshot::{catalog, codec};
+
+#[cfg(test)]
+mod tests;
 
 /// An in-process model saved with the position it is current as of.
 pub trait Snapshot: MemoryModel {
@@ -48,25 +43,6 @@ pub trait Snapshot: MemoryModel {
     fn decode(template: Self, position: u64, body: &[u8]) -> Result<Self, String>;
 }
 
-/// Where snapshots are kept. Its clones share one lock, so two saves
-/// (a periodic one and the one at stop) never write the same file at once.
-#[derive(Debug, Clone)]
-pub struct SnapshotDir {
-    root: PathBuf,
-    saving: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// Why a model was not saved.
-#[derive(Debug, thiserror::Error)]
-pub enum SaveError {
-    #[error("the log does not hold the event at position {0}")]
-    NoEvent(u64),
-    #[error("the event store: {0}")]
-    Store(String),
-    #[error("writing {path}: {error}")]
-    Write { path: String, error: std::io::Error },
-}
-
 /// A model read from its snapshot, with where the log must agree with it.
 pub struct Opened<M> {
     pub model: M,
@@ -74,73 +50,28 @@ pub struct Opened<M> {
     pub event_id: [u8; 16],
 }
 
-impl SnapshotDir {
-    pub fn new(root: impl Into<PathBuf>) -> SnapshotDir {
-        SnapshotDir { root: root.into(), saving: Default::default() }
+/// Saves the model as it is now. Returns the position saved at, or `None`
+/// when the model has applied nothing yet.
+pub async fn save<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn EventStore>, model: &Arc<RwLock<M>>) -> Result<Option<u64>, SaveError> {
+    let (position, captured) = {
+        let model = model.read().expect("model lock");
+        (model.checkpoint(), model.capture())
+    };
+    if position == 0 {
+        return Ok(None);
     }
+    dir.save(store, M::NAME, M::FORMAT, position, move || M::encode(captured)).await?;
+    Ok(Some(position))
+}
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
+/// The model saved in `dir`, decoded, when there is a whole one of this
+/// server's format; `None` (with a warning for anything but no file) otherwise.
+pub async fn open<M: Snapshot>(dir: &SnapshotDir, template: M) -> Option<Opened<M>> {
+    let (header, model) = dir.open(M::NAME, M::FORMAT, move |header, body| M::decode(template, header.position, body)).await?;
+    Some(Opened { model, position: header.position, event_id: header.event_id })
+}
 
-    /// The file a model is saved in.
-    pub fn path_of<M: Snapshot>(&self) -> PathBuf {
-        self.root.join(format!("{}.snapshot", M::NAME))
-    }
-
-    /// Saves the model as it is now. Returns the position saved at, or `None`
-    /// when the model has applied nothing yet.
-    pub async fn save<M: Snapshot>(&self, store: &Arc<dyn EventStore>, model: &Arc<RwLock<M>>) -> Result<Option<u64>, SaveError> {
-        let _saving = self.saving.lock().await;
-        let (position, captured) = {
-            let model = model.read().expect("model lock");
-            (model.checkpoint(), model.capture())
-        };
-        if position == 0 {
-            return Ok(None);
-        }
-        let found = store.read_all_into(position - 1, 1, Vec::new()).await.map_err(|e| SaveError::Store(e.to_string()))?;
-        let event_id = match found.first() {
-            Some(event) if event.position == position => event.event_id,
-            _ => return Err(SaveError::NoEvent(position)),
-        };
-        let path = self.path_of::<M>();
-        let header = Header { format: M::FORMAT, position, event_id };
-        let written = tokio::task::spawn_blocking(move || {
-            let body = M::encode(captured);
-            file::write(&path, &header, &body).map_err(|error| SaveError::Write { path: path.display().to_string(), error })
-        });
-        written.await.expect("a snapshot's writer does not panic")?;
-        Ok(Some(position))
-    }
-
-    /// The position the model's file here was saved at, read from its header
-    /// alone (`None`: no file, or not one this server reads).
-    pub fn saved_at<M: Snapshot>(&self) -> Option<u64> {
-        file::read_header(&self.path_of::<M>(), M::FORMAT)
-    }
-
-    /// The model saved here, decoded, when there is a whole one of this
-    /// server's format; `None` (with a warning for anything but no file) otherwise.
-    pub async fn open<M: Snapshot>(&self, template: M) -> Option<Opened<M>> {
-        let path = self.path_of::<M>();
-        let read = tokio::task::spawn_blocking(move || {
-            let (header, body) = match file::read(&path, M::FORMAT) {
-                Ok(read) => read,
-                Err(FileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => return None,
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "a model's snapshot is ignored: the model is folded from the log");
-                    return None;
-                }
-            };
-            match M::decode(template, header.position, &body) {
-                Ok(model) => Some(Opened { model, position: header.position, event_id: header.event_id }),
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "a model's snapshot does not decode: the model is folded from the log");
-                    None
-                }
-            }
-        });
-        read.await.expect("a snapshot's reader does not panic")
-    }
+/// The position the model's file in `dir` was saved at (`None`: none there).
+pub fn saved_at<M: Snapshot>(dir: &SnapshotDir) -> Option<u64> {
+    dir.saved_at(M::NAME, M::FORMAT)
 }

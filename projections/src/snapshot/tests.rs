@@ -11,7 +11,9 @@ use domain::value::{Record, Value};
 use domain::Timestamp;
 use serde_json::json;
 
-use super::{Snapshot, SnapshotDir};
+use commands::snapshot::SnapshotDir;
+
+use super::{save, Snapshot};
 use crate::analytics::{parse_query as parse_cube_query, AnalyticsModel};
 use crate::audit_model::{AuditModel, AuditQuery};
 use crate::history::History;
@@ -119,9 +121,9 @@ async fn load_all(store: &Arc<dyn EventStore>, dir: Option<&SnapshotDir>) -> Mod
 }
 
 async fn save_all(store: &Arc<dyn EventStore>, dir: &SnapshotDir, models: &Models) {
-    dir.save(store, &models.0).await.unwrap();
-    dir.save(store, &models.1).await.unwrap();
-    dir.save(store, &models.2).await.unwrap();
+    save(dir, store, &models.0).await.unwrap();
+    save(dir, store, &models.1).await.unwrap();
+    save(dir, store, &models.2).await.unwrap();
 }
 
 fn answers_of(models: &Models) -> serde_json::Value {
@@ -138,7 +140,7 @@ async fn folded(store: &Arc<dyn EventStore>) -> serde_json::Value {
 }
 
 fn from_position<M: Snapshot>(dir: &SnapshotDir) -> u64 {
-    let bytes = std::fs::read(dir.path_of::<M>()).unwrap();
+    let bytes = std::fs::read(dir.path_of(M::NAME)).unwrap();
     u64::from_le_bytes(bytes[12..20].try_into().unwrap())
 }
 
@@ -175,7 +177,7 @@ async fn a_damaged_foreign_or_other_format_snapshot_is_folded_from_the_log() {
     let expected = folded(&store).await;
 
     // A flipped byte in each body: still the same answers, from the log.
-    for path in [dir.path_of::<QueryModel>(), dir.path_of::<AuditModel>(), dir.path_of::<AnalyticsModel>()] {
+    for path in [dir.path_of(QueryModel::NAME), dir.path_of(AuditModel::NAME), dir.path_of(AnalyticsModel::NAME)] {
         let mut bytes = std::fs::read(&path).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x40;
@@ -194,7 +196,7 @@ async fn a_damaged_foreign_or_other_format_snapshot_is_folded_from_the_log() {
 
     // A snapshot of another format.
     save_all(&store, &dir, &load_all(&store, None).await).await;
-    for path in [dir.path_of::<QueryModel>(), dir.path_of::<AuditModel>(), dir.path_of::<AnalyticsModel>()] {
+    for path in [dir.path_of(QueryModel::NAME), dir.path_of(AuditModel::NAME), dir.path_of(AnalyticsModel::NAME)] {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[8] = bytes[8].wrapping_add(1);
         std::fs::write(&path, bytes).unwrap();

@@ -37,7 +37,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length written with [`Writer::put`] as a `u64`.
-    pub fn len(&mut self) -> Result<usize, String> {
+    pub fn count(&mut self) -> Result<usize, String> {
         let len: u64 = self.take()?;
         usize::try_from(len).map_err(|_| format!("{}: a length out of range", self.what))
     }

@@ -1,0 +1,128 @@
+//! Models saved to files with the position they are current as of, so a
+//! start loads them and folds only the events after them.
+//!
+//! A snapshot is a file per model in a directory ([`SnapshotDir`]): a
+//! header naming the body's format, the position, and the id of the event
+//! the log holds there, a checksum, and the body ([`file`]), written
+//! atomically. A loader uses one only when it is whole, of the format it
+//! reads, and the log still holds that event at that position
+//! ([`log_holds`]): a snapshot of another log, or of a log that was replaced,
+//! is never trusted. The bodies are bincode values one after another
+//! ([`codec`]); a catalog is kept as the definitions that make it ([`catalog`]).
+//! The write model's snapshot is here (`service::CommandService`), the read
+//! models' in `projections::snapshot`.
+
+pub mod catalog;
+pub mod codec;
+pub mod file;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::store::EventStore;
+use crate::StoreError;
+
+pub use file::{FileError, Header};
+
+/// Where snapshots are kept. Its clones share one lock, so two saves
+/// (a periodic one and the one at stop) never write the same file at once.
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    root: PathBuf,
+    saving: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Why a model was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("the log does not hold the event at position {0}")]
+    NoEvent(u64),
+    #[error("the event store: {0}")]
+    Store(#[from] StoreError),
+    #[error("writing {path}: {error}")]
+    Write { path: String, error: std::io::Error },
+}
+
+/// Whether the log holds the event `event_id` at `position`.
+pub async fn log_holds(store: &Arc<dyn EventStore>, position: u64, event_id: &[u8; 16]) -> Result<bool, StoreError> {
+    Ok(event_at(store, position).await?.is_some_and(|id| id == *event_id))
+}
+
+/// The id of the event the log holds at `position`.
+async fn event_at(store: &Arc<dyn EventStore>, position: u64) -> Result<Option<[u8; 16]>, StoreError> {
+    let Some(after) = position.checked_sub(1) else { return Ok(None) };
+    let found = store.read_all_into(after, 1, Vec::new()).await?;
+    Ok(found.first().filter(|event| event.position == position).map(|event| event.event_id))
+}
+
+impl SnapshotDir {
+    pub fn new(root: impl Into<PathBuf>) -> SnapshotDir {
+        SnapshotDir { root: root.into(), saving: Default::default() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file a model is saved in.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.snapshot"))
+    }
+
+    /// The position the model's file was saved at, read from its header alone
+    /// (`None`: no file, or not one of `format`).
+    pub fn saved_at(&self, name: &str, format: u32) -> Option<u64> {
+        file::read_header(&self.path_of(name), format)
+    }
+
+    /// Saves the body `encode` makes (off the runtime) as the model `name`
+    /// at `position`, which must be an event the log holds.
+    pub async fn save(
+        &self,
+        store: &Arc<dyn EventStore>,
+        name: &str,
+        format: u32,
+        position: u64,
+        encode: impl FnOnce() -> Vec<u8> + Send + 'static,
+    ) -> Result<(), SaveError> {
+        let _saving = self.saving.lock().await;
+        let event_id = event_at(store, position).await?.ok_or(SaveError::NoEvent(position))?;
+        let path = self.path_of(name);
+        let header = Header { format, position, event_id };
+        let written = tokio::task::spawn_blocking(move || {
+            let body = encode();
+            file::write(&path, &header, &body).map_err(|error| SaveError::Write { path: path.display().to_string(), error })
+        });
+        written.await.expect("a snapshot's writer does not panic")
+    }
+
+    /// The header and body of the model `name`'s file, read off the runtime
+    /// and then `decode`d there, when the file is whole and of `format`;
+    /// `None` (with a warning for anything but no file) otherwise.
+    pub async fn open<T: Send + 'static>(
+        &self,
+        name: &str,
+        format: u32,
+        decode: impl FnOnce(&Header, &[u8]) -> Result<T, String> + Send + 'static,
+    ) -> Option<(Header, T)> {
+        let path = self.path_of(name);
+        let read = tokio::task::spawn_blocking(move || {
+            let (header, body) = match file::read(&path, format) {
+                Ok(read) => read,
+                Err(FileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "a model's snapshot is ignored: the model is folded from the log");
+                    return None;
+                }
+            };
+            match decode(&header, &body) {
+                Ok(model) => Some((header, model)),
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "a model's snapshot does not decode: the model is folded from the log");
+                    None
+                }
+            }
+        });
+        read.await.expect("a snapshot's reader does not panic")
+    }
+}
