@@ -69,6 +69,17 @@ impl SnapshotDir {
         self.root.join(format!("{name}.snapshot"))
     }
 
+    /// Removes the model's file (a rebuild of the model has begun: a start
+    /// must not bring back the state the rebuild replaces). Returns whether
+    /// there was one.
+    pub fn forget(&self, name: &str) -> std::io::Result<bool> {
+        match std::fs::remove_file(self.path_of(name)) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The position the model's file was saved at, read from its header alone
     /// (`None`: no file, or not one of `format`).
     pub fn saved_at(&self, name: &str, format: u32) -> Option<u64> {

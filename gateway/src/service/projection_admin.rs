@@ -228,6 +228,14 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
         }
         entry.1 = Some(progress_rx);
     }
+    // A rebuild replaces what the model's snapshot holds: a start from it
+    // would bring the replaced state back, so it goes (the next save writes
+    // the rebuilt model's).
+    if let Some(dir) = &system.model_snapshots {
+        if let Err(error) = dir.forget(&name) {
+            tracing::warn!(projection = %name, %error, "the snapshot of a projection being rebuilt could not be removed");
+        }
+    }
     let store = system.commands.store().clone();
     let task_system = system.clone();
     let task_name = name.clone();
