@@ -255,8 +255,10 @@ pub async fn load_snapshotted<M: Snapshot>(
     snapshots: Option<SnapshotDir>,
 ) -> Result<FoldLetters, ReadError> {
     let Some(snapshots) = snapshots else { return load(store, model).await };
+    let started = Instant::now();
     let template = model.read().expect("model lock").fresh();
     if let Some(opened) = crate::snapshot::open(&snapshots, template).await {
+        tracing::info!(model = M::NAME, position = opened.position, seconds = started.elapsed().as_secs_f64(), "read model opened from its snapshot");
         let holds = commands::snapshot::log_holds(&store, opened.position, &opened.event_id).await;
         if holds.map_err(|e| ReadError::Store(e.to_string()))? {
             *model.write().expect("model lock") = opened.model;

@@ -544,6 +544,7 @@ async fn saved_write_model(store: &Arc<dyn EventStore>, dir: &SnapshotDir) -> Re
         Some(opened) => opened,
         None => return Ok(None),
     };
+    tracing::info!(position = header.position, "write model opened from its snapshot");
     if !crate::snapshot::log_holds(store, header.position, &header.event_id).await? {
         tracing::warn!(position = header.position, "the log does not hold the event the write model's snapshot was saved after: the whole log is folded");
         return Ok(None);

@@ -75,8 +75,17 @@ impl WriteModel {
         // The unique sets of every defined object, then each live record's values and references.
         let sets: Vec<_> = model.catalog.objects().map(|object| (object.name.clone(), sets_of(object))).collect();
         model.unique_sets.extend(sets);
+        // Only objects with unique values or references have anything to index.
+        let indexed: HashSet<String> = model
+            .catalog
+            .objects()
+            .filter(|object| {
+                model.unique_sets.get(&object.name).is_some_and(|sets| !sets.is_empty()) || object.fields.iter().any(|f| f.field_type.is_reference())
+            })
+            .map(|object| object.name.clone())
+            .collect();
         let records = std::mem::take(&mut model.records);
-        for (object, states) in &records {
+        for (object, states) in records.iter().filter(|(object, _)| indexed.contains(*object)) {
             for (id, state) in states {
                 model.index_record(object, id, None, state.record.as_ref());
             }
