@@ -267,8 +267,9 @@ pub async fn load_snapshotted<M: Snapshot>(
         tracing::warn!(
             model = M::NAME,
             position = opened.position,
-            "the log does not hold the event a model's snapshot was saved after: the model is folded from the log"
+            "the log does not hold the event a model's snapshot was saved after: it is removed and the model folded from the log"
         );
+        let _ = snapshots.forget(M::NAME);
     }
     load(store, model).await
 }

@@ -365,6 +365,7 @@ async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
     std::fs::write(snapshots.path_of("write"), damaged).unwrap();
     let service = CommandService::start_from(third.open().await, Some(&snapshots)).await.unwrap();
     assert_eq!(service.started_from(), 0, "a damaged snapshot is not used");
+    assert!(!snapshots.path_of("write").exists(), "a damaged snapshot is removed, so the next save writes one");
     decides_as_folded(&service).await;
 }
 on_both_stores!(the_write_model_starts_from_its_snapshot);

@@ -546,7 +546,11 @@ async fn saved_write_model(store: &Arc<dyn EventStore>, dir: &SnapshotDir) -> Re
     };
     tracing::info!(position = header.position, "write model opened from its snapshot");
     if !crate::snapshot::log_holds(store, header.position, &header.event_id).await? {
-        tracing::warn!(position = header.position, "the log does not hold the event the write model's snapshot was saved after: the whole log is folded");
+        tracing::warn!(
+            position = header.position,
+            "the log does not hold the event the write model's snapshot was saved after: it is removed and the whole log folded"
+        );
+        let _ = dir.forget(write_model::snapshot::NAME);
         return Ok(None);
     }
     Ok(Some((model, header.position)))

@@ -109,7 +109,8 @@ impl SnapshotDir {
 
     /// The header and body of the model `name`'s file, read off the runtime
     /// and then `decode`d there, when the file is whole and of `format`;
-    /// `None` (with a warning for anything but no file) otherwise.
+    /// `None` otherwise. A file that is there but not used is removed with a
+    /// warning, so the next save writes it whatever position the model is at.
     pub async fn open<T: Send + 'static>(
         &self,
         name: &str,
@@ -122,14 +123,16 @@ impl SnapshotDir {
                 Ok(read) => read,
                 Err(FileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => return None,
                 Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "a model's snapshot is ignored: the model is folded from the log");
+                    tracing::warn!(file = %path.display(), %error, "a model's snapshot is ignored and removed: the model is folded from the log");
+                    let _ = std::fs::remove_file(&path);
                     return None;
                 }
             };
             match decode(&header, &body) {
                 Ok(model) => Some((header, model)),
                 Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "a model's snapshot does not decode: the model is folded from the log");
+                    tracing::warn!(file = %path.display(), %error, "a model's snapshot does not decode and is removed: the model is folded from the log");
+                    let _ = std::fs::remove_file(&path);
                     None
                 }
             }

@@ -193,6 +193,9 @@ async fn a_damaged_foreign_or_other_format_snapshot_is_folded_from_the_log() {
     assert_eq!(*other.head().borrow(), *store.head().borrow(), "the two logs are as long");
     assert_eq!(answers_of(&load_all(&store, Some(&dir)).await), expected);
     assert_ne!(answers_of(&other_models), expected, "the other log holds other records");
+    for path in [dir.path_of(QueryModel::NAME), dir.path_of(AuditModel::NAME), dir.path_of(AnalyticsModel::NAME)] {
+        assert!(!path.exists(), "a snapshot the log does not match is removed: {}", path.display());
+    }
 
     // A snapshot of another format.
     save_all(&store, &dir, &load_all(&store, None).await).await;
