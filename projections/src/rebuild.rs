@@ -55,11 +55,10 @@ pub trait MemoryModel: Default + Send + Sync + 'static {
     }
 }
 
-/// Whether the log holds the event `id` at `position`.
+/// Whether the log holds the event `id` (hex, as a model's own files name it) at `position`.
 async fn log_holds(store: &Arc<dyn EventStore>, (position, id): &(u64, String)) -> Result<bool, ReadError> {
-    let Some(after) = position.checked_sub(1) else { return Ok(false) };
-    let found = store.read_all_into(after, 1, Vec::new()).await.map_err(|e| ReadError::Store(e.to_string()))?;
-    Ok(found.first().is_some_and(|e| e.position == *position && domain::hex::encode(&e.event_id) == *id))
+    let found = commands::snapshot::event_at(store, *position).await.map_err(|e| ReadError::Store(e.to_string()))?;
+    Ok(found.is_some_and(|event_id| domain::hex::encode(&event_id) == *id))
 }
 
 impl MemoryModel for QueryModel {

@@ -48,8 +48,8 @@ pub async fn log_holds(store: &Arc<dyn EventStore>, position: u64, event_id: &[u
     Ok(event_at(store, position).await?.is_some_and(|id| id == *event_id))
 }
 
-/// The id of the event the log holds at `position`.
-async fn event_at(store: &Arc<dyn EventStore>, position: u64) -> Result<Option<[u8; 16]>, StoreError> {
+/// The id of the event the log holds at `position` (`None` past the head or at 0).
+pub async fn event_at(store: &Arc<dyn EventStore>, position: u64) -> Result<Option<[u8; 16]>, StoreError> {
     let Some(after) = position.checked_sub(1) else { return Ok(None) };
     let found = store.read_all_into(after, 1, Vec::new()).await?;
     Ok(found.first().filter(|event| event.position == position).map(|event| event.event_id))
