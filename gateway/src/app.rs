@@ -232,6 +232,8 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         }
         QuerySide::Postgres(pool) => {
             let (projection, reader) = pg_model::open(pool).await?;
+            // Projector nodes keep the tables: this node only waits for them.
+            let projection = if settings.projector_nodes { projection.observing() } else { projection };
             let hub = projections::live::Hub::over(hub_model);
             let live = projections::live::LiveProjection { hub: hub.clone(), name: "realtime" };
             let realtime = runner::spawn_shared(store.clone(), live, Vec::new(), shared.clone()).await?;

@@ -45,6 +45,9 @@ pub struct Settings {
     /// `None`: `snapshots` in the data directory on the embedded store, not
     /// saved with PostgreSQL.
     pub snapshot_dir: Option<PathBuf>,
+    /// `objectstack projector` nodes keep the PostgreSQL query model: this
+    /// node reads it and waits for them, and applies nothing to it.
+    pub projector_nodes: bool,
 }
 
 impl Settings {
@@ -60,6 +63,7 @@ impl Settings {
             outbound_ca: None,
             search_dir: None,
             snapshot_dir: None,
+            projector_nodes: false,
         }
     }
 }

@@ -22,6 +22,7 @@ mod extract;
 pub mod graphql;
 mod listen;
 pub mod metrics;
+pub mod projector;
 pub mod realtime;
 pub mod relay;
 pub mod replay;

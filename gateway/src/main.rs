@@ -1,4 +1,4 @@
-//! The `objectstack` binary: `serve`, `config`, `validate`, `relay`, `replay`, `projections` and `migrate`.
+//! The `objectstack` binary: `serve`, `config`, `validate`, `relay`, `projector`, `replay`, `projections` and `migrate`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +57,29 @@ enum Commands {
         name: String,
         /// Where to answer /health (200 active, 503 standing by) and /metrics (position, lag); off unless given.
         #[arg(long, env = "OBJECTSTACK_RELAY_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Keep the PostgreSQL query model from the relay's Kafka topic. Run one or more: the nodes
+    /// of one group share the topic's partitions, and take over a node's when it dies. Gateways
+    /// then run with --projector-nodes.
+    Projector {
+        /// PostgreSQL URL of the event store (the query model is in the same database).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Kafka brokers (host:port,...).
+        #[arg(long, env = "OBJECTSTACK_KAFKA_BROKERS")]
+        kafka_brokers: String,
+        /// The topic the relay publishes to.
+        #[arg(long, env = "OBJECTSTACK_KAFKA_TOPIC", default_value = "objectstack-events")]
+        kafka_topic: String,
+        /// A librdkafka property for the consumer, KEY=VALUE (repeatable; comma-separated in the variable).
+        #[arg(long = "kafka-option", env = "OBJECTSTACK_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = commands::kafka::parse_option)]
+        kafka_options: Vec<(String, String)>,
+        /// The consumer group: projector nodes of one group share the partitions.
+        #[arg(long, env = "OBJECTSTACK_PROJECTOR_GROUP", default_value = "objectstack-projectors")]
+        group: String,
+        /// Where to answer /health, /live and /metrics; off unless given.
+        #[arg(long, env = "OBJECTSTACK_PROJECTOR_LISTEN")]
         listen: Option<SocketAddr>,
     },
     /// Print the event history of a record, an object or the whole log, as JSON lines.
@@ -178,6 +201,10 @@ struct ServeArgs {
     /// data directory on the embedded store; not saved with PostgreSQL.
     #[arg(long, env = "OBJECTSTACK_SNAPSHOT_DIR")]
     snapshot_dir: Option<PathBuf>,
+    /// `objectstack projector` nodes keep the PostgreSQL query model: this node applies nothing to
+    /// it, and its reads wait for them as they would for its own projection (needs --database-url).
+    #[arg(long, env = "OBJECTSTACK_PROJECTOR_NODES")]
+    projector_nodes: bool,
 }
 
 #[derive(Subcommand)]
@@ -317,6 +344,7 @@ async fn run() -> anyhow::Result<()> {
             outbound_ca,
             search_dir,
             snapshot_dir,
+            projector_nodes,
         }) => {
             let storage = match (database_url, kafka_brokers) {
                 (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
@@ -332,7 +360,11 @@ async fn run() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("give both OBJECTSTACK_ADMIN_EMAIL and OBJECTSTACK_ADMIN_PASSWORD (or neither)"),
             };
-            let settings = Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir, snapshot_dir };
+            if projector_nodes && storage.postgres().is_none() {
+                anyhow::bail!("projector nodes keep the PostgreSQL query model: give --database-url with --projector-nodes");
+            }
+            let settings =
+                Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir, snapshot_dir, projector_nodes };
             let system = gateway::app::start(&settings).await?;
             gateway::snapshots::keep(&system);
             if let Some(admin) = &admin {
@@ -416,6 +448,14 @@ async fn run() -> anyhow::Result<()> {
                 batch: 5_000,
             };
             gateway::relay::run(settings, listen, shutdown_signal()).await?;
+        }
+        Commands::Projector { database_url, kafka_brokers, kafka_topic, kafka_options, group, listen } => {
+            let settings = gateway::projector::ProjectorSettings {
+                postgres: commands::store::PostgresSettings::new(database_url),
+                kafka: commands::kafka::KafkaSettings { topic: kafka_topic, options: kafka_options, ..commands::kafka::KafkaSettings::new(kafka_brokers) },
+                group,
+            };
+            gateway::projector::run(settings, listen, shutdown_signal()).await?;
         }
         Commands::Validate { app } => {
             let report = gateway::app_file::validate(app.as_deref()).await?;

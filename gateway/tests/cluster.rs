@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value as Json};
+use support::kafka::{broker_binary, start_broker};
 use support::{exchange, free_port, http, serve, text, Database, Process};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -26,42 +27,6 @@ const APP: &str = r#"{
   "manifest": {"id": "com.example.cluster", "name": "Cluster"},
   "objects": [{"name": "ticket", "fields": {"title": {"type": "text", "required": true, "searchable": true}, "round": {"type": "number"}}}]
 }"#;
-
-/// The broker binary: `OBJECTSTACK_TANSU`, or what `ops/services/kafka`
-/// builds (once) and prints.
-fn broker_binary() -> String {
-    if let Ok(path) = std::env::var("OBJECTSTACK_TANSU") {
-        return path;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../ops/services/kafka");
-    let out = std::process::Command::new("bash").arg(script).output().expect("running ops/services/kafka");
-    assert!(out.status.success(), "ops/services/kafka failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A broker keeping its topics in a SQLite file in `dir` (so a restart keeps them).
-async fn start_broker(binary: &str, port: u16, dir: &std::path::Path) -> Process {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let broker = Process::spawn_in(
-        binary,
-        &[
-            "broker".into(),
-            "--listener-url".into(),
-            url.clone(),
-            "--advertised-listener-url".into(),
-            url,
-            "--storage-engine".into(),
-            "sqlite://tansu.db".into(),
-        ],
-        dir,
-    );
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the broker did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    broker
-}
 
 /// The value of a metric line (`name` with its labels) in Prometheus text.
 fn metric(text: &str, name: &str) -> u64 {

@@ -2,7 +2,7 @@
 //! pass only flags and environment variables the binary has: every
 //! `command`/`args` list names a subcommand whose `--help` shows each of
 //! its flags, and every `OBJECTSTACK_*` or `DATABASE_URL` variable they set
-//! is one that `serve` or `relay` reads.
+//! is one that `serve`, `relay`, `projector` or `migrate` reads.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,7 +54,7 @@ fn variables(text: &str) -> Vec<String> {
 
 #[test]
 fn deployment_files_use_only_flags_and_variables_the_binary_has() {
-    let helps = [("serve", help("serve")), ("relay", help("relay")), ("migrate", help("migrate"))];
+    let helps = [("serve", help("serve")), ("relay", help("relay")), ("projector", help("projector")), ("migrate", help("migrate"))];
     // Variables read before the command line is parsed (the log format, in the telemetry set-up).
     let main_source = ["src/main.rs", "src/telemetry.rs"].map(|f| std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap()).concat();
     let mut lists = 0;
@@ -79,5 +79,5 @@ fn deployment_files_use_only_flags_and_variables_the_binary_has() {
             );
         }
     }
-    assert!(lists >= 5, "the files run serve and relay ({lists} command lists found)");
+    assert!(lists >= 7, "the files run serve, relay and projector ({lists} command lists found)");
 }

@@ -16,6 +16,7 @@ mod graphql;
 mod hardening;
 mod hooks;
 mod outbound_tls;
+mod partitioned;
 mod planner;
 mod postgres_ordering;
 mod read_models;

@@ -13,6 +13,14 @@ pub const EVENT_TYPE: &str = "objectstack-type";
 pub const TENANT: &str = "objectstack-tenant";
 pub const ACTOR: &str = "objectstack-actor";
 
+/// The partition of a stream's events: CRC-32 of the stream name modulo the
+/// partition count, which is also librdkafka's default for keyed messages
+/// (`consistent_random`). The relay sets it explicitly, and a projector node
+/// uses it to know which of the log's events its partition should hold.
+pub fn partition_of(stream: &str, partitions: i32) -> i32 {
+    (crc32fast::hash(stream.as_bytes()) % partitions.max(1) as u32) as i32
+}
+
 /// The value of an event's message.
 pub fn value(event: &EventEnvelope) -> Vec<u8> {
     codec::encode_envelope(event)

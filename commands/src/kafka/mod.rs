@@ -32,7 +32,7 @@ impl KafkaSettings {
 
     /// A client configuration: the brokers, `own` (this module's settings for
     /// that client), then the operator's options, which win.
-    pub(crate) fn client(&self, own: &[(&str, &str)]) -> rdkafka::ClientConfig {
+    pub fn client(&self, own: &[(&str, &str)]) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers).set("log_level", "4");
         for (key, value) in own {

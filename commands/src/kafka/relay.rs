@@ -231,6 +231,7 @@ async fn lead(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
     let producer = producer(&settings.kafka)?;
+    let partitions = partition_count(&producer, &settings.kafka.topic).await?;
     let mut position = lease.checkpoint(&settings.name).await?;
     status.position.store(position, Ordering::Relaxed);
     tracing::info!(name = settings.name, from = position + 1, "publishing the log");
@@ -246,7 +247,7 @@ async fn lead(
             }
             continue;
         }
-        publish(&producer, &settings.kafka.topic, &events).await?;
+        publish(&producer, &settings.kafka.topic, partitions, &events).await?;
         let last = events.last().map(|e| e.position).unwrap_or(position);
         lease.save(&settings.name, last).await?;
         position = last;
@@ -257,13 +258,30 @@ async fn lead(
     Ok(())
 }
 
+/// How many partitions the topic has (a consumer maps streams to them the same way).
+pub(crate) async fn partition_count(producer: &FutureProducer, topic: &str) -> Result<i32, RelayError> {
+    let (producer, topic) = (producer.clone(), topic.to_string());
+    let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), Duration::from_secs(10)).map(|m| (m, topic)))
+        .await
+        .map_err(|e| RelayError::Kafka(e.to_string()))??;
+    let (metadata, topic) = metadata;
+    match metadata.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()) {
+        Some(count) if count > 0 => Ok(count as i32),
+        _ => Err(RelayError::Kafka(format!("the topic {topic} has no partitions yet"))),
+    }
+}
+
 /// Sends every event and waits until the broker acknowledged them all.
-async fn publish(producer: &FutureProducer, topic: &str, events: &[EventEnvelope]) -> Result<(), RelayError> {
+async fn publish(producer: &FutureProducer, topic: &str, partitions: i32, events: &[EventEnvelope]) -> Result<(), RelayError> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(events.len());
     for event in events {
         let value = message::value(event);
         loop {
-            let record = FutureRecord::to(topic).key(event.stream.as_bytes()).payload(&value).headers(message::headers(event));
+            let record = FutureRecord::to(topic)
+                .partition(message::partition_of(&event.stream, partitions))
+                .key(event.stream.as_bytes())
+                .payload(&value)
+                .headers(message::headers(event));
             match producer.send_result(record) {
                 Ok(delivery) => {
                     pending.push(delivery);

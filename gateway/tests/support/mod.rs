@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod browser;
+pub mod kafka;
 
 /// One HTTP/1.1 exchange on a fresh connection: status, headers (lowercase
 /// names) and JSON body (None when the server is gone).

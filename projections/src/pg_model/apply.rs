@@ -18,13 +18,57 @@ pub struct PgProjection {
     catalog: Arc<RwLock<Catalog>>,
     /// The last metadata event reflected in `catalog`.
     applied_metadata: u64,
+    /// Projector nodes keep the tables ([`super::partitioned`]): this node
+    /// only waits for them and follows the metadata.
+    observe: bool,
 }
+
+/// How long an observing node waits for projector nodes in one try (then
+/// the runner shows the projection as stalled and tries again).
+const OBSERVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 const NAME: &str = "query";
 
 impl PgProjection {
     pub(crate) fn new(pool: Pool, catalog: Arc<RwLock<Catalog>>) -> Self {
-        PgProjection { pool, catalog, applied_metadata: 0 }
+        PgProjection { pool, catalog, applied_metadata: 0, observe: false }
+    }
+
+    /// A projection that applies nothing: projector nodes keep the tables,
+    /// and its checkpoint moves as theirs does (so this node's read barrier
+    /// waits for them).
+    pub fn observing(mut self) -> Self {
+        self.observe = true;
+        self
+    }
+
+    async fn observe(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let client = self.pool.get().await.map_err(store_error)?;
+            let at: i64 = client.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1", &[&NAME]).await.map_err(db_error)?.get(0);
+            drop(client);
+            if at as u64 >= up_to {
+                break;
+            }
+            if started.elapsed() > OBSERVE_WAIT {
+                return Err(ProjectionError::Store(format!("the projector nodes are at position {at}, not yet at {up_to}")));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        }
+        let mut catalog = self.catalog.read().expect("catalog lock").clone();
+        for (envelope, payload) in batch {
+            if envelope.position > self.applied_metadata
+                && matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_))
+            {
+                let _ = evolve_catalog(&mut catalog, payload);
+            }
+        }
+        *self.catalog.write().expect("catalog lock") = catalog;
+        self.applied_metadata = self.applied_metadata.max(up_to);
+        Ok(())
     }
 }
 
@@ -45,6 +89,9 @@ impl Projection for PgProjection {
     }
 
     async fn apply(&mut self, batch: &[(EventEnvelope, EventPayload)], up_to: u64) -> Result<(), ProjectionError> {
+        if self.observe {
+            return self.observe(batch, up_to).await;
+        }
         let mut client = self.pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(db_error)?;
         // The read model is derived: a crash may lose its last few commits
@@ -100,6 +147,10 @@ impl Projection for PgProjection {
     }
 
     async fn park(&mut self, letter: &DeadLetter) -> Result<(), ProjectionError> {
+        if self.observe {
+            // The projector nodes park what they cannot take themselves.
+            return Ok(());
+        }
         let mut client = self.pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(db_error)?;
         let from: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(db_error)?.get(0);
@@ -132,8 +183,10 @@ impl Projection for PgProjection {
     async fn reapply(&mut self, events: &[(EventEnvelope, EventPayload)]) -> Result<(), ProjectionError> {
         let mut client = self.pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(db_error)?;
-        // Serialised with the runners (they take this row first too).
+        // Serialised with the runners (they take this row first too), and
+        // with projector nodes (they take their partition's row first).
         tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR UPDATE", &[&NAME]).await.map_err(db_error)?;
+        tx.query("SELECT partition FROM rm_partitions WHERE projection = $1 ORDER BY topic, partition FOR UPDATE", &[&NAME]).await.map_err(db_error)?;
         let mut catalog = self.catalog.read().expect("catalog lock").clone();
         for (_, payload) in events {
             apply_one(&tx, &mut catalog, payload).await?;
@@ -147,16 +200,16 @@ impl Projection for PgProjection {
 }
 
 /// Text as PostgreSQL can store it (a dead letter must park whatever the event held).
-fn clean(text: &str) -> String {
+pub(super) fn clean(text: &str) -> String {
     text.replace('\0', "\u{fffd}")
 }
 
 /// A row's `data`: the record written straight to JSON text (no JSON tree in between).
-fn row_json(record: &Record) -> Result<String, ProjectionError> {
+pub(super) fn row_json(record: &Record) -> Result<String, ProjectionError> {
     serde_json::to_string(record).map_err(|e| ProjectionError::Rejected(e.to_string()))
 }
 
-async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
+pub(super) async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
     let Some((object, ids, rows)) = creates else { return Ok(()) };
     let sql = format!(
         "INSERT INTO {} (id, data) SELECT id, data::jsonb FROM unnest($1::text[], $2::text[]) AS t(id, data) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
@@ -167,7 +220,7 @@ async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<
     Ok(())
 }
 
-async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalog, payload: &EventPayload) -> Result<(), ProjectionError> {
+pub(super) async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: &mut Catalog, payload: &EventPayload) -> Result<(), ProjectionError> {
     match payload {
         EventPayload::RecordCreated(e) => {
             flush_creates(tx, Some((e.object.clone(), vec![e.id.clone()], vec![row_json(&e.record)?]))).await?;

@@ -15,6 +15,7 @@
 mod apply;
 mod ddl;
 pub mod naming;
+pub mod partitioned;
 mod read;
 pub mod rebuild;
 mod sql;
@@ -76,6 +77,7 @@ pub async fn reset(pool: &Pool) -> Result<(), ProjectionError> {
     }
     tx.execute("DELETE FROM rm_objects", &[]).await.map_err(store_error)?;
     tx.execute("DELETE FROM rm_dead_letters WHERE projection = 'query'", &[]).await.map_err(store_error)?;
-    tx.execute("UPDATE rm_checkpoints SET position = 0 WHERE projection = 'query'", &[]).await.map_err(store_error)?;
+    tx.execute("UPDATE rm_checkpoints SET position = 0 WHERE projection IN ('query', 'query-metadata')", &[]).await.map_err(store_error)?;
+    tx.execute("DELETE FROM rm_partitions WHERE projection = 'query'", &[]).await.map_err(store_error)?;
     tx.commit().await.map_err(store_error)
 }

@@ -6,7 +6,9 @@
 //! live model has, drops the live tables and moves the copy's into place.
 //! Readers block for the swap and then see the copy; the live runner finds
 //! the checkpoint moved and goes on from there (events the copy already
-//! applied are skipped), so nothing is lost or applied twice.
+//! applied are skipped), so nothing is lost or applied twice. Projector
+//! nodes' partitions ([`super::partitioned`]) are locked for the swap as
+//! well, and all of them, with the metadata, go on from the copy's position.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,9 +73,16 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, copy: Pool, pr
         // The swap, if the copy has everything the live model has.
         let mut client = pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(store_error)?;
-        tx.batch_execute("LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE").await.map_err(store_error)?;
-        let live_at: i64 =
-            tx.query_opt("SELECT position FROM rm_checkpoints WHERE projection = 'query'", &[]).await.map_err(store_error)?.map_or(0, |r| r.get(0));
+        // Projector nodes' partitions wait too; the live model has what any of them applied.
+        tx.batch_execute("LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE; LOCK TABLE rm_partitions IN EXCLUSIVE MODE").await.map_err(store_error)?;
+        let live_at: i64 = tx
+            .query_one(
+                "SELECT greatest(coalesce((SELECT max(position) FROM rm_checkpoints WHERE projection IN ('query', 'query-metadata')), 0),                  coalesce((SELECT max(position) FROM rm_partitions WHERE projection = 'query'), 0))",
+                &[],
+            )
+            .await
+            .map_err(store_error)?
+            .get(0);
         if (after as i64) < live_at {
             // The live model moved on while we folded: catch up and try again.
             drop(tx);
@@ -91,7 +100,8 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, copy: Pool, pr
         }
         tx.batch_execute(&format!(
             "DELETE FROM rm_objects; INSERT INTO rm_objects SELECT * FROM {c}.rm_objects;
-             UPDATE rm_checkpoints SET position = {after} WHERE projection = 'query';
+             UPDATE rm_checkpoints SET position = {after} WHERE projection IN ('query', 'query-metadata');
+             UPDATE rm_partitions SET position = {after} WHERE projection = 'query';
              DROP SCHEMA {c} CASCADE;",
             c = quote(&copy_name)
         ))

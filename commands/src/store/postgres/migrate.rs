@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "rename-object-tables", include_str!("../../../../migrations/0003_rename-object-tables.up.sql")),
     (4, "create-relay-checkpoints", include_str!("../../../../migrations/0004_create-relay-checkpoints.up.sql")),
     (5, "create-unique-claims", include_str!("../../../../migrations/0005_create-unique-claims.up.sql")),
+    (6, "create-projector-partitions", include_str!("../../../../migrations/0006_create-projector-partitions.up.sql")),
 ];
 
 pub(crate) async fn apply(client: &mut Object, lock_key: i64) -> Result<(), StoreError> {

@@ -132,6 +132,37 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// Position, stream and type of the events after `after` up to
+    /// `through`, at most `max`, in position order: what a consumer of one
+    /// partition checks its messages against, without reading payloads.
+    pub async fn index_between(&self, after: u64, through: u64, max: usize) -> Result<Vec<(u64, String, String)>, StoreError> {
+        let client = self.pool.get().await.map_err(pg_error)?;
+        let rows = client
+            .query(
+                "SELECT position, stream, event_type FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3",
+                &[&(after as i64), &(through.min(i64::MAX as u64) as i64), &(max as i64)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2))).collect())
+    }
+
+    /// The events of these types after `after` up to `through`, in position order.
+    pub async fn read_types_between(&self, after: u64, through: u64, types: &[&str]) -> Result<Vec<EventEnvelope>, StoreError> {
+        let sql = format!("{SELECT_EVENTS} WHERE position > $1 AND position <= $2 AND event_type = ANY($3) ORDER BY position");
+        self.query_events(&sql, &[&(after as i64), &(through.min(i64::MAX as u64) as i64), &types]).await
+    }
+
+    /// The events at these positions, in position order.
+    pub async fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let positions: Vec<i64> = positions.iter().map(|p| *p as i64).collect();
+        let sql = format!("{SELECT_EVENTS} WHERE position = ANY($1) ORDER BY position");
+        self.query_events(&sql, &[&positions]).await
+    }
+
     async fn query_events(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<EventEnvelope>, StoreError> {
         let client = self.pool.get().await.map_err(pg_error)?;
         let rows = client.query(sql, params).await.map_err(pg_error)?;

@@ -1,0 +1,2 @@
+ALTER TABLE rm_objects DROP COLUMN IF EXISTS since;
+DROP TABLE IF EXISTS rm_partitions;
