@@ -9,7 +9,10 @@
 //! [`FILL_AFTER`] is brought up to where the log was then, from the log, so a
 //! relay that is down or a quiet partition never holds the position back.
 //! Offsets are committed to the group after PostgreSQL commits, only as a
-//! hint of where to start: the partition rows decide what is applied.
+//! hint of where to start: the partition rows decide what is applied. A
+//! partition of another node that stands still behind the log for
+//! [`ORPHAN_AFTER`] (its node killed, and the group not yet, or never, giving
+//! it to another) is filled from the log by this one.
 //!
 //! Where asked to listen: `/live` (200 while running), `/health` (200 once
 //! a round went through since the last failure) and `/metrics`.
@@ -39,6 +42,10 @@ use tokio::sync::watch;
 const ROUND: usize = 5_000;
 /// How long a partition may bring nothing before the log fills it.
 const FILL_AFTER: Duration = Duration::from_millis(300);
+/// How long another node's partition may stand still behind the log before this node fills it.
+const ORPHAN_AFTER: Duration = Duration::from_secs(2);
+/// How often the partitions of other nodes are looked at.
+const CHECK_ORPHANS: Duration = Duration::from_millis(100);
 
 /// A projector node's settings.
 #[derive(Debug, Clone)]
@@ -59,6 +66,8 @@ pub struct ProjectorStatus {
     pub undecodable: AtomicU64,
     pub assigned: AtomicU64,
     pub position: AtomicU64,
+    /// Times this node began filling a partition no node moved.
+    pub orphans: AtomicU64,
 }
 
 /// Runs a projector node until `shutdown` completes.
@@ -100,6 +109,8 @@ pub async fn run(
                 ("auto.offset.reset", "earliest"),
                 ("session.timeout.ms", "6000"),
                 ("heartbeat.interval.ms", "1000"),
+                // Brokers that answer a fetch only when its wait ends (tansu) would add that wait to every read barrier.
+                ("fetch.wait.max.ms", "10"),
             ])
             .create()
             .context("creating the Kafka consumer")?,
@@ -121,19 +132,30 @@ pub async fn run(
     tracing::info!(topic, partitions, group = settings.group, "projector node running");
 
     let mut heads: VecDeque<(Instant, u64)> = VecDeque::new();
-    let mut known: HashMap<i32, u64> = HashMap::new();
+    let mut seen = Seen::default();
     let mut backoff = Duration::from_millis(100);
     let mut head = store.head();
     while !*stop.borrow() {
         let round = take_round(&consumer, &status, &mut head, &mut stop).await;
+        head.mark_unchanged();
+        // The database's head, not only the notified one: a partition with
+        // nothing new learns it from the log, so it must see the log's end.
+        let last = match store.last_position().await {
+            Ok(last) => last,
+            Err(error) => {
+                tracing::warn!(%error, "the projector cannot read the log's head; retrying");
+                let _ = tokio::time::timeout(backoff, stop.wait_for(|s| *s)).await;
+                continue;
+            }
+        };
         let now = Instant::now();
-        heads.push_back((now, *head.borrow_and_update()));
+        heads.push_back((now, last.max(*head.borrow())));
         while heads.len() > 1 && heads[1].0 + FILL_AFTER <= now {
             heads.pop_front();
         }
         let head_now = heads.back().map_or(0, |(_, h)| *h);
         let fill_before = heads.front().filter(|(at, _)| *at + FILL_AFTER <= now).map_or(0, |(_, h)| *h);
-        let result = apply_round(&mut model, &consumer, &topic, round, (head_now, fill_before), &mut known, &status).await;
+        let result = apply_round(&mut model, &consumer, &topic, round, (head_now, fill_before), &mut seen, &status).await;
         match result {
             Ok(()) => {
                 status.healthy.store(true, Relaxed);
@@ -188,6 +210,7 @@ async fn take_round(consumer: &StreamConsumer, status: &ProjectorStatus, head: &
             }
             Err(error) => {
                 tracing::warn!(%error, "the Kafka consumer failed; the log fills what it misses");
+                let _ = tokio::time::timeout(Duration::from_millis(200), stop.wait_for(|s| *s)).await;
                 break;
             }
         }
@@ -204,14 +227,17 @@ async fn apply_round(
     topic: &str,
     mut round: Round,
     (head, fill_before): (u64, u64),
-    known: &mut HashMap<i32, u64>,
+    seen: &mut Seen,
     status: &ProjectorStatus,
 ) -> anyhow::Result<()> {
+    let Seen { known, orphans } = seen;
     let map_err = |e: projections::ProjectionError| anyhow::anyhow!("{e}");
     let assigned: Vec<i32> = consumer.assignment().map(|a| a.elements_for_topic(topic).iter().map(|e| e.partition()).collect()).unwrap_or_default();
-    status.assigned.store(assigned.len() as u64, Relaxed);
-    for partition in assigned {
-        round.entry(partition).or_insert_with(|| (BTreeMap::new(), -1));
+    if status.assigned.swap(assigned.len() as u64, Relaxed) != assigned.len() as u64 {
+        tracing::info!(?assigned, "the group gave this node its partitions");
+    }
+    for partition in &assigned {
+        round.entry(*partition).or_insert_with(|| (BTreeMap::new(), -1));
     }
     let mut offsets = TopicPartitionList::new();
     let mut moved = false;
@@ -221,6 +247,7 @@ async fn apply_round(
             continue;
         }
         let done = model.advance(*partition, through, events, *offset, fill_before).await.map_err(map_err)?;
+        tracing::debug!(partition, through, fill_before, messages = events.len(), ?done, "partition advanced");
         status.from_topic.fetch_add(done.from_topic, Relaxed);
         status.from_log.fetch_add(done.from_log, Relaxed);
         status.repeats.fetch_add(done.repeats, Relaxed);
@@ -234,10 +261,74 @@ async fn apply_round(
             tracing::debug!(%error, "committing offsets to the group (a hint only)");
         }
     }
+    moved |= fill_orphans(model, &assigned, (head, fill_before), orphans, status).await.map_err(map_err)?;
     if moved {
         status.position.store(model.publish_position().await.map_err(map_err)?, Relaxed);
     }
     Ok(())
+}
+
+/// What this node knows of the partitions between rounds.
+#[derive(Default)]
+struct Seen {
+    /// Its own partitions' positions after its last advance of each.
+    known: HashMap<i32, u64>,
+    orphans: Orphans,
+}
+
+/// Partitions of other nodes that stand still, as this node has seen them.
+#[derive(Default)]
+struct Orphans {
+    /// Each partition's position when this node first saw it there, and
+    /// whether this node put it there (then it goes on filling it at once).
+    seen: HashMap<i32, (u64, Instant, bool)>,
+    checked: Option<Instant>,
+}
+
+/// Fills from the log the partitions no node of the group moves: one that
+/// stood still for [`ORPHAN_AFTER`] below what the log held then. A node
+/// killed without leaving the group keeps its partitions until the broker
+/// notices (the session timeout, or longer on some brokers), and a group that
+/// cannot form holds them all; meanwhile readers would wait. Its row's lock
+/// keeps this safe if the owner is alive after all. Answers whether a
+/// partition moved.
+async fn fill_orphans(
+    model: &mut PartitionedModel,
+    assigned: &[i32],
+    (head, fill_before): (u64, u64),
+    orphans: &mut Orphans,
+    status: &ProjectorStatus,
+) -> Result<bool, projections::ProjectionError> {
+    let now = Instant::now();
+    if orphans.checked.is_some_and(|at| at + CHECK_ORPHANS > now) {
+        return Ok(false);
+    }
+    orphans.checked = Some(now);
+    let rows: HashMap<i32, u64> = model.partition_rows().await?.into_iter().map(|(p, position, _, _)| (p, position)).collect();
+    let mut moved = false;
+    for partition in (0..model.partitions()).filter(|p| !assigned.contains(p)) {
+        let position = rows.get(&partition).copied().unwrap_or(0);
+        let seen = orphans.seen.entry(partition).or_insert((position, now, false));
+        if seen.0 != position {
+            // Another node moves it.
+            *seen = (position, now, false);
+            continue;
+        }
+        // Once adopted, up to the log's head: no message of it comes to this node.
+        let through = if seen.2 { head } else { fill_before };
+        if (!seen.2 && seen.1 + ORPHAN_AFTER > now) || position >= through {
+            continue;
+        }
+        let done = model.advance(partition, through, &BTreeMap::new(), -1, through).await?;
+        if !seen.2 {
+            tracing::info!(partition, from = position, "filling a partition no node moved, from the log");
+            status.orphans.fetch_add(1, Relaxed);
+        }
+        status.from_log.fetch_add(done.from_log, Relaxed);
+        *seen = (done.position, now, true);
+        moved = true;
+    }
+    Ok(moved)
 }
 
 /// The topic's partition count, once it exists.
@@ -270,12 +361,15 @@ async fn metrics(State(status): State<Arc<ProjectorStatus>>) -> String {
          # HELP objectstack_projector_partitions Partitions the group gave this node.\n\
          # TYPE objectstack_projector_partitions gauge\nobjectstack_projector_partitions {}\n\
          # HELP objectstack_projector_position The query model's position: every event at or below it is applied.\n\
-         # TYPE objectstack_projector_position gauge\nobjectstack_projector_position {}\n",
+         # TYPE objectstack_projector_position gauge\nobjectstack_projector_position {}\n\
+         # HELP objectstack_projector_orphans_total Times this node began filling from the log a partition no node of the group moved.\n\
+         # TYPE objectstack_projector_orphans_total counter\nobjectstack_projector_orphans_total {}\n",
         status.from_topic.load(Relaxed),
         status.from_log.load(Relaxed),
         status.repeats.load(Relaxed),
         status.undecodable.load(Relaxed),
         status.assigned.load(Relaxed),
         status.position.load(Relaxed),
+        status.orphans.load(Relaxed),
     )
 }

@@ -72,6 +72,12 @@ const MODELS: [&str; 5] = ["nothing", "query", "audit", "search", "analytics"];
 
 #[tokio::main]
 async fn main() {
+    if let (Ok(dir), Ok(records)) = (std::env::var("BENCH_WRITE_DIR"), std::env::var("BENCH_RECORDS")) {
+        // The writer's own process: its command service holds the log open
+        // until the process ends, and the measuring processes need it.
+        write(std::path::Path::new(&dir), records.parse().expect("BENCH_RECORDS")).await;
+        return;
+    }
     let (Ok(dir), Ok(model)) = (std::env::var("BENCH_LOG_DIR"), std::env::var("BENCH_MODEL")) else {
         // Write a log (unless given one), then measure each model in a fresh
         // process of its own: a heap that has grown and shrunk hides growth.
@@ -81,7 +87,12 @@ async fn main() {
             Err(_) => {
                 let records = std::env::var("BENCH_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
                 let started = std::time::Instant::now();
-                write(fresh.path(), records).await;
+                let status = std::process::Command::new(std::env::current_exe().expect("this program"))
+                    .env("BENCH_WRITE_DIR", fresh.path())
+                    .env("BENCH_RECORDS", records.to_string())
+                    .status()
+                    .expect("writing process");
+                assert!(status.success(), "the writing process failed");
                 println!("wrote {records} records through the command service in {:.1}s", started.elapsed().as_secs_f64());
                 fresh.path().to_path_buf()
             }

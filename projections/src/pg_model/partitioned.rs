@@ -205,6 +205,16 @@ impl PartitionedModel {
                 )
                 .await
                 .map_err(db_error)?;
+            // The metadata cannot move while this commits (its applier takes
+            // the row for update), and this node's view of it is the row's:
+            // else a record could land in a table that another node just
+            // dropped and made again for a new object of the same name.
+            let metadata: i64 =
+                tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1 FOR SHARE", &[&METADATA]).await.map_err(db_error)?.get(0);
+            if metadata as u64 != self.metadata_at {
+                self.load_catalog(&tx).await?;
+                self.metadata_at = metadata as u64;
+            }
             let floor: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1", &[&NAME]).await.map_err(db_error)?.get(0);
             let from = (row.get::<_, i64>(0) as u64).max(floor as u64);
             if first {

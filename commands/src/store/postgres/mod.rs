@@ -147,6 +147,14 @@ impl PostgresStore {
         Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2))).collect())
     }
 
+    /// The log's last position as the database has it now (the head watch
+    /// may not have heard of it yet).
+    pub async fn last_position(&self) -> Result<u64, StoreError> {
+        let client = self.pool.get().await.map_err(pg_error)?;
+        let row = client.query_one("SELECT coalesce(max(position), 0) FROM events", &[]).await.map_err(pg_error)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     /// The events of these types after `after` up to `through`, in position order.
     pub async fn read_types_between(&self, after: u64, through: u64, types: &[&str]) -> Result<Vec<EventEnvelope>, StoreError> {
         let sql = format!("{SELECT_EVENTS} WHERE position > $1 AND position <= $2 AND event_type = ANY($3) ORDER BY position");
