@@ -31,6 +31,7 @@ mod routes;
 pub mod server;
 pub mod service;
 pub mod snapshots;
+pub mod status;
 pub mod telemetry;
 mod trace_links;
 mod wire;

@@ -27,8 +27,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use commands::kafka::{message, KafkaSettings};
 use commands::store::{EventStore, PostgresSettings};
 use domain::event::EventEnvelope;
@@ -79,21 +77,7 @@ pub async fn run(
     let status = Arc::new(ProjectorStatus::default());
     let (stop_tx, mut stop) = watch::channel(false);
     if let Some(address) = listen {
-        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("listening on {address}: {e}"))?;
-        tracing::info!(address = %listener.local_addr()?, "projector status served");
-        let routes = Router::new()
-            .route("/health", get(health))
-            .route("/live", get(|| async { "running\n" }))
-            .route("/metrics", get(metrics))
-            .with_state(status.clone());
-        let mut stopped = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, routes)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        crate::status::serve(address, "projector", status.clone(), health, metrics, stop.clone()).await?;
     }
     tokio::spawn(async move {
         shutdown.await;

@@ -9,8 +9,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use commands::kafka::relay::{RelaySettings, RelayStatus};
 
 /// Runs the relay until `shutdown` completes.
@@ -18,21 +16,7 @@ pub async fn run(settings: RelaySettings, listen: Option<SocketAddr>, shutdown: 
     let status = Arc::new(RelayStatus::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(address) = listen {
-        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("listening on {address}: {e}"))?;
-        tracing::info!(address = %listener.local_addr()?, "relay status served");
-        let routes = Router::new()
-            .route("/health", get(health))
-            .route("/live", get(|| async { "running\n" }))
-            .route("/metrics", get(metrics))
-            .with_state(status.clone());
-        let mut stopped = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, routes)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        crate::status::serve(address, "relay", status.clone(), health, metrics, stop_rx.clone()).await?;
     }
     tokio::spawn(async move {
         shutdown.await;

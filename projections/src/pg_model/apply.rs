@@ -102,7 +102,7 @@ impl Projection for PgProjection {
         let mut catalog = self.catalog.read().expect("catalog lock").clone();
         let mut metadata_at = self.applied_metadata;
         // Consecutive creates of one object go in one multi-row insert (a rebuild is mostly creates).
-        let mut creates: Option<(String, Vec<String>, Vec<String>)> = None;
+        let mut creates = Creates::default();
         for (envelope, payload) in batch {
             if envelope.position as i64 <= from {
                 // Already in the tables (another runner, or a rebuilt copy swapped in):
@@ -115,25 +115,16 @@ impl Projection for PgProjection {
                 continue;
             }
             if let EventPayload::RecordCreated(e) = payload {
-                match creates.as_mut() {
-                    Some((object, ids, rows)) if *object == e.object => {
-                        ids.push(e.id.clone());
-                        rows.push(row_json(&e.record)?);
-                    }
-                    _ => {
-                        flush_creates(&tx, creates.take()).await?;
-                        creates = Some((e.object.clone(), vec![e.id.clone()], vec![row_json(&e.record)?]));
-                    }
-                }
+                creates.add(&tx, e).await?;
                 continue;
             }
-            flush_creates(&tx, creates.take()).await?;
+            creates.flush(&tx).await?;
             apply_one(&tx, &mut catalog, payload).await?;
             if matches!(payload, EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_)) {
                 metadata_at = envelope.position;
             }
         }
-        flush_creates(&tx, creates.take()).await?;
+        creates.flush(&tx).await?;
         if (up_to as i64) > from {
             tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(up_to as i64)]).await.map_err(db_error)?;
         }
@@ -209,7 +200,34 @@ pub(super) fn row_json(record: &Record) -> Result<String, ProjectionError> {
     serde_json::to_string(record).map_err(|e| ProjectionError::Rejected(e.to_string()))
 }
 
-pub(super) async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
+/// Consecutive creates of one object, gathered into one multi-row insert
+/// (a rebuild, or a partition catching up, is mostly creates).
+#[derive(Default)]
+pub(super) struct Creates(Option<(String, Vec<String>, Vec<String>)>);
+
+impl Creates {
+    /// Adds a create; what was gathered for another object is inserted first.
+    pub(super) async fn add(&mut self, tx: &deadpool_postgres::Transaction<'_>, e: &domain::event::RecordCreated) -> Result<(), ProjectionError> {
+        match self.0.as_mut() {
+            Some((object, ids, rows)) if *object == e.object => {
+                ids.push(e.id.clone());
+                rows.push(row_json(&e.record)?);
+            }
+            _ => {
+                self.flush(tx).await?;
+                self.0 = Some((e.object.clone(), vec![e.id.clone()], vec![row_json(&e.record)?]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts what was gathered.
+    pub(super) async fn flush(&mut self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
+        flush_creates(tx, self.0.take()).await
+    }
+}
+
+async fn flush_creates(tx: &deadpool_postgres::Transaction<'_>, creates: Option<(String, Vec<String>, Vec<String>)>) -> Result<(), ProjectionError> {
     let Some((object, ids, rows)) = creates else { return Ok(()) };
     let sql = format!(
         "INSERT INTO {} (id, data) SELECT id, data::jsonb FROM unnest($1::text[], $2::text[]) AS t(id, data) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",

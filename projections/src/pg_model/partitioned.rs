@@ -39,7 +39,7 @@ use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::Catalog;
 
-use super::apply::{apply_one, clean, flush_creates, row_json};
+use super::apply::{apply_one, clean, Creates};
 use super::{db_error, store_error};
 use crate::dead_letter::DeadLetter;
 use crate::runner::ProjectionError;
@@ -288,7 +288,7 @@ impl PartitionedModel {
     /// did). `one_by_one`: each in a savepoint, parking the ones refused.
     async fn apply_all(&self, tx: &Transaction<'_>, events: &[(&EventEnvelope, EventPayload)], one_by_one: bool) -> Result<(), ProjectionError> {
         let mut catalog = self.catalog.clone();
-        let mut creates: Option<(String, Vec<String>, Vec<String>)> = None;
+        let mut creates = Creates::default();
         for (envelope, payload) in events {
             let object = match payload {
                 EventPayload::ObjectDefined(_) | EventPayload::ObjectAltered(_) | EventPayload::ObjectRemoved(_) => continue,
@@ -316,22 +316,13 @@ impl PartitionedModel {
                 continue;
             }
             if let EventPayload::RecordCreated(e) = payload {
-                match creates.as_mut() {
-                    Some((object, ids, rows)) if *object == e.object => {
-                        ids.push(e.id.clone());
-                        rows.push(row_json(&e.record)?);
-                    }
-                    _ => {
-                        flush_creates(tx, creates.take()).await?;
-                        creates = Some((e.object.clone(), vec![e.id.clone()], vec![row_json(&e.record)?]));
-                    }
-                }
+                creates.add(tx, e).await?;
                 continue;
             }
-            flush_creates(tx, creates.take()).await?;
+            creates.flush(tx).await?;
             apply_one(tx, &mut catalog, payload).await?;
         }
-        flush_creates(tx, creates.take()).await
+        creates.flush(tx).await
     }
 
     async fn finish(&self, tx: Transaction<'_>, partition: i32, end: u64, offset: i64, applied: usize) -> Result<(), ProjectionError> {
