@@ -187,6 +187,7 @@ impl PartitionedModel {
         self.metadata_through(through).await?;
         let mut done = Advanced::default();
         let mut first = true;
+        let mut one_by_one = false;
         loop {
             let mut client = self.pool.get().await.map_err(store_error)?;
             let tx = client.transaction().await.map_err(db_error)?;
@@ -227,8 +228,8 @@ impl PartitionedModel {
                 return Ok(done);
             }
             let index = self.store.index_between(from, through, CHUNK).await.map_err(store_error)?;
-            let mut end = if index.len() < CHUNK { through } else { index.last().map_or(through, |(p, _, _)| *p) };
-            let mut mine: Vec<u64> = index.iter().filter(|(_, stream, _)| partition_of(stream, self.partitions) == partition).map(|(p, _, _)| *p).collect();
+            let mut end = if index.len() < CHUNK { through } else { index.last().map_or(through, |(p, _)| *p) };
+            let mut mine: Vec<u64> = index.iter().filter(|(_, stream)| partition_of(stream, self.partitions) == partition).map(|(p, _)| *p).collect();
             if let Some(cut) = mine.iter().position(|p| *p > fill_before && !messages.contains_key(p)) {
                 end = mine[cut] - 1;
                 mine.truncate(cut);
@@ -245,28 +246,23 @@ impl PartitionedModel {
                 return Err(ProjectionError::Store(format!("the log did not return every event of partition {partition} after {from}")));
             }
             let payloads = self.decoded(&tx, &events).await?;
-            if let Err(error) = self.apply_all(&tx, &payloads, false).await {
-                let ProjectionError::Rejected(_) = error else { return Err(error) };
-                // One event refuses: apply them one at a time and park what refuses.
-                drop(tx);
-                let tx = client.transaction().await.map_err(db_error)?;
-                tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(db_error)?;
-                tx.query_one(
-                    "SELECT position FROM rm_partitions WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                    &[&NAME, &self.topic, &partition],
-                )
-                .await
-                .map_err(db_error)?;
-                let payloads = self.decoded(&tx, &events).await?;
-                self.apply_all(&tx, &payloads, true).await?;
-                self.finish(tx, partition, end, offset, mine.len()).await?;
-            } else {
-                self.finish(tx, partition, end, offset, mine.len()).await?;
+            match self.apply_all(&tx, &payloads, one_by_one).await {
+                Err(ProjectionError::Rejected(_)) if !one_by_one => {
+                    // One event refuses: this chunk again, from the row as it is
+                    // then (another node may have moved it), one event at a
+                    // time, parking what refuses.
+                    drop(tx);
+                    one_by_one = true;
+                    continue;
+                }
+                Err(error) => return Err(error),
+                Ok(()) => self.finish(tx, partition, end, offset, mine.len()).await?,
             }
+            one_by_one = false;
             done.position = end;
             done.from_log += from_log.len() as u64;
             done.from_topic += (mine.len() - from_log.len()) as u64;
-            if end >= through || end < index.last().map_or(0, |(p, _, _)| *p) {
+            if end >= through || end < index.last().map_or(0, |(p, _)| *p) {
                 return Ok(done);
             }
         }

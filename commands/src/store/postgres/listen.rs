@@ -23,7 +23,12 @@ pub(crate) async fn run(config: Config, channel: String, head_tx: watch::Sender<
     let mut backoff = Duration::from_millis(200);
     while !head_tx.is_closed() {
         match listen_once(&config, &channel, &head_tx).await {
-            Ok(()) => return,
+            Ok(()) if head_tx.is_closed() => return,
+            Ok(()) => {
+                // The server ended the connection without an error (a restart, an idle timeout).
+                tracing::warn!(channel, "event notifications ended; reconnecting");
+                tokio::time::sleep(backoff).await;
+            }
             Err(error) => {
                 tracing::warn!(%error, channel, "event notifications interrupted; reconnecting");
                 tokio::time::sleep(backoff).await;
@@ -74,8 +79,7 @@ async fn listen_once(config: &Config, channel: &str, head_tx: &watch::Sender<u64
             }
             future::Either::Left((None, _)) => {
                 driver.abort();
-                // The connection ended without an error: treat it as an interruption.
-                let (_client, _connection) = config.connect(NoTls).await?;
+                // The connection ended without an error: `run` reconnects.
                 return Ok(());
             }
             future::Either::Right(_) => {

@@ -132,19 +132,19 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Position, stream and type of the events after `after` up to
-    /// `through`, at most `max`, in position order: what a consumer of one
-    /// partition checks its messages against, without reading payloads.
-    pub async fn index_between(&self, after: u64, through: u64, max: usize) -> Result<Vec<(u64, String, String)>, StoreError> {
+    /// Position and stream of the events after `after` up to `through`, at
+    /// most `max`, in position order: what a consumer of one partition
+    /// checks its messages against, without reading payloads.
+    pub async fn index_between(&self, after: u64, through: u64, max: usize) -> Result<Vec<(u64, String)>, StoreError> {
         let client = self.pool.get().await.map_err(pg_error)?;
         let rows = client
             .query(
-                "SELECT position, stream, event_type FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3",
+                "SELECT position, stream FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3",
                 &[&(after as i64), &(through.min(i64::MAX as u64) as i64), &(max as i64)],
             )
             .await
             .map_err(pg_error)?;
-        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2))).collect())
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))).collect())
     }
 
     /// The log's last position as the database has it now (the head watch
