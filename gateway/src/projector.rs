@@ -4,7 +4,7 @@
 //!
 //! Each round takes what the consumer brought (at most [`ROUND`] messages),
 //! applies every partition's events up to its last message in one transaction
-//! with that partition's row, then publishes the model's position for the
+//! with those partitions' rows, then publishes the model's position for the
 //! gateways' read barriers. A partition of this node that brought nothing for
 //! [`FILL_AFTER`] is brought up to where the log was then, from the log, so a
 //! relay that is down or a quiet partition never holds the position back.
@@ -30,7 +30,7 @@ use axum::http::StatusCode;
 use commands::kafka::{message, KafkaSettings};
 use commands::store::{EventStore, PostgresSettings};
 use domain::event::EventEnvelope;
-use projections::pg_model::partitioned::PartitionedModel;
+use projections::pg_model::partitioned::{PartitionedModel, Target};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -224,21 +224,24 @@ async fn apply_round(
         round.entry(*partition).or_insert_with(|| (BTreeMap::new(), -1));
     }
     let mut offsets = TopicPartitionList::new();
-    let mut moved = false;
+    let mut targets = Vec::new();
     for (partition, (events, offset)) in &round {
         let through = events.keys().next_back().copied().unwrap_or(0).max(head);
         if events.is_empty() && known.get(partition).is_some_and(|at| *at >= through) {
             continue;
         }
-        let done = model.advance(*partition, through, events, *offset, fill_before).await.map_err(map_err)?;
-        tracing::debug!(partition, through, fill_before, messages = events.len(), ?done, "partition advanced");
-        status.from_topic.fetch_add(done.from_topic, Relaxed);
-        status.from_log.fetch_add(done.from_log, Relaxed);
-        status.repeats.fetch_add(done.repeats, Relaxed);
-        moved |= known.insert(*partition, done.position) != Some(done.position);
+        targets.push(Target { partition: *partition, through, messages: events, offset: *offset });
         if *offset >= 0 {
             offsets.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)).context("an offset to commit")?;
         }
+    }
+    let mut moved = false;
+    for (partition, done) in model.advance(&targets, fill_before).await.map_err(map_err)? {
+        tracing::debug!(partition, fill_before, ?done, "partition advanced");
+        status.from_topic.fetch_add(done.from_topic, Relaxed);
+        status.from_log.fetch_add(done.from_log, Relaxed);
+        status.repeats.fetch_add(done.repeats, Relaxed);
+        moved |= known.insert(partition, done.position) != Some(done.position);
     }
     if offsets.count() > 0 {
         if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
@@ -289,7 +292,8 @@ async fn fill_orphans(
     }
     orphans.checked = Some(now);
     let rows: HashMap<i32, u64> = model.partition_rows().await?.into_iter().map(|(p, position, _, _)| (p, position)).collect();
-    let mut moved = false;
+    let none = BTreeMap::new();
+    let mut targets = Vec::new();
     for partition in (0..model.partitions()).filter(|p| !assigned.contains(p)) {
         let position = rows.get(&partition).copied().unwrap_or(0);
         let seen = orphans.seen.entry(partition).or_insert((position, now, false));
@@ -303,16 +307,20 @@ async fn fill_orphans(
         if (!seen.2 && seen.1 + ORPHAN_AFTER > now) || position >= through {
             continue;
         }
-        let done = model.advance(partition, through, &BTreeMap::new(), -1, through).await?;
         if !seen.2 {
             tracing::info!(partition, from = position, "filling a partition no node moved, from the log");
             status.orphans.fetch_add(1, Relaxed);
         }
-        status.from_log.fetch_add(done.from_log, Relaxed);
-        *seen = (done.position, now, true);
-        moved = true;
+        targets.push(Target { partition, through, messages: &none, offset: -1 });
     }
-    Ok(moved)
+    // Every event of these comes from the log.
+    let everything = targets.iter().map(|t| t.through).max().unwrap_or(0);
+    let done = model.advance(&targets, everything).await?;
+    for (partition, done) in &done {
+        status.from_log.fetch_add(done.from_log, Relaxed);
+        orphans.seen.insert(*partition, (done.position, now, true));
+    }
+    Ok(!done.is_empty())
 }
 
 /// The topic's partition count, once it exists.

@@ -84,9 +84,10 @@ async fn bad_values_and_filters_postgres() {
 }
 
 /// Appends an event as an older server (or a bug) could have, past the command checks.
-async fn append_raw(api: &Api, stream: &str, event_type: &str, payload: Vec<u8>) -> u64 {
+async fn append_raw(api: &Api, stream: &str, event_type: &str, schema_version: u16, payload: Vec<u8>) -> u64 {
     let mut envelope = common::event("raw");
     envelope.event_type = event_type.into();
+    envelope.schema_version = schema_version;
     envelope.payload = payload;
     let request = AppendRequest {
         streams: vec![StreamAppend { stream: stream.into(), expected: ExpectedVersion::Any, events: vec![envelope] }],
@@ -111,8 +112,8 @@ async fn a_poison_event_is_parked_postgres() {
     let mut record = domain::value::Record::default();
     record.insert("title".to_string(), domain::value::Value::Text("a\u{0}b".into()));
     let payload = EventPayload::RecordCreated(RecordCreated { object: "order".into(), id: "poison".into(), record, automated: Vec::new() });
-    let (event_type, _, bytes) = encode_payload(&payload);
-    let poison = append_raw(&api, &StreamId::record("order", "poison").0, event_type, bytes).await;
+    let (event_type, version, bytes) = encode_payload(&payload);
+    let poison = append_raw(&api, &StreamId::record("order", "poison").0, event_type, version, bytes).await;
 
     // Later writes and reads are served; the event is parked, the projection degraded.
     let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": "after"})), &[]).await;
@@ -123,7 +124,9 @@ async fn a_poison_event_is_parked_postgres() {
     let status = api.call("GET", "/api/v1/projections/query", None, &[]).await;
     assert_eq!(letters(&status), vec![poison], "{}", status.body);
     assert_eq!(status.body["data"]["state"], json!("degraded"));
-    assert!(!status.body["data"]["deadLetters"][0]["error"].as_str().unwrap().contains("a\u{0}b"), "no value in the reason");
+    let reason = status.body["data"]["deadLetters"][0]["error"].as_str().unwrap();
+    assert!(reason.contains("SQLSTATE 22"), "parked because PostgreSQL refused the value: {reason}");
+    assert!(!reason.contains("a\u{0}b"), "no value in the reason");
     let metrics = api.call("GET", "/metrics", None, &[]).await;
     assert!(metrics.body["raw"].as_str().unwrap().contains("objectstack_projection_dead_letters{projection=\"query\"} 1"), "{}", metrics.body);
 
@@ -193,7 +196,7 @@ async fn an_undecodable_event_is_parked_embedded() {
     let api = api_on(storage.clone()).await;
     let created = api.call("POST", "/api/v1/data/order", Some(json!({"title": "mine"})), &[]).await;
     let id = created.body["data"]["id"].as_str().unwrap().to_string();
-    let garbage = append_raw(&api, &StreamId::record("order", &id).0, "record.updated", vec![0xff; 7]).await;
+    let garbage = append_raw(&api, &StreamId::record("order", &id).0, "record.updated", 1, vec![0xff; 7]).await;
     let after = api.call("POST", "/api/v1/data/order", Some(json!({"title": "after"})), &[]).await;
     assert_eq!(after.status, StatusCode::CREATED);
     let all = api.call("GET", "/api/v1/projections", None, &[]).await;

@@ -4,12 +4,14 @@
 //! The relay puts every event of a stream on one partition
 //! (`commands::kafka::message::partition_of`), in log order. A consumer
 //! group gives each projector node some partitions; [`PartitionedModel::advance`]
-//! applies one partition's events up to a position in one transaction with
-//! that partition's row of `rm_partitions` (the position every event of the
+//! applies the events of the partitions a node took a round of messages for,
+//! each up to its own position, in one transaction with those partitions'
+//! rows of `rm_partitions` (per partition: the position every event of the
 //! partition at or below which is applied, the last message's offset, and
-//! counters). The row is locked first, so two nodes that both believe they
-//! hold a partition during a rebalance apply each event once: the second
-//! finds the row moved and passes by what it already holds.
+//! counters). The rows are locked first, in partition order, so two nodes
+//! that both believe they hold a partition during a rebalance apply each
+//! event once: the second finds the row moved and passes by what it already
+//! holds.
 //!
 //! The log decides what a partition holds: the index of the log (positions
 //! and streams, no payloads) between the row's position and the target is
@@ -61,6 +63,18 @@ pub struct Advanced {
     pub from_log: u64,
     /// Messages passed by because the partition already held them.
     pub repeats: u64,
+}
+
+/// One partition's part of a call of [`PartitionedModel::advance`].
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'m> {
+    pub partition: i32,
+    /// The position to bring the partition up to.
+    pub through: u64,
+    /// The topic's messages of this partition, by position.
+    pub messages: &'m BTreeMap<u64, EventEnvelope>,
+    /// The last message's offset (-1: none), kept with the position.
+    pub offset: i64,
 }
 
 /// One projector node's handle on the partitioned query model.
@@ -170,39 +184,40 @@ impl PartitionedModel {
         Ok(())
     }
 
-    /// Applies partition `partition`'s events after its position up to
-    /// `through`: payloads from `messages` (the topic's, by position) where
-    /// present, from the log for events at or below `fill_before`; the
-    /// partition stops short of a later event the topic has not brought yet
-    /// (it is on its way). `offset` is the last message's offset (-1: none),
-    /// kept with the position.
-    pub async fn advance(
-        &mut self,
-        partition: i32,
-        through: u64,
-        messages: &BTreeMap<u64, EventEnvelope>,
-        offset: i64,
-        fill_before: u64,
-    ) -> Result<Advanced, ProjectionError> {
-        self.metadata_through(through).await?;
-        let mut done = Advanced::default();
+    /// Applies each target partition's events after its position up to its
+    /// `through`, all in one transaction per chunk of the log's index (so a
+    /// round costs one index read and one commit, whatever the number of
+    /// partitions): payloads from the target's `messages` (the topic's, by
+    /// position) where present, from the log for events at or below
+    /// `fill_before`; a partition stops short of a later event the topic has
+    /// not brought yet (it is on its way). One target per partition.
+    /// Answers what each target did.
+    pub async fn advance(&mut self, targets: &[Target<'_>], fill_before: u64) -> Result<BTreeMap<i32, Advanced>, ProjectionError> {
+        let mut done: BTreeMap<i32, Advanced> = targets.iter().map(|t| (t.partition, Advanced::default())).collect();
+        let Some(highest) = targets.iter().map(|t| t.through).max() else { return Ok(done) };
+        self.metadata_through(highest).await?;
+        let ids: Vec<i32> = done.keys().copied().collect();
+        let by_partition: HashMap<i32, &Target<'_>> = targets.iter().map(|t| (t.partition, t)).collect();
+        // Partitions that stopped before an event the topic has not brought.
+        let mut stopped: Vec<i32> = Vec::new();
         let mut first = true;
         let mut one_by_one = false;
         loop {
             let mut client = self.pool.get().await.map_err(store_error)?;
             let tx = client.transaction().await.map_err(db_error)?;
-            // Derived data: a crash may lose the last commits (rows and partition row together), which are applied again.
+            // Derived data: a crash may lose the last commits (rows and partition rows together), which are applied again.
             tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(db_error)?;
             tx.execute(
-                "INSERT INTO rm_partitions (projection, topic, partition, partitions) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&NAME, &self.topic, &partition, &self.partitions],
+                "INSERT INTO rm_partitions (projection, topic, partition, partitions) SELECT $1, $2, p, $4 FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING",
+                &[&NAME, &self.topic, &ids, &self.partitions],
             )
             .await
             .map_err(db_error)?;
-            let row = tx
-                .query_one(
-                    "SELECT position FROM rm_partitions WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                    &[&NAME, &self.topic, &partition],
+            // In partition order: nodes whose rounds overlap (a rebalance) wait on each other, never deadlock.
+            let rows = tx
+                .query(
+                    "SELECT partition, position FROM rm_partitions WHERE projection = $1 AND topic = $2 AND partition = ANY($3) ORDER BY partition FOR UPDATE",
+                    &[&NAME, &self.topic, &ids],
                 )
                 .await
                 .map_err(db_error)?;
@@ -217,52 +232,94 @@ impl PartitionedModel {
                 self.metadata_at = metadata as u64;
             }
             let floor: i64 = tx.query_one("SELECT position FROM rm_checkpoints WHERE projection = $1", &[&NAME]).await.map_err(db_error)?.get(0);
-            let from = (row.get::<_, i64>(0) as u64).max(floor as u64);
-            if first {
-                done.repeats = messages.range(..=from).count() as u64;
-                first = false;
+            // Where each partition is, and the ones still to move.
+            let mut from: BTreeMap<i32, u64> = BTreeMap::new();
+            for row in &rows {
+                let partition: i32 = row.get(0);
+                let at = (row.get::<_, i64>(1) as u64).max(floor as u64);
+                let target = by_partition[&partition];
+                let entry = done.get_mut(&partition).expect("a target's row");
+                if first {
+                    entry.repeats = target.messages.range(..=at).count() as u64;
+                }
+                entry.position = at;
+                if at < target.through && !stopped.contains(&partition) {
+                    from.insert(partition, at);
+                }
             }
-            done.position = from;
-            if from >= through {
+            first = false;
+            let (Some(low), Some(high)) = (from.values().min().copied(), from.keys().map(|p| by_partition[p].through).max()) else {
                 tx.commit().await.map_err(db_error)?;
                 return Ok(done);
+            };
+            let index = self.store.index_between(low, high, CHUNK).await.map_err(store_error)?;
+            let full = index.len() >= CHUNK;
+            let end = if full { index.last().map_or(high, |(p, _)| *p) } else { high };
+            let mut mine: BTreeMap<i32, Vec<u64>> = from.keys().map(|p| (*p, Vec::new())).collect();
+            for (position, stream) in &index {
+                let partition = partition_of(stream, self.partitions);
+                if let (Some(list), Some(at)) = (mine.get_mut(&partition), from.get(&partition)) {
+                    if *position > *at && *position <= by_partition[&partition].through {
+                        list.push(*position);
+                    }
+                }
             }
-            let index = self.store.index_between(from, through, CHUNK).await.map_err(store_error)?;
-            let mut end = if index.len() < CHUNK { through } else { index.last().map_or(through, |(p, _)| *p) };
-            let mut mine: Vec<u64> = index.iter().filter(|(_, stream)| partition_of(stream, self.partitions) == partition).map(|(p, _)| *p).collect();
-            if let Some(cut) = mine.iter().position(|p| *p > fill_before && !messages.contains_key(p)) {
-                end = mine[cut] - 1;
-                mine.truncate(cut);
+            // Each partition's end in this chunk, and what it applies.
+            let mut moves: Vec<(i32, u64, Vec<u64>)> = Vec::new();
+            let mut cut_here = Vec::new();
+            for (partition, mut positions) in mine {
+                let target = by_partition[&partition];
+                let mut until = end.min(target.through);
+                if let Some(cut) = positions.iter().position(|p| *p > fill_before && !target.messages.contains_key(p)) {
+                    until = positions[cut] - 1;
+                    positions.truncate(cut);
+                    cut_here.push(partition);
+                }
+                if until > from[&partition] {
+                    moves.push((partition, until, positions));
+                }
             }
-            if end <= from {
-                tx.commit().await.map_err(db_error)?;
-                return Ok(done);
-            }
-            let missing: Vec<u64> = mine.iter().copied().filter(|p| !messages.contains_key(p)).collect();
+            let missing: Vec<u64> = moves
+                .iter()
+                .flat_map(|(partition, _, positions)| positions.iter().filter(|p| !by_partition[partition].messages.contains_key(p)))
+                .copied()
+                .collect();
             let from_log: BTreeMap<u64, EventEnvelope> =
                 self.store.read_positions(&missing).await.map_err(store_error)?.into_iter().map(|e| (e.position, e)).collect();
-            let events: Vec<&EventEnvelope> = mine.iter().filter_map(|p| messages.get(p).or_else(|| from_log.get(p))).collect();
-            if events.len() != mine.len() {
-                return Err(ProjectionError::Store(format!("the log did not return every event of partition {partition} after {from}")));
+            let mut events: Vec<&EventEnvelope> = Vec::new();
+            for (partition, _, positions) in &moves {
+                for position in positions {
+                    match by_partition[partition].messages.get(position).or_else(|| from_log.get(position)) {
+                        Some(event) => events.push(event),
+                        None => return Err(ProjectionError::Store(format!("the log did not return the event at {position} (partition {partition})"))),
+                    }
+                }
             }
+            // Log order across partitions: consecutive creates of one object go in one statement.
+            events.sort_by_key(|e| e.position);
             let payloads = self.decoded(&tx, &events).await?;
             match self.apply_all(&tx, &payloads, one_by_one).await {
                 Err(ProjectionError::Rejected(_)) if !one_by_one => {
-                    // One event refuses: this chunk again, from the row as it is
-                    // then (another node may have moved it), one event at a
-                    // time, parking what refuses.
+                    // One event refuses: this chunk again, from the rows as they
+                    // are then (another node may have moved them), one event at
+                    // a time, parking what refuses.
                     drop(tx);
                     one_by_one = true;
                     continue;
                 }
                 Err(error) => return Err(error),
-                Ok(()) => self.finish(tx, partition, end, offset, mine.len()).await?,
+                Ok(()) => self.finish(tx, &moves, &by_partition).await?,
             }
             one_by_one = false;
-            done.position = end;
-            done.from_log += from_log.len() as u64;
-            done.from_topic += (mine.len() - from_log.len()) as u64;
-            if end >= through || end < index.last().map_or(0, |(p, _)| *p) {
+            stopped.extend(cut_here);
+            for (partition, until, positions) in &moves {
+                let entry = done.get_mut(partition).expect("a target's entry");
+                let logged = positions.iter().filter(|p| from_log.contains_key(p)).count() as u64;
+                entry.position = *until;
+                entry.from_log += logged;
+                entry.from_topic += positions.len() as u64 - logged;
+            }
+            if !full {
                 return Ok(done);
             }
         }
@@ -321,11 +378,17 @@ impl PartitionedModel {
         creates.flush(tx).await
     }
 
-    async fn finish(&self, tx: Transaction<'_>, partition: i32, end: u64, offset: i64, applied: usize) -> Result<(), ProjectionError> {
+    /// Moves the partitions' rows to their ends in this chunk, and commits.
+    async fn finish(&self, tx: Transaction<'_>, moves: &[(i32, u64, Vec<u64>)], targets: &HashMap<i32, &Target<'_>>) -> Result<(), ProjectionError> {
+        let partitions: Vec<i32> = moves.iter().map(|(p, _, _)| *p).collect();
+        let ends: Vec<i64> = moves.iter().map(|(_, until, _)| *until as i64).collect();
+        let offsets: Vec<i64> = moves.iter().map(|(p, _, _)| targets[p].offset).collect();
+        let applied: Vec<i64> = moves.iter().map(|(_, _, positions)| positions.len() as i64).collect();
         tx.execute(
-            "UPDATE rm_partitions SET position = greatest(position, $4), message_offset = greatest(message_offset, $5), applied = applied + $6 \
-             WHERE projection = $1 AND topic = $2 AND partition = $3",
-            &[&NAME, &self.topic, &partition, &(end as i64), &offset, &(applied as i64)],
+            "UPDATE rm_partitions AS r SET position = greatest(r.position, u.position), message_offset = greatest(r.message_offset, u.message_offset), \
+             applied = r.applied + u.applied FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(partition, position, message_offset, applied) \
+             WHERE r.projection = $1 AND r.topic = $2 AND r.partition = u.partition",
+            &[&NAME, &self.topic, &partitions, &ends, &offsets, &applied],
         )
         .await
         .map_err(db_error)?;

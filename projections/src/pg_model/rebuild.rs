@@ -73,8 +73,10 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, copy: Pool, pr
         // The swap, if the copy has everything the live model has.
         let mut client = pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(store_error)?;
-        // Projector nodes' partitions wait too; the live model has what any of them applied.
-        tx.batch_execute("LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE; LOCK TABLE rm_partitions IN EXCLUSIVE MODE").await.map_err(store_error)?;
+        // Projector nodes' partitions wait too; the live model has what any of
+        // them applied. Partitions first, as their transactions take them
+        // before the checkpoints (the other order could deadlock with one).
+        tx.batch_execute("LOCK TABLE rm_partitions IN EXCLUSIVE MODE; LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE").await.map_err(store_error)?;
         let live_at: i64 = tx
             .query_one(
                 "SELECT greatest(coalesce((SELECT max(position) FROM rm_checkpoints WHERE projection IN ('query', 'query-metadata')), 0),                  coalesce((SELECT max(position) FROM rm_partitions WHERE projection = 'query'), 0))",
