@@ -245,9 +245,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     let search = runner::spawn_shared(store.clone(), search_projection, search_parked.of("search"), shared).await?;
     let head = *store.head().borrow();
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
-        if !handle.wait_for(head, Duration::from_secs(600)).await {
-            anyhow::bail!("the {} projection did not catch up with the log", handle.name());
-        }
+        catch_up(handle, head, settings.projector_nodes && handle.name() == "query").await?;
     }
     // The app's processes start once the app is loaded: they react to what
     // comes after (and to what they had not handled before a stop).
@@ -368,4 +366,25 @@ impl System {
         tracing::info!(generation, "automation definitions changed: processes restarted");
         Ok(true)
     }
+}
+
+/// How long a start waits for a projection to reach the log's head.
+const CATCH_UP: Duration = Duration::from_secs(600);
+/// How often a start that waits says what it waits for.
+const CATCH_UP_REPORT: Duration = Duration::from_secs(10);
+
+/// Waits for a projection to reach `head`, saying every
+/// [`CATCH_UP_REPORT`] where it is (a query model kept by projector nodes
+/// moves only while one runs: the message says so).
+async fn catch_up(handle: &ProjectionHandle, head: u64, by_projectors: bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let hint = if by_projectors { " (kept by projector nodes: is `objectstack projector` running on this database and topic?)" } else { "" };
+    while !handle.wait_for(head, CATCH_UP_REPORT).await {
+        let at = handle.checkpoint();
+        if started.elapsed() >= CATCH_UP {
+            anyhow::bail!("the {} projection did not catch up with the log in {} s: at {at} of {head}{hint}", handle.name(), CATCH_UP.as_secs());
+        }
+        tracing::warn!(projection = handle.name(), at, head, "waiting for a projection to catch up with the log before serving{hint}");
+    }
+    Ok(())
 }
