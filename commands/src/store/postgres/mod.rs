@@ -12,6 +12,7 @@ mod claims;
 mod connect_error;
 mod listen;
 mod migrate;
+mod redacted;
 mod rows;
 mod writer;
 
@@ -30,8 +31,8 @@ use self::writer::Job;
 use super::{check_request, AppendRequest, Committed, EventStore};
 use crate::error::StoreError;
 
-/// How to reach the database.
-#[derive(Debug, Clone)]
+/// How to reach the database. Its `Debug` hides the URL's password.
+#[derive(Clone)]
 pub struct PostgresSettings {
     /// `postgres://user@host:port/db`.
     pub url: String,
@@ -41,6 +42,17 @@ pub struct PostgresSettings {
     /// Fault injection for tests: sleep this long inside each write
     /// transaction, holding its lock, before committing.
     pub commit_delay: Option<Duration>,
+}
+
+impl std::fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("url", &redacted::url(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("commit_delay", &self.commit_delay)
+            .finish()
+    }
 }
 
 impl PostgresSettings {
