@@ -12,7 +12,6 @@ mod claims;
 mod connect_error;
 mod listen;
 mod migrate;
-mod redacted;
 mod rows;
 mod writer;
 
@@ -47,7 +46,7 @@ pub struct PostgresSettings {
 impl std::fmt::Debug for PostgresSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresSettings")
-            .field("url", &redacted::url(&self.url))
+            .field("url", &connect_error::shown(&self.url))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("commit_delay", &self.commit_delay)
