@@ -2,8 +2,11 @@
 //! the HTTP benchmark's `item` object through the command service into a fresh
 //! embedded log (or opens the one in `BENCH_LOG_DIR`), then folds the log into
 //! each in-process model, each in a fresh process of its own, and prints how
-//! much that process grew, less what a fold that keeps nothing grows it by.
-//! Run with `ops/bench memory`.
+//! much that process grew, less what a fold that keeps nothing grows it by:
+//! its resident memory, and its live heap (bytes allocated and not freed,
+//! counted by the allocator: the same on every run, where the resident
+//! figure moves by a hundred bytes per event with when vectors grew and what
+//! the allocator kept). Run with `ops/bench memory`.
 
 use std::sync::{Arc, RwLock};
 
@@ -14,16 +17,23 @@ mod support;
 
 use support::rss_mib;
 
+/// mimalloc, counting the bytes allocated and not yet freed (`cap`, which
+/// does the counting without any unsafe code of ours).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
 
-/// Loads one model and prints `label grown-MiB events` for the parent process.
+/// The live heap, in MiB.
+fn heap_mib() -> f64 {
+    ALLOCATOR.allocated() as f64 / 1048576.0
+}
+
+/// Loads one model and prints `label grown-MiB events heap-grown-MiB` for the parent process.
 async fn measure<M: MemoryModel>(store: &Arc<dyn EventStore>, label: &str) {
-    let before = rss_mib();
+    let (before, heap_before) = (rss_mib(), heap_mib());
     let model = Arc::new(RwLock::new(M::default()));
     load(store.clone(), model.clone()).await.expect("load");
     let events = model.read().expect("model").checkpoint();
-    println!("{label} {} {events}", rss_mib() - before);
+    println!("{label} {} {events} {}", rss_mib() - before, heap_mib() - heap_before);
 }
 
 /// Writes `records` items the way the server does (32 writers at a time).
@@ -68,7 +78,16 @@ impl MemoryModel for Nothing {
     }
 }
 
-const MODELS: [&str; 5] = ["nothing", "query", "audit", "search", "analytics"];
+const MODELS: [&str; 6] = ["nothing", "query", "audit", "search", "analytics", "write"];
+
+/// Starts a command service on the log (its write model folded from it) and prints as [`measure`] does.
+async fn measure_write_model(store: &Arc<dyn EventStore>) {
+    let (before, heap_before) = (rss_mib(), heap_mib());
+    let service = commands::service::CommandService::start(store.clone()).await.expect("start");
+    let events = *store.head().borrow();
+    println!("write {} {events} {}", rss_mib() - before, heap_mib() - heap_before);
+    drop(service);
+}
 
 #[tokio::main]
 async fn main() {
@@ -97,7 +116,7 @@ async fn main() {
                 fresh.path().to_path_buf()
             }
         };
-        let mut fold = 0.0;
+        let (mut fold, mut fold_heap) = (0.0, 0.0);
         for model in MODELS {
             let output = std::process::Command::new(std::env::current_exe().expect("this program"))
                 .env("BENCH_LOG_DIR", &dir)
@@ -107,26 +126,41 @@ async fn main() {
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
             for line in String::from_utf8_lossy(&output.stdout).lines() {
                 let fields: Vec<&str> = line.split(' ').collect();
-                let (Some(grown), Some(events)) = (fields.get(1).and_then(|v| v.parse::<f64>().ok()), fields.get(2).and_then(|v| v.parse::<f64>().ok())) else {
+                let number = |n: usize| fields.get(n).and_then(|v| v.parse::<f64>().ok());
+                let (Some(grown), Some(events), Some(heap)) = (number(1), number(2), number(3)) else {
                     continue;
                 };
+                let per_event = |mib: f64| mib * 1048576.0 / events.max(1.0);
                 if fields[0] == "nothing" {
-                    fold = grown;
-                    println!("  {:<10} {grown:>7.1} MiB  (a fold that keeps nothing: buffers, threads; taken off the models below)", "fold");
+                    (fold, fold_heap) = (grown, heap);
+                    println!(
+                        "  {:<10} {grown:>7.1} MiB resident, {heap:>7.1} MiB heap  (a fold that keeps nothing: buffers, threads; taken off the models below)",
+                        "fold"
+                    );
                 } else if fields[0] == "store" {
-                    println!("  {:<10} {grown:>7.1} MiB  {:>5.0} bytes per event ({events} events)", "log index", grown * 1048576.0 / events.max(1.0));
+                    println!(
+                        "  {:<10} {grown:>7.1} MiB resident, {heap:>7.1} MiB heap  {:>5.0} / {:>5.0} bytes per event ({events} events)",
+                        "log index",
+                        per_event(grown),
+                        per_event(heap)
+                    );
                 } else {
-                    let own = grown - fold;
-                    println!("  {:<10} {own:>7.1} MiB  {:>5.0} bytes per event", fields[0], own * 1048576.0 / events.max(1.0));
+                    let (own, own_heap) = (grown - fold, heap - fold_heap);
+                    println!(
+                        "  {:<10} {own:>7.1} MiB resident, {own_heap:>7.1} MiB heap  {:>5.0} / {:>5.0} bytes per event (resident / heap)",
+                        fields[0],
+                        per_event(own),
+                        per_event(own_heap)
+                    );
                 }
             }
         }
         return;
     };
-    let before = rss_mib();
+    let (before, heap_before) = (rss_mib(), heap_mib());
     let store: Arc<dyn EventStore> = Arc::new(open_embedded(std::path::Path::new(&dir)).expect("open"));
     if model == MODELS[0] {
-        println!("store {} {}", rss_mib() - before, *store.head().borrow());
+        println!("store {} {} {}", rss_mib() - before, *store.head().borrow(), heap_mib() - heap_before);
     }
     match model.as_str() {
         "nothing" => measure::<Nothing>(&store, "nothing").await,
@@ -134,6 +168,7 @@ async fn main() {
         "audit" => measure::<projections::audit_model::AuditModel>(&store, "audit").await,
         "search" => measure::<projections::search::SearchModel>(&store, "search").await,
         "analytics" => measure::<projections::analytics::AnalyticsModel>(&store, "analytics").await,
+        "write" => measure_write_model(&store).await,
         other => panic!("unknown model '{other}' (known: {MODELS:?})"),
     }
 }

@@ -9,6 +9,9 @@ use domain::metadata::{evolve_catalog, Catalog, FieldType, ObjectDef};
 use domain::value::{Record, Value};
 use domain::Timestamp;
 
+use super::cells::Cells;
+use super::dictionary::Dictionary;
+
 /// What a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -49,25 +52,24 @@ pub fn analysed_fields(object: &ObjectDef) -> Vec<(String, Kind)> {
 
 #[derive(Debug)]
 pub enum Column {
-    Number(Vec<Option<f64>>),
+    Number(Cells<f64>),
     /// Dictionary-coded text.
     Text {
-        codes: Vec<Option<u32>>,
-        dictionary: Vec<String>,
-        lookup: HashMap<String, u32>,
+        codes: Cells<u32>,
+        dictionary: Dictionary,
     },
-    Bool(Vec<Option<bool>>),
+    Bool(Cells<bool>),
     /// Microseconds since the epoch.
-    Time(Vec<Option<i64>>),
+    Time(Cells<i64>),
 }
 
 impl Column {
     fn new(kind: Kind, rows: usize) -> Column {
         match kind {
-            Kind::Number => Column::Number(vec![None; rows]),
-            Kind::Text => Column::Text { codes: vec![None; rows], dictionary: Vec::new(), lookup: HashMap::new() },
-            Kind::Bool => Column::Bool(vec![None; rows]),
-            Kind::Time => Column::Time(vec![None; rows]),
+            Kind::Number => Column::Number(Cells::nulls(rows)),
+            Kind::Text => Column::Text { codes: Cells::nulls(rows), dictionary: Dictionary::default() },
+            Kind::Bool => Column::Bool(Cells::nulls(rows)),
+            Kind::Time => Column::Time(Cells::nulls(rows)),
         }
     }
 
@@ -90,68 +92,126 @@ impl Column {
         }
     }
 
+    /// Whether the row holds a value.
+    pub(super) fn is_set(&self, row: usize) -> bool {
+        match self {
+            Column::Number(v) => v.get(row).is_some(),
+            Column::Text { codes, .. } => codes.get(row).is_some(),
+            Column::Bool(v) => v.get(row).is_some(),
+            Column::Time(v) => v.get(row).is_some(),
+        }
+    }
+
     fn grow(&mut self) {
         match self {
-            Column::Number(v) => v.push(None),
-            Column::Text { codes, .. } => codes.push(None),
-            Column::Bool(v) => v.push(None),
-            Column::Time(v) => v.push(None),
+            Column::Number(v) => v.push_null(),
+            Column::Text { codes, .. } => codes.push_null(),
+            Column::Bool(v) => v.push_null(),
+            Column::Time(v) => v.push_null(),
         }
     }
 
     fn set(&mut self, row: usize, value: Option<&Value>) {
         match self {
-            Column::Number(v) => {
-                v[row] = match value {
+            Column::Number(v) => v.set(
+                row,
+                match value {
                     Some(Value::Int(i)) => Some(*i as f64),
                     Some(Value::Float(f)) => Some(*f),
                     _ => None,
-                }
-            }
-            Column::Text { codes, dictionary, lookup } => {
-                codes[row] = match value {
-                    Some(Value::Text(s)) => Some(match lookup.get(s) {
-                        Some(code) => *code,
-                        None => {
-                            dictionary.push(s.clone());
-                            let code = (dictionary.len() - 1) as u32;
-                            lookup.insert(s.clone(), code);
-                            code
-                        }
-                    }),
+                },
+            ),
+            Column::Text { codes, dictionary } => codes.set(
+                row,
+                match value {
+                    Some(Value::Text(s)) => Some(dictionary.intern(s)),
                     _ => None,
-                }
-            }
-            Column::Bool(v) => v[row] = if let Some(Value::Bool(b)) = value { Some(*b) } else { None },
-            Column::Time(v) => v[row] = if let Some(Value::Text(s)) = value { Timestamp::parse(s).map(Timestamp::micros) } else { None },
+                },
+            ),
+            Column::Bool(v) => v.set(row, if let Some(Value::Bool(b)) = value { Some(*b) } else { None }),
+            Column::Time(v) => v.set(row, if let Some(Value::Text(s)) = value { Timestamp::parse(s).map(Timestamp::micros) } else { None }),
         }
     }
 }
 
-/// One object's rows, by column.
+/// The field whose column finds a table's rows by id.
+const ID: &str = "id";
+/// No row (in [`Table`]'s rows by id code).
+const NO_ROW: u32 = u32::MAX;
+
+/// One object's rows, by column. A row is found by its id through the `id`
+/// column's dictionary (every id the table has held, once) and the row each
+/// id's code has now, so the ids are held once for both.
 #[derive(Debug, Default)]
 pub struct Table {
-    pub(super) slots: HashMap<String, usize>,
+    /// The row of each id code ([`NO_ROW`]: none now).
+    pub(super) row_of_code: Vec<u32>,
     pub(crate) live: Vec<bool>,
     pub(super) free: Vec<usize>,
     pub(crate) columns: BTreeMap<String, Column>,
+    /// Live rows.
+    count: usize,
 }
 
 impl Table {
+    /// A table as a snapshot held it: the rows by id are taken from the `id`
+    /// column's codes of the live rows; why not, when those do not add up.
+    pub(super) fn restored(live: Vec<bool>, free: Vec<usize>, columns: BTreeMap<String, Column>) -> Result<Table, String> {
+        let mut table = Table { row_of_code: Vec::new(), live, free, columns, count: 0 };
+        let rows = table.live.len();
+        let Some(Column::Text { codes, dictionary }) = table.columns.get(ID) else {
+            return if table.live.iter().any(|l| *l) { Err("live rows but no id column".into()) } else { Ok(table) };
+        };
+        let mut row_of_code = vec![NO_ROW; dictionary.len()];
+        for row in (0..rows).filter(|r| table.live[*r]) {
+            let code = codes.get(row).ok_or_else(|| format!("live row {row} has no id"))?;
+            let slot = row_of_code.get_mut(code as usize).ok_or_else(|| format!("row {row}'s id code {code} is not in the dictionary"))?;
+            if *slot != NO_ROW {
+                return Err(format!("rows {slot} and {row} have the same id"));
+            }
+            *slot = row as u32;
+        }
+        if table.free.iter().any(|row| table.live[*row]) {
+            return Err("a free row is live".into());
+        }
+        table.row_of_code = row_of_code;
+        table.count = table.live.iter().filter(|l| **l).count();
+        Ok(table)
+    }
+
     /// Adds columns for fields that have none yet (existing rows read null).
     fn configure(&mut self, object: &ObjectDef) {
         for (field, kind) in analysed_fields(object) {
             let rows = self.live.len();
-            let replace = self.columns.get(&field).is_some_and(|c| c.kind() != kind);
+            // The id column is never replaced: it finds the rows.
+            let replace = field != ID && self.columns.get(&field).is_some_and(|c| c.kind() != kind);
             if replace || !self.columns.contains_key(&field) {
                 self.columns.insert(field, Column::new(kind, rows));
             }
         }
     }
 
+    /// The row of an id, if it has one now.
+    pub(super) fn row_of(&self, id: &str) -> Option<usize> {
+        let Some(Column::Text { dictionary, .. }) = self.columns.get(ID) else { return None };
+        let code = dictionary.code_of(id)?;
+        self.row_of_code.get(code as usize).filter(|row| **row != NO_ROW).map(|row| *row as usize)
+    }
+
+    /// The id column's codes and dictionary (made when the table has none).
+    fn ids(&mut self) -> (&mut Cells<u32>, &mut Dictionary) {
+        let rows = self.live.len();
+        let column = self.columns.entry(ID.to_string()).or_insert_with(|| Column::new(Kind::Text, rows));
+        if column.kind() != Kind::Text {
+            *column = Column::new(Kind::Text, rows);
+        }
+        let Column::Text { codes, dictionary } = column else { unreachable!("made a text column above") };
+        (codes, dictionary)
+    }
+
     fn put(&mut self, id: &str, record: &Record) {
-        let row = match self.slots.get(id) {
-            Some(row) => *row,
+        let row = match self.row_of(id) {
+            Some(row) => row,
             None => {
                 let row = match self.free.pop() {
                     Some(row) => row,
@@ -161,19 +221,31 @@ impl Table {
                         self.live.len() - 1
                     }
                 };
-                self.slots.insert(id.to_string(), row);
+                let (codes, dictionary) = self.ids();
+                let code = dictionary.intern(id);
+                codes.set(row, Some(code));
+                if self.row_of_code.len() <= code as usize {
+                    self.row_of_code.resize(code as usize + 1, NO_ROW);
+                }
+                self.row_of_code[code as usize] = row as u32;
+                self.count += 1;
                 row
             }
         };
         self.live[row] = true;
         for (field, column) in self.columns.iter_mut() {
-            column.set(row, record.get(field));
+            if field != ID {
+                column.set(row, record.get(field));
+            }
         }
     }
 
     fn update(&mut self, id: &str, changes: &[(String, Value)]) {
-        let Some(&row) = self.slots.get(id) else { return };
+        let Some(row) = self.row_of(id) else { return };
         for (field, value) in changes {
+            if field == ID {
+                continue;
+            }
             if let Some(column) = self.columns.get_mut(field) {
                 column.set(row, Some(value));
             }
@@ -181,20 +253,24 @@ impl Table {
     }
 
     fn remove(&mut self, id: &str) {
-        if let Some(row) = self.slots.remove(id) {
-            self.live[row] = false;
-            self.columns.values_mut().for_each(|c| c.set(row, None));
-            self.free.push(row);
+        let Some(row) = self.row_of(id) else { return };
+        let (codes, _) = self.ids();
+        if let Some(code) = codes.get(row) {
+            self.row_of_code[code as usize] = NO_ROW;
         }
+        self.live[row] = false;
+        self.columns.values_mut().for_each(|c| c.set(row, None));
+        self.free.push(row);
+        self.count -= 1;
     }
 
     /// Live rows.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.count == 0
     }
 }
 

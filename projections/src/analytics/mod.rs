@@ -3,7 +3,9 @@
 //! event (never by scanning the log per query).
 //!
 //! - [`columns`]: per object, one column per field (numbers, dictionary-coded
-//!   text, booleans, times), updated in place by each record event.
+//!   text, booleans, times), updated in place by each record event; a
+//!   column's values and nulls are [`cells`], a text column's distinct texts
+//!   a [`dictionary`], which the `id` column's also finds rows by.
 //! - [`cube`]: cube metadata: generated per object (count; sum/avg/min/max of
 //!   number fields; string, number, boolean and time dimensions) or declared
 //!   by the app.
@@ -14,8 +16,10 @@
 //! - [`time`]: granularities and relative date ranges ("Last 7 days").
 //! - `snapshot`: the model saved with its position and loaded again (see [`crate::snapshot`]).
 
+pub mod cells;
 pub mod columns;
 pub mod cube;
+pub mod dictionary;
 pub mod query;
 mod snapshot;
 pub mod sql;

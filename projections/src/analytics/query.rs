@@ -312,20 +312,23 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
             let lowered: Vec<String> = wanted.iter().map(|w| w.to_lowercase()).collect();
             // Decide per dictionary entry once, then per row by code.
             let verdict: Vec<bool> = dictionary
+                .texts()
                 .iter()
                 .map(|text| {
+                    let text: &str = text;
                     let lower = text.to_lowercase();
+                    let is_wanted = wanted.iter().any(|w| w == text);
                     match op {
-                        Equals => wanted.contains(text),
-                        NotEquals => !wanted.contains(text),
+                        Equals => is_wanted,
+                        NotEquals => !is_wanted,
                         Contains => lowered.iter().any(|w| lower.contains(w.as_str())),
                         NotContains => !lowered.iter().any(|w| lower.contains(w.as_str())),
                         StartsWith => lowered.iter().any(|w| lower.starts_with(w.as_str())),
                         EndsWith => lowered.iter().any(|w| lower.ends_with(w.as_str())),
-                        Gt => wanted.iter().any(|w| text > w),
-                        Gte => wanted.iter().any(|w| text >= w),
-                        Lt => wanted.iter().any(|w| text < w),
-                        Lte => wanted.iter().any(|w| text <= w),
+                        Gt => wanted.iter().any(|w| text > w.as_str()),
+                        Gte => wanted.iter().any(|w| text >= w.as_str()),
+                        Lt => wanted.iter().any(|w| text < w.as_str()),
+                        Lte => wanted.iter().any(|w| text <= w.as_str()),
                         _ => false,
                     }
                 })
@@ -334,7 +337,7 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
                 return Err(invalid(format!("'{}' is not a time dimension", filter.member)));
             }
             let null_passes = matches!(op, NotEquals | NotContains);
-            Ok(Box::new(move |r| codes[r].map(|c| verdict[c as usize]).unwrap_or(null_passes)))
+            Ok(Box::new(move |r| codes.get(r).map(|c| verdict[c as usize]).unwrap_or(null_passes)))
         }
         (Column::Number(cells), op) => {
             need(1)?;
@@ -351,14 +354,14 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
                 other => return Err(invalid(format!("'{}' is a number: {} does not apply", filter.member, other.name()))),
             };
             let null_passes = op == NotEquals;
-            Ok(Box::new(move |r| cells[r].map(&test).unwrap_or(null_passes)))
+            Ok(Box::new(move |r| cells.get(r).map(&test).unwrap_or(null_passes)))
         }
         (Column::Bool(cells), op) => {
             need(1)?;
             let wanted: Vec<bool> = values.iter().map(|v| matches!(v, Json::Bool(true)) || v.as_str() == Some("true")).collect();
             match op {
-                Equals => Ok(Box::new(move |r| cells[r].is_some_and(|b| wanted.contains(&b)))),
-                NotEquals => Ok(Box::new(move |r| cells[r].is_none_or(|b| !wanted.contains(&b)))),
+                Equals => Ok(Box::new(move |r| cells.get(r).is_some_and(|b| wanted.contains(&b)))),
+                NotEquals => Ok(Box::new(move |r| cells.get(r).is_none_or(|b| !wanted.contains(&b)))),
                 other => Err(invalid(format!("'{}' is a boolean: {} does not apply", filter.member, other.name()))),
             }
         }
@@ -379,7 +382,7 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
                 other => return Err(invalid(format!("'{}' is a time: {} does not apply", filter.member, other.name()))),
             };
             let negate = matches!(op, NotInDateRange | NotEquals);
-            Ok(Box::new(move |r| match cells[r] {
+            Ok(Box::new(move |r| match cells.get(r) {
                 Some(t) => (t >= from && t < to) != negate,
                 None => negate,
             }))
@@ -388,27 +391,22 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
 }
 
 fn is_set(column: &Column, row: usize) -> bool {
-    match column {
-        Column::Number(v) => v[row].is_some(),
-        Column::Text { codes, .. } => codes[row].is_some(),
-        Column::Bool(v) => v[row].is_some(),
-        Column::Time(v) => v[row].is_some(),
-    }
+    column.is_set(row)
 }
 
 fn key_of(column: &Column, row: usize, granularity: Option<Granularity>) -> Key {
     match column {
-        Column::Number(v) => v[row].map(|x| Key::Number(x.to_bits())).unwrap_or(Key::Null),
-        Column::Text { codes, .. } => codes[row].map(Key::Code).unwrap_or(Key::Null),
-        Column::Bool(v) => v[row].map(Key::Bool).unwrap_or(Key::Null),
-        Column::Time(v) => v[row].map(|t| Key::Time(granularity.map(|g| truncate(t, g)).unwrap_or(t))).unwrap_or(Key::Null),
+        Column::Number(v) => v.get(row).map(|x| Key::Number(x.to_bits())).unwrap_or(Key::Null),
+        Column::Text { codes, .. } => codes.get(row).map(Key::Code).unwrap_or(Key::Null),
+        Column::Bool(v) => v.get(row).map(Key::Bool).unwrap_or(Key::Null),
+        Column::Time(v) => v.get(row).map(|t| Key::Time(granularity.map(|g| truncate(t, g)).unwrap_or(t))).unwrap_or(Key::Null),
     }
 }
 
 fn label(column: &Column, key: Key) -> Json {
     match (column, key) {
         (_, Key::Null) => Json::Null,
-        (Column::Text { dictionary, .. }, Key::Code(c)) => Json::String(dictionary[c as usize].clone()),
+        (Column::Text { dictionary, .. }, Key::Code(c)) => Json::String(dictionary.text(c).to_string()),
         (_, Key::Number(bits)) => json!(f64::from_bits(bits)),
         (_, Key::Bool(b)) => Json::Bool(b),
         (_, Key::Time(t)) => Json::String(bucket_label(t)),
@@ -518,7 +516,7 @@ impl AnalyticsModel {
                     _ => {}
                 }
                 if let Column::Number(cells) = col {
-                    if let Some(x) = cells[row] {
+                    if let Some(x) = cells.get(row) {
                         acc.n += 1;
                         acc.sum += x;
                         acc.min = Some(acc.min.map_or(x, |m| m.min(x)));

@@ -1,19 +1,22 @@
 //! The analytics model as a snapshot: the catalog and each table's columns
-//! as they are (row slots, free rows, column values, text dictionaries; a
-//! text column's lookup is rebuilt from its dictionary).
+//! as they are (live and free rows, column values and presence bits, text
+//! dictionaries; a text column's lookup is rebuilt from its dictionary, and
+//! the rows by id from the `id` column).
 
 use std::collections::{BTreeMap, HashMap};
 
 use domain::event::ObjectDefined;
 
+use super::cells::Cells;
 use super::columns::{AnalyticsModel, Column, Table};
+use super::dictionary::Dictionary;
 use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{Reader, Writer};
 use crate::snapshot::Snapshot;
 
 impl Snapshot for AnalyticsModel {
     const NAME: &'static str = "analytics";
-    const FORMAT: u32 = 1;
+    const FORMAT: u32 = 2;
     /// The body: columns are plain vectors, copied once straight into it.
     type Captured = Vec<u8>;
 
@@ -26,17 +29,16 @@ impl Snapshot for AnalyticsModel {
         for object in objects {
             let table = &self.tables[object];
             out.put(object);
-            out.put(&table.slots.iter().map(|(id, row)| (id.as_str(), *row as u64)).collect::<Vec<_>>());
             out.put(&table.live);
             out.put(&table.free.iter().map(|row| *row as u64).collect::<Vec<_>>());
             out.put(&(table.columns.len() as u64));
             for (field, column) in &table.columns {
                 out.put(field);
                 match column {
-                    Column::Number(values) => out.put(&(0u8, values)),
-                    Column::Text { codes, dictionary, .. } => out.put(&(1u8, codes, dictionary)),
-                    Column::Bool(values) => out.put(&(2u8, values)),
-                    Column::Time(values) => out.put(&(3u8, values)),
+                    Column::Number(cells) => out.put(&(0u8, cells.parts())),
+                    Column::Text { codes, dictionary } => out.put(&(1u8, codes.parts(), dictionary.texts())),
+                    Column::Bool(cells) => out.put(&(2u8, cells.parts())),
+                    Column::Time(cells) => out.put(&(3u8, cells.parts())),
                 }
             }
         }
@@ -53,22 +55,25 @@ impl Snapshot for AnalyticsModel {
         let mut tables = HashMap::new();
         for _ in 0..input.count()? {
             let object: String = input.take()?;
-            let slots: Vec<(String, u64)> = input.take()?;
             let live: Vec<bool> = input.take()?;
             let free: Vec<u64> = input.take()?;
             let rows = live.len();
             let mut columns = BTreeMap::new();
             for _ in 0..input.count()? {
                 let field: String = input.take()?;
+                let broken = |e: String| format!("the analytics model's snapshot: column {object}.{field}: {e}");
                 let column = match input.take::<u8>()? {
-                    0 => Column::Number(input.take()?),
+                    0 => Column::Number(cells(&mut input).map_err(broken)?),
                     1 => {
-                        let (codes, dictionary): (Vec<Option<u32>>, Vec<String>) = (input.take()?, input.take()?);
-                        let lookup = dictionary.iter().enumerate().map(|(code, text)| (text.clone(), code as u32)).collect();
-                        Column::Text { codes, dictionary, lookup }
+                        let codes: Cells<u32> = cells(&mut input).map_err(broken)?;
+                        let dictionary = Dictionary::from_texts(input.take()?).map_err(broken)?;
+                        if let Some(code) = (0..codes.len()).filter_map(|row| codes.get(row)).find(|code| *code as usize >= dictionary.len()) {
+                            return Err(broken(format!("code {code} is not in its dictionary")));
+                        }
+                        Column::Text { codes, dictionary }
                     }
-                    2 => Column::Bool(input.take()?),
-                    3 => Column::Time(input.take()?),
+                    2 => Column::Bool(cells(&mut input).map_err(broken)?),
+                    3 => Column::Time(cells(&mut input).map_err(broken)?),
                     other => return Err(format!("the analytics model's snapshot: unknown column kind {other}")),
                 };
                 if column.len() != rows {
@@ -77,15 +82,17 @@ impl Snapshot for AnalyticsModel {
                 columns.insert(field, column);
             }
             let in_range = |row: u64| usize::try_from(row).ok().filter(|row| *row < rows);
-            let slots = slots
-                .into_iter()
-                .map(|(id, row)| in_range(row).map(|row| (id, row)))
-                .collect::<Option<HashMap<String, usize>>>()
-                .ok_or("the analytics model's snapshot: a row out of range")?;
             let free = free.into_iter().map(in_range).collect::<Option<Vec<usize>>>().ok_or("the analytics model's snapshot: a free row out of range")?;
-            tables.insert(object, Table { slots, live, free, columns });
+            let table = Table::restored(live, free, columns).map_err(|e| format!("the analytics model's snapshot: table {object}: {e}"))?;
+            tables.insert(object, table);
         }
         input.finish()?;
         Ok(AnalyticsModel::restored(catalog, tables, position))
     }
+}
+
+/// A column's cells: its values, then its presence bits.
+fn cells<T: Copy + Default + bincode::Decode<()>>(input: &mut Reader) -> Result<Cells<T>, String> {
+    let (values, present): (Vec<T>, Vec<u64>) = input.take()?;
+    Cells::from_parts(values, present)
 }

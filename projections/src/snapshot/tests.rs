@@ -99,6 +99,10 @@ fn answers(query: &QueryModel, audit: &AuditModel, analytics: &AnalyticsModel) -
         let body = json!({"cube": cube.name, "measures": ["count", "amount_sum"], "dimensions": ["region", "won"], "order": {"region": "asc"}});
         let result = analytics.run(cube, &parse_cube_query(&body).unwrap(), Timestamp::parse("2026-12-31T00:00:00Z").unwrap()).unwrap();
         out["analytics"][&cube.name] = json!(result.rows);
+        // Per id: the rows found by id (updates and deletes after a load) and the id column itself.
+        let by_id = json!({"cube": cube.name, "measures": ["amount_sum"], "dimensions": ["id", "region"], "order": {"id": "asc"}, "limit": 10_000});
+        let result = analytics.run(cube, &parse_cube_query(&by_id).unwrap(), Timestamp::parse("2026-12-31T00:00:00Z").unwrap()).unwrap();
+        out["analytics_by_id"][&cube.name] = json!(result.rows);
     }
     out["positions"] = json!([query.checkpoint(), audit.checkpoint(), analytics.checkpoint()]);
     out
@@ -158,6 +162,8 @@ async fn models_load_from_their_snapshots_and_the_events_after_them() {
         let caught_up = load_all(&store, Some(&dir)).await;
         assert_eq!(answers_of(&caught_up), folded(&store).await, "seed {seed}: snapshot and the events after it");
         assert!(caught_up.0.read().unwrap().checkpoint() > saved_at);
+        let live_deals = live.iter().filter(|(object, _)| object == "deal").count();
+        assert_eq!(answers_of(&caught_up)["analytics_by_id"]["deal"].as_array().map(Vec::len), Some(live_deals), "seed {seed}: a row per live id");
     }
 }
 
