@@ -1,7 +1,10 @@
 //! The audit read model: one entry per change, in the spec's audit shape
 //! (`eventType`, actor, target, `changes: [{field, oldValue, newValue}]`,
 //! timestamp), plus the log position and event id. Queried by object, record,
-//! actor, event type and time range, newest first.
+//! actor, event type and time range, newest first. An entry holds what those
+//! queries filter on; what it shows beyond that is read from the log by the
+//! caller, by position (`EventStore::read_positions`), and given to
+//! [`AuditEntry::to_json`].
 
 use std::sync::{Arc, RwLock};
 
@@ -17,13 +20,14 @@ use crate::InProcess;
 
 mod snapshot;
 
-/// One audited change. The changes themselves stay in the event's payload
-/// bytes (about a third of the memory of the decoded values, and most of an
-/// entry) and are read out when the entry is shown.
+/// One audited change: what queries filter on. The rest (the event's id,
+/// stream version and causes, and the changes themselves) is the event's,
+/// read from the log when the entry is shown ([`AuditEntry::to_json`]): a
+/// model that held the payload's bytes and those fields beside each entry
+/// took about three times the memory.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub position: u64,
-    pub event_id: [u8; 16],
     /// `data.create`, `data.update`, `data.delete`, or `system.config_changed` for metadata.
     pub event_type: &'static str,
     pub occurred_at: i64,
@@ -32,32 +36,12 @@ pub struct AuditEntry {
     /// The object (or `object` for metadata changes) and the record id (or the object name).
     pub target_type: Arc<str>,
     pub target_id: Arc<str>,
-    pub stream_version: u64,
-    /// For a cascaded delete: the stream of the delete that caused it.
-    pub cause: Option<String>,
-    /// The event this change answered (a workflow rule's or a job's write): its id.
-    pub caused_by: Option<[u8; 16]>,
-    payload: StoredPayload,
-}
-
-/// An event's payload as the log holds it (older schema versions are upcast when read).
-#[derive(Debug, Clone)]
-struct StoredPayload {
-    event_type: &'static str,
-    schema_version: u16,
-    bytes: Box<[u8]>,
 }
 
 impl AuditEntry {
-    /// The changes: `(field, old value, new value)`.
-    pub fn changes(&self) -> Vec<(String, Value, Value)> {
-        self.decoded().map(changes_of).unwrap_or_default()
-    }
-
-    /// The payload, decoded again (upcast from older schema versions).
-    fn decoded(&self) -> Option<EventPayload> {
-        let stored = &self.payload;
-        match decode_payload(stored.event_type, stored.schema_version, &stored.bytes, domain::event::registry()) {
+    /// The event's payload, decoded (upcast from older schema versions).
+    fn decoded(&self, event: &EventEnvelope) -> Option<EventPayload> {
+        match decode_payload(&event.event_type, event.schema_version, &event.payload, domain::event::registry()) {
             Ok(payload) => Some(payload),
             Err(error) => {
                 // It decoded when it was applied; this cannot happen short of a bug.
@@ -67,20 +51,30 @@ impl AuditEntry {
         }
     }
 
-    /// The spec's audit event as JSON.
-    pub fn to_json(&self) -> Json {
-        let id: String = domain::hex::encode(&self.event_id);
+    /// The spec's audit event as JSON, from the entry and its event as the
+    /// log holds it (`None`: the log did not give it, which cannot happen
+    /// short of a bug; the entry is shown without what the event holds).
+    pub fn to_json(&self, event: Option<&EventEnvelope>) -> Json {
+        let event = event.filter(|e| e.position == self.position);
+        if event.is_none() {
+            tracing::error!(position = self.position, "the log did not give an audited event");
+        }
+        let id: Option<String> = event.map(|e| domain::hex::encode(&e.event_id));
         let verb = match self.event_type {
             "data.create" => "created",
             "data.update" => "updated",
             "data.delete" => "deleted",
             _ => "changed",
         };
-        let payload = self.decoded();
+        let payload = event.and_then(|e| self.decoded(e));
         let automated = match &payload {
             Some(EventPayload::RecordCreated(e)) => e.automated.clone(),
             Some(EventPayload::RecordUpdated(e)) => e.automated.clone(),
             _ => Vec::new(),
+        };
+        let cause = match &payload {
+            Some(EventPayload::RecordDeleted(e)) => e.cause.clone(),
+            _ => None,
         };
         // A change a workflow rule made within the write names the rule (the last to set it).
         let set_by = |field: &str| automated.iter().rev().find(|a| a.fields.iter().any(|f| f == field)).map(|a| a.rule.as_str());
@@ -108,8 +102,8 @@ impl AuditEntry {
             "result": "success",
             "tenantId": &*self.tenant,
             "metadata": {
-                "position": self.position, "eventId": id, "version": self.stream_version, "cause": self.cause,
-                "causedBy": self.caused_by.map(|c| domain::hex::encode(&c)),
+                "position": self.position, "eventId": id, "version": event.map(|e| e.stream_version), "cause": cause,
+                "causedBy": event.and_then(|e| e.causation_id).map(|c| domain::hex::encode(&c)),
             },
         });
         if !automated.is_empty() {
@@ -186,10 +180,6 @@ impl AuditModel {
         if matches!(payload, EventPayload::Process(_)) {
             return;
         }
-        let cause = match payload {
-            EventPayload::RecordDeleted(e) => e.cause.clone(),
-            _ => None,
-        };
         let (event_type, target_type, target_id) = match payload {
             EventPayload::RecordCreated(e) => ("data.create", self.names.get(&e.object), &e.id),
             EventPayload::RecordUpdated(e) => ("data.update", self.names.get(&e.object), &e.id),
@@ -201,20 +191,7 @@ impl AuditModel {
         };
         let target_id = self.shared_target(&target_type, target_id);
         let (actor, tenant) = (self.names.get(&envelope.actor), self.names.get(&envelope.tenant));
-        self.insert(AuditEntry {
-            position: envelope.position,
-            event_id: envelope.event_id,
-            caused_by: envelope.causation_id,
-            event_type,
-            occurred_at: envelope.occurred_at,
-            actor,
-            tenant,
-            target_type,
-            target_id,
-            stream_version: envelope.stream_version,
-            cause,
-            payload: StoredPayload { event_type: payload.event_type(), schema_version: envelope.schema_version, bytes: envelope.payload.as_slice().into() },
-        });
+        self.insert(AuditEntry { position: envelope.position, event_type, occurred_at: envelope.occurred_at, actor, tenant, target_type, target_id });
     }
 
     /// The copy of a target's id its earlier entries share (a new one for its first).

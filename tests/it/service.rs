@@ -254,6 +254,14 @@ async fn deletes_follow_delete_behaviour(backend: Backend) {
         })
         .collect();
     assert_eq!(causes, [None, Some("account/a1".to_string()), Some("account/a1".to_string())], "cascaded deletes name their cause");
+    // The audit trail shows the cause, read from the event (the entry keeps only what queries filter on).
+    let mut audit = projections::audit_model::AuditModel::default();
+    for event in &deleted.events {
+        audit.apply(event, &domain::event::codec::decode_envelope_payload(event, domain::event::registry()).unwrap());
+    }
+    let (entries, _) = audit.query(&projections::audit_model::AuditQuery { object: Some("contact".into()), limit: 10, ..Default::default() });
+    let shown: Vec<Json> = entries.iter().map(|e| e.to_json(deleted.events.iter().find(|d| d.position == e.position))["metadata"]["cause"].clone()).collect();
+    assert_eq!(shown, [json!("account/a1"), json!("account/a1")]);
     assert!(!service.record_state("contact", "c1").exists());
     assert!(!service.record_state("contact", "c2").exists());
     let note = service.record_state("note", "n1").record.unwrap();

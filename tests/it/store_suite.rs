@@ -41,6 +41,24 @@ async fn append_and_read(store: &dyn EventStore) {
     assert_eq!(store.read_all(1, 2).await.unwrap().iter().map(|e| e.position).collect::<Vec<_>>(), [2, 3]);
     assert!(store.read_all(4, 10).await.unwrap().is_empty());
     reads_into_used_buffers(store).await;
+    reads_by_position(store).await;
+}
+
+/// `read_positions` gives the events at the positions asked for, each once,
+/// in position order, whatever order and repeats the ask has.
+async fn reads_by_position(store: &dyn EventStore) {
+    let all = store.read_all(0, 1000).await.unwrap();
+    let head = all.len() as u64;
+    for ask in [vec![], vec![1], vec![head], vec![3, 1, 2, 3], vec![head, 2, 0, head + 5], vec![1, 2, 4], (1..=head).rev().collect()] {
+        let mut expected: Vec<u64> = ask.iter().copied().filter(|p| (1..=head).contains(p)).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        let read = store.read_positions(&ask).await.unwrap();
+        assert_eq!(read.iter().map(|e| e.position).collect::<Vec<_>>(), expected, "asked for {ask:?}");
+        for event in &read {
+            assert_eq!(Some(event), all.get(event.position as usize - 1), "the whole event at {}", event.position);
+        }
+    }
 }
 
 /// `read_all_into` gives what `read_all` gives, whatever the buffer held

@@ -296,6 +296,11 @@ impl EventStore for TopicFed {
         self.inner.read_all(after, max).await
     }
 
+    /// From the log, in one read: positions a reader holds are committed there.
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner.read_positions(positions).await
+    }
+
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
         self.inner.read_idempotent(key).await
     }

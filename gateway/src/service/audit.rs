@@ -33,28 +33,36 @@ fn mask_entry(caller: &Caller, catalog: &domain::metadata::Catalog, entry: &mut 
     }
 }
 
-/// `{entries, records, total, hasMore}`, as the caller may see them.
-fn page(system: &System, caller: &Caller, query: &AuditQuery) -> Json {
+/// `{entries, records, total, hasMore}`, as the caller may see them: the
+/// model finds the page's entries, and their events are read from the log
+/// in one read to show them.
+async fn page(system: &System, caller: &Caller, query: &AuditQuery) -> Result<Json, ApiError> {
     let catalog = system.reader.catalog();
-    let model = system.audit_model.read().expect("audit lock");
-    let (entries, total) = model.query(query);
+    let (entries, total) = {
+        let model = system.audit_model.read().expect("audit lock");
+        let (entries, total) = model.query(query);
+        (entries.into_iter().cloned().collect::<Vec<_>>(), total)
+    };
+    let positions: Vec<u64> = entries.iter().map(|e| e.position).collect();
+    let events = system.commands.store().read_positions(&positions).await?;
+    let event_at = |position: u64| events.binary_search_by_key(&position, |e| e.position).ok().map(|at| &events[at]);
     let entries: Vec<Json> = entries
         .iter()
         .map(|e| {
-            let mut entry = e.to_json();
+            let mut entry = e.to_json(event_at(e.position));
             mask_entry(caller, &catalog, &mut entry);
             entry
         })
         .collect();
     let has_more = query.offset + entries.len() < total;
-    json!({"entries": entries, "records": entries, "total": total, "hasMore": has_more})
+    Ok(json!({"entries": entries, "records": entries, "total": total, "hasMore": has_more}))
 }
 
 /// The whole trail, filtered by `query`.
 pub async fn trail(system: &System, caller: &Caller, query: &AuditQuery, min: Option<u64>) -> Result<Json, ApiError> {
     caller.require(SystemPermission::ViewAuditTrail)?;
     barrier_on(system, &system.audit, min).await?;
-    Ok(page(system, caller, query))
+    page(system, caller, query).await
 }
 
 /// A record's history (`query`'s object and record are set from the arguments).
@@ -67,5 +75,5 @@ pub async fn history(system: &System, caller: &Caller, object: &str, id: &str, m
     }
     query.object = Some(definition.name.clone());
     query.record_id = Some(id.to_string());
-    Ok(page(system, caller, &query))
+    page(system, caller, &query).await
 }

@@ -220,6 +220,12 @@ impl EventStore for PostgresStore {
         self.query_events(&sql, &[&(after as i64), &(max as i64)]).await
     }
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
+        let positions: Vec<i64> = positions.iter().filter_map(|p| i64::try_from(*p).ok()).collect();
+        let sql = format!("{SELECT_EVENTS} WHERE position = ANY($1) ORDER BY position");
+        self.query_events(&sql, &[&positions]).await
+    }
+
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
         let client = self.pool.get().await.map_err(pg_error)?;
         let Some(row) = client.query_opt("SELECT first_position, last_position FROM idempotency_keys WHERE key = $1", &[&key]).await.map_err(pg_error)? else {
