@@ -120,21 +120,8 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(out)
     }
     /// The events at these positions, each once, in position order (a
-    /// position past the head has none). The default reads each run of
-    /// consecutive positions with [`EventStore::read_all`].
-    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
-        let mut wanted: Vec<u64> = positions.iter().copied().filter(|p| *p > 0).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut events = Vec::with_capacity(wanted.len());
-        let mut rest = wanted.as_slice();
-        while let Some(first) = rest.first().copied() {
-            let run = rest.iter().enumerate().take_while(|(n, p)| **p == first + *n as u64).count();
-            events.extend(self.read_all(first - 1, run).await?.into_iter().filter(|e| e.position < first + run as u64));
-            rest = &rest[run..];
-        }
-        Ok(events)
-    }
+    /// position that is 0 or past the head has none).
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError>;
     /// The events committed under an idempotency key, if it was used.
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError>;
     /// The last position this process knows to be committed; changes are

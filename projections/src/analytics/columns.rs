@@ -149,15 +149,13 @@ pub struct Table {
     pub(crate) live: Vec<bool>,
     pub(super) free: Vec<usize>,
     pub(crate) columns: BTreeMap<String, Column>,
-    /// Live rows.
-    count: usize,
 }
 
 impl Table {
     /// A table as a snapshot held it: the rows by id are taken from the `id`
     /// column's codes of the live rows; why not, when those do not add up.
     pub(super) fn restored(live: Vec<bool>, free: Vec<usize>, columns: BTreeMap<String, Column>) -> Result<Table, String> {
-        let mut table = Table { row_of_code: Vec::new(), live, free, columns, count: 0 };
+        let mut table = Table { row_of_code: Vec::new(), live, free, columns };
         let rows = table.live.len();
         let Some(Column::Text { codes, dictionary }) = table.columns.get(ID) else {
             return if table.live.iter().any(|l| *l) { Err("live rows but no id column".into()) } else { Ok(table) };
@@ -171,11 +169,15 @@ impl Table {
             }
             *slot = row as u32;
         }
-        if table.free.iter().any(|row| table.live[*row]) {
-            return Err("a free row is live".into());
+        // Every row is live or free, once: the table's length is read from that.
+        let mut free = table.free.clone();
+        free.sort_unstable();
+        free.dedup();
+        let dead = table.live.iter().filter(|l| !**l).count();
+        if free.len() != table.free.len() || free.len() != dead || free.iter().any(|row| table.live[*row]) {
+            return Err(format!("{} free rows listed for {dead} rows that are not live", table.free.len()));
         }
         table.row_of_code = row_of_code;
-        table.count = table.live.iter().filter(|l| **l).count();
         Ok(table)
     }
 
@@ -228,7 +230,6 @@ impl Table {
                     self.row_of_code.resize(code as usize + 1, NO_ROW);
                 }
                 self.row_of_code[code as usize] = row as u32;
-                self.count += 1;
                 row
             }
         };
@@ -261,16 +262,15 @@ impl Table {
         self.live[row] = false;
         self.columns.values_mut().for_each(|c| c.set(row, None));
         self.free.push(row);
-        self.count -= 1;
     }
 
-    /// Live rows.
+    /// Live rows: every row is live or free.
     pub fn len(&self) -> usize {
-        self.count
+        self.live.len() - self.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.len() == 0
     }
 }
 
@@ -341,5 +341,51 @@ impl AnalyticsModel {
             }
             EventPayload::EventSkipped(_) | EventPayload::Process(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(title: &str) -> Record {
+        let mut record = Record::default();
+        record.insert("title", Value::Text(title.into()));
+        record
+    }
+
+    #[test]
+    fn rows_are_found_by_id_and_reused_after_a_delete() {
+        let mut table = Table::default();
+        table.put("a", &record("one"));
+        table.put("b", &record("two"));
+        table.remove("a");
+        assert_eq!((table.len(), table.row_of("a"), table.row_of("b")), (1, None, Some(1)));
+        table.put("c", &record("three"));
+        assert_eq!((table.len(), table.row_of("c")), (2, Some(0)), "the freed row is taken again");
+        table.put("a", &record("back"));
+        assert_eq!((table.len(), table.row_of("a")), (3, Some(2)), "an id deleted and created again gets a row");
+        table.put("a", &record("again"));
+        assert_eq!(table.len(), 3, "a put of a live id changes its row");
+    }
+
+    #[test]
+    fn a_restored_table_must_list_every_row_that_is_not_live_as_free_once() {
+        let mut table = Table::default();
+        for id in ["a", "b", "c"] {
+            table.put(id, &record(id));
+        }
+        table.remove("b");
+        let columns = |table: &Table| {
+            let Some(Column::Text { codes, dictionary }) = table.columns.get(ID) else { panic!("an id column") };
+            let (values, present) = codes.parts();
+            let dictionary = Dictionary::from_texts(dictionary.texts().iter().map(|t| t.to_string()).collect()).unwrap();
+            BTreeMap::from([(ID.to_string(), Column::Text { codes: Cells::from_parts(values.clone(), present.clone()).unwrap(), dictionary })])
+        };
+        let restored = Table::restored(table.live.clone(), vec![1], columns(&table)).unwrap();
+        assert_eq!((restored.len(), restored.row_of("c"), restored.row_of("b")), (2, Some(2), None));
+        assert!(Table::restored(table.live.clone(), vec![], columns(&table)).is_err(), "a dead row not listed as free");
+        assert!(Table::restored(table.live.clone(), vec![1, 1], columns(&table)).is_err(), "a free row listed twice");
+        assert!(Table::restored(table.live.clone(), vec![0], columns(&table)).is_err(), "a live row listed as free");
     }
 }

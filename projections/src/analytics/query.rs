@@ -304,8 +304,8 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
         }
     };
     match (column, filter.op) {
-        (_, Set) => Ok(Box::new(move |r| is_set(column, r))),
-        (_, NotSet) => Ok(Box::new(move |r| !is_set(column, r))),
+        (_, Set) => Ok(Box::new(move |r| column.is_set(r))),
+        (_, NotSet) => Ok(Box::new(move |r| !column.is_set(r))),
         (Column::Text { codes, dictionary, .. }, op) => {
             need(1)?;
             let wanted: Vec<String> = values.iter().map(as_text).collect();
@@ -388,10 +388,6 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
             }))
         }
     }
-}
-
-fn is_set(column: &Column, row: usize) -> bool {
-    column.is_set(row)
 }
 
 fn key_of(column: &Column, row: usize, granularity: Option<Granularity>) -> Key {
@@ -510,7 +506,7 @@ impl AnalyticsModel {
                         continue;
                     }
                     AggFunction::Count => {
-                        acc.n += u64::from(is_set(col, row));
+                        acc.n += u64::from(col.is_set(row));
                         continue;
                     }
                     _ => {}

@@ -205,6 +205,18 @@ impl EventStore for EmbeddedStore {
         blocking(move || shared.read_range(start, end, 0, &mut out).map(|()| out)).await
     }
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<EventEnvelope>, StoreError> {
+        let head = self.shared.index.read().expect("index lock").head();
+        let mut positions: Vec<u64> = positions.iter().copied().filter(|p| (1..=head).contains(p)).collect();
+        positions.sort_unstable();
+        positions.dedup();
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shared = self.shared.clone();
+        blocking(move || shared.read_positions(&positions)).await
+    }
+
     async fn read_idempotent(&self, key: &str) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
         let positions = {
             let index = self.shared.index.read().expect("index lock");
