@@ -142,6 +142,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         QuerySide::Postgres(_) => Default::default(),
     };
     hub_model.write().expect("model lock").set_history(history.clone());
+    let shared_rows = projections::query_model::RecordsOf(hub_model.clone());
     let (audit_projection, audit_model) = audit_projection();
     let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
     // The search index on disk (beside the embedded log, or where the
@@ -247,6 +248,10 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
         catch_up(handle, head, settings.projector_nodes && handle.name() == "query").await?;
     }
+    // Each live record in memory once: the write model takes the hub's
+    // model's allocation of every equal record. The task ends with the
+    // command service.
+    drop(commands.share_records_with(Arc::new(shared_rows)));
     // The app's processes start once the app is loaded: they react to what
     // comes after (and to what they had not handled before a stop).
     commands.set_workflow_rules(&automation.workflows);

@@ -27,6 +27,7 @@ mod rest;
 mod search;
 mod security;
 mod service;
+mod sharing;
 mod store_suite;
 mod tidy;
 mod upcast;

@@ -13,6 +13,7 @@ mod append_stats;
 mod command;
 mod follow_log;
 mod plan;
+pub mod sharing;
 mod stream_locks;
 mod write_model;
 
@@ -229,6 +230,18 @@ impl CommandService {
     /// The version of a record stream (0 when it has no events), without copying the record.
     pub fn version_of(&self, object: &str, id: &str) -> u64 {
         self.model.lock().expect("write model lock").version(object, id)
+    }
+
+    /// Holds each record once with the in-process read model `source` (see
+    /// [`sharing`]): the task ends when this service is dropped; the caller
+    /// may abort it sooner.
+    pub fn share_records_with(&self, source: Arc<dyn sharing::RecordSource>) -> tokio::task::JoinHandle<()> {
+        sharing::spawn(&self.model, source)
+    }
+
+    /// Whether the write model holds this record in `allocation` (tests of sharing).
+    pub fn holds_record_allocation(&self, object: &str, id: &str, allocation: &Arc<domain::value::Record>) -> bool {
+        self.model.lock().expect("write model lock").kept(object, id).is_some_and(|own| Arc::ptr_eq(own, allocation))
     }
 
     /// The current state of a record stream, as the write side knows it.
@@ -576,6 +589,7 @@ fn apply_and_release(model: &Mutex<WriteModel>, upcasters: &Upcasters, events: &
             outcome = Err(e.into());
             break;
         }
+        model.note_applied(envelope.position, &envelope.stream);
     }
     for reservation in reservations {
         model.release(reservation);

@@ -6,6 +6,7 @@
 //! so two concurrent writes cannot both claim one value.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventPayload, ProcessEvent, Upcasters};
@@ -38,6 +39,19 @@ struct UniqueSet {
     case_sensitive: bool,
 }
 
+/// A record stream as the write model keeps it: its version and live record.
+/// The record is shared: with the in-process read model once the two hold
+/// equal content (see [`super::sharing`]), so a record is in memory once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Kept {
+    pub version: u64,
+    pub record: Option<Arc<Record>>,
+}
+
+/// Record streams applied and not yet offered for sharing, at most this many
+/// (the oldest go first: a source that stopped moving costs nothing more).
+const PENDING_MAX: usize = 100_000;
+
 /// A record that references another: `(object, id, field)`.
 type ReferringField = (String, String, String);
 
@@ -47,7 +61,10 @@ pub(crate) struct WriteModel {
     /// Versions of metadata streams (`$meta/{object}`).
     pub meta_versions: HashMap<String, u64>,
     /// Record streams by object, then id.
-    records: HashMap<String, HashMap<String, RecordState>>,
+    records: HashMap<String, HashMap<String, Kept>>,
+    /// Record streams applied by this node's commands, with their log
+    /// positions, for [`super::sharing`] (`None` while nothing shares).
+    pub(crate) pending: Option<std::collections::VecDeque<(u64, String)>>,
     /// Creates per object: the autonumber sequence.
     created: HashMap<String, u64>,
     /// The next autonumber to give per object, once one has been given: it
@@ -132,18 +149,73 @@ impl WriteModel {
 
     /// The live records of an object.
     pub fn live_records<'a>(&'a self, object: &str) -> impl Iterator<Item = &'a Record> + 'a {
-        self.records.get(object).into_iter().flat_map(|records| records.values()).filter_map(|state| state.record.as_ref())
+        self.records.get(object).into_iter().flat_map(|records| records.values()).filter_map(|kept| kept.record.as_deref())
     }
 
     pub fn record(&self, object: &str, id: &str) -> RecordState {
-        self.records.get(object).and_then(|m| m.get(id)).cloned().unwrap_or_default()
+        self.records
+            .get(object)
+            .and_then(|m| m.get(id))
+            .map(|kept| RecordState { version: kept.version, record: kept.record.as_deref().cloned() })
+            .unwrap_or_default()
+    }
+
+    /// The record a stream holds now, shared.
+    pub(crate) fn kept(&self, object: &str, id: &str) -> Option<&Arc<Record>> {
+        self.records.get(object).and_then(|m| m.get(id)).and_then(|kept| kept.record.as_ref())
+    }
+
+    /// Takes the place of a record with `theirs` when both hold the same
+    /// content and are not one allocation already; says whether it did.
+    pub(crate) fn adopt(&mut self, object: &str, id: &str, theirs: Arc<Record>) -> bool {
+        let Some(kept) = self.records.get_mut(object).and_then(|m| m.get_mut(id)) else { return false };
+        match &kept.record {
+            Some(own) if !Arc::ptr_eq(own, &theirs) && **own == *theirs => {
+                kept.record = Some(theirs);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every record stream's `(object, id)` holding a live record.
+    pub(crate) fn live_keys(&self) -> Vec<(String, String)> {
+        self.records
+            .iter()
+            .flat_map(|(object, records)| records.iter().filter(|(_, kept)| kept.record.is_some()).map(move |(id, _)| (object.clone(), id.clone())))
+            .collect()
+    }
+
+    /// Notes a record stream applied at `position` for sharing, when sharing is on.
+    pub(crate) fn note_applied(&mut self, position: u64, stream: &str) {
+        let Some(pending) = self.pending.as_mut() else { return };
+        if stream.starts_with('$') || !stream.contains('/') {
+            return;
+        }
+        if pending.len() >= PENDING_MAX {
+            pending.pop_front();
+        }
+        pending.push_back((position, stream.to_string()));
+    }
+
+    /// The pending record streams applied at or below `through`, taken out.
+    pub(crate) fn take_pending(&mut self, through: u64) -> Vec<(String, String)> {
+        let Some(pending) = self.pending.as_mut() else { return Vec::new() };
+        let mut out = Vec::new();
+        while pending.front().is_some_and(|(position, _)| *position <= through) {
+            let (_, stream) = pending.pop_front().expect("a front");
+            if let Some((object, id)) = stream.split_once('/') {
+                out.push((object.to_string(), id.to_string()));
+            }
+        }
+        out
     }
 
     /// The id of a live record whose `field` equals `value` (seed data look-ups).
     pub fn find_by_field(&self, object: &str, field: &str, value: &Value) -> Option<String> {
         let records = self.records.get(object)?;
         let mut ids: Vec<&String> =
-            records.iter().filter(|(_, s)| s.record.as_ref().and_then(|r| r.get(field)).is_some_and(|v| v.loose_eq(value))).map(|(id, _)| id).collect();
+            records.iter().filter(|(_, s)| s.record.as_deref().and_then(|r| r.get(field)).is_some_and(|v| v.loose_eq(value))).map(|(id, _)| id).collect();
         ids.sort();
         ids.first().map(|id| id.to_string())
     }
@@ -184,17 +256,21 @@ impl WriteModel {
             EventPayload::RecordCreated(_) | EventPayload::RecordUpdated(_) | EventPayload::RecordDeleted(_) => {
                 let object = payload.object().to_string();
                 let id = stream.split_once('/').map(|(_, id)| id).unwrap_or_default().to_string();
-                let state = self.record(&object, &id);
-                if stream_version <= state.version {
+                let kept = self.records.get(&object).and_then(|m| m.get(&id)).cloned().unwrap_or_default();
+                if stream_version <= kept.version {
                     return Ok(());
                 }
                 if matches!(payload, EventPayload::RecordCreated(_)) {
                     *self.created.entry(object.clone()).or_default() += 1;
                 }
-                let before = state.record.clone();
-                let after = evolve(state, payload);
-                self.index_record(&object, &id, before.as_ref(), after.record.as_ref());
-                self.records.entry(object).or_default().insert(id, after);
+                // Only an update needs the record before it (a create has none, a delete keeps none).
+                let before = match payload {
+                    EventPayload::RecordUpdated(_) => kept.record.as_deref().cloned(),
+                    _ => None,
+                };
+                let after = evolve(RecordState { version: kept.version, record: before }, payload);
+                self.index_record(&object, &id, kept.record.as_deref(), after.record.as_ref());
+                self.records.entry(object).or_default().insert(id, Kept { version: after.version, record: after.record.map(Arc::new) });
             }
             // Operators' decisions about projections: nothing for the write model.
             EventPayload::Process(event) if stream.starts_with("$approvals/") => {
@@ -242,7 +318,7 @@ impl WriteModel {
         let sets = sets_of(&definition);
         self.unique_sets.insert(object.to_string(), sets.clone());
         let records: Vec<(String, Record)> =
-            self.records.get(object).into_iter().flatten().filter_map(|(id, s)| s.record.clone().map(|r| (id.clone(), r))).collect();
+            self.records.get(object).into_iter().flatten().filter_map(|(id, s)| s.record.as_deref().map(|r| (id.clone(), r.clone()))).collect();
         for set in sets {
             let index = self.unique.entry(set.clone()).or_default();
             for (id, record) in &records {
@@ -364,7 +440,7 @@ impl WriteModel {
 
 impl Lookups for WriteModel {
     fn record_exists(&self, object: &str, id: &str) -> bool {
-        self.records.get(object).and_then(|m| m.get(id)).is_some_and(RecordState::exists)
+        self.records.get(object).and_then(|m| m.get(id)).is_some_and(|kept| kept.record.is_some())
     }
 
     fn find_duplicate(&self, object: &str, fields: &[String], values: &[Value], case_sensitive: bool, except_id: &str) -> Option<String> {

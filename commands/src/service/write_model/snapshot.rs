@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use domain::event::ObjectDefined;
 use domain::fields::KeptRecord;
-use domain::record::RecordState;
+use std::sync::Arc;
 
-use super::{sets_of, WriteModel};
+use super::{sets_of, Kept, WriteModel};
 use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{Reader, Writer};
 
@@ -35,7 +35,7 @@ impl WriteModel {
             out.put(object);
             out.put(&(records.len() as u64));
             for (id, state) in records {
-                out.put(&(id.as_str(), state.version, state.record.as_ref()));
+                out.put(&(id.as_str(), state.version, state.record.as_deref()));
             }
         }
         out.put(&self.created);
@@ -59,7 +59,7 @@ impl WriteModel {
             let mut records = HashMap::with_capacity(count.min(1 << 24));
             for _ in 0..count {
                 let (id, version, record): (String, u64, Option<KeptRecord>) = input.take()?;
-                records.insert(id, RecordState { version, record: record.map(|KeptRecord(r)| r) });
+                records.insert(id, Kept { version, record: record.map(|KeptRecord(r)| Arc::new(r)) });
             }
             model.records.insert(object, records);
         }
@@ -87,7 +87,7 @@ impl WriteModel {
         let records = std::mem::take(&mut model.records);
         for (object, states) in records.iter().filter(|(object, _)| indexed.contains(*object)) {
             for (id, state) in states {
-                model.index_record(object, id, None, state.record.as_ref());
+                model.index_record(object, id, None, state.record.as_deref());
             }
         }
         model.records = records;
