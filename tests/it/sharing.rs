@@ -15,6 +15,16 @@ use projections::query_model::{QueryModel, RecordsOf};
 use projections::runner::spawn;
 use serde_json::json;
 
+/// An embedded store (in a directory removed when dropped) and a command service with a `note` object.
+async fn notes() -> (tempfile::TempDir, Arc<dyn EventStore>, CommandService) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(open_embedded(dir.path()).unwrap());
+    let service = CommandService::start(store.clone()).await.unwrap();
+    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
+    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    (dir, store, service)
+}
+
 async fn create(service: &CommandService, id: &str, n: i64) {
     let data = json!({"title": format!("note {id}"), "n": n}).as_object().unwrap().clone();
     service.execute(Command::Create { object: "note".into(), id: Some(id.into()), data }, CommandMeta::system()).await.unwrap();
@@ -37,11 +47,7 @@ async fn all_shared(service: &CommandService, model: &Arc<RwLock<QueryModel>>, i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_write_model_shares_records_with_the_read_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(open_embedded(dir.path()).unwrap());
-    let service = CommandService::start(store.clone()).await.unwrap();
-    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
-    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    let (_dir, store, service) = notes().await;
     let first: Vec<String> = (0..20).map(|n| format!("n{n:02}")).collect();
     for (n, id) in first.iter().enumerate() {
         create(&service, id, n as i64).await;
@@ -93,11 +99,7 @@ impl RecordSource for Skewed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_differs_is_never_shared() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(open_embedded(dir.path()).unwrap());
-    let service = CommandService::start(store.clone()).await.unwrap();
-    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
-    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    let (_dir, _store, service) = notes().await;
     create(&service, "same", 1).await;
     create(&service, "other", 1).await;
     let equal = Arc::new(service.record_state("note", "same").record.unwrap());

@@ -9,10 +9,10 @@
 //! only above its stream's version.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use domain::event::ObjectDefined;
 use domain::fields::KeptRecord;
-use std::sync::Arc;
 
 use super::{sets_of, Kept, WriteModel};
 use crate::snapshot::catalog::{definitions, from_definitions};
