@@ -170,6 +170,16 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         (None, Storage::Postgres(_) | Storage::Cluster(..)) => None,
     }
     .map(commands::snapshot::SnapshotDir::new);
+    // The write model's snapshot may save records as digests of the query
+    // model's (when it is in process): its start takes them from that model
+    // once loaded.
+    let (loaded_query, start_source) = match &query_side {
+        QuerySide::Memory(_) => {
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            (Some(sender), Some(receiver))
+        }
+        QuerySide::Postgres(_) => (None, None),
+    };
     let loads = {
         let query_model = match &query_side {
             QuerySide::Memory(reader) => reader.memory_model(),
@@ -181,7 +191,13 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             use projections::rebuild::{load, load_snapshotted};
             let query = async {
                 match query_model {
-                    Some(model) => load_snapshotted(store.clone(), model, saved.clone()).await,
+                    Some(model) => {
+                        let loaded = load_snapshotted(store.clone(), model.clone(), saved.clone()).await;
+                        if let (Ok(_), Some(sender)) = (&loaded, loaded_query) {
+                            let _ = sender.send(Arc::new(projections::query_model::RecordsOf(model)) as Arc<dyn commands::service::sharing::RecordSource>);
+                        }
+                        loaded
+                    }
                     None => Ok(Default::default()),
                 }
             };
@@ -193,7 +209,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             )
         })
     };
-    let commands = Arc::new(CommandService::start_from(store.clone(), model_snapshots.as_ref()).await.context("folding the event log")?);
+    let commands = Arc::new(CommandService::start_from(store.clone(), model_snapshots.as_ref(), start_source).await.context("folding the event log")?);
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
     // Cubes the app declares (`analyticsCubes`, `cubes` or `analytics.cubes`); objects get generated ones.
     let cubes: Vec<serde_json::Value> =

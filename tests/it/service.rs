@@ -350,7 +350,7 @@ async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
     assert_eq!(CommandService::snapshot_saved_at(&snapshots), Some(saved_at));
     let good = std::fs::read(snapshots.path_of("write")).unwrap();
 
-    let reopened = CommandService::start_from(backend.open().await, Some(&snapshots)).await.unwrap();
+    let reopened = CommandService::start_from(backend.open().await, Some(&snapshots), None).await.unwrap();
     assert_eq!(reopened.started_from(), saved_at, "started from the snapshot");
     decides_as_folded(&reopened).await;
     drop(reopened);
@@ -358,7 +358,7 @@ async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
     // The same scenario in another store: the snapshot of the first log (same positions, other events) is not trusted.
     let other = backend.another();
     drop(members_and_accounts(&other).await);
-    let service = CommandService::start_from(other.open().await, Some(&snapshots)).await.unwrap();
+    let service = CommandService::start_from(other.open().await, Some(&snapshots), None).await.unwrap();
     assert_eq!(service.started_from(), 0, "another log's snapshot is not used");
     decides_as_folded(&service).await;
     drop(service);
@@ -371,7 +371,7 @@ async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x10;
     std::fs::write(snapshots.path_of("write"), damaged).unwrap();
-    let service = CommandService::start_from(third.open().await, Some(&snapshots)).await.unwrap();
+    let service = CommandService::start_from(third.open().await, Some(&snapshots), None).await.unwrap();
     assert_eq!(service.started_from(), 0, "a damaged snapshot is not used");
     assert!(!snapshots.path_of("write").exists(), "a damaged snapshot is removed, so the next save writes one");
     decides_as_folded(&service).await;

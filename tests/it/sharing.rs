@@ -92,8 +92,8 @@ impl RecordSource for Skewed {
         u64::MAX
     }
 
-    fn records(&self, keys: &[(String, String)]) -> Vec<Option<Arc<Record>>> {
-        keys.iter().map(|(_, id)| Some(if id == "same" { self.equal.clone() } else { self.different.clone() })).collect()
+    fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
+        keys.iter().map(|(_, id)| Some(if *id == "same" { self.equal.clone() } else { self.different.clone() })).collect()
     }
 }
 
@@ -120,4 +120,109 @@ async fn a_record_that_differs_is_never_shared() {
     assert!(!service.holds_record_allocation("note", "other", &different), "a record with other content is never taken");
     assert_eq!(service.record_state("note", "other").record.unwrap().get("n"), Some(&Value::Int(1)));
     sharing.abort();
+}
+
+/// The read model's records, but another content for one id (as a model
+/// that keeps a record differently would hold it).
+struct Altered {
+    inner: RecordsOf,
+    id: &'static str,
+    record: Arc<Record>,
+}
+
+impl RecordSource for Altered {
+    fn position(&self) -> u64 {
+        self.inner.position()
+    }
+
+    fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
+        let mut found = self.inner.records(keys);
+        for ((_, id), record) in keys.iter().zip(found.iter_mut()) {
+            if *id == self.id {
+                *record = Some(self.record.clone());
+            }
+        }
+        found
+    }
+}
+
+/// A source of records at start that a start is given at once.
+fn given(source: Arc<dyn RecordSource>) -> commands::service::StartSource {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    assert!(sender.send(source).is_ok());
+    receiver
+}
+
+/// A query model folded from the whole log.
+async fn loaded_query_model(store: &Arc<dyn EventStore>) -> Arc<RwLock<QueryModel>> {
+    let (_, reader) = projections::memory_projection();
+    let model = reader.memory_model().unwrap();
+    projections::rebuild::load(store.clone(), model.clone()).await.unwrap();
+    model
+}
+
+/// A write model's snapshot saves the records it shares with the read model
+/// as digests; a start takes the loaded read model's record wherever the
+/// digest matches (one allocation, no decode), folds from its stream a
+/// record whose digest matches nothing (changed since, or held differently),
+/// and decides as a write model folded from the whole log. With no read
+/// model to take records from, the snapshot is not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(open_embedded(&dir.path().join("log")).unwrap());
+    let snapshots = commands::snapshot::SnapshotDir::new(dir.path().join("snapshots"));
+    // Started with a source (none sent: no snapshot to take records for), so its snapshots save digests.
+    let (unsent, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
+    let service = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
+    drop(unsent);
+    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
+    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    let ids: Vec<String> = (0..20).map(|n| format!("n{n:02}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        create(&service, id, n as i64).await;
+    }
+    let update = |id: &str, n: i64| Command::Update {
+        object: "note".into(),
+        id: id.into(),
+        patch: json!({"n": n}).as_object().unwrap().clone(),
+        expected_version: None,
+    };
+    service.execute(update("n00", 100), CommandMeta::system()).await.unwrap();
+    let model = loaded_query_model(&store).await;
+    let sharing = service.share_records_with(Arc::new(RecordsOf(model.clone())));
+    assert!(all_shared(&service, &model, &ids).await);
+    let saved_at = service.save_snapshot(&snapshots).await.unwrap().expect("a position");
+    // After the save: n05 changes, n20 is created.
+    service.execute(update("n05", 500), CommandMeta::system()).await.unwrap();
+    create(&service, "n20", 20).await;
+    sharing.abort();
+    drop(service);
+
+    let folded = CommandService::start(store.clone()).await.unwrap();
+    let model = loaded_query_model(&store).await;
+    let mut altered = model.read().unwrap().row("note", "n06").unwrap().as_ref().clone();
+    altered.insert("n", Value::Int(666));
+    let source = Altered { inner: RecordsOf(model.clone()), id: "n06", record: Arc::new(altered) };
+    let started = CommandService::start_from(store.clone(), Some(&snapshots), Some(given(Arc::new(source)))).await.unwrap();
+    assert_eq!(started.started_from(), saved_at, "started from the snapshot");
+    for id in ids.iter().chain([&"n20".to_string()]) {
+        assert_eq!(started.record_state("note", id), folded.record_state("note", id), "{id} as the whole log folds it");
+        let row = model.read().unwrap().row("note", id).unwrap();
+        let taken = !["n05", "n06", "n20"].contains(&id.as_str());
+        assert_eq!(started.holds_record_allocation("note", id, &row), taken, "{id}: the read model's record taken where the digest matches");
+    }
+    assert_eq!(started.record_state("note", "n05").record.unwrap().get("n"), Some(&Value::Int(500)));
+    assert_eq!(started.record_state("note", "n06").record.unwrap().get("n"), Some(&Value::Int(6)), "a record held differently is not taken");
+    drop(started);
+
+    // The same snapshot with no read model to take records from: the whole log is folded.
+    let unsourced = CommandService::start_from(store.clone(), Some(&snapshots), None).await.unwrap();
+    assert_eq!(unsourced.started_from(), 0, "a snapshot with digests is not used without a source");
+    assert_eq!(unsourced.record_state("note", "n05"), folded.record_state("note", "n05"));
+    let (dropped, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
+    drop(dropped);
+    let unloaded = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
+    assert_eq!(unloaded.started_from(), 0, "nor when the read model did not load");
+    assert_eq!(unloaded.record_state("note", "n00"), folded.record_state("note", "n00"));
 }

@@ -60,7 +60,15 @@ pub struct CommandService {
     rules: std::sync::RwLock<Arc<Vec<domain::automation::WorkflowRule>>>,
     /// The position the start's fold began after: the write model's snapshot's, or 0.
     started_from: u64,
+    /// Whether snapshots save shared records as digests: a start of this
+    /// node takes them from a read model it loads first ([`StartSource`]).
+    saves_by_digest: bool,
 }
+
+/// The in-process read model a start takes the write model's records from
+/// (those its snapshot saved as digests), sent once that model is loaded; a
+/// sender dropped unsent means there is none, and the whole log is folded.
+pub type StartSource = tokio::sync::oneshot::Receiver<Arc<dyn sharing::RecordSource>>;
 
 /// Counts one append task for as long as it runs, however it ends.
 struct Appending(Arc<tokio::sync::watch::Sender<usize>>);
@@ -87,21 +95,24 @@ impl Drop for CommandService {
 impl CommandService {
     /// Folds the whole log into the write model, then serves commands.
     pub async fn start(store: Arc<dyn EventStore>) -> Result<CommandService, CommandError> {
-        CommandService::start_from(store, None).await
+        CommandService::start_from(store, None, None).await
     }
 
     /// [`CommandService::start`], from the write model's snapshot in
     /// `snapshots` when there is one the log agrees with (see
     /// [`crate::snapshot`]): only the log after it is folded.
-    pub async fn start_from(store: Arc<dyn EventStore>, snapshots: Option<&SnapshotDir>) -> Result<CommandService, CommandError> {
+    /// With `source`, records its snapshot saved as digests are taken from
+    /// that read model (and the next snapshots save them so).
+    pub async fn start_from(store: Arc<dyn EventStore>, snapshots: Option<&SnapshotDir>, source: Option<StartSource>) -> Result<CommandService, CommandError> {
         let started = std::time::Instant::now();
+        let upcasters = domain::event::registry();
+        let saves_by_digest = source.is_some();
         let (model, mut after) = match snapshots {
-            Some(dir) => saved_write_model(&store, dir).await?.unwrap_or_default(),
+            Some(dir) => saved_write_model(&store, dir, source, upcasters).await?.unwrap_or_default(),
             None => Default::default(),
         };
         let from = after;
         let model = Arc::new(Mutex::new(model));
-        let upcasters = domain::event::registry();
         // One buffer for the whole fold: each read decodes into the envelopes
         // of the batch before (no allocations per event for the envelope).
         let mut batch = Vec::new();
@@ -127,6 +138,7 @@ impl CommandService {
             stats: AppendStats::default(),
             rules: Default::default(),
             started_from: from,
+            saves_by_digest,
         })
     }
 
@@ -141,7 +153,7 @@ impl CommandService {
             if position == 0 {
                 return Ok(None);
             }
-            (position, model.encode_snapshot())
+            (position, model.encode_snapshot(self.saves_by_digest))
         };
         dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move || body).await?;
         Ok(Some(position))
@@ -552,8 +564,14 @@ impl CommandService {
 /// stream unreadable instead of stopping the service.
 /// The write model saved in `dir` and its position, when the file is whole
 /// and the log holds the event it names there.
-async fn saved_write_model(store: &Arc<dyn EventStore>, dir: &SnapshotDir) -> Result<Option<(WriteModel, u64)>, CommandError> {
-    let (header, model) = match dir.open(write_model::snapshot::NAME, write_model::snapshot::FORMAT, |_, body| WriteModel::decode_snapshot(body)).await {
+async fn saved_write_model(
+    store: &Arc<dyn EventStore>,
+    dir: &SnapshotDir,
+    source: Option<StartSource>,
+    upcasters: &'static Upcasters,
+) -> Result<Option<(WriteModel, u64)>, CommandError> {
+    use write_model::snapshot::{FORMAT, NAME};
+    let (header, mut opened) = match dir.open(NAME, FORMAT, |_, body| WriteModel::decode_snapshot(body)).await {
         Some(opened) => opened,
         None => return Ok(None),
     };
@@ -563,10 +581,65 @@ async fn saved_write_model(store: &Arc<dyn EventStore>, dir: &SnapshotDir) -> Re
             position = header.position,
             "the log does not hold the event the write model's snapshot was saved after: it is removed and the whole log folded"
         );
-        let _ = dir.forget(write_model::snapshot::NAME);
+        let _ = dir.forget(NAME);
         return Ok(None);
     }
-    Ok(Some((model, header.position)))
+    let by_digest = opened.by_digest();
+    if by_digest > 0 {
+        let started = std::time::Instant::now();
+        let source = match source {
+            Some(loaded) => loaded.await.ok(),
+            None => None,
+        };
+        let Some(source) = source else {
+            tracing::warn!("the write model's snapshot saved records as digests and no read model was loaded to take them from: the whole log is folded");
+            return Ok(None);
+        };
+        let waited = started.elapsed().as_secs_f64();
+        let taking = tokio::task::spawn_blocking(move || {
+            let missing = opened.take_from(source.as_ref());
+            (opened, missing)
+        });
+        let (taken, missing) = taking.await.expect("taking records does not panic");
+        opened = taken;
+        for stream in &missing {
+            match record_at(store, upcasters, &stream.object, &stream.id, stream.version).await? {
+                Some(record) => opened.put(stream, record),
+                None => {
+                    tracing::warn!(object = %stream.object, id = %stream.id, version = stream.version, "the log does not hold a record the write model's snapshot saved: it is removed and the whole log folded");
+                    let _ = dir.forget(NAME);
+                    return Ok(None);
+                }
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(taken = by_digest - missing.len(), folded = missing.len(), waited, seconds, "write model's records taken from the read model");
+    }
+    match tokio::task::spawn_blocking(move || opened.finish()).await.expect("finishing a snapshot does not panic") {
+        Ok(model) => Ok(Some((model, header.position))),
+        Err(error) => {
+            tracing::warn!(%error, "the write model's snapshot is removed: the whole log is folded");
+            let _ = dir.forget(NAME);
+            Ok(None)
+        }
+    }
+}
+
+/// The record of `object`/`id` at `version`, folded from its stream
+/// (`None`: the stream does not reach that version, or holds no record there).
+async fn record_at(
+    store: &Arc<dyn EventStore>,
+    upcasters: &Upcasters,
+    object: &str,
+    id: &str,
+    version: u64,
+) -> Result<Option<domain::value::Record>, CommandError> {
+    let events = store.read_stream(&format!("{object}/{id}"), 1).await?;
+    let mut state = RecordState::default();
+    for envelope in events.iter().take_while(|e| e.stream_version <= version) {
+        state = evolve(state, &decode_envelope_payload(envelope, upcasters)?);
+    }
+    Ok(state.record.filter(|_| state.version == version))
 }
 
 fn apply_and_release(model: &Mutex<WriteModel>, upcasters: &Upcasters, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {

@@ -4,7 +4,7 @@
 //! Both models fold the same events into the same records, each from its own
 //! decode, so without this every live record is in memory twice. A task
 //! offers the write model's records to a [`RecordSource`] (the realtime hub's
-//! query model): first every record once, then the streams this node's
+//! query model): first every record it holds alone once, then the streams this node's
 //! commands write, once the source has applied their positions. A record is
 //! swapped only when the contents are equal, so sharing never changes what
 //! either model holds; a record the source does not have (yet), or holds
@@ -26,7 +26,7 @@ pub trait RecordSource: Send + Sync + 'static {
     /// The last log position the source has applied.
     fn position(&self) -> u64;
     /// The source's records for `keys`, in order (`None`: not held).
-    fn records(&self, keys: &[(String, String)]) -> Vec<Option<Arc<Record>>>;
+    fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>>;
 }
 
 /// Records looked up and offered under one hold of each lock.
@@ -39,7 +39,7 @@ pub(crate) fn spawn(model: &Arc<Mutex<WriteModel>>, source: Arc<dyn RecordSource
     model.lock().expect("write model lock").pending.get_or_insert_with(Default::default);
     let model = Arc::downgrade(model);
     tokio::spawn(async move {
-        let Some(keys) = model.upgrade().map(|m| m.lock().expect("write model lock").live_keys()) else { return };
+        let Some(keys) = model.upgrade().map(|m| m.lock().expect("write model lock").unshared_keys()) else { return };
         let mut shared = 0;
         for chunk in keys.chunks(CHUNK) {
             let Some(n) = offer(&model, source.as_ref(), chunk) else { return };
@@ -64,7 +64,8 @@ pub(crate) fn spawn(model: &Arc<Mutex<WriteModel>>, source: Arc<dyn RecordSource
 /// Offers the source's records for `keys` to the write model; how many it
 /// took (`None`: the write model is gone).
 fn offer(model: &Weak<Mutex<WriteModel>>, source: &dyn RecordSource, keys: &[(String, String)]) -> Option<usize> {
-    let found = source.records(keys);
+    let borrowed: Vec<(&str, &str)> = keys.iter().map(|(object, id)| (object.as_str(), id.as_str())).collect();
+    let found = source.records(&borrowed);
     let model = model.upgrade()?;
     let mut model = model.lock().expect("write model lock");
     let taken = keys.iter().zip(found).filter_map(|((object, id), theirs)| theirs.map(|theirs| model.adopt(object, id, theirs))).filter(|t| *t).count();

@@ -178,11 +178,14 @@ impl WriteModel {
         }
     }
 
-    /// Every record stream's `(object, id)` holding a live record.
-    pub(crate) fn live_keys(&self) -> Vec<(String, String)> {
+    /// Every record stream's `(object, id)` holding a live record that is
+    /// its own alone (one shared already, as a start from a snapshot takes
+    /// them, has nothing to offer).
+    pub(crate) fn unshared_keys(&self) -> Vec<(String, String)> {
+        let unshared = |kept: &Kept| kept.record.as_ref().is_some_and(|record| Arc::strong_count(record) == 1);
         self.records
             .iter()
-            .flat_map(|(object, records)| records.iter().filter(|(_, kept)| kept.record.is_some()).map(move |(id, _)| (object.clone(), id.clone())))
+            .flat_map(|(object, records)| records.iter().filter(|(_, kept)| unshared(kept)).map(move |(id, _)| (object.clone(), id.clone())))
             .collect()
     }
 

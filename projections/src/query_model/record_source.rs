@@ -16,7 +16,7 @@ impl RecordSource for RecordsOf {
         self.0.read().expect("query model lock").checkpoint()
     }
 
-    fn records(&self, keys: &[(String, String)]) -> Vec<Option<Arc<Record>>> {
+    fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
         let model = self.0.read().expect("query model lock");
         keys.iter().map(|(object, id)| model.row(object, id)).collect()
     }

@@ -3,6 +3,16 @@
 //! automation definitions. The unique indexes and the reverse references
 //! are not saved: they are derived again from the records and the catalog.
 //!
+//! A record the in-process read model holds too (the two share one
+//! allocation, see [`crate::service::sharing`]) may be saved as a digest of
+//! its content instead of the record: a start that loads the read model
+//! first takes the read model's record wherever its digest matches, so the
+//! record is decoded once and held once. One whose digest does not match
+//! (the read model moved on, or holds it differently) is folded from its own
+//! stream up to the saved version ([`Opened::take_from`], then
+//! [`Opened::put`]); with no read model to take records from, the snapshot
+//! is not used.
+//!
 //! A snapshot may hold a few events past its position (this node's commands
 //! apply their own events before the follower reaches them); the fold after
 //! it passes those by, since every change the write model keeps is applied
@@ -13,21 +23,76 @@ use std::sync::Arc;
 
 use domain::event::ObjectDefined;
 use domain::fields::KeptRecord;
+use domain::value::Record;
 
 use super::{sets_of, Kept, WriteModel};
+use crate::service::sharing::RecordSource;
 use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{Reader, Writer};
 
 /// The file's name and the body's format.
 pub(crate) const NAME: &str = "write";
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
 
 type Automation = BTreeMap<(String, String), Option<String>>;
 
+/// How a record stream's record is saved: none (deleted), the record, or its digest.
+const GONE: u8 = 0;
+const HELD: u8 = 1;
+const DIGEST: u8 = 2;
+
+/// Records looked up in the source under one hold of its lock.
+const CHUNK: usize = 4096;
+
+/// The first 16 bytes of the SHA-256 of a record's bincode encoding (the
+/// stored events' encoding of a record, so stable across builds).
+pub(crate) type Digest = [u8; 16];
+
+pub(crate) fn digest(record: &Record, buffer: &mut Vec<u8>) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    buffer.clear();
+    bincode::encode_into_std_write(record, buffer, bincode::config::standard()).expect("encoding into a Vec cannot fail");
+    let hash = Sha256::digest(&buffer[..]);
+    let mut out = [0; 16];
+    out.copy_from_slice(&hash[..16]);
+    out
+}
+
+/// A record stream as its snapshot holds it.
+enum Saved {
+    Gone,
+    Held(Arc<Record>),
+    Digest(Digest),
+}
+
+/// One object's record streams as saved: id, version, record.
+type SavedTable = Vec<(String, u64, Saved)>;
+
+/// A snapshot's model whose records saved as digests are not taken yet.
+pub(crate) struct Opened {
+    model: WriteModel,
+    /// Per object, its record streams.
+    tables: Vec<(String, SavedTable)>,
+}
+
+/// A record stream whose saved digest no record of the source matched:
+/// `put` its record at `version`, folded from the stream.
+#[derive(Debug)]
+pub(crate) struct Missing {
+    table: usize,
+    entry: usize,
+    pub object: String,
+    pub id: String,
+    pub version: u64,
+}
+
 impl WriteModel {
-    /// The body of its snapshot (under the write model's lock: records are copied as they are encoded).
-    pub(crate) fn encode_snapshot(&self) -> Vec<u8> {
+    /// The body of its snapshot (under the write model's lock: records are
+    /// copied as they are encoded). With `by_digest`, a record shared with
+    /// another holder (the read model) is saved as its digest.
+    pub(crate) fn encode_snapshot(&self, by_digest: bool) -> Vec<u8> {
         let mut out = Writer::default();
+        let mut buffer = Vec::new();
         out.put(&definitions(&self.catalog));
         out.put(&self.meta_versions);
         out.put(&(self.records.len() as u64));
@@ -35,7 +100,18 @@ impl WriteModel {
             out.put(object);
             out.put(&(records.len() as u64));
             for (id, state) in records {
-                out.put(&(id.as_str(), state.version, state.record.as_deref()));
+                out.put(&(id.as_str(), state.version));
+                match &state.record {
+                    None => out.put(&GONE),
+                    Some(record) if by_digest && Arc::strong_count(record) > 1 => {
+                        out.put(&DIGEST);
+                        out.put(&digest(record, &mut buffer));
+                    }
+                    Some(record) => {
+                        out.put(&HELD);
+                        out.put(&**record);
+                    }
+                }
             }
         }
         out.put(&self.created);
@@ -49,19 +125,26 @@ impl WriteModel {
         out.bytes
     }
 
-    /// The model a snapshot's body holds, its indexes derived again.
-    pub(crate) fn decode_snapshot(body: &[u8]) -> Result<WriteModel, String> {
+    /// What a snapshot's body holds, its records saved as digests still to take.
+    pub(crate) fn decode_snapshot(body: &[u8]) -> Result<Opened, String> {
         let mut input = Reader::new(body, "the write model's snapshot");
         let mut model = WriteModel { catalog: from_definitions(input.take::<Vec<ObjectDefined>>()?)?, meta_versions: input.take()?, ..WriteModel::default() };
+        let mut tables = Vec::new();
         for _ in 0..input.count()? {
             let object: String = input.take()?;
             let count = input.count()?;
-            let mut records = HashMap::with_capacity(count.min(1 << 24));
+            let mut records = Vec::with_capacity(count.min(1 << 24));
             for _ in 0..count {
-                let (id, version, record): (String, u64, Option<KeptRecord>) = input.take()?;
-                records.insert(id, Kept { version, record: record.map(|KeptRecord(r)| Arc::new(r)) });
+                let (id, version): (String, u64) = input.take()?;
+                let saved = match input.take::<u8>()? {
+                    GONE => Saved::Gone,
+                    HELD => Saved::Held(Arc::new(input.take::<KeptRecord>()?.0)),
+                    DIGEST => Saved::Digest(input.take()?),
+                    other => return Err(format!("the write model's snapshot: a record saved as {other}")),
+                };
+                records.push((id, version, saved));
             }
-            model.records.insert(object, records);
+            tables.push((object, records));
         }
         model.created = input.take()?;
         model.numbers = input.take()?;
@@ -72,6 +155,60 @@ impl WriteModel {
         model.automation_generation = input.take()?;
         model.automation_versions = input.take()?;
         input.finish()?;
+        Ok(Opened { model, tables })
+    }
+}
+
+impl Opened {
+    /// How many records are saved as digests, not taken yet.
+    pub(crate) fn by_digest(&self) -> usize {
+        self.tables.iter().flat_map(|(_, records)| records).filter(|(_, _, saved)| matches!(saved, Saved::Digest(_))).count()
+    }
+
+    /// Takes the source's record for every record saved as a digest that it
+    /// matches; returns the others.
+    pub(crate) fn take_from(&mut self, source: &dyn RecordSource) -> Vec<Missing> {
+        let mut missing = Vec::new();
+        let mut buffer = Vec::new();
+        for (table, (object, records)) in self.tables.iter_mut().enumerate() {
+            let wanted: Vec<usize> = records.iter().enumerate().filter(|(_, (_, _, saved))| matches!(saved, Saved::Digest(_))).map(|(at, _)| at).collect();
+            for chunk in wanted.chunks(CHUNK) {
+                let keys: Vec<(&str, &str)> = chunk.iter().map(|&at| (object.as_str(), records[at].0.as_str())).collect();
+                let found = source.records(&keys);
+                for (&entry, theirs) in chunk.iter().zip(found) {
+                    let (id, version, saved) = &mut records[entry];
+                    let Saved::Digest(wanted) = saved else { continue };
+                    match theirs {
+                        Some(theirs) if digest(&theirs, &mut buffer) == *wanted => *saved = Saved::Held(theirs),
+                        _ => missing.push(Missing { table, entry, object: object.clone(), id: id.clone(), version: *version }),
+                    }
+                }
+            }
+        }
+        missing
+    }
+
+    /// Sets the record of a stream the source did not match.
+    pub(crate) fn put(&mut self, missing: &Missing, record: Record) {
+        self.tables[missing.table].1[missing.entry].2 = Saved::Held(Arc::new(record));
+    }
+
+    /// The model, its indexes derived again; fails while a record saved as a
+    /// digest was not taken.
+    pub(crate) fn finish(self) -> Result<WriteModel, String> {
+        let Opened { mut model, tables } = self;
+        for (object, saved) in tables {
+            let mut records = HashMap::with_capacity(saved.len());
+            for (id, version, saved) in saved {
+                let record = match saved {
+                    Saved::Gone => None,
+                    Saved::Held(record) => Some(record),
+                    Saved::Digest(_) => return Err(format!("the write model's snapshot: the record of {object}/{id} was not found")),
+                };
+                records.insert(id, Kept { version, record });
+            }
+            model.records.insert(object, records);
+        }
         // The unique sets of every defined object, then each live record's values and references.
         let sets: Vec<_> = model.catalog.objects().map(|object| (object.name.clone(), sets_of(object))).collect();
         model.unique_sets.extend(sets);
@@ -161,7 +298,7 @@ mod tests {
         }
         model.took_autonumber("contact");
 
-        let decoded = WriteModel::decode_snapshot(&model.encode_snapshot()).unwrap();
+        let decoded = WriteModel::decode_snapshot(&model.encode_snapshot(false)).unwrap().finish().unwrap();
         assert_eq!(derived(&decoded), derived(&model));
         assert!(!derived(&model).0.is_empty() && !derived(&model).1.is_empty());
         assert_eq!(decoded.records, model.records);
@@ -170,7 +307,7 @@ mod tests {
             (model.created.clone(), model.numbers.clone(), model.meta_versions.clone())
         );
         assert_eq!(decoded.catalog.objects().count(), 2);
-        let mut body = model.encode_snapshot();
+        let mut body = model.encode_snapshot(false);
         body.push(0);
         assert!(WriteModel::decode_snapshot(&body).is_err(), "trailing bytes are refused");
     }
