@@ -626,7 +626,9 @@ async fn saved_write_model(
 }
 
 /// The record of `object`/`id` at `version`, folded from its stream
-/// (`None`: the stream does not reach that version, or holds no record there).
+/// (`None`: the stream does not reach that version, holds no record there,
+/// or holds an event that does not decode: the whole log's fold, which
+/// refuses such a stream to commands, is left to decide).
 async fn record_at(
     store: &Arc<dyn EventStore>,
     upcasters: &Upcasters,
@@ -637,7 +639,10 @@ async fn record_at(
     let events = store.read_stream(&format!("{object}/{id}"), 1).await?;
     let mut state = RecordState::default();
     for envelope in events.iter().take_while(|e| e.stream_version <= version) {
-        state = evolve(state, &decode_envelope_payload(envelope, upcasters)?);
+        match decode_envelope_payload(envelope, upcasters) {
+            Ok(payload) => state = evolve(state, &payload),
+            Err(_) => return Ok(None),
+        }
     }
     Ok(state.record.filter(|_| state.version == version))
 }
