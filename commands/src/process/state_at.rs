@@ -3,9 +3,9 @@
 //! still at that version, else a fold of the record's stream up to it.
 
 use domain::event::{registry, EventEnvelope, RecordUpdated};
-use domain::record::{evolve, RecordState};
 use domain::value::{Record, Value};
 
+use crate::service::stream_state::stream_state;
 use crate::service::CommandService;
 use crate::CommandError;
 
@@ -15,13 +15,7 @@ pub(crate) async fn record_after(commands: &CommandService, object: &str, id: &s
     if state.version == event.stream_version {
         return Ok(state.record);
     }
-    let events = commands.store().read_stream_range(&event.stream, 0, event.stream_version as usize).await?;
-    let mut state = RecordState::default();
-    for stored in &events {
-        let payload = domain::event::codec::decode_envelope_payload(stored, registry())?;
-        state = evolve(state, &payload);
-    }
-    Ok(state.record)
+    Ok(stream_state(commands.store(), registry(), &event.stream, event.stream_version).await?.record)
 }
 
 /// The record before an update, from the record after it and the update's changes.

@@ -15,6 +15,7 @@ mod follow_log;
 mod plan;
 pub mod sharing;
 mod stream_locks;
+pub(crate) mod stream_state;
 mod write_model;
 
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, StreamId, Upcasters};
 use domain::metadata::Catalog;
-use domain::record::{evolve, RecordState};
+use domain::record::RecordState;
 use domain::value::Value;
 use domain::DomainError;
 use tracing::Instrument;
@@ -536,15 +537,8 @@ impl CommandService {
             Some((object, id)) => (object.to_string(), id.to_string()),
             None => (first.stream.trim_start_matches("$meta/").to_string(), String::new()),
         };
-        let mut state = RecordState::default();
-        if !id.is_empty() {
-            for envelope in self.store.read_stream(&first.stream, 1).await? {
-                if envelope.stream_version > last_version {
-                    break;
-                }
-                state = evolve(state, &decode_envelope_payload(&envelope, self.upcasters)?);
-            }
-        }
+        let state =
+            if id.is_empty() { RecordState::default() } else { stream_state::stream_state(&self.store, self.upcasters, &first.stream, last_version).await? };
         Ok(Outcome {
             position: events.last().map(|e| e.position).unwrap_or(0),
             stream: first.stream.clone(),
@@ -602,11 +596,15 @@ async fn saved_write_model(
         });
         let (taken, missing) = taking.await.expect("taking records does not panic");
         opened = taken;
-        for stream in &missing {
-            match record_at(store, upcasters, &stream.object, &stream.id, stream.version).await? {
-                Some(record) => opened.put(stream, record),
-                None => {
-                    tracing::warn!(object = %stream.object, id = %stream.id, version = stream.version, "the log does not hold a record the write model's snapshot saved: it is removed and the whole log folded");
+        for missed in &missing {
+            // A stream that does not reach the saved version, or holds an
+            // event that does not decode, is left to the whole log's fold
+            // (which refuses such a stream to commands).
+            let (stream, version) = opened.stream_of(missed);
+            match stream_state::stream_state(store, upcasters, &stream, version).await {
+                Ok(RecordState { version: reached, record: Some(record) }) if reached == version => opened.put(missed, record),
+                _ => {
+                    tracing::warn!(%stream, version, "the log does not hold a record the write model's snapshot saved: it is removed and the whole log folded");
                     let _ = dir.forget(NAME);
                     return Ok(None);
                 }
@@ -623,28 +621,6 @@ async fn saved_write_model(
             Ok(None)
         }
     }
-}
-
-/// The record of `object`/`id` at `version`, folded from its stream
-/// (`None`: the stream does not reach that version, holds no record there,
-/// or holds an event that does not decode: the whole log's fold, which
-/// refuses such a stream to commands, is left to decide).
-async fn record_at(
-    store: &Arc<dyn EventStore>,
-    upcasters: &Upcasters,
-    object: &str,
-    id: &str,
-    version: u64,
-) -> Result<Option<domain::value::Record>, CommandError> {
-    let events = store.read_stream(&format!("{object}/{id}"), 1).await?;
-    let mut state = RecordState::default();
-    for envelope in events.iter().take_while(|e| e.stream_version <= version) {
-        match decode_envelope_payload(envelope, upcasters) {
-            Ok(payload) => state = evolve(state, &payload),
-            Err(_) => return Ok(None),
-        }
-    }
-    Ok(state.record.filter(|_| state.version == version))
 }
 
 fn apply_and_release(model: &Mutex<WriteModel>, upcasters: &Upcasters, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {

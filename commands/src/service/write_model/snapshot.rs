@@ -75,15 +75,12 @@ pub(crate) struct Opened {
     tables: Vec<(String, SavedTable)>,
 }
 
-/// A record stream whose saved digest no record of the source matched:
-/// `put` its record at `version`, folded from the stream.
+/// A record stream whose saved digest no record of the source matched
+/// ([`Opened::stream_of`] names it): `put` its record, folded from the stream.
 #[derive(Debug)]
 pub(crate) struct Missing {
     table: usize,
     entry: usize,
-    pub object: String,
-    pub id: String,
-    pub version: u64,
 }
 
 impl WriteModel {
@@ -176,16 +173,22 @@ impl Opened {
                 let keys: Vec<(&str, &str)> = chunk.iter().map(|&at| (object.as_str(), records[at].0.as_str())).collect();
                 let found = source.records(&keys);
                 for (&entry, theirs) in chunk.iter().zip(found) {
-                    let (id, version, saved) = &mut records[entry];
-                    let Saved::Digest(wanted) = saved else { continue };
+                    let Saved::Digest(wanted) = &records[entry].2 else { continue };
                     match theirs {
-                        Some(theirs) if digest(&theirs, &mut buffer) == *wanted => *saved = Saved::Held(theirs),
-                        _ => missing.push(Missing { table, entry, object: object.clone(), id: id.clone(), version: *version }),
+                        Some(theirs) if digest(&theirs, &mut buffer) == *wanted => records[entry].2 = Saved::Held(theirs),
+                        _ => missing.push(Missing { table, entry }),
                     }
                 }
             }
         }
         missing
+    }
+
+    /// The stream (`object/id`) and the saved version of a record the source did not match.
+    pub(crate) fn stream_of(&self, missing: &Missing) -> (String, u64) {
+        let (object, records) = &self.tables[missing.table];
+        let (id, version, _) = &records[missing.entry];
+        (format!("{object}/{id}"), *version)
     }
 
     /// Sets the record of a stream the source did not match.
