@@ -6,7 +6,11 @@
 //! stop folds nothing, one after a crash folds a bounded tail, and the bytes
 //! written stay a small multiple of the models' growth. The write model is
 //! encoded under its lock, so writes wait while it is (see the note on
-//! [`commands::service::CommandService::save_snapshot`]).
+//! [`commands::service::CommandService::save_snapshot`]). At a clean stop it
+//! is also saved again when the log has not moved but it now shares records
+//! with the query model that its file holds whole (a start that folded the
+//! log saved them before the sharing reached them), so the next start takes
+//! them from the query model instead of holding a copy of each.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -71,7 +75,8 @@ impl Saved {
 async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: bool) {
     let store = system.commands.store();
     let position = system.commands.applied();
-    if position != last.write && (always || due(position, last.write)) {
+    let moved = position != last.write && (always || due(position, last.write));
+    if moved || (always && system.commands.snapshot_shares_more()) {
         let started = std::time::Instant::now();
         match system.commands.save_snapshot(dir).await {
             Ok(Some(at)) => {

@@ -14,28 +14,29 @@ use domain::value::{Record, Value};
 use domain::Timestamp;
 use serde_json::{json, Value as Json};
 
-use crate::hashing::Map;
-use crate::names::Names;
+use crate::analytics::dictionary::Dictionary;
 use crate::InProcess;
+use targets::{Targets, NONE};
 
 mod snapshot;
+mod targets;
 
-/// One audited change: what queries filter on. The rest (the event's id,
-/// stream version and causes, and the changes themselves) is the event's,
-/// read from the log when the entry is shown ([`AuditEntry::to_json`]): a
-/// model that held the payload's bytes and those fields beside each entry
-/// took about three times the memory.
+/// One audited change as a query shows it: what queries filter on. The rest
+/// (the event's id, stream version and causes, and the changes themselves)
+/// is the event's, read from the log when the entry is shown
+/// ([`AuditEntry::to_json`]). The model keeps entries smaller still (an
+/// [`Entry`]) and makes this for the entries a page shows.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub position: u64,
     /// `data.create`, `data.update`, `data.delete`, or `system.config_changed` for metadata.
     pub event_type: &'static str,
     pub occurred_at: i64,
-    pub actor: Arc<str>,
-    pub tenant: Arc<str>,
+    pub actor: String,
+    pub tenant: String,
     /// The object (or `object` for metadata changes) and the record id (or the object name).
-    pub target_type: Arc<str>,
-    pub target_id: Arc<str>,
+    pub target_type: String,
+    pub target_id: String,
 }
 
 impl AuditEntry {
@@ -127,14 +128,38 @@ pub struct AuditQuery {
     pub offset: usize,
 }
 
+/// What an entry's kind is kept as (its code is its place here).
+const KINDS: [&str; 4] = ["data.create", "data.update", "data.delete", "system.config_changed"];
+
+/// One entry as the model keeps it: numbers only (40 bytes). Names are codes
+/// in the model's names, the target a number in its targets, and each entry
+/// links to the one before it of the same target and of the same object, so
+/// a record's or an object's entries are walked newest first without a list
+/// of them.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    position: u64,
+    occurred_at: i64,
+    actor: u32,
+    tenant: u32,
+    target: u32,
+    /// The entry before this one of the same target ([`NONE`]: none).
+    older_of_target: u32,
+    /// The entry before this one of the same object ([`NONE`]: none).
+    older_of_object: u32,
+    kind: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 40, "an audit entry is 40 bytes");
+
 #[derive(Default)]
 pub struct AuditModel {
-    entries: Vec<AuditEntry>,
-    /// target type -> target id -> entry indexes.
-    by_target: Map<Arc<str>, Map<Arc<str>, Vec<usize>>>,
-    by_object: Map<Arc<str>, Vec<usize>>,
-    /// One copy of each actor, tenant and object name.
-    names: Names,
+    entries: Vec<Entry>,
+    targets: Targets,
+    /// Each actor, tenant and object name once.
+    names: Dictionary,
+    /// By an object name's code: its newest entry ([`NONE`]: none).
+    newest_of_object: Vec<u32>,
     checkpoint: u64,
 }
 
@@ -177,58 +202,101 @@ impl AuditModel {
         self.checkpoint = self.checkpoint.max(envelope.position);
         // The processes' own bookkeeping (progress, deliveries, job runs) is
         // shown by the automation routes; what they change is audited as records.
-        if matches!(payload, EventPayload::Process(_)) {
-            return;
-        }
-        let (event_type, target_type, target_id) = match payload {
-            EventPayload::RecordCreated(e) => ("data.create", self.names.get(&e.object), &e.id),
-            EventPayload::RecordUpdated(e) => ("data.update", self.names.get(&e.object), &e.id),
-            EventPayload::RecordDeleted(e) => ("data.delete", self.names.get(&e.object), &e.id),
-            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => ("system.config_changed", self.names.get("object"), &e.name),
-            EventPayload::ObjectRemoved(e) => ("system.config_changed", self.names.get("object"), &e.name),
-            EventPayload::EventSkipped(e) => ("system.config_changed", self.names.get("projection"), &e.projection),
+        let (kind, object, id) = match payload {
+            EventPayload::RecordCreated(e) => (0, e.object.as_str(), e.id.as_str()),
+            EventPayload::RecordUpdated(e) => (1, e.object.as_str(), e.id.as_str()),
+            EventPayload::RecordDeleted(e) => (2, e.object.as_str(), e.id.as_str()),
+            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => (3, "object", e.name.as_str()),
+            EventPayload::ObjectRemoved(e) => (3, "object", e.name.as_str()),
+            EventPayload::EventSkipped(e) => (3, "projection", e.projection.as_str()),
             EventPayload::Process(_) => return,
         };
-        let target_id = self.shared_target(&target_type, target_id);
-        let (actor, tenant) = (self.names.get(&envelope.actor), self.names.get(&envelope.tenant));
-        self.insert(AuditEntry { position: envelope.position, event_type, occurred_at: envelope.occurred_at, actor, tenant, target_type, target_id });
+        let object = self.names.intern(object);
+        let target = self.targets.intern(object, id);
+        let (actor, tenant) = (self.names.intern(&envelope.actor), self.names.intern(&envelope.tenant));
+        self.insert(envelope.position, kind, envelope.occurred_at, actor, tenant, target);
     }
 
-    /// The copy of a target's id its earlier entries share (a new one for its first).
-    fn shared_target(&mut self, target_type: &Arc<str>, id: &str) -> Arc<str> {
-        match self.by_target.get(target_type).and_then(|ids| ids.get_key_value(id)) {
-            Some((known, _)) => known.clone(),
-            None => Arc::from(id),
+    /// Adds an entry after every other, newest of its target and object.
+    fn insert(&mut self, position: u64, kind: u8, occurred_at: i64, actor: u32, tenant: u32, target: u32) {
+        let index = u32::try_from(self.entries.len()).ok().filter(|at| *at != NONE).expect("fewer than 2^32 - 1 audit entries");
+        let object = self.targets.get(target).0 as usize;
+        if self.newest_of_object.len() <= object {
+            self.newest_of_object.resize(object + 1, NONE);
         }
-    }
-
-    /// Adds an entry after every other, under its target and object.
-    fn insert(&mut self, entry: AuditEntry) {
-        let index = self.entries.len();
-        self.by_target.entry(entry.target_type.clone()).or_default().entry(entry.target_id.clone()).or_default().push(index);
-        self.by_object.entry(entry.target_type.clone()).or_default().push(index);
+        let entry = Entry {
+            position,
+            occurred_at,
+            actor,
+            tenant,
+            target,
+            older_of_target: self.targets.newest(target),
+            older_of_object: self.newest_of_object[object],
+            kind,
+        };
+        self.targets.set_newest(target, index);
+        self.newest_of_object[object] = index;
         self.entries.push(entry);
     }
 
+    /// The entries from `newest` back along one of their links.
+    fn chain(&self, newest: u32, older: fn(&Entry) -> u32) -> impl Iterator<Item = &Entry> {
+        std::iter::successors((newest != NONE).then(|| &self.entries[newest as usize]), move |e| {
+            let next = older(e);
+            (next != NONE).then(|| &self.entries[next as usize])
+        })
+    }
+
+    /// An entry as a query shows it.
+    fn view(&self, e: &Entry) -> AuditEntry {
+        let (object, id) = self.targets.get(e.target);
+        AuditEntry {
+            position: e.position,
+            event_type: KINDS[e.kind as usize],
+            occurred_at: e.occurred_at,
+            actor: self.names.text(e.actor).to_string(),
+            tenant: self.names.text(e.tenant).to_string(),
+            target_type: self.names.text(object).to_string(),
+            target_id: id.to_string(),
+        }
+    }
+
     /// Matching entries, newest first, and how many match in all.
-    pub fn query(&self, query: &AuditQuery) -> (Vec<&AuditEntry>, usize) {
-        let candidates: Box<dyn DoubleEndedIterator<Item = &usize>> = match (&query.object, &query.record_id) {
-            (Some(object), Some(id)) => Box::new(self.by_target.get(object.as_str()).and_then(|ids| ids.get(id.as_str())).into_iter().flatten()),
-            (Some(object), None) => Box::new(self.by_object.get(object.as_str()).into_iter().flatten()),
-            _ => Box::new([].iter()),
+    pub fn query(&self, query: &AuditQuery) -> (Vec<AuditEntry>, usize) {
+        /// The code a filter names: `Ok(None)` for no filter, `Err` for one nothing matches.
+        fn code(filter: &Option<String>, find: impl Fn(&str) -> Option<u32>) -> Result<Option<u32>, ()> {
+            filter.as_deref().map(|name| find(name).ok_or(())).transpose()
+        }
+        let codes = (
+            code(&query.object, |o| self.names.code_of(o)),
+            code(&query.actor, |a| self.names.code_of(a)),
+            code(&query.event_type, |t| KINDS.iter().position(|k| *k == t).map(|k| k as u32)),
+        );
+        let (Ok(object), Ok(actor), Ok(kind)) = codes else {
+            return (Vec::new(), 0);
         };
-        let all: Box<dyn DoubleEndedIterator<Item = &AuditEntry>> =
-            if query.object.is_some() { Box::new(candidates.map(|i| &self.entries[*i])) } else { Box::new(self.entries.iter()) };
-        let matching: Vec<&AuditEntry> = all
-            .rev()
-            .filter(|e| query.record_id.as_ref().is_none_or(|id| *e.target_id == **id))
-            .filter(|e| query.actor.as_ref().is_none_or(|a| *e.actor == **a))
-            .filter(|e| query.event_type.as_ref().is_none_or(|t| e.event_type == t))
+        let candidates: Box<dyn Iterator<Item = &Entry>> = match (object, &query.record_id) {
+            (Some(object), Some(id)) => match self.targets.find(object, id) {
+                Some(target) => Box::new(self.chain(self.targets.newest(target), |e| e.older_of_target)),
+                None => return (Vec::new(), 0),
+            },
+            (Some(object), None) => Box::new(self.chain(self.newest_of_object.get(object as usize).copied().unwrap_or(NONE), |e| e.older_of_object)),
+            (None, _) => Box::new(self.entries.iter().rev()),
+        };
+        let matching = candidates
+            .filter(|e| query.record_id.as_ref().is_none_or(|id| self.targets.get(e.target).1 == id))
+            .filter(|e| actor.is_none_or(|a| e.actor == a))
+            .filter(|e| kind.is_none_or(|k| u32::from(e.kind) == k))
             .filter(|e| query.from.is_none_or(|from| e.occurred_at >= from))
-            .filter(|e| query.to.is_none_or(|to| e.occurred_at <= to))
-            .collect();
-        let total = matching.len();
-        (matching.into_iter().skip(query.offset).take(query.limit).collect(), total)
+            .filter(|e| query.to.is_none_or(|to| e.occurred_at <= to));
+        let (mut page, mut total) = (Vec::new(), 0);
+        for entry in matching {
+            if total >= query.offset && page.len() < query.limit {
+                page.push(self.view(entry));
+            }
+            total += 1;
+        }
+        (page, total)
     }
 }
 
@@ -236,3 +304,6 @@ impl AuditModel {
 pub fn audit_projection() -> (InProcess<AuditModel>, Arc<RwLock<AuditModel>>) {
     InProcess::new("audit")
 }
+
+#[cfg(test)]
+mod tests;

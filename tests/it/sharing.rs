@@ -214,6 +214,14 @@ async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
     }
     assert_eq!(started.record_state("note", "n05").record.unwrap().get("n"), Some(&Value::Int(500)));
     assert_eq!(started.record_state("note", "n06").record.unwrap().get("n"), Some(&Value::Int(6)), "a record held differently is not taken");
+    // The records it folded get shared after the start: a stop saves it again (the log has not moved); once saved, not.
+    assert!(!started.snapshot_shares_more(), "nothing shared since the start");
+    let sharing = started.share_records_with(Arc::new(RecordsOf(model.clone())));
+    assert!(all_shared(&started, &model, &ids).await);
+    assert!(started.snapshot_shares_more(), "records the start held alone are shared now");
+    assert_eq!(started.save_snapshot(&snapshots).await.unwrap(), Some(saved_at + 2));
+    assert!(!started.snapshot_shares_more(), "saved as they are now");
+    sharing.abort();
     drop(started);
 
     // The same snapshot with no read model to take records from: the whole log is folded.

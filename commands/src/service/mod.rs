@@ -64,6 +64,10 @@ pub struct CommandService {
     /// Whether snapshots save shared records as digests: a start of this
     /// node takes them from a read model it loads first ([`StartSource`]).
     saves_by_digest: bool,
+    /// How many live records the write model held alone when it was last
+    /// saved or loaded: records shared since then make the snapshot on file
+    /// larger than it needs to be ([`CommandService::snapshot_shares_more`]).
+    saved_whole: std::sync::atomic::AtomicUsize,
 }
 
 /// The in-process read model a start takes the write model's records from
@@ -125,6 +129,7 @@ impl CommandService {
         }
         tracing::info!(from, to = after, seconds = started.elapsed().as_secs_f64(), "write model loaded from the log");
         // From here on the write model follows the log (other writers' events included).
+        let whole = model.lock().expect("write model lock").unshared_count();
         let (applied_tx, applied) = tokio::sync::watch::channel(after);
         let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
         let appending = Arc::new(tokio::sync::watch::channel(0).0);
@@ -140,6 +145,7 @@ impl CommandService {
             rules: Default::default(),
             started_from: from,
             saves_by_digest,
+            saved_whole: std::sync::atomic::AtomicUsize::new(whole),
         })
     }
 
@@ -148,16 +154,25 @@ impl CommandService {
     /// fold from there passes by). Encoding runs under the write model's lock,
     /// so writes wait for it. Returns the position, `None` on an empty log.
     pub async fn save_snapshot(&self, dir: &SnapshotDir) -> Result<Option<u64>, SaveError> {
-        let (position, body) = {
+        let (position, body, whole) = {
             let model = self.model.lock().expect("write model lock");
             let position = *self.applied.borrow();
             if position == 0 {
                 return Ok(None);
             }
-            (position, model.encode_snapshot(self.saves_by_digest))
+            (position, model.encode_snapshot(self.saves_by_digest), model.unshared_count())
         };
         dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move || body).await?;
+        self.saved_whole.store(whole, std::sync::atomic::Ordering::Relaxed);
         Ok(Some(position))
+    }
+
+    /// Whether a snapshot saved now would hold fewer records whole than the
+    /// last one saved or loaded (records the read model has shared since, as
+    /// after a start that folded the log): worth saving again at a stop even
+    /// when the log has not moved.
+    pub fn snapshot_shares_more(&self) -> bool {
+        self.saves_by_digest && self.model.lock().expect("write model lock").unshared_count() < self.saved_whole.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The position the write model's file in `dir` was saved at.

@@ -181,6 +181,11 @@ impl WriteModel {
     /// Every record stream's `(object, id)` holding a live record that is
     /// its own alone (one shared already, as a start from a snapshot takes
     /// them, has nothing to offer).
+    /// How many live records it holds alone (a snapshot saves them whole).
+    pub(crate) fn unshared_count(&self) -> usize {
+        self.records.values().flat_map(|records| records.values()).filter(|kept| kept.record.as_ref().is_some_and(|r| Arc::strong_count(r) == 1)).count()
+    }
+
     pub(crate) fn unshared_keys(&self) -> Vec<(String, String)> {
         let unshared = |kept: &Kept| kept.record.as_ref().is_some_and(|record| Arc::strong_count(record) == 1);
         self.records

@@ -36,6 +36,11 @@ impl<'a> Reader<'a> {
         T::decode(&mut self.decoder).map_err(|e| format!("{}: {e}", self.what))
     }
 
+    /// Bytes written with [`Writer::put`] as a `&[u8]`, where the body holds them.
+    pub fn bytes(&mut self) -> Result<&'a [u8], String> {
+        <&'a [u8] as bincode::BorrowDecode<'a, ()>>::borrow_decode(&mut self.decoder).map_err(|e| format!("{}: {e}", self.what))
+    }
+
     /// A length written with [`Writer::put`] as a `u64`.
     pub fn count(&mut self) -> Result<usize, String> {
         let len: u64 = self.take()?;

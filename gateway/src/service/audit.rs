@@ -40,8 +40,7 @@ async fn page(system: &System, caller: &Caller, query: &AuditQuery) -> Result<Js
     let catalog = system.reader.catalog();
     let (entries, total) = {
         let model = system.audit_model.read().expect("audit lock");
-        let (entries, total) = model.query(query);
-        (entries.into_iter().cloned().collect::<Vec<_>>(), total)
+        model.query(query)
     };
     let positions: Vec<u64> = entries.iter().map(|e| e.position).collect();
     let events = system.commands.store().read_positions(&positions).await?;

@@ -1,40 +1,39 @@
-//! The audit model as a snapshot: every entry, in log order; the indexes by
-//! target and object are rebuilt as they load.
+//! The audit model as a snapshot: its names, its targets (their ids as one
+//! string), then every entry as numbers, in log order. The links between a
+//! target's and an object's entries are made again as the entries load.
 
-use super::{AuditEntry, AuditModel};
+use super::targets::Targets;
+use super::{AuditModel, KINDS};
+use crate::analytics::dictionary::Dictionary;
 use crate::snapshot::codec::{Reader, Writer};
 use crate::snapshot::Snapshot;
 
-/// What an entry's kind is saved as, and read back to.
-const KINDS: [&str; 4] = ["data.create", "data.update", "data.delete", "system.config_changed"];
-
-/// One entry as saved: position, kind, time, actor, tenant, target type and id.
-type Saved<'a> = (u64, u8, i64, &'a str, &'a str, &'a str, &'a str);
-type Loaded = (u64, u8, i64, String, String, String, String);
-
-/// A name's code; one not listed (a kind added without listing it here)
-/// saves a code no load reads, so that load folds the log instead.
-fn code(names: &[&str], name: &str) -> u8 {
-    names.iter().position(|n| *n == name).map_or(u8::MAX, |at| at as u8)
-}
-
-fn named(names: &[&'static str], code: u8) -> Result<&'static str, String> {
-    names.get(code as usize).copied().ok_or_else(|| format!("the audit model's snapshot: unknown code {code}"))
-}
+/// One entry as saved: position, kind, time, actor, tenant, target.
+type Saved = (u64, u8, i64, u32, u32, u32);
 
 impl Snapshot for AuditModel {
     const NAME: &'static str = "audit";
-    const FORMAT: u32 = 2;
-    /// The body, encoded under the lock: entries are a few numbers and
-    /// shared names, written out as fast as they would be copied.
+    /// 3: names and targets once, entries as numbers (2 named each entry's strings).
+    const FORMAT: u32 = 3;
+    /// The body, encoded under the lock: a few numbers per entry, written
+    /// out as fast as they would be copied.
     type Captured = Vec<u8>;
 
     fn capture(&self) -> Vec<u8> {
         let mut out = Writer::default();
+        out.put(&(self.names.len() as u64));
+        for code in 0..self.names.len() {
+            out.put(&self.names.text(code as u32));
+        }
+        let targets: Vec<(u32, &str)> = (0..self.targets.len()).map(|t| self.targets.get(t as u32)).collect();
+        out.put(&targets.iter().map(|(_, id)| *id).collect::<String>());
+        out.put(&(targets.len() as u64));
+        for (object, id) in &targets {
+            out.put(&(*object, id.len() as u64));
+        }
         out.put(&(self.entries.len() as u64));
         for e in &self.entries {
-            let saved: Saved = (e.position, code(&KINDS, e.event_type), e.occurred_at, &e.actor, &e.tenant, &e.target_type, &e.target_id);
-            out.put(&saved);
+            out.put(&(e.position, e.kind, e.occurred_at, e.actor, e.tenant, e.target));
         }
         out.bytes
     }
@@ -44,23 +43,41 @@ impl Snapshot for AuditModel {
     }
 
     fn decode(_template: AuditModel, position: u64, body: &[u8]) -> Result<AuditModel, String> {
-        let mut input = Reader::new(body, "the audit model's snapshot");
+        const WHAT: &str = "the audit model's snapshot";
+        let mut input = Reader::new(body, WHAT);
         let mut model = AuditModel::default();
+        let names = input.count()?;
+        let mut texts = Vec::with_capacity(names.min(1 << 20));
+        for _ in 0..names {
+            texts.push(input.take::<String>()?);
+        }
+        model.names = Dictionary::from_texts(texts).map_err(|e| format!("{WHAT}: {e}"))?;
+        let ids: String = input.take()?;
         let count = input.count()?;
-        model.entries.reserve(count.min(1 << 24));
+        model.targets = Targets::default();
+        model.targets.reserve(count.min(1 << 24), ids.len());
+        let mut start = 0usize;
         for _ in 0..count {
-            let (at, kind, occurred_at, actor, tenant, target_type, target_id): Loaded = input.take()?;
-            let target_type = model.names.get(&target_type);
-            let entry = AuditEntry {
-                position: at,
-                event_type: named(&KINDS, kind)?,
-                occurred_at,
-                actor: model.names.get(&actor),
-                tenant: model.names.get(&tenant),
-                target_id: model.shared_target(&target_type, &target_id),
-                target_type,
-            };
-            model.insert(entry);
+            let (object, len): (u32, u64) = input.take()?;
+            let end = usize::try_from(len).ok().and_then(|len| start.checked_add(len)).filter(|end| *end <= ids.len());
+            let id = end.and_then(|end| ids.get(start..end)).ok_or_else(|| format!("{WHAT}: a target's id out of bounds"))?;
+            if object as usize >= names {
+                return Err(format!("{WHAT}: a target names an unknown object"));
+            }
+            model.targets.add_new(object, id).map_err(|e| format!("{WHAT}: {e}"))?;
+            start += id.len();
+        }
+        if start != ids.len() {
+            return Err(format!("{WHAT}: target ids left over"));
+        }
+        let count = input.count()?;
+        model.entries.reserve(count.min(1 << 26));
+        for _ in 0..count {
+            let (at, kind, occurred_at, actor, tenant, target): Saved = input.take()?;
+            if kind as usize >= KINDS.len() || actor as usize >= names || tenant as usize >= names || target as usize >= model.targets.len() {
+                return Err(format!("{WHAT}: an entry with an unknown code"));
+            }
+            model.insert(at, kind, occurred_at, actor, tenant, target);
         }
         input.finish()?;
         model.checkpoint = position;

@@ -1,11 +1,14 @@
 //! The query model as a snapshot: the catalog, the latest event time, and
-//! each table's rows (ids and records) in id order. Indexes are not saved:
-//! they are built once, in one sort per field, when the load ends.
+//! each table's rows (ids and records) in id order, in chunks of a fixed
+//! number of rows, each chunk's bytes behind its length, so a load decodes
+//! the chunks on every core at once. Indexes are not saved: they are built
+//! once, in one sort per field, when the load ends.
 
 use std::sync::Arc;
 
 use domain::event::ObjectDefined;
 use domain::fields::KeptRecord;
+use domain::value::Record;
 
 use super::QueryModel;
 use crate::history::ModelSnapshot;
@@ -13,9 +16,54 @@ use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{Reader, Writer};
 use crate::snapshot::Snapshot;
 
+/// Rows per chunk: enough that a chunk's own cost is nothing, few enough
+/// that the cores share a table's work evenly.
+/// (The tests' small tables make several chunks too.)
+const CHUNK_ROWS: usize = if cfg!(test) { 64 } else { 16_384 };
+
+/// One table's rows, chunk by chunk: the chunk's number of rows and its bytes.
+type Chunks<'a> = Vec<(usize, &'a [u8])>;
+
+/// One chunk's rows, decoded.
+type Rows = Vec<(Arc<str>, Arc<Record>)>;
+
+/// The rows of each chunk, decoded on every core at once, in the chunks' order.
+fn decode_chunks(chunks: &Chunks<'_>) -> Result<Vec<Rows>, String> {
+    let decode = |(rows, bytes): &(usize, &[u8])| -> Result<Rows, String> {
+        let mut input = Reader::new(bytes, "the query model's snapshot");
+        let mut out = Vec::with_capacity((*rows).min(CHUNK_ROWS));
+        for _ in 0..*rows {
+            let (id, KeptRecord(record)): (String, KeptRecord) = input.take()?;
+            out.push((Arc::from(id), Arc::new(record)));
+        }
+        input.finish()?;
+        Ok(out)
+    };
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(chunks.len());
+    if workers <= 1 {
+        return chunks.iter().map(decode).collect();
+    }
+    let mut decoded: Vec<Option<Result<Rows, String>>> = (0..chunks.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let decode = &decode;
+                scope.spawn(move || chunks.iter().enumerate().skip(worker).step_by(workers).map(|(at, chunk)| (at, decode(chunk))).collect::<Vec<_>>())
+            })
+            .collect();
+        for handle in handles {
+            for (at, rows) in handle.join().expect("a snapshot decoding thread does not panic") {
+                decoded[at] = Some(rows);
+            }
+        }
+    });
+    decoded.into_iter().map(|rows| rows.expect("every chunk decoded")).collect()
+}
+
 impl Snapshot for QueryModel {
     const NAME: &'static str = "query";
-    const FORMAT: u32 = 1;
+    /// 2: rows in chunks behind their lengths (1: one run of rows per table).
+    const FORMAT: u32 = 2;
     /// The rows, shared with the model (a record changed later is copied by the model).
     type Captured = ModelSnapshot;
 
@@ -28,11 +76,18 @@ impl Snapshot for QueryModel {
         out.put(&captured.max_occurred_at);
         out.put(&definitions(&captured.catalog));
         out.put(&(captured.tables.len() as u64));
+        let mut chunk = Writer::default();
         for (object, rows) in &captured.tables {
             out.put(object);
-            out.put(&(rows.len() as u64));
-            for (id, record) in rows {
-                out.put(&(&**id, &**record));
+            let all: Vec<_> = rows.iter().collect();
+            out.put(&(all.len().div_ceil(CHUNK_ROWS) as u64));
+            for rows in all.chunks(CHUNK_ROWS) {
+                chunk.bytes.clear();
+                for (id, record) in rows {
+                    chunk.put(&(&**id, &**record));
+                }
+                out.put(&(rows.len() as u64));
+                out.put(&chunk.bytes.as_slice());
             }
         }
         out.bytes
@@ -45,10 +100,16 @@ impl Snapshot for QueryModel {
         let mut model = QueryModel { catalog, deferred: true, history: template.history, max_occurred_at, ..QueryModel::default() };
         for _ in 0..input.count()? {
             let object: String = input.take()?;
-            let table = model.table(&object);
+            let mut chunks: Chunks = Vec::new();
             for _ in 0..input.count()? {
-                let (id, KeptRecord(record)): (String, KeptRecord) = input.take()?;
-                table.put_shared(id, Arc::new(record));
+                let rows = input.count()?;
+                chunks.push((rows, input.bytes()?));
+            }
+            let table = model.table(&object);
+            for rows in decode_chunks(&chunks)? {
+                for (id, record) in rows {
+                    table.put_shared(id, record);
+                }
             }
         }
         input.finish()?;

@@ -165,19 +165,48 @@ impl Opened {
     /// Takes the source's record for every record saved as a digest that it
     /// matches; returns the others.
     pub(crate) fn take_from(&mut self, source: &dyn RecordSource) -> Vec<Missing> {
-        let mut missing = Vec::new();
-        let mut buffer = Vec::new();
-        for (table, (object, records)) in self.tables.iter_mut().enumerate() {
+        // Chunks of the records saved as digests, looked up and hashed on every core at once.
+        let mut chunks: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (table, (_, records)) in self.tables.iter().enumerate() {
             let wanted: Vec<usize> = records.iter().enumerate().filter(|(_, (_, _, saved))| matches!(saved, Saved::Digest(_))).map(|(at, _)| at).collect();
-            for chunk in wanted.chunks(CHUNK) {
-                let keys: Vec<(&str, &str)> = chunk.iter().map(|&at| (object.as_str(), records[at].0.as_str())).collect();
-                let found = source.records(&keys);
-                for (&entry, theirs) in chunk.iter().zip(found) {
-                    let Saved::Digest(wanted) = &records[entry].2 else { continue };
-                    match theirs {
-                        Some(theirs) if digest(&theirs, &mut buffer) == *wanted => records[entry].2 = Saved::Held(theirs),
-                        _ => missing.push(Missing { table, entry }),
-                    }
+            chunks.extend(wanted.chunks(CHUNK).map(|chunk| (table, chunk.to_vec())));
+        }
+        let tables = &self.tables;
+        let match_chunk = |(table, chunk): &(usize, Vec<usize>)| -> Vec<Option<Arc<Record>>> {
+            let (object, records) = &tables[*table];
+            let keys: Vec<(&str, &str)> = chunk.iter().map(|&at| (object.as_str(), records[at].0.as_str())).collect();
+            let mut buffer = Vec::new();
+            let found = source.records(&keys);
+            chunk
+                .iter()
+                .zip(found)
+                .map(|(&entry, theirs)| match (&records[entry].2, theirs) {
+                    (Saved::Digest(wanted), Some(theirs)) if digest(&theirs, &mut buffer) == *wanted => Some(theirs),
+                    _ => None,
+                })
+                .collect()
+        };
+        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(chunks.len()).max(1);
+        let mut matched: Vec<Vec<Option<Arc<Record>>>> = vec![Vec::new(); chunks.len()];
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|worker| {
+                    let (chunks, match_chunk) = (&chunks, &match_chunk);
+                    scope.spawn(move || chunks.iter().enumerate().skip(worker).step_by(workers).map(|(at, chunk)| (at, match_chunk(chunk))).collect::<Vec<_>>())
+                })
+                .collect();
+            for handle in handles {
+                for (at, found) in handle.join().expect("a snapshot matching thread does not panic") {
+                    matched[at] = found;
+                }
+            }
+        });
+        let mut missing = Vec::new();
+        for ((table, chunk), found) in chunks.iter().zip(matched) {
+            for (&entry, theirs) in chunk.iter().zip(found) {
+                match theirs {
+                    Some(theirs) => self.tables[*table].1[entry].2 = Saved::Held(theirs),
+                    None => missing.push(Missing { table: *table, entry }),
                 }
             }
         }
