@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 
 use domain::event::{copy_envelope_into, EventEnvelope};
 
+use super::streams::Streams;
+
 #[derive(Default)]
 pub(crate) struct Index {
     /// `offsets[p - 1]` is the file offset of the frame at position `p`.
@@ -12,7 +14,7 @@ pub(crate) struct Index {
     /// Length of the committed (fsynced) part of the file.
     pub end: u64,
     /// Positions of each stream, in stream-version order.
-    pub streams: HashMap<String, Vec<u64>>,
+    pub streams: Streams,
     /// Positions written under each idempotency key.
     pub keys: HashMap<String, Vec<u64>>,
     /// The most recently committed events, so followers near the head (the
@@ -29,18 +31,13 @@ impl Index {
     }
 
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |p| p.len() as u64)
+        self.streams.version(stream)
     }
 
     /// Records one committed event at `offset`.
     pub fn add(&mut self, envelope: &EventEnvelope, offset: u64) {
         self.offsets.push(offset);
-        match self.streams.get_mut(envelope.stream.as_str()) {
-            Some(list) => list.push(envelope.position),
-            None => {
-                self.streams.insert(envelope.stream.clone(), vec![envelope.position]);
-            }
-        }
+        self.streams.add(&envelope.stream, envelope.position);
         if let Some(key) = &envelope.idempotency_key {
             self.keys.entry(key.clone()).or_default().push(envelope.position);
         }

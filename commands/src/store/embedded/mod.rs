@@ -7,6 +7,7 @@
 
 mod frame;
 mod index;
+mod streams;
 mod writer;
 
 use std::fs::{File, OpenOptions};
@@ -170,9 +171,7 @@ impl EventStore for EmbeddedStore {
     async fn read_stream_range(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<EventEnvelope>, StoreError> {
         let positions: Vec<u64> = {
             let index = self.shared.index.read().expect("index lock");
-            let all = index.streams.get(stream).map(Vec::as_slice).unwrap_or_default();
-            let skip = from_version.saturating_sub(1) as usize;
-            all.iter().skip(skip).take(max).copied().collect()
+            index.streams.positions(stream, from_version, max)
         };
         if positions.is_empty() {
             return Ok(Vec::new());
