@@ -30,6 +30,7 @@ pub mod name;
 pub mod query;
 pub mod record;
 pub mod security;
+pub mod texts;
 pub mod time;
 pub mod validate;
 pub mod value;

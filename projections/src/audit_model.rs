@@ -14,12 +14,12 @@ use domain::value::{Record, Value};
 use domain::Timestamp;
 use serde_json::{json, Value as Json};
 
+use domain::texts::Texts;
+
 use crate::analytics::dictionary::Dictionary;
 use crate::InProcess;
-use targets::{Targets, NONE};
 
 mod snapshot;
-mod targets;
 
 /// One audited change as a query shows it: what queries filter on. The rest
 /// (the event's id, stream version and causes, and the changes themselves)
@@ -152,10 +152,16 @@ struct Entry {
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 40, "an audit entry is 40 bytes");
 
+/// No entry: the end of a chain of entries.
+const NONE: u32 = u32::MAX;
+
 #[derive(Default)]
 pub struct AuditModel {
     entries: Vec<Entry>,
-    targets: Targets,
+    /// Each target once: its id, in the scope of its object's name code.
+    targets: Texts,
+    /// By target: its newest entry.
+    newest_of_target: Vec<u32>,
     /// Each actor, tenant and object name once.
     names: Dictionary,
     /// By an object name's code: its newest entry ([`NONE`]: none).
@@ -213,6 +219,9 @@ impl AuditModel {
         };
         let object = self.names.intern(object);
         let target = self.targets.intern(object, id);
+        if target as usize == self.newest_of_target.len() {
+            self.newest_of_target.push(NONE);
+        }
         let (actor, tenant) = (self.names.intern(&envelope.actor), self.names.intern(&envelope.tenant));
         self.insert(envelope.position, kind, envelope.occurred_at, actor, tenant, target);
     }
@@ -230,11 +239,11 @@ impl AuditModel {
             actor,
             tenant,
             target,
-            older_of_target: self.targets.newest(target),
+            older_of_target: self.newest_of_target[target as usize],
             older_of_object: self.newest_of_object[object],
             kind,
         };
-        self.targets.set_newest(target, index);
+        self.newest_of_target[target as usize] = index;
         self.newest_of_object[object] = index;
         self.entries.push(entry);
     }
@@ -277,7 +286,7 @@ impl AuditModel {
         };
         let candidates: Box<dyn Iterator<Item = &Entry>> = match (object, &query.record_id) {
             (Some(object), Some(id)) => match self.targets.find(object, id) {
-                Some(target) => Box::new(self.chain(self.targets.newest(target), |e| e.older_of_target)),
+                Some(target) => Box::new(self.chain(self.newest_of_target[target as usize], |e| e.older_of_target)),
                 None => return (Vec::new(), 0),
             },
             (Some(object), None) => Box::new(self.chain(self.newest_of_object.get(object as usize).copied().unwrap_or(NONE), |e| e.older_of_object)),

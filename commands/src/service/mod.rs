@@ -160,7 +160,8 @@ impl CommandService {
             if position == 0 {
                 return Ok(None);
             }
-            (position, model.encode_snapshot(self.saves_by_digest), model.unshared_count())
+            let (body, whole) = model.encode_snapshot(self.saves_by_digest);
+            (position, body, whole)
         };
         dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move || body).await?;
         self.saved_whole.store(whole, std::sync::atomic::Ordering::Relaxed);

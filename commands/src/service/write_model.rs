@@ -178,20 +178,23 @@ impl WriteModel {
         }
     }
 
+    /// The `(object, id)` of every record stream holding a live record that
+    /// is its own alone.
+    fn unshared(&self) -> impl Iterator<Item = (&String, &String)> {
+        let alone = |kept: &Kept| kept.record.as_ref().is_some_and(|record| Arc::strong_count(record) == 1);
+        self.records.iter().flat_map(move |(object, records)| records.iter().filter(move |(_, kept)| alone(kept)).map(move |(id, _)| (object, id)))
+    }
+
+    /// How many live records it holds alone (a snapshot saves them whole).
+    pub(crate) fn unshared_count(&self) -> usize {
+        self.unshared().count()
+    }
+
     /// Every record stream's `(object, id)` holding a live record that is
     /// its own alone (one shared already, as a start from a snapshot takes
     /// them, has nothing to offer).
-    /// How many live records it holds alone (a snapshot saves them whole).
-    pub(crate) fn unshared_count(&self) -> usize {
-        self.records.values().flat_map(|records| records.values()).filter(|kept| kept.record.as_ref().is_some_and(|r| Arc::strong_count(r) == 1)).count()
-    }
-
     pub(crate) fn unshared_keys(&self) -> Vec<(String, String)> {
-        let unshared = |kept: &Kept| kept.record.as_ref().is_some_and(|record| Arc::strong_count(record) == 1);
-        self.records
-            .iter()
-            .flat_map(|(object, records)| records.iter().filter(|(_, kept)| unshared(kept)).map(move |(id, _)| (object.clone(), id.clone())))
-            .collect()
+        self.unshared().map(|(object, id)| (object.clone(), id.clone())).collect()
     }
 
     /// Notes a record stream applied at `position` for sharing, when sharing is on.

@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod file;
+pub mod on_every_core;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

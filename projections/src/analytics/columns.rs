@@ -379,7 +379,7 @@ mod tests {
         let columns = |table: &Table| {
             let Some(Column::Text { codes, dictionary }) = table.columns.get(ID) else { panic!("an id column") };
             let (values, present) = codes.parts();
-            let dictionary = Dictionary::from_texts(dictionary.texts().iter().map(|t| t.to_string()).collect()).unwrap();
+            let dictionary = Dictionary::from_texts(dictionary.texts().map(str::to_string).collect()).unwrap();
             BTreeMap::from([(ID.to_string(), Column::Text { codes: Cells::from_parts(values.clone(), present.clone()).unwrap(), dictionary })])
         };
         let restored = Table::restored(table.live.clone(), vec![1], columns(&table)).unwrap();

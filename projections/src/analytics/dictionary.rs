@@ -1,74 +1,51 @@
 //! A text column's dictionary: each distinct text once, numbered in the order
-//! first seen, found by text through a hash table of codes that hashes the
-//! text where the dictionary holds it. Before, the text was held twice (the
-//! list, and a map from text to code), and a table's ids a third time.
+//! first seen ([`domain::texts::Texts`] in one scope: the texts end to end in
+//! one string, found through a hash table of numbers). Before, the text was
+//! held twice (the list, and a map from text to code), and a table's ids a
+//! third time.
 
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
+use domain::texts::Texts;
 
 /// Distinct texts by code, and codes by text.
-#[derive(Default)]
-pub struct Dictionary {
-    texts: Vec<Box<str>>,
-    lookup: HashTable<u32>,
-    hasher: foldhash::quality::RandomState,
-}
-
-impl std::fmt::Debug for Dictionary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dictionary").field("texts", &self.texts.len()).finish()
-    }
-}
+#[derive(Default, Debug)]
+pub struct Dictionary(Texts);
 
 impl Dictionary {
     /// A dictionary of these texts, coded in their order; why not, when one repeats.
     pub fn from_texts(texts: Vec<String>) -> Result<Dictionary, String> {
-        let mut dictionary = Dictionary { texts: Vec::with_capacity(texts.len()), ..Dictionary::default() };
-        dictionary.lookup.reserve(texts.len(), |_| 0);
+        let mut dictionary = Dictionary::default();
+        dictionary.0.reserve(texts.len(), texts.iter().map(String::len).sum());
         for text in texts {
-            let before = dictionary.len();
-            if dictionary.intern(&text) as usize != before {
-                return Err(format!("the text '{text}' is in the dictionary twice"));
-            }
+            dictionary.0.add_new(0, &text).map_err(|_| format!("the text '{text}' is in the dictionary twice"))?;
         }
         Ok(dictionary)
     }
 
     /// The code of a text, if the dictionary holds it.
     pub fn code_of(&self, text: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(text);
-        self.lookup.find(hash, |code| &*self.texts[*code as usize] == text).copied()
+        self.0.find(0, text)
     }
 
     /// The code of a text, added when new.
     pub fn intern(&mut self, text: &str) -> u32 {
-        let Dictionary { texts, lookup, hasher } = self;
-        let hash = hasher.hash_one(text);
-        if let Some(code) = lookup.find(hash, |code| &*texts[*code as usize] == text) {
-            return *code;
-        }
-        let code = u32::try_from(texts.len()).expect("fewer than 2^32 distinct texts in a column");
-        texts.push(text.into());
-        lookup.insert_unique(hash, code, |code| hasher.hash_one(&*texts[*code as usize]));
-        code
+        self.0.intern(0, text)
     }
 
     pub fn text(&self, code: u32) -> &str {
-        &self.texts[code as usize]
+        self.0.text(code)
     }
 
     /// Every text, by code.
-    pub fn texts(&self) -> &[Box<str>] {
-        &self.texts
+    pub fn texts(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.texts()
     }
 
     pub fn len(&self) -> usize {
-        self.texts.len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
+        self.0.is_empty()
     }
 }
 
@@ -90,7 +67,7 @@ mod tests {
         assert_eq!(dictionary.code_of("nowhere"), None);
         assert_eq!(dictionary.code_of(""), None);
         assert_eq!(dictionary.intern(""), 1000, "the empty text is a text like any other");
-        let back = Dictionary::from_texts(dictionary.texts().iter().map(|t| t.to_string()).collect()).unwrap();
+        let back = Dictionary::from_texts(dictionary.texts().map(str::to_string).collect()).unwrap();
         assert_eq!(back.code_of("w999"), Some(999));
         assert_eq!(back.code_of(""), Some(1000));
         assert!(Dictionary::from_texts(vec!["a".into(), "b".into(), "a".into()]).is_err());

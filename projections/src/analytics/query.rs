@@ -313,9 +313,7 @@ fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> R
             // Decide per dictionary entry once, then per row by code.
             let verdict: Vec<bool> = dictionary
                 .texts()
-                .iter()
                 .map(|text| {
-                    let text: &str = text;
                     let lower = text.to_lowercase();
                     let is_wanted = wanted.iter().any(|w| w == text);
                     match op {

@@ -36,7 +36,7 @@ impl Snapshot for AnalyticsModel {
                 out.put(field);
                 match column {
                     Column::Number(cells) => out.put(&(0u8, cells.parts())),
-                    Column::Text { codes, dictionary } => out.put(&(1u8, codes.parts(), dictionary.texts())),
+                    Column::Text { codes, dictionary } => out.put(&(1u8, codes.parts(), dictionary.texts().collect::<Vec<_>>())),
                     Column::Bool(cells) => out.put(&(2u8, cells.parts())),
                     Column::Time(cells) => out.put(&(3u8, cells.parts())),
                 }

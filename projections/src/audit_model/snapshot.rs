@@ -2,7 +2,6 @@
 //! string), then every entry as numbers, in log order. The links between a
 //! target's and an object's entries are made again as the entries load.
 
-use super::targets::Targets;
 use super::{AuditModel, KINDS};
 use crate::analytics::dictionary::Dictionary;
 use crate::snapshot::codec::{Reader, Writer};
@@ -21,15 +20,11 @@ impl Snapshot for AuditModel {
 
     fn capture(&self) -> Vec<u8> {
         let mut out = Writer::default();
-        out.put(&(self.names.len() as u64));
-        for code in 0..self.names.len() {
-            out.put(&self.names.text(code as u32));
-        }
-        let targets: Vec<(u32, &str)> = (0..self.targets.len()).map(|t| self.targets.get(t as u32)).collect();
-        out.put(&targets.iter().map(|(_, id)| *id).collect::<String>());
-        out.put(&(targets.len() as u64));
-        for (object, id) in &targets {
-            out.put(&(*object, id.len() as u64));
+        out.put(&self.names.texts().collect::<Vec<_>>());
+        out.put(&self.targets.texts().collect::<String>());
+        out.put(&(self.targets.len() as u64));
+        for (object, id) in (0..self.targets.len()).map(|t| self.targets.get(t as u32)) {
+            out.put(&(object, id.len() as u64));
         }
         out.put(&(self.entries.len() as u64));
         for e in &self.entries {
@@ -45,16 +40,11 @@ impl Snapshot for AuditModel {
     fn decode(_template: AuditModel, position: u64, body: &[u8]) -> Result<AuditModel, String> {
         const WHAT: &str = "the audit model's snapshot";
         let mut input = Reader::new(body, WHAT);
-        let mut model = AuditModel::default();
-        let names = input.count()?;
-        let mut texts = Vec::with_capacity(names.min(1 << 20));
-        for _ in 0..names {
-            texts.push(input.take::<String>()?);
-        }
-        model.names = Dictionary::from_texts(texts).map_err(|e| format!("{WHAT}: {e}"))?;
+        let names = Dictionary::from_texts(input.take()?).map_err(|e| format!("{WHAT}: {e}"))?;
+        let mut model = AuditModel { names, ..AuditModel::default() };
+        let names = model.names.len();
         let ids: String = input.take()?;
         let count = input.count()?;
-        model.targets = Targets::default();
         model.targets.reserve(count.min(1 << 24), ids.len());
         let mut start = 0usize;
         for _ in 0..count {
@@ -67,6 +57,7 @@ impl Snapshot for AuditModel {
             model.targets.add_new(object, id).map_err(|e| format!("{WHAT}: {e}"))?;
             start += id.len();
         }
+        model.newest_of_target = vec![super::NONE; model.targets.len()];
         if start != ids.len() {
             return Err(format!("{WHAT}: target ids left over"));
         }

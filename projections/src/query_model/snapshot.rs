@@ -14,6 +14,7 @@ use super::QueryModel;
 use crate::history::ModelSnapshot;
 use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{Reader, Writer};
+use crate::snapshot::on_every_core::map_in_order;
 use crate::snapshot::Snapshot;
 
 /// Rows per chunk: enough that a chunk's own cost is nothing, few enough
@@ -27,37 +28,16 @@ type Chunks<'a> = Vec<(usize, &'a [u8])>;
 /// One chunk's rows, decoded.
 type Rows = Vec<(Arc<str>, Arc<Record>)>;
 
-/// The rows of each chunk, decoded on every core at once, in the chunks' order.
-fn decode_chunks(chunks: &Chunks<'_>) -> Result<Vec<Rows>, String> {
-    let decode = |(rows, bytes): &(usize, &[u8])| -> Result<Rows, String> {
-        let mut input = Reader::new(bytes, "the query model's snapshot");
-        let mut out = Vec::with_capacity((*rows).min(CHUNK_ROWS));
-        for _ in 0..*rows {
-            let (id, KeptRecord(record)): (String, KeptRecord) = input.take()?;
-            out.push((Arc::from(id), Arc::new(record)));
-        }
-        input.finish()?;
-        Ok(out)
-    };
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(chunks.len());
-    if workers <= 1 {
-        return chunks.iter().map(decode).collect();
+/// One chunk's rows, decoded.
+fn decode_chunk((rows, bytes): &(usize, &[u8])) -> Result<Rows, String> {
+    let mut input = Reader::new(bytes, "the query model's snapshot");
+    let mut out = Vec::with_capacity((*rows).min(CHUNK_ROWS));
+    for _ in 0..*rows {
+        let (id, KeptRecord(record)): (String, KeptRecord) = input.take()?;
+        out.push((Arc::from(id), Arc::new(record)));
     }
-    let mut decoded: Vec<Option<Result<Rows, String>>> = (0..chunks.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|worker| {
-                let decode = &decode;
-                scope.spawn(move || chunks.iter().enumerate().skip(worker).step_by(workers).map(|(at, chunk)| (at, decode(chunk))).collect::<Vec<_>>())
-            })
-            .collect();
-        for handle in handles {
-            for (at, rows) in handle.join().expect("a snapshot decoding thread does not panic") {
-                decoded[at] = Some(rows);
-            }
-        }
-    });
-    decoded.into_iter().map(|rows| rows.expect("every chunk decoded")).collect()
+    input.finish()?;
+    Ok(out)
 }
 
 impl Snapshot for QueryModel {
@@ -106,8 +86,9 @@ impl Snapshot for QueryModel {
                 chunks.push((rows, input.bytes()?));
             }
             let table = model.table(&object);
-            for rows in decode_chunks(&chunks)? {
-                for (id, record) in rows {
+            // The chunks decoded on every core at once, then put in their order.
+            for rows in map_in_order(&chunks, decode_chunk) {
+                for (id, record) in rows? {
                     table.put_shared(id, record);
                 }
             }

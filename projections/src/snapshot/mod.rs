@@ -18,7 +18,7 @@ use commands::store::EventStore;
 
 use crate::rebuild::MemoryModel;
 
-pub use commands::snapshot::{catalog, codec};
+pub use commands::snapshot::{catalog, codec, on_every_core};
 
 #[cfg(test)]
 mod tests;

@@ -86,10 +86,12 @@ pub(crate) struct Missing {
 impl WriteModel {
     /// The body of its snapshot (under the write model's lock: records are
     /// copied as they are encoded). With `by_digest`, a record shared with
-    /// another holder (the read model) is saved as its digest.
-    pub(crate) fn encode_snapshot(&self, by_digest: bool) -> Vec<u8> {
+    /// another holder (the read model) is saved as its digest. Returns the
+    /// body and how many live records it holds whole.
+    pub(crate) fn encode_snapshot(&self, by_digest: bool) -> (Vec<u8>, usize) {
         let mut out = Writer::default();
         let mut buffer = Vec::new();
+        let mut whole = 0;
         out.put(&definitions(&self.catalog));
         out.put(&self.meta_versions);
         out.put(&(self.records.len() as u64));
@@ -107,6 +109,7 @@ impl WriteModel {
                     Some(record) => {
                         out.put(&HELD);
                         out.put(&**record);
+                        whole += 1;
                     }
                 }
             }
@@ -119,7 +122,7 @@ impl WriteModel {
         out.put(&self.automation);
         out.put(&self.automation_generation);
         out.put(&self.automation_versions);
-        out.bytes
+        (out.bytes, whole)
     }
 
     /// What a snapshot's body holds, its records saved as digests still to take.
@@ -186,21 +189,7 @@ impl Opened {
                 })
                 .collect()
         };
-        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(chunks.len()).max(1);
-        let mut matched: Vec<Vec<Option<Arc<Record>>>> = vec![Vec::new(); chunks.len()];
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|worker| {
-                    let (chunks, match_chunk) = (&chunks, &match_chunk);
-                    scope.spawn(move || chunks.iter().enumerate().skip(worker).step_by(workers).map(|(at, chunk)| (at, match_chunk(chunk))).collect::<Vec<_>>())
-                })
-                .collect();
-            for handle in handles {
-                for (at, found) in handle.join().expect("a snapshot matching thread does not panic") {
-                    matched[at] = found;
-                }
-            }
-        });
+        let matched = crate::snapshot::on_every_core::map_in_order(&chunks, match_chunk);
         let mut missing = Vec::new();
         for ((table, chunk), found) in chunks.iter().zip(matched) {
             for (&entry, theirs) in chunk.iter().zip(found) {
@@ -330,7 +319,7 @@ mod tests {
         }
         model.took_autonumber("contact");
 
-        let decoded = WriteModel::decode_snapshot(&model.encode_snapshot(false)).unwrap().finish().unwrap();
+        let decoded = WriteModel::decode_snapshot(&model.encode_snapshot(false).0).unwrap().finish().unwrap();
         assert_eq!(derived(&decoded), derived(&model));
         assert!(!derived(&model).0.is_empty() && !derived(&model).1.is_empty());
         assert_eq!(decoded.records, model.records);
@@ -339,7 +328,7 @@ mod tests {
             (model.created.clone(), model.numbers.clone(), model.meta_versions.clone())
         );
         assert_eq!(decoded.catalog.objects().count(), 2);
-        let mut body = model.encode_snapshot(false);
+        let (mut body, _) = model.encode_snapshot(false);
         body.push(0);
         assert!(WriteModel::decode_snapshot(&body).is_err(), "trailing bytes are refused");
     }
