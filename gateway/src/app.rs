@@ -188,13 +188,28 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         let (store, audit_model, analytics_model, search_model) = (store.clone(), audit_model.clone(), analytics_model.clone(), search_model.clone());
         let saved = model_snapshots.clone();
         tokio::spawn(async move {
-            use projections::rebuild::{load, load_snapshotted};
+            use commands::service::sharing::RecordSource;
+            use projections::query_model::{QueryModel, RecordsOf, RowsAt};
+            use projections::rebuild::{load, load_snapshotted, load_snapshotted_then};
             let query = async {
                 match query_model {
                     Some(model) => {
-                        let loaded = load_snapshotted(store.clone(), model.clone(), saved.clone()).await;
-                        if let (Ok(_), Some(sender)) = (&loaded, loaded_query) {
-                            let _ = sender.send(Arc::new(projections::query_model::RecordsOf(model)) as Arc<dyn commands::service::sharing::RecordSource>);
+                        // The rows decoded from the query model's snapshot go
+                        // to the write model's start at once (it takes them
+                        // while this model folds its tail and builds its
+                        // indexes); with no snapshot, the model once loaded.
+                        let mut sender = loaded_query;
+                        let send = |source: Arc<dyn RecordSource>, sender: &mut Option<tokio::sync::oneshot::Sender<_>>| {
+                            if let Some(sender) = sender.take() {
+                                let _ = sender.send(source);
+                            }
+                        };
+                        let loaded = load_snapshotted_then(store.clone(), model.clone(), saved.clone(), |opened: &QueryModel| {
+                            send(Arc::new(RowsAt::new(opened.snapshot())), &mut sender)
+                        })
+                        .await;
+                        if loaded.is_ok() {
+                            send(Arc::new(RecordsOf(model)), &mut sender);
                         }
                         loaded
                     }

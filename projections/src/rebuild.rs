@@ -253,13 +253,27 @@ pub async fn load_snapshotted<M: Snapshot>(
     model: Arc<RwLock<M>>,
     snapshots: Option<SnapshotDir>,
 ) -> Result<FoldLetters, ReadError> {
+    load_snapshotted_then(store, model, snapshots, |_: &M| {}).await
+}
+
+/// [`load_snapshotted`], calling `opened` with the model its snapshot holds
+/// once the log agrees with it, before the events after it are folded (the
+/// write model's start takes its records from the query model's then).
+pub async fn load_snapshotted_then<M: Snapshot>(
+    store: Arc<dyn EventStore>,
+    model: Arc<RwLock<M>>,
+    snapshots: Option<SnapshotDir>,
+    opened: impl FnOnce(&M) + Send,
+) -> Result<FoldLetters, ReadError> {
     let Some(snapshots) = snapshots else { return load(store, model).await };
+    let on_opened = opened;
     let started = Instant::now();
     let template = model.read().expect("model lock").fresh();
     if let Some(opened) = crate::snapshot::open(&snapshots, template).await {
         tracing::info!(model = M::NAME, position = opened.position, seconds = started.elapsed().as_secs_f64(), "read model opened from its snapshot");
         let holds = commands::snapshot::log_holds(&store, opened.position, &opened.event_id).await;
         if holds.map_err(|e| ReadError::Store(e.to_string()))? {
+            on_opened(&opened.model);
             *model.write().expect("model lock") = opened.model;
             return fold_on(store, model, true, true).await;
         }

@@ -11,7 +11,7 @@ use commands::service::{Command, CommandMeta, CommandService};
 use commands::store::{open_embedded, EventStore};
 use domain::metadata::{MetadataCommand, ObjectSpec};
 use domain::value::{Record, Value};
-use projections::query_model::{QueryModel, RecordsOf};
+use projections::query_model::{QueryModel, RecordsOf, RowsAt};
 use projections::runner::spawn;
 use serde_json::json;
 
@@ -233,4 +233,54 @@ async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
     let unloaded = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
     assert_eq!(unloaded.started_from(), 0, "nor when the read model did not load");
     assert_eq!(unloaded.record_state("note", "n00"), folded.record_state("note", "n00"));
+}
+
+/// A start as the app makes one: the query model opened from its snapshot
+/// hands the rows it decoded to the write model's start before it folds
+/// the events after its snapshot ([`projections::rebuild::load_snapshotted_then`]),
+/// so the write model takes records while the query model still loads. A
+/// record changed after the snapshots is folded from its stream; every
+/// other is one allocation with the loaded query model's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_takes_records_from_the_rows_the_query_models_snapshot_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(open_embedded(&dir.path().join("log")).unwrap());
+    let snapshots = commands::snapshot::SnapshotDir::new(dir.path().join("snapshots"));
+    let (unsent, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
+    let service = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
+    drop(unsent);
+    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
+    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    let ids: Vec<String> = (0..150).map(|n| format!("n{n:03}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        create(&service, id, n as i64).await;
+    }
+    let model = loaded_query_model(&store).await;
+    let sharing = service.share_records_with(Arc::new(RecordsOf(model.clone())));
+    assert!(all_shared(&service, &model, &ids).await);
+    let saved_at = service.save_snapshot(&snapshots).await.unwrap().expect("a position");
+    assert_eq!(projections::snapshot::save(&snapshots, &store, &model).await.unwrap(), Some(saved_at));
+    let patch = json!({"n": 500}).as_object().unwrap().clone();
+    service.execute(Command::Update { object: "note".into(), id: "n005".into(), patch, expected_version: None }, CommandMeta::system()).await.unwrap();
+    sharing.abort();
+    drop(service);
+
+    let folded = CommandService::start(store.clone()).await.unwrap();
+    let (_, reader) = projections::memory_projection();
+    let live = reader.memory_model().unwrap();
+    let (sender, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
+    let loading =
+        tokio::spawn(projections::rebuild::load_snapshotted_then(store.clone(), live.clone(), Some(snapshots.clone()), move |opened: &QueryModel| {
+            let _ = sender.send(Arc::new(RowsAt::new(opened.snapshot())));
+        }));
+    let started = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
+    loading.await.unwrap().unwrap();
+    assert_eq!(started.started_from(), saved_at, "started from the snapshot");
+    assert_eq!(live.read().unwrap().checkpoint(), saved_at + 1, "the query model folded the update after its snapshot");
+    for id in &ids {
+        assert_eq!(started.record_state("note", id), folded.record_state("note", id), "{id} as the whole log folds it");
+        let row = live.read().unwrap().row("note", id).unwrap();
+        assert_eq!(started.holds_record_allocation("note", id, &row), id != "n005", "{id}: one allocation with the loaded query model's row");
+    }
+    assert_eq!(started.record_state("note", "n005").record.unwrap().get("n"), Some(&Value::Int(500)));
 }

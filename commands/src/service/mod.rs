@@ -606,11 +606,11 @@ async fn saved_write_model(
             return Ok(None);
         };
         let waited = started.elapsed().as_secs_f64();
-        let taking = tokio::task::spawn_blocking(move || {
+        let (taken, missing) = crate::snapshot::on_own_thread::on_own_thread("snapshot-take", move || {
             let missing = opened.take_from(source.as_ref());
             (opened, missing)
-        });
-        let (taken, missing) = taking.await.expect("taking records does not panic");
+        })
+        .await;
         opened = taken;
         for missed in &missing {
             // A stream that does not reach the saved version, or holds an
@@ -629,7 +629,7 @@ async fn saved_write_model(
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(taken = by_digest - missing.len(), folded = missing.len(), waited, seconds, "write model's records taken from the read model");
     }
-    match tokio::task::spawn_blocking(move || opened.finish()).await.expect("finishing a snapshot does not panic") {
+    match crate::snapshot::on_own_thread::on_own_thread("snapshot-finish", move || opened.finish()).await {
         Ok(model) => Ok(Some((model, header.position))),
         Err(error) => {
             tracing::warn!(%error, "the write model's snapshot is removed: the whole log is folded");

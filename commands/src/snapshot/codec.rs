@@ -1,6 +1,7 @@
 //! Encoding a snapshot's body: a sequence of bincode values, written and
 //! read one after another (bincode's standard configuration, no limit: the
-//! body is read only after its checksum matched).
+//! body is read only after its checksum matched), from the body in memory
+//! ([`Reader`]) or as it streams from the file ([`Stream`]).
 
 use bincode::config::{standard, Configuration};
 use bincode::de::read::SliceReader;
@@ -55,5 +56,108 @@ impl<'a> Reader<'a> {
             Some(rest) if !rest.is_empty() => Err(format!("{}: trailing bytes", self.what)),
             _ => Ok(()),
         }
+    }
+}
+
+/// Reads values back in the order they were written, as the body streams
+/// from its file (or any reader): a body decoded this way is never held
+/// whole, only the values and the chunks of bytes taken from it.
+pub struct Stream {
+    decoder: DecoderImpl<Left, Configuration, ()>,
+    what: &'static str,
+}
+
+/// A reader that ends after the body's length.
+struct Left {
+    inner: Box<dyn std::io::Read + Send>,
+    left: u64,
+}
+
+impl bincode::de::read::Reader for Left {
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        if bytes.len() as u64 > self.left {
+            return Err(bincode::error::DecodeError::UnexpectedEnd { additional: bytes.len() - self.left as usize });
+        }
+        self.inner.read_exact(bytes).map_err(|inner| bincode::error::DecodeError::Io { inner, additional: bytes.len() })?;
+        self.left -= bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl Stream {
+    /// The `length` bytes `inner` holds from where it is.
+    pub fn new(inner: impl std::io::Read + Send + 'static, length: u64, what: &'static str) -> Stream {
+        Stream { decoder: DecoderImpl::new(Left { inner: Box::new(inner), left: length }, CONFIG, ()), what }
+    }
+
+    pub fn take<T: Decode<()>>(&mut self) -> Result<T, String> {
+        T::decode(&mut self.decoder).map_err(|e| format!("{}: {e}", self.what))
+    }
+
+    /// A length written with [`Writer::put`] as a `u64`.
+    pub fn count(&mut self) -> Result<usize, String> {
+        let len: u64 = self.take()?;
+        usize::try_from(len).map_err(|_| format!("{}: a length out of range", self.what))
+    }
+
+    /// Bytes written with [`Writer::put`] as a `&[u8]`, read into a buffer of their own.
+    pub fn bytes(&mut self) -> Result<Vec<u8>, String> {
+        use bincode::de::Decoder as _;
+        let length = self.count()?;
+        if length as u64 > self.decoder.reader().left {
+            return Err(format!("{}: bytes past its end", self.what));
+        }
+        let mut bytes = vec![0; length];
+        bincode::de::read::Reader::read(self.decoder.reader(), &mut bytes).map_err(|e| format!("{}: {e}", self.what))?;
+        Ok(bytes)
+    }
+
+    /// What is left of the body, in memory.
+    pub fn rest(&mut self) -> Result<Vec<u8>, String> {
+        use bincode::de::Decoder as _;
+        let left = self.decoder.reader().left;
+        let mut bytes = vec![0; usize::try_from(left).map_err(|_| format!("{}: too long", self.what))?];
+        bincode::de::read::Reader::read(self.decoder.reader(), &mut bytes).map_err(|e| format!("{}: {e}", self.what))?;
+        Ok(bytes)
+    }
+
+    /// Fails unless every byte was read.
+    pub fn finish(mut self) -> Result<(), String> {
+        use bincode::de::Decoder as _;
+        match self.decoder.reader().left {
+            0 => Ok(()),
+            _ => Err(format!("{}: trailing bytes", self.what)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_reads_what_a_slice_does_and_stops_at_its_length() {
+        let mut out = Writer::default();
+        out.put(&7u64);
+        out.put(&"seven".to_string());
+        out.put(&b"some bytes".as_slice());
+        out.put(&(3u64, 4u8));
+        let body = out.bytes.clone();
+        let read = |length: u64| {
+            let mut input = Stream::new(std::io::Cursor::new(body.clone()), length, "test");
+            let parts = (input.count()?, input.take::<String>()?, input.bytes()?, input.take::<(u64, u8)>()?);
+            input.finish().map(|()| parts)
+        };
+        assert_eq!(read(body.len() as u64).unwrap(), (7, "seven".to_string(), b"some bytes".to_vec(), (3, 4)));
+        assert!(read(body.len() as u64 - 1).is_err(), "a value past the length is refused");
+        let mut longer = body.clone();
+        longer.push(0);
+        let mut input = Stream::new(std::io::Cursor::new(longer.clone()), longer.len() as u64, "test");
+        let _ = (input.count().unwrap(), input.take::<String>().unwrap(), input.bytes().unwrap(), input.take::<(u64, u8)>().unwrap());
+        assert!(input.finish().is_err(), "trailing bytes are refused");
+        let mut input = Stream::new(std::io::Cursor::new(body.clone()), body.len() as u64, "test");
+        input.count().unwrap();
+        assert_eq!(input.rest().unwrap(), body[1..]);
+        input.finish().unwrap();
     }
 }

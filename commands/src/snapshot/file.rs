@@ -56,31 +56,80 @@ pub fn write(path: &Path, header: &Header, body: &[u8]) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads the file at `path` when it is a whole snapshot of `format`: its header and body.
-pub fn read(path: &Path, format: u32) -> Result<(Header, Vec<u8>), FileError> {
-    let mut bytes = std::fs::read(path)?;
-    if bytes.len() < HEADER + 4 || &bytes[..8] != MAGIC {
+/// A file whose header and checksum were checked, open at its body.
+pub struct Checked {
+    pub header: Header,
+    /// The body's length in bytes.
+    pub length: u64,
+    pub body: std::io::BufReader<File>,
+}
+
+impl Checked {
+    /// The whole body, read into memory.
+    pub fn into_bytes(mut self) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::with_capacity(usize::try_from(self.length).unwrap_or(usize::MAX));
+        (&mut self.body).take(self.length).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+/// Bytes checked at a time: the body is checked as it streams past, never
+/// held whole, so a model that decodes while reading never holds its file's
+/// bytes all at once.
+const CHECKED_AT_ONCE: usize = 1 << 20;
+
+/// Opens the file at `path` when it is a whole snapshot of `format`: its
+/// header read and its checksum checked over header and body (one pass
+/// through the file), and the file left at the start of the body. Snapshot
+/// files are replaced by renaming, never written in place, so what the open
+/// file holds cannot change between the check and the read.
+pub fn open(path: &Path, format: u32) -> Result<Checked, FileError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut head = [0u8; HEADER + 4];
+    if size < head.len() as u64 {
         return Err(FileError::NotSnapshot);
     }
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let found = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    let header = Header { format: found, position: u64_at(12), event_id: bytes[20..36].try_into().expect("16 bytes") };
+    file.read_exact(&mut head)?;
+    if &head[..8] != MAGIC {
+        return Err(FileError::NotSnapshot);
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+    let found = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    let header = Header { format: found, position: u64_at(12), event_id: head[20..36].try_into().expect("16 bytes") };
     let length = u64_at(36);
     if found != format {
         return Err(FileError::Format { found, wanted: format });
     }
-    if length != (bytes.len() - HEADER - 4) as u64 {
+    if length != size - head.len() as u64 {
         return Err(FileError::Damaged);
     }
-    let stored = u32::from_le_bytes(bytes[HEADER..HEADER + 4].try_into().expect("4 bytes"));
+    let stored = u32::from_le_bytes(head[HEADER..HEADER + 4].try_into().expect("4 bytes"));
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&bytes[..HEADER]);
-    crc.update(&bytes[HEADER + 4..]);
+    crc.update(&head[..HEADER]);
+    let mut block = vec![0u8; CHECKED_AT_ONCE];
+    let mut left = length;
+    while left > 0 {
+        let now = block.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        file.read_exact(&mut block[..now])
+            .map_err(|error| if error.kind() == std::io::ErrorKind::UnexpectedEof { FileError::Damaged } else { error.into() })?;
+        crc.update(&block[..now]);
+        left -= now as u64;
+    }
     if crc.finalize() != stored {
         return Err(FileError::Damaged);
     }
-    bytes.drain(..HEADER + 4);
-    Ok((header, bytes))
+    file.seek(SeekFrom::Start(head.len() as u64))?;
+    Ok(Checked { header, length, body: std::io::BufReader::with_capacity(CHECKED_AT_ONCE, file) })
+}
+
+/// Reads the file at `path` when it is a whole snapshot of `format`: its header and body.
+pub fn read(path: &Path, format: u32) -> Result<(Header, Vec<u8>), FileError> {
+    let checked = open(path, format)?;
+    let header = checked.header.clone();
+    Ok((header, checked.into_bytes()?))
 }
 
 /// The position in the header of the file at `path`, when it is a snapshot

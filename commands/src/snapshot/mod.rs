@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod codec;
 pub mod file;
 pub mod on_every_core;
+pub mod on_own_thread;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,11 +102,11 @@ impl SnapshotDir {
         let event_id = event_at(store, position).await?.ok_or(SaveError::NoEvent(position))?;
         let path = self.path_of(name);
         let header = Header { format, position, event_id };
-        let written = tokio::task::spawn_blocking(move || {
+        on_own_thread::on_own_thread("snapshot-save", move || {
             let body = encode();
             file::write(&path, &header, &body).map_err(|error| SaveError::Write { path: path.display().to_string(), error })
-        });
-        written.await.expect("a snapshot's writer does not panic")
+        })
+        .await
     }
 
     /// The header and body of the model `name`'s file, read off the runtime
@@ -118,10 +119,21 @@ impl SnapshotDir {
         format: u32,
         decode: impl FnOnce(&Header, &[u8]) -> Result<T, String> + Send + 'static,
     ) -> Option<(Header, T)> {
+        self.open_stream(name, format, move |header, body| decode(header, &body.rest()?)).await
+    }
+
+    /// [`SnapshotDir::open`], the body decoded as it streams from the file
+    /// (checked first, in one pass that holds none of it).
+    pub async fn open_stream<T: Send + 'static>(
+        &self,
+        name: &str,
+        format: u32,
+        decode: impl FnOnce(&Header, &mut codec::Stream) -> Result<T, String> + Send + 'static,
+    ) -> Option<(Header, T)> {
         let path = self.path_of(name);
-        let read = tokio::task::spawn_blocking(move || {
-            let (header, body) = match file::read(&path, format) {
-                Ok(read) => read,
+        let read = on_own_thread::on_own_thread("snapshot-load", move || {
+            let checked = match file::open(&path, format) {
+                Ok(checked) => checked,
                 Err(FileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => return None,
                 Err(error) => {
                     tracing::warn!(file = %path.display(), %error, "a model's snapshot is ignored and removed: the model is folded from the log");
@@ -129,7 +141,9 @@ impl SnapshotDir {
                     return None;
                 }
             };
-            match decode(&header, &body) {
+            let header = checked.header.clone();
+            let mut body = codec::Stream::new(checked.body, checked.length, "a snapshot's body");
+            match decode(&header, &mut body).and_then(|model| body.finish().map(|()| model)) {
                 Ok(model) => Some((header, model)),
                 Err(error) => {
                     tracing::warn!(file = %path.display(), %error, "a model's snapshot does not decode and is removed: the model is folded from the log");
@@ -138,6 +152,6 @@ impl SnapshotDir {
                 }
             }
         });
-        read.await.expect("a snapshot's reader does not panic")
+        read.await
     }
 }

@@ -33,7 +33,7 @@ use domain::DomainError;
 use self::explain::Trace;
 use self::matcher::Matcher;
 pub use self::record_filter::RecordFilter;
-pub use self::record_source::RecordsOf;
+pub use self::record_source::{RecordsOf, RowsAt};
 use self::rows::Row;
 use self::table::Table;
 use self::values::Resolver;

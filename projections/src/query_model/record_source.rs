@@ -1,12 +1,18 @@
 //! The in-process query model as the write model's record source, so each
-//! live record is held once by both (see `commands::service::sharing`).
+//! live record is held once by both (see `commands::service::sharing`):
+//! the live model ([`RecordsOf`]), or the rows a start decoded from the
+//! model's snapshot ([`RowsAt`]), which the write model's start can take
+//! from while the query model still folds its tail and builds its indexes.
 
-use std::sync::{Arc, RwLock};
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use commands::service::sharing::RecordSource;
 use domain::value::Record;
+use hashbrown::HashTable;
 
 use super::QueryModel;
+use crate::history::ModelSnapshot;
 
 /// Rows of a shared query model, read under its read lock.
 pub struct RecordsOf(pub Arc<RwLock<QueryModel>>);
@@ -19,5 +25,102 @@ impl RecordSource for RecordsOf {
     fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
         let model = self.0.read().expect("query model lock");
         keys.iter().map(|(object, id)| model.row(object, id)).collect()
+    }
+}
+
+/// The rows of one snapshot of the query model, found by a hash of their
+/// object and id (a table built on the first lookup, by whichever thread
+/// asks first: one probe per record instead of a search through sorted ids).
+pub struct RowsAt {
+    snapshot: ModelSnapshot,
+    lookup: OnceLock<Lookup>,
+}
+
+/// Every row's (table, row) number, by a hash of its object and id.
+struct Lookup {
+    table: HashTable<(u32, u32)>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Lookup {
+    fn hash(&self, object: &str, id: &str) -> u64 {
+        self.hasher.hash_one((object, id))
+    }
+}
+
+impl RowsAt {
+    pub fn new(snapshot: ModelSnapshot) -> RowsAt {
+        RowsAt { snapshot, lookup: OnceLock::new() }
+    }
+
+    fn lookup(&self) -> &Lookup {
+        self.lookup.get_or_init(|| {
+            let mut lookup = Lookup { table: HashTable::with_capacity(self.snapshot.rows()), hasher: foldhash::fast::RandomState::default() };
+            for (at, (object, rows)) in self.snapshot.tables.iter().enumerate() {
+                for (row, (id, _)) in rows.iter().enumerate() {
+                    let hash = lookup.hash(object, id);
+                    let tables = &self.snapshot.tables;
+                    lookup.table.insert_unique(hash, (at as u32, row as u32), |&(t, r)| {
+                        let (object, rows) = &tables[t as usize];
+                        lookup.hasher.hash_one((object.as_str(), &*rows[r as usize].0))
+                    });
+                }
+            }
+            lookup
+        })
+    }
+
+    fn record(&self, lookup: &Lookup, object: &str, id: &str) -> Option<Arc<Record>> {
+        let tables = &self.snapshot.tables;
+        let found = lookup.table.find(lookup.hash(object, id), |&(t, r)| {
+            let (name, rows) = &tables[t as usize];
+            name == object && &*rows[r as usize].0 == id
+        })?;
+        Some(tables[found.0 as usize].1[found.1 as usize].1.clone())
+    }
+}
+
+impl RecordSource for RowsAt {
+    fn position(&self) -> u64 {
+        self.snapshot.position
+    }
+
+    fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
+        let lookup = self.lookup();
+        keys.iter().map(|(object, id)| self.record(lookup, object, id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::ModelSnapshot;
+
+    fn record(n: usize) -> Arc<Record> {
+        Arc::new(Record::from_iter([("n", domain::value::Value::Int(n as i64))]))
+    }
+
+    #[test]
+    fn finds_every_row_of_every_table_and_nothing_else() {
+        let rows = |object: &str, count: usize| -> (String, crate::history::SharedRows) {
+            (object.to_string(), (0..count).map(|n| (Arc::from(format!("{object}-{n:05}")), record(n))).collect())
+        };
+        let snapshot = ModelSnapshot { position: 7, max_occurred_at: 0, catalog: Default::default(), tables: vec![rows("a", 300), rows("b", 5)] };
+        let source = RowsAt::new(snapshot);
+        assert_eq!(source.position(), 7);
+        let keys = [("a", "a-00000"), ("a", "a-00299"), ("b", "b-00004"), ("b", "a-00001"), ("a", "a-00300"), ("c", "a-00001")];
+        let found = source.records(&keys);
+        let numbers: Vec<Option<i64>> = found
+            .iter()
+            .map(|r| {
+                r.as_ref().map(|r| match r.get("n") {
+                    Some(domain::value::Value::Int(n)) => *n,
+                    _ => -1,
+                })
+            })
+            .collect();
+        assert_eq!(numbers, vec![Some(0), Some(299), Some(4), None, None, None]);
+        // The record is the snapshot's allocation, not a copy.
+        assert!(Arc::ptr_eq(found[0].as_ref().unwrap(), &source.snapshot.tables[0].1[0].1));
     }
 }

@@ -1,7 +1,8 @@
 //! The query model as a snapshot: the catalog, the latest event time, and
 //! each table's rows (ids and records) in id order, in chunks of a fixed
-//! number of rows, each chunk's bytes behind its length, so a load decodes
-//! the chunks on every core at once. Indexes are not saved: they are built
+//! number of rows, each chunk's bytes behind its length, so a load reads the
+//! file a batch of chunks at a time and decodes each batch on every core at
+//! once (it never holds the whole file). Indexes are not saved: they are built
 //! once, in one sort per field, when the load ends.
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use domain::value::Record;
 use super::QueryModel;
 use crate::history::ModelSnapshot;
 use crate::snapshot::catalog::{definitions, from_definitions};
-use crate::snapshot::codec::{Reader, Writer};
+use crate::snapshot::codec::{Reader, Stream, Writer};
 use crate::snapshot::on_every_core::map_in_order;
 use crate::snapshot::Snapshot;
 
@@ -22,14 +23,18 @@ use crate::snapshot::Snapshot;
 /// (The tests' small tables make several chunks too.)
 const CHUNK_ROWS: usize = if cfg!(test) { 64 } else { 16_384 };
 
-/// One table's rows, chunk by chunk: the chunk's number of rows and its bytes.
-type Chunks<'a> = Vec<(usize, &'a [u8])>;
+/// Chunks read before they are decoded, in bytes at most (past one chunk):
+/// what a load holds of its file at a time.
+const BATCH_BYTES: usize = if cfg!(test) { 2048 } else { 16 << 20 };
+
+/// Chunks of a table's rows: each chunk's number of rows and its bytes.
+type Chunks = Vec<(usize, Vec<u8>)>;
 
 /// One chunk's rows, decoded.
 type Rows = Vec<(Arc<str>, Arc<Record>)>;
 
 /// One chunk's rows, decoded.
-fn decode_chunk((rows, bytes): &(usize, &[u8])) -> Result<Rows, String> {
+fn decode_chunk((rows, bytes): &(usize, Vec<u8>)) -> Result<Rows, String> {
     let mut input = Reader::new(bytes, "the query model's snapshot");
     let mut out = Vec::with_capacity((*rows).min(CHUNK_ROWS));
     for _ in 0..*rows {
@@ -74,26 +79,40 @@ impl Snapshot for QueryModel {
     }
 
     fn decode(template: QueryModel, position: u64, body: &[u8]) -> Result<QueryModel, String> {
-        let mut input = Reader::new(body, "the query model's snapshot");
+        let mut input = Stream::new(std::io::Cursor::new(body.to_vec()), body.len() as u64, "the query model's snapshot");
+        let model = Self::decode_stream(template, position, &mut input)?;
+        input.finish()?;
+        Ok(model)
+    }
+
+    fn decode_stream(template: QueryModel, position: u64, input: &mut Stream) -> Result<QueryModel, String> {
         let max_occurred_at: i64 = input.take()?;
         let catalog = from_definitions(input.take::<Vec<ObjectDefined>>()?)?;
         let mut model = QueryModel { catalog, deferred: true, history: template.history, max_occurred_at, ..QueryModel::default() };
         for _ in 0..input.count()? {
             let object: String = input.take()?;
-            let mut chunks: Chunks = Vec::new();
-            for _ in 0..input.count()? {
-                let rows = input.count()?;
-                chunks.push((rows, input.bytes()?));
-            }
             let table = model.table(&object);
-            // The chunks decoded on every core at once, then put in their order.
-            for rows in map_in_order(&chunks, decode_chunk) {
-                for (id, record) in rows? {
-                    table.put_shared(id, record);
+            // The chunks read a batch at a time, each batch decoded on every
+            // core at once, then put in their order.
+            let mut batch: Chunks = Vec::new();
+            let mut batched = 0;
+            let chunks = input.count()?;
+            for at in 0..chunks {
+                let rows = input.count()?;
+                let bytes = input.bytes()?;
+                batched += bytes.len();
+                batch.push((rows, bytes));
+                if batched >= BATCH_BYTES || at + 1 == chunks {
+                    for rows in map_in_order(&batch, decode_chunk) {
+                        for (id, record) in rows? {
+                            table.put_shared(id, record);
+                        }
+                    }
+                    batch.clear();
+                    batched = 0;
                 }
             }
         }
-        input.finish()?;
         model.checkpoint = position;
         // As-of reads of moments from here on fold from this state, not from the beginning.
         if let Some(history) = &model.history {

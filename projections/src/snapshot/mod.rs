@@ -41,6 +41,12 @@ pub trait Snapshot: MemoryModel {
     /// empty copy of the model being loaded (what it keeps beside its data,
     /// such as the query model's history, goes on in the result).
     fn decode(template: Self, position: u64, body: &[u8]) -> Result<Self, String>;
+    /// [`Snapshot::decode`] as the body streams from its file (by default,
+    /// the body read whole first; a model whose body is large decodes it
+    /// piece by piece, so a start never holds the whole file beside the model).
+    fn decode_stream(template: Self, position: u64, body: &mut codec::Stream) -> Result<Self, String> {
+        Self::decode(template, position, &body.rest()?)
+    }
 }
 
 /// A model read from its snapshot, with where the log must agree with it.
@@ -67,7 +73,7 @@ pub async fn save<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn EventStore>, m
 /// The model saved in `dir`, decoded, when there is a whole one of this
 /// server's format; `None` (with a warning for anything but no file) otherwise.
 pub async fn open<M: Snapshot>(dir: &SnapshotDir, template: M) -> Option<Opened<M>> {
-    let (header, model) = dir.open(M::NAME, M::FORMAT, move |header, body| M::decode(template, header.position, body)).await?;
+    let (header, model) = dir.open_stream(M::NAME, M::FORMAT, move |header, body| M::decode_stream(template, header.position, body)).await?;
     Some(Opened { model, position: header.position, event_id: header.event_id })
 }
 
