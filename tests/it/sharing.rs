@@ -161,6 +161,20 @@ async fn loaded_query_model(store: &Arc<dyn EventStore>) -> Arc<RwLock<QueryMode
     model
 }
 
+/// A log and a snapshot directory in `dir`, and a command service on them
+/// with the `note` object defined, started with a source (none sent: no
+/// snapshot to take records for), so its snapshots save digests.
+async fn saving_digests(dir: &std::path::Path) -> (Arc<dyn EventStore>, commands::snapshot::SnapshotDir, CommandService) {
+    let store: Arc<dyn EventStore> = Arc::new(open_embedded(&dir.join("log")).unwrap());
+    let snapshots = commands::snapshot::SnapshotDir::new(dir.join("snapshots"));
+    let (unsent, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
+    let service = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
+    drop(unsent);
+    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
+    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    (store, snapshots, service)
+}
+
 /// A write model's snapshot saves the records it shares with the read model
 /// as digests; a start takes the loaded read model's record wherever the
 /// digest matches (one allocation, no decode), folds from its stream a
@@ -170,14 +184,7 @@ async fn loaded_query_model(store: &Arc<dyn EventStore>) -> Arc<RwLock<QueryMode
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(open_embedded(&dir.path().join("log")).unwrap());
-    let snapshots = commands::snapshot::SnapshotDir::new(dir.path().join("snapshots"));
-    // Started with a source (none sent: no snapshot to take records for), so its snapshots save digests.
-    let (unsent, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
-    let service = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
-    drop(unsent);
-    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
-    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    let (store, snapshots, service) = saving_digests(dir.path()).await;
     let ids: Vec<String> = (0..20).map(|n| format!("n{n:02}")).collect();
     for (n, id) in ids.iter().enumerate() {
         create(&service, id, n as i64).await;
@@ -244,13 +251,7 @@ async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_takes_records_from_the_rows_the_query_models_snapshot_decoded() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(open_embedded(&dir.path().join("log")).unwrap());
-    let snapshots = commands::snapshot::SnapshotDir::new(dir.path().join("snapshots"));
-    let (unsent, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
-    let service = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
-    drop(unsent);
-    let objects = vec![ObjectSpec::new(json!({"name": "note", "fields": {"title": {"type": "text"}, "n": {"type": "number"}}}), None)];
-    service.execute(Command::Metadata(MetadataCommand::PutObjects { objects }), CommandMeta::system()).await.unwrap();
+    let (store, snapshots, service) = saving_digests(dir.path()).await;
     let ids: Vec<String> = (0..150).map(|n| format!("n{n:03}")).collect();
     for (n, id) in ids.iter().enumerate() {
         create(&service, id, n as i64).await;
