@@ -256,17 +256,16 @@ pub async fn load_snapshotted<M: Snapshot>(
     load_snapshotted_then(store, model, snapshots, |_: &M| {}).await
 }
 
-/// [`load_snapshotted`], calling `opened` with the model its snapshot holds
+/// [`load_snapshotted`], calling `on_opened` with the model its snapshot holds
 /// once the log agrees with it, before the events after it are folded (the
 /// write model's start takes its records from the query model's then).
 pub async fn load_snapshotted_then<M: Snapshot>(
     store: Arc<dyn EventStore>,
     model: Arc<RwLock<M>>,
     snapshots: Option<SnapshotDir>,
-    opened: impl FnOnce(&M) + Send,
+    on_opened: impl FnOnce(&M) + Send,
 ) -> Result<FoldLetters, ReadError> {
     let Some(snapshots) = snapshots else { return load(store, model).await };
-    let on_opened = opened;
     let started = Instant::now();
     let template = model.read().expect("model lock").fresh();
     if let Some(opened) = crate::snapshot::open(&snapshots, template).await {
