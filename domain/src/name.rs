@@ -16,26 +16,16 @@
 //! stops taking names at [`MAX_INTERNED`], and never takes one longer than
 //! [`MAX_INTERNED_LEN`] bytes.
 
-// A `&'static Box<str>` is a thin pointer to an interned name, where a
-// `&'static str` would be a wide one: that is the point of it here.
-#![allow(clippy::borrowed_box)]
-
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-/// A field name: interned (shared) or owned. Each variant is one thin
-/// pointer, so a name is 16 bytes, not the 24 of a `&str` or `Box<str>`
-/// beside a tag: a record's field is a name beside a value, millions of times
-/// over. An owned name pays a second allocation for that; owned names are
-/// the rare ones (input before it is stored, keys of maps in values).
+/// A field name: interned (`&'static str`, shared) or owned.
 #[derive(Clone)]
 pub enum Name {
-    Interned(&'static Box<str>),
-    Owned(Box<Box<str>>),
+    Interned(&'static str),
+    Owned(Box<str>),
 }
-
-const _: () = assert!(std::mem::size_of::<Name>() == 16);
 
 /// Distinct names the process interns at most (beyond, names are owned).
 pub const MAX_INTERNED: usize = 65_536;
@@ -45,39 +35,15 @@ pub const MAX_INTERNED: usize = 65_536;
 pub const MAX_INTERNED_LEN: usize = 64;
 
 /// Every interned name, leaked once (bounded by [`MAX_INTERNED`]).
-static INTERNED: Mutex<Option<HashSet<Known>>> = Mutex::new(None);
-
-/// An interned name in a table, looked up by its text.
-#[derive(Clone, Copy)]
-struct Known(&'static Box<str>);
-
-impl std::borrow::Borrow<str> for Known {
-    fn borrow(&self) -> &str {
-        self.0
-    }
-}
-
-impl std::hash::Hash for Known {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (**self.0).hash(state)
-    }
-}
-
-impl PartialEq for Known {
-    fn eq(&self, other: &Known) -> bool {
-        **self.0 == **other.0
-    }
-}
-
-impl Eq for Known {}
+static INTERNED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
 thread_local! {
     /// This thread's view of the interned names (no lock on a hit).
-    static CACHE: std::cell::RefCell<HashSet<Known>> = std::cell::RefCell::new(HashSet::new());
+    static CACHE: std::cell::RefCell<HashSet<&'static str>> = std::cell::RefCell::new(HashSet::new());
     /// The names this thread met last, by a cheap hash of their bytes: a
     /// record's names come again in the next record, and a hit here costs a
     /// byte comparison instead of hashing.
-    static RECENT: [Cell<Option<&'static Box<str>>>; RECENT_SLOTS] = const { [const { Cell::new(None) }; RECENT_SLOTS] };
+    static RECENT: [Cell<Option<&'static str>>; RECENT_SLOTS] = const { [const { Cell::new(None) }; RECENT_SLOTS] };
 }
 
 const RECENT_SLOTS: usize = 64;
@@ -94,28 +60,28 @@ impl Name {
     /// the table is full.
     pub fn interned(name: &str) -> Name {
         if name.len() > MAX_INTERNED_LEN {
-            return Name::from(name);
+            return Name::Owned(name.into());
         }
         let at = slot(name);
-        if let Some(known) = RECENT.with(|recent| recent[at].get()).filter(|known| ***known == *name) {
+        if let Some(known) = RECENT.with(|recent| recent[at].get()).filter(|known| *known == name) {
             return Name::Interned(known);
         }
-        if let Some(Known(known)) = CACHE.with_borrow(|cache| cache.get(name).copied()) {
+        if let Some(known) = CACHE.with_borrow(|cache| cache.get(name).copied()) {
             RECENT.with(|recent| recent[at].set(Some(known)));
             return Name::Interned(known);
         }
         let mut table = INTERNED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let table = table.get_or_insert_with(HashSet::new);
         let known = match table.get(name) {
-            Some(Known(known)) => *known,
+            Some(known) => *known,
             None if table.len() < MAX_INTERNED => {
-                let leaked: &'static Box<str> = Box::leak(Box::new(name.into()));
-                table.insert(Known(leaked));
+                let leaked: &'static str = Box::leak(name.into());
+                table.insert(leaked);
                 leaked
             }
-            None => return Name::from(name),
+            None => return Name::Owned(name.into()),
         };
-        CACHE.with_borrow_mut(|cache| cache.insert(Known(known)));
+        CACHE.with_borrow_mut(|cache| cache.insert(known));
         RECENT.with(|recent| recent[at].set(Some(known)));
         Name::Interned(known)
     }
@@ -137,13 +103,13 @@ impl std::ops::Deref for Name {
 
 impl From<String> for Name {
     fn from(name: String) -> Name {
-        Name::Owned(Box::new(name.into_boxed_str()))
+        Name::Owned(name.into_boxed_str())
     }
 }
 
 impl From<&str> for Name {
     fn from(name: &str) -> Name {
-        Name::Owned(Box::new(name.into()))
+        Name::Owned(name.into())
     }
 }
 
@@ -151,7 +117,7 @@ impl From<Name> for String {
     fn from(name: Name) -> String {
         match name {
             Name::Interned(name) => name.to_string(),
-            Name::Owned(name) => (*name).into_string(),
+            Name::Owned(name) => name.into_string(),
         }
     }
 }
