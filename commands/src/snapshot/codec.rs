@@ -102,21 +102,24 @@ impl Stream {
 
     /// Bytes written with [`Writer::put`] as a `&[u8]`, read into a buffer of their own.
     pub fn bytes(&mut self) -> Result<Vec<u8>, String> {
-        use bincode::de::Decoder as _;
         let length = self.count()?;
-        if length as u64 > self.decoder.reader().left {
-            return Err(format!("{}: bytes past its end", self.what));
-        }
-        let mut bytes = vec![0; length];
-        bincode::de::read::Reader::read(self.decoder.reader(), &mut bytes).map_err(|e| format!("{}: {e}", self.what))?;
-        Ok(bytes)
+        self.next_bytes(length as u64)
     }
 
     /// What is left of the body, in memory.
     pub fn rest(&mut self) -> Result<Vec<u8>, String> {
         use bincode::de::Decoder as _;
         let left = self.decoder.reader().left;
-        let mut bytes = vec![0; usize::try_from(left).map_err(|_| format!("{}: too long", self.what))?];
+        self.next_bytes(left)
+    }
+
+    /// The next `length` bytes, refused when the body ends before them.
+    fn next_bytes(&mut self, length: u64) -> Result<Vec<u8>, String> {
+        use bincode::de::Decoder as _;
+        if length > self.decoder.reader().left {
+            return Err(format!("{}: bytes past its end", self.what));
+        }
+        let mut bytes = vec![0; usize::try_from(length).map_err(|_| format!("{}: too long", self.what))?];
         bincode::de::read::Reader::read(self.decoder.reader(), &mut bytes).map_err(|e| format!("{}: {e}", self.what))?;
         Ok(bytes)
     }

@@ -125,13 +125,6 @@ pub fn open(path: &Path, format: u32) -> Result<Checked, FileError> {
     Ok(Checked { header, length, body: std::io::BufReader::with_capacity(CHECKED_AT_ONCE, file) })
 }
 
-/// Reads the file at `path` when it is a whole snapshot of `format`: its header and body.
-pub fn read(path: &Path, format: u32) -> Result<(Header, Vec<u8>), FileError> {
-    let checked = open(path, format)?;
-    let header = checked.header.clone();
-    Ok((header, checked.into_bytes()?))
-}
-
 /// The position in the header of the file at `path`, when it is a snapshot
 /// of `format` (the body is not read, so not checked).
 pub fn read_header(path: &Path, format: u32) -> Option<u64> {
@@ -155,6 +148,13 @@ fn encode_header(header: &Header, length: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file's header and whole body, as a load checks them.
+    fn read(path: &Path, format: u32) -> Result<(Header, Vec<u8>), FileError> {
+        let checked = open(path, format)?;
+        let header = checked.header.clone();
+        Ok((header, checked.into_bytes()?))
+    }
 
     fn header() -> Header {
         Header { format: 3, position: 42, event_id: [7; 16] }
