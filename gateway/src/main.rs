@@ -10,6 +10,10 @@ use gateway::config::{Settings, Storage};
 
 /// mimalloc: the read models and the request path allocate many small, short-lived
 /// objects across threads, where glibc's allocator spent a fifth of the CPU.
+/// Built without transparent huge pages (the workspace's `no_thp` feature):
+/// with them, each page fault of a start's passing allocations cleared and
+/// often compacted 2 MiB, which made a start from snapshots at a million
+/// records take a third longer and peak 100 MiB higher (`ops/bench-start`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
