@@ -205,7 +205,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
                             }
                         };
                         let loaded = load_snapshotted_then(store.clone(), model.clone(), saved.clone(), |opened: &QueryModel| {
-                            send(Arc::new(RowsAt::new(opened.snapshot())), &mut sender)
+                            send(Arc::new(RowsAt::new(opened.shared_snapshot())), &mut sender)
                         })
                         .await;
                         if loaded.is_ok() {

@@ -227,6 +227,17 @@ impl QueryModel {
         ModelSnapshot { position: self.checkpoint, max_occurred_at: self.max_occurred_at, catalog: self.catalog.clone(), tables }
     }
 
+    /// The rows as they are now, shared: the history's snapshot when it
+    /// holds one at this model's position (as a decoded snapshot's model
+    /// does), otherwise a new one.
+    pub fn shared_snapshot(&self) -> Arc<ModelSnapshot> {
+        let kept = self.history.as_ref().and_then(|history| history.latest(|position, _| position <= self.checkpoint));
+        match kept {
+            Some(kept) if kept.position == self.checkpoint => kept,
+            _ => Arc::new(self.snapshot()),
+        }
+    }
+
     /// A model holding a snapshot's rows (shared with it), in bulk mode: the
     /// caller folds what follows and ends with [`QueryModel::end_bulk`].
     pub fn from_snapshot(snapshot: &ModelSnapshot) -> QueryModel {

@@ -32,37 +32,32 @@ impl RecordSource for RecordsOf {
 /// object and id (a table built on the first lookup, by whichever thread
 /// asks first: one probe per record instead of a search through sorted ids).
 pub struct RowsAt {
-    snapshot: ModelSnapshot,
+    snapshot: Arc<ModelSnapshot>,
     lookup: OnceLock<Lookup>,
 }
 
-/// Every row's (table, row) number, by a hash of its object and id.
+/// Every row's (table, row) number, by a hash of its id (the table is
+/// compared, not hashed: a caller's keys are mostly of one object, whose
+/// table is found once).
 struct Lookup {
     table: HashTable<(u32, u32)>,
     hasher: foldhash::fast::RandomState,
 }
 
-impl Lookup {
-    fn hash(&self, object: &str, id: &str) -> u64 {
-        self.hasher.hash_one((object, id))
-    }
-}
-
 impl RowsAt {
-    pub fn new(snapshot: ModelSnapshot) -> RowsAt {
+    /// The rows of `snapshot` (the query model's history may hold the same one).
+    pub fn new(snapshot: Arc<ModelSnapshot>) -> RowsAt {
         RowsAt { snapshot, lookup: OnceLock::new() }
     }
 
     fn lookup(&self) -> &Lookup {
         self.lookup.get_or_init(|| {
             let mut lookup = Lookup { table: HashTable::with_capacity(self.snapshot.rows()), hasher: foldhash::fast::RandomState::default() };
-            for (at, (object, rows)) in self.snapshot.tables.iter().enumerate() {
+            let tables = &self.snapshot.tables;
+            for (at, (_, rows)) in tables.iter().enumerate() {
                 for (row, (id, _)) in rows.iter().enumerate() {
-                    let hash = lookup.hash(object, id);
-                    let tables = &self.snapshot.tables;
-                    lookup.table.insert_unique(hash, (at as u32, row as u32), |&(t, r)| {
-                        let (object, rows) = &tables[t as usize];
-                        lookup.hasher.hash_one((object.as_str(), &*rows[r as usize].0))
+                    lookup.table.insert_unique(lookup.hasher.hash_one(&**id), (at as u32, row as u32), |&(t, r)| {
+                        lookup.hasher.hash_one(&*tables[t as usize].1[r as usize].0)
                     });
                 }
             }
@@ -70,13 +65,15 @@ impl RowsAt {
         })
     }
 
-    fn record(&self, lookup: &Lookup, object: &str, id: &str) -> Option<Arc<Record>> {
-        let tables = &self.snapshot.tables;
-        let found = lookup.table.find(lookup.hash(object, id), |&(t, r)| {
-            let (name, rows) = &tables[t as usize];
-            name == object && &*rows[r as usize].0 == id
-        })?;
-        Some(tables[found.0 as usize].1[found.1 as usize].1.clone())
+    /// The number of `object`'s table.
+    fn table_of(&self, object: &str) -> Option<u32> {
+        self.snapshot.tables.iter().position(|(name, _)| name == object).map(|at| at as u32)
+    }
+
+    fn record(&self, lookup: &Lookup, table: u32, id: &str) -> Option<Arc<Record>> {
+        let rows = &self.snapshot.tables[table as usize].1;
+        let &(_, row) = lookup.table.find(lookup.hasher.hash_one(id), |&(t, r)| t == table && &*rows[r as usize].0 == id)?;
+        Some(rows[row as usize].1.clone())
     }
 }
 
@@ -87,7 +84,16 @@ impl RecordSource for RowsAt {
 
     fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
         let lookup = self.lookup();
-        keys.iter().map(|(object, id)| self.record(lookup, object, id)).collect()
+        let mut last: Option<(&str, Option<u32>)> = None;
+        keys.iter()
+            .map(|&(object, id)| {
+                let table = match last {
+                    Some((name, table)) if std::ptr::eq(name, object) || name == object => table,
+                    _ => last.insert((object, self.table_of(object))).1,
+                };
+                self.record(lookup, table?, id)
+            })
+            .collect()
     }
 }
 
@@ -105,10 +111,22 @@ mod tests {
         let rows = |object: &str, count: usize| -> (String, crate::history::SharedRows) {
             (object.to_string(), (0..count).map(|n| (Arc::from(format!("{object}-{n:05}")), record(n))).collect())
         };
-        let snapshot = ModelSnapshot { position: 7, max_occurred_at: 0, catalog: Default::default(), tables: vec![rows("a", 300), rows("b", 5)] };
-        let source = RowsAt::new(snapshot);
+        // Table "d" holds the ids of "a", with other records: a row is found in its own table only.
+        let same_ids = ("d".to_string(), (0..3).map(|n| (Arc::from(format!("a-{n:05}")), record(1000 + n))).collect());
+        let snapshot = ModelSnapshot { position: 7, max_occurred_at: 0, catalog: Default::default(), tables: vec![rows("a", 300), rows("b", 5), same_ids] };
+        let source = RowsAt::new(Arc::new(snapshot));
         assert_eq!(source.position(), 7);
-        let keys = [("a", "a-00000"), ("a", "a-00299"), ("b", "b-00004"), ("b", "a-00001"), ("a", "a-00300"), ("c", "a-00001")];
+        let keys = [
+            ("a", "a-00000"),
+            ("a", "a-00299"),
+            ("b", "b-00004"),
+            ("b", "a-00001"),
+            ("a", "a-00300"),
+            ("c", "a-00001"),
+            ("d", "a-00002"),
+            ("a", "a-00002"),
+            ("d", "a-00003"),
+        ];
         let found = source.records(&keys);
         let numbers: Vec<Option<i64>> = found
             .iter()
@@ -119,7 +137,7 @@ mod tests {
                 })
             })
             .collect();
-        assert_eq!(numbers, vec![Some(0), Some(299), Some(4), None, None, None]);
+        assert_eq!(numbers, vec![Some(0), Some(299), Some(4), None, None, None, Some(1002), Some(2), None]);
         // The record is the snapshot's allocation, not a copy.
         assert!(Arc::ptr_eq(found[0].as_ref().unwrap(), &source.snapshot.tables[0].1[0].1));
     }

@@ -267,3 +267,20 @@ fn bulk_built_index_keeps_every_row_of_a_nan_key() {
         assert_eq!(ids(&run(&model, json!({"where": {"amount": "NaN"}}))), ["d1", "d3"], "bulk: {bulk}");
     }
 }
+
+#[test]
+fn a_shared_snapshot_is_the_historys_at_the_models_position_and_a_new_one_after_it() {
+    let mut live = model();
+    let history = Arc::new(crate::history::History::new(1000, 100));
+    live.set_history(history.clone());
+    history.keep(live.snapshot());
+    let kept = history.latest(|_, _| true).unwrap();
+    assert_eq!(kept.position, live.checkpoint());
+    assert!(Arc::ptr_eq(&live.shared_snapshot(), &kept), "the history's snapshot, not a second one");
+    // One event later the history's snapshot is behind the model: a new one holds the new row.
+    let created = RecordCreated { object: "account".into(), id: "a3".into(), record: record(json!({"id": "a3", "name": "Initech"})), automated: Vec::new() };
+    live.apply(&envelope(100), &EventPayload::RecordCreated(created));
+    let shared = live.shared_snapshot();
+    assert!(!Arc::ptr_eq(&shared, &kept));
+    assert_eq!((shared.position, shared.rows()), (100, kept.rows() + 1));
+}
