@@ -332,4 +332,16 @@ mod tests {
         body.push(0);
         assert!(WriteModel::decode_snapshot(&body).is_err(), "trailing bytes are refused");
     }
+
+    #[test]
+    fn a_digest_is_the_sha256_of_the_records_stored_encoding() {
+        // Snapshots saved by earlier builds hold digests of this definition:
+        // the first 16 bytes of the SHA-256 of the record's bincode encoding.
+        use sha2::Digest as _;
+        let long = record(&[("id", "r1"), ("name", "Ünïcode and more than sixty-four bytes of text to cross a hash block")]);
+        let encoded = bincode::encode_to_vec(&long, bincode::config::standard()).unwrap();
+        let mut buffer = b"left from the last record".to_vec();
+        assert_eq!(digest(&long, &mut buffer)[..], sha2::Sha256::digest(&encoded)[..16]);
+        assert_ne!(digest(&long, &mut buffer), digest(&record(&[("id", "r1")]), &mut buffer));
+    }
 }
