@@ -28,9 +28,9 @@ impl RecordSource for RecordsOf {
     }
 }
 
-/// The rows of one snapshot of the query model, found by a hash of their
-/// object and id (a table built on the first lookup, by whichever thread
-/// asks first: one probe per record instead of a search through sorted ids).
+/// The rows of one snapshot of the query model, found by a hash of their id
+/// (a table built on the first lookup, by whichever thread asks first: one
+/// probe per record instead of a search through sorted ids).
 pub struct RowsAt {
     snapshot: Arc<ModelSnapshot>,
     lookup: OnceLock<Lookup>,
