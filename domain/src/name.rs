@@ -60,7 +60,7 @@ impl Name {
     /// the table is full.
     pub fn interned(name: &str) -> Name {
         if name.len() > MAX_INTERNED_LEN {
-            return Name::Owned(name.into());
+            return Name::from(name);
         }
         let at = slot(name);
         if let Some(known) = RECENT.with(|recent| recent[at].get()).filter(|known| *known == name) {
@@ -79,7 +79,7 @@ impl Name {
                 table.insert(leaked);
                 leaked
             }
-            None => return Name::Owned(name.into()),
+            None => return Name::from(name),
         };
         CACHE.with_borrow_mut(|cache| cache.insert(known));
         RECENT.with(|recent| recent[at].set(Some(known)));
