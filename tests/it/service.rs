@@ -317,7 +317,8 @@ async fn members_and_accounts(backend: &Backend) -> CommandService {
     let update = Command::Update { object: "member".into(), id: "m2".into(), patch: data(json!({"email": "second@example.com"})), expected_version: Some(1) };
     service.execute(update, CommandMeta::system()).await.unwrap();
     service.execute(Command::Delete { object: "member".into(), id: "m1".into(), expected_version: None }, CommandMeta::system()).await.unwrap();
-    assert!(service.wait_applied(*service.store().head().borrow(), std::time::Duration::from_secs(5)).await);
+    let head = *service.store().head().borrow();
+    assert!(service.wait_applied(head, std::time::Duration::from_secs(5)).await);
     service
 }
 

@@ -55,7 +55,8 @@ async fn the_write_model_shares_records_with_the_read_model() {
     let (memory, reader) = projections::memory_projection();
     let model = reader.memory_model().unwrap();
     let handle = spawn(store.clone(), memory).await.unwrap();
-    assert!(handle.wait_for(*store.head().borrow(), Duration::from_secs(30)).await);
+    let head = *store.head().borrow();
+    assert!(handle.wait_for(head, Duration::from_secs(30)).await);
     assert!(!service.holds_record_allocation("note", "n00", &model.read().unwrap().row("note", "n00").unwrap()), "two decodes, two copies");
 
     let sharing = service.share_records_with(Arc::new(RecordsOf(model.clone())));
@@ -70,7 +71,8 @@ async fn the_write_model_shares_records_with_the_read_model() {
         let patch = json!({"n": 100}).as_object().unwrap().clone();
         service.execute(Command::Update { object: "note".into(), id: id.clone(), patch, expected_version: None }, CommandMeta::system()).await.unwrap();
     }
-    assert!(handle.wait_for(*store.head().borrow(), Duration::from_secs(30)).await);
+    let head = *store.head().borrow();
+    assert!(handle.wait_for(head, Duration::from_secs(30)).await);
     let written: Vec<String> = later.iter().chain(&first[..5]).cloned().collect();
     assert!(all_shared(&service, &model, &written).await, "records written after sharing started are shared");
     for id in &first[..5] {

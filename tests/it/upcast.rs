@@ -43,13 +43,15 @@ async fn old_event_versions_are_read_through_the_upcaster() {
     assert!(!service.record_state("note", "n1").exists(), "the v1 delete applies");
     let (projection, reader) = memory_projection();
     let handle = runner::spawn(store.clone(), projection).await.unwrap();
-    assert!(handle.wait_for(*store.head().borrow(), std::time::Duration::from_secs(10)).await);
+    let head = *store.head().borrow();
+    assert!(handle.wait_for(head, std::time::Duration::from_secs(10)).await);
     assert!(reader.get(&Viewer::system(), "note", "n1").await.unwrap().is_none());
     assert!(reader.get(&Viewer::system(), "note", "n2").await.unwrap().is_some());
     // The audit trail shows the v1 delete's old values (read from its stored bytes, upcast).
     let (audit, trail) = projections::audit_model::audit_projection();
     let audit_handle = runner::spawn(store.clone(), audit).await.unwrap();
-    assert!(audit_handle.wait_for(*store.head().borrow(), std::time::Duration::from_secs(10)).await);
+    let head = *store.head().borrow();
+    assert!(audit_handle.wait_for(head, std::time::Duration::from_secs(10)).await);
     let delete = {
         let trail = trail.read().unwrap();
         let query = projections::audit_model::AuditQuery { object: Some("note".into()), record_id: Some("n1".into()), limit: 10, ..Default::default() };
