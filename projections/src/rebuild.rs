@@ -297,7 +297,13 @@ async fn fold_on<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
     let parked = fold_until(&store, &mut copy, head, started, &progress).await?;
-    copy.end_bulk();
+    // Building the indexes of a large model allocates and frees hundreds of
+    // megabytes in passing: on a thread that ends with it (see `on_own_thread`).
+    let copy = commands::snapshot::on_own_thread::on_own_thread("index-build", move || {
+        copy.end_bulk();
+        copy
+    })
+    .await;
     let model_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("model");
     tracing::info!(model = model_name, from, to = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
     let mut guard = model.write().expect("model lock");

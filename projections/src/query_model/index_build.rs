@@ -1,18 +1,16 @@
 //! Building every index of a table from its rows at once (after a bulk load).
 //!
-//! One pass over the rows, in slot order, takes each indexed field's keys,
-//! borrowed, into a column per field; each column is then sorted on its own
-//! and grouped into one owned key per distinct value. Sorts are stable and
-//! rows come in slot order, so the slots of a key stay in order. In tables of
-//! [`PARALLEL_BUILD_FROM`] rows or more, two threads take the keys of either
-//! half of the rows, and the columns' sorts spread over the cores.
+//! One field at a time, a pass over the rows, in slot order, takes its keys,
+//! borrowed, into a column, which is then sorted and grouped into one owned
+//! key per distinct value. Sorts are stable and rows come in slot order, so
+//! the slots of a key stay in order. In tables of [`PARALLEL_BUILD_FROM`]
+//! rows or more, two threads take the keys of either half of the rows.
 //!
 //! Sort keys are cheap to compare: a number is its total-order bits, a text
 //! its first eight bytes as an integer, with the whole text compared only
 //! when those tie (and only when either is longer than eight bytes).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use roaring::RoaringBitmap;
 
@@ -153,57 +151,42 @@ pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &Rows) -> Vec<(Strin
     build(fields, &rows, rows.len() >= PARALLEL_BUILD_FROM)
 }
 
-/// Each field's keys from some rows, in the rows' order.
-fn extract<'a>(fields: &[(String, KeyKind)], rows: &[(Slot, &'a Row)], capacity: usize) -> Vec<Column<'a>> {
-    let mut columns: Vec<Column> = fields.iter().map(|(_, kind)| Column::new(*kind, capacity)).collect();
+/// One field's keys from some rows, in the rows' order.
+fn extract<'a>(field: &str, kind: KeyKind, rows: &[(Slot, &'a Row)], capacity: usize) -> Column<'a> {
+    let mut column = Column::new(kind, capacity);
+    let mut at = 0;
     for (slot, row) in rows {
-        for ((field, kind), column) in fields.iter().zip(columns.iter_mut()) {
-            if let Some(value) = row.record.get(field) {
-                column.push(*kind, value, *slot);
-            }
+        let (value, found) = row.record.get_hinted(field, at);
+        at = found;
+        if let Some(value) = value {
+            column.push(kind, value, *slot);
         }
     }
-    columns
+    column
 }
 
+/// The indexes of `fields`, one field at a time: its keys taken in one pass
+/// over the rows, then sorted and grouped. So one column is all that is
+/// held at once beside the model, never one per indexed field of a table of
+/// a million rows. In a large table, either half of the rows is taken on a
+/// thread of its own; the sort is not split, since a start builds indexes
+/// while the write model takes its records on every core.
 fn build(fields: &[(String, KeyKind)], rows: &[(Slot, &Row)], parallel: bool) -> Vec<(String, FieldIndex)> {
-    let columns = if !parallel {
-        extract(fields, rows, rows.len())
-    } else {
+    let column = |field: &str, kind: KeyKind| {
+        if !parallel {
+            return extract(field, kind, rows, rows.len());
+        }
         // The two halves of the rows on two threads, the first half's keys first.
         let (low, high) = rows.split_at(rows.len() / 2);
         let (mut first, second) = std::thread::scope(|scope| {
-            let first = scope.spawn(|| extract(fields, low, rows.len()));
-            let second = extract(fields, high, high.len());
+            let first = scope.spawn(|| extract(field, kind, low, rows.len()));
+            let second = extract(field, kind, high, high.len());
             (first.join().expect("key extractor"), second)
         });
-        for (column, rest) in first.iter_mut().zip(second) {
-            column.append(rest);
-        }
+        first.append(second);
         first
     };
-    let columns: Vec<(&(String, KeyKind), Column)> = fields.iter().zip(columns).collect();
-    if !parallel {
-        return columns.into_iter().map(|((field, kind), column)| (field.clone(), column.into_index(*kind))).collect();
-    }
-    // One queue of columns: each builder takes the next one, so one costly
-    // column (unique text) does not leave the other cores idle behind it.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(columns.len()).max(1);
-    let queue = Mutex::new(columns.into_iter());
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut built = Vec::new();
-                    while let Some(((field, kind), column)) = queue.lock().expect("column queue").next() {
-                        built.push((field.clone(), column.into_index(*kind)));
-                    }
-                    built
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("index builder")).collect()
-    })
+    fields.iter().map(|(field, kind)| (field.clone(), column(field, *kind).into_index(*kind))).collect()
 }
 
 #[cfg(test)]
@@ -238,6 +221,18 @@ mod tests {
         let many = sorted(build(&fields, &rows, true));
         assert_eq!(one.len(), 4);
         assert_eq!(one, many);
+        // Each key's slots are the rows whose value gives that key (the
+        // rows' fields sit at different places: some have no `b`).
+        for (field, entries) in &one {
+            let kind = fields.iter().find(|(name, _)| name == field).expect("a field asked for").1;
+            let mut expected: BTreeMap<IndexKey, Vec<Slot>> = BTreeMap::new();
+            for (slot, row) in &rows {
+                if let Some(key) = row.record.get(field).and_then(|value| kind.key(value)) {
+                    expected.entry(key).or_default().push(*slot);
+                }
+            }
+            assert_eq!(*entries, expected.into_iter().collect::<Entries>(), "{field}");
+        }
         let numbers = &one.iter().find(|(f, _)| f == "n").expect("n").1;
         assert_eq!(numbers.len(), 14, "13 numbers and NaN");
         assert!(numbers.iter().all(|(_, slots)| slots.windows(2).all(|w| w[0] < w[1])), "slots in order");
