@@ -297,13 +297,7 @@ async fn fold_on<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M
     let head = *store.head().borrow();
     let (progress, _) = watch::channel(Progress::default());
     let parked = fold_until(&store, &mut copy, head, started, &progress).await?;
-    // Building the indexes of a large model allocates and frees hundreds of
-    // megabytes in passing: on a thread that ends with it (see `on_own_thread`).
-    let copy = commands::snapshot::on_own_thread::on_own_thread("index-build", move || {
-        copy.end_bulk();
-        copy
-    })
-    .await;
+    let copy = end_bulk_apart(copy).await;
     let model_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("model");
     tracing::info!(model = model_name, from, to = copy.checkpoint(), seconds = started.elapsed().as_secs_f64(), "read model loaded from the log");
     let mut guard = model.write().expect("model lock");
@@ -311,6 +305,18 @@ async fn fold_on<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<M
         *guard = copy;
     }
     Ok(parked)
+}
+
+/// Ends a bulk load on a thread that ends with it: building the indexes of
+/// a large model takes seconds, which would hold a runtime worker, and
+/// allocates and frees hundreds of megabytes in passing, which go back to
+/// the system when that thread ends (see `on_own_thread`).
+async fn end_bulk_apart<M: MemoryModel>(mut copy: M) -> M {
+    commands::snapshot::on_own_thread::on_own_thread("index-build", move || {
+        copy.end_bulk();
+        copy
+    })
+    .await
 }
 
 /// Rebuilds `live` from the log and swaps the copy in. Returns whether the
@@ -328,7 +334,7 @@ pub async fn rebuild<M: MemoryModel>(store: Arc<dyn EventStore>, live: Arc<RwLoc
         progress.send_modify(|p| p.head = (*store.head().borrow()).max(target));
         fold_until(&store, &mut copy, target, started, &progress).await?;
         if std::mem::take(&mut bulk) {
-            copy.end_bulk();
+            copy = end_bulk_apart(copy).await;
         }
         let mut guard = live.write().expect("model lock");
         if copy.checkpoint() != guard.checkpoint() {

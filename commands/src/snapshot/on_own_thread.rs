@@ -1,5 +1,6 @@
-//! [`on_own_thread`]: a snapshot's heavy work (reading and decoding a file,
-//! matching records, encoding a body) on a thread that ends with it.
+//! [`on_own_thread`]: heavy work (a snapshot's: reading and decoding a file,
+//! matching records, encoding a body; a read model's bulk index build) on a
+//! thread that ends with it.
 //!
 //! Such work allocates and frees hundreds of megabytes in passing. The
 //! allocator keeps what a thread freed for that thread's next allocations
@@ -19,7 +20,7 @@ pub async fn on_own_thread<R: Send + 'static>(name: &str, work: impl FnOnce() ->
             let _ = sender.send(work());
         })
         .expect("the system gives a thread");
-    receiver.await.expect("a snapshot's thread does not panic")
+    receiver.await.expect("work on a thread of its own does not panic")
 }
 
 #[cfg(test)]

@@ -231,11 +231,8 @@ impl QueryModel {
     /// holds one at this model's position (as a decoded snapshot's model
     /// does), otherwise a new one.
     pub fn shared_snapshot(&self) -> Arc<ModelSnapshot> {
-        let kept = self.history.as_ref().and_then(|history| history.latest(|position, _| position <= self.checkpoint));
-        match kept {
-            Some(kept) if kept.position == self.checkpoint => kept,
-            _ => Arc::new(self.snapshot()),
-        }
+        let kept = self.history.as_ref().and_then(|history| history.latest(|position, _| position == self.checkpoint));
+        kept.unwrap_or_else(|| Arc::new(self.snapshot()))
     }
 
     /// A model holding a snapshot's rows (shared with it), in bulk mode: the
