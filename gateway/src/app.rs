@@ -204,8 +204,8 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
                                 let _ = sender.send(source);
                             }
                         };
-                        let loaded = load_snapshotted_then(store.clone(), model.clone(), saved.clone(), |opened: &QueryModel| {
-                            send(Arc::new(RowsAt::new(opened.shared_snapshot())), &mut sender)
+                        let loaded = load_snapshotted_then(store.clone(), model.clone(), saved.clone(), |opened: &mut QueryModel| {
+                            send(Arc::new(RowsAt::with_digests(opened.shared_snapshot(), opened.take_loaded_digests())), &mut sender)
                         })
                         .await;
                         if loaded.is_ok() {

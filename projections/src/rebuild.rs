@@ -253,7 +253,7 @@ pub async fn load_snapshotted<M: Snapshot>(
     model: Arc<RwLock<M>>,
     snapshots: Option<SnapshotDir>,
 ) -> Result<FoldLetters, ReadError> {
-    load_snapshotted_then(store, model, snapshots, |_: &M| {}).await
+    load_snapshotted_then(store, model, snapshots, |_: &mut M| {}).await
 }
 
 /// [`load_snapshotted`], calling `on_opened` with the model its snapshot holds
@@ -263,7 +263,7 @@ pub async fn load_snapshotted_then<M: Snapshot>(
     store: Arc<dyn EventStore>,
     model: Arc<RwLock<M>>,
     snapshots: Option<SnapshotDir>,
-    on_opened: impl FnOnce(&M) + Send,
+    on_opened: impl FnOnce(&mut M) + Send,
 ) -> Result<FoldLetters, ReadError> {
     let Some(snapshots) = snapshots else { return load(store, model).await };
     let started = Instant::now();
@@ -272,7 +272,8 @@ pub async fn load_snapshotted_then<M: Snapshot>(
         tracing::info!(model = M::NAME, position = opened.position, seconds = started.elapsed().as_secs_f64(), "read model opened from its snapshot");
         let holds = commands::snapshot::log_holds(&store, opened.position, &opened.event_id).await;
         if holds.map_err(|e| ReadError::Store(e.to_string()))? {
-            on_opened(&opened.model);
+            let mut opened = opened;
+            on_opened(&mut opened.model);
             *model.write().expect("model lock") = opened.model;
             return fold_on(store, model, true, true).await;
         }

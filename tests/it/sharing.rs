@@ -273,8 +273,8 @@ async fn a_start_takes_records_from_the_rows_the_query_models_snapshot_decoded()
     let live = reader.memory_model().unwrap();
     let (sender, receiver) = tokio::sync::oneshot::channel::<Arc<dyn RecordSource>>();
     let loading =
-        tokio::spawn(projections::rebuild::load_snapshotted_then(store.clone(), live.clone(), Some(snapshots.clone()), move |opened: &QueryModel| {
-            let _ = sender.send(Arc::new(RowsAt::new(opened.shared_snapshot())));
+        tokio::spawn(projections::rebuild::load_snapshotted_then(store.clone(), live.clone(), Some(snapshots.clone()), move |opened: &mut QueryModel| {
+            let _ = sender.send(Arc::new(RowsAt::with_digests(opened.shared_snapshot(), opened.take_loaded_digests())));
         }));
     let started = CommandService::start_from(store.clone(), Some(&snapshots), Some(receiver)).await.unwrap();
     loading.await.unwrap().unwrap();

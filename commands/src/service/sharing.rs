@@ -27,6 +27,37 @@ pub trait RecordSource: Send + Sync + 'static {
     fn position(&self) -> u64;
     /// The source's records for `keys`, in order (`None`: not held).
     fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>>;
+    /// [`RecordSource::records`], each with its [`Digest`] where the source
+    /// knows it already (a snapshot's rows, hashed from their stored bytes
+    /// as they were decoded), so a caller comparing digests need not encode
+    /// the record again.
+    fn records_digested(&self, keys: &[(&str, &str)]) -> Vec<Digested> {
+        self.records(keys).into_iter().map(|record| record.map(|record| (record, None))).collect()
+    }
+}
+
+/// A record found (`None`: not held), with its [`Digest`] where known.
+pub type Digested = Option<(Arc<Record>, Option<Digest>)>;
+
+/// A record's digest: the first 16 bytes of the SHA-256 of its bincode
+/// encoding (the stored events' encoding of a record, so stable across
+/// builds). The write model's snapshot saves a shared record as this.
+pub type Digest = [u8; 16];
+
+/// The [`Digest`] of a record whose bincode encoding is `encoded`.
+pub fn digest_of_encoding(encoded: &[u8]) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    let hash = Sha256::digest(encoded);
+    let mut out = [0; 16];
+    out.copy_from_slice(&hash[..16]);
+    out
+}
+
+/// The [`Digest`] of `record`, encoded into `buffer` first.
+pub fn digest(record: &Record, buffer: &mut Vec<u8>) -> Digest {
+    buffer.clear();
+    bincode::encode_into_std_write(record, buffer, bincode::config::standard()).expect("encoding into a Vec cannot fail");
+    digest_of_encoding(buffer)
 }
 
 /// Records looked up and offered under one hold of each lock.

@@ -22,6 +22,12 @@ impl Writer {
     }
 }
 
+/// One value written with [`Writer::put`] at the start of `bytes`, and how
+/// many bytes it took (for a reader that needs the bytes of each value too).
+pub fn take_from_slice<T: Decode<()>>(bytes: &[u8], what: &'static str) -> Result<(T, usize), String> {
+    bincode::decode_from_slice(bytes, CONFIG).map_err(|e| format!("{what}: {e}"))
+}
+
 /// Reads values back in the order they were written.
 pub struct Reader<'a> {
     decoder: DecoderImpl<SliceReader<'a>, Configuration, ()>,

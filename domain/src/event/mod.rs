@@ -17,5 +17,5 @@ pub use payload::{
     RuleApplied,
 };
 pub use process::ProcessEvent;
-pub use reuse::{copy_envelope_into, decode_envelope_into};
+pub use reuse::{copy_envelope_into, decode_envelope_into, view_envelope, EnvelopeView};
 pub use upcast::{registry, Upcaster, Upcasters};

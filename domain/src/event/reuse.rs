@@ -16,20 +16,28 @@ use crate::error::DomainError;
 
 /// An envelope borrowed from its encoded bytes.
 #[derive(BorrowDecode)]
-struct EnvelopeView<'a> {
-    position: u64,
-    stream: &'a str,
-    stream_version: u64,
-    event_id: EventId,
-    event_type: &'a str,
-    schema_version: u16,
-    occurred_at: i64,
-    actor: &'a str,
-    tenant: &'a str,
-    correlation_id: EventId,
-    causation_id: Option<EventId>,
-    idempotency_key: Option<&'a str>,
-    payload: &'a [u8],
+pub struct EnvelopeView<'a> {
+    pub position: u64,
+    pub stream: &'a str,
+    pub stream_version: u64,
+    pub event_id: EventId,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub occurred_at: i64,
+    pub actor: &'a str,
+    pub tenant: &'a str,
+    pub correlation_id: EventId,
+    pub causation_id: Option<EventId>,
+    pub idempotency_key: Option<&'a str>,
+    pub payload: &'a [u8],
+}
+
+/// Decodes an encoded envelope (as [`super::codec::decode_envelope`] does,
+/// refusing what it refuses) as a view of its bytes: nothing is copied, for
+/// a reader that only looks (the embedded log's scan at open).
+pub fn view_envelope(bytes: &[u8]) -> Result<EnvelopeView<'_>, DomainError> {
+    let body = envelope_body(bytes)?;
+    whole(bincode::borrow_decode_from_slice(body, CONFIG), body, "envelope")
 }
 
 fn assign(target: &mut String, source: &str) {
@@ -40,8 +48,7 @@ fn assign(target: &mut String, source: &str) {
 /// Decodes an encoded envelope (as [`super::codec::decode_envelope`] does) into
 /// `target`, reusing its buffers.
 pub fn decode_envelope_into(bytes: &[u8], target: &mut EventEnvelope) -> Result<(), DomainError> {
-    let body = envelope_body(bytes)?;
-    let view: EnvelopeView = whole(bincode::borrow_decode_from_slice(body, CONFIG), body, "envelope")?;
+    let view = view_envelope(bytes)?;
     target.position = view.position;
     assign(&mut target.stream, view.stream);
     target.stream_version = view.stream_version;
@@ -133,6 +140,7 @@ mod tests {
         let mut bytes = encode_envelope(&envelope(2, Some("k"), 10));
         bytes.push(0);
         assert!(matches!(decode_envelope_into(&bytes, &mut target), Err(DomainError::Decode(e)) if e.contains("trailing")));
+        assert!(matches!(view_envelope(&bytes), Err(DomainError::Decode(e)) if e.contains("trailing")));
         bytes.truncate(bytes.len() - 4);
         assert!(decode_envelope_into(&bytes, &mut target).is_err());
         assert!(decode_envelope_into(&[9, 1, 2], &mut target).is_err());

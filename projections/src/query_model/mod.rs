@@ -35,6 +35,7 @@ use self::matcher::Matcher;
 pub use self::record_filter::RecordFilter;
 pub use self::record_source::{RecordsOf, RowsAt};
 use self::rows::Row;
+pub use self::snapshot::LoadedDigests;
 use self::table::Table;
 use self::values::Resolver;
 use crate::hashing::Map;
@@ -104,6 +105,8 @@ pub struct QueryModel {
     history: Option<Arc<History>>,
     /// The latest `occurred_at` of the events applied.
     max_occurred_at: i64,
+    /// The digests of the rows a snapshot's load decoded, until taken.
+    loaded_digests: Option<snapshot::LoadedDigests>,
 }
 
 impl QueryModel {
@@ -129,6 +132,8 @@ impl QueryModel {
 
     /// Ends a bulk load: builds every index in one sort per field.
     pub fn end_bulk(&mut self) {
+        // Digests a load left untaken are of no use past it.
+        self.loaded_digests = None;
         self.deferred = false;
         self.tables.values_mut().for_each(Table::build_indexes);
     }
@@ -233,6 +238,12 @@ impl QueryModel {
     pub fn shared_snapshot(&self) -> Arc<ModelSnapshot> {
         let kept = self.history.as_ref().and_then(|history| history.latest(|position, _| position == self.checkpoint));
         kept.unwrap_or_else(|| Arc::new(self.snapshot()))
+    }
+
+    /// The digests of the rows this model's snapshot held, as its load
+    /// hashed them (see `snapshot`), once: for [`RowsAt::with_digests`].
+    pub fn take_loaded_digests(&mut self) -> Option<snapshot::LoadedDigests> {
+        self.loaded_digests.take()
     }
 
     /// A model holding a snapshot's rows (shared with it), in bulk mode: the

@@ -4,9 +4,18 @@
 //! file a batch of chunks at a time and decodes each batch on every core at
 //! once (it never holds the whole file). Indexes are not saved: they are built
 //! once, in one sort per field, when the load ends.
+//!
+//! A load also hashes each record's stored bytes as it decodes them (the
+//! [`Digest`] the write model's snapshot saves a shared record as), and keeps
+//! the digests beside the loaded model ([`QueryModel::take_loaded_digests`])
+//! when each table's rows came in strictly increasing id order, which makes
+//! the table's id order the file's and so lines the digests up with the
+//! rows: the write model's start then compares digests without encoding
+//! any record again.
 
 use std::sync::Arc;
 
+use commands::service::sharing::{digest_of_encoding, Digest};
 use domain::event::ObjectDefined;
 use domain::fields::KeptRecord;
 use domain::value::Record;
@@ -14,7 +23,7 @@ use domain::value::Record;
 use super::QueryModel;
 use crate::history::ModelSnapshot;
 use crate::snapshot::catalog::{definitions, from_definitions};
-use crate::snapshot::codec::{Reader, Stream, Writer};
+use crate::snapshot::codec::{take_from_slice, Stream, Writer};
 use crate::snapshot::on_every_core::map_in_order;
 use crate::snapshot::Snapshot;
 
@@ -30,18 +39,29 @@ const BATCH_BYTES: usize = if cfg!(test) { 2048 } else { 16 << 20 };
 /// Chunks of a table's rows: each chunk's number of rows and its bytes.
 type Chunks = Vec<(usize, Vec<u8>)>;
 
-/// One chunk's rows, decoded.
-type Rows = Vec<(Arc<str>, Arc<Record>)>;
+/// One chunk's rows, decoded, each with the digest of its record's bytes.
+type Rows = Vec<(Arc<str>, Arc<Record>, Digest)>;
+
+/// Each table's digests, in its rows' id order (see the module's doc).
+pub type LoadedDigests = Vec<(String, Vec<Digest>)>;
+
+const WHAT: &str = "the query model's snapshot";
 
 /// One chunk's rows, decoded.
 fn decode_chunk((rows, bytes): &(usize, Vec<u8>)) -> Result<Rows, String> {
-    let mut input = Reader::new(bytes, "the query model's snapshot");
+    let mut at = 0;
     let mut out = Vec::with_capacity((*rows).min(CHUNK_ROWS));
     for _ in 0..*rows {
-        let (id, KeptRecord(record)): (String, KeptRecord) = input.take()?;
-        out.push((Arc::from(id), Arc::new(record)));
+        let (id, length): (String, usize) = take_from_slice(&bytes[at..], WHAT)?;
+        at += length;
+        let (KeptRecord(record), length) = take_from_slice(&bytes[at..], WHAT)?;
+        let digest = digest_of_encoding(&bytes[at..at + length]);
+        at += length;
+        out.push((Arc::from(id), Arc::new(record), digest));
     }
-    input.finish()?;
+    if at != bytes.len() {
+        return Err(format!("{WHAT}: trailing bytes"));
+    }
     Ok(out)
 }
 
@@ -89,9 +109,14 @@ impl Snapshot for QueryModel {
         let max_occurred_at: i64 = input.take()?;
         let catalog = from_definitions(input.take::<Vec<ObjectDefined>>()?)?;
         let mut model = QueryModel { catalog, deferred: true, history: template.history, max_occurred_at, ..QueryModel::default() };
+        // `None` once a table's rows came out of order (or twice): the digests would not line up.
+        let mut digests: Option<LoadedDigests> = Some(Vec::new());
         for _ in 0..input.count()? {
             let object: String = input.take()?;
             let table = model.table(&object);
+            let fresh = table.row_count() == 0;
+            let mut last: Option<Arc<str>> = None;
+            let mut table_digests = Vec::new();
             // The chunks read a batch at a time, each batch decoded on every
             // core at once, then put in their order.
             let mut batch: Chunks = Vec::new();
@@ -104,7 +129,15 @@ impl Snapshot for QueryModel {
                 batch.push((rows, bytes));
                 if batched >= BATCH_BYTES || at + 1 == chunks {
                     for rows in map_in_order(&batch, decode_chunk) {
-                        for (id, record) in rows? {
+                        for (id, record, digest) in rows? {
+                            if digests.is_some() {
+                                if fresh && last.as_ref().is_none_or(|last| *last < id) {
+                                    table_digests.push(digest);
+                                    last = Some(id.clone());
+                                } else {
+                                    digests = None;
+                                }
+                            }
                             table.put_shared(id, record);
                         }
                     }
@@ -112,8 +145,12 @@ impl Snapshot for QueryModel {
                     batched = 0;
                 }
             }
+            if let Some(digests) = &mut digests {
+                digests.push((object, table_digests));
+            }
         }
         model.checkpoint = position;
+        model.loaded_digests = digests;
         // As-of reads of moments from here on fold from this state, not from the beginning.
         if let Some(history) = &model.history {
             history.keep(model.snapshot());

@@ -284,3 +284,42 @@ fn a_shared_snapshot_is_the_historys_at_the_models_position_and_a_new_one_after_
     assert!(!Arc::ptr_eq(&shared, &kept));
     assert_eq!((shared.position, shared.rows()), (100, kept.rows() + 1));
 }
+
+#[test]
+fn a_loaded_snapshot_knows_each_rows_digest_unless_its_rows_came_out_of_order() {
+    use crate::snapshot::Snapshot;
+    use commands::service::sharing::{digest, RecordSource};
+    let live = model();
+    let load = |snapshot: crate::history::ModelSnapshot| QueryModel::decode(QueryModel::default(), live.checkpoint(), &QueryModel::encode(snapshot)).unwrap();
+    let mut loaded = load(live.snapshot());
+    let digests = loaded.take_loaded_digests().expect("a save writes rows in id order");
+    assert!(loaded.take_loaded_digests().is_none(), "taken once");
+    // Each table's digests are its rows' own, in the order of the model's rows.
+    let snapshot = Arc::new(loaded.snapshot());
+    let mut buffer = Vec::new();
+    for (object, rows) in &snapshot.tables {
+        let (_, held) = digests.iter().find(|(name, _)| name == object).expect("every table");
+        let wanted: Vec<_> = rows.iter().map(|(_, record)| digest(record, &mut buffer)).collect();
+        assert_eq!(held, &wanted, "{object}");
+    }
+    let known = |source: &RowsAt, object: &str, id: &str| source.records_digested(&[(object, id)]).remove(0).map(|(_, digest)| digest);
+    let record_of = |object: &str, id: &str| live.row(object, id).unwrap();
+    let source = RowsAt::with_digests(snapshot.clone(), Some(digests.clone()));
+    assert_eq!(known(&source, "deal", "d3"), Some(Some(digest(&record_of("deal", "d3"), &mut buffer))));
+    assert_eq!(known(&source, "account", "a2"), Some(Some(digest(&record_of("account", "a2"), &mut buffer))));
+    assert_eq!(known(&source, "deal", "d9"), None);
+    // A table whose digests are not one per row is looked up without them.
+    let mut short = digests.clone();
+    short.iter_mut().find(|(name, _)| name == "deal").unwrap().1.pop();
+    let source = RowsAt::with_digests(snapshot.clone(), Some(short));
+    assert_eq!(known(&source, "deal", "d3"), Some(None));
+    assert_eq!(known(&source, "account", "a2"), Some(Some(digest(&record_of("account", "a2"), &mut buffer))));
+    // Rows out of id order (no save writes them so) load whole, with no digests.
+    let mut shuffled = live.snapshot();
+    shuffled.tables.iter_mut().for_each(|(_, rows)| rows.reverse());
+    let mut reloaded = load(shuffled);
+    assert!(reloaded.take_loaded_digests().is_none());
+    assert_eq!(reloaded.row_counts(), live.row_counts());
+    let source = RowsAt::with_digests(Arc::new(reloaded.snapshot()), None);
+    assert_eq!(known(&source, "deal", "d1"), Some(None));
+}

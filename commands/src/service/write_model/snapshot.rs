@@ -26,7 +26,7 @@ use domain::fields::KeptRecord;
 use domain::value::Record;
 
 use super::{sets_of, Kept, WriteModel};
-use crate::service::sharing::RecordSource;
+use crate::service::sharing::{digest, Digest, RecordSource};
 use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{Reader, Writer};
 
@@ -43,20 +43,6 @@ const DIGEST: u8 = 2;
 
 /// Records looked up in the source under one hold of its lock.
 const CHUNK: usize = 4096;
-
-/// The first 16 bytes of the SHA-256 of a record's bincode encoding (the
-/// stored events' encoding of a record, so stable across builds).
-pub(crate) type Digest = [u8; 16];
-
-pub(crate) fn digest(record: &Record, buffer: &mut Vec<u8>) -> Digest {
-    use sha2::{Digest as _, Sha256};
-    buffer.clear();
-    bincode::encode_into_std_write(record, buffer, bincode::config::standard()).expect("encoding into a Vec cannot fail");
-    let hash = Sha256::digest(&buffer[..]);
-    let mut out = [0; 16];
-    out.copy_from_slice(&hash[..16]);
-    out
-}
 
 /// A record stream as its snapshot holds it.
 enum Saved {
@@ -98,7 +84,11 @@ impl WriteModel {
         for (object, records) in &self.records {
             out.put(object);
             out.put(&(records.len() as u64));
-            for (id, state) in records {
+            // In id order: a start's take then finds them by walking the
+            // read model's rows, which are in id order too.
+            let mut sorted: Vec<_> = records.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (id, state) in sorted {
                 out.put(&(id.as_str(), state.version));
                 match &state.record {
                     None => out.put(&GONE),
@@ -179,12 +169,12 @@ impl Opened {
             let (object, records) = &tables[*table];
             let keys: Vec<(&str, &str)> = chunk.iter().map(|&at| (object.as_str(), records[at].0.as_str())).collect();
             let mut buffer = Vec::new();
-            let found = source.records(&keys);
+            let found = source.records_digested(&keys);
             chunk
                 .iter()
                 .zip(found)
                 .map(|(&entry, theirs)| match (&records[entry].2, theirs) {
-                    (Saved::Digest(wanted), Some(theirs)) if digest(&theirs, &mut buffer) == *wanted => Some(theirs),
+                    (Saved::Digest(wanted), Some((theirs, known))) if known.unwrap_or_else(|| digest(&theirs, &mut buffer)) == *wanted => Some(theirs),
                     _ => None,
                 })
                 .collect()
@@ -260,6 +250,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::service::sharing::Digested;
 
     /// The derived indexes, in order.
     fn derived(model: &WriteModel) -> (Vec<String>, Vec<String>) {
@@ -343,5 +334,71 @@ mod tests {
         let mut buffer = b"left from the last record".to_vec();
         assert_eq!(digest(&long, &mut buffer)[..], sha2::Sha256::digest(&encoded)[..16]);
         assert_ne!(digest(&long, &mut buffer), digest(&record(&[("id", "r1")]), &mut buffer));
+    }
+
+    /// A source that knows its records' digests, right or, for `wrong_for`, not.
+    struct Knowing {
+        records: Vec<(String, Arc<Record>)>,
+        wrong_for: &'static str,
+    }
+
+    impl RecordSource for Knowing {
+        fn position(&self) -> u64 {
+            0
+        }
+
+        fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
+            keys.iter().map(|(_, id)| self.records.iter().find(|(held, _)| held == id).map(|(_, record)| record.clone())).collect()
+        }
+
+        fn records_digested(&self, keys: &[(&str, &str)]) -> Vec<Digested> {
+            let mut buffer = Vec::new();
+            let known = |id: &str, record: &Record, buffer: &mut Vec<u8>| if id == self.wrong_for { [0; 16] } else { digest(record, buffer) };
+            keys.iter()
+                .map(|(_, id)| self.records.iter().find(|(held, _)| held == id).map(|(id, record)| (record.clone(), Some(known(id, record, &mut buffer)))))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_take_compares_the_digest_a_source_knows_without_hashing_again() {
+        let mut model = WriteModel::default();
+        let definition = json!({"name": "note", "fields": {"title": {"type": "text"}}}).to_string();
+        model.apply("$meta/note", 1, &EventPayload::ObjectDefined(ObjectDefined { name: "note".into(), namespace: None, definition })).unwrap();
+        let ids: Vec<String> = (0..40).map(|n| format!("n{n:02}")).collect();
+        let mut held = Vec::new();
+        for id in &ids {
+            let created = RecordCreated { object: "note".into(), id: id.clone(), record: record(&[("id", id), ("title", id)]), automated: Vec::new() };
+            model.apply(&format!("note/{id}"), 1, &EventPayload::RecordCreated(created)).unwrap();
+            // Shared with a holder, so the snapshot saves its digest.
+            held.push((id.clone(), model.records["note"][id].record.clone().unwrap()));
+        }
+        let (body, whole) = model.encode_snapshot(true);
+        assert_eq!(whole, 0);
+        // Equal records in fresh allocations: taken only where the known digest says so.
+        let fresh: Vec<(String, Arc<Record>)> = held.iter().map(|(id, record)| (id.clone(), Arc::new((**record).clone()))).collect();
+        let mut opened = WriteModel::decode_snapshot(&body).unwrap();
+        assert_eq!(opened.by_digest(), 40);
+        let saved: Vec<&String> = opened.tables[0].1.iter().map(|(id, _, _)| id).collect();
+        assert_eq!(saved, ids.iter().collect::<Vec<_>>(), "saved in id order");
+        let missing = opened.take_from(&Knowing { records: fresh.clone(), wrong_for: "n02" });
+        let missed: Vec<(String, u64)> = missing.iter().map(|m| opened.stream_of(m)).collect();
+        assert_eq!(missed, vec![("note/n02".to_string(), 1)], "a known digest that does not match is not hashed again");
+        opened.put(&missing[0], (*fresh[2].1).clone());
+        let taken = opened.finish().unwrap();
+        assert!(Arc::ptr_eq(taken.records["note"]["n01"].record.as_ref().unwrap(), &fresh[1].1), "the source's allocation is taken");
+        assert_eq!(taken.records, model.records);
+        // A source that knows no digest (the trait's default) is hashed here.
+        struct Plain(Vec<(String, Arc<Record>)>);
+        impl RecordSource for Plain {
+            fn position(&self) -> u64 {
+                0
+            }
+            fn records(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<Record>>> {
+                keys.iter().map(|(_, id)| self.0.iter().find(|(held, _)| held == id).map(|(_, record)| record.clone())).collect()
+            }
+        }
+        let mut opened = WriteModel::decode_snapshot(&body).unwrap();
+        assert!(opened.take_from(&Plain(fresh)).is_empty());
     }
 }

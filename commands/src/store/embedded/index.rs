@@ -36,10 +36,20 @@ impl Index {
 
     /// Records one committed event at `offset`.
     pub fn add(&mut self, envelope: &EventEnvelope, offset: u64) {
+        self.add_parts(envelope.position, &envelope.stream, envelope.idempotency_key.as_deref(), offset);
+    }
+
+    /// [`Index::add`] from the parts of an envelope it keeps.
+    pub fn add_parts(&mut self, position: u64, stream: &str, idempotency_key: Option<&str>, offset: u64) {
         self.offsets.push(offset);
-        self.streams.add(&envelope.stream, envelope.position);
-        if let Some(key) = &envelope.idempotency_key {
-            self.keys.entry(key.clone()).or_default().push(envelope.position);
+        self.streams.add(stream, position);
+        if let Some(key) = idempotency_key {
+            match self.keys.get_mut(key) {
+                Some(positions) => positions.push(position),
+                None => {
+                    self.keys.insert(key.to_string(), vec![position]);
+                }
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use domain::event::codec::decode_envelope;
+use domain::event::view_envelope;
 use domain::event::{decode_envelope_into, EventEnvelope};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -55,11 +56,12 @@ pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
     let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
     let mut index = Index::default();
     let scan = frame::scan(&mut file, |offset, body| {
-        let envelope = decode_envelope(body).map_err(|e| format!("frame at {offset}: {e}"))?;
+        // A view of the frame: the index keeps a few of its parts, so nothing is copied.
+        let envelope = view_envelope(body).map_err(|e| format!("frame at {offset}: {e}"))?;
         if envelope.position != index.head() + 1 {
             return Err(format!("frame at {offset} has position {} after {}", envelope.position, index.head()));
         }
-        index.add(&envelope, offset);
+        index.add_parts(envelope.position, envelope.stream, envelope.idempotency_key, offset);
         Ok(())
     })
     .map_err(StoreError::Corrupt)?;
