@@ -7,7 +7,8 @@ use anyhow::Context;
 use commands::kafka::feed::{FeedSettings, FeedStats, TopicFed};
 use commands::seed;
 use commands::service::CommandService;
-use commands::store::{open_embedded, open_postgres, EventStore};
+use commands::store::{lock_embedded, open_embedded, open_locked, open_postgres, EventStore, Opening};
+use futures_util::future::BoxFuture;
 use projections::audit_model::{audit_projection, AuditModel};
 use projections::runner::{self, ProjectionHandle};
 use projections::{memory_projection, pg_model, QueryReader};
@@ -101,6 +102,31 @@ async fn open_store_fed(storage: &Storage) -> anyhow::Result<(Arc<dyn EventStore
     })
 }
 
+/// The event store as a start gets it: the embedded log (whose open scans
+/// the whole file) opening on a blocking thread while the start decodes its
+/// models' snapshots, any other store open already; and a future that gives
+/// the store once open, or why it did not open.
+type StoreAhead = (Opening, BoxFuture<'static, anyhow::Result<Arc<dyn EventStore>>>, Option<deadpool_postgres::Pool>, Option<Arc<FeedStats>>);
+
+async fn open_store_ahead(storage: &Storage) -> anyhow::Result<StoreAhead> {
+    if let Storage::Embedded(dir) = storage {
+        // The lock first: a directory another server holds is said so at once.
+        let lock = lock_embedded(dir).with_context(|| format!("opening the event log in {}", dir.display()))?;
+        let (opener, opening) = Opening::pending();
+        let dir = dir.clone();
+        let open = tokio::task::spawn_blocking(move || {
+            let opened = open_locked(&dir, lock)
+                .map(|store| Arc::new(store) as Arc<dyn EventStore>)
+                .with_context(|| format!("opening the event log in {}", dir.display()));
+            opener.opened(opened.as_ref().ok().cloned());
+            opened
+        });
+        return Ok((opening, Box::pin(async move { open.await? }), None, None));
+    }
+    let (store, pool, feed) = open_store_fed(storage).await?;
+    Ok((store.clone().into(), Box::pin(std::future::ready(Ok(store))), pool, feed))
+}
+
 /// Where the query read model lives: in process (the embedded log) or in
 /// PostgreSQL tables (the PostgreSQL log).
 enum QuerySide {
@@ -126,7 +152,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     files.refuse()?;
     let app_json = files.app;
     let outbound = outbound_client(settings.outbound_ca.as_deref())?;
-    let (store, pool, feed) = open_store_fed(&settings.storage).await?;
+    let (opening, store_open, pool, feed) = open_store_ahead(&settings.storage).await?;
     // The in-process models start empty: fold them from the log in bulk, side
     // by side, while the command service folds its write model; each runner
     // then follows from where its load stopped (the app's definitions and seed
@@ -185,7 +211,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             QuerySide::Memory(reader) => reader.memory_model(),
             QuerySide::Postgres(_) => None,
         };
-        let (store, audit_model, analytics_model, search_model) = (store.clone(), audit_model.clone(), analytics_model.clone(), search_model.clone());
+        let (store, audit_model, analytics_model, search_model) = (opening.clone(), audit_model.clone(), analytics_model.clone(), search_model.clone());
         let saved = model_snapshots.clone();
         tokio::spawn(async move {
             use commands::service::sharing::RecordSource;
@@ -220,11 +246,20 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
                 query,
                 load_snapshotted(store.clone(), audit_model, saved.clone()),
                 load_snapshotted(store.clone(), analytics_model, saved.clone()),
-                load(store.clone(), search_model),
+                async {
+                    match store.store().await {
+                        Some(store) => load(store, search_model).await,
+                        None => Err(projections::ReadError::Store("the event log did not open".into())),
+                    }
+                },
             )
         })
     };
-    let commands = Arc::new(CommandService::start_from(store.clone(), model_snapshots.as_ref(), start_source).await.context("folding the event log")?);
+    // The write model decodes its snapshot while the log opens, too; a log
+    // that does not open is the error to report, before what it stopped.
+    let (store, commands) = tokio::join!(store_open, CommandService::start_from(opening, model_snapshots.as_ref(), start_source));
+    let store = store?;
+    let commands = Arc::new(commands.context("folding the event log")?);
     let app = domain::metadata::load_app(&app_json).context("loading the app")?;
     // Cubes the app declares (`analyticsCubes`, `cubes` or `analytics.cubes`); objects get generated ones.
     let cubes: Vec<serde_json::Value> =

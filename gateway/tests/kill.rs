@@ -238,3 +238,81 @@ async fn a_clean_stop_commits_the_search_index_and_saves_the_models() {
     assert_eq!(status, 200, "{counted}");
     assert_eq!(counted["data"]["rows"][0]["count"], json!(3), "{counted}");
 }
+
+/// `objectstack serve` that is expected to stop at start: its stderr, once
+/// it has exited (killed and failed after 60 s).
+fn refused_start(app_path: &std::path::Path, data: &std::path::Path) -> String {
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_objectstack"))
+        .args(["serve", "--app", &app_path.display().to_string(), "--data-dir", &data.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the server started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// A start decodes the models' snapshots while the log's scan runs (see
+/// `gateway::app`): a log that does not open still stops the start with
+/// its own error, and removes no snapshot; a data directory another process
+/// holds is said so.
+#[tokio::test]
+async fn a_start_from_snapshots_on_a_log_that_does_not_open_says_why_and_keeps_the_snapshots() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.json");
+    std::fs::write(&app_path, app("http://127.0.0.1:9/hook")).unwrap();
+    let port = free_port();
+    let args = ["--data-dir".into(), data.path().display().to_string()];
+    let mut server = serve(&app_path, &args, port).await;
+    for i in 0..3 {
+        let (status, _) = http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("kept-{i}"), "priority": "low"}))).await.unwrap();
+        assert_eq!(status, 201);
+    }
+    let stopped = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    assert!(server.child.wait().unwrap().success());
+    let snapshots = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(data.path().join("snapshots")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let saved = snapshots();
+    assert_eq!(saved, ["analytics.snapshot", "audit.snapshot", "query.snapshot", "write.snapshot"]);
+
+    // Another server holds the directory: its log, and its search index.
+    let held = (commands::store::open_embedded(data.path()).unwrap(), projections::search::SearchModel::open(&data.path().join("search")).unwrap());
+    let err = refused_start(&app_path, data.path());
+    assert!(err.contains("opening the event log") && err.contains("in use by another process"), "{err}");
+    drop(held);
+
+    // The first frame's body damaged, valid frames after it: corruption.
+    let log = data.path().join("events.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+    let err = refused_start(&app_path, data.path());
+    assert!(err.contains("opening the event log") && err.contains("followed by valid data") && !err.contains("did not open"), "{err}");
+    assert_eq!(snapshots(), saved, "no snapshot is removed by a start whose log did not open");
+
+    // Mended, the log serves from them again.
+    bytes[10] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+    let port = free_port();
+    let _server = serve(&app_path, &args, port).await;
+    let (status, list) = http(port, "GET", "/api/v1/data/ticket?sort=title", None).await.unwrap();
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["data"]["total"], json!(3), "{list}");
+}

@@ -10,7 +10,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use commands::store::EventStore;
+use commands::store::{EventStore, Opening};
 use domain::event::{EventEnvelope, EventPayload};
 use tokio::sync::watch;
 
@@ -247,29 +247,36 @@ pub async fn load<M: MemoryModel>(store: Arc<dyn EventStore>, model: Arc<RwLock<
 }
 
 /// [`load`], starting from the model's snapshot in `snapshots` when there
-/// is one the log agrees with (see [`crate::snapshot`]).
-pub async fn load_snapshotted<M: Snapshot>(
-    store: Arc<dyn EventStore>,
-    model: Arc<RwLock<M>>,
-    snapshots: Option<SnapshotDir>,
-) -> Result<FoldLetters, ReadError> {
+/// is one the log agrees with (see [`crate::snapshot`]). The store may still
+/// be opening ([`Opening`]): the snapshot is decoded meanwhile.
+pub async fn load_snapshotted<M: Snapshot>(store: impl Into<Opening>, model: Arc<RwLock<M>>, snapshots: Option<SnapshotDir>) -> Result<FoldLetters, ReadError> {
     load_snapshotted_then(store, model, snapshots, |_: &mut M| {}).await
+}
+
+/// The store once open, or the error of a start whose store did not open.
+async fn opened(store: &Opening) -> Result<Arc<dyn EventStore>, ReadError> {
+    store.store().await.ok_or_else(|| ReadError::Store("the event log did not open".into()))
 }
 
 /// [`load_snapshotted`], calling `on_opened` with the model its snapshot holds
 /// once the log agrees with it, before the events after it are folded (the
 /// write model's start takes its records from the query model's then).
 pub async fn load_snapshotted_then<M: Snapshot>(
-    store: Arc<dyn EventStore>,
+    store: impl Into<Opening>,
     model: Arc<RwLock<M>>,
     snapshots: Option<SnapshotDir>,
     on_opened: impl FnOnce(&mut M) + Send,
 ) -> Result<FoldLetters, ReadError> {
-    let Some(snapshots) = snapshots else { return load(store, model).await };
+    let store = store.into();
+    let Some(snapshots) = snapshots else { return load(opened(&store).await?, model).await };
     let started = Instant::now();
     let template = model.read().expect("model lock").fresh();
-    if let Some(opened) = crate::snapshot::open(&snapshots, template).await {
+    let decoded = crate::snapshot::open(&snapshots, template).await;
+    if let Some(opened) = &decoded {
         tracing::info!(model = M::NAME, position = opened.position, seconds = started.elapsed().as_secs_f64(), "read model opened from its snapshot");
+    }
+    let store = opened(&store).await?;
+    if let Some(opened) = decoded {
         let holds = commands::snapshot::log_holds(&store, opened.position, &opened.event_id).await;
         if holds.map_err(|e| ReadError::Store(e.to_string()))? {
             let mut opened = opened;

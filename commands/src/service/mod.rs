@@ -33,7 +33,7 @@ pub use self::command::{Command, CommandMeta, Outcome};
 use self::write_model::{Reservation, WriteModel};
 use crate::error::{CommandError, StoreError};
 use crate::snapshot::{SaveError, SnapshotDir};
-use crate::store::{AppendRequest, EventStore, StreamAppend};
+use crate::store::{AppendRequest, EventStore, Opening, StreamAppend};
 
 /// How often a command without an explicit expected version is re-decided after a conflict.
 const MAX_ATTEMPTS: usize = 20;
@@ -107,15 +107,18 @@ impl CommandService {
     /// `snapshots` when there is one the log agrees with (see
     /// [`crate::snapshot`]): only the log after it is folded.
     /// With `source`, records its snapshot saved as digests are taken from
-    /// that read model (and the next snapshots save them so).
-    pub async fn start_from(store: Arc<dyn EventStore>, snapshots: Option<&SnapshotDir>, source: Option<StartSource>) -> Result<CommandService, CommandError> {
+    /// that read model (and the next snapshots save them so). The store may
+    /// still be opening ([`Opening`]): the snapshot is decoded meanwhile.
+    pub async fn start_from(store: impl Into<Opening>, snapshots: Option<&SnapshotDir>, source: Option<StartSource>) -> Result<CommandService, CommandError> {
         let started = std::time::Instant::now();
         let upcasters = domain::event::registry();
         let saves_by_digest = source.is_some();
+        let store = store.into();
         let (model, mut after) = match snapshots {
             Some(dir) => saved_write_model(&store, dir, source, upcasters).await?.unwrap_or_default(),
             None => Default::default(),
         };
+        let store = opened(&store).await?;
         let from = after;
         let model = Arc::new(Mutex::new(model));
         // One buffer for the whole fold: each read decodes into the envelopes
@@ -574,8 +577,13 @@ impl CommandService {
 /// stream unreadable instead of stopping the service.
 /// The write model saved in `dir` and its position, when the file is whole
 /// and the log holds the event it names there.
+/// The store once open, or the error of a start whose store did not open.
+async fn opened(store: &Opening) -> Result<Arc<dyn EventStore>, CommandError> {
+    store.store().await.ok_or_else(|| StoreError::Io("the event log did not open".into()).into())
+}
+
 async fn saved_write_model(
-    store: &Arc<dyn EventStore>,
+    store: &Opening,
     dir: &SnapshotDir,
     source: Option<StartSource>,
     upcasters: &'static Upcasters,
@@ -586,6 +594,7 @@ async fn saved_write_model(
         None => return Ok(None),
     };
     tracing::info!(position = header.position, "write model opened from its snapshot");
+    let store = &self::opened(store).await?;
     if !crate::snapshot::log_holds(store, header.position, &header.event_id).await? {
         tracing::warn!(
             position = header.position,

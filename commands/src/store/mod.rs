@@ -6,6 +6,7 @@
 //! An acknowledged append is durable (fsynced, or committed in PostgreSQL).
 
 mod embedded;
+mod opening;
 mod plan;
 mod postgres;
 
@@ -13,7 +14,8 @@ use async_trait::async_trait;
 use domain::event::EventEnvelope;
 use tokio::sync::watch;
 
-pub use embedded::{open_embedded, EmbeddedStore};
+pub use embedded::{lock_embedded, open_embedded, open_locked, DirLock, EmbeddedStore};
+pub use opening::{Opener, Opening};
 pub use postgres::{copy_into, open_postgres, pg_error, pool_for_schema, session_config, PostgresSettings, PostgresStore, MIGRATIONS};
 
 use crate::error::StoreError;

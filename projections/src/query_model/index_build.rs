@@ -2,8 +2,9 @@
 //!
 //! One field at a time, a pass over the rows, in slot order, takes its keys,
 //! borrowed, into a column, which is then sorted and grouped into one owned
-//! key per distinct value. Sorts are stable and rows come in slot order, so
-//! the slots of a key stay in order. In tables of [`PARALLEL_BUILD_FROM`]
+//! key per distinct value. Sorts break ties by slot, so the slots of a key
+//! come in order (and need no scratch copy of the column, as a stable sort
+//! would). In tables of [`PARALLEL_BUILD_FROM`]
 //! rows or more, two threads take the keys of either half of the rows.
 //!
 //! Sort keys are cheap to compare: a number is its total-order bits, a text
@@ -128,16 +129,18 @@ impl<'a> Column<'a> {
             _ => 0,
         };
         let grouped = match self {
+            // Ties broken by slot, which no two keys share: the order a
+            // stable sort gives, without the scratch copy of the column it takes.
             Column::Num(mut keys, _) => {
-                keys.sort_by_key(|k| k.0);
+                keys.sort_unstable_by_key(|k| (k.0, k.2));
                 group(keys, |k| k.0, |k| Key::Num(k.1), |k| k.2)
             }
             Column::Bool(mut keys) => {
-                keys.sort_by_key(|k| k.0);
+                keys.sort_unstable_by_key(|k| (k.0, k.1));
                 group(keys, |k| k.0, |k| Key::Bool(k.0), |k| k.1)
             }
             Column::Text(mut keys) => {
-                keys.sort_by(text_order);
+                keys.sort_unstable_by(|a, b| text_order(a, b).then(a.2.cmp(&b.2)));
                 group(keys, |k| (k.0, k.1), |k| Key::Text(k.1.to_string()), |k| k.2)
             }
         };

@@ -41,7 +41,7 @@ pub struct EmbeddedStore {
     shared: Arc<Shared>,
     head_rx: watch::Receiver<u64>,
     /// Held for the store's lifetime: the data directory's lock.
-    _lock: File,
+    _lock: DirLock,
 }
 
 /// Opens (or creates) the log in `dir`, recovering a torn tail: a frame cut
@@ -49,9 +49,25 @@ pub struct EmbeddedStore {
 /// acknowledged, since acknowledgement follows fsync). Damage followed by valid
 /// frames is corruption and fails the open.
 pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+    open_locked(dir, lock_embedded(dir)?)
+}
+
+/// A data directory's lock, held: one process at a time opens its log.
+pub struct DirLock(#[allow(dead_code, reason = "held, never read: the lock lasts as long as the file is open")] File);
+
+/// Takes `dir`'s lock (creating the directory): the first step of
+/// [`open_embedded`], for a caller that scans the log on another thread
+/// ([`open_locked`]) and wants to know at once whether another process
+/// holds the directory.
+pub fn lock_embedded(dir: &Path) -> Result<DirLock, StoreError> {
     std::fs::create_dir_all(dir)?;
     let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
     lock.try_lock().map_err(|_| StoreError::Unavailable(format!("{} is in use by another process", dir.display())))?;
+    Ok(DirLock(lock))
+}
+
+/// [`open_embedded`] with `dir`'s lock taken already.
+pub fn open_locked(dir: &Path, lock: DirLock) -> Result<EmbeddedStore, StoreError> {
     let path = dir.join("events.log");
     let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
     let mut index = Index::default();
