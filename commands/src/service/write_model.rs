@@ -5,7 +5,7 @@
 //! [`Lookups`]. Unique values of appends in flight are held as reservations
 //! so two concurrent writes cannot both claim one value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use domain::event::codec::decode_envelope_payload;
@@ -52,6 +52,12 @@ pub(crate) struct Kept {
 /// (the oldest go first: a source that stopped moving costs nothing more).
 const PENDING_MAX: usize = 100_000;
 
+/// One object's record streams, by id: in id order, so a snapshot saves
+/// them in the order a start's take walks the read model's rows, and a
+/// start builds it from the snapshot's (sorted) entries in one pass into
+/// full nodes, about half the memory of a hash table of the same entries.
+type Streams = BTreeMap<String, Kept>;
+
 /// A record that references another: `(object, id, field)`.
 type ReferringField = (String, String, String);
 
@@ -61,7 +67,7 @@ pub(crate) struct WriteModel {
     /// Versions of metadata streams (`$meta/{object}`).
     pub meta_versions: HashMap<String, u64>,
     /// Record streams by object, then id.
-    records: HashMap<String, HashMap<String, Kept>>,
+    records: HashMap<String, Streams>,
     /// Record streams applied by this node's commands, with their log
     /// positions, for [`super::sharing`] (`None` while nothing shares).
     pub(crate) pending: Option<std::collections::VecDeque<(u64, String)>>,

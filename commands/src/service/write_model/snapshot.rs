@@ -18,7 +18,7 @@
 //! it passes those by, since every change the write model keeps is applied
 //! only above its stream's version.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use domain::event::ObjectDefined;
@@ -84,11 +84,9 @@ impl WriteModel {
         for (object, records) in &self.records {
             out.put(object);
             out.put(&(records.len() as u64));
-            // In id order: a start's take then finds them by walking the
-            // read model's rows, which are in id order too.
-            let mut sorted: Vec<_> = records.iter().collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (id, state) in sorted {
+            // In id order (the map's): a start's take then finds them by
+            // walking the read model's rows, which are in id order too.
+            for (id, state) in records {
                 out.put(&(id.as_str(), state.version));
                 match &state.record {
                     None => out.put(&GONE),
@@ -209,15 +207,16 @@ impl Opened {
     pub(crate) fn finish(self) -> Result<WriteModel, String> {
         let Opened { mut model, tables } = self;
         for (object, saved) in tables {
-            let mut records = HashMap::with_capacity(saved.len());
-            for (id, version, saved) in saved {
-                let record = match saved {
-                    Saved::Gone => None,
-                    Saved::Held(record) => Some(record),
-                    Saved::Digest(_) => return Err(format!("the write model's snapshot: the record of {object}/{id} was not found")),
-                };
-                records.insert(id, Kept { version, record });
-            }
+            // Saved in id order, so the map is built in one pass (a file of
+            // an older save, in any order, is sorted first).
+            let records = saved
+                .into_iter()
+                .map(|(id, version, saved)| match saved {
+                    Saved::Gone => Ok((id, Kept { version, record: None })),
+                    Saved::Held(record) => Ok((id, Kept { version, record: Some(record) })),
+                    Saved::Digest(_) => Err(format!("the write model's snapshot: the record of {object}/{id} was not found")),
+                })
+                .collect::<Result<_, String>>()?;
             model.records.insert(object, records);
         }
         // The unique sets of every defined object, then each live record's values and references.
