@@ -188,10 +188,19 @@ async fn killed_at_random_postgres() {
     database.drop_now().await;
 }
 
-/// A clean stop (SIGTERM) commits the search index at the log's head, so the
-/// next start indexes nothing again.
-#[tokio::test]
-async fn a_clean_stop_commits_the_search_index_and_saves_the_models() {
+/// A server's data directory after three tickets and a clean stop.
+struct Stopped {
+    data: tempfile::TempDir,
+    /// Holds the app file.
+    dir: tempfile::TempDir,
+    app_path: std::path::PathBuf,
+    /// `serve`'s store arguments for `data`.
+    args: [String; 2],
+}
+
+/// Serves the app on a fresh data directory, creates three tickets titled
+/// `{prefix}-0..2`, and stops the server with SIGTERM (it must exit cleanly).
+async fn written_and_stopped(prefix: &str) -> Stopped {
     let data = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let app_path = dir.path().join("app.json");
@@ -200,13 +209,21 @@ async fn a_clean_stop_commits_the_search_index_and_saves_the_models() {
     let args = ["--data-dir".into(), data.path().display().to_string()];
     let mut server = serve(&app_path, &args, port).await;
     for i in 0..3 {
-        let (status, _) = http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("stop-{i}"), "priority": "low"}))).await.unwrap();
+        let (status, _) = http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("{prefix}-{i}"), "priority": "low"}))).await.unwrap();
         assert_eq!(status, 201);
     }
     let stopped = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     assert!(stopped.success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "the server stopped cleanly: {status}");
+    Stopped { data, dir, app_path, args }
+}
+
+/// A clean stop (SIGTERM) commits the search index at the log's head, so the
+/// next start indexes nothing again.
+#[tokio::test]
+async fn a_clean_stop_commits_the_search_index_and_saves_the_models() {
+    let Stopped { data, dir: _dir, app_path, args } = written_and_stopped("stop").await;
     let store = commands::store::open_embedded(data.path()).unwrap();
     let head = *commands::store::EventStore::head(&store).borrow();
     drop(store);
@@ -269,20 +286,7 @@ fn refused_start(app_path: &std::path::Path, data: &std::path::Path) -> String {
 /// holds is said so.
 #[tokio::test]
 async fn a_start_from_snapshots_on_a_log_that_does_not_open_says_why_and_keeps_the_snapshots() {
-    let data = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let app_path = dir.path().join("app.json");
-    std::fs::write(&app_path, app("http://127.0.0.1:9/hook")).unwrap();
-    let port = free_port();
-    let args = ["--data-dir".into(), data.path().display().to_string()];
-    let mut server = serve(&app_path, &args, port).await;
-    for i in 0..3 {
-        let (status, _) = http(port, "POST", "/api/v1/data/ticket", Some(&json!({"title": format!("kept-{i}"), "priority": "low"}))).await.unwrap();
-        assert_eq!(status, 201);
-    }
-    let stopped = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
-    assert!(stopped.success());
-    assert!(server.child.wait().unwrap().success());
+    let Stopped { data, dir: _dir, app_path, args } = written_and_stopped("kept").await;
     let snapshots = || {
         let mut names: Vec<String> =
             std::fs::read_dir(data.path().join("snapshots")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
