@@ -246,12 +246,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
                 query,
                 load_snapshotted(store.clone(), audit_model, saved.clone()),
                 load_snapshotted(store.clone(), analytics_model, saved.clone()),
-                async {
-                    match store.store().await {
-                        Some(store) => load(store, search_model).await,
-                        None => Err(projections::ReadError::Store("the event log did not open".into())),
-                    }
-                },
+                async { load(store.store().await.map_err(|e| projections::ReadError::Store(e.to_string()))?, search_model).await },
             )
         })
     };

@@ -253,11 +253,6 @@ pub async fn load_snapshotted<M: Snapshot>(store: impl Into<Opening>, model: Arc
     load_snapshotted_then(store, model, snapshots, |_: &mut M| {}).await
 }
 
-/// The store once open, or the error of a start whose store did not open.
-async fn opened(store: &Opening) -> Result<Arc<dyn EventStore>, ReadError> {
-    store.store().await.ok_or_else(|| ReadError::Store("the event log did not open".into()))
-}
-
 /// [`load_snapshotted`], calling `on_opened` with the model its snapshot holds
 /// once the log agrees with it, before the events after it are folded (the
 /// write model's start takes its records from the query model's then).
@@ -268,14 +263,15 @@ pub async fn load_snapshotted_then<M: Snapshot>(
     on_opened: impl FnOnce(&mut M) + Send,
 ) -> Result<FoldLetters, ReadError> {
     let store = store.into();
-    let Some(snapshots) = snapshots else { return load(opened(&store).await?, model).await };
+    let opened = |store: Opening| async move { store.store().await.map_err(|e| ReadError::Store(e.to_string())) };
+    let Some(snapshots) = snapshots else { return load(opened(store).await?, model).await };
     let started = Instant::now();
     let template = model.read().expect("model lock").fresh();
     let decoded = crate::snapshot::open(&snapshots, template).await;
     if let Some(opened) = &decoded {
         tracing::info!(model = M::NAME, position = opened.position, seconds = started.elapsed().as_secs_f64(), "read model opened from its snapshot");
     }
-    let store = opened(&store).await?;
+    let store = opened(store).await?;
     if let Some(opened) = decoded {
         let holds = commands::snapshot::log_holds(&store, opened.position, &opened.event_id).await;
         if holds.map_err(|e| ReadError::Store(e.to_string()))? {

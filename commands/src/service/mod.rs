@@ -118,7 +118,7 @@ impl CommandService {
             Some(dir) => saved_write_model(&store, dir, source, upcasters).await?.unwrap_or_default(),
             None => Default::default(),
         };
-        let store = opened(&store).await?;
+        let store = store.store().await?;
         let from = after;
         let model = Arc::new(Mutex::new(model));
         // One buffer for the whole fold: each read decodes into the envelopes
@@ -572,16 +572,9 @@ impl CommandService {
     }
 }
 
-/// Applies committed events to the write model and drops the reservations of
-/// their command, under one lock. An event that cannot be decoded marks its
-/// stream unreadable instead of stopping the service.
 /// The write model saved in `dir` and its position, when the file is whole
-/// and the log holds the event it names there.
-/// The store once open, or the error of a start whose store did not open.
-async fn opened(store: &Opening) -> Result<Arc<dyn EventStore>, CommandError> {
-    store.store().await.ok_or_else(|| StoreError::Io("the event log did not open".into()).into())
-}
-
+/// and the log holds the event it names there (the file is decoded while
+/// the store may still be opening).
 async fn saved_write_model(
     store: &Opening,
     dir: &SnapshotDir,
@@ -594,7 +587,7 @@ async fn saved_write_model(
         None => return Ok(None),
     };
     tracing::info!(position = header.position, "write model opened from its snapshot");
-    let store = &self::opened(store).await?;
+    let store = &store.store().await?;
     if !crate::snapshot::log_holds(store, header.position, &header.event_id).await? {
         tracing::warn!(
             position = header.position,
@@ -648,6 +641,9 @@ async fn saved_write_model(
     }
 }
 
+/// Applies committed events to the write model and drops the reservations of
+/// their command, under one lock. An event that cannot be decoded marks its
+/// stream unreadable instead of stopping the service.
 fn apply_and_release(model: &Mutex<WriteModel>, upcasters: &Upcasters, events: &[EventEnvelope], reservations: Vec<Reservation>) -> Result<(), CommandError> {
     let mut decoded = Vec::with_capacity(events.len());
     let mut unreadable = Vec::new();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::EventStore;
+use crate::error::StoreError;
 
 /// What an open ended as: the store, or `None` when it failed (the opener
 /// reports why).
@@ -28,12 +29,14 @@ impl Opening {
         (Opener(sender), Opening(receiver))
     }
 
-    /// The store, once open; `None` when its open failed.
-    pub async fn store(&self) -> Option<Arc<dyn EventStore>> {
+    /// The store, once open; an error when its open failed (the opener
+    /// reports why: this says only that it did not open, for the loads it
+    /// stops).
+    pub async fn store(&self) -> Result<Arc<dyn EventStore>, StoreError> {
         let mut receiver = self.0.clone();
         // Cloned out at once: a watch::Ref is not held across an .await.
-        let outcome = receiver.wait_for(Option::is_some).await.ok()?.clone();
-        outcome.flatten()
+        let outcome = receiver.wait_for(Option::is_some).await.ok().and_then(|outcome| outcome.clone()).flatten();
+        outcome.ok_or_else(|| StoreError::Io("the event log did not open".into()))
     }
 }
 
@@ -65,7 +68,7 @@ mod tests {
         // Open before anyone asks, and the opener gone since.
         let ready = Opening::from(store.clone());
         assert!(Arc::ptr_eq(&ready.store().await.unwrap(), &store));
-        assert!(ready.clone().store().await.is_some(), "asked again, or by a clone");
+        assert!(ready.clone().store().await.is_ok(), "asked again, or by a clone");
         // Asked while the open is under way.
         let (opener, opening) = Opening::pending();
         let waiting = tokio::spawn({
@@ -76,13 +79,13 @@ mod tests {
         assert!(!waiting.is_finished());
         opener.opened(Some(store.clone()));
         assert!(Arc::ptr_eq(&waiting.await.unwrap().unwrap(), &store));
-        assert!(opening.store().await.is_some());
+        assert!(opening.store().await.is_ok());
         // A failed open, said or not.
         let (opener, failed) = Opening::pending();
         opener.opened(None);
-        assert!(failed.store().await.is_none());
+        assert!(matches!(failed.store().await, Err(StoreError::Io(e)) if e.contains("did not open")));
         let (opener, dropped) = Opening::pending();
         drop(opener);
-        assert!(dropped.store().await.is_none());
+        assert!(dropped.store().await.is_err());
     }
 }

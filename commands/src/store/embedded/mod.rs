@@ -17,8 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use domain::event::codec::decode_envelope;
-use domain::event::view_envelope;
-use domain::event::{decode_envelope_into, EventEnvelope};
+use domain::event::{decode_envelope_into, view_envelope, EventEnvelope};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::frame::read_frame;
