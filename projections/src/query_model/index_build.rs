@@ -15,15 +15,17 @@ use std::collections::BTreeMap;
 
 use roaring::RoaringBitmap;
 
-use super::rows::{Row, Rows};
+use domain::value::Record;
+
+use super::rows::Rows;
 use super::slots::{Slot, SlotSet};
-use super::table::{FieldIndex, IndexKey, Key, KeyKind};
+use super::table::{FieldIndex, Key, KeyKind, KeyRef};
 
 /// Below this many rows, a table's indexes are built on the calling thread.
 pub(super) const PARALLEL_BUILD_FROM: usize = 50_000;
 
 /// One field's keys as taken from the rows, ready to sort.
-enum Column<'a> {
+pub(super) enum Column<'a> {
     /// Numbers, and how many were given as text.
     Num(Vec<(u64, f64, Slot)>, usize),
     Bool(Vec<(bool, Slot)>),
@@ -99,67 +101,84 @@ impl<'a> Column<'a> {
         RoaringBitmap::from_sorted_iter(slots).expect("rows taken in slot order")
     }
 
-    /// Sorts the keys and groups them: one owned key per distinct value.
-    fn into_index(self, kind: KeyKind) -> FieldIndex {
-        fn group<T, K: PartialEq>(sorted: Vec<T>, key: impl Fn(&T) -> K, owned: impl Fn(&T) -> IndexKey, id: impl Fn(&T) -> Slot) -> Vec<(IndexKey, SlotSet)> {
-            // Sized for the worst case (every key distinct): pages never
-            // written are never backed, and the vector never moves.
-            let mut grouped = Vec::with_capacity(sorted.len());
+    /// Sorts the keys, then visits each distinct key, borrowed, with its
+    /// slots (in order), in key order. Returns the slots with a key and how
+    /// many keys were not of the field's own kind.
+    pub(super) fn for_each_group(self, mut each: impl FnMut(KeyRef<'_>, &[Slot])) -> (RoaringBitmap, usize) {
+        fn group<T, K: PartialEq>(sorted: &[T], key: impl Fn(&T) -> K, id: impl Fn(&T) -> Slot, mut each: impl FnMut(&T, &[Slot])) {
+            let mut ids = Vec::new();
             let mut items = sorted.iter().peekable();
             while let Some(first) = items.next() {
                 let k = key(first);
-                let ids = match items.next_if(|next| key(next) == k) {
-                    // A unique key (every key of a unique field): no vector.
-                    None => SlotSet::One(id(first)),
-                    Some(second) => {
-                        let mut ids = vec![id(first), id(second)];
-                        while let Some(next) = items.next_if(|next| key(next) == k) {
-                            ids.push(id(next));
-                        }
-                        SlotSet::from_unsorted(ids)
-                    }
-                };
-                grouped.push((owned(first), ids));
+                ids.clear();
+                ids.push(id(first));
+                while let Some(next) = items.next_if(|next| key(next) == k) {
+                    ids.push(id(next));
+                }
+                each(first, &ids);
             }
-            grouped
         }
         let present = self.present();
-        let loose = match &self {
-            Column::Num(_, loose) => *loose,
-            _ => 0,
-        };
-        let grouped = match self {
+        match self {
             // Ties broken by slot, which no two keys share: the order a
             // stable sort gives, without the scratch copy of the column it takes.
-            Column::Num(mut keys, _) => {
+            Column::Num(mut keys, loose) => {
                 keys.sort_unstable_by_key(|k| (k.0, k.2));
-                group(keys, |k| k.0, |k| Key::Num(k.1), |k| k.2)
+                group(&keys, |k| k.0, |k| k.2, |k, ids| each(Key::Num(k.1), ids));
+                (present, loose)
             }
             Column::Bool(mut keys) => {
                 keys.sort_unstable_by_key(|k| (k.0, k.1));
-                group(keys, |k| k.0, |k| Key::Bool(k.0), |k| k.1)
+                group(&keys, |k| k.0, |k| k.1, |k, ids| each(Key::Bool(k.0), ids));
+                (present, 0)
             }
             Column::Text(mut keys) => {
                 keys.sort_unstable_by(|a, b| text_order(a, b).then(a.2.cmp(&b.2)));
-                group(keys, |k| (k.0, k.1), |k| Key::Text(k.1.to_string()), |k| k.2)
+                group(&keys, |k| (k.0, k.1), |k| k.2, |k, ids| each(Key::Text(k.1), ids));
+                (present, 0)
             }
-        };
+        }
+    }
+
+    /// Sorts the keys and groups them: one owned key per distinct value.
+    pub(super) fn into_index(self, kind: KeyKind) -> FieldIndex {
+        // Sized for the worst case (every key distinct): pages never
+        // written are never backed, and the vector never moves.
+        let mut grouped = Vec::with_capacity(self.len());
+        let (present, loose) = self.for_each_group(|key, ids| {
+            let ids = match ids {
+                // A unique key (every key of a unique field): no vector.
+                [one] => SlotSet::One(*one),
+                // In order already: the sort broke ties by slot.
+                many => SlotSet::from_unsorted(many.to_vec()),
+            };
+            grouped.push((key.owned(), ids));
+        });
         FieldIndex::from_groups(kind, BTreeMap::from_iter(grouped), present, loose)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Column::Num(keys, _) => keys.len(),
+            Column::Bool(keys) => keys.len(),
+            Column::Text(keys) => keys.len(),
+        }
     }
 }
 
 /// Every index of `fields` over `rows`, built at once.
 pub(super) fn build_all(fields: &[(String, KeyKind)], rows: &Rows) -> Vec<(String, FieldIndex)> {
-    let rows: Vec<(Slot, &Row)> = rows.by_slot().collect();
-    build(fields, &rows, rows.len() >= PARALLEL_BUILD_FROM)
+    let rows: Vec<(Slot, &Record)> = rows.by_slot().map(|(slot, row)| (slot, &*row.record)).collect();
+    let parallel = rows.len() >= PARALLEL_BUILD_FROM;
+    build(fields, &rows, parallel)
 }
 
 /// One field's keys from some rows, in the rows' order.
-fn extract<'a>(field: &str, kind: KeyKind, rows: &[(Slot, &'a Row)], capacity: usize) -> Column<'a> {
+fn extract<'a>(field: &str, kind: KeyKind, rows: &[(Slot, &'a Record)], capacity: usize) -> Column<'a> {
     let mut column = Column::new(kind, capacity);
     let mut at = 0;
-    for (slot, row) in rows {
-        let (value, found) = row.record.get_hinted(field, at);
+    for (slot, record) in rows {
+        let (value, found) = record.get_hinted(field, at);
         at = found;
         if let Some(value) = value {
             column.push(kind, value, *slot);
@@ -168,41 +187,49 @@ fn extract<'a>(field: &str, kind: KeyKind, rows: &[(Slot, &'a Row)], capacity: u
     column
 }
 
-/// The indexes of `fields`, one field at a time: its keys taken in one pass
-/// over the rows, then sorted and grouped. So one column is all that is
-/// held at once beside the model, never one per indexed field of a table of
-/// a million rows. In a large table, either half of the rows is taken on a
-/// thread of its own; the sort is not split, since a start builds indexes
-/// while the write model takes its records on every core.
-fn build(fields: &[(String, KeyKind)], rows: &[(Slot, &Row)], parallel: bool) -> Vec<(String, FieldIndex)> {
-    let column = |field: &str, kind: KeyKind| {
-        if !parallel {
-            return extract(field, kind, rows, rows.len());
-        }
-        // The two halves of the rows on two threads, the first half's keys first.
-        let (low, high) = rows.split_at(rows.len() / 2);
-        let (mut first, second) = std::thread::scope(|scope| {
-            let first = scope.spawn(|| extract(field, kind, low, rows.len()));
-            let second = extract(field, kind, high, high.len());
-            (first.join().expect("key extractor"), second)
-        });
-        first.append(second);
-        first
-    };
-    fields.iter().map(|(field, kind)| (field.clone(), column(field, *kind).into_index(*kind))).collect()
+/// One field's keys over `rows` (in slot order), taken in one pass, ready
+/// to sort. In a table of [`PARALLEL_BUILD_FROM`] rows or more, either half
+/// of the rows is taken on a thread of its own; the sort is not split,
+/// since a start builds indexes while the write model takes its records on
+/// every core.
+pub(super) fn column<'a>(field: &str, kind: KeyKind, rows: &[(Slot, &'a Record)]) -> Column<'a> {
+    column_split(field, kind, rows, rows.len() >= PARALLEL_BUILD_FROM)
+}
+
+/// [`column`], the rows' halves on two threads or not.
+fn column_split<'a>(field: &str, kind: KeyKind, rows: &[(Slot, &'a Record)], parallel: bool) -> Column<'a> {
+    if !parallel {
+        return extract(field, kind, rows, rows.len());
+    }
+    // The two halves of the rows on two threads, the first half's keys first.
+    let (low, high) = rows.split_at(rows.len() / 2);
+    let (mut first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| extract(field, kind, low, rows.len()));
+        let second = extract(field, kind, high, high.len());
+        (first.join().expect("key extractor"), second)
+    });
+    first.append(second);
+    first
+}
+
+/// The indexes of `fields`, one field at a time: its column taken, then
+/// sorted and grouped. So one column is all that is held at once beside
+/// the model, never one per indexed field of a table of a million rows.
+fn build(fields: &[(String, KeyKind)], rows: &[(Slot, &Record)], parallel: bool) -> Vec<(String, FieldIndex)> {
+    fields.iter().map(|(field, kind)| (field.clone(), column_split(field, *kind, rows, parallel).into_index(*kind))).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query_model::table::IndexKey;
     use domain::value::{Record, Value};
-    use std::sync::Arc;
 
     #[test]
     fn builders_on_threads_build_what_one_thread_builds() {
         let fields: Vec<(String, KeyKind)> =
             vec![("n".into(), KeyKind::Number), ("t".into(), KeyKind::Text), ("b".into(), KeyKind::Bool), ("absent".into(), KeyKind::Text)];
-        let rows: Vec<Row> = (0..500)
+        let rows: Vec<Record> = (0..500)
             .map(|i: i64| {
                 let mut record = Record::new();
                 record.insert("n", if i % 7 == 0 { Value::Text("NaN".into()) } else { Value::Int(i % 13 - 6) });
@@ -210,10 +237,10 @@ mod tests {
                 if i % 3 != 0 {
                     record.insert("b", Value::Bool(i % 2 == 0));
                 }
-                Row { id: Arc::from(format!("r{i:04}")), record: Arc::new(record) }
+                record
             })
             .collect();
-        let rows: Vec<(Slot, &Row)> = rows.iter().enumerate().map(|(slot, row)| (slot as Slot, row)).collect();
+        let rows: Vec<(Slot, &Record)> = rows.iter().enumerate().map(|(slot, record)| (slot as Slot, record)).collect();
         type Entries = Vec<(IndexKey, Vec<Slot>)>;
         let sorted = |built: Vec<(String, FieldIndex)>| {
             let mut out: Vec<(String, Entries)> = built.into_iter().map(|(f, index)| (f, index.entries())).collect();
@@ -230,7 +257,7 @@ mod tests {
             let kind = fields.iter().find(|(name, _)| name == field).expect("a field asked for").1;
             let mut expected: BTreeMap<IndexKey, Vec<Slot>> = BTreeMap::new();
             for (slot, row) in &rows {
-                if let Some(key) = row.record.get(field).and_then(|value| kind.key(value)) {
+                if let Some(key) = row.get(field).and_then(|value| kind.key(value)) {
                     expected.entry(key).or_default().push(*slot);
                 }
             }

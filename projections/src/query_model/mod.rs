@@ -8,6 +8,7 @@
 pub(crate) mod aggregate;
 mod explain;
 mod index_build;
+mod index_file;
 mod matcher;
 mod page;
 mod plan;
@@ -125,7 +126,12 @@ impl QueryModel {
     /// Starts a bulk load (a fresh copy being folded from the log): rows go
     /// in without index upkeep until [`QueryModel::end_bulk`]. Reads in between
     /// would scan instead of using indexes, so only unpublished copies do this.
+    /// A model in bulk mode already (as a snapshot's load leaves it) is left
+    /// as it is: a table that took its saved indexes keeps them up.
     pub fn begin_bulk(&mut self) {
+        if self.deferred {
+            return;
+        }
         self.deferred = true;
         self.tables.values_mut().for_each(Table::defer_indexes);
     }
@@ -135,7 +141,7 @@ impl QueryModel {
         // Digests a load left untaken are of no use past it.
         self.loaded_digests = None;
         self.deferred = false;
-        self.tables.values_mut().for_each(Table::build_indexes);
+        self.tables.values_mut().for_each(Table::end_bulk);
     }
 
     /// Moves the checkpoint past events that carried nothing for this model.

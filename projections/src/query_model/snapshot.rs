@@ -20,6 +20,9 @@ use domain::event::ObjectDefined;
 use domain::fields::KeptRecord;
 use domain::value::Record;
 
+use super::index_file;
+use super::slots::Slot;
+use super::table::{indexed_fields, FieldIndex};
 use super::QueryModel;
 use crate::history::ModelSnapshot;
 use crate::snapshot::catalog::{definitions, from_definitions};
@@ -35,6 +38,10 @@ const CHUNK_ROWS: usize = if cfg!(test) { 64 } else { 16_384 };
 /// Chunks read before they are decoded, in bytes at most (past one chunk):
 /// what a load holds of its file at a time.
 const BATCH_BYTES: usize = if cfg!(test) { 2048 } else { 16 << 20 };
+
+/// Index blobs read before they are decoded, in bytes at most (past one
+/// blob): a table's large indexes decode side by side.
+const INDEX_BATCH_BYTES: usize = 4 * BATCH_BYTES;
 
 /// Chunks of a table's rows: each chunk's number of rows and its bytes.
 type Chunks = Vec<(usize, Vec<u8>)>;
@@ -65,10 +72,49 @@ fn decode_chunk((rows, bytes): &(usize, Vec<u8>)) -> Result<Rows, String> {
     Ok(out)
 }
 
+/// A table's saved indexes, read (and decoded on every core, a batch of
+/// fields at a time) when they are of use: when the rows came in id order
+/// and the fields are the ones the table indexes (`wanted`, in order).
+/// Otherwise they are read past, and the load builds the indexes.
+fn read_indexes(
+    input: &mut Stream,
+    wanted: &[(String, super::table::KeyKind)],
+    rows: usize,
+    in_order: bool,
+) -> Result<Option<Vec<(String, FieldIndex)>>, String> {
+    let count = input.count()?;
+    let mut of_use = in_order && count == wanted.len();
+    let mut decoded = Vec::with_capacity(count);
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    for at in 0..count {
+        let field: String = input.take()?;
+        let blob = input.bytes()?;
+        let kind = match wanted.get(at) {
+            Some((name, kind)) if of_use && *name == field => *kind,
+            _ => {
+                of_use = false;
+                continue;
+            }
+        };
+        batched += blob.len();
+        batch.push((kind, blob));
+        if batched >= INDEX_BATCH_BYTES || at + 1 == count {
+            for index in map_in_order(&batch, |(kind, blob)| index_file::read(*kind, blob, rows)) {
+                decoded.push(index?);
+            }
+            batch.clear();
+            batched = 0;
+        }
+    }
+    Ok(of_use.then(|| wanted.iter().map(|(field, _)| field.clone()).zip(decoded).collect()))
+}
+
 impl Snapshot for QueryModel {
     const NAME: &'static str = "query";
-    /// 2: rows in chunks behind their lengths (1: one run of rows per table).
-    const FORMAT: u32 = 2;
+    /// 3: each table's indexes after its rows (2: rows in chunks behind
+    /// their lengths; 1: one run of rows per table).
+    const FORMAT: u32 = 3;
     /// The rows, shared with the model (a record changed later is copied by the model).
     type Captured = ModelSnapshot;
 
@@ -94,6 +140,10 @@ impl Snapshot for QueryModel {
                 out.put(&(rows.len() as u64));
                 out.put(&chunk.bytes.as_slice());
             }
+            // Slots as a load gives them: the rows' places in the file.
+            let fields = captured.catalog.get(object).map(|object| indexed_fields(object)).unwrap_or_default();
+            let slots: Vec<(Slot, &Record)> = all.iter().enumerate().map(|(slot, (_, record))| (slot as Slot, &**record)).collect();
+            index_file::write(&fields, &slots, &mut out);
         }
         out.bytes
     }
@@ -115,6 +165,8 @@ impl Snapshot for QueryModel {
             let object: String = input.take()?;
             let table = model.table(&object);
             let fresh = table.row_count() == 0;
+            // Whether this table's rows came in strictly increasing id order.
+            let mut in_order = fresh;
             let mut last: Option<Arc<str>> = None;
             let mut table_digests = Vec::new();
             // The chunks read a batch at a time, each batch decoded on every
@@ -130,10 +182,13 @@ impl Snapshot for QueryModel {
                 if batched >= BATCH_BYTES || at + 1 == chunks {
                     for rows in map_in_order(&batch, decode_chunk) {
                         for (id, record, digest) in rows? {
+                            in_order = in_order && last.as_ref().is_none_or(|last| *last < id);
+                            if in_order {
+                                last = Some(id.clone());
+                            }
                             if digests.is_some() {
-                                if fresh && last.as_ref().is_none_or(|last| *last < id) {
+                                if in_order {
                                     table_digests.push(digest);
-                                    last = Some(id.clone());
                                 } else {
                                     digests = None;
                                 }
@@ -144,6 +199,10 @@ impl Snapshot for QueryModel {
                     batch.clear();
                     batched = 0;
                 }
+            }
+            let saved = read_indexes(input, table.indexed(), table.row_count(), in_order)?;
+            if let Some(saved) = saved {
+                table.adopt_saved(saved);
             }
             if let Some(digests) = &mut digests {
                 digests.push((object, table_digests));

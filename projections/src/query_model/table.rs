@@ -78,7 +78,7 @@ impl IndexKey {
 }
 
 impl KeyRef<'_> {
-    fn owned(self) -> IndexKey {
+    pub(crate) fn owned(self) -> IndexKey {
         match self {
             Key::Bool(b) => Key::Bool(b),
             Key::Num(n) => Key::Num(n),
@@ -140,6 +140,14 @@ impl KeyKind {
             _ => None,
         }
     }
+}
+
+/// The fields of an object its table indexes, and how: every field
+/// [`KeyKind::of`] keys, then the system fields worth an index.
+pub(crate) fn indexed_fields(object: &ObjectDef) -> Vec<(String, KeyKind)> {
+    let mut fields: Vec<String> = object.fields.iter().map(|f| f.name.clone()).collect();
+    fields.extend(INDEXED_SYSTEM_FIELDS.map(String::from));
+    fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, k))).collect()
 }
 
 /// System fields worth an index (who and when); `id` is the primary key.
@@ -227,6 +235,12 @@ impl FieldIndex {
         (now, with)
     }
 
+    /// Rows whose value is not of the index's own kind.
+    #[cfg(test)]
+    pub(super) fn loose(&self) -> usize {
+        self.loose
+    }
+
     /// Every key with its slots (tests compare indexes built different ways).
     #[cfg(test)]
     pub(super) fn entries(&self) -> Vec<(IndexKey, Vec<Slot>)> {
@@ -300,9 +314,7 @@ impl Table {
 
     /// Sets which fields are indexed (from the object's definition) and rebuilds the indexes.
     pub fn configure(&mut self, object: &ObjectDef) {
-        let mut fields: Vec<String> = object.fields.iter().map(|f| f.name.clone()).collect();
-        fields.extend(INDEXED_SYSTEM_FIELDS.map(String::from));
-        self.fields = fields.into_iter().filter_map(|f| KeyKind::of(object, &f).map(|k| (f, k))).collect();
+        self.fields = indexed_fields(object);
         self.indexes.clear();
         if !self.deferred {
             self.build_indexes();
@@ -322,6 +334,46 @@ impl Table {
         self.deferred = false;
         self.rows.renumber();
         self.indexes = super::index_build::build_all(&self.fields, &self.rows).into_iter().collect();
+    }
+
+    /// Whether the indexes are kept (not deferred).
+    #[cfg(test)]
+    pub fn keeps_indexes(&self) -> bool {
+        !self.deferred
+    }
+
+    /// Ends a bulk load: builds the indexes unless they are kept already
+    /// (taken from a snapshot, [`Table::adopt_saved`]).
+    pub fn end_bulk(&mut self) {
+        if self.deferred {
+            self.build_indexes();
+        }
+    }
+
+    /// The fields this table indexes, and how.
+    pub fn indexed(&self) -> &[(String, KeyKind)] {
+        &self.fields
+    }
+
+    /// Takes indexes a snapshot saved for the rows just loaded, instead of
+    /// building them, and resumes upkeep at once (so what the load folds
+    /// after the snapshot keeps them right, and the bulk load's end leaves
+    /// them be). The caller vouches that the rows were loaded into an empty
+    /// table in strictly increasing id order: the slots the indexes name,
+    /// the rows' places in the file, are then the slots the rows hold once
+    /// numbered in id order. Taken only while deferred and when they are
+    /// exactly the indexes this table keeps (fields and kinds, in order);
+    /// returns whether they were.
+    pub fn adopt_saved(&mut self, saved: Vec<(String, FieldIndex)>) -> bool {
+        let same =
+            saved.len() == self.fields.len() && saved.iter().zip(&self.fields).all(|((field, index), (name, kind))| field == name && index.kind == *kind);
+        if !self.deferred || !same {
+            return false;
+        }
+        self.deferred = false;
+        self.rows.renumber();
+        self.indexes = saved.into_iter().collect();
+        true
     }
 
     fn index(&mut self, slot: Slot, record: &Record) {
