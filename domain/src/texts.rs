@@ -9,6 +9,7 @@
 
 use std::hash::BuildHasher;
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 /// Where one text is, and its scope.
@@ -72,17 +73,14 @@ impl Texts {
 
     /// The number of a text in a scope, added when new.
     pub fn intern(&mut self, scope: u32, text: &str) -> u32 {
-        match self.find(scope, text) {
-            Some(known) => known,
-            None => self.push(scope, text),
-        }
+        self.find_or_push(scope, text).0
     }
 
     /// Adds a text not there yet; `Err` when it is (a saved list that names one twice).
     pub fn add_new(&mut self, scope: u32, text: &str) -> Result<u32, String> {
-        match self.find(scope, text) {
-            Some(_) => Err(format!("the text '{text}' is listed twice")),
-            None => Ok(self.push(scope, text)),
+        match self.find_or_push(scope, text) {
+            (_, false) => Err(format!("the text '{text}' is listed twice")),
+            (code, true) => Ok(code),
         }
     }
 
@@ -97,17 +95,34 @@ impl Texts {
         });
     }
 
-    fn push(&mut self, scope: u32, text: &str) -> u32 {
-        let code = u32::try_from(self.spans.len()).ok().filter(|code| *code != u32::MAX).expect("fewer than 2^32 - 1 texts");
-        let len = u32::try_from(text.len()).expect("a text shorter than 4 GiB");
-        self.spans.push(Span { start: self.bytes.len() as u64, len, scope });
-        self.bytes.push_str(text);
+    /// The number of a text in a scope, and whether it was added now: one
+    /// probe of the table whether the text is there or not (a start interns
+    /// millions of ids, each a likely cache miss).
+    fn find_or_push(&mut self, scope: u32, text: &str) -> (u32, bool) {
+        let hash = self.hasher.hash_one((scope, text));
         let Texts { bytes, spans, lookup, hasher } = self;
-        lookup.insert_unique(hasher.hash_one((scope, text)), code, |code| {
-            let span = &spans[*code as usize];
-            hasher.hash_one((span.scope, text_at(bytes, span)))
-        });
-        code
+        let entry = lookup.entry(
+            hash,
+            |code| {
+                let span = &spans[*code as usize];
+                span.scope == scope && text_at(bytes, span) == text
+            },
+            |code| {
+                let span = &spans[*code as usize];
+                hasher.hash_one((span.scope, text_at(bytes, span)))
+            },
+        );
+        match entry {
+            Entry::Occupied(found) => (*found.get(), false),
+            Entry::Vacant(vacant) => {
+                let code = u32::try_from(spans.len()).ok().filter(|code| *code != u32::MAX).expect("fewer than 2^32 - 1 texts");
+                let len = u32::try_from(text.len()).expect("a text shorter than 4 GiB");
+                spans.push(Span { start: bytes.len() as u64, len, scope });
+                bytes.push_str(text);
+                vacant.insert(code);
+                (code, true)
+            }
+        }
     }
 }
 

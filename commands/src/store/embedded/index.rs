@@ -34,6 +34,25 @@ impl Index {
         self.streams.version(stream)
     }
 
+    /// Room for about as many more events as the rest of a log holds, from
+    /// the events indexed so far (a sample of its start): `left` bytes of
+    /// log after `offset`, at the bytes per event, streams per event and
+    /// bytes per stream name seen so far. A guess that is off costs a
+    /// rehash or a little unused room, nothing else.
+    pub fn reserve_like_so_far(&mut self, offset: u64, left: u64) {
+        let seen = self.head();
+        if seen == 0 || offset == 0 {
+            return;
+        }
+        let (streams, name_bytes) = self.streams.names();
+        // At most 2^28 events more: a hint, never an allocation a damaged length could inflate.
+        let events = ((left as f64 * seen as f64 / offset as f64 * 1.05) as usize).min(1 << 28);
+        let new_streams = (events as f64 * streams as f64 / seen as f64) as usize;
+        let bytes = (new_streams as f64 * name_bytes as f64 / streams.max(1) as f64) as usize;
+        self.offsets.reserve(events);
+        self.streams.reserve(events, new_streams, bytes);
+    }
+
     /// Records one committed event at `offset`.
     pub fn add(&mut self, envelope: &EventEnvelope, offset: u64) {
         self.add_parts(envelope.position, &envelope.stream, envelope.idempotency_key.as_deref(), offset);
@@ -88,5 +107,30 @@ impl Index {
         let start = self.offsets[(first - 1) as usize];
         let end = if (last as usize) < self.offsets.len() { self.offsets[last as usize] } else { self.end };
         (start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_makes_room_for_the_rest_of_the_log_at_the_rate_of_its_start() {
+        let mut index = Index::default();
+        // 100 events of 200 bytes each, two per stream.
+        for position in 1..=100u64 {
+            index.add_parts(position, &format!("task/{}", position.div_ceil(2)), None, (position - 1) * 200);
+        }
+        // 180,000 bytes left: about 900 events more, in about 450 streams.
+        index.reserve_like_so_far(100 * 200, 180_000);
+        assert!((1000..1100).contains(&index.offsets.capacity()), "{}", index.offsets.capacity());
+        // What it holds is unchanged, and more go in.
+        assert_eq!((index.head(), index.stream_version("task/50")), (100, 2));
+        index.add_parts(101, "task/50", None, 20_000);
+        assert_eq!(index.stream_version("task/50"), 3);
+        // An empty index, or one at offset 0, guesses nothing.
+        let mut empty = Index::default();
+        empty.reserve_like_so_far(0, 1 << 40);
+        assert_eq!(empty.offsets.capacity(), 0);
     }
 }

@@ -29,6 +29,10 @@ use crate::error::StoreError;
 /// Appends queued for the writer before callers wait for room.
 const QUEUE: usize = 65_536;
 
+/// Events a scan indexes before it makes room for the rest of the log at
+/// their rate ([`Index::reserve_like_so_far`]).
+const SAMPLE_EVENTS: u64 = 4096;
+
 pub(crate) struct Shared {
     index: RwLock<Index>,
     /// A read-only handle for positional reads, shared by readers.
@@ -70,11 +74,15 @@ pub fn open_locked(dir: &Path, lock: DirLock) -> Result<EmbeddedStore, StoreErro
     let path = dir.join("events.log");
     let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
     let mut index = Index::default();
+    let length = file.metadata()?.len();
     let scan = frame::scan(&mut file, |offset, body| {
         // A view of the frame: the index keeps a few of its parts, so nothing is copied.
         let envelope = view_envelope(body).map_err(|e| format!("frame at {offset}: {e}"))?;
         if envelope.position != index.head() + 1 {
             return Err(format!("frame at {offset} has position {} after {}", envelope.position, index.head()));
+        }
+        if index.head() == SAMPLE_EVENTS {
+            index.reserve_like_so_far(offset, length.saturating_sub(offset));
         }
         index.add_parts(envelope.position, envelope.stream, envelope.idempotency_key, offset);
         Ok(())

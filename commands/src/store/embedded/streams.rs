@@ -42,6 +42,20 @@ impl Streams {
         all.into_iter().skip(skip).take(max).collect()
     }
 
+    /// How many streams there are, and the bytes of their names.
+    pub(crate) fn names(&self) -> (usize, usize) {
+        (self.names.len(), self.names.texts().map(str::len).sum())
+    }
+
+    /// Room for this many more events, streams and bytes of names (a scan
+    /// that knows about how many are coming: no rehash of every name as the
+    /// table grows).
+    pub(crate) fn reserve(&mut self, events: usize, streams: usize, name_bytes: usize) {
+        self.previous.reserve(events);
+        self.ends.reserve(streams);
+        self.names.reserve(streams, name_bytes);
+    }
+
     /// Records the event at `position` (the next after every other) of `name`.
     pub(crate) fn add(&mut self, name: &str, position: u64) {
         debug_assert_eq!(position, self.previous.len() as u64 + 1, "positions are added in order");
