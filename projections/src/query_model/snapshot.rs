@@ -27,7 +27,7 @@ use super::QueryModel;
 use crate::history::ModelSnapshot;
 use crate::snapshot::catalog::{definitions, from_definitions};
 use crate::snapshot::codec::{take_from_slice, Stream, Writer};
-use crate::snapshot::on_every_core::map_in_order;
+use crate::snapshot::on_every_core::{cores, map_in_order};
 use crate::snapshot::Snapshot;
 
 /// Rows per chunk: enough that a chunk's own cost is nothing, few enough
@@ -100,7 +100,14 @@ fn read_indexes(
         batched += blob.len();
         batch.push((kind, blob));
         if batched >= INDEX_BATCH_BYTES || at + 1 == count {
-            for index in map_in_order(&batch, |(kind, blob)| index_file::read(*kind, blob, rows)) {
+            // The largest first: fields differ in size by far, and the
+            // cores each take the next one, so they end about together.
+            let mut largest_first: Vec<usize> = (0..batch.len()).collect();
+            largest_first.sort_by_key(|at| std::cmp::Reverse(batch[*at].1.len()));
+            let read = map_in_order(&largest_first, |at| index_file::read(batch[*at].0, &batch[*at].1, rows));
+            let mut read: Vec<(usize, Result<FieldIndex, String>)> = largest_first.into_iter().zip(read).collect();
+            read.sort_by_key(|(at, _)| *at);
+            for (_, index) in read {
                 decoded.push(index?);
             }
             batch.clear();
@@ -179,7 +186,9 @@ impl Snapshot for QueryModel {
                 let bytes = input.bytes()?;
                 batched += bytes.len();
                 batch.push((rows, bytes));
-                if batched >= BATCH_BYTES || at + 1 == chunks {
+                // A batch of as many chunks as there are cores (or a multiple):
+                // chunks cost about the same, so each core ends with the others.
+                if (batched >= BATCH_BYTES && batch.len().is_multiple_of(cores())) || at + 1 == chunks {
                     for rows in map_in_order(&batch, decode_chunk) {
                         for (id, record, digest) in rows? {
                             in_order = in_order && last.as_ref().is_none_or(|last| *last < id);
