@@ -22,7 +22,7 @@ use domain::value::Record;
 
 use super::index_file;
 use super::slots::Slot;
-use super::table::{indexed_fields, FieldIndex};
+use super::table::{indexed_fields, FieldIndex, KeyKind};
 use super::QueryModel;
 use crate::history::ModelSnapshot;
 use crate::snapshot::catalog::{definitions, from_definitions};
@@ -76,12 +76,7 @@ fn decode_chunk((rows, bytes): &(usize, Vec<u8>)) -> Result<Rows, String> {
 /// fields at a time) when they are of use: when the rows came in id order
 /// and the fields are the ones the table indexes (`wanted`, in order).
 /// Otherwise they are read past, and the load builds the indexes.
-fn read_indexes(
-    input: &mut Stream,
-    wanted: &[(String, super::table::KeyKind)],
-    rows: usize,
-    in_order: bool,
-) -> Result<Option<Vec<(String, FieldIndex)>>, String> {
+fn read_indexes(input: &mut Stream, wanted: &[(String, KeyKind)], rows: usize, in_order: bool) -> Result<Option<Vec<(String, FieldIndex)>>, String> {
     let count = input.count()?;
     let mut of_use = in_order && count == wanted.len();
     let mut decoded = Vec::with_capacity(count);
