@@ -86,8 +86,15 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// Folds one event of the stream in. The state's version moves only to
+    /// the version right after it: an event appended without an expected
+    /// version (a run's end) may land after another node's claim this state
+    /// has not seen, and taking its version would let the next claim append
+    /// at a version that skips that claim, claiming its tick again.
     fn apply(&mut self, version: u64, event_id: EventId, occurred_at: i64, payload: &ProcessEvent) {
-        self.version = version;
+        if version == self.version + 1 {
+            self.version = version;
+        }
         match payload {
             ProcessEvent::JobStarted(started) => {
                 if !started.manual {
@@ -393,5 +400,39 @@ async fn sweep(commands: &CommandService, rule: &WorkflowRule, run: &JobRun) -> 
     match refused {
         Some((failed, first)) => Err(Failure::Refused { failed, first }),
         None => Ok(changed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(run: &str, tick: i64) -> ProcessEvent {
+        ProcessEvent::JobStarted(JobStarted { job: "j".into(), run_id: run.into(), tick, manual: false })
+    }
+
+    fn finished(run: &str) -> ProcessEvent {
+        let end = JobFinished { job: "j".into(), run_id: run.into(), status: "success".into(), attempts: 1, duration_ms: 5, error: None, changed: 0 };
+        ProcessEvent::JobFinished(end)
+    }
+
+    /// Node b claimed tick 10 (version 1) and runs it; node a claims tick 20
+    /// (version 2, unseen by b); b's end lands at version 3. b must not take
+    /// version 3, or its claim of tick 20 at version 3 would be accepted by
+    /// the store and the tick would run on both nodes.
+    #[test]
+    fn a_runs_end_after_an_unseen_claim_leaves_the_version_where_the_state_is_whole() {
+        let mut b = JobState::default();
+        b.apply(1, [1; 16], 0, &started("b1", 10));
+        b.apply(3, [3; 16], 0, &finished("b1"));
+        assert_eq!(b.version, 1, "the claim at version 2 is not folded in, so the next claim must conflict");
+        assert_eq!(b.last_tick, Some(10));
+        assert!(b.runs.back().unwrap().finished.is_some(), "the run's end is still taken");
+
+        // With nothing in between, an end moves the version on.
+        let mut a = JobState::default();
+        a.apply(1, [1; 16], 0, &started("a1", 10));
+        a.apply(2, [2; 16], 0, &finished("a1"));
+        assert_eq!(a.version, 2);
     }
 }
