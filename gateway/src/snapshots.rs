@@ -72,26 +72,62 @@ impl Saved {
     }
 }
 
+/// Saves each model that is due (every model that moved, when `always`).
+/// At a stop (`always`) nothing else runs, so the models are saved side by
+/// side, each from a task of its own (the query model's body is encoded on
+/// a thread of its own while the write model's is encoded under its lock);
+/// while serving, one after another, so saves never take both cores from
+/// the requests.
 async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: bool) {
-    let store = system.commands.store();
-    let position = system.commands.applied();
-    let moved = position != last.write && (always || due(position, last.write));
-    if moved || (always && system.commands.snapshot_shares_more()) {
-        let started = std::time::Instant::now();
-        match system.commands.save_snapshot(dir).await {
-            Ok(Some(at)) => {
-                last.write = at;
-                tracing::info!(model = "write", position = at, seconds = started.elapsed().as_secs_f64(), "model saved");
+    let store = system.commands.store().clone();
+    let write = save_write(system.commands.clone(), dir.clone(), last.write, always);
+    let query = {
+        let (dir, store, model, saved) = (dir.clone(), store.clone(), system.reader.memory_model(), last.query);
+        async move {
+            match model {
+                Some(model) => save_one(dir, store, model, saved, always).await,
+                None => saved,
             }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(model = "write", %error, "the write model could not be saved; the next start folds more of the log"),
+        }
+    };
+    let audit = save_one(dir.clone(), store.clone(), system.audit_model.clone(), last.audit, always);
+    let analytics = save_one(dir.clone(), store, system.analytics_model.clone(), last.analytics, always);
+    if always {
+        let joined = |task: Result<u64, tokio::task::JoinError>, before: u64| task.unwrap_or(before);
+        let (query, audit, analytics, write) = tokio::join!(tokio::spawn(query), tokio::spawn(audit), tokio::spawn(analytics), tokio::spawn(write));
+        *last = Saved {
+            write: joined(write, last.write),
+            query: joined(query, last.query),
+            audit: joined(audit, last.audit),
+            analytics: joined(analytics, last.analytics),
+        };
+    } else {
+        last.write = write.await;
+        last.query = query.await;
+        last.audit = audit.await;
+        last.analytics = analytics.await;
+    }
+}
+
+/// Saves the write model when it is due; the position it is saved at now.
+async fn save_write(commands: Arc<CommandService>, dir: SnapshotDir, saved: u64, always: bool) -> u64 {
+    let position = commands.applied();
+    let moved = position != saved && (always || due(position, saved));
+    if !(moved || always && commands.snapshot_shares_more()) {
+        return saved;
+    }
+    let started = std::time::Instant::now();
+    match commands.save_snapshot(&dir).await {
+        Ok(Some(at)) => {
+            tracing::info!(model = "write", position = at, seconds = started.elapsed().as_secs_f64(), "model saved");
+            at
+        }
+        Ok(None) => saved,
+        Err(error) => {
+            tracing::warn!(model = "write", %error, "the write model could not be saved; the next start folds more of the log");
+            saved
         }
     }
-    if let Some(query) = system.reader.memory_model() {
-        save_one(dir, store, &query, &mut last.query, always).await;
-    }
-    save_one(dir, store, &system.audit_model, &mut last.audit, always).await;
-    save_one(dir, store, &system.analytics_model, &mut last.analytics, always).await;
 }
 
 /// Whether a model at `position`, last saved at `saved`, is due a save.
@@ -100,18 +136,22 @@ pub fn due(position: u64, saved: u64) -> bool {
     moved >= MIN_EVENTS && moved >= position / 8
 }
 
-async fn save_one<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn commands::store::EventStore>, model: &Arc<RwLock<M>>, saved: &mut u64, always: bool) {
+/// Saves a read model when it is due; the position it is saved at now.
+async fn save_one<M: Snapshot>(dir: SnapshotDir, store: Arc<dyn commands::store::EventStore>, model: Arc<RwLock<M>>, saved: u64, always: bool) -> u64 {
     let position = model.read().expect("model lock").checkpoint();
-    if position == *saved || !(always || due(position, *saved)) {
-        return;
+    if position == saved || !(always || due(position, saved)) {
+        return saved;
     }
     let started = std::time::Instant::now();
-    match projections::snapshot::save(dir, store, model).await {
+    match projections::snapshot::save(&dir, &store, &model).await {
         Ok(Some(at)) => {
-            *saved = at;
             tracing::info!(model = M::NAME, position = at, seconds = started.elapsed().as_secs_f64(), "model saved");
+            at
         }
-        Ok(None) => {}
-        Err(error) => tracing::warn!(model = M::NAME, %error, "a read model could not be saved; the next start folds more of the log"),
+        Ok(None) => saved,
+        Err(error) => {
+            tracing::warn!(model = M::NAME, %error, "a read model could not be saved; the next start folds more of the log");
+            saved
+        }
     }
 }

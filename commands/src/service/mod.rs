@@ -166,7 +166,7 @@ impl CommandService {
             let (body, whole) = model.encode_snapshot(self.saves_by_digest);
             (position, body, whole)
         };
-        dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move || body).await?;
+        dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move |out| out.put_raw(&body)).await?;
         self.saved_whole.store(whole, std::sync::atomic::Ordering::Relaxed);
         Ok(Some(position))
     }

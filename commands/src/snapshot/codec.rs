@@ -10,15 +10,71 @@ use bincode::{Decode, Encode};
 
 const CONFIG: Configuration = standard();
 
-/// Writes values one after another.
+/// Writes values one after another: into `bytes`, or, for a writer made
+/// with [`Writer::spilling`], into `bytes` as a buffer that goes to its sink
+/// whenever it holds a few MiB, so a large body is never held whole.
 #[derive(Default)]
-pub struct Writer {
+pub struct Writer<'s> {
+    /// What was written (for a spilling writer: since the last spill).
     pub bytes: Vec<u8>,
+    spill: Option<Spill<'s>>,
 }
 
-impl Writer {
+/// Where a spilling writer's bytes go, and the first error it met there.
+struct Spill<'s> {
+    sink: Box<dyn std::io::Write + 's>,
+    at: usize,
+    failed: Option<std::io::Error>,
+}
+
+impl<'s> Writer<'s> {
+    /// A writer that hands its bytes to `sink` each time it holds `at` of
+    /// them or more; [`Writer::finish`] hands over the rest.
+    pub fn spilling(sink: impl std::io::Write + 's, at: usize) -> Writer<'s> {
+        Writer { bytes: Vec::with_capacity(at + at / 4), spill: Some(Spill { sink: Box::new(sink), at, failed: None }) }
+    }
+
     pub fn put<T: Encode>(&mut self, value: &T) {
         bincode::encode_into_std_write(value, &mut self.bytes, CONFIG).expect("encoding into a Vec cannot fail");
+        self.spill_when_full();
+    }
+
+    /// Bytes as they are (no length before them: a body made elsewhere).
+    pub fn put_raw(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        self.spill_when_full();
+    }
+
+    /// Spills what is buffered when it is `at` or more (a caller that wrote
+    /// into `bytes` itself calls this after).
+    pub fn spill_when_full(&mut self) {
+        if self.spill.as_ref().is_some_and(|spill| self.bytes.len() >= spill.at) {
+            self.spill_now();
+        }
+    }
+
+    fn spill_now(&mut self) {
+        if let Some(spill) = &mut self.spill {
+            if spill.failed.is_none() {
+                if let Err(error) = spill.sink.write_all(&self.bytes) {
+                    spill.failed = Some(error);
+                }
+            }
+            self.bytes.clear();
+        }
+    }
+
+    /// Hands a spilling writer's last bytes to its sink and flushes it;
+    /// the first error the sink gave, if any. A writer into memory keeps its bytes.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        self.spill_now();
+        match &mut self.spill {
+            Some(spill) => match spill.failed.take() {
+                Some(error) => Err(error),
+                None => spill.sink.flush(),
+            },
+            None => Ok(()),
+        }
     }
 }
 
@@ -143,6 +199,53 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spilling_writer_hands_over_what_a_writer_in_memory_holds_in_pieces() {
+        let write = |out: &mut Writer| {
+            for n in 0..1000u64 {
+                out.put(&(n, format!("value {n}")));
+                if n % 100 == 0 {
+                    out.put_raw(b"raw");
+                }
+            }
+        };
+        let mut memory = Writer::default();
+        write(&mut memory);
+        let mut pieces: Vec<usize> = Vec::new();
+        let mut file = Vec::new();
+        struct Counting<'a>(&'a mut Vec<u8>, &'a mut Vec<usize>);
+        impl std::io::Write for Counting<'_> {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.1.push(bytes.len());
+                self.0.extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut spilling = Writer::spilling(Counting(&mut file, &mut pieces), 1000);
+        write(&mut spilling);
+        spilling.finish().unwrap();
+        drop(spilling);
+        assert_eq!(file, memory.bytes);
+        assert!(pieces.len() > 10 && pieces.iter().all(|&n| n < 1100), "{pieces:?}");
+
+        // The sink's first error is what finish reports.
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("the disk is full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut failing = Writer::spilling(Full, 1000);
+        write(&mut failing);
+        assert_eq!(failing.finish().unwrap_err().to_string(), "the disk is full");
+    }
 
     #[test]
     fn a_stream_reads_what_a_slice_does_and_stops_at_its_length() {

@@ -39,21 +39,70 @@ pub enum FileError {
 
 /// Writes `body` under `header` to `path`, atomically and durably.
 pub fn write(path: &Path, header: &Header, body: &[u8]) -> std::io::Result<()> {
+    write_with(path, header, |out| out.write_all(body))
+}
+
+/// Bytes a body is written to its file in, at most (a [`codec::Writer`]
+/// spilling into the file hands it over in pieces about this large).
+///
+/// [`codec::Writer`]: super::codec::Writer
+pub const SPILL_AT: usize = 4 << 20;
+
+/// Writes the body `fill` writes, under `header`, to `path`, atomically and
+/// durably, as `fill` makes it: the body goes to the file as it comes and is
+/// never held whole. The header's place is kept while it streams and
+/// written last, with the body's length and the checksum over both.
+pub fn write_with(path: &Path, header: &Header, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let head = encode_header(header, body.len());
+    let partial = path.with_extension("partial");
+    let written = File::create(&partial).and_then(|mut file| {
+        file.write_all(&[0; HEADER + 4])?;
+        let mut body = Body { file, crc: crc32fast::Hasher::new(), length: 0 };
+        fill(&mut body)?;
+        Ok(body)
+    });
+    let Body { mut file, crc: body_crc, length } = match written {
+        Ok(body) => body,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
+    let head = encode_header(header, length);
+    // The checksum is over the header, then the body: the body's, taken as
+    // it streamed, appended to the header's.
     let mut crc = crc32fast::Hasher::new();
     crc.update(&head);
-    crc.update(body);
-    let partial = path.with_extension("partial");
-    let mut file = File::create(&partial)?;
+    crc.combine(&body_crc);
+    file.seek(SeekFrom::Start(0))?;
     file.write_all(&head)?;
     file.write_all(&crc.finalize().to_le_bytes())?;
-    file.write_all(body)?;
     file.sync_all()?;
     drop(file);
     std::fs::rename(&partial, path)?;
     File::open(dir)?.sync_all()
+}
+
+/// A body on its way to the file: its checksum and length kept as it passes.
+struct Body {
+    file: File,
+    crc: crc32fast::Hasher,
+    length: u64,
+}
+
+impl Write for Body {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(bytes)?;
+        self.crc.update(&bytes[..written]);
+        self.length += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// A file whose header and checksum were checked, open at its body.
@@ -135,13 +184,13 @@ pub fn read_header(path: &Path, format: u32) -> Option<u64> {
     (&head[..8] == MAGIC && found == format).then(|| u64::from_le_bytes(head[12..20].try_into().expect("8 bytes")))
 }
 
-fn encode_header(header: &Header, length: usize) -> Vec<u8> {
+fn encode_header(header: &Header, length: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(HEADER);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&header.format.to_le_bytes());
     head.extend_from_slice(&header.position.to_le_bytes());
     head.extend_from_slice(&header.event_id);
-    head.extend_from_slice(&(length as u64).to_le_bytes());
+    head.extend_from_slice(&length.to_le_bytes());
     head
 }
 
@@ -168,6 +217,26 @@ mod tests {
         assert_eq!(read(&path, 3).unwrap(), (header(), b"the body".to_vec()));
         assert_eq!((read_header(&path, 3), read_header(&path, 4)), (Some(42), None));
         assert!(!path.with_extension("partial").exists());
+    }
+
+    #[test]
+    fn a_body_written_as_it_comes_is_the_file_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..100_000u32).map(|n| (n * 7 % 251) as u8).collect();
+        let (whole, streamed) = (dir.path().join("whole.snapshot"), dir.path().join("streamed.snapshot"));
+        write(&whole, &header(), &body).unwrap();
+        write_with(&streamed, &header(), |out| body.chunks(999).try_for_each(|piece| out.write_all(piece))).unwrap();
+        assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&whole).unwrap());
+        assert_eq!(read(&streamed, 3).unwrap(), (header(), body));
+
+        // A body that fails on its way leaves no file, and the old one as it was.
+        let failed = write_with(&streamed, &Header { position: 43, ..header() }, |out| {
+            out.write_all(b"half")?;
+            Err(std::io::Error::other("the encoder gave up"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(read_header(&streamed, 3), Some(42));
+        assert!(!streamed.with_extension("partial").exists());
     }
 
     #[test]

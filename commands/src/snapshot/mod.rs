@@ -18,6 +18,7 @@ pub mod file;
 pub mod on_every_core;
 pub mod on_own_thread;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,12 +27,13 @@ use crate::StoreError;
 
 pub use file::{FileError, Header};
 
-/// Where snapshots are kept. Its clones share one lock, so two saves
-/// (a periodic one and the one at stop) never write the same file at once.
+/// Where snapshots are kept. Its clones share a lock per file, so two saves
+/// of one model (a periodic one and the one at stop) never write its file
+/// at once, while saves of different models may run side by side.
 #[derive(Debug, Clone)]
 pub struct SnapshotDir {
     root: PathBuf,
-    saving: Arc<tokio::sync::Mutex<()>>,
+    saving: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Why a model was not saved.
@@ -88,23 +90,29 @@ impl SnapshotDir {
         file::read_header(&self.path_of(name), format)
     }
 
-    /// Saves the body `encode` makes (off the runtime) as the model `name`
-    /// at `position`, which must be an event the log holds.
+    /// Saves the body `encode` writes (off the runtime) as the model `name`
+    /// at `position`, which must be an event the log holds. The body goes
+    /// to the file as it is encoded, a few MiB at a time ([`file::SPILL_AT`]).
     pub async fn save(
         &self,
         store: &Arc<dyn EventStore>,
         name: &str,
         format: u32,
         position: u64,
-        encode: impl FnOnce() -> Vec<u8> + Send + 'static,
+        encode: impl FnOnce(&mut codec::Writer) + Send + 'static,
     ) -> Result<(), SaveError> {
-        let _saving = self.saving.lock().await;
+        let file_lock = self.saving.lock().expect("snapshot locks").entry(name.to_string()).or_default().clone();
+        let _saving = file_lock.lock().await;
         let event_id = event_at(store, position).await?.ok_or(SaveError::NoEvent(position))?;
         let path = self.path_of(name);
         let header = Header { format, position, event_id };
         on_own_thread::on_own_thread("snapshot-save", move || {
-            let body = encode();
-            file::write(&path, &header, &body).map_err(|error| SaveError::Write { path: path.display().to_string(), error })
+            file::write_with(&path, &header, |file| {
+                let mut body = codec::Writer::spilling(file, file::SPILL_AT);
+                encode(&mut body);
+                body.finish()
+            })
+            .map_err(|error| SaveError::Write { path: path.display().to_string(), error })
         })
         .await
     }

@@ -45,8 +45,8 @@ impl Snapshot for AnalyticsModel {
         out.bytes
     }
 
-    fn encode(captured: Vec<u8>) -> Vec<u8> {
-        captured
+    fn encode(captured: Vec<u8>, out: &mut Writer) {
+        out.put_raw(&captured);
     }
 
     fn decode(_template: AnalyticsModel, position: u64, body: &[u8]) -> Result<AnalyticsModel, String> {

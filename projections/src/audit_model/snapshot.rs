@@ -33,8 +33,8 @@ impl Snapshot for AuditModel {
         out.bytes
     }
 
-    fn encode(captured: Vec<u8>) -> Vec<u8> {
-        captured
+    fn encode(captured: Vec<u8>, out: &mut Writer) {
+        out.put_raw(&captured);
     }
 
     fn decode(_template: AuditModel, position: u64, body: &[u8]) -> Result<AuditModel, String> {

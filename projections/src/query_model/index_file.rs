@@ -64,6 +64,7 @@ pub(super) fn write(fields: &[(String, KeyKind)], rows: &[(Slot, &Record)], out:
         out.put(&((head.bytes.len() + keys.bytes.len()) as u64));
         out.bytes.extend_from_slice(&head.bytes);
         out.bytes.extend_from_slice(&keys.bytes);
+        out.spill_when_full();
     }
 }
 

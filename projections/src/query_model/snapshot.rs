@@ -124,8 +124,7 @@ impl Snapshot for QueryModel {
         self.snapshot()
     }
 
-    fn encode(captured: ModelSnapshot) -> Vec<u8> {
-        let mut out = Writer::default();
+    fn encode(captured: ModelSnapshot, out: &mut Writer) {
         out.put(&captured.max_occurred_at);
         out.put(&definitions(&captured.catalog));
         out.put(&(captured.tables.len() as u64));
@@ -145,9 +144,8 @@ impl Snapshot for QueryModel {
             // Slots as a load gives them: the rows' places in the file.
             let fields = captured.catalog.get(object).map(|object| indexed_fields(object)).unwrap_or_default();
             let slots: Vec<(Slot, &Record)> = all.iter().enumerate().map(|(slot, (_, record))| (slot as Slot, &**record)).collect();
-            index_file::write(&fields, &slots, &mut out);
+            index_file::write(&fields, &slots, out);
         }
-        out.bytes
     }
 
     fn decode(template: QueryModel, position: u64, body: &[u8]) -> Result<QueryModel, String> {

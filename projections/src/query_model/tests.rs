@@ -290,7 +290,8 @@ fn a_loaded_snapshot_knows_each_rows_digest_unless_its_rows_came_out_of_order() 
     use crate::snapshot::Snapshot;
     use commands::service::sharing::{digest, RecordSource};
     let live = model();
-    let load = |snapshot: crate::history::ModelSnapshot| QueryModel::decode(QueryModel::default(), live.checkpoint(), &QueryModel::encode(snapshot)).unwrap();
+    let load =
+        |snapshot: crate::history::ModelSnapshot| QueryModel::decode(QueryModel::default(), live.checkpoint(), &QueryModel::encode_to_vec(snapshot)).unwrap();
     let mut loaded = load(live.snapshot());
     let digests = loaded.take_loaded_digests().expect("a save writes rows in id order");
     assert!(loaded.take_loaded_digests().is_none(), "taken once");
@@ -329,8 +330,16 @@ fn a_loaded_snapshot_keeps_the_indexes_it_saved_and_keeps_them_right_after() {
     use crate::snapshot::Snapshot;
     let mut live = model();
     let at = live.checkpoint();
-    let load = |snapshot: crate::history::ModelSnapshot| QueryModel::decode(QueryModel::default(), at, &QueryModel::encode(snapshot)).unwrap();
+    let load = |snapshot: crate::history::ModelSnapshot| QueryModel::decode(QueryModel::default(), at, &QueryModel::encode_to_vec(snapshot)).unwrap();
     let mut loaded = load(live.snapshot());
+    // A save hands the body to its file in pieces (rows, then each field's
+    // index, as they are written): the same bytes as the body made whole.
+    let mut file = Vec::new();
+    let mut pieces = crate::snapshot::codec::Writer::spilling(&mut file, 64);
+    QueryModel::encode(live.snapshot(), &mut pieces);
+    pieces.finish().unwrap();
+    drop(pieces);
+    assert_eq!(file, QueryModel::encode_to_vec(live.snapshot()));
     // Taken as saved: each table keeps its indexes before the load ends.
     assert!(loaded.tables.values().all(|table| table.keeps_indexes()));
     // The keys and slots an index built from the same rows has.

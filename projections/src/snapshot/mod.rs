@@ -35,8 +35,15 @@ pub trait Snapshot: MemoryModel {
     /// the lock), the body itself where the model's data is plain columns.
     type Captured: Send + 'static;
     fn capture(&self) -> Self::Captured;
-    /// The body, encoded off the runtime.
-    fn encode(captured: Self::Captured) -> Vec<u8>;
+    /// The body, encoded off the runtime into `out` (which hands it to the
+    /// file as it grows).
+    fn encode(captured: Self::Captured, out: &mut codec::Writer);
+    /// [`Snapshot::encode`] into memory.
+    fn encode_to_vec(captured: Self::Captured) -> Vec<u8> {
+        let mut out = codec::Writer::default();
+        Self::encode(captured, &mut out);
+        out.bytes
+    }
     /// The model a body holds, current as of `position`; `template` is an
     /// empty copy of the model being loaded (what it keeps beside its data,
     /// such as the query model's history, goes on in the result).
@@ -66,7 +73,7 @@ pub async fn save<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn EventStore>, m
     if position == 0 {
         return Ok(None);
     }
-    dir.save(store, M::NAME, M::FORMAT, position, move || M::encode(captured)).await?;
+    dir.save(store, M::NAME, M::FORMAT, position, move |out| M::encode(captured, out)).await?;
     Ok(Some(position))
 }
 
