@@ -106,7 +106,7 @@ pub(super) fn read(kind: KeyKind, blob: &[u8], rows: usize) -> Result<FieldIndex
                 if !ordered || slots.last().is_none_or(|last| *last as usize >= rows) {
                     return Err(format!("{WHAT}: slots out of order or of no row"));
                 }
-                SlotSet::from_unsorted(slots)
+                SlotSet::from_sorted(slots)
             }
         };
         grouped.push((key, set));

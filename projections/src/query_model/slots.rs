@@ -34,16 +34,16 @@ impl Default for SlotSet {
 impl SlotSet {
     /// A set from slots in any order, without duplicates.
     pub fn from_unsorted(mut slots: Vec<Slot>) -> SlotSet {
+        slots.sort_unstable();
+        SlotSet::from_sorted(slots)
+    }
+
+    /// A set from slots in strictly increasing order (the caller checked it).
+    pub fn from_sorted(slots: Vec<Slot>) -> SlotSet {
         match slots.len() {
             1 => SlotSet::One(slots[0]),
-            n if n <= FEW => {
-                slots.sort_unstable();
-                SlotSet::Few(slots)
-            }
-            _ => {
-                slots.sort_unstable();
-                SlotSet::Many(RoaringBitmap::from_sorted_iter(slots).expect("sorted slots"))
-            }
+            n if n <= FEW => SlotSet::Few(slots),
+            _ => SlotSet::Many(RoaringBitmap::from_sorted_iter(slots).expect("sorted slots")),
         }
     }
 
