@@ -74,8 +74,8 @@ impl Saved {
 
 /// Saves each model that is due (every model that moved, when `always`).
 /// At a stop (`always`) nothing else runs, so the models are saved side by
-/// side, each from a task of its own (the query model's body is encoded on
-/// a thread of its own while the write model's is encoded under its lock);
+/// side, each from a task of its own (each is encoded on a thread of its
+/// own, the write model's, audit's and analytics' under their locks);
 /// while serving, one after another, so saves never take both cores from
 /// the requests.
 async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: bool) {

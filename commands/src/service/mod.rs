@@ -154,20 +154,25 @@ impl CommandService {
 
     /// Saves the write model to `dir` as of the position its follower has
     /// applied (it may hold a few of this node's events past it, which a
-    /// fold from there passes by). Encoding runs under the write model's lock,
-    /// so writes wait for it. Returns the position, `None` on an empty log.
+    /// fold from there passes by). The model is encoded into its file under
+    /// its lock, so writes wait while it is. Returns the position, `None` on
+    /// an empty log.
     pub async fn save_snapshot(&self, dir: &SnapshotDir) -> Result<Option<u64>, SaveError> {
-        let (position, body, whole) = {
-            let model = self.model.lock().expect("write model lock");
-            let position = *self.applied.borrow();
-            if position == 0 {
-                return Ok(None);
-            }
-            let (body, whole) = model.encode_snapshot(self.saves_by_digest);
-            (position, body, whole)
-        };
-        dir.save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, position, move |out| out.put_raw(&body)).await?;
-        self.saved_whole.store(whole, std::sync::atomic::Ordering::Relaxed);
+        if *self.applied.borrow() == 0 {
+            return Ok(None);
+        }
+        let (model, applied, by_digest) = (self.model.clone(), self.applied.clone(), self.saves_by_digest);
+        let whole = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let saved_whole = whole.clone();
+        let position = dir
+            .save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, move |out| {
+                let model = model.lock().expect("write model lock");
+                let position = *applied.borrow();
+                saved_whole.store(model.encode_snapshot(by_digest, out), std::sync::atomic::Ordering::Relaxed);
+                position
+            })
+            .await?;
+        self.saved_whole.store(whole.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
         Ok(Some(position))
     }
 

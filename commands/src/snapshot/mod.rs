@@ -47,6 +47,31 @@ pub enum SaveError {
     Write { path: String, error: std::io::Error },
 }
 
+/// How a save's body failed on its way to the file: writing it, or what
+/// the header needs (the event at its position).
+enum Saving {
+    Io(std::io::Error),
+    Failed(SaveError),
+}
+
+impl From<std::io::Error> for Saving {
+    fn from(error: std::io::Error) -> Self {
+        Saving::Io(error)
+    }
+}
+
+impl From<SaveError> for Saving {
+    fn from(error: SaveError) -> Self {
+        Saving::Failed(error)
+    }
+}
+
+impl From<StoreError> for Saving {
+    fn from(error: StoreError) -> Self {
+        Saving::Failed(error.into())
+    }
+}
+
 /// Whether the log holds the event `event_id` at `position`.
 pub async fn log_holds(store: &Arc<dyn EventStore>, position: u64, event_id: &[u8; 16]) -> Result<bool, StoreError> {
     Ok(event_at(store, position).await?.is_some_and(|id| id == *event_id))
@@ -90,29 +115,39 @@ impl SnapshotDir {
         file::read_header(&self.path_of(name), format)
     }
 
-    /// Saves the body `encode` writes (off the runtime) as the model `name`
-    /// at `position`, which must be an event the log holds. The body goes
-    /// to the file as it is encoded, a few MiB at a time ([`file::SPILL_AT`]).
+    /// Saves the body `encode` writes as the model `name`, at the position
+    /// `encode` returns: the position the body holds the model at, which
+    /// must be an event the log holds. `encode` runs off the runtime, on a
+    /// thread of its own, and may hold the model's lock while it writes (so
+    /// the position cannot move under it); the body goes to the file as it
+    /// is encoded, a few MiB at a time ([`file::SPILL_AT`]). Returns the
+    /// position saved at.
     pub async fn save(
         &self,
         store: &Arc<dyn EventStore>,
         name: &str,
         format: u32,
-        position: u64,
-        encode: impl FnOnce(&mut codec::Writer) + Send + 'static,
-    ) -> Result<(), SaveError> {
+        encode: impl FnOnce(&mut codec::Writer) -> u64 + Send + 'static,
+    ) -> Result<u64, SaveError> {
         let file_lock = self.saving.lock().expect("snapshot locks").entry(name.to_string()).or_default().clone();
         let _saving = file_lock.lock().await;
-        let event_id = event_at(store, position).await?.ok_or(SaveError::NoEvent(position))?;
         let path = self.path_of(name);
-        let header = Header { format, position, event_id };
+        let (store, runtime) = (store.clone(), tokio::runtime::Handle::current());
         on_own_thread::on_own_thread("snapshot-save", move || {
-            file::write_with(&path, &header, |file| {
+            let written = file::write_with(&path, |file| {
                 let mut body = codec::Writer::spilling(file, file::SPILL_AT);
-                encode(&mut body);
-                body.finish()
-            })
-            .map_err(|error| SaveError::Write { path: path.display().to_string(), error })
+                let position = encode(&mut body);
+                body.finish()?;
+                // Looked up once the body is whole and the model's lock let
+                // go: this thread is not the runtime's, so it may wait here.
+                let event_id = runtime.block_on(event_at(&store, position))?.ok_or(SaveError::NoEvent(position))?;
+                Ok::<_, Saving>(Header { format, position, event_id })
+            });
+            match written {
+                Ok(header) => Ok(header.position),
+                Err(Saving::Failed(error)) => Err(error),
+                Err(Saving::Io(error)) => Err(SaveError::Write { path: path.display().to_string(), error }),
+            }
         })
         .await
     }

@@ -14,14 +14,18 @@ impl Snapshot for AuditModel {
     const NAME: &'static str = "audit";
     /// 3: names and targets once, entries as numbers (2 named each entry's strings).
     const FORMAT: u32 = 3;
-    /// The body, encoded under the lock: a few numbers per entry, written
-    /// out as fast as they would be copied.
-    type Captured = Vec<u8>;
+    /// Nothing: the body is encoded under the lock, a few numbers per
+    /// entry, written out as fast as they would be copied.
+    type Captured = std::convert::Infallible;
 
-    fn capture(&self) -> Vec<u8> {
-        let mut out = Writer::default();
+    fn capture(&self, out: &mut Writer) -> Option<Self::Captured> {
         out.put(&self.names.texts().collect::<Vec<_>>());
-        out.put(&self.targets.texts().collect::<String>());
+        // The targets' ids as one string, written piece by piece: its
+        // length, then its bytes (as the string would encode), not a copy.
+        out.put(&(self.targets.texts().map(str::len).sum::<usize>() as u64));
+        for text in self.targets.texts() {
+            out.put_raw(text.as_bytes());
+        }
         out.put(&(self.targets.len() as u64));
         for (object, id) in (0..self.targets.len()).map(|t| self.targets.get(t as u32)) {
             out.put(&(object, id.len() as u64));
@@ -30,11 +34,11 @@ impl Snapshot for AuditModel {
         for e in &self.entries {
             out.put(&(e.position, e.kind, e.occurred_at, e.actor, e.tenant, e.target));
         }
-        out.bytes
+        None
     }
 
-    fn encode(captured: Vec<u8>, out: &mut Writer) {
-        out.put_raw(&captured);
+    fn encode(captured: Self::Captured, _out: &mut Writer) {
+        match captured {}
     }
 
     fn decode(_template: AuditModel, position: u64, body: &[u8]) -> Result<AuditModel, String> {

@@ -76,7 +76,7 @@ fn queries_give_what_a_filter_of_every_entry_gives_before_and_after_a_snapshot()
         let events = 1 + rng.below(300);
         let (model, all) = history(&mut rng, events);
         assert_eq!(model.len(), all.len());
-        let saved = AuditModel::encode_to_vec(model.capture());
+        let saved = model.body();
         let loaded = AuditModel::decode(AuditModel::default(), model.checkpoint(), &saved).expect("decodes");
         assert_eq!(loaded.checkpoint(), events);
         for _ in 0..200 {
@@ -91,7 +91,7 @@ fn queries_give_what_a_filter_of_every_entry_gives_before_and_after_a_snapshot()
 #[test]
 fn a_damaged_snapshot_is_refused_not_loaded() {
     let (model, _) = history(&mut Rng(42), 200);
-    let saved = AuditModel::encode_to_vec(model.capture());
+    let saved = model.body();
     // Every truncation fails to decode (the file's checksum catches flipped bytes before this).
     for cut in [0, 1, saved.len() / 3, saved.len() / 2, saved.len() - 1] {
         assert!(AuditModel::decode(AuditModel::default(), 1, &saved[..cut]).is_err(), "cut at {cut}");

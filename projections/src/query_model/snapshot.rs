@@ -120,8 +120,8 @@ impl Snapshot for QueryModel {
     /// The rows, shared with the model (a record changed later is copied by the model).
     type Captured = ModelSnapshot;
 
-    fn capture(&self) -> ModelSnapshot {
-        self.snapshot()
+    fn capture(&self, _out: &mut Writer) -> Option<ModelSnapshot> {
+        Some(self.snapshot())
     }
 
     fn encode(captured: ModelSnapshot, out: &mut Writer) {
@@ -204,7 +204,9 @@ impl Snapshot for QueryModel {
             }
             let saved = read_indexes(input, table.indexed(), table.row_count(), in_order)?;
             if let Some(saved) = saved {
-                table.adopt_saved(saved);
+                if !table.adopt_saved(saved) {
+                    tracing::debug!(object = %object, "the saved indexes are not the ones this table keeps; they are built after the load");
+                }
             }
             if let Some(digests) = &mut digests {
                 digests.push((object, table_digests));

@@ -2,10 +2,12 @@
 //! that a start loads each model as it was saved and folds only the events
 //! after it, instead of the whole log.
 //!
-//! A model that is a [`Snapshot`] is captured under its read lock (shared
-//! rows, not copies, where it can), encoded off the runtime, and written with
-//! the position it is current as of through [`commands::snapshot`] (the file,
-//! its checks and the write model's snapshot are there). At start
+//! A model that is a [`Snapshot`] is saved off the runtime, on a thread of
+//! its own: captured under its read lock (shared rows, not copies, and then
+//! encoded once the lock is let go) or, where its data is plain columns,
+//! encoded straight into its file under that lock; either way with the
+//! position it was at under the lock, through [`commands::snapshot`] (the
+//! file, its checks and the write model's snapshot are there). At start
 //! ([`crate::rebuild::load_snapshotted`]) the file is used only when it is
 //! whole, of the format this server writes, and the log still holds the
 //! event it names at that position; otherwise it is ignored with a warning
@@ -30,18 +32,31 @@ pub trait Snapshot: MemoryModel {
     /// The body's format: moved whenever what the body holds or means
     /// changes, so a file of another format is folded afresh, never misread.
     const FORMAT: u32;
-    /// What the body is made from, taken under the model's read lock: rows
-    /// shared with the model where it can (the body is then encoded outside
-    /// the lock), the body itself where the model's data is plain columns.
+    /// What the body is made from when the lock is let go first (see
+    /// [`Snapshot::capture`]).
     type Captured: Send + 'static;
-    fn capture(&self) -> Self::Captured;
-    /// The body, encoded off the runtime into `out` (which hands it to the
-    /// file as it grows).
+    /// Taken under the model's read lock, on the saving thread, with the
+    /// position the body holds the model at: either the body itself,
+    /// written into `out` (which hands it to the file as it grows) straight
+    /// from the model, for a model whose data is plain columns, where a
+    /// capture would be a copy as large as the body (`None`); or what the
+    /// body is made from, shared with the model where it can, for
+    /// [`Snapshot::encode`] once the lock is let go (`Some`).
+    fn capture(&self, out: &mut codec::Writer) -> Option<Self::Captured>;
+    /// The body made from what [`Snapshot::capture`] took, into `out`.
     fn encode(captured: Self::Captured, out: &mut codec::Writer);
     /// [`Snapshot::encode`] into memory.
     fn encode_to_vec(captured: Self::Captured) -> Vec<u8> {
         let mut out = codec::Writer::default();
         Self::encode(captured, &mut out);
+        out.bytes
+    }
+    /// The whole body of the model as it is, in memory.
+    fn body(&self) -> Vec<u8> {
+        let mut out = codec::Writer::default();
+        if let Some(captured) = self.capture(&mut out) {
+            Self::encode(captured, &mut out);
+        }
         out.bytes
     }
     /// The model a body holds, current as of `position`; `template` is an
@@ -66,14 +81,22 @@ pub struct Opened<M> {
 /// Saves the model as it is now. Returns the position saved at, or `None`
 /// when the model has applied nothing yet.
 pub async fn save<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn EventStore>, model: &Arc<RwLock<M>>) -> Result<Option<u64>, SaveError> {
-    let (position, captured) = {
-        let model = model.read().expect("model lock");
-        (model.checkpoint(), model.capture())
-    };
-    if position == 0 {
+    if model.read().expect("model lock").checkpoint() == 0 {
         return Ok(None);
     }
-    dir.save(store, M::NAME, M::FORMAT, position, move |out| M::encode(captured, out)).await?;
+    let model = model.clone();
+    let position = dir
+        .save(store, M::NAME, M::FORMAT, move |out| {
+            let (position, captured) = {
+                let model = model.read().expect("model lock");
+                (model.checkpoint(), model.capture(out))
+            };
+            if let Some(captured) = captured {
+                M::encode(captured, out);
+            }
+            position
+        })
+        .await?;
     Ok(Some(position))
 }
 

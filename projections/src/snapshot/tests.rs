@@ -239,3 +239,30 @@ async fn a_start_takes_its_rows_from_the_snapshot() {
     let folded_summary = fresh.2.read().unwrap().summary();
     assert_ne!(reopened.2.read().unwrap().summary(), folded_summary);
 }
+
+/// A save names the position the model was at while it was encoded: one at
+/// a position the log does not hold is refused, and leaves the file saved
+/// before as it was. On a runtime of one thread too, whose thread the
+/// event's lookup (from the saving thread) needs.
+#[tokio::test]
+async fn a_save_at_a_position_the_log_does_not_hold_leaves_the_last_file() {
+    let logs = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(logs.path()).unwrap());
+    log(&store, 5).await;
+    let dir = SnapshotDir::new(logs.path().join("snapshots"));
+    let models = load_all(&store, None).await;
+    save_all(&store, &dir, &models).await;
+    let head = *store.head().borrow();
+    assert_eq!(super::saved_at::<AuditModel>(&dir), Some(head));
+
+    let refused = dir
+        .save(&store, AuditModel::NAME, AuditModel::FORMAT, move |out| {
+            out.put(&"a body");
+            head + 5
+        })
+        .await;
+    assert!(matches!(refused, Err(commands::snapshot::SaveError::NoEvent(p)) if p == head + 5), "{refused:?}");
+    assert_eq!(super::saved_at::<AuditModel>(&dir), Some(head));
+    assert!(!dir.path_of(AuditModel::NAME).with_extension("partial").exists());
+    assert_eq!(answers_of(&load_all(&store, Some(&dir)).await), answers_of(&models));
+}

@@ -70,12 +70,11 @@ pub(crate) struct Missing {
 }
 
 impl WriteModel {
-    /// The body of its snapshot (under the write model's lock: records are
-    /// copied as they are encoded). With `by_digest`, a record shared with
-    /// another holder (the read model) is saved as its digest. Returns the
-    /// body and how many live records it holds whole.
-    pub(crate) fn encode_snapshot(&self, by_digest: bool) -> (Vec<u8>, usize) {
-        let mut out = Writer::default();
+    /// Writes the body of its snapshot into `out` (under the write model's
+    /// lock: records are encoded as they are, not copied first). With
+    /// `by_digest`, a record shared with another holder (the read model) is
+    /// saved as its digest. Returns how many live records the body holds whole.
+    pub(crate) fn encode_snapshot(&self, by_digest: bool, out: &mut Writer) -> usize {
         let mut buffer = Vec::new();
         let mut whole = 0;
         out.put(&definitions(&self.catalog));
@@ -110,7 +109,7 @@ impl WriteModel {
         out.put(&self.automation);
         out.put(&self.automation_generation);
         out.put(&self.automation_versions);
-        (out.bytes, whole)
+        whole
     }
 
     /// What a snapshot's body holds, its records saved as digests still to take.
@@ -251,6 +250,13 @@ mod tests {
     use super::*;
     use crate::service::sharing::Digested;
 
+    /// The model's snapshot body, in memory, and how many records it holds whole.
+    fn body_of(model: &WriteModel, by_digest: bool) -> (Vec<u8>, usize) {
+        let mut out = Writer::default();
+        let whole = model.encode_snapshot(by_digest, &mut out);
+        (out.bytes, whole)
+    }
+
     /// The derived indexes, in order.
     fn derived(model: &WriteModel) -> (Vec<String>, Vec<String>) {
         let mut unique: Vec<String> = model.unique.iter().flat_map(|(set, index)| index.iter().map(move |(k, id)| format!("{set:?} {k} {id}"))).collect();
@@ -309,7 +315,7 @@ mod tests {
         }
         model.took_autonumber("contact");
 
-        let decoded = WriteModel::decode_snapshot(&model.encode_snapshot(false).0).unwrap().finish().unwrap();
+        let decoded = WriteModel::decode_snapshot(&body_of(&model, false).0).unwrap().finish().unwrap();
         assert_eq!(derived(&decoded), derived(&model));
         assert!(!derived(&model).0.is_empty() && !derived(&model).1.is_empty());
         assert_eq!(decoded.records, model.records);
@@ -318,7 +324,7 @@ mod tests {
             (model.created.clone(), model.numbers.clone(), model.meta_versions.clone())
         );
         assert_eq!(decoded.catalog.objects().count(), 2);
-        let (mut body, _) = model.encode_snapshot(false);
+        let (mut body, _) = body_of(&model, false);
         body.push(0);
         assert!(WriteModel::decode_snapshot(&body).is_err(), "trailing bytes are refused");
     }
@@ -372,7 +378,7 @@ mod tests {
             // Shared with a holder, so the snapshot saves its digest.
             held.push((id.clone(), model.records["note"][id].record.clone().unwrap()));
         }
-        let (body, whole) = model.encode_snapshot(true);
+        let (body, whole) = body_of(&model, true);
         assert_eq!(whole, 0);
         // Equal records in fresh allocations: taken only where the known digest says so.
         let fresh: Vec<(String, Arc<Record>)> = held.iter().map(|(id, record)| (id.clone(), Arc::new((**record).clone()))).collect();
