@@ -65,6 +65,12 @@ impl Texts {
         self.spans.iter().map(|span| text_at(&self.bytes, span))
     }
 
+    /// Every text end to end, by number (what [`Texts::texts`] gives, joined):
+    /// the string they are kept in.
+    pub fn joined(&self) -> &str {
+        &self.bytes
+    }
+
     /// The number of a text in a scope, if it is there.
     pub fn find(&self, scope: u32, text: &str) -> Option<u32> {
         let hash = self.hasher.hash_one((scope, text));
@@ -136,6 +142,7 @@ mod tests {
         let words: Vec<String> = (0..5000).map(|n| format!("w{}", n % 1000)).collect();
         let codes: Vec<u32> = words.iter().map(|w| texts.intern(0, w)).collect();
         assert_eq!(texts.len(), 1000);
+        assert_eq!(texts.joined(), texts.texts().collect::<String>());
         for (word, code) in words.iter().zip(&codes) {
             assert_eq!(texts.get(*code), (0, word.as_str()));
             assert_eq!(texts.find(0, word), Some(*code));

@@ -162,17 +162,13 @@ impl CommandService {
             return Ok(None);
         }
         let (model, applied, by_digest) = (self.model.clone(), self.applied.clone(), self.saves_by_digest);
-        let whole = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let saved_whole = whole.clone();
-        let position = dir
+        let (position, whole) = dir
             .save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, move |out| {
                 let model = model.lock().expect("write model lock");
-                let position = *applied.borrow();
-                saved_whole.store(model.encode_snapshot(by_digest, out), std::sync::atomic::Ordering::Relaxed);
-                position
+                (*applied.borrow(), model.encode_snapshot(by_digest, out))
             })
             .await?;
-        self.saved_whole.store(whole.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
+        self.saved_whole.store(whole, std::sync::atomic::Ordering::Relaxed);
         Ok(Some(position))
     }
 

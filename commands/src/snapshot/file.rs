@@ -39,7 +39,7 @@ pub enum FileError {
 
 /// Writes `body` under `header` to `path`, atomically and durably.
 pub fn write(path: &Path, header: &Header, body: &[u8]) -> std::io::Result<()> {
-    write_with(path, |out| out.write_all(body).map(|()| header.clone())).map(drop)
+    write_with(path, |out| out.write_all(body).map(|()| (header.clone(), ()))).map(drop)
 }
 
 /// Bytes a body is written to its file in, at most (a [`codec::Writer`]
@@ -49,20 +49,21 @@ pub fn write(path: &Path, header: &Header, body: &[u8]) -> std::io::Result<()> {
 pub const SPILL_AT: usize = 4 << 20;
 
 /// Writes the body `fill` writes to `path`, under the header `fill` returns
-/// once the body is whole, atomically and durably: the body goes to the file
+/// once the body is whole (with anything else it learnt, handed back),
+/// atomically and durably: the body goes to the file
 /// as it comes and is never held whole. The header's place is kept while it
 /// streams and written last, with the body's length and the checksum over
 /// both. (The header comes last so that a model encoded as it is, under its
 /// lock, names the position it was at while it was encoded.) Any failure,
 /// `fill`'s included, leaves no partial file and `path` as it was.
-pub fn write_with<E: From<std::io::Error>>(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<Header, E>) -> Result<Header, E> {
+pub fn write_with<R, E: From<std::io::Error>>(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<(Header, R), E>) -> Result<(Header, R), E> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let partial = path.with_extension("partial");
-    let written = write_partial(&partial, fill).and_then(|header| {
+    let written = write_partial(&partial, fill).and_then(|written| {
         std::fs::rename(&partial, path)?;
         File::open(dir)?.sync_all()?;
-        Ok(header)
+        Ok(written)
     });
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
@@ -71,12 +72,12 @@ pub fn write_with<E: From<std::io::Error>>(path: &Path, fill: impl FnOnce(&mut d
 }
 
 /// The whole file at `partial`, synced, its header last.
-fn write_partial<E: From<std::io::Error>>(partial: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<Header, E>) -> Result<Header, E> {
+fn write_partial<R, E: From<std::io::Error>>(partial: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<(Header, R), E>) -> Result<(Header, R), E> {
     use std::io::{Seek, SeekFrom};
     let mut file = File::create(partial)?;
     file.write_all(&[0; HEADER + 4])?;
     let mut body = Body { file, crc: crc32fast::Hasher::new(), length: 0 };
-    let header = fill(&mut body)?;
+    let (header, learnt) = fill(&mut body)?;
     let Body { mut file, crc: body_crc, length } = body;
     let head = encode_header(&header, length);
     // The checksum is over the header, then the body: the body's, taken as
@@ -88,7 +89,7 @@ fn write_partial<E: From<std::io::Error>>(partial: &Path, fill: impl FnOnce(&mut
     file.write_all(&head)?;
     file.write_all(&crc.finalize().to_le_bytes())?;
     file.sync_all()?;
-    Ok(header)
+    Ok((header, learnt))
 }
 
 /// A body on its way to the file: its checksum and length kept as it passes.
@@ -231,21 +232,21 @@ mod tests {
         let body: Vec<u8> = (0..100_000u32).map(|n| (n * 7 % 251) as u8).collect();
         let (whole, streamed) = (dir.path().join("whole.snapshot"), dir.path().join("streamed.snapshot"));
         write(&whole, &header(), &body).unwrap();
-        let written = write_with(&streamed, |out| body.chunks(999).try_for_each(|piece| out.write_all(piece)).map(|()| header())).unwrap();
-        assert_eq!(written, header());
+        let written = write_with(&streamed, |out| body.chunks(999).try_for_each(|piece| out.write_all(piece)).map(|()| (header(), "learnt"))).unwrap();
+        assert_eq!(written, (header(), "learnt"));
         assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&whole).unwrap());
         assert_eq!(read(&streamed, 3).unwrap(), (header(), body.clone()));
 
         // The header is the one the body names once it is whole (a model
         // encoded under its lock learns its position as it encodes).
         let later = dir.path().join("later.snapshot");
-        write_with(&later, |out| out.write_all(&body).map(|()| Header { position: 44, ..header() })).unwrap();
+        write_with(&later, |out| out.write_all(&body).map(|()| (Header { position: 44, ..header() }, ()))).unwrap();
         assert_eq!(read(&later, 3).unwrap(), (Header { position: 44, ..header() }, body));
 
         // A body that fails on its way leaves no file, and the old one as it was.
         let failed = write_with(&streamed, |out| {
             out.write_all(b"half")?;
-            Err::<Header, _>(std::io::Error::other("the encoder gave up"))
+            Err::<(Header, ()), _>(std::io::Error::other("the encoder gave up"))
         });
         assert!(failed.is_err());
         assert_eq!(read_header(&streamed, 3), Some(42));

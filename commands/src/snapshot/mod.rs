@@ -116,19 +116,20 @@ impl SnapshotDir {
     }
 
     /// Saves the body `encode` writes as the model `name`, at the position
-    /// `encode` returns: the position the body holds the model at, which
-    /// must be an event the log holds. `encode` runs off the runtime, on a
+    /// `encode` returns (with anything else it learnt as it encoded): the
+    /// position the body holds the model at, which must be an event the log
+    /// holds. `encode` runs off the runtime, on a
     /// thread of its own, and may hold the model's lock while it writes (so
     /// the position cannot move under it); the body goes to the file as it
-    /// is encoded, a few MiB at a time ([`file::SPILL_AT`]). Returns the
-    /// position saved at.
-    pub async fn save(
+    /// is encoded, a few MiB at a time ([`file::SPILL_AT`]). Returns what
+    /// `encode` returned.
+    pub async fn save<R: Send + 'static>(
         &self,
         store: &Arc<dyn EventStore>,
         name: &str,
         format: u32,
-        encode: impl FnOnce(&mut codec::Writer) -> u64 + Send + 'static,
-    ) -> Result<u64, SaveError> {
+        encode: impl FnOnce(&mut codec::Writer) -> (u64, R) + Send + 'static,
+    ) -> Result<(u64, R), SaveError> {
         let file_lock = self.saving.lock().expect("snapshot locks").entry(name.to_string()).or_default().clone();
         let _saving = file_lock.lock().await;
         let path = self.path_of(name);
@@ -136,15 +137,15 @@ impl SnapshotDir {
         on_own_thread::on_own_thread("snapshot-save", move || {
             let written = file::write_with(&path, |file| {
                 let mut body = codec::Writer::spilling(file, file::SPILL_AT);
-                let position = encode(&mut body);
+                let (position, learnt) = encode(&mut body);
                 body.finish()?;
                 // Looked up once the body is whole and the model's lock let
                 // go: this thread is not the runtime's, so it may wait here.
                 let event_id = runtime.block_on(event_at(&store, position))?.ok_or(SaveError::NoEvent(position))?;
-                Ok::<_, Saving>(Header { format, position, event_id })
+                Ok::<_, Saving>((Header { format, position, event_id }, learnt))
             });
             match written {
-                Ok(header) => Ok(header.position),
+                Ok((header, learnt)) => Ok((header.position, learnt)),
                 Err(Saving::Failed(error)) => Err(error),
                 Err(Saving::Io(error)) => Err(SaveError::Write { path: path.display().to_string(), error }),
             }

@@ -20,12 +20,7 @@ impl Snapshot for AuditModel {
 
     fn capture(&self, out: &mut Writer) -> Option<Self::Captured> {
         out.put(&self.names.texts().collect::<Vec<_>>());
-        // The targets' ids as one string, written piece by piece: its
-        // length, then its bytes (as the string would encode), not a copy.
-        out.put(&(self.targets.texts().map(str::len).sum::<usize>() as u64));
-        for text in self.targets.texts() {
-            out.put_raw(text.as_bytes());
-        }
+        out.put(&self.targets.joined());
         out.put(&(self.targets.len() as u64));
         for (object, id) in (0..self.targets.len()).map(|t| self.targets.get(t as u32)) {
             out.put(&(object, id.len() as u64));

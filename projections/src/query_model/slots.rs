@@ -40,6 +40,7 @@ impl SlotSet {
 
     /// A set from slots in strictly increasing order (the caller checked it).
     pub fn from_sorted(slots: Vec<Slot>) -> SlotSet {
+        debug_assert!(slots.windows(2).all(|pair| pair[0] < pair[1]), "slots in strictly increasing order");
         match slots.len() {
             1 => SlotSet::One(slots[0]),
             n if n <= FEW => SlotSet::Few(slots),

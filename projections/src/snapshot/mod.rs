@@ -85,7 +85,7 @@ pub async fn save<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn EventStore>, m
         return Ok(None);
     }
     let model = model.clone();
-    let position = dir
+    let (position, ()) = dir
         .save(store, M::NAME, M::FORMAT, move |out| {
             let (position, captured) = {
                 let model = model.read().expect("model lock");
@@ -94,7 +94,7 @@ pub async fn save<M: Snapshot>(dir: &SnapshotDir, store: &Arc<dyn EventStore>, m
             if let Some(captured) = captured {
                 M::encode(captured, out);
             }
-            position
+            (position, ())
         })
         .await?;
     Ok(Some(position))

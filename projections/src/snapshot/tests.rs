@@ -209,14 +209,21 @@ async fn a_damaged_foreign_or_other_format_snapshot_is_folded_from_the_log() {
     assert_eq!(answers_of(&load_all(&store, Some(&dir)).await), expected);
 }
 
+/// A log written from `seed` in a directory of its own (kept while the
+/// first is held), and a snapshot directory beside it.
+async fn logged(seed: u64) -> (tempfile::TempDir, Arc<dyn EventStore>, SnapshotDir) {
+    let logs = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(logs.path()).unwrap());
+    log(&store, seed).await;
+    let dir = SnapshotDir::new(logs.path().join("snapshots"));
+    (logs, store, dir)
+}
+
 /// A start takes each model's rows from its snapshot: a record that only
 /// the saved copies hold (never in the log) is in every reopened model.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_takes_its_rows_from_the_snapshot() {
-    let logs = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(logs.path()).unwrap());
-    log(&store, 11).await;
-    let dir = SnapshotDir::new(logs.path().join("snapshots"));
+    let (_logs, store, dir) = logged(11).await;
     let models = load_all(&store, None).await;
     let head = *store.head().borrow();
     let mut record = Record::default();
@@ -246,10 +253,7 @@ async fn a_start_takes_its_rows_from_the_snapshot() {
 /// event's lookup (from the saving thread) needs.
 #[tokio::test]
 async fn a_save_at_a_position_the_log_does_not_hold_leaves_the_last_file() {
-    let logs = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(commands::store::open_embedded(logs.path()).unwrap());
-    log(&store, 5).await;
-    let dir = SnapshotDir::new(logs.path().join("snapshots"));
+    let (_logs, store, dir) = logged(5).await;
     let models = load_all(&store, None).await;
     save_all(&store, &dir, &models).await;
     let head = *store.head().borrow();
@@ -258,7 +262,7 @@ async fn a_save_at_a_position_the_log_does_not_hold_leaves_the_last_file() {
     let refused = dir
         .save(&store, AuditModel::NAME, AuditModel::FORMAT, move |out| {
             out.put(&"a body");
-            head + 5
+            (head + 5, ())
         })
         .await;
     assert!(matches!(refused, Err(commands::snapshot::SaveError::NoEvent(p)) if p == head + 5), "{refused:?}");

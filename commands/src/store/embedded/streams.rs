@@ -44,7 +44,7 @@ impl Streams {
 
     /// How many streams there are, and the bytes of their names.
     pub(crate) fn names(&self) -> (usize, usize) {
-        (self.names.len(), self.names.texts().map(str::len).sum())
+        (self.names.len(), self.names.joined().len())
     }
 
     /// Room for this many more events, streams and bytes of names (a scan
