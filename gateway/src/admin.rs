@@ -148,15 +148,27 @@ pub async fn rebuild(server: &str, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rebuilds the PostgreSQL query model with the server stopped: drops its
-/// tables, then folds the whole log into fresh ones, showing progress.
+/// Rebuilds the PostgreSQL models (query and audit) with the server
+/// stopped: empties each, then folds the whole log into it, showing
+/// progress. Returns the position they were rebuilt to.
 pub async fn rebuild_postgres_offline(settings: &commands::store::PostgresSettings) -> anyhow::Result<u64> {
-    use projections::Projection;
     let store = commands::store::open_postgres(settings).await?;
     let pool = store.pool().clone();
     let store: std::sync::Arc<dyn commands::store::EventStore> = std::sync::Arc::new(store);
     projections::pg_model::reset(&pool).await?;
-    let (mut projection, _reader) = projections::pg_model::open(pool).await?;
+    let (projection, _reader) = projections::pg_model::open(pool.clone()).await?;
+    let after = fold_offline(&store, projection, "query").await?;
+    projections::pg_audit::reset(&pool).await?;
+    fold_offline(&store, projections::pg_audit::open(pool).0, "audit").await?;
+    Ok(after)
+}
+
+/// Folds the whole log into a PostgreSQL model from its checkpoint, showing progress.
+async fn fold_offline(
+    store: &std::sync::Arc<dyn commands::store::EventStore>,
+    mut projection: impl projections::Projection,
+    label: &str,
+) -> anyhow::Result<u64> {
     let head = *store.head().borrow();
     let started = Instant::now();
     let mut after = projection.checkpoint().await?;
@@ -169,9 +181,9 @@ pub async fn rebuild_postgres_offline(settings: &commands::store::PostgresSettin
         after = last;
         let rate = after as f64 / started.elapsed().as_secs_f64().max(1e-6);
         let eta = head.saturating_sub(after) as f64 / rate.max(1.0);
-        eprint!("\rquery (postgres) {after}/{head} events  {rate:.0} events/s  ETA {eta:.1}s   ");
+        eprint!("\r{label} (postgres) {after}/{head} events  {rate:.0} events/s  ETA {eta:.1}s   ");
     }
-    eprintln!("\nquery (postgres): rebuilt {after} events in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!("\n{label} (postgres): rebuilt {after} events in {:.1}s", started.elapsed().as_secs_f64());
     for letter in &parked {
         eprintln!("parked: position {} ({} on {}): {}", letter.position, letter.event_type, letter.stream, letter.error);
     }

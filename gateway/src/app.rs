@@ -9,7 +9,7 @@ use commands::seed;
 use commands::service::CommandService;
 use commands::store::{lock_embedded, open_embedded, open_locked, open_postgres, EventStore, Opening};
 use futures_util::future::BoxFuture;
-use projections::audit_model::{audit_projection, AuditModel};
+use projections::audit_model::audit_projection;
 use projections::runner::{self, ProjectionHandle};
 use projections::{memory_projection, pg_model, QueryReader};
 
@@ -22,9 +22,10 @@ pub struct System {
     pub query: ProjectionHandle,
     /// The one read path over the query read model.
     pub reader: QueryReader,
-    /// The audit trail projection and its model.
+    /// The audit trail projection, and the one read path over its model
+    /// (in process on the embedded store, in PostgreSQL tables on PostgreSQL).
     pub audit: ProjectionHandle,
-    pub audit_model: Arc<std::sync::RwLock<AuditModel>>,
+    pub audit_reader: projections::AuditReader,
     pub read_wait: Duration,
     /// Rebuilds by projection name: swaps done so far, and the progress of the last one.
     #[allow(clippy::type_complexity)]
@@ -134,6 +135,12 @@ enum QuerySide {
     Postgres(deadpool_postgres::Pool),
 }
 
+/// Where the audit trail lives: beside the query model.
+enum AuditSide {
+    Memory(projections::InProcess<projections::audit_model::AuditModel>, Arc<std::sync::RwLock<projections::audit_model::AuditModel>>),
+    Postgres(deadpool_postgres::Pool),
+}
+
 /// Opens the store, folds the log, loads the app (definitions and seed data
 /// through commands), starts the query projection and waits until it has
 /// caught up with the log.
@@ -169,7 +176,14 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     };
     hub_model.write().expect("model lock").set_history(history.clone());
     let shared_rows = projections::query_model::RecordsOf(hub_model.clone());
-    let (audit_projection, audit_model) = audit_projection();
+    // The audit trail lives where the query model does.
+    let audit_side = match &query_side {
+        QuerySide::Memory(_) => {
+            let (projection, model) = audit_projection();
+            AuditSide::Memory(projection, model)
+        }
+        QuerySide::Postgres(pool) => AuditSide::Postgres(pool.clone()),
+    };
     let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
     // The search index on disk (beside the embedded log, or where the
     // operator says) is opened where it was committed, so a start does not
@@ -211,7 +225,11 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             QuerySide::Memory(reader) => reader.memory_model(),
             QuerySide::Postgres(_) => None,
         };
-        let (store, audit_model, analytics_model, search_model) = (opening.clone(), audit_model.clone(), analytics_model.clone(), search_model.clone());
+        let audit_model = match &audit_side {
+            AuditSide::Memory(_, model) => Some(model.clone()),
+            AuditSide::Postgres(_) => None,
+        };
+        let (store, analytics_model, search_model) = (opening.clone(), analytics_model.clone(), search_model.clone());
         let saved = model_snapshots.clone();
         tokio::spawn(async move {
             use commands::service::sharing::RecordSource;
@@ -244,7 +262,12 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             };
             tokio::try_join!(
                 query,
-                load_snapshotted(store.clone(), audit_model, saved.clone()),
+                async {
+                    match audit_model {
+                        Some(model) => load_snapshotted(store.clone(), model, saved.clone()).await,
+                        None => Ok(Default::default()),
+                    }
+                },
                 load_snapshotted(store.clone(), analytics_model, saved.clone()),
                 async { load(store.store().await.map_err(|e| projections::ReadError::Store(e.to_string()))?, search_model).await },
             )
@@ -302,7 +325,15 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             (runner::spawn_shared(store.clone(), projection, Vec::new(), shared.clone()).await?, QueryReader::Postgres(reader), hub, realtime)
         }
     };
-    let audit = runner::spawn_shared(store.clone(), audit_projection, audit_parked.of("audit"), shared.clone()).await?;
+    let (audit, audit_reader) = match audit_side {
+        AuditSide::Memory(projection, model) => {
+            (runner::spawn_shared(store.clone(), projection, audit_parked.of("audit"), shared.clone()).await?, projections::AuditReader::Memory(model))
+        }
+        AuditSide::Postgres(pool) => {
+            let (projection, reader) = projections::pg_audit::open(pool);
+            (runner::spawn_shared(store.clone(), projection, Vec::new(), shared.clone()).await?, projections::AuditReader::Postgres(reader))
+        }
+    };
     let analytics = runner::spawn_shared(store.clone(), analytics_projection, analytics_parked.of("analytics"), shared.clone()).await?;
     let search = runner::spawn_shared(store.clone(), search_projection, search_parked.of("search"), shared).await?;
     let head = *store.head().borrow();
@@ -325,7 +356,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         query,
         reader,
         audit,
-        audit_model,
+        audit_reader,
         read_wait: settings.read_wait,
         rebuilds: Default::default(),
         analytics,

@@ -247,14 +247,14 @@ enum ProjectionAction {
         server: String,
     },
     /// Rebuild projections from the log while the server keeps serving, then swap them in.
-    /// With --database-url, rebuild the PostgreSQL query model offline (server stopped) instead.
+    /// With --database-url, rebuild the PostgreSQL models (query and audit) offline (server stopped) instead.
     Rebuild {
         /// A projection name (query, audit, search, analytics).
         name: Option<String>,
         /// Rebuild every projection.
         #[arg(long)]
         all: bool,
-        /// Rebuild the PostgreSQL query model in this database, with the server stopped.
+        /// Rebuild the PostgreSQL models (query and audit) in this database, with the server stopped.
         #[arg(long)]
         database_url: Option<String>,
         /// The running server.
@@ -431,7 +431,7 @@ async fn run() -> anyhow::Result<()> {
                 _ => anyhow::bail!("name one projection (query, audit, search, analytics) or pass --all"),
             };
             match database_url {
-                // Offline: only the query model lives in PostgreSQL; the audit model is rebuilt at every start.
+                // Offline: the query and audit models live in PostgreSQL; the others are folded at every start.
                 Some(url) => {
                     gateway::admin::rebuild_postgres_offline(&commands::store::PostgresSettings::new(url)).await?;
                 }

@@ -1,5 +1,5 @@
-//! When the write model and the in-process read models (query, audit,
-//! analytics) are saved ([`commands::snapshot`], [`projections::snapshot`]): at a clean stop, once they have caught up
+//! When the write model and the in-process read models (query and audit on
+//! the embedded store, analytics) are saved ([`commands::snapshot`], [`projections::snapshot`]): at a clean stop, once they have caught up
 //! with the log, and while the server runs, whenever a model has moved past
 //! its last save by an eighth of its position and at least
 //! [`MIN_EVENTS`] (checked every [`CHECK_EVERY`]). So a start after a clean
@@ -81,16 +81,8 @@ impl Saved {
 async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: bool) {
     let store = system.commands.store().clone();
     let write = save_write(system.commands.clone(), dir.clone(), last.write, always);
-    let query = {
-        let (dir, store, model, saved) = (dir.clone(), store.clone(), system.reader.memory_model(), last.query);
-        async move {
-            match model {
-                Some(model) => save_one(dir, store, model, saved, always).await,
-                None => saved,
-            }
-        }
-    };
-    let audit = save_one(dir.clone(), store.clone(), system.audit_model.clone(), last.audit, always);
+    let query = save_in_process(dir.clone(), store.clone(), system.reader.memory_model(), last.query, always);
+    let audit = save_in_process(dir.clone(), store.clone(), system.audit_reader.memory_model(), last.audit, always);
     let analytics = save_one(dir.clone(), store, system.analytics_model.clone(), last.analytics, always);
     if always {
         let joined = |task: Result<u64, tokio::task::JoinError>, before: u64| task.unwrap_or(before);
@@ -134,6 +126,21 @@ async fn save_write(commands: Arc<CommandService>, dir: SnapshotDir, saved: u64,
 pub fn due(position: u64, saved: u64) -> bool {
     let moved = position.saturating_sub(saved);
     moved >= MIN_EVENTS && moved >= position / 8
+}
+
+/// Saves a model that may live in PostgreSQL instead ([`save_one`] when it
+/// is in process; when it is not, there is nothing to save).
+async fn save_in_process<M: Snapshot>(
+    dir: SnapshotDir,
+    store: Arc<dyn commands::store::EventStore>,
+    model: Option<Arc<RwLock<M>>>,
+    saved: u64,
+    always: bool,
+) -> u64 {
+    match model {
+        Some(model) => save_one(dir, store, model, saved, always).await,
+        None => saved,
+    }
 }
 
 /// Saves a read model when it is due; the position it is saved at now.

@@ -129,7 +129,25 @@ pub struct AuditQuery {
 }
 
 /// What an entry's kind is kept as (its code is its place here).
-const KINDS: [&str; 4] = ["data.create", "data.update", "data.delete", "system.config_changed"];
+pub(crate) const KINDS: [&str; 4] = ["data.create", "data.update", "data.delete", "system.config_changed"];
+
+/// What an event is audited as: its kind's code in [`KINDS`], the target's
+/// type (its object, or `object` or `projection` for configuration) and id;
+/// `None` for what is not audited. The processes' own bookkeeping (progress,
+/// deliveries, job runs) is shown by the automation routes; what they change
+/// is audited as records. Both audit models (this one, and
+/// [`crate::pg_audit`] on PostgreSQL) keep what this says.
+pub(crate) fn audited(payload: &EventPayload) -> Option<(u8, &str, &str)> {
+    Some(match payload {
+        EventPayload::RecordCreated(e) => (0, e.object.as_str(), e.id.as_str()),
+        EventPayload::RecordUpdated(e) => (1, e.object.as_str(), e.id.as_str()),
+        EventPayload::RecordDeleted(e) => (2, e.object.as_str(), e.id.as_str()),
+        EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => (3, "object", e.name.as_str()),
+        EventPayload::ObjectRemoved(e) => (3, "object", e.name.as_str()),
+        EventPayload::EventSkipped(e) => (3, "projection", e.projection.as_str()),
+        EventPayload::Process(_) => return None,
+    })
+}
 
 /// One entry as the model keeps it: numbers only (40 bytes). Names are codes
 /// in the model's names, the target a number in its targets, and each entry
@@ -206,17 +224,7 @@ impl AuditModel {
 
     pub fn apply(&mut self, envelope: &EventEnvelope, payload: &EventPayload) {
         self.checkpoint = self.checkpoint.max(envelope.position);
-        // The processes' own bookkeeping (progress, deliveries, job runs) is
-        // shown by the automation routes; what they change is audited as records.
-        let (kind, object, id) = match payload {
-            EventPayload::RecordCreated(e) => (0, e.object.as_str(), e.id.as_str()),
-            EventPayload::RecordUpdated(e) => (1, e.object.as_str(), e.id.as_str()),
-            EventPayload::RecordDeleted(e) => (2, e.object.as_str(), e.id.as_str()),
-            EventPayload::ObjectDefined(e) | EventPayload::ObjectAltered(e) => (3, "object", e.name.as_str()),
-            EventPayload::ObjectRemoved(e) => (3, "object", e.name.as_str()),
-            EventPayload::EventSkipped(e) => (3, "projection", e.projection.as_str()),
-            EventPayload::Process(_) => return,
-        };
+        let Some((kind, object, id)) = audited(payload) else { return };
         let object = self.names.intern(object);
         let target = self.targets.intern(object, id);
         if target as usize == self.newest_of_target.len() {

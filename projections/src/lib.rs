@@ -17,7 +17,9 @@
 //! - [`search`]: full-text search (tantivy, in memory or on disk), fed from either store.
 //! - `hashing`: the hash maps folds use per event (foldhash).
 //! - [`live`]: realtime fan-out of committed changes and live queries.
-//! - [`audit_model`]: the audit trail, one entry per change (in process, fed from either store).
+//! - [`audit_model`]: the audit trail, one entry per change, in process (the embedded store).
+//! - [`pg_audit`]: the audit trail in PostgreSQL tables (the PostgreSQL store).
+//! - [`audit_reader`]: [`AuditReader`], the one read path over either audit model.
 //! - [`snapshot`]: the in-process models saved with their position, so a start folds only what came after.
 //!
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
@@ -26,11 +28,13 @@
 pub mod analytics;
 pub mod as_of;
 pub mod audit_model;
+pub mod audit_reader;
 pub mod dead_letter;
 mod hashing;
 pub mod history;
 pub mod live;
 mod names;
+pub mod pg_audit;
 pub mod pg_model;
 pub mod query_model;
 mod read_ahead;
@@ -50,6 +54,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use domain::event::{EventEnvelope, EventPayload};
 
+pub use audit_reader::AuditReader;
 pub use dead_letter::DeadLetter;
 pub use query_model::{QueryModel, QueryOutput, RecordFilter, Viewer};
 pub use reader::{QueryReader, ReadError};

@@ -7,6 +7,7 @@
 
 mod analytics;
 mod audit;
+mod audit_models;
 mod automation;
 mod client_compat;
 mod common;

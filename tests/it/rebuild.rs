@@ -52,7 +52,7 @@ async fn rebuild_under_write_load_loses_nothing(postgres: bool) {
     if let Some(dir) = &snapshots {
         let store = api.system.commands.store();
         projections::snapshot::save(dir, store, &api.system.reader.memory_model().unwrap()).await.unwrap();
-        projections::snapshot::save(dir, store, &api.system.audit_model).await.unwrap();
+        projections::snapshot::save(dir, store, &api.system.audit_reader.memory_model().unwrap()).await.unwrap();
         projections::snapshot::save(dir, store, &api.system.analytics_model).await.unwrap();
     }
     assert_eq!(snapshots.is_some(), !postgres);
@@ -112,8 +112,9 @@ async fn rebuild_under_write_load_loses_nothing(postgres: bool) {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
-/// With the server stopped, the PostgreSQL query model is dropped and folded
-/// again from the log; a server started afterwards answers as before.
+/// With the server stopped, the PostgreSQL query and audit models are
+/// emptied and folded again from the log; a server started afterwards
+/// answers as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_read_model_rebuilds_offline() {
     let settings = crate::common::pg_settings();
@@ -124,13 +125,20 @@ async fn postgres_read_model_rebuilds_offline() {
         }
         api.call("PATCH", "/api/v1/data/order/nope", Some(json!({"title": "x"})), &[]).await;
         let list = api.call("GET", "/api/v1/data/order?sort=title&top=100", None, &[]).await;
-        list.body["data"]["records"].clone()
+        let trail = api.call("GET", "/api/v1/audit?object=order&limit=100", None, &[]).await;
+        assert_eq!(trail.body["data"]["total"], json!(30), "{}", trail.body);
+        (list.body["data"]["records"].clone(), trail.body["data"].clone())
     };
     let rebuilt = gateway::admin::rebuild_postgres_offline(&settings).await.unwrap();
     assert!(rebuilt >= 30);
     let api = crate::rest::api_on(gateway::config::Storage::Postgres(settings)).await;
     let after = api.call("GET", "/api/v1/data/order?sort=title&top=100", None, &[]).await;
-    assert_eq!(after.body["data"]["records"], before);
-    let status = api.call("GET", "/api/v1/projections/query", None, &[]).await;
-    assert_eq!(status.body["data"]["lag"], json!(0));
+    assert_eq!(after.body["data"]["records"], before.0);
+    let trail = api.call("GET", "/api/v1/audit?object=order&limit=100", None, &[]).await;
+    assert_eq!(trail.body["data"], before.1, "the audit trail in PostgreSQL is folded again to the same entries");
+    for name in ["query", "audit"] {
+        let status = api.call("GET", &format!("/api/v1/projections/{name}"), None, &[]).await;
+        assert_eq!(status.body["data"]["lag"], json!(0));
+        assert_eq!(status.body["data"]["store"], json!("postgres"));
+    }
 }

@@ -38,10 +38,7 @@ fn mask_entry(caller: &Caller, catalog: &domain::metadata::Catalog, entry: &mut 
 /// in one read to show them.
 async fn page(system: &System, caller: &Caller, query: &AuditQuery) -> Result<Json, ApiError> {
     let catalog = system.reader.catalog();
-    let (entries, total) = {
-        let model = system.audit_model.read().expect("audit lock");
-        model.query(query)
-    };
+    let (entries, total) = system.audit_reader.query(query).await?;
     let positions: Vec<u64> = entries.iter().map(|e| e.position).collect();
     let events = system.commands.store().read_positions(&positions).await?;
     let event_at = |position: u64| events.binary_search_by_key(&position, |e| e.position).ok().map(|at| &events[at]);

@@ -38,8 +38,8 @@ fn status_of(system: &System, name: &str) -> Json {
     let (generation, progress) = rebuilds.get(name).cloned().unwrap_or((0, None));
     let progress: Option<Progress> = progress.map(|rx| rx.borrow().clone());
     let rebuilding = progress.as_ref().is_some_and(|p| !p.done);
-    let store = match (&system.reader, name) {
-        (projections::QueryReader::Postgres(_), "query") => "postgres",
+    let store = match (&system.reader, &system.audit_reader, name) {
+        (projections::QueryReader::Postgres(_), _, "query") | (_, projections::AuditReader::Postgres(_), "audit") => "postgres",
         _ => "memory",
     };
     json!({
@@ -250,7 +250,12 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
             },
             "search" => rebuild(store, task_system.search_model.clone(), progress_tx).await,
             "analytics" => rebuild(store, task_system.analytics_model.clone(), progress_tx).await,
-            _ => rebuild(store, task_system.audit_model.clone(), progress_tx).await,
+            _ => match &task_system.audit_reader {
+                projections::AuditReader::Memory(model) => rebuild(store, model.clone(), progress_tx).await,
+                projections::AuditReader::Postgres(reader) => projections::pg_audit::rebuild::rebuild_live(store, reader.pool().clone(), progress_tx)
+                    .await
+                    .map_err(|e| projections::ReadError::Store(e.to_string())),
+            },
         };
         match result {
             Ok(matched) => {

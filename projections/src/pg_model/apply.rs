@@ -9,7 +9,7 @@ use domain::metadata::{evolve_catalog, Catalog};
 use domain::value::{Record, Value};
 use serde_json::{Map, Value as Json};
 
-use super::{db_error, ddl, store_error, table};
+use super::{db_error, ddl, letters, store_error, table};
 use crate::dead_letter::DeadLetter;
 use crate::runner::{Projection, ProjectionError};
 
@@ -148,27 +148,13 @@ impl Projection for PgProjection {
         if letter.position as i64 <= from {
             return Ok(());
         }
-        tx.execute(
-            "INSERT INTO rm_dead_letters (projection, position, event_id, stream, event_type, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            &[&NAME, &(letter.position as i64), &clean(&letter.event_id), &clean(&letter.stream), &clean(&letter.event_type), &clean(&letter.error)],
-        )
-        .await
-        .map_err(db_error)?;
+        letters::insert(&tx, NAME, letter).await?;
         tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&NAME, &(letter.position as i64)]).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
     async fn parked(&mut self) -> Result<Option<Vec<DeadLetter>>, ProjectionError> {
-        let client = self.pool.get().await.map_err(store_error)?;
-        let rows = client
-            .query("SELECT position, event_id, stream, event_type, error FROM rm_dead_letters WHERE projection = $1 ORDER BY position", &[&NAME])
-            .await
-            .map_err(db_error)?;
-        Ok(Some(
-            rows.iter()
-                .map(|r| DeadLetter { position: r.get::<_, i64>(0) as u64, event_id: r.get(1), stream: r.get(2), event_type: r.get(3), error: r.get(4) })
-                .collect(),
-        ))
+        Ok(Some(letters::list(&self.pool, NAME).await?))
     }
 
     async fn reapply(&mut self, events: &[(EventEnvelope, EventPayload)]) -> Result<(), ProjectionError> {
@@ -183,16 +169,11 @@ impl Projection for PgProjection {
             apply_one(&tx, &mut catalog, payload).await?;
         }
         let positions: Vec<i64> = events.iter().map(|(e, _)| e.position as i64).collect();
-        tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1 AND position = ANY($2)", &[&NAME, &positions]).await.map_err(db_error)?;
+        letters::forget(&tx, NAME, &positions).await?;
         tx.commit().await.map_err(db_error)?;
         *self.catalog.write().expect("catalog lock") = catalog;
         Ok(())
     }
-}
-
-/// Text as PostgreSQL can store it (a dead letter must park whatever the event held).
-pub(super) fn clean(text: &str) -> String {
-    text.replace('\0', "\u{fffd}")
 }
 
 /// A row's `data`: the record written straight to JSON text (no JSON tree in between).
@@ -282,7 +263,7 @@ pub(super) async fn apply_one(tx: &deadpool_postgres::Transaction<'_>, catalog: 
         }
         EventPayload::EventSkipped(e) => {
             if e.projection == NAME {
-                tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1 AND position = $2", &[&NAME, &(e.position as i64)]).await.map_err(db_error)?;
+                letters::forget(tx, NAME, &[e.position as i64]).await?;
             }
         }
         EventPayload::Process(_) => {}

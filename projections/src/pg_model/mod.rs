@@ -14,6 +14,7 @@
 
 mod apply;
 mod ddl;
+pub(crate) mod letters;
 pub mod naming;
 pub mod partitioned;
 mod read;

@@ -2,7 +2,7 @@
 //! names so that no object can reach another object's table or an internal one.
 //!
 //! PostgreSQL cuts identifiers at 63 bytes, and the model's own tables
-//! (`rm_checkpoints`, `rm_objects`, `rm_dead_letters`) share the schema with
+//! (`rm_checkpoints`, `rm_objects`, `rm_dead_letters`, and the audit model's `rm_audit`) share the schema with
 //! the objects' tables. So an object's table is `obj_{name}` when that fits,
 //! and `objh_{first 40 bytes}_{hash of the whole name}` when it does not: no
 //! internal table starts with `obj`, a short name never yields `objh_`, and

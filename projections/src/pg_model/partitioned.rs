@@ -41,7 +41,7 @@ use domain::event::codec::decode_envelope_payload;
 use domain::event::{EventEnvelope, EventPayload};
 use domain::metadata::Catalog;
 
-use super::apply::{apply_one, clean, Creates};
+use super::apply::{apply_one, Creates};
 use super::{db_error, store_error};
 use crate::dead_letter::DeadLetter;
 use crate::runner::ProjectionError;
@@ -427,12 +427,5 @@ impl PartitionedModel {
 /// Parks an event the model cannot take (listed with the query projection's dead letters).
 async fn park(tx: &Transaction<'_>, event: &EventEnvelope, error: &str) -> Result<(), ProjectionError> {
     tracing::warn!(position = event.position, event_type = event.event_type, %error, "the query model refused an event; parked");
-    let letter = DeadLetter::of(event, error);
-    tx.execute(
-        "INSERT INTO rm_dead_letters (projection, position, event_id, stream, event_type, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        &[&NAME, &(letter.position as i64), &clean(&letter.event_id), &clean(&letter.stream), &clean(&letter.event_type), &clean(&letter.error)],
-    )
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    super::letters::insert(tx, NAME, &DeadLetter::of(event, error)).await
 }

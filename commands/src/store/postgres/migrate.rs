@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "create-relay-checkpoints", include_str!("../../../../migrations/0004_create-relay-checkpoints.up.sql")),
     (5, "create-unique-claims", include_str!("../../../../migrations/0005_create-unique-claims.up.sql")),
     (6, "create-projector-partitions", include_str!("../../../../migrations/0006_create-projector-partitions.up.sql")),
+    (7, "create-audit", include_str!("../../../../migrations/0007_create-audit.up.sql")),
 ];
 
 pub(crate) async fn apply(client: &mut Object, lock_key: i64) -> Result<(), StoreError> {
