@@ -75,8 +75,16 @@ async fn commit_batch(
 
     let streams: Vec<&str> = requests.iter().flat_map(|r| r.streams.iter().map(|s| s.stream.as_str())).collect();
     let keys: Vec<&str> = requests.iter().filter_map(|r| r.idempotency_key.as_deref()).collect();
+    // One index lookup per stream (the last entry of `events_stream_version`
+    // under it), whatever the planner believes of the table: `stream =
+    // ANY($1) GROUP BY stream` was planned as a parallel scan of the whole
+    // log once the table had grown past its statistics (209 ms against
+    // 0.13 ms for 32 streams at 900,000 events).
     let versions: HashMap<String, u64> = tx
-        .query("SELECT stream, max(stream_version) FROM events WHERE stream = ANY($1) GROUP BY stream", &[&streams])
+        .query(
+            "SELECT s, v FROM unnest($1::text[]) AS s, LATERAL (SELECT max(stream_version) AS v FROM events WHERE stream = s) AS last WHERE v IS NOT NULL",
+            &[&streams],
+        )
         .await
         .map_err(pg_error)?
         .iter()
