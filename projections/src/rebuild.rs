@@ -157,6 +157,28 @@ pub struct Progress {
     pub matched_live: Option<bool>,
 }
 
+/// Folds the log from `after` up to the store's head as it is now into a
+/// rebuild's copy, publishing the head and the copy's progress (its rate
+/// since `started`). Returns the last position.
+pub async fn fold_to_head<P: crate::runner::Projection>(
+    store: &Arc<dyn EventStore>,
+    copy: &mut P,
+    after: u64,
+    started: Instant,
+    progress: &watch::Sender<Progress>,
+) -> Result<u64, crate::runner::ProjectionError> {
+    let head = *store.head().borrow();
+    progress.send_modify(|p| p.head = head);
+    fold_projection(store, copy, after, head, |at| {
+        let rate = at as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        progress.send_modify(|p| {
+            p.applied = at;
+            p.events_per_second = rate;
+        });
+    })
+    .await
+}
+
 /// Folds the log from `after` up to `target` into a projection (one whose
 /// model is not served yet, such as a rebuild's copy), reading ahead of it;
 /// `on_batch` hears the position after each batch. Returns the last position.

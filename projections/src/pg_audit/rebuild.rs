@@ -44,16 +44,7 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, progress: watc
     let started = Instant::now();
     let mut after = copy.checkpoint().await?;
     loop {
-        let head = *store.head().borrow();
-        progress.send_modify(|p| p.head = head);
-        after = crate::rebuild::fold_projection(&store, &mut copy, after, head, |at| {
-            let rate = at as f64 / started.elapsed().as_secs_f64().max(1e-6);
-            progress.send_modify(|p| {
-                p.applied = at;
-                p.events_per_second = rate;
-            });
-        })
-        .await?;
+        after = crate::rebuild::fold_to_head(&store, &mut copy, after, started, &progress).await?;
         let mut client = pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(store_error)?;
         tx.batch_execute("LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE").await.map_err(db_error)?;

@@ -59,17 +59,7 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, copy: Pool, pr
     let started = Instant::now();
     let mut after = projection.checkpoint().await?;
     loop {
-        // Fold up to the head as it is now.
-        let head = *store.head().borrow();
-        progress.send_modify(|p| p.head = head);
-        after = crate::rebuild::fold_projection(&store, &mut projection, after, head, |at| {
-            let rate = at as f64 / started.elapsed().as_secs_f64().max(1e-6);
-            progress.send_modify(|p| {
-                p.applied = at;
-                p.events_per_second = rate;
-            });
-        })
-        .await?;
+        after = crate::rebuild::fold_to_head(&store, &mut projection, after, started, &progress).await?;
         // The swap, if the copy has everything the live model has.
         let mut client = pool.get().await.map_err(store_error)?;
         let tx = client.transaction().await.map_err(store_error)?;
