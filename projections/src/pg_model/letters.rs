@@ -37,8 +37,12 @@ pub(crate) async fn list(pool: &Pool, projection: &str) -> Result<Vec<DeadLetter
         .collect())
 }
 
-/// Forgets `projection`'s letters at `positions` (applied again, or skipped).
+/// Forgets `projection`'s letters at `positions` (applied again, or skipped);
+/// none: no statement.
 pub(crate) async fn forget(tx: &Transaction<'_>, projection: &str, positions: &[i64]) -> Result<(), ProjectionError> {
+    if positions.is_empty() {
+        return Ok(());
+    }
     tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1 AND position = ANY($2)", &[&projection, &positions]).await.map_err(db_error)?;
     Ok(())
 }
