@@ -22,6 +22,13 @@ pub enum ReadError {
     Store(String),
 }
 
+impl ReadError {
+    /// A store's failure, by its message.
+    pub fn store(e: impl std::fmt::Display) -> ReadError {
+        ReadError::Store(e.to_string())
+    }
+}
+
 #[derive(Clone)]
 pub enum QueryReader {
     Memory(Arc<RwLock<QueryModel>>),

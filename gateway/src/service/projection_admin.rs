@@ -197,7 +197,7 @@ async fn rebuild_postgres(
     progress: watch::Sender<Progress>,
 ) -> Result<Option<bool>, projections::ReadError> {
     use projections::pg_model::rebuild::{copy_schema, live_schema, rebuild_live};
-    let to_read = |e: projections::ProjectionError| projections::ReadError::Store(e.to_string());
+    let to_read = projections::ReadError::store;
     let live = live_schema(&pool).await.map_err(to_read)?;
     let copy = commands::store::pool_for_schema(settings, &copy_schema(&live)).map_err(|e| projections::ReadError::Store(e.to_string()))?;
     rebuild_live(store, pool, copy, progress).await.map_err(to_read)

@@ -13,10 +13,6 @@ pub struct PgAuditReader {
     pool: Pool,
 }
 
-fn store(e: impl std::fmt::Display) -> ReadError {
-    ReadError::Store(e.to_string())
-}
-
 /// A query's conditions as SQL and their parameters.
 #[derive(Default)]
 struct Conditions {
@@ -79,20 +75,20 @@ impl PgAuditReader {
         }
         let filter = conditions.where_clause();
         let (limit, offset) = (i64::try_from(query.limit).unwrap_or(i64::MAX), i64::try_from(query.offset).unwrap_or(i64::MAX));
-        let mut client = self.pool.get().await.map_err(store)?;
+        let mut client = self.pool.get().await.map_err(ReadError::store)?;
         // The page and the total from one snapshot, so they agree.
-        let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(store)?;
+        let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(ReadError::store)?;
         let params = conditions.params();
-        let total: i64 = tx.query_one(&format!("SELECT count(*) FROM rm_audit{filter}"), &params).await.map_err(store)?.get(0);
+        let total: i64 = tx.query_one(&format!("SELECT count(*) FROM rm_audit{filter}"), &params).await.map_err(ReadError::store)?.get(0);
         let page = if query.limit == 0 || query.offset as i64 >= total {
             Vec::new()
         } else {
             let sql = format!(
                 "SELECT position, kind, occurred_at, actor, tenant, object, target FROM rm_audit{filter} ORDER BY position DESC LIMIT {limit} OFFSET {offset}"
             );
-            tx.query(&sql, &params).await.map_err(store)?
+            tx.query(&sql, &params).await.map_err(ReadError::store)?
         };
-        tx.commit().await.map_err(store)?;
+        tx.commit().await.map_err(ReadError::store)?;
         let entries = page
             .iter()
             .map(|row| AuditEntry {

@@ -23,15 +23,11 @@ pub struct PgReader {
     catalog: Arc<RwLock<Catalog>>,
 }
 
-fn store(e: impl std::fmt::Display) -> ReadError {
-    ReadError::Store(e.to_string())
-}
-
 fn parse_record(text: &str) -> Result<Record, ReadError> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(store)?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(ReadError::store)?;
     match domain::value::Value::from_json(&json) {
         Value::Map(map) => Ok(map),
-        _ => Err(store("a stored row is not an object")),
+        _ => Err(ReadError::store("a stored row is not an object")),
     }
 }
 
@@ -59,9 +55,9 @@ impl PgReader {
         if !viewer.access.is_system() {
             return Ok(self.execute(viewer, Query::by_id(&definition.name, id)).await?.records.into_iter().next().map(std::sync::Arc::unwrap_or_clone));
         }
-        let client = self.pool.get().await.map_err(store)?;
+        let client = self.pool.get().await.map_err(ReadError::store)?;
         let sql = format!("SELECT data::text FROM {} WHERE id = $1", table(&definition.name));
-        let row = client.query_opt(&sql, &[&id]).await.map_err(store)?;
+        let row = client.query_opt(&sql, &[&id]).await.map_err(ReadError::store)?;
         row.map(|r| parse_record(r.get(0)).map(|rec| with_formulas(&definition, rec))).transpose()
     }
 
@@ -87,13 +83,13 @@ impl PgReader {
         }
         let List { page_sql, count_sql, params } = list_sql(catalog, &object, &query)?;
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-        let client = self.pool.get().await.map_err(store)?;
+        let client = self.pool.get().await.map_err(ReadError::store)?;
         let refs = params.refs();
-        let rows = client.query(&page_sql, &refs).await.map_err(store)?;
+        let rows = client.query(&page_sql, &refs).await.map_err(ReadError::store)?;
         let has_more_rows = rows.len() as u64 > limit;
         let mut records: Vec<Record> =
             rows.iter().take(limit as usize).map(|r| parse_record(r.get(0)).map(|rec| with_formulas(&object, rec))).collect::<Result<_, _>>()?;
-        let total = if query.count { Some(client.query_one(&count_sql, &refs).await.map_err(store)?.get::<_, i64>(0) as u64) } else { None };
+        let total = if query.count { Some(client.query_one(&count_sql, &refs).await.map_err(ReadError::store)?.get::<_, i64>(0) as u64) } else { None };
         drop(client);
         for (relation, sub) in &query.expand {
             self.expand(catalog, relation, sub, &mut records).await?;
@@ -118,12 +114,12 @@ impl PgReader {
         }
         let object = catalog.require(&query.object)?.clone();
         let List { page_sql, count_sql, params } = list_sql(&catalog, &object, &query)?;
-        let client = self.pool.get().await.map_err(store)?;
+        let client = self.pool.get().await.map_err(ReadError::store)?;
         let refs = params.refs();
         let mut plans = Vec::new();
         for sql in [&page_sql, &count_sql] {
-            let row = client.query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"), &refs).await.map_err(store)?;
-            let plan: serde_json::Value = row.try_get(0).map_err(store)?;
+            let row = client.query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"), &refs).await.map_err(ReadError::store)?;
+            let plan: serde_json::Value = row.try_get(0).map_err(ReadError::store)?;
             plans.push(json!({"sql": sql, "plan": plan}));
         }
         let [page, count]: [serde_json::Value; 2] = plans.try_into().expect("two plans");
@@ -139,7 +135,7 @@ impl PgReader {
         if ids.is_empty() {
             return Ok(());
         }
-        let client = self.pool.get().await.map_err(store)?;
+        let client = self.pool.get().await.map_err(ReadError::store)?;
         // The sub-query's filter holds the viewer's row rules on the target: a related record they hide is null.
         let mut params = Params::default();
         let id_list: Vec<String> = ids.iter().map(|id| params.text(id.clone())).collect();
@@ -150,7 +146,7 @@ impl PgReader {
         let sql = format!("SELECT t.id, t.data::text, ({visible}) FROM {} t WHERE t.id IN ({})", table(&target.name), id_list.join(", "));
         let mut related: HashMap<String, Record> = HashMap::new();
         let mut hidden: std::collections::HashSet<String> = Default::default();
-        for row in client.query(&sql, &params.refs()).await.map_err(store)? {
+        for row in client.query(&sql, &params.refs()).await.map_err(ReadError::store)? {
             if !row.get::<_, bool>(2) {
                 hidden.insert(row.get(0));
                 continue;
@@ -194,8 +190,8 @@ impl PgReader {
             let order: Vec<String> = group_terms.iter().map(|g| format!("({g})::text COLLATE \"C\"")).collect();
             sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
         }
-        let client = self.pool.get().await.map_err(store)?;
-        let rows = client.query(&sql, &params.refs()).await.map_err(store)?;
+        let client = self.pool.get().await.map_err(ReadError::store)?;
+        let rows = client.query(&sql, &params.refs()).await.map_err(ReadError::store)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut record = Record::new();
@@ -203,7 +199,7 @@ impl PgReader {
             for (i, name) in names.enumerate() {
                 let text: Option<String> = row.get(i);
                 let value = match text {
-                    Some(t) => Value::from_json(&serde_json::from_str(&t).map_err(store)?),
+                    Some(t) => Value::from_json(&serde_json::from_str(&t).map_err(ReadError::store)?),
                     None => Value::Null,
                 };
                 record.insert(name.clone(), normalise_number(value));
