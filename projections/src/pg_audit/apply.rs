@@ -53,18 +53,25 @@ impl Rows {
         self.target.push(target.to_string());
     }
 
-    /// Inserts them (an entry already there stays: the same event's).
-    async fn insert(&self, tx: &Transaction<'_>, table: &str) -> Result<(), ProjectionError> {
+    /// Inserts them (an entry already there stays: the same event's), and
+    /// adds what was inserted to the model's counts per object.
+    async fn insert(&self, tx: &Transaction<'_>, at: Tables) -> Result<(), ProjectionError> {
         if self.position.is_empty() {
             return Ok(());
         }
         let sql = format!(
-            "INSERT INTO {table} (position, kind, occurred_at, actor, tenant, object, target)
-             SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-             ON CONFLICT (position) DO NOTHING"
+            "WITH inserted AS (
+                 INSERT INTO {table} (position, kind, occurred_at, actor, tenant, object, target)
+                 SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                 ON CONFLICT (position) DO NOTHING
+                 RETURNING object)
+             INSERT INTO rm_audit_counts (model, object, entries)
+             SELECT $8, object, count(*) FROM inserted GROUP BY object
+             ON CONFLICT (model, object) DO UPDATE SET entries = rm_audit_counts.entries + excluded.entries",
+            table = at.table
         );
         let statement = tx.prepare_cached(&sql).await.map_err(db_error)?;
-        tx.execute(&statement, &[&self.position, &self.kind, &self.occurred_at, &self.actor, &self.tenant, &self.object, &self.target])
+        tx.execute(&statement, &[&self.position, &self.kind, &self.occurred_at, &self.actor, &self.tenant, &self.object, &self.target, &at.checkpoint])
             .await
             .map_err(db_error)?;
         Ok(())
@@ -113,7 +120,7 @@ impl Projection for PgAudit {
         for (envelope, payload) in fresh() {
             rows.add(envelope, payload);
         }
-        rows.insert(&tx, self.at.table).await?;
+        rows.insert(&tx, self.at).await?;
         letters::forget(&tx, self.at.checkpoint, &skipped(fresh(), super::LIVE.checkpoint)).await?;
         tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&self.at.checkpoint, &(up_to as i64)]).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)
@@ -144,7 +151,7 @@ impl Projection for PgAudit {
         for (envelope, payload) in events {
             rows.add(envelope, payload);
         }
-        rows.insert(&tx, self.at.table).await?;
+        rows.insert(&tx, self.at).await?;
         let positions: Vec<i64> = events.iter().map(|(e, _)| e.position as i64).collect();
         letters::forget(&tx, self.at.checkpoint, &positions).await?;
         tx.commit().await.map_err(db_error)

@@ -9,7 +9,9 @@
 //!   checkpoint (`rm_checkpoints.audit`) commit in one transaction, guarded
 //!   by the previous checkpoint, so two runners (two nodes on one database)
 //!   never apply a batch twice.
-//! - [`PgAuditReader`] (`read.rs`): the queries, newest first, with a true total.
+//! - [`PgAuditReader`] (`read.rs`): the queries, newest first, with a true
+//!   total; the whole trail's and one object's from `rm_audit_counts`, which
+//!   a batch moves with its rows (the other filters count matching rows).
 //! - [`rebuild::rebuild_live`]: a fresh copy folded into `rm_audit_rebuild`
 //!   and swapped in while the live one serves.
 
@@ -48,7 +50,8 @@ pub async fn reset(pool: &Pool) -> Result<(), ProjectionError> {
     let mut client = pool.get().await.map_err(store_error)?;
     let tx = client.transaction().await.map_err(store_error)?;
     tx.batch_execute(
-        "TRUNCATE rm_audit; DELETE FROM rm_dead_letters WHERE projection = 'audit';
+        "TRUNCATE rm_audit; DELETE FROM rm_audit_counts WHERE model = 'audit';
+         DELETE FROM rm_dead_letters WHERE projection = 'audit';
          UPDATE rm_checkpoints SET position = 0 WHERE projection = 'audit'",
     )
     .await

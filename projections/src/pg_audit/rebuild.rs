@@ -3,7 +3,8 @@
 //! its own checkpoint `audit-rebuild`), then swapped in by one transaction
 //! that holds the checkpoint table's lock (so the live runner waits), checks
 //! that the copy has applied at least everything the live model has, drops
-//! the live table and renames the copy and its indexes into place. Readers
+//! the live table and renames the copy and its indexes into place (and its
+//! counts to the live model's). Readers
 //! wait for the swap and then see the copy; the live runner finds the
 //! checkpoint moved and goes on from there.
 
@@ -31,6 +32,7 @@ pub async fn rebuild_live(store: Arc<dyn EventStore>, pool: Pool, progress: watc
         client
             .batch_execute(&format!(
                 "DROP TABLE IF EXISTS {c}; CREATE TABLE {c} (LIKE {l} INCLUDING ALL);
+                 DELETE FROM rm_audit_counts WHERE model = '{cp}';
                  DELETE FROM rm_dead_letters WHERE projection = '{cp}';
                  INSERT INTO rm_checkpoints (projection, position) VALUES ('{cp}', 0) ON CONFLICT (projection) DO UPDATE SET position = 0",
                 c = COPY.table,
@@ -85,7 +87,9 @@ async fn swap(tx: &Transaction<'_>, at: u64) -> Result<(), ProjectionError> {
             tx.batch_execute(&format!("ALTER INDEX \"{index}\" RENAME TO \"{}{rest}\"", LIVE.table)).await.map_err(db_error)?;
         }
     }
-    // The copy's letters are what a fold of the log parks now.
+    // The copy's counts and letters are what a fold of the log gives now.
+    tx.execute("DELETE FROM rm_audit_counts WHERE model = $1", &[&LIVE.checkpoint]).await.map_err(db_error)?;
+    tx.execute("UPDATE rm_audit_counts SET model = $1 WHERE model = $2", &[&LIVE.checkpoint, &COPY.checkpoint]).await.map_err(db_error)?;
     tx.execute("DELETE FROM rm_dead_letters WHERE projection = $1", &[&LIVE.checkpoint]).await.map_err(db_error)?;
     tx.execute("UPDATE rm_dead_letters SET projection = $1 WHERE projection = $2", &[&LIVE.checkpoint, &COPY.checkpoint]).await.map_err(db_error)?;
     tx.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", &[&LIVE.checkpoint, &(at as i64)]).await.map_err(db_error)?;

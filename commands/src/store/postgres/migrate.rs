@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "create-unique-claims", include_str!("../../../../migrations/0005_create-unique-claims.up.sql")),
     (6, "create-projector-partitions", include_str!("../../../../migrations/0006_create-projector-partitions.up.sql")),
     (7, "create-audit", include_str!("../../../../migrations/0007_create-audit.up.sql")),
+    (8, "create-audit-counts", include_str!("../../../../migrations/0008_create-audit-counts.up.sql")),
 ];
 
 pub(crate) async fn apply(client: &mut Object, lock_key: i64) -> Result<(), StoreError> {
