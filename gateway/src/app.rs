@@ -30,9 +30,11 @@ pub struct System {
     /// Rebuilds by projection name: swaps done so far, and the progress of the last one.
     #[allow(clippy::type_complexity)]
     pub rebuilds: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<tokio::sync::watch::Receiver<projections::rebuild::Progress>>)>>,
-    /// Analytics: the projection, its columnar model, and the cubes the app declares.
+    /// Analytics: what reads wait on (the columnar model's projection in
+    /// process; on PostgreSQL the query model's, whose tables SQL reads), the
+    /// one read path over either, and the cubes the app declares.
     pub analytics: ProjectionHandle,
-    pub analytics_model: Arc<std::sync::RwLock<projections::analytics::AnalyticsModel>>,
+    pub analytics_reader: projections::AnalyticsReader,
     pub cubes: Vec<serde_json::Value>,
     /// How to reach PostgreSQL, when the events are there (for live rebuilds of its read model).
     pub pg_settings: Option<commands::store::PostgresSettings>,
@@ -184,7 +186,12 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         }
         QuerySide::Postgres(pool) => AuditSide::Postgres(pool.clone()),
     };
-    let (analytics_projection, analytics_model) = projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics");
+    // Analytics: a columnar model beside an in-process query model; SQL on the
+    // query model's tables on PostgreSQL (no copy of the records in memory).
+    let analytics_side = match &query_side {
+        QuerySide::Memory(_) => Some(projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics")),
+        QuerySide::Postgres(_) => None,
+    };
     // The search index on disk (beside the embedded log, or where the
     // operator says) is opened where it was committed, so a start does not
     // index the log again; with PostgreSQL and no directory it is in memory.
@@ -229,7 +236,8 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             AuditSide::Memory(_, model) => Some(model.clone()),
             AuditSide::Postgres(_) => None,
         };
-        let (store, analytics_model, search_model) = (opening.clone(), analytics_model.clone(), search_model.clone());
+        let analytics_model = analytics_side.as_ref().map(|(_, model)| model.clone());
+        let (store, search_model) = (opening.clone(), search_model.clone());
         let saved = model_snapshots.clone();
         tokio::spawn(async move {
             use commands::service::sharing::RecordSource;
@@ -268,7 +276,12 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
                         None => Ok(Default::default()),
                     }
                 },
-                load_snapshotted(store.clone(), analytics_model, saved.clone()),
+                async {
+                    match analytics_model {
+                        Some(model) => load_snapshotted(store.clone(), model, saved.clone()).await,
+                        None => Ok(Default::default()),
+                    }
+                },
                 async { load(store.store().await.map_err(|e| projections::ReadError::Store(e.to_string()))?, search_model).await },
             )
         })
@@ -334,7 +347,14 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             (runner::spawn_shared(store.clone(), projection, Vec::new(), shared.clone()).await?, projections::AuditReader::Postgres(reader))
         }
     };
-    let analytics = runner::spawn_shared(store.clone(), analytics_projection, analytics_parked.of("analytics"), shared.clone()).await?;
+    let (analytics, analytics_reader) = match (analytics_side, &reader) {
+        (Some((projection, model)), _) => (
+            runner::spawn_shared(store.clone(), projection, analytics_parked.of("analytics"), shared.clone()).await?,
+            projections::AnalyticsReader::Memory(model),
+        ),
+        (None, QueryReader::Postgres(pg)) => (query.clone(), projections::AnalyticsReader::Postgres(pg.pool().clone())),
+        (None, QueryReader::Memory(_)) => anyhow::bail!("analytics without a model of its own needs the PostgreSQL query model"),
+    };
     let search = runner::spawn_shared(store.clone(), search_projection, search_parked.of("search"), shared).await?;
     let head = *store.head().borrow();
     for handle in [&query, &audit, &search, &analytics, &realtime_handle] {
@@ -360,7 +380,7 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         read_wait: settings.read_wait,
         rebuilds: Default::default(),
         analytics,
-        analytics_model,
+        analytics_reader,
         cubes,
         pg_settings: settings.storage.postgres().cloned(),
         feed,

@@ -83,7 +83,7 @@ async fn save_due(system: &System, dir: &SnapshotDir, last: &mut Saved, always: 
     let write = save_write(system.commands.clone(), dir.clone(), last.write, always);
     let query = save_in_process(dir.clone(), store.clone(), system.reader.memory_model(), last.query, always);
     let audit = save_in_process(dir.clone(), store.clone(), system.audit_reader.memory_model(), last.audit, always);
-    let analytics = save_one(dir.clone(), store, system.analytics_model.clone(), last.analytics, always);
+    let analytics = save_in_process(dir.clone(), store, system.analytics_reader.memory_model(), last.analytics, always);
     if always {
         let joined = |task: Result<u64, tokio::task::JoinError>, before: u64| task.unwrap_or(before);
         let (query, audit, analytics, write) = tokio::join!(tokio::spawn(query), tokio::spawn(audit), tokio::spawn(analytics), tokio::spawn(write));

@@ -20,12 +20,14 @@
 //! - [`audit_model`]: the audit trail, one entry per change, in process (the embedded store).
 //! - [`pg_audit`]: the audit trail in PostgreSQL tables (the PostgreSQL store).
 //! - [`audit_reader`]: [`AuditReader`], the one read path over either audit model.
+//! - [`analytics_reader`]: [`AnalyticsReader`], analytics from the columnar model or by SQL on PostgreSQL.
 //! - [`snapshot`]: the in-process models saved with their position, so a start folds only what came after.
 //!
 //! **Architecture invariant**: projections only read events; nothing here writes the log.
 //! Entry points: [`runner::spawn`], [`memory_projection`], [`pg_model::open`].
 
 pub mod analytics;
+pub mod analytics_reader;
 pub mod as_of;
 pub mod audit_model;
 pub mod audit_reader;
@@ -54,6 +56,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use domain::event::{EventEnvelope, EventPayload};
 
+pub use analytics_reader::AnalyticsReader;
 pub use audit_reader::AuditReader;
 pub use dead_letter::DeadLetter;
 pub use query_model::{QueryModel, QueryOutput, RecordFilter, Viewer};

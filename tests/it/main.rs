@@ -6,6 +6,7 @@
 //! makes sure is running, and fail with a message naming it otherwise.
 
 mod analytics;
+mod analytics_models;
 mod audit;
 mod audit_models;
 mod automation;

@@ -1,6 +1,8 @@
 //! Analytics (IAnalyticsService): Cube.js-style queries answered from the
-//! columnar analytics model; cube metadata; the SQL a query is on PostgreSQL
-//! (a dry run) and how it is answered. A caller must read the cube's object,
+//! columnar analytics model in process, or by SQL on the PostgreSQL query
+//! model's tables (`projections::AnalyticsReader`); cube metadata; the SQL a
+//! query is on PostgreSQL (`/sql`, a dry run of the generic form) and how it
+//! is answered. A caller must read the cube's object,
 //! every row of it (row rules are not compiled into cubes), and every field a
 //! query names.
 
@@ -14,8 +16,7 @@ use crate::app::System;
 use crate::error::ApiError;
 
 fn cube_of(system: &System, name: &str) -> Result<Cube, ApiError> {
-    let model = system.analytics_model.read().expect("analytics model lock");
-    let cubes = model.cubes(&system.cubes);
+    let cubes = system.analytics_reader.cubes(&system.reader.catalog(), &system.cubes);
     let known: Vec<String> = cubes.iter().map(|c| c.name.clone()).collect();
     cubes
         .into_iter()
@@ -69,7 +70,7 @@ pub async fn prepare(system: &System, caller: &Caller, body: &Json) -> Result<(C
 pub async fn run(system: &System, caller: &Caller, body: &Json) -> Result<(AnalyticsResult, String), ApiError> {
     let (cube, query) = prepare(system, caller, body).await?;
     let now = commands::clock::now();
-    let result = system.analytics_model.read().expect("analytics model lock").run(&cube, &query, now)?;
+    let result = system.analytics_reader.run(&system.reader.catalog(), &cube, &query, now).await?;
     let (sql, _) = sql::generate(&cube, &query, now)?;
     Ok((result, sql))
 }
@@ -82,8 +83,8 @@ fn readable(catalog: &domain::metadata::Catalog, caller: &Caller, object: &str) 
 pub async fn cubes(system: &System, caller: &Caller) -> Result<Json, ApiError> {
     barrier_on(system, &system.analytics, None).await?;
     let catalog = system.reader.catalog();
-    let model = system.analytics_model.read().expect("analytics model lock");
-    let cubes: Vec<Json> = model.cubes(&system.cubes).iter().filter(|c| readable(&catalog, caller, &c.object)).map(Cube::meta).collect();
+    let cubes: Vec<Json> =
+        system.analytics_reader.cubes(&catalog, &system.cubes).iter().filter(|c| readable(&catalog, caller, &c.object)).map(Cube::meta).collect();
     Ok(json!({"cubes": cubes}))
 }
 
@@ -108,17 +109,18 @@ pub async fn to_sql(system: &System, caller: &Caller, body: &Json) -> Result<Jso
 pub async fn explain(system: &System, caller: &Caller, body: &Json) -> Result<Json, ApiError> {
     let (cube, query) = prepare(system, caller, body).await?;
     let (sql, params) = sql::generate(&cube, &query, commands::clock::now())?;
-    let rows = system.analytics_model.read().expect("analytics model lock").row_counts().into_iter().find(|(o, _)| *o == cube.object).map_or(0, |(_, n)| n);
-    let plan = vec![
-        format!("cube '{}' reads object '{}' from the columnar analytics model ({rows} live rows)", cube.name, cube.object),
-        format!(
-            "one pass: {} filter(s), {} time dimension(s), grouping by {} dimension(s)",
-            query.filters.len(),
-            query.time_dimensions.len(),
-            query.dimensions.len()
+    let rows = system.analytics_reader.rows_of(&cube.object).await?;
+    let counts =
+        format!("{} filter(s), {} time dimension(s), grouping by {} dimension(s)", query.filters.len(), query.time_dimensions.len(), query.dimensions.len());
+    let (source, pass) = match system.analytics_reader {
+        projections::AnalyticsReader::Memory(_) => {
+            (format!("cube '{}' reads object '{}' from the columnar analytics model ({rows} live rows)", cube.name, cube.object), format!("one pass: {counts}"))
+        }
+        projections::AnalyticsReader::Postgres(_) => (
+            format!("cube '{}' reads object '{}' by SQL on the PostgreSQL query model's table ({rows} live rows)", cube.name, cube.object),
+            format!("PostgreSQL filters, groups and accumulates: {counts}"),
         ),
-        format!("measures accumulated per group: {}", query.measures.join(", ")),
-        "then ordered, offset and limited".to_string(),
-    ];
+    };
+    let plan = vec![source, pass, format!("measures accumulated per group: {}", query.measures.join(", ")), "then ordered, offset and limited".to_string()];
     Ok(json!({"cube": cube.name, "object": cube.object, "rows": rows, "plan": plan, "sql": sql, "params": params}))
 }

@@ -39,7 +39,7 @@ fn status_of(system: &System, name: &str) -> Json {
     let progress: Option<Progress> = progress.map(|rx| rx.borrow().clone());
     let rebuilding = progress.as_ref().is_some_and(|p| !p.done);
     let store = match (&system.reader, &system.audit_reader, name) {
-        (projections::QueryReader::Postgres(_), _, "query") | (_, projections::AuditReader::Postgres(_), "audit") => "postgres",
+        (projections::QueryReader::Postgres(_), _, "query" | "analytics") | (_, projections::AuditReader::Postgres(_), "audit") => "postgres",
         _ => "memory",
     };
     json!({
@@ -226,6 +226,10 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
         if name == "realtime" {
             return Err(ApiError::new(ErrorCode::NotImplemented, "the realtime hub is not rebuilt: it keeps subscriptions, restart the server to refold it"));
         }
+        if name == "analytics" && system.analytics_reader.memory_model().is_none() {
+            let message = "on PostgreSQL analytics reads the query model's tables: rebuild 'query'";
+            return Err(ApiError::new(ErrorCode::NotImplemented, message));
+        }
         entry.1 = Some(progress_rx);
     }
     // A rebuild replaces what the model's snapshot holds: a start from it
@@ -249,7 +253,10 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
                 _ => return,
             },
             "search" => rebuild(store, task_system.search_model.clone(), progress_tx).await,
-            "analytics" => rebuild(store, task_system.analytics_model.clone(), progress_tx).await,
+            "analytics" => match task_system.analytics_reader.memory_model() {
+                Some(model) => rebuild(store, model, progress_tx).await,
+                None => return,
+            },
             _ => match &task_system.audit_reader {
                 projections::AuditReader::Memory(model) => rebuild(store, model.clone(), progress_tx).await,
                 projections::AuditReader::Postgres(reader) => projections::pg_audit::rebuild::rebuild_live(store, reader.pool().clone(), progress_tx)

@@ -157,3 +157,19 @@ impl Cube {
         })
     }
 }
+
+/// The generated cubes (one per object the API shows) followed by the declared ones.
+pub fn cubes(catalog: &Catalog, declared: &[Json]) -> Vec<Cube> {
+    let mut cubes: Vec<Cube> = catalog.objects().filter(|o| o.api_enabled).map(|o| Cube::generated(o)).collect();
+    cubes.sort_by(|a, b| a.name.cmp(&b.name));
+    for json in declared {
+        match Cube::declared(json, catalog) {
+            Ok(cube) => {
+                cubes.retain(|c| c.name != cube.name);
+                cubes.push(cube);
+            }
+            Err(error) => tracing::warn!(%error, "a declared cube is skipped"),
+        }
+    }
+    cubes
+}

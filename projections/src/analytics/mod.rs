@@ -18,8 +18,11 @@
 
 pub mod cells;
 pub mod columns;
+mod condition;
 pub mod cube;
 pub mod dictionary;
+pub mod pg;
+mod plan;
 pub mod query;
 mod snapshot;
 pub mod sql;

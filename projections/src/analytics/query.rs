@@ -10,8 +10,10 @@ use serde_json::{json, Map, Value as Json};
 use super::columns::{AnalyticsModel, Column};
 use domain::query::AggFunction;
 
-use super::cube::{Cube, DimensionType};
-use super::time::{bucket_label, date_range, truncate, Granularity};
+use super::condition::{Condition, Predicate};
+use super::cube::Cube;
+use super::plan::{finish, plan, KeyValue, Summary};
+use super::time::{truncate, Granularity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
@@ -270,124 +272,6 @@ struct Acc {
     distinct: Option<HashSet<Key>>,
 }
 
-fn as_f64(value: &Json) -> Option<f64> {
-    match value {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn as_text(value: &Json) -> String {
-    match value {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn as_time(value: &Json) -> Result<i64, DomainError> {
-    let text = value.as_str().ok_or_else(|| invalid(format!("{value} is not an ISO date or datetime")))?;
-    Timestamp::parse(text).map(Timestamp::micros).ok_or_else(|| invalid(format!("'{text}' is not an ISO date or datetime")))
-}
-
-/// A row predicate over one column.
-type Predicate<'a> = Box<dyn Fn(usize) -> bool + 'a>;
-
-fn predicate<'a>(column: &'a Column, filter: &MemberFilter, now: Timestamp) -> Result<Predicate<'a>, DomainError> {
-    use FilterOp::*;
-    let values = &filter.values;
-    let need = |n: usize| -> Result<(), DomainError> {
-        if values.len() < n {
-            Err(invalid(format!("filter '{}' {} needs {n} value(s)", filter.member, filter.op.name())))
-        } else {
-            Ok(())
-        }
-    };
-    match (column, filter.op) {
-        (_, Set) => Ok(Box::new(move |r| column.is_set(r))),
-        (_, NotSet) => Ok(Box::new(move |r| !column.is_set(r))),
-        (Column::Text { codes, dictionary, .. }, op) => {
-            need(1)?;
-            let wanted: Vec<String> = values.iter().map(as_text).collect();
-            let lowered: Vec<String> = wanted.iter().map(|w| w.to_lowercase()).collect();
-            // Decide per dictionary entry once, then per row by code.
-            let verdict: Vec<bool> = dictionary
-                .texts()
-                .map(|text| {
-                    let lower = text.to_lowercase();
-                    let is_wanted = wanted.iter().any(|w| w == text);
-                    match op {
-                        Equals => is_wanted,
-                        NotEquals => !is_wanted,
-                        Contains => lowered.iter().any(|w| lower.contains(w.as_str())),
-                        NotContains => !lowered.iter().any(|w| lower.contains(w.as_str())),
-                        StartsWith => lowered.iter().any(|w| lower.starts_with(w.as_str())),
-                        EndsWith => lowered.iter().any(|w| lower.ends_with(w.as_str())),
-                        Gt => wanted.iter().any(|w| text > w.as_str()),
-                        Gte => wanted.iter().any(|w| text >= w.as_str()),
-                        Lt => wanted.iter().any(|w| text < w.as_str()),
-                        Lte => wanted.iter().any(|w| text <= w.as_str()),
-                        _ => false,
-                    }
-                })
-                .collect();
-            if matches!(op, InDateRange | NotInDateRange | BeforeDate | AfterDate) {
-                return Err(invalid(format!("'{}' is not a time dimension", filter.member)));
-            }
-            let null_passes = matches!(op, NotEquals | NotContains);
-            Ok(Box::new(move |r| codes.get(r).map(|c| verdict[c as usize]).unwrap_or(null_passes)))
-        }
-        (Column::Number(cells), op) => {
-            need(1)?;
-            let numbers: Vec<f64> =
-                values.iter().map(|v| as_f64(v).ok_or_else(|| invalid(format!("'{}' compares numbers, got {v}", filter.member)))).collect::<Result<_, _>>()?;
-            let first = numbers[0];
-            let test: Box<dyn Fn(f64) -> bool> = match op {
-                Equals => Box::new(move |x| numbers.contains(&x)),
-                NotEquals => Box::new(move |x| !numbers.contains(&x)),
-                Gt => Box::new(move |x| x > first),
-                Gte => Box::new(move |x| x >= first),
-                Lt => Box::new(move |x| x < first),
-                Lte => Box::new(move |x| x <= first),
-                other => return Err(invalid(format!("'{}' is a number: {} does not apply", filter.member, other.name()))),
-            };
-            let null_passes = op == NotEquals;
-            Ok(Box::new(move |r| cells.get(r).map(&test).unwrap_or(null_passes)))
-        }
-        (Column::Bool(cells), op) => {
-            need(1)?;
-            let wanted: Vec<bool> = values.iter().map(|v| matches!(v, Json::Bool(true)) || v.as_str() == Some("true")).collect();
-            match op {
-                Equals => Ok(Box::new(move |r| cells.get(r).is_some_and(|b| wanted.contains(&b)))),
-                NotEquals => Ok(Box::new(move |r| cells.get(r).is_none_or(|b| !wanted.contains(&b)))),
-                other => Err(invalid(format!("'{}' is a boolean: {} does not apply", filter.member, other.name()))),
-            }
-        }
-        (Column::Time(cells), op) => {
-            let (from, to) = match op {
-                InDateRange | NotInDateRange => {
-                    let range = if values.len() == 1 { values[0].clone() } else { Json::Array(values.clone()) };
-                    date_range(&range, now).map_err(invalid)?
-                }
-                BeforeDate | Lt => (i64::MIN, as_time(values.first().ok_or_else(|| invalid("a date is needed"))?)?),
-                Lte => (i64::MIN, as_time(values.first().ok_or_else(|| invalid("a date is needed"))?)? + 1),
-                AfterDate | Gt => (as_time(values.first().ok_or_else(|| invalid("a date is needed"))?)? + 1, i64::MAX),
-                Gte => (as_time(values.first().ok_or_else(|| invalid("a date is needed"))?)?, i64::MAX),
-                Equals | NotEquals => {
-                    let t = as_time(values.first().ok_or_else(|| invalid("a date is needed"))?)?;
-                    (t, t + 1)
-                }
-                other => return Err(invalid(format!("'{}' is a time: {} does not apply", filter.member, other.name()))),
-            };
-            let negate = matches!(op, NotInDateRange | NotEquals);
-            Ok(Box::new(move |r| match cells.get(r) {
-                Some(t) => (t >= from && t < to) != negate,
-                None => negate,
-            }))
-        }
-    }
-}
-
 fn key_of(column: &Column, row: usize, granularity: Option<Granularity>) -> Key {
     match column {
         Column::Number(v) => v.get(row).map(|x| Key::Number(x.to_bits())).unwrap_or(Key::Null),
@@ -397,87 +281,34 @@ fn key_of(column: &Column, row: usize, granularity: Option<Granularity>) -> Key 
     }
 }
 
-fn label(column: &Column, key: Key) -> Json {
+/// What a key part is, for the answer.
+fn key_value(column: &Column, key: Key) -> KeyValue {
     match (column, key) {
-        (_, Key::Null) => Json::Null,
-        (Column::Text { dictionary, .. }, Key::Code(c)) => Json::String(dictionary.text(c).to_string()),
-        (_, Key::Number(bits)) => json!(f64::from_bits(bits)),
-        (_, Key::Bool(b)) => Json::Bool(b),
-        (_, Key::Time(t)) => Json::String(bucket_label(t)),
-        _ => Json::Null,
-    }
-}
-
-fn compare(a: &Json, b: &Json) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    match (a, b) {
-        (Json::Null, Json::Null) => Ordering::Equal,
-        (Json::Null, _) => Ordering::Greater,
-        (_, Json::Null) => Ordering::Less,
-        (Json::Number(x), Json::Number(y)) => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
-        (Json::Bool(x), Json::Bool(y)) => x.cmp(y),
-        _ => as_text(a).cmp(&as_text(b)),
+        (Column::Text { dictionary, .. }, Key::Code(c)) => KeyValue::Text(dictionary.text(c).to_string()),
+        (_, Key::Number(bits)) => KeyValue::Number(f64::from_bits(bits)),
+        (_, Key::Bool(b)) => KeyValue::Bool(b),
+        (_, Key::Time(t)) => KeyValue::Time(t),
+        _ => KeyValue::Null,
     }
 }
 
 impl AnalyticsModel {
     /// The generated cubes (one per object) followed by the declared ones.
     pub fn cubes(&self, declared: &[Json]) -> Vec<Cube> {
-        let mut cubes: Vec<Cube> = self.catalog.objects().filter(|o| o.api_enabled).map(|o| Cube::generated(o)).collect();
-        cubes.sort_by(|a, b| a.name.cmp(&b.name));
-        for json in declared {
-            match Cube::declared(json, &self.catalog) {
-                Ok(cube) => {
-                    cubes.retain(|c| c.name != cube.name);
-                    cubes.push(cube);
-                }
-                Err(error) => tracing::warn!(%error, "a declared cube is skipped"),
-            }
-        }
-        cubes
+        super::cube::cubes(&self.catalog, declared)
     }
 
     /// Runs a query on a cube.
     pub fn run(&self, cube: &Cube, query: &AnalyticsQuery, now: Timestamp) -> Result<AnalyticsResult, DomainError> {
-        let unknown = |kind: &str, member: &str| {
-            let known: Vec<&str> = if kind == "measure" {
-                cube.measures.iter().map(|m| m.name.as_str()).collect()
-            } else {
-                cube.dimensions.iter().map(|d| d.name.as_str()).collect()
-            };
-            invalid(format!("cube '{}' has no {kind} '{member}' (known: {})", cube.name, known.join(", ")))
-        };
-        let measures =
-            query.measures.iter().map(|m| cube.measure(m).map(|d| (m.clone(), d)).ok_or_else(|| unknown("measure", m))).collect::<Result<Vec<_>, _>>()?;
         let empty = super::columns::Table::default();
         let table = self.tables.get(&cube.object).unwrap_or(&empty);
         let column = |field: &str| table.columns.get(field).ok_or_else(|| invalid(format!("field '{field}' of '{}' is not analysed", cube.object)));
-        // Group-by parts: (output name, column, granularity).
-        let mut groups: Vec<(String, &Column, Option<Granularity>, DimensionType)> = Vec::new();
-        for member in &query.dimensions {
-            let dimension = cube.dimension(member).ok_or_else(|| unknown("dimension", member))?;
-            groups.push((member.clone(), column(&dimension.field)?, None, dimension.kind));
-        }
-        let mut predicates: Vec<Predicate> = Vec::new();
-        for td in &query.time_dimensions {
-            let dimension = cube.dimension(&td.dimension).ok_or_else(|| unknown("dimension", &td.dimension))?;
-            if dimension.kind != DimensionType::Time {
-                return Err(invalid(format!("'{}' is not a time dimension", td.dimension)));
-            }
-            let col = column(&dimension.field)?;
-            if let Some(range) = &td.date_range {
-                let filter = MemberFilter { member: td.dimension.clone(), op: FilterOp::InDateRange, values: vec![range.clone()] };
-                predicates.push(predicate(col, &filter, now)?);
-            }
-            if let Some(g) = td.granularity {
-                groups.push((format!("{}.{}", td.dimension, g.name()), col, Some(g), DimensionType::Time));
-            }
-        }
-        for filter in &query.filters {
-            let dimension = cube.dimension(&filter.member).ok_or_else(|| unknown("dimension", &filter.member))?;
-            predicates.push(predicate(column(&dimension.field)?, filter, now)?);
-        }
-        let measured: Vec<Option<&Column>> = measures.iter().map(|(_, m)| m.field.as_deref().map(column).transpose()).collect::<Result<_, _>>()?;
+        let plan = plan(cube, query, |field| column(field).map(Column::kind), now)?;
+        let groups: Vec<(&Column, Option<Granularity>)> =
+            plan.groups.iter().map(|g| Ok((column(&g.field)?, g.granularity))).collect::<Result<_, DomainError>>()?;
+        let conditions: Vec<(&Column, &Condition)> = plan.conditions.iter().map(|(f, c)| Ok((column(f)?, c))).collect::<Result<_, DomainError>>()?;
+        let predicates: Vec<Predicate> = conditions.iter().map(|(col, c)| c.on(col)).collect();
+        let measured: Vec<Option<&Column>> = plan.measures.iter().map(|(_, m)| m.field.as_deref().map(column).transpose()).collect::<Result<_, _>>()?;
 
         let mut accs: KeyMap<Vec<Acc>> = KeyMap::default();
         let mut key: Vec<Key> = Vec::with_capacity(groups.len());
@@ -487,12 +318,12 @@ impl AnalyticsModel {
             }
             // One key buffer for the scan: a group's key is only copied when the group is new.
             key.clear();
-            key.extend(groups.iter().map(|(_, col, g, _)| key_of(col, row, *g)));
+            key.extend(groups.iter().map(|(col, g)| key_of(col, row, *g)));
             if !accs.contains_key(&key) {
-                accs.insert(key.clone(), vec![Acc::default(); measures.len()]);
+                accs.insert(key.clone(), vec![Acc::default(); plan.measures.len()]);
             }
             let slot = accs.get_mut(&key).expect("inserted above");
-            for ((acc, (_, measure)), col) in slot.iter_mut().zip(&measures).zip(&measured) {
+            for ((acc, (_, measure)), col) in slot.iter_mut().zip(&plan.measures).zip(&measured) {
                 acc.rows += 1;
                 let Some(col) = col else { continue };
                 match measure.agg {
@@ -520,63 +351,26 @@ impl AnalyticsModel {
             }
         }
         if accs.is_empty() && groups.is_empty() {
-            accs.insert(Vec::new(), vec![Acc::default(); measures.len()]);
+            accs.insert(Vec::new(), vec![Acc::default(); plan.measures.len()]);
         }
-        let mut rows: Vec<Map<String, Json>> = accs
+        let found = accs
             .into_iter()
             .map(|(key, slot)| {
-                let mut row = Map::new();
-                for ((name, col, _, _), part) in groups.iter().zip(&key) {
-                    row.insert(name.clone(), label(col, *part));
-                }
-                for ((name, measure), acc) in measures.iter().zip(slot) {
-                    let value = match measure.agg {
-                        AggFunction::Count => json!(if measure.field.is_some() { acc.n } else { acc.rows }),
-                        AggFunction::CountDistinct => json!(acc.distinct.map_or(0, |d| d.len())),
-                        // As in SQL: the sum of no values is null.
-                        AggFunction::Sum if acc.n > 0 => json!(acc.sum),
-                        AggFunction::Sum => Json::Null,
-                        AggFunction::Avg if acc.n > 0 => json!(acc.sum / acc.n as f64),
-                        AggFunction::Avg => Json::Null,
-                        AggFunction::Min => acc.min.map(|x| json!(x)).unwrap_or(Json::Null),
-                        AggFunction::Max => acc.max.map(|x| json!(x)).unwrap_or(Json::Null),
-                        // Cubes refuse list aggregates (`Cube::declared`).
-                        AggFunction::ArrayAgg | AggFunction::StringAgg => Json::Null,
-                    };
-                    row.insert(name.clone(), value);
-                }
-                row
+                let key = groups.iter().zip(&key).map(|((col, _), part)| key_value(col, *part)).collect();
+                let summaries = slot
+                    .into_iter()
+                    .map(|acc| Summary {
+                        rows: acc.rows,
+                        n: acc.n,
+                        sum: acc.sum,
+                        min: acc.min,
+                        max: acc.max,
+                        distinct: acc.distinct.map_or(0, |d| d.len() as u64),
+                    })
+                    .collect();
+                (key, summaries)
             })
             .collect();
-        // Order: as asked; by default time buckets ascending, else the first measure descending.
-        let mut order: Vec<(String, bool)> = query.order.clone();
-        if order.is_empty() {
-            if let Some((name, ..)) = groups.iter().find(|g| g.2.is_some()) {
-                order.push((name.clone(), false));
-            } else if let Some((name, _)) = measures.first() {
-                order.push((name.clone(), true));
-            }
-        }
-        for (member, _) in &order {
-            if !rows.first().is_none_or(|r| r.contains_key(member)) {
-                return Err(invalid(format!("order names '{member}', which the query does not select")));
-            }
-        }
-        // Ties fall back on every column, so results are deterministic.
-        let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
-        rows.sort_by(|a, b| {
-            for (member, desc) in &order {
-                let ord = compare(&a[member], &b[member]);
-                let ord = if *desc { ord.reverse() } else { ord };
-                if ord != std::cmp::Ordering::Equal {
-                    return ord;
-                }
-            }
-            names.iter().map(|n| compare(&a[n], &b[n])).find(|o| *o != std::cmp::Ordering::Equal).unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let rows: Vec<Map<String, Json>> = rows.into_iter().skip(query.offset).take(query.limit.unwrap_or(10_000)).collect();
-        let mut fields: Vec<(String, &'static str)> = groups.iter().map(|(n, _, _, t)| (n.clone(), t.name())).collect();
-        fields.extend(measures.iter().map(|(n, _)| (n.clone(), "number")));
-        Ok(AnalyticsResult { rows, fields })
+        finish(&plan, found, query)
     }
 }
