@@ -186,11 +186,11 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
         }
         QuerySide::Postgres(pool) => AuditSide::Postgres(pool.clone()),
     };
-    // Analytics: a columnar model beside an in-process query model; SQL on the
-    // query model's tables on PostgreSQL (no copy of the records in memory).
+    // Analytics: a columnar model in process; on PostgreSQL, when asked, SQL
+    // on the query model's tables instead (no copy of the records in memory).
     let analytics_side = match &query_side {
-        QuerySide::Memory(_) => Some(projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics")),
-        QuerySide::Postgres(_) => None,
+        QuerySide::Postgres(_) if settings.analytics_sql => None,
+        _ => Some(projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics")),
     };
     // The search index on disk (beside the embedded log, or where the
     // operator says) is opened where it was committed, so a start does not

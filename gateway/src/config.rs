@@ -48,6 +48,10 @@ pub struct Settings {
     /// `objectstack projector` nodes keep the PostgreSQL query model: this
     /// node reads it and waits for them, and applies nothing to it.
     pub projector_nodes: bool,
+    /// On PostgreSQL, answer analytics by SQL on the query model's tables
+    /// instead of from a columnar model in memory (no copy of the records
+    /// held, queries many times slower; see the README).
+    pub analytics_sql: bool,
 }
 
 impl Settings {
@@ -64,6 +68,7 @@ impl Settings {
             search_dir: None,
             snapshot_dir: None,
             projector_nodes: false,
+            analytics_sql: false,
         }
     }
 }

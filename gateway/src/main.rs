@@ -209,6 +209,11 @@ struct ServeArgs {
     /// it, and its reads wait for them as they would for its own projection (needs --database-url).
     #[arg(long, env = "OBJECTSTACK_PROJECTOR_NODES")]
     projector_nodes: bool,
+    /// Answer analytics by SQL on the PostgreSQL query model's tables instead of from a columnar
+    /// model this node keeps in memory: no copy of the records held, queries many times slower
+    /// (needs --database-url).
+    #[arg(long, env = "OBJECTSTACK_ANALYTICS_SQL")]
+    analytics_sql: bool,
 }
 
 #[derive(Subcommand)]
@@ -349,6 +354,7 @@ async fn run() -> anyhow::Result<()> {
             search_dir,
             snapshot_dir,
             projector_nodes,
+            analytics_sql,
         }) => {
             let storage = match (database_url, kafka_brokers) {
                 (Some(url), None) => Storage::Postgres(commands::store::PostgresSettings::new(url)),
@@ -367,8 +373,11 @@ async fn run() -> anyhow::Result<()> {
             if projector_nodes && storage.postgres().is_none() {
                 anyhow::bail!("projector nodes keep the PostgreSQL query model: give --database-url with --projector-nodes");
             }
-            let settings =
-                Settings { listen, storage, app, read_wait: Duration::from_millis(read_wait_ms), outbound_ca, search_dir, snapshot_dir, projector_nodes };
+            if analytics_sql && storage.postgres().is_none() {
+                anyhow::bail!("--analytics-sql reads the PostgreSQL query model's tables: give --database-url with it");
+            }
+            let read_wait = Duration::from_millis(read_wait_ms);
+            let settings = Settings { listen, storage, app, read_wait, outbound_ca, search_dir, snapshot_dir, projector_nodes, analytics_sql };
             let system = gateway::app::start(&settings).await?;
             gateway::snapshots::keep(&system);
             if let Some(admin) = &admin {

@@ -58,7 +58,11 @@ pub(crate) async fn api_on(storage: Storage) -> Api {
 
 /// A server for another app (a JSON file).
 pub(crate) async fn api_with_app(storage: Storage, app: &std::path::Path) -> Api {
-    let settings = Settings::local(storage, Some(app.to_path_buf()));
+    api_with_settings(Settings::local(storage, Some(app.to_path_buf()))).await
+}
+
+/// A server started with these settings.
+pub(crate) async fn api_with_settings(settings: Settings) -> Api {
     Api { system: start(&settings).await.unwrap(), _dir: None }
 }
 

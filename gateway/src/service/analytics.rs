@@ -1,13 +1,13 @@
 //! Analytics (IAnalyticsService): Cube.js-style queries answered from the
 //! columnar analytics model in process, or by SQL on the PostgreSQL query
 //! model's tables (`projections::AnalyticsReader`); cube metadata; the SQL a
-//! query is on PostgreSQL (`/sql`, a dry run of the generic form) and how it
-//! is answered. A caller must read the cube's object,
+//! query is on PostgreSQL (`/sql`: the statement the PostgreSQL store runs;
+//! a dry run on the embedded store) and how it is answered. A caller must read the cube's object,
 //! every row of it (row rules are not compiled into cubes), and every field a
 //! query names.
 
 use domain::ErrorCode;
-use projections::analytics::{parse_query, sql, AnalyticsQuery, AnalyticsResult, Cube};
+use projections::analytics::{parse_query, pg, AnalyticsQuery, AnalyticsResult, Cube};
 use serde_json::{json, Value as Json};
 
 use super::barrier::barrier_on;
@@ -71,7 +71,7 @@ pub async fn run(system: &System, caller: &Caller, body: &Json) -> Result<(Analy
     let (cube, query) = prepare(system, caller, body).await?;
     let now = commands::clock::now();
     let result = system.analytics_reader.run(&system.reader.catalog(), &cube, &query, now).await?;
-    let (sql, _) = sql::generate(&cube, &query, now)?;
+    let (sql, _) = pg::sql(&system.reader.catalog(), &cube, &query, now)?;
     Ok((result, sql))
 }
 
@@ -101,14 +101,14 @@ pub async fn cube(system: &System, caller: &Caller, name: &str) -> Result<Json, 
 /// `{sql, params}`: the query as SQL on the PostgreSQL read model (a dry run).
 pub async fn to_sql(system: &System, caller: &Caller, body: &Json) -> Result<Json, ApiError> {
     let (cube, query) = prepare(system, caller, body).await?;
-    let (sql, params) = sql::generate(&cube, &query, commands::clock::now())?;
+    let (sql, params) = pg::sql(&system.reader.catalog(), &cube, &query, commands::clock::now())?;
     Ok(json!({"sql": sql, "params": params}))
 }
 
 /// How a query is answered.
 pub async fn explain(system: &System, caller: &Caller, body: &Json) -> Result<Json, ApiError> {
     let (cube, query) = prepare(system, caller, body).await?;
-    let (sql, params) = sql::generate(&cube, &query, commands::clock::now())?;
+    let (sql, params) = pg::sql(&system.reader.catalog(), &cube, &query, commands::clock::now())?;
     let rows = system.analytics_reader.rows_of(&cube.object).await?;
     let counts =
         format!("{} filter(s), {} time dimension(s), grouping by {} dimension(s)", query.filters.len(), query.time_dimensions.len(), query.dimensions.len());

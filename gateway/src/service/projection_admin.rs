@@ -38,10 +38,13 @@ fn status_of(system: &System, name: &str) -> Json {
     let (generation, progress) = rebuilds.get(name).cloned().unwrap_or((0, None));
     let progress: Option<Progress> = progress.map(|rx| rx.borrow().clone());
     let rebuilding = progress.as_ref().is_some_and(|p| !p.done);
-    let store = match (&system.reader, &system.audit_reader, name) {
-        (projections::QueryReader::Postgres(_), _, "query" | "analytics") | (_, projections::AuditReader::Postgres(_), "audit") => "postgres",
-        _ => "memory",
+    let in_postgres = match name {
+        "query" => matches!(system.reader, projections::QueryReader::Postgres(_)),
+        "audit" => matches!(system.audit_reader, projections::AuditReader::Postgres(_)),
+        "analytics" => matches!(system.analytics_reader, projections::AnalyticsReader::Postgres(_)),
+        _ => false,
     };
+    let store = if in_postgres { "postgres" } else { "memory" };
     json!({
         "name": name,
         "version": generation + 1,
@@ -227,7 +230,7 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
             return Err(ApiError::new(ErrorCode::NotImplemented, "the realtime hub is not rebuilt: it keeps subscriptions, restart the server to refold it"));
         }
         if name == "analytics" && system.analytics_reader.memory_model().is_none() {
-            let message = "on PostgreSQL analytics reads the query model's tables: rebuild 'query'";
+            let message = "analytics reads the PostgreSQL query model's tables (--analytics-sql): rebuild 'query'";
             return Err(ApiError::new(ErrorCode::NotImplemented, message));
         }
         entry.1 = Some(progress_rx);

@@ -12,7 +12,11 @@
 //! - [`query`]: the Cube.js-style query (measures, dimensions, filters, time
 //!   dimensions with granularities and date ranges, order, limit) and its
 //!   evaluation.
-//! - [`sql`]: the SQL the same query is on the PostgreSQL read model.
+//! - `condition`, `plan`: what both models share around their scans (a filter
+//!   decided for a field's kind; a query resolved on its cube, and its answer
+//!   ordered and paged).
+//! - [`pg`]: the same query answered by SQL on the PostgreSQL query model's
+//!   tables (and the statement, for `/analytics/sql`).
 //! - [`time`]: granularities and relative date ranges ("Last 7 days").
 //! - `snapshot`: the model saved with its position and loaded again (see [`crate::snapshot`]).
 
@@ -25,7 +29,6 @@ pub mod pg;
 mod plan;
 pub mod query;
 mod snapshot;
-pub mod sql;
 pub mod time;
 
 pub use columns::AnalyticsModel;

@@ -15,6 +15,7 @@ use deadpool_postgres::Pool;
 use domain::metadata::Catalog;
 use domain::query::AggFunction;
 use domain::{DomainError, Timestamp};
+use serde_json::{json, Value as Json};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -74,24 +75,58 @@ fn bucket_sql(micros: &str, granularity: Granularity) -> String {
     }
 }
 
+/// A parameter of the statement.
+enum Param {
+    Text(String),
+    Texts(Vec<String>),
+    Number(f64),
+    Numbers(Vec<f64>),
+    Bools(Vec<bool>),
+    Micros(i64),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Text(v) => v,
+            Param::Texts(v) => v,
+            Param::Number(v) => v,
+            Param::Numbers(v) => v,
+            Param::Bools(v) => v,
+            Param::Micros(v) => v,
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        match self {
+            Param::Text(v) => json!(v),
+            Param::Texts(v) => json!(v),
+            Param::Number(v) => json!(v),
+            Param::Numbers(v) => json!(v),
+            Param::Bools(v) => json!(v),
+            Param::Micros(v) => json!(v),
+        }
+    }
+}
+
 /// Parameters, numbered as they are added.
 #[derive(Default)]
-struct Params(Vec<Box<dyn ToSql + Sync + Send>>);
+struct Params(Vec<Param>);
 
 impl Params {
-    fn add(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
-        self.0.push(Box::new(value));
+    fn add(&mut self, value: Param) -> String {
+        self.0.push(value);
         format!("${}", self.0.len())
     }
 
     fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.0.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
+        self.0.iter().map(Param::as_sql).collect()
     }
 }
 
 /// Any of `wanted` passes `test` (SQL with `{w}` for the wanted text).
 fn any_text(wanted: &[String], test: &str, params: &mut Params) -> String {
-    let tests: Vec<String> = wanted.iter().map(|w| test.replace("{w}", &params.add(w.clone()))).collect();
+    let tests: Vec<String> = wanted.iter().map(|w| test.replace("{w}", &params.add(Param::Text(w.clone())))).collect();
     format!("({})", tests.join(" OR "))
 }
 
@@ -103,8 +138,8 @@ fn test_sql(condition: &Condition, value: &str, params: &mut Params) -> String {
         Condition::Text { test, wanted, lowered } => {
             let lower = format!("lower({value})");
             match test {
-                TextTest::Equals => format!("({value} = ANY({}::text[]))", params.add(wanted.clone())),
-                TextTest::NotEquals => format!("(NOT {value} = ANY({}::text[]))", params.add(wanted.clone())),
+                TextTest::Equals => format!("({value} = ANY({}::text[]))", params.add(Param::Texts(wanted.clone()))),
+                TextTest::NotEquals => format!("(NOT {value} = ANY({}::text[]))", params.add(Param::Texts(wanted.clone()))),
                 TextTest::Contains => any_text(lowered, &format!("strpos({lower}, {{w}}::text) > 0"), params),
                 TextTest::NotContains => format!("(NOT {})", any_text(lowered, &format!("strpos({lower}, {{w}}::text) > 0"), params)),
                 TextTest::StartsWith => any_text(lowered, &format!("starts_with({lower}, {{w}}::text)"), params),
@@ -118,17 +153,17 @@ fn test_sql(condition: &Condition, value: &str, params: &mut Params) -> String {
         Condition::Number { test, numbers } => {
             let first = numbers[0];
             match test {
-                NumberTest::Equals => format!("({value} = ANY({}::float8[]))", params.add(numbers.clone())),
-                NumberTest::NotEquals => format!("(NOT {value} = ANY({}::float8[]))", params.add(numbers.clone())),
-                NumberTest::Gt => format!("({value} > {}::float8)", params.add(first)),
-                NumberTest::Gte => format!("({value} >= {}::float8)", params.add(first)),
-                NumberTest::Lt => format!("({value} < {}::float8)", params.add(first)),
-                NumberTest::Lte => format!("({value} <= {}::float8)", params.add(first)),
+                NumberTest::Equals => format!("({value} = ANY({}::float8[]))", params.add(Param::Numbers(numbers.clone()))),
+                NumberTest::NotEquals => format!("(NOT {value} = ANY({}::float8[]))", params.add(Param::Numbers(numbers.clone()))),
+                NumberTest::Gt => format!("({value} > {}::float8)", params.add(Param::Number(first))),
+                NumberTest::Gte => format!("({value} >= {}::float8)", params.add(Param::Number(first))),
+                NumberTest::Lt => format!("({value} < {}::float8)", params.add(Param::Number(first))),
+                NumberTest::Lte => format!("({value} <= {}::float8)", params.add(Param::Number(first))),
             }
         }
-        Condition::Bool { negate, wanted } => format!("(({value} = ANY({}::bool[])) <> {negate})", params.add(wanted.clone())),
+        Condition::Bool { negate, wanted } => format!("(({value} = ANY({}::bool[])) <> {negate})", params.add(Param::Bools(wanted.clone()))),
         Condition::Time { from, to, negate } => {
-            format!("(({value} >= {}::bigint AND {value} < {}::bigint) <> {negate})", params.add(*from), params.add(*to))
+            format!("(({value} >= {}::bigint AND {value} < {}::bigint) <> {negate})", params.add(Param::Micros(*from)), params.add(Param::Micros(*to)))
         }
     }
 }
@@ -234,14 +269,32 @@ pub async fn rows(pool: &Pool, object: &str) -> Result<usize, ReadError> {
     Ok(count as usize)
 }
 
+/// The analysed fields of the cube's object and their kinds (the id a text,
+/// whatever a field of that name is declared as, as the id column is).
+fn kinds(catalog: &Catalog, cube: &Cube) -> impl Fn(&str) -> Option<Kind> {
+    let fields = catalog.get(&cube.object).map(|object| analysed_fields(object)).unwrap_or_default();
+    move |field: &str| if field == "id" { Some(Kind::Text) } else { fields.iter().find(|(f, _)| f == field).map(|(_, k)| *k) }
+}
+
+/// The query resolved on the cube, as the columnar model resolves it.
+fn resolve<'c>(cube: &'c Cube, query: &AnalyticsQuery, kind: &dyn Fn(&str) -> Option<Kind>, now: Timestamp) -> Result<Plan<'c>, DomainError> {
+    let refuse = |field: &str| DomainError::InvalidQuery(format!("field '{field}' of '{}' is not analysed", cube.object));
+    plan(cube, query, |field| kind(field).ok_or_else(|| refuse(field)), now)
+}
+
+/// The statement a query is on PostgreSQL, and its parameters (`/analytics/sql`, `/explain`).
+pub fn sql(catalog: &Catalog, cube: &Cube, query: &AnalyticsQuery, now: Timestamp) -> Result<(String, Vec<Json>), DomainError> {
+    let kind = kinds(catalog, cube);
+    let plan = resolve(cube, query, &kind, now)?;
+    let (sql, params) = statement(&plan, &quoted_table(&cube.object), &|field| kind(field).unwrap_or(Kind::Text));
+    Ok((sql, params.0.iter().map(Param::to_json).collect()))
+}
+
 /// Runs a query on a cube over the query model's tables, as the columnar
 /// model would answer it.
 pub async fn run(pool: &Pool, catalog: &Catalog, cube: &Cube, query: &AnalyticsQuery, now: Timestamp) -> Result<AnalyticsResult, ReadError> {
-    let fields = catalog.get(&cube.object).map(|object| analysed_fields(object)).unwrap_or_default();
-    // The id is a text, whatever a field of that name is declared as (as the id column is).
-    let kind = |field: &str| if field == "id" { Some(Kind::Text) } else { fields.iter().find(|(f, _)| f == field).map(|(_, k)| *k) };
-    let plan =
-        plan(cube, query, |field| kind(field).ok_or_else(|| DomainError::InvalidQuery(format!("field '{field}' of '{}' is not analysed", cube.object))), now)?;
+    let kind = kinds(catalog, cube);
+    let plan = resolve(cube, query, &kind, now)?;
     let kind_of = |field: &str| kind(field).unwrap_or(Kind::Text);
     if catalog.get(&cube.object).is_none() {
         // No object, no rows (the plan named no field, or it was refused).
