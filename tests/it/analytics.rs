@@ -176,6 +176,10 @@ async fn matches_brute_force(postgres: bool, sql: bool) {
     if sql {
         let refused = api.call("POST", "/api/v1/projections/analytics/rebuild", None, &[]).await;
         assert_eq!(refused.status, 501, "{}", refused.body);
+        // Its parked events are the query projection's, settled there.
+        let skip = api.call("POST", "/api/v1/projections/analytics/dead-letters/1/skip", Some(json!({"reason": "x"})), &[]).await;
+        assert_eq!(skip.status, 409, "{}", skip.body);
+        assert!(skip.body.to_string().contains("on 'query'"), "{}", skip.body);
     }
     let model = if sql { "query" } else { "analytics" };
     let started = api.call("POST", &format!("/api/v1/projections/{model}/rebuild"), None, &[]).await;
