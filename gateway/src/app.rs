@@ -143,6 +143,12 @@ enum AuditSide {
     Postgres(deadpool_postgres::Pool),
 }
 
+/// What answers analytics: a columnar model in process, or (`--analytics-sql`) SQL on the PostgreSQL query model's tables.
+enum AnalyticsSide {
+    Memory(projections::InProcess<projections::analytics::AnalyticsModel>, Arc<std::sync::RwLock<projections::analytics::AnalyticsModel>>),
+    Postgres(deadpool_postgres::Pool),
+}
+
 /// Opens the store, folds the log, loads the app (definitions and seed data
 /// through commands), starts the query projection and waits until it has
 /// caught up with the log.
@@ -189,8 +195,11 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
     // Analytics: a columnar model in process; on PostgreSQL, when asked, SQL
     // on the query model's tables instead (no copy of the records in memory).
     let analytics_side = match &query_side {
-        QuerySide::Postgres(_) if settings.analytics_sql => None,
-        _ => Some(projections::InProcess::<projections::analytics::AnalyticsModel>::new("analytics")),
+        QuerySide::Postgres(pool) if settings.analytics_sql => AnalyticsSide::Postgres(pool.clone()),
+        _ => {
+            let (projection, model) = projections::InProcess::new("analytics");
+            AnalyticsSide::Memory(projection, model)
+        }
     };
     // The search index on disk (beside the embedded log, or where the
     // operator says) is opened where it was committed, so a start does not
@@ -236,7 +245,10 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             AuditSide::Memory(_, model) => Some(model.clone()),
             AuditSide::Postgres(_) => None,
         };
-        let analytics_model = analytics_side.as_ref().map(|(_, model)| model.clone());
+        let analytics_model = match &analytics_side {
+            AnalyticsSide::Memory(_, model) => Some(model.clone()),
+            AnalyticsSide::Postgres(_) => None,
+        };
         let (store, search_model) = (opening.clone(), search_model.clone());
         let saved = model_snapshots.clone();
         tokio::spawn(async move {
@@ -347,13 +359,13 @@ pub async fn start_with_hooks(settings: &Settings, hooks: crate::service::hooks:
             (runner::spawn_shared(store.clone(), projection, Vec::new(), shared.clone()).await?, projections::AuditReader::Postgres(reader))
         }
     };
-    let (analytics, analytics_reader) = match (analytics_side, &reader) {
-        (Some((projection, model)), _) => (
+    let (analytics, analytics_reader) = match analytics_side {
+        AnalyticsSide::Memory(projection, model) => (
             runner::spawn_shared(store.clone(), projection, analytics_parked.of("analytics"), shared.clone()).await?,
             projections::AnalyticsReader::Memory(model),
         ),
-        (None, QueryReader::Postgres(pg)) => (query.clone(), projections::AnalyticsReader::Postgres(pg.pool().clone())),
-        (None, QueryReader::Memory(_)) => anyhow::bail!("analytics without a model of its own needs the PostgreSQL query model"),
+        // Its reads wait on the query model, whose tables it reads.
+        AnalyticsSide::Postgres(pool) => (query.clone(), projections::AnalyticsReader::Postgres(pool)),
     };
     let search = runner::spawn_shared(store.clone(), search_projection, search_parked.of("search"), shared).await?;
     let head = *store.head().borrow();

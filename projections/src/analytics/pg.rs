@@ -25,6 +25,7 @@ use super::cube::Cube;
 use super::plan::{finish, plan, KeyValue, Plan, Summary};
 use super::query::{AnalyticsQuery, AnalyticsResult};
 use super::time::Granularity;
+use crate::pg_model::table;
 use crate::reader::ReadError;
 
 /// The stored forms of a date and of a datetime (what writes normalise to).
@@ -254,8 +255,10 @@ fn group_of(row: &Row, plan: &Plan, kind_of: &dyn Fn(&str) -> Kind) -> Result<(V
     Ok((key, summaries))
 }
 
+/// An object's table as the statement names it (`"obj_…"`; [`table`] gives
+/// only names that need no escaping).
 fn quoted_table(object: &str) -> String {
-    format!("\"{}\"", crate::pg_model::table(object).replace('"', "\"\""))
+    format!("\"{}\"", table(object))
 }
 
 /// The rows of an object's table (none when it has no table).
