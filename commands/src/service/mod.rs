@@ -33,7 +33,7 @@ pub use self::command::{Command, CommandMeta, Outcome};
 use self::write_model::{Reservation, WriteModel};
 use crate::error::{CommandError, StoreError};
 use crate::snapshot::{SaveError, SnapshotDir};
-use crate::store::{AppendRequest, EventStore, Opening, StreamAppend};
+use crate::store::{AppendRequest, Arrivals, EventStore, Opening, StreamAppend};
 
 /// How often a command without an explicit expected version is re-decided after a conflict.
 const MAX_ATTEMPTS: usize = 20;
@@ -54,6 +54,9 @@ pub struct CommandService {
     applied: tokio::sync::watch::Receiver<u64>,
     /// Appends under way: their tasks outlive a caller that gave up ([`CommandService::settled`]).
     appending: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Where commands announce their appends before planning them, when the
+    /// store's group commit waits for them (`EventStore::arrivals`).
+    arrivals: Option<Arrivals>,
     follower: tokio::task::JoinHandle<()>,
     stats: AppendStats,
     /// The workflow rules whose field updates join the writes they fire on
@@ -136,6 +139,7 @@ impl CommandService {
         let (applied_tx, applied) = tokio::sync::watch::channel(after);
         let follower = tokio::spawn(follow_log::follow(store.clone(), model.clone(), upcasters, applied_tx));
         let appending = Arc::new(tokio::sync::watch::channel(0).0);
+        let arrivals = store.arrivals();
         Ok(CommandService {
             store,
             model,
@@ -143,6 +147,7 @@ impl CommandService {
             streams: Default::default(),
             applied,
             appending,
+            arrivals,
             follower,
             stats: AppendStats::default(),
             rules: Default::default(),
@@ -336,6 +341,9 @@ impl CommandService {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Said before planning, taken back as the append is handed over:
+            // the store's group commit waits for appends on their way.
+            let arriving = self.arrivals.as_ref().map(Arrivals::announce);
             let planned = match self.plan_all(&commands, &meta) {
                 Ok(planned) => planned,
                 // A repeat racing its first run (on this node or another)
@@ -371,6 +379,7 @@ impl CommandService {
                     if traced {
                         crate::trace::appending(request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)));
                     }
+                    drop(arriving);
                     let result = store.append(request).await;
                     let applied = match &result {
                         Ok(committed) => apply_and_release(&model, upcasters, &committed.events, reservations),

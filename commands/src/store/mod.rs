@@ -5,6 +5,7 @@
 //! with a smaller position: both stores assign positions in commit order.
 //! An acknowledged append is durable (fsynced, or committed in PostgreSQL).
 
+mod arrivals;
 mod embedded;
 mod opening;
 mod plan;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use domain::event::EventEnvelope;
 use tokio::sync::watch;
 
+pub use arrivals::{Arrivals, Arriving};
 pub use embedded::{lock_embedded, open_embedded, open_locked, DirLock, EmbeddedStore};
 pub use opening::{Opener, Opening};
 pub use postgres::{copy_into, open_postgres, pg_error, pool_for_schema, session_config, PostgresSettings, PostgresStore, MIGRATIONS};
@@ -135,6 +137,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// node's acknowledged writes.
     fn acknowledged(&self) -> u64 {
         *self.head().borrow()
+    }
+    /// Where the process's writers announce appends before planning them,
+    /// for a store whose group commit waits for announced appends (the
+    /// embedded log); `None`: the store does not wait.
+    fn arrivals(&self) -> Option<Arrivals> {
+        None
     }
 }
 

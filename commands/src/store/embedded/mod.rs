@@ -18,16 +18,13 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use domain::event::codec::decode_envelope;
 use domain::event::{decode_envelope_into, view_envelope, EventEnvelope};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use self::frame::read_frame;
 use self::index::Index;
 use self::writer::Job;
-use super::{check_request, AppendRequest, Committed, EventStore};
+use super::{check_request, AppendRequest, Arrivals, Committed, EventStore};
 use crate::error::StoreError;
-
-/// Appends queued for the writer before callers wait for room.
-const QUEUE: usize = 65_536;
 
 /// Events a scan indexes before it makes room for the rest of the log at
 /// their rate ([`Index::reserve_like_so_far`]).
@@ -40,7 +37,10 @@ pub(crate) struct Shared {
 }
 
 pub struct EmbeddedStore {
-    jobs_tx: mpsc::Sender<Job>,
+    /// To the writer thread. Unbounded: every append waits for its answer,
+    /// so the queue holds at most one job per append in flight.
+    jobs_tx: std::sync::mpsc::Sender<Job>,
+    arrivals: Arrivals,
     shared: Arc<Shared>,
     head_rx: watch::Receiver<u64>,
     /// Held for the store's lifetime: the data directory's lock.
@@ -97,11 +97,13 @@ pub fn open_locked(dir: &Path, lock: DirLock) -> Result<EmbeddedStore, StoreErro
     let head = index.head();
     let reader = File::open(&path)?;
     let shared = Arc::new(Shared { index: RwLock::new(index), reader });
-    let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE);
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let (head_tx, head_rx) = watch::channel(head);
     let writer_shared = shared.clone();
-    std::thread::Builder::new().name("objectstack-log-writer".into()).spawn(move || writer::run(file, writer_shared, jobs_rx, head_tx))?;
-    Ok(EmbeddedStore { jobs_tx, shared, head_rx, _lock: lock })
+    let arrivals = Arrivals::default();
+    let writer_arrivals = arrivals.clone();
+    std::thread::Builder::new().name("objectstack-log-writer".into()).spawn(move || writer::run(file, writer_shared, jobs_rx, head_tx, writer_arrivals))?;
+    Ok(EmbeddedStore { jobs_tx, arrivals, shared, head_rx, _lock: lock })
 }
 
 impl Shared {
@@ -185,7 +187,7 @@ impl EventStore for EmbeddedStore {
             }
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs_tx.send(Job { request, reply }).await.map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
+        self.jobs_tx.send(Job { request, reply }).map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
     }
 
@@ -255,5 +257,9 @@ impl EventStore for EmbeddedStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head_rx.clone()
+    }
+
+    fn arrivals(&self) -> Option<Arrivals> {
+        Some(self.arrivals.clone())
     }
 }
