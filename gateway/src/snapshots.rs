@@ -15,7 +15,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use commands::service::CommandService;
+use commands::service::{CommandService, SaveWhile};
 use commands::snapshot::SnapshotDir;
 use projections::snapshot::{saved_at, Snapshot};
 
@@ -109,7 +109,8 @@ async fn save_write(commands: Arc<CommandService>, dir: SnapshotDir, saved: u64,
         return saved;
     }
     let started = std::time::Instant::now();
-    match commands.save_snapshot(&dir).await {
+    let mode = if always { SaveWhile::Stopped } else { SaveWhile::Serving };
+    match commands.save_snapshot(&dir, mode).await {
         Ok(Some(at)) => {
             tracing::info!(model = "write", position = at, seconds = started.elapsed().as_secs_f64(), "model saved");
             at

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use commands::seed::{load_app, SYSTEM_USER};
-use commands::service::{Command, CommandMeta, CommandService};
+use commands::service::{Command, CommandMeta, CommandService, SaveWhile};
 use commands::store::{EventStore, PostgresSettings};
 use commands::CommandError;
 use domain::metadata::examples::{CRM_APP, TODO_APP};
@@ -356,7 +356,7 @@ async fn decides_as_folded(service: &CommandService) {
 async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let snapshots = commands::snapshot::SnapshotDir::new(dir.path());
-    let saved_at = members_and_accounts(&backend).await.save_snapshot(&snapshots).await.unwrap().expect("a position");
+    let saved_at = members_and_accounts(&backend).await.save_snapshot(&snapshots, SaveWhile::Stopped).await.unwrap().expect("a position");
     assert_eq!(CommandService::snapshot_saved_at(&snapshots), Some(saved_at));
     let good = std::fs::read(snapshots.path_of("write")).unwrap();
 
@@ -375,7 +375,7 @@ async fn the_write_model_starts_from_its_snapshot(backend: Backend) {
 
     // A damaged snapshot of the right log.
     let third = backend.another();
-    members_and_accounts(&third).await.save_snapshot(&snapshots).await.unwrap();
+    members_and_accounts(&third).await.save_snapshot(&snapshots, SaveWhile::Serving).await.unwrap();
     let mut damaged = std::fs::read(snapshots.path_of("write")).unwrap();
     assert_ne!(damaged, good);
     let middle = damaged.len() / 2;

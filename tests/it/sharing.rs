@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use commands::service::sharing::RecordSource;
-use commands::service::{Command, CommandMeta, CommandService};
+use commands::service::{Command, CommandMeta, CommandService, SaveWhile};
 use commands::store::{open_embedded, EventStore};
 use domain::metadata::{MetadataCommand, ObjectSpec};
 use domain::value::{Record, Value};
@@ -201,7 +201,7 @@ async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
     let model = loaded_query_model(&store).await;
     let sharing = service.share_records_with(Arc::new(RecordsOf(model.clone())));
     assert!(all_shared(&service, &model, &ids).await);
-    let saved_at = service.save_snapshot(&snapshots).await.unwrap().expect("a position");
+    let saved_at = service.save_snapshot(&snapshots, SaveWhile::Serving).await.unwrap().expect("a position");
     // After the save: n05 changes, n20 is created.
     service.execute(update("n05", 500), CommandMeta::system()).await.unwrap();
     create(&service, "n20", 20).await;
@@ -228,7 +228,7 @@ async fn a_start_takes_records_saved_as_digests_from_the_read_model() {
     let sharing = started.share_records_with(Arc::new(RecordsOf(model.clone())));
     assert!(all_shared(&started, &model, &ids).await);
     assert!(started.snapshot_shares_more(), "records the start held alone are shared now");
-    assert_eq!(started.save_snapshot(&snapshots).await.unwrap(), Some(saved_at + 2));
+    assert_eq!(started.save_snapshot(&snapshots, SaveWhile::Serving).await.unwrap(), Some(saved_at + 2));
     assert!(!started.snapshot_shares_more(), "saved as they are now");
     sharing.abort();
     drop(started);
@@ -261,7 +261,7 @@ async fn a_start_takes_records_from_the_rows_the_query_models_snapshot_decoded()
     let model = loaded_query_model(&store).await;
     let sharing = service.share_records_with(Arc::new(RecordsOf(model.clone())));
     assert!(all_shared(&service, &model, &ids).await);
-    let saved_at = service.save_snapshot(&snapshots).await.unwrap().expect("a position");
+    let saved_at = service.save_snapshot(&snapshots, SaveWhile::Serving).await.unwrap().expect("a position");
     assert_eq!(projections::snapshot::save(&snapshots, &store, &model).await.unwrap(), Some(saved_at));
     let patch = json!({"n": 500}).as_object().unwrap().clone();
     service.execute(Command::Update { object: "note".into(), id: "n005".into(), patch, expected_version: None }, CommandMeta::system()).await.unwrap();

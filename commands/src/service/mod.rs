@@ -78,6 +78,16 @@ pub struct CommandService {
 /// sender dropped unsent means there is none, and the whole log is folded.
 pub type StartSource = tokio::sync::oneshot::Receiver<Arc<dyn sharing::RecordSource>>;
 
+/// What a save of the write model may assume of writes meanwhile
+/// ([`CommandService::save_snapshot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveWhile {
+    /// Writes go on: they wait only while the model is captured.
+    Serving,
+    /// Nothing writes (a stop): encoded under the lock, with no copy.
+    Stopped,
+}
+
 /// Counts one append task for as long as it runs, however it ends.
 struct Appending(Arc<tokio::sync::watch::Sender<usize>>);
 
@@ -159,18 +169,31 @@ impl CommandService {
 
     /// Saves the write model to `dir` as of the position its follower has
     /// applied (it may hold a few of this node's events past it, which a
-    /// fold from there passes by). The model is encoded into its file under
-    /// its lock, so writes wait while it is. Returns the position, `None` on
-    /// an empty log.
-    pub async fn save_snapshot(&self, dir: &SnapshotDir) -> Result<Option<u64>, SaveError> {
+    /// fold from there passes by). Writes wait for the model's lock while it
+    /// is taken: with [`SaveWhile::Serving`] for a copy of its streams' ids
+    /// (records shared) that is encoded once the lock is let go, with
+    /// [`SaveWhile::Stopped`] for the whole encoding, which copies nothing.
+    /// Returns the position, `None` on an empty log.
+    pub async fn save_snapshot(&self, dir: &SnapshotDir, mode: SaveWhile) -> Result<Option<u64>, SaveError> {
         if *self.applied.borrow() == 0 {
             return Ok(None);
         }
         let (model, applied, by_digest) = (self.model.clone(), self.applied.clone(), self.saves_by_digest);
         let (position, whole) = dir
-            .save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, move |out| {
-                let model = model.lock().expect("write model lock");
-                (*applied.borrow(), model.encode_snapshot(by_digest, out))
+            .save(&self.store, write_model::snapshot::NAME, write_model::snapshot::FORMAT, move |out| match mode {
+                SaveWhile::Stopped => {
+                    let model = model.lock().expect("write model lock");
+                    (*applied.borrow(), model.encode_snapshot(by_digest, out))
+                }
+                SaveWhile::Serving => {
+                    let started = std::time::Instant::now();
+                    let (position, captured) = {
+                        let model = model.lock().expect("write model lock");
+                        (*applied.borrow(), model.capture(by_digest))
+                    };
+                    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "write model captured for its snapshot");
+                    (position, captured.encode(out))
+                }
             })
             .await?;
         self.saved_whole.store(whole, std::sync::atomic::Ordering::Relaxed);

@@ -69,38 +69,104 @@ pub(crate) struct Missing {
     entry: usize,
 }
 
+/// The write model as a save takes it under the model's lock while writes
+/// go on ([`WriteModel::capture`]): its record streams' ids and versions,
+/// their records shared (not copied) with whether each is saved as a digest,
+/// and the rest of the body already encoded; [`Captured::encode`] then
+/// writes the body with the lock let go. Records are never changed in
+/// place once shared (a change makes a new one), so what a capture holds
+/// stays as it was when taken.
+pub(crate) struct Captured {
+    head: Vec<u8>,
+    tables: Vec<(String, CapturedTable)>,
+    tail: Vec<u8>,
+}
+
+/// One object's record streams as captured: id, version, record.
+type CapturedTable = Vec<(String, u64, Capture)>;
+
+/// A captured record stream's record, and how it is saved.
+enum Capture {
+    Gone,
+    Whole(Arc<Record>),
+    Digest(Arc<Record>),
+}
+
+/// How one record stream's record goes into the body.
+enum Saving<'a> {
+    Gone,
+    Whole(&'a Record),
+    Digest(&'a Record),
+}
+
 impl WriteModel {
-    /// Writes the body of its snapshot into `out` (under the write model's
-    /// lock: records are encoded as they are, not copied first). With
+    /// Writes the body of its snapshot into `out` under the write model's
+    /// lock, records encoded as they are (no copy: for a save with nothing
+    /// writing, as at a stop; while serving, [`WriteModel::capture`]). With
     /// `by_digest`, a record shared with another holder (the read model) is
     /// saved as its digest. Returns how many live records the body holds whole.
     pub(crate) fn encode_snapshot(&self, by_digest: bool, out: &mut Writer) -> usize {
         let mut buffer = Vec::new();
         let mut whole = 0;
-        out.put(&definitions(&self.catalog));
-        out.put(&self.meta_versions);
-        out.put(&(self.records.len() as u64));
+        self.put_head(out);
         for (object, records) in &self.records {
             out.put(object);
             out.put(&(records.len() as u64));
             // In id order (the map's): a start's take then finds them by
             // walking the read model's rows, which are in id order too.
             for (id, state) in records {
-                out.put(&(id.as_str(), state.version));
-                match &state.record {
-                    None => out.put(&GONE),
-                    Some(record) if by_digest && Arc::strong_count(record) > 1 => {
-                        out.put(&DIGEST);
-                        out.put(&digest(record, &mut buffer));
-                    }
-                    Some(record) => {
-                        out.put(&HELD);
-                        out.put(&**record);
-                        whole += 1;
-                    }
-                }
+                let saving = match &state.record {
+                    None => Saving::Gone,
+                    Some(record) if by_digest && Arc::strong_count(record) > 1 => Saving::Digest(record),
+                    Some(record) => Saving::Whole(record),
+                };
+                whole += put_stream(out, id, state.version, saving, &mut buffer);
             }
         }
+        self.put_tail(out);
+        whole
+    }
+
+    /// What [`WriteModel::encode_snapshot`] writes, taken under the lock at
+    /// the cost of a copy of each stream's id (the records shared), for
+    /// [`Captured::encode`] to write after: a save while serving holds up
+    /// writes for the copy, not for encoding and hashing every record.
+    pub(crate) fn capture(&self, by_digest: bool) -> Captured {
+        let mut head = Writer::default();
+        self.put_head(&mut head);
+        let tables = self
+            .records
+            .iter()
+            .map(|(object, records)| {
+                let streams = records
+                    .iter()
+                    .map(|(id, state)| {
+                        let capture = match &state.record {
+                            None => Capture::Gone,
+                            Some(record) if by_digest && Arc::strong_count(record) > 1 => Capture::Digest(record.clone()),
+                            Some(record) => Capture::Whole(record.clone()),
+                        };
+                        (id.clone(), state.version, capture)
+                    })
+                    .collect();
+                (object.clone(), streams)
+            })
+            .collect();
+        let mut tail = Writer::default();
+        self.put_tail(&mut tail);
+        Captured { head: head.bytes, tables, tail: tail.bytes }
+    }
+
+    /// The body's start: the definitions, the metadata streams' versions,
+    /// how many objects' record streams follow.
+    fn put_head(&self, out: &mut Writer) {
+        out.put(&definitions(&self.catalog));
+        out.put(&self.meta_versions);
+        out.put(&(self.records.len() as u64));
+    }
+
+    /// The body's end, after the record streams.
+    fn put_tail(&self, out: &mut Writer) {
         out.put(&self.created);
         out.put(&self.numbers);
         out.put(&self.unreadable);
@@ -109,7 +175,6 @@ impl WriteModel {
         out.put(&self.automation);
         out.put(&self.automation_generation);
         out.put(&self.automation_versions);
-        whole
     }
 
     /// What a snapshot's body holds, its records saved as digests still to take.
@@ -143,6 +208,52 @@ impl WriteModel {
         model.automation_versions = input.take()?;
         input.finish()?;
         Ok(Opened { model, tables })
+    }
+}
+
+impl Captured {
+    /// Writes the body [`WriteModel::encode_snapshot`] would have written at
+    /// the capture. Returns how many live records it holds whole.
+    pub(crate) fn encode(self, out: &mut Writer) -> usize {
+        let mut buffer = Vec::new();
+        let mut whole = 0;
+        out.put_raw(&self.head);
+        for (object, streams) in &self.tables {
+            out.put(object);
+            out.put(&(streams.len() as u64));
+            for (id, version, capture) in streams {
+                let saving = match capture {
+                    Capture::Gone => Saving::Gone,
+                    Capture::Whole(record) => Saving::Whole(record),
+                    Capture::Digest(record) => Saving::Digest(record),
+                };
+                whole += put_stream(out, id, *version, saving, &mut buffer);
+            }
+        }
+        out.put_raw(&self.tail);
+        whole
+    }
+}
+
+/// One record stream of the body: id, version and its record as saved.
+/// Returns 1 for a live record saved whole.
+fn put_stream(out: &mut Writer, id: &str, version: u64, saving: Saving, buffer: &mut Vec<u8>) -> usize {
+    out.put(&(id, version));
+    match saving {
+        Saving::Gone => {
+            out.put(&GONE);
+            0
+        }
+        Saving::Digest(record) => {
+            out.put(&DIGEST);
+            out.put(&digest(record, buffer));
+            0
+        }
+        Saving::Whole(record) => {
+            out.put(&HELD);
+            out.put(record);
+            1
+        }
     }
 }
 
@@ -250,11 +361,41 @@ mod tests {
     use super::*;
     use crate::service::sharing::Digested;
 
-    /// The model's snapshot body, in memory, and how many records it holds whole.
+    /// The model's snapshot body, in memory, and how many records it holds
+    /// whole; the same, byte for byte, encoded under the lock and captured.
     fn body_of(model: &WriteModel, by_digest: bool) -> (Vec<u8>, usize) {
         let mut out = Writer::default();
         let whole = model.encode_snapshot(by_digest, &mut out);
+        let mut captured = Writer::default();
+        let captured_whole = model.capture(by_digest).encode(&mut captured);
+        assert_eq!((&captured.bytes, captured_whole), (&out.bytes, whole), "a capture encodes what the model does");
         (out.bytes, whole)
+    }
+
+    #[test]
+    fn a_capture_encodes_the_model_as_it_was_when_taken() {
+        let mut model = WriteModel::default();
+        let definition = json!({"name": "note", "fields": {"title": {"type": "text"}}}).to_string();
+        model.apply("$meta/note", 1, &EventPayload::ObjectDefined(ObjectDefined { name: "note".into(), namespace: None, definition })).unwrap();
+        let created =
+            |id: &str| RecordCreated { object: "note".into(), id: id.into(), record: record(&[("id", id), ("title", "first")]), automated: Vec::new() };
+        model.apply("note/a", 1, &EventPayload::RecordCreated(created("a"))).unwrap();
+        model.apply("note/b", 1, &EventPayload::RecordCreated(created("b"))).unwrap();
+        let shared = model.records["note"]["b"].record.clone().unwrap();
+        let (before, whole) = body_of(&model, true);
+        assert_eq!(whole, 1, "b is shared, so saved as its digest");
+        let captured = model.capture(true);
+        let changes = vec![FieldChange { field: "title".into(), old: Value::Text("first".into()), new: Value::Text("second".into()) }];
+        for id in ["a", "b"] {
+            let updated = RecordUpdated { object: "note".into(), id: id.into(), changes: changes.clone(), automated: Vec::new() };
+            model.apply(&format!("note/{id}"), 2, &EventPayload::RecordUpdated(updated)).unwrap();
+        }
+        model.apply("note/c", 1, &EventPayload::RecordCreated(created("c"))).unwrap();
+        drop(shared);
+        let mut out = Writer::default();
+        assert_eq!(captured.encode(&mut out), 1);
+        assert_eq!(out.bytes, before, "changes after the capture are not in its body");
+        assert_ne!(body_of(&model, true).0, before);
     }
 
     /// The derived indexes, in order.
