@@ -373,6 +373,8 @@ impl CommandService {
                 // meets that run's unique values: once the first has
                 // committed, answer its result instead.
                 Err((index, CommandError::Rejected(DomainError::Duplicate { message, errors }))) => {
+                    // No append of this command is on its way.
+                    drop(arriving);
                     if let Some(events) = self.first_run_of(&meta).await.map_err(|e| (0, e))? {
                         return self.replay_checked(events, &meta, commands.len()).await;
                     }
