@@ -41,7 +41,7 @@ fn status_of(system: &System, name: &str) -> Json {
     let in_postgres = match name {
         "query" => matches!(system.reader, projections::QueryReader::Postgres(_)),
         "audit" => matches!(system.audit_reader, projections::AuditReader::Postgres(_)),
-        "analytics" => matches!(system.analytics_reader, projections::AnalyticsReader::Postgres(_)),
+        "analytics" => analytics_by_sql(system),
         _ => false,
     };
     let store = if in_postgres { "postgres" } else { "memory" };
@@ -229,7 +229,7 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
         if name == "realtime" {
             return Err(ApiError::new(ErrorCode::NotImplemented, "the realtime hub is not rebuilt: it keeps subscriptions, restart the server to refold it"));
         }
-        if name == "analytics" && system.analytics_reader.memory_model().is_none() {
+        if name == "analytics" && analytics_by_sql(system) {
             let message = "analytics reads the PostgreSQL query model's tables (--analytics-sql): rebuild 'query'";
             return Err(ApiError::new(ErrorCode::NotImplemented, message));
         }
@@ -281,9 +281,16 @@ pub fn start_rebuild(system: &Arc<System>, caller: &Caller, name: &str) -> Resul
     Ok(status_of(system, &name))
 }
 
+/// Whether analytics is answered by SQL on the PostgreSQL query model's
+/// tables (`--analytics-sql`): then it has no projection of its own, and its
+/// name stands for the query projection's.
+fn analytics_by_sql(system: &System) -> bool {
+    matches!(system.analytics_reader, projections::AnalyticsReader::Postgres(_))
+}
+
 /// The projection that parked the event at `position` (not found otherwise).
 fn parked_at<'a>(system: &'a System, name: &str, position: u64) -> Result<&'a projections::ProjectionHandle, ApiError> {
-    if name == "analytics" && system.analytics_reader.memory_model().is_none() {
+    if name == "analytics" && analytics_by_sql(system) {
         // Its status shows the query projection's letters: they are settled there.
         let message = "analytics reads the PostgreSQL query model's tables (--analytics-sql): retry or skip the event on 'query'";
         return Err(ApiError::new(ErrorCode::ResourceConflict, message));
